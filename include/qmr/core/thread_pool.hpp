@@ -1,0 +1,133 @@
+// A small persistent thread pool whose only operation is a blocking parallel_for over an index range.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qmr {
+
+// Workers sleep on a condition variable between jobs; a job is one parallel_for,
+// split into chunks that the caller and the workers claim from an atomic counter.
+// parallel_for does not allocate. A parallel_for issued while another one runs
+// (nested, or from a second thread) runs serially on its caller instead of waiting.
+class thread_pool {
+ public:
+  // n_threads counts the calling thread: thread_pool(1) starts no worker.
+  explicit thread_pool(unsigned n_threads = std::max(1u, std::thread::hardware_concurrency())) {
+    n_threads = std::max(1u, n_threads);
+    workers_.reserve(n_threads - 1);
+    for (unsigned i = 1; i < n_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+  ~thread_pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()) + 1; }
+
+  // Calls fn(lo, hi) on disjoint sub-ranges covering [begin, end), each at most
+  // `grain` long, and returns when all are done. The first exception thrown by
+  // fn is rethrown here after the others finish.
+  template <class F>
+  void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& fn) {
+    if (end <= begin) return;
+    grain = std::max<std::int64_t>(1, grain);
+    std::unique_lock<std::mutex> busy(submit_mutex_, std::try_to_lock);
+    if (!busy.owns_lock() || workers_.empty() || end - begin <= grain) {
+      for (std::int64_t lo = begin; lo < end; lo += grain) fn(lo, std::min(end, lo + grain));
+      return;
+    }
+    using fn_t = std::remove_reference_t<F>;
+    job_ = job{begin, end, grain, &fn, [](void* ctx, std::int64_t lo, std::int64_t hi) { (*static_cast<fn_t*>(ctx))(lo, hi); }};
+    next_.store(begin, std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error_ = nullptr;
+      active_ = static_cast<unsigned>(workers_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    run_chunks();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return active_ == 0; });
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  }
+
+  template <class F>
+  void parallel_for(std::int64_t count, F&& fn) {
+    // Four chunks per thread balance uneven rows without much claiming traffic.
+    const std::int64_t chunks = static_cast<std::int64_t>(size()) * 4;
+    parallel_for(0, count, std::max<std::int64_t>(1, (count + chunks - 1) / chunks), std::forward<F>(fn));
+  }
+
+ private:
+  struct job {
+    std::int64_t begin = 0, end = 0, grain = 1;
+    void* ctx = nullptr;
+    void (*call)(void*, std::int64_t, std::int64_t) = nullptr;
+  };
+
+  void run_chunks() {
+    for (;;) {
+      const std::int64_t lo = next_.fetch_add(job_.grain, std::memory_order_relaxed);
+      if (lo >= job_.end) return;
+      try {
+        job_.call(job_.ctx, lo, std::min(job_.end, lo + job_.grain));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+        next_.store(job_.end, std::memory_order_relaxed);  // stop handing out chunks
+      }
+    }
+  }
+
+  void worker_loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      run_chunks();
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--active_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex submit_mutex_;  // held for the whole of one parallel_for
+  std::mutex mutex_;         // guards generation_, active_, error_, stopping_
+  std::condition_variable wake_, done_;
+  std::uint64_t generation_ = 0;
+  unsigned active_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  job job_;
+  std::atomic<std::int64_t> next_{0};
+};
+
+// Runs fn over [0, count) on the pool, or serially when pool is null.
+template <class F>
+void parallel_for(thread_pool* pool, std::int64_t count, F&& fn) {
+  if (pool) {
+    pool->parallel_for(count, std::forward<F>(fn));
+  } else if (count > 0) {
+    fn(std::int64_t{0}, count);
+  }
+}
+
+}  // namespace qmr

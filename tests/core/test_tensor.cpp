@@ -1,0 +1,78 @@
+// Tensor views, dtypes, aligned buffers and error context.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "qmr/core/aligned_buffer.hpp"
+#include "qmr/core/error.hpp"
+#include "qmr/core/tensor.hpp"
+
+TEST_CASE("contiguous views have row-major strides and typed access", "[tensor]") {
+  std::vector<float> data(2 * 3 * 4);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i);
+  const auto v = qmr::tensor_view::contiguous(reinterpret_cast<const std::byte*>(data.data()), qmr::dtype::f32,
+                                              qmr::make_shape({2, 3, 4}));
+  REQUIRE(v.strides[0] == 12);
+  REQUIRE(v.strides[1] == 4);
+  REQUIRE(v.strides[2] == 1);
+  REQUIRE(v.numel() == 24);
+  REQUIRE(v.nbytes() == 96);
+  REQUIRE(v.is_contiguous());
+  REQUIRE(v.as<float>()[23] == 23.0f);
+  REQUIRE_THROWS_WITH(v.as<qmr::f16>(), "tensor is F32, not F16");
+  auto transposed = v;
+  std::swap(transposed.strides[1], transposed.strides[2]);
+  std::swap(transposed.shape.dims[1], transposed.shape.dims[2]);
+  REQUIRE_FALSE(transposed.is_contiguous());
+}
+
+TEST_CASE("a misaligned typed view is an error, not undefined behaviour", "[tensor]") {
+  std::vector<std::byte> bytes(64);
+  const auto v = qmr::tensor_view::contiguous(bytes.data() + 1, qmr::dtype::f32, qmr::make_shape({4}));
+  REQUIRE_THROWS_WITH(v.as<float>(), "tensor data is not aligned to 4 bytes");
+}
+
+TEST_CASE("as_matrix needs a 2-D contiguous tensor", "[tensor]") {
+  std::vector<float> data(6, 1.0f);
+  const auto* p = reinterpret_cast<const std::byte*>(data.data());
+  const auto m = qmr::as_matrix<float>(qmr::tensor_view::contiguous(p, qmr::dtype::f32, qmr::make_shape({2, 3})));
+  REQUIRE(m.rows == 2);
+  REQUIRE(m.cols == 3);
+  REQUIRE(m(1, 2) == 1.0f);
+  REQUIRE_THROWS(qmr::as_matrix<float>(qmr::tensor_view::contiguous(p, qmr::dtype::f32, qmr::make_shape({6}))));
+}
+
+TEST_CASE("dtype names and sizes", "[tensor]") {
+  for (auto t : {qmr::dtype::f32, qmr::dtype::f16, qmr::dtype::bf16, qmr::dtype::i8, qmr::dtype::u8, qmr::dtype::i32}) {
+    REQUIRE(qmr::dtype_from_name(qmr::dtype_name(t)) == t);
+    REQUIRE(qmr::dtype_size(t) > 0);
+  }
+  REQUIRE_FALSE(qmr::dtype_from_name("F64").has_value());
+  REQUIRE(qmr::make_shape({2, 3}).str() == "[2, 3]");
+  REQUIRE_THROWS(qmr::make_shape({1, 2, 3, 4, 5}));
+  REQUIRE_THROWS(qmr::make_shape({-1}));
+}
+
+TEST_CASE("aligned_buffer is aligned, zeroed, copyable and movable", "[tensor]") {
+  qmr::aligned_buffer<float> a(100);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(a.data()) % qmr::buffer_alignment == 0);
+  for (float x : a) REQUIRE(x == 0.0f);
+  a[7] = 3.0f;
+  qmr::aligned_buffer<float> b = a;
+  REQUIRE(b[7] == 3.0f);
+  REQUIRE(b.data() != a.data());
+  qmr::aligned_buffer<float> c = std::move(a);
+  REQUIRE(c[7] == 3.0f);
+  REQUIRE(a.empty());
+  qmr::aligned_buffer<float> empty(0);
+  REQUIRE(empty.data() == nullptr);
+}
+
+TEST_CASE("errors carry their context", "[error]") {
+  const qmr::error e("bad offset", qmr::in_file("m.safetensors", "lm_head.weight", "data_offsets", 4096));
+  REQUIRE(std::string(e.what()) == "m.safetensors: tensor 'lm_head.weight': field 'data_offsets': byte 4096: bad offset");
+  REQUIRE(e.context().offset == 4096u);
+  REQUIRE(e.message() == "bad offset");
+  REQUIRE(std::string(qmr::error("plain").what()) == "plain");
+}
