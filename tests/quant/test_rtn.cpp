@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../random.hpp"
+#include "qmr/quant/distortion.hpp"
 #include "qmr/quant/rtn.hpp"
 
 using namespace qmr::quant;
@@ -16,14 +17,7 @@ namespace {
 constexpr std::int64_t rows = 64, cols = 1024;
 
 double rms_relative_error(const std::vector<float>& w, const qtensor& q) {
-  std::vector<float> back(w.size());
-  dequantize(q.view(), {back.data(), q.rows(), q.cols()});
-  double err = 0, ref = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    err += (static_cast<double>(w[i]) - back[i]) * (static_cast<double>(w[i]) - back[i]);
-    ref += static_cast<double>(w[i]) * w[i];
-  }
-  return std::sqrt(err / ref);
+  return measure_distortion({w.data(), q.rows(), q.cols()}, q.view()).rms_relative();
 }
 
 }  // namespace

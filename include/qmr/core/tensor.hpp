@@ -123,4 +123,21 @@ matrix_view<const T> as_matrix(const tensor_view& t) {
   return {t.as<T>(), t.shape[0], t.shape[1]};
 }
 
+// Copies a contiguous F32/F16/BF16 tensor into out[numel] as f32.
+inline void copy_to_f32(const tensor_view& t, float* out) {
+  check(t.is_contiguous(), "expected a contiguous tensor");
+  const std::int64_t n = t.numel();
+  const auto convert = [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = t.as<T>();
+    for (std::int64_t i = 0; i < n; ++i) out[i] = to_float(src[i]);
+  };
+  switch (t.type) {
+    case dtype::f32: return convert(float{});
+    case dtype::f16: return convert(f16{});
+    case dtype::bf16: return convert(bf16{});
+    default: throw error("cannot convert " + std::string(dtype_name(t.type)) + " to f32");
+  }
+}
+
 }  // namespace qmr

@@ -1,0 +1,24 @@
+// Whole-file text writes that never leave a half-written file: write beside, then rename.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "../core/error.hpp"
+
+namespace qmr::io {
+
+inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw error("cannot create file", in_file(tmp.string()));
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !written) {
+    std::filesystem::remove(tmp);
+    throw error("write failed (disk full?)", in_file(tmp.string()));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace qmr::io
