@@ -10,7 +10,7 @@ int main() {
   const int rows = 256, cols = 1024;  // W is [out_features, in_features], like a PyTorch Linear
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> w(rows * cols), x(cols), y(rows);
+  std::vector<float> w(std::size_t{rows} * cols), x(cols), y(rows);
   for (float& v : w) v = 0.02f * normal(rng);
   for (float& v : x) v = normal(rng);
 

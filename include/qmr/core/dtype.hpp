@@ -16,11 +16,11 @@ enum class dtype : std::uint8_t { f32, f16, bf16, i8, u8, i32, packed };
 // Bytes per element; `packed` has no per-element size (its codes are bit-packed).
 constexpr std::size_t dtype_size(dtype t) {
   switch (t) {
-    case dtype::f32: return 4;
+    case dtype::f32:
     case dtype::i32: return 4;
-    case dtype::f16: return 2;
+    case dtype::f16:
     case dtype::bf16: return 2;
-    case dtype::i8: return 1;
+    case dtype::i8:
     case dtype::u8: return 1;
     case dtype::packed: return 0;
   }

@@ -34,7 +34,7 @@ struct synthetic_config {
 // Writes config.json and bf16 weights into `dir` (created if needed).
 inline void write_synthetic_checkpoint(const std::filesystem::path& dir, const synthetic_config& c) {
   std::filesystem::create_directories(dir);
-  const int head_dim = c.hidden / c.heads;
+  const std::int64_t head_dim = c.hidden / c.heads;  // int64 so that kv_heads * head_dim widens first
   struct spec {
     std::string name;
     std::int64_t rows, cols;  // cols 0: a vector of `rows`
