@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     w.add<float>("model.embed.weight", qmr::make_shape({2, 3}), std::vector<float>{1, -2, 3.5f, 0, 1e-8f, -0.0f});
     w.add<float>("scale", qmr::make_shape({}), std::vector<float>{0.125f});
     w.add<std::int32_t>("ids", qmr::make_shape({1, 1, 2, 1}), std::vector<std::int32_t>{7, -1});
-    w.add<qmr::f16>("h", qmr::make_shape({4}), std::vector<qmr::f16>{qmr::to_f16(1), qmr::to_f16(-1), {0x7c00}, {0x7e00}});
+    w.add<qmr::f16>("h", qmr::make_shape({4}),
+                    std::vector<qmr::f16>{qmr::to_f16(1), qmr::to_f16(-1), {0x7c00}, {0x7e00}});
     w.add<qmr::bf16>("b", qmr::make_shape({2, 2}), std::vector<qmr::bf16>{qmr::to_bf16(2), {0}, {0x8000}, {0x7f80}});
     w.add<std::int8_t>("q", qmr::make_shape({3}), std::vector<std::int8_t>{-128, 0, 127});
     w.add<std::uint8_t>("u", qmr::make_shape({5}), std::vector<std::uint8_t>{0, 1, 2, 254, 255});
@@ -81,22 +82,32 @@ int main(int argc, char** argv) {
   save(dir / "valid_metadata_only.safetensors", raw_file(R"({"__metadata__":{"a":"b","":"\u00e9"}})"));
   // Unpadded header: the F32 data lands misaligned in the input buffer.
   save(dir / "valid_unpadded.safetensors", raw_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8));
-  save(dir / "valid_zero_sized.safetensors",
-       raw_file(R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"I32","shape":[3,0,2],"data_offsets":[0,0]},)"
-                R"("c":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})",
-                2));
+  save(
+      dir / "valid_zero_sized.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"I32","shape":[3,0,2],"data_offsets":[0,0]},)"
+          R"("c":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})",
+          2));
 
-  save(dir / "bad_overlap.safetensors",
-       raw_file(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})", 12));
-  save(dir / "bad_hole.safetensors",
-       raw_file(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})", 12));
+  save(
+      dir / "bad_overlap.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
+          12));
+  save(
+      dir / "bad_hole.safetensors",
+      raw_file(
+          R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})",
+          12));
   save(dir / "bad_trailing.safetensors", raw_file(R"({"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}})", 6));
-  save(dir / "bad_shape_mismatch.safetensors", raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
+  save(dir / "bad_shape_mismatch.safetensors",
+       raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
   save(dir / "bad_dtype.safetensors", raw_file(R"({"a":{"dtype":"Q4_0","shape":[2],"data_offsets":[0,2]}})", 2));
   save(dir / "bad_huge_shape.safetensors",
        raw_file(R"({"a":{"dtype":"U8","shape":[1099511627776,1099511627776,1099511627776],"data_offsets":[0,0]}})"));
   save(dir / "bad_truncated_json.safetensors", raw_file(R"({"a":{"dtype":"F16","shape":[1],"data_off)"));
   save(dir / "bad_header_length.safetensors", raw_file("{}", 0, std::uint64_t{1} << 63));
-  save(dir / "bad_metadata.safetensors", raw_file(R"({"__metadata__":{"n":1},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}})", 1));
+  save(dir / "bad_metadata.safetensors",
+       raw_file(R"({"__metadata__":{"n":1},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}})", 1));
   return 0;
 }

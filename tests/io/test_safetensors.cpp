@@ -95,15 +95,17 @@ std::string one_tensor(std::string_view body) {
   return "{\"" + std::string(tensor_name) + "\":{" + std::string(body) + "}}";
 }
 
-safetensors_file parse_memory(const std::vector<std::byte>& bytes) { return safetensors_file::parse(bytes, "mem.safetensors"); }
+safetensors_file parse_memory(const std::vector<std::byte>& bytes) {
+  return safetensors_file::parse(bytes, "mem.safetensors");
+}
 
 // Parses `file_bytes` and requires a qmr::error whose message matches `matcher`
 // (a macro so that a failure reports the caller's line).
-#define REQUIRE_REJECTED(file_bytes, matcher)                          \
-  do {                                                                 \
-    const std::vector<std::byte> rejected_bytes_ = (file_bytes);       \
-    REQUIRE_THROWS_AS(parse_memory(rejected_bytes_), qmr::error);      \
-    REQUIRE_THROWS_WITH(parse_memory(rejected_bytes_), matcher);       \
+#define REQUIRE_REJECTED(file_bytes, matcher)                     \
+  do {                                                            \
+    const std::vector<std::byte> rejected_bytes_ = (file_bytes);  \
+    REQUIRE_THROWS_AS(parse_memory(rejected_bytes_), qmr::error); \
+    REQUIRE_THROWS_WITH(parse_memory(rejected_bytes_), matcher);  \
   } while (false)
 
 std::uint64_t read_u64_le(std::span<const std::byte> bytes) {
@@ -307,9 +309,8 @@ TEST_CASE("safetensors writer output follows the format", "[safetensors]") {
     REQUIRE(std::equal(data + offsets[0], data + offsets[1], s.bytes.begin(), s.bytes.end()));
     ranges.push_back({offsets[0], offsets[1], name});
   }
-  std::sort(ranges.begin(), ranges.end(), [](const range& a, const range& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(ranges.begin(), ranges.end(),
+            [](const range& a, const range& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   // The tensors tile the data buffer exactly.
   std::uint64_t expected = 0;
   for (const range& r : ranges) {
@@ -323,7 +324,8 @@ TEST_CASE("safetensors writer output follows the format", "[safetensors]") {
 TEST_CASE("safetensors writer rejects inconsistent tensors", "[safetensors]") {
   safetensors_writer w;
   const std::vector<std::byte> eight = zeros(8);
-  REQUIRE_THROWS_WITH(w.add("a", "F32", qmr::make_shape({3}), eight), Contains("needs 12 bytes, got 8") && Contains("'a'"));
+  REQUIRE_THROWS_WITH(w.add("a", "F32", qmr::make_shape({3}), eight),
+                      Contains("needs 12 bytes, got 8") && Contains("'a'"));
   REQUIRE_THROWS_WITH(w.add("b", "F7", qmr::make_shape({8}), eight), Contains("unknown dtype 'F7'"));
   REQUIRE_THROWS_WITH(w.add("__metadata__", "U8", qmr::make_shape({8}), eight), Contains("reserved"));
   w.add("c", "U8", qmr::make_shape({8}), eight);
@@ -360,16 +362,20 @@ TEST_CASE("safetensors headers: minimal valid files parse", "[safetensors]") {
 }
 
 TEST_CASE("safetensors rejects bad framing", "[safetensors]") {
-  SECTION("empty file") { REQUIRE_REJECTED(std::vector<std::byte>{}, Contains("file is 0 bytes, shorter than the 8-byte header length")); }
+  SECTION("empty file") {
+    REQUIRE_REJECTED(std::vector<std::byte>{}, Contains("file is 0 bytes, shorter than the 8-byte header length"));
+  }
   SECTION("shorter than the length field") {
     REQUIRE_REJECTED(zeros(5), Contains("file is 5 bytes") && Contains("mem.safetensors"));
   }
   SECTION("header length past the end of the file") {
-    REQUIRE_REJECTED(file_with_length(100, "{}"), Contains("header length 100 runs past the end of the file (10 bytes)"));
+    REQUIRE_REJECTED(file_with_length(100, "{}"),
+                     Contains("header length 100 runs past the end of the file (10 bytes)"));
   }
   SECTION("header length 2^63") {
-    REQUIRE_REJECTED(file_with_length(std::uint64_t{1} << 63, "{}"),
-                     Contains("header length 9223372036854775808 runs past the end") && Contains("field 'header length'"));
+    REQUIRE_REJECTED(
+        file_with_length(std::uint64_t{1} << 63, "{}"),
+        Contains("header length 9223372036854775808 runs past the end") && Contains("field 'header length'"));
   }
   SECTION("header length 2^64 - 1") {
     REQUIRE_REJECTED(file_with_length(~std::uint64_t{0}, "{}"), Contains("runs past the end of the file"));
@@ -386,7 +392,8 @@ TEST_CASE("safetensors rejects bad framing", "[safetensors]") {
     std::vector<std::byte> bytes = read_bytes(dir / "m.safetensors");
     const std::string last = parse_memory(bytes).tensors().back().name;
     bytes.resize(bytes.size() - 3);
-    REQUIRE_REJECTED(bytes, Contains("tensor '" + last + "'") && Contains("field 'data_offsets'") && Contains("past the"));
+    REQUIRE_REJECTED(bytes,
+                     Contains("tensor '" + last + "'") && Contains("field 'data_offsets'") && Contains("past the"));
   }
   SECTION("a valid file cut inside its header") {
     const temp_dir dir;
@@ -399,7 +406,8 @@ TEST_CASE("safetensors rejects bad framing", "[safetensors]") {
 
 TEST_CASE("safetensors rejects headers that are not a JSON object", "[safetensors]") {
   SECTION("truncated JSON") {
-    REQUIRE_REJECTED(file_of(R"({"layers.0.w":{"dtype":"F32")"), Contains("header is not valid JSON") && Contains("field 'header'"));
+    REQUIRE_REJECTED(file_of(R"({"layers.0.w":{"dtype":"F32")"),
+                     Contains("header is not valid JSON") && Contains("field 'header'"));
   }
   SECTION("empty header") { REQUIRE_REJECTED(file_of(""), Contains("header is not valid JSON")); }
   SECTION("trailing garbage") { REQUIRE_REJECTED(file_of("{} x"), Contains("header is not valid JSON")); }
@@ -451,8 +459,9 @@ TEST_CASE("safetensors rejects bad tensor entries", "[safetensors]") {
                      Contains("field 'shape'") && Contains("missing or not an array"));
   }
   SECTION("negative dimension") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[2,-1],"data_offsets":[0,0])")),
-                     Contains("dimension -1 is not a non-negative integer") && Contains("field 'shape'") && names_tensor);
+    REQUIRE_REJECTED(
+        file_of(one_tensor(R"("dtype":"U8","shape":[2,-1],"data_offsets":[0,0])")),
+        Contains("dimension -1 is not a non-negative integer") && Contains("field 'shape'") && names_tensor);
   }
   SECTION("float dimension") {
     REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[2.0],"data_offsets":[0,2])"), zeros(2)),
@@ -493,19 +502,29 @@ TEST_CASE("safetensors rejects bad data_offsets", "[safetensors]") {
   const auto names_tensor = Contains("tensor '" + std::string(tensor_name) + "'");
   const auto offsets_field = Contains("field 'data_offsets'");
   const auto offsets_message = Contains("must be an array of two non-negative integers");
-  SECTION("missing") { REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1])"), zeros(1)), offsets_field && offsets_message && names_tensor); }
-  SECTION("not an array") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":{"begin":0})"), zeros(1)), offsets_field && offsets_message);
+  SECTION("missing") {
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1])"), zeros(1)),
+                     offsets_field && offsets_message && names_tensor);
   }
-  SECTION("one element") { REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[1])"), zeros(1)), offsets_field && offsets_message); }
+  SECTION("not an array") {
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":{"begin":0})"), zeros(1)),
+                     offsets_field && offsets_message);
+  }
+  SECTION("one element") {
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[1])"), zeros(1)),
+                     offsets_field && offsets_message);
+  }
   SECTION("three elements") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0,1,2])"), zeros(2)), offsets_field && offsets_message);
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0,1,2])"), zeros(2)),
+                     offsets_field && offsets_message);
   }
   SECTION("negative begin") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[-1,0])"), zeros(1)), offsets_field && offsets_message && names_tensor);
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[-1,0])"), zeros(1)),
+                     offsets_field && offsets_message && names_tensor);
   }
   SECTION("float offsets") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0.0,1.0])"), zeros(1)), offsets_field && offsets_message);
+    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0.0,1.0])"), zeros(1)),
+                     offsets_field && offsets_message);
   }
   SECTION("begin after end") {
     REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[0],"data_offsets":[8,4])"), zeros(8)),
@@ -516,22 +535,25 @@ TEST_CASE("safetensors rejects bad data_offsets", "[safetensors]") {
                      Contains("end 16 is past the 8-byte data buffer") && names_tensor);
   }
   SECTION("end at 2^64 - 1") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[18446744073709551614,18446744073709551615])"),
-                             zeros(1)),
-                     Contains("is past the 1-byte data buffer"));
+    REQUIRE_REJECTED(
+        file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[18446744073709551614,18446744073709551615])"),
+                zeros(1)),
+        Contains("is past the 1-byte data buffer"));
   }
   SECTION("shape and byte count disagree") {
-    REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"F32","shape":[3],"data_offsets":[0,8])"), zeros(8)),
-                     Contains("shape [3] of F32 needs 3 elements of 4 bytes, but data_offsets span 8 bytes") && names_tensor);
+    REQUIRE_REJECTED(
+        file_of(one_tensor(R"("dtype":"F32","shape":[3],"data_offsets":[0,8])"), zeros(8)),
+        Contains("shape [3] of F32 needs 3 elements of 4 bytes, but data_offsets span 8 bytes") && names_tensor);
   }
 }
 
 TEST_CASE("safetensors requires the tensors to tile the data buffer", "[safetensors]") {
   SECTION("two tensors overlap") {
-    REQUIRE_REJECTED(file_of(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
-                             R"("b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
-                             zeros(12)),
-                     Contains("tensor 'b'") && Contains("overlap tensor 'a' [0, 8)") && Contains("field 'data_offsets'"));
+    REQUIRE_REJECTED(
+        file_of(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
+                R"("b":{"dtype":"U8","shape":[8],"data_offsets":[4,12]}})",
+                zeros(12)),
+        Contains("tensor 'b'") && Contains("overlap tensor 'a' [0, 8)") && Contains("field 'data_offsets'"));
   }
   SECTION("a zero-size tensor inside another") {
     REQUIRE_REJECTED(file_of(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
@@ -555,7 +577,9 @@ TEST_CASE("safetensors requires the tensors to tile the data buffer", "[safetens
     REQUIRE_REJECTED(file_of(one_tensor(R"("dtype":"U8","shape":[4],"data_offsets":[0,4])"), zeros(6)),
                      Contains("tensors cover 4 bytes of a 6-byte data buffer"));
   }
-  SECTION("data but no tensors") { REQUIRE_REJECTED(file_of("{}", zeros(1)), Contains("tensors cover 0 bytes of a 1-byte data buffer")); }
+  SECTION("data but no tensors") {
+    REQUIRE_REJECTED(file_of("{}", zeros(1)), Contains("tensors cover 0 bytes of a 1-byte data buffer"));
+  }
 }
 
 TEST_CASE("safetensors __metadata__ must be a string map", "[safetensors]") {
@@ -568,13 +592,16 @@ TEST_CASE("safetensors __metadata__ must be a string map", "[safetensors]") {
   SECTION("not an object") {
     REQUIRE_REJECTED(file_of(R"({"__metadata__":"pt"})"), Contains("__metadata__ is not an object"));
   }
-  SECTION("an array") { REQUIRE_REJECTED(file_of(R"({"__metadata__":["pt"]})"), Contains("__metadata__ is not an object")); }
+  SECTION("an array") {
+    REQUIRE_REJECTED(file_of(R"({"__metadata__":["pt"]})"), Contains("__metadata__ is not an object"));
+  }
   SECTION("a non-string value") {
     REQUIRE_REJECTED(file_of(R"({"__metadata__":{"format":"pt","total":12}})"),
                      Contains("value of 'total' is not a string") && Contains("field '__metadata__'"));
   }
   SECTION("a nested object value") {
-    REQUIRE_REJECTED(file_of(R"({"__metadata__":{"nested":{"a":"b"}}})"), Contains("value of 'nested' is not a string"));
+    REQUIRE_REJECTED(file_of(R"({"__metadata__":{"nested":{"a":"b"}}})"),
+                     Contains("value of 'nested' is not a string"));
   }
 }
 
@@ -582,7 +609,8 @@ TEST_CASE("safetensors lists dtypes qmr does not compute with", "[safetensors]")
   std::vector<std::byte> data(24);
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i + 1);
   const std::vector<std::byte> bytes = file_of(
-      R"({"d":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},"l":{"dtype":"I64","shape":[1],"data_offsets":[16,24]}})", data);
+      R"({"d":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},"l":{"dtype":"I64","shape":[1],"data_offsets":[16,24]}})",
+      data);
   const safetensors_file f = parse_memory(bytes);
   REQUIRE(f.tensors().size() == 2);
   const auto& d = f.at("d");
@@ -604,10 +632,12 @@ TEST_CASE("safetensors lists dtypes qmr does not compute with", "[safetensors]")
 }
 
 TEST_CASE("safetensors at() and find() of a missing tensor", "[safetensors]") {
-  const safetensors_file f = parse_memory(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0,1])"), zeros(1)));
+  const safetensors_file f =
+      parse_memory(file_of(one_tensor(R"("dtype":"U8","shape":[1],"data_offsets":[0,1])"), zeros(1)));
   REQUIRE(f.find("missing") == nullptr);
   REQUIRE_THROWS_AS(f.at("missing"), qmr::error);
-  REQUIRE_THROWS_WITH(f.at("missing"), Contains("no such tensor") && Contains("tensor 'missing'") && Contains("mem.safetensors"));
+  REQUIRE_THROWS_WITH(f.at("missing"),
+                      Contains("no such tensor") && Contains("tensor 'missing'") && Contains("mem.safetensors"));
   REQUIRE_THROWS_WITH(f.view("missing"), Contains("tensor 'missing'"));
   REQUIRE(f.find(tensor_name) != nullptr);
 }
@@ -698,25 +728,27 @@ TEST_CASE("checkpoint reads sharded safetensors through the index", "[safetensor
     fx.write_index(map);
     REQUIRE_THROWS_AS(checkpoint::open(fx.dir.path()), qmr::error);
     REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
-                        Contains("listed in shard '" + fx.shard1 + "' but not found there") && Contains("tensor 'layers.1.w'") &&
-                            Contains(fx.index().string()));
+                        Contains("listed in shard '" + fx.shard1 + "' but not found there") &&
+                            Contains("tensor 'layers.1.w'") && Contains(fx.index().string()));
   }
   SECTION("the index puts a tensor in the wrong shard") {
     auto map = fx.good_map();
     map["lm_head.weight"] = fx.shard1;
     fx.write_index(map);
     REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
-                        Contains("listed in shard '" + fx.shard1 + "' but not found there") && Contains("tensor 'lm_head.weight'") &&
-                            Contains("model.safetensors.index.json"));
+                        Contains("listed in shard '" + fx.shard1 + "' but not found there") &&
+                            Contains("tensor 'lm_head.weight'") && Contains("model.safetensors.index.json"));
   }
   SECTION("weight_map is not an object") {
     fx.write_index(nlohmann::json::array({fx.shard1}));
     REQUIRE_THROWS_AS(checkpoint::open(fx.dir.path()), qmr::error);
-    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()), Contains("field 'weight_map'") && Contains("missing or not an object"));
+    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
+                        Contains("field 'weight_map'") && Contains("missing or not an object"));
   }
   SECTION("weight_map is missing") {
     write_text(fx.index(), R"({"metadata":{}})");
-    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()), Contains("field 'weight_map'") && Contains("missing or not an object"));
+    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
+                        Contains("field 'weight_map'") && Contains("missing or not an object"));
   }
   SECTION("the index is not an object") {
     write_text(fx.index(), "[]");
@@ -724,7 +756,8 @@ TEST_CASE("checkpoint reads sharded safetensors through the index", "[safetensor
   }
   SECTION("a shard name is not a string") {
     write_text(fx.index(), R"({"weight_map":{"embed.weight":1}})");
-    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()), Contains("shard name is not a string") && Contains("tensor 'embed.weight'"));
+    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
+                        Contains("shard name is not a string") && Contains("tensor 'embed.weight'"));
   }
   SECTION("the index is invalid JSON") {
     write_text(fx.index(), R"({"weight_map":{"embed.weight":)");
@@ -762,9 +795,9 @@ TEST_CASE("checkpoint reads sharded safetensors through the index", "[safetensor
     map["extra"] = "dup.safetensors.part";
     fx.write_index(map);
     REQUIRE_THROWS_AS(checkpoint::open(fx.dir.path()), qmr::error);
-    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
-                        Contains("tensor 'embed.weight'") && Contains("also appears in") && Contains(fx.shard1) &&
-                            Contains("dup.safetensors.part"));
+    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()), Contains("tensor 'embed.weight'") &&
+                                                             Contains("also appears in") && Contains(fx.shard1) &&
+                                                             Contains("dup.safetensors.part"));
   }
 }
 
@@ -790,12 +823,20 @@ TEST_CASE("checkpoint opens files and directories without an index", "[safetenso
   }
   SECTION("a directory with other .safetensors files loads them all, sorted") {
     write_text(fx.dir / "notes.txt", "not a tensor file");
+    // More files than the two shards, so that directory order is unlikely to be sorted already.
+    for (const std::string name : {"d", "a", "c", "b"}) {
+      safetensors_writer w;
+      w.add("extra." + name, "U8", qmr::make_shape({1}), zeros(1));
+      w.write(fx.dir / (name + ".safetensors"));
+    }
     const checkpoint c = checkpoint::open(fx.dir.path());
     REQUIRE(c.index_file().empty());
-    REQUIRE(c.shards().size() == 2);
-    REQUIRE(fs::path(c.shards()[0].file()).filename().string() == fx.shard1);
-    REQUIRE(fs::path(c.shards()[1].file()).filename().string() == fx.shard2);
-    REQUIRE(c.names() == std::vector<std::string>{"embed.weight", "layers.0.w", "layers.1.w", "lm_head.weight"});
+    std::vector<std::string> files;
+    for (const auto& shard : c.shards()) files.push_back(fs::path(shard.file()).filename().string());
+    REQUIRE(files == std::vector<std::string>{"a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors",
+                                              fx.shard1, fx.shard2});
+    REQUIRE(c.names() == std::vector<std::string>{"embed.weight", "extra.a", "extra.b", "extra.c", "extra.d",
+                                                  "layers.0.w", "layers.1.w", "lm_head.weight"});
     REQUIRE(c.view("embed.weight").as<float>()[3] == fx.embed[3]);
     REQUIRE(fs::path(c.shard_of("layers.1.w").file()).filename().string() == fx.shard2);
   }
@@ -807,12 +848,14 @@ TEST_CASE("checkpoint opens files and directories without an index", "[safetenso
   }
   SECTION("a malformed shard names its file") {
     write_bytes(fx.dir / "broken.safetensors", file_of("[]"));
-    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()), Contains("broken.safetensors") && Contains("header is not a JSON object"));
+    REQUIRE_THROWS_WITH(checkpoint::open(fx.dir.path()),
+                        Contains("broken.safetensors") && Contains("header is not a JSON object"));
   }
   SECTION("an empty directory") {
     const temp_dir empty;
     REQUIRE_THROWS_AS(checkpoint::open(empty.path()), qmr::error);
-    REQUIRE_THROWS_WITH(checkpoint::open(empty.path()), Contains("directory holds no .safetensors file") && Contains(empty.path().string()));
+    REQUIRE_THROWS_WITH(checkpoint::open(empty.path()),
+                        Contains("directory holds no .safetensors file") && Contains(empty.path().string()));
   }
   SECTION("a nonexistent path") {
     const fs::path missing = fx.dir / "does-not-exist";
