@@ -1,0 +1,337 @@
+// The transformer forward pass (Llama, Qwen2, Qwen3) over a KV cache, with optional activation hooks; reads top to bottom.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../core/aligned_buffer.hpp"
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "weights.hpp"
+
+namespace qmr::model {
+
+// Where in the network an activation was taken.
+enum class component : std::uint8_t {
+  layer_input,    // residual stream entering the layer        [T, hidden]
+  attn_norm,      // input of q/k/v projections                [T, hidden]
+  q, k, v,        // projection outputs (bias added; before q/k norm and RoPE) [T, q_dim|kv_dim]
+  attn_probs,     // softmax probabilities, row t*heads + h     [T*heads, positions]
+  attn_out,       // attention output, input of o_proj          [T, q_dim]
+  o,              // o_proj output                              [T, hidden]
+  attn_residual,  // residual stream after attention            [T, hidden]
+  mlp_norm,       // input of gate/up projections               [T, hidden]
+  gate, up,       // projection outputs                         [T, intermediate]
+  mlp_act,        // silu(gate) * up, input of down_proj        [T, intermediate]
+  down,           // down_proj output                           [T, hidden]
+  layer_output,   // residual stream leaving the layer          [T, hidden]
+  final_norm,     // input of the output head                   [rows, hidden]
+  logits,         //                                            [rows, vocab]
+};
+
+inline const char* component_name(component c) {
+  switch (c) {
+    case component::layer_input: return "layer_input";
+    case component::attn_norm: return "attn_norm";
+    case component::q: return "q";
+    case component::k: return "k";
+    case component::v: return "v";
+    case component::attn_probs: return "attn_probs";
+    case component::attn_out: return "attn_out";
+    case component::o: return "o";
+    case component::attn_residual: return "attn_residual";
+    case component::mlp_norm: return "mlp_norm";
+    case component::gate: return "gate";
+    case component::up: return "up";
+    case component::mlp_act: return "mlp_act";
+    case component::down: return "down";
+    case component::layer_output: return "layer_output";
+    case component::final_norm: return "final_norm";
+    case component::logits: return "logits";
+  }
+  return "?";
+}
+
+struct activation {
+  int layer = -1;  // -1 for final_norm and logits
+  component what = component::layer_input;
+  int position = 0;  // absolute position of the first token of this forward call
+  matrix_view<const float> data;
+};
+using activation_hook = std::function<void(const activation&)>;
+
+// RoPE inverse frequencies [head_dim / 2], in f32 as transformers computes them
+// (including its linear and llama3 rescalings).
+inline std::vector<float> rope_inv_freq(const model_config& c) {
+  const int half = c.head_dim / 2;
+  std::vector<float> inv(static_cast<std::size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    inv[static_cast<std::size_t>(i)] = 1.0f / std::pow(static_cast<float>(c.rope.theta), exponent);
+  }
+  if (c.rope.type == rope_type::linear) {
+    for (float& f : inv) f /= static_cast<float>(c.rope.factor);
+  } else if (c.rope.type == rope_type::llama3) {
+    constexpr double pi = 3.14159265358979323846;
+    const double low_wavelen = c.rope.original_max_positions / c.rope.low_freq_factor;
+    const double high_wavelen = c.rope.original_max_positions / c.rope.high_freq_factor;
+    for (float& f : inv) {
+      const double wavelen = 2 * pi / f;
+      if (wavelen > low_wavelen) {
+        f = static_cast<float>(f / c.rope.factor);  // long wavelengths: interpolate fully
+      } else if (wavelen >= high_wavelen) {         // the band between: blend smoothly
+        const double smooth = (c.rope.original_max_positions / wavelen - c.rope.low_freq_factor) /
+                              (c.rope.high_freq_factor - c.rope.low_freq_factor);
+        f = static_cast<float>((1 - smooth) * f / c.rope.factor + smooth * f);
+      }
+    }
+  }
+  return inv;
+}
+
+// One sequence's state: the KV cache and scratch buffers, bound to a model.
+class session {
+ public:
+  // capacity: the most positions the KV cache holds.
+  session(const model& m, int capacity, thread_pool* pool = nullptr)
+      : m_(&m), pool_(pool), capacity_(capacity), inv_freq_(rope_inv_freq(m.config())) {
+    check(capacity > 0, "session capacity must be positive");
+    const model_config& c = m.config();
+    for (int l = 0; l < c.layers; ++l) {
+      k_cache_.emplace_back(static_cast<std::size_t>(capacity) * static_cast<std::size_t>(c.kv_dim()));
+      v_cache_.emplace_back(static_cast<std::size_t>(capacity) * static_cast<std::size_t>(c.kv_dim()));
+    }
+  }
+
+  int length() const { return length_; }
+  int capacity() const { return capacity_; }
+  const model& model_ref() const { return *m_; }
+  void reset() { length_ = 0; }
+  // Keeps the first n positions of the cache (n <= length): rewinds for a new continuation.
+  void truncate(int n) {
+    check(n >= 0 && n <= length_, "truncate: " + std::to_string(n) + " is outside [0, " + std::to_string(length_) + "]");
+    length_ = n;
+  }
+  void set_hook(activation_hook hook) { hook_ = std::move(hook); }
+
+  // Runs `tokens` at positions [length, length + n), appends them to the cache and returns
+  // the logits of every position ([n, vocab]) or only of the last ([1, vocab]).
+  matrix_view<const float> forward(std::span<const std::int32_t> tokens, bool all_logits = false) {
+    const model_config& c = m_->config();
+    const model_weights& w = m_->weights();
+    const int n = static_cast<int>(tokens.size());
+    check(n > 0, "forward needs at least one token");
+    if (length_ + n > capacity_)
+      throw error("sequence of " + std::to_string(length_ + n) + " positions exceeds the session capacity of " +
+                  std::to_string(capacity_));
+    grow_(n);
+    const int pos0 = length_;
+    const std::int64_t hidden = c.hidden;
+
+    // Embeddings.
+    matrix_view<float> x(x_.data(), n, hidden);  // residual stream [n, hidden]
+    for (int t = 0; t < n; ++t) {
+      const std::int32_t id = tokens[static_cast<std::size_t>(t)];
+      if (id < 0 || id >= c.vocab)
+        throw error("token id " + std::to_string(id) + " at position " + std::to_string(pos0 + t) +
+                    " is outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
+      row_to_f32(w.embed, id, x.row(t));
+    }
+
+    for (int l = 0; l < c.layers; ++l) {
+      const layer_weights& lw = w.layers[static_cast<std::size_t>(l)];
+      emit_(l, component::layer_input, pos0, x);
+
+      // Attention block: h = norm(x); q, k, v; RoPE; causal GQA attention; x += o.
+      matrix_view<float> h(h_.data(), n, hidden);
+      rms_norm_rows_(x, lw.attn_norm.data(), h);
+      emit_(l, component::attn_norm, pos0, h);
+      matrix_view<float> q(q_.data(), n, c.q_dim());   // [n, heads * head_dim]
+      matrix_view<float> k(k_.data(), n, c.kv_dim());  // [n, kv_heads * head_dim]
+      matrix_view<float> v(v_.data(), n, c.kv_dim());
+      linear_(lw.q, h, q, lw.q_bias);
+      linear_(lw.k, h, k, lw.k_bias);
+      linear_(lw.v, h, v, lw.v_bias);
+      emit_(l, component::q, pos0, q);
+      emit_(l, component::k, pos0, k);
+      emit_(l, component::v, pos0, v);
+      if (c.qk_norm) {  // Qwen3: RMSNorm over each head, before RoPE
+        const matrix_view<float> q_heads(q.data, static_cast<std::int64_t>(n) * c.heads, c.head_dim);
+        const matrix_view<float> k_heads(k.data, static_cast<std::int64_t>(n) * c.kv_heads, c.head_dim);
+        rms_norm_rows_(q_heads, lw.q_norm.data(), q_heads);
+        rms_norm_rows_(k_heads, lw.k_norm.data(), k_heads);
+      }
+      apply_rope_(q, c.heads, pos0);
+      apply_rope_(k, c.kv_heads, pos0);
+      float* k_cache = k_cache_[static_cast<std::size_t>(l)].data();  // [capacity, kv_dim]
+      float* v_cache = v_cache_[static_cast<std::size_t>(l)].data();
+      std::copy(k.data, k.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), k_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
+      std::copy(v.data, v.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), v_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
+      matrix_view<float> att(att_.data(), n, c.q_dim());  // [n, heads * head_dim]
+      attention_(q, k_cache, v_cache, pos0, n, att);
+      if (hook_) emit_(l, component::attn_probs, pos0, matrix_view<float>(probs_.data(), static_cast<std::int64_t>(n) * c.heads, pos0 + n));
+      emit_(l, component::attn_out, pos0, att);
+      matrix_view<float> o(o_.data(), n, hidden);
+      linear_(lw.o, att, o, lw.o_bias);
+      emit_(l, component::o, pos0, o);
+      add_rows_(x, o);
+      emit_(l, component::attn_residual, pos0, x);
+
+      // MLP block: h = norm(x); x += down(silu(gate(h)) * up(h)).
+      rms_norm_rows_(x, lw.mlp_norm.data(), h);
+      emit_(l, component::mlp_norm, pos0, h);
+      matrix_view<float> gate(gate_.data(), n, c.intermediate);  // [n, intermediate]
+      matrix_view<float> up(up_.data(), n, c.intermediate);
+      linear_(lw.gate, h, gate, {});
+      linear_(lw.up, h, up, {});
+      emit_(l, component::gate, pos0, gate);
+      emit_(l, component::up, pos0, up);
+      for (int t = 0; t < n; ++t)
+        for (int j = 0; j < c.intermediate; ++j) {
+          const float g = gate(t, j);
+          gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
+        }
+      emit_(l, component::mlp_act, pos0, gate);
+      linear_(lw.down, gate, o, {});
+      emit_(l, component::down, pos0, o);
+      add_rows_(x, o);
+      emit_(l, component::layer_output, pos0, x);
+    }
+    length_ += n;
+
+    // Final norm and output head, for every position or only the last.
+    const int rows = all_logits ? n : 1;
+    const matrix_view<float> last(x.row(n - rows), rows, hidden);
+    matrix_view<float> h(h_.data(), rows, hidden);
+    rms_norm_rows_(last, w.final_norm.data(), h);
+    emit_(-1, component::final_norm, pos0 + n - rows, h);
+    matrix_view<float> logits(logits_.data(), rows, c.vocab);
+    matmul(w.lm_head, h, logits, pool_);
+    emit_(-1, component::logits, pos0 + n - rows, logits);
+    return logits;
+  }
+
+ private:
+  void grow_(int n) {
+    const model_config& c = m_->config();
+    const auto need = [&](std::vector<float>& b, std::int64_t size) {
+      if (b.size() < static_cast<std::size_t>(size)) b.resize(static_cast<std::size_t>(size));
+    };
+    need(x_, std::int64_t{n} * c.hidden);
+    need(h_, std::int64_t{n} * c.hidden);
+    need(o_, std::int64_t{n} * c.hidden);
+    need(q_, std::int64_t{n} * c.q_dim());
+    need(att_, std::int64_t{n} * c.q_dim());
+    need(k_, std::int64_t{n} * c.kv_dim());
+    need(v_, std::int64_t{n} * c.kv_dim());
+    need(gate_, std::int64_t{n} * c.intermediate);
+    need(up_, std::int64_t{n} * c.intermediate);
+    need(probs_, std::int64_t{n} * c.heads * (length_ + n));
+    need(logits_, std::int64_t{n} * c.vocab);
+  }
+
+  void emit_(int layer, component what, int position, matrix_view<float> data) const {
+    if (hook_) hook_(activation{layer, what, position, data});
+  }
+
+  void linear_(const linear_weight& w, matrix_view<const float> in, matrix_view<float> out,
+               const std::vector<float>& bias) {
+    matmul(w, in, out, pool_);
+    if (bias.empty()) return;
+    for (std::int64_t t = 0; t < out.rows; ++t)
+      for (std::int64_t j = 0; j < out.cols; ++j) out(t, j) += bias[static_cast<std::size_t>(j)];
+  }
+
+  // out = weight * x / sqrt(mean(x^2) + eps), row by row (in may alias out).
+  void rms_norm_rows_(matrix_view<const float> in, const float* weight, matrix_view<float> out) const {
+    const double eps = m_->config().rms_norm_eps;
+    for (std::int64_t r = 0; r < in.rows; ++r) {
+      const float* x = in.row(r);
+      double sum = 0;
+      for (std::int64_t j = 0; j < in.cols; ++j) sum += static_cast<double>(x[j]) * x[j];
+      const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(in.cols) + eps));
+      float* y = out.row(r);
+      for (std::int64_t j = 0; j < in.cols; ++j) y[j] = weight[j] * (x[j] * inv);
+    }
+  }
+
+  // Rotates each head of each row by its position, transformers' rotate-half convention:
+  // (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) with x1, x2 the two halves of the head.
+  void apply_rope_(matrix_view<float> m, int n_heads, int pos0) const {
+    const int d = m_->config().head_dim, half = d / 2;
+    for (std::int64_t t = 0; t < m.rows; ++t) {
+      const float pos = static_cast<float>(pos0 + t);
+      for (int i = 0; i < half; ++i) {
+        const float angle = pos * inv_freq_[static_cast<std::size_t>(i)];  // f32, as transformers
+        const float cs = static_cast<float>(std::cos(static_cast<double>(angle)));
+        const float sn = static_cast<float>(std::sin(static_cast<double>(angle)));
+        for (int hd = 0; hd < n_heads; ++hd) {
+          float* x = m.row(t) + static_cast<std::ptrdiff_t>(hd) * d;
+          const float x1 = x[i], x2 = x[i + half];
+          x[i] = x1 * cs - x2 * sn;
+          x[i + half] = x2 * cs + x1 * sn;
+        }
+      }
+    }
+  }
+
+  // att[t, head h] = softmax(q_t,h · K_g / sqrt(d), causal) · V_g with g = h / (heads / kv_heads).
+  void attention_(matrix_view<const float> q, const float* k_cache, const float* v_cache, int pos0, int n,
+                  matrix_view<float> att) {
+    const model_config& c = m_->config();
+    const int d = c.head_dim, group = c.heads / c.kv_heads, positions = pos0 + n;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    parallel_for(pool_, c.heads, [&](std::int64_t h0, std::int64_t h1) {
+      for (std::int64_t hd = h0; hd < h1; ++hd) {
+        const std::int64_t g = hd / group;
+        for (int t = 0; t < n; ++t) {
+          float* p = probs_.data() + (static_cast<std::ptrdiff_t>(t) * c.heads + hd) * positions;  // [positions]
+          const float* qv = q.row(t) + hd * d;
+          const int last = pos0 + t;  // causal: keys 0..last
+          float max_score = -INFINITY;
+          for (int s = 0; s <= last; ++s) {
+            const float* kv = k_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
+            float dot = 0;
+            for (int i = 0; i < d; ++i) dot += qv[i] * kv[i];
+            p[s] = dot * scale;
+            max_score = std::max(max_score, p[s]);
+          }
+          float sum = 0;
+          for (int s = 0; s <= last; ++s) sum += (p[s] = std::exp(p[s] - max_score));
+          const float inv = 1.0f / sum;
+          for (int s = 0; s <= last; ++s) p[s] *= inv;
+          for (int s = last + 1; s < positions; ++s) p[s] = 0.0f;
+          float* out = att.row(t) + hd * d;
+          for (int i = 0; i < d; ++i) out[i] = 0;
+          for (int s = 0; s <= last; ++s) {
+            const float* vv = v_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
+            for (int i = 0; i < d; ++i) out[i] += p[s] * vv[i];
+          }
+        }
+      }
+    });
+  }
+
+  static void add_rows_(matrix_view<float> x, matrix_view<const float> y) {
+    for (std::int64_t t = 0; t < x.rows; ++t)
+      for (std::int64_t j = 0; j < x.cols; ++j) x(t, j) += y(t, j);
+  }
+
+  const model* m_;
+  thread_pool* pool_;
+  int capacity_;
+  int length_ = 0;
+  std::vector<float> inv_freq_;                                   // [head_dim / 2]
+  std::vector<aligned_buffer<float>> k_cache_, v_cache_;          // [layers] x [capacity, kv_dim]
+  std::vector<float> x_, h_, o_, q_, att_, k_, v_, gate_, up_;    // scratch, [n, width] each
+  std::vector<float> probs_;                                      // [n, heads, positions]
+  std::vector<float> logits_;                                     // [n, vocab]
+  activation_hook hook_;
+};
+
+}  // namespace qmr::model

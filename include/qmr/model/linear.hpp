@@ -1,0 +1,47 @@
+// A linear layer's weight in whatever storage the checkpoint holds (dense F32/F16/BF16 or a qmr format), and y = x·Wᵀ over it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../kernels/ref/matmul.hpp"
+#include "../quant/format.hpp"
+#include "../quant/qtensor.hpp"
+
+namespace qmr::model {
+
+// W [rows = out_features, cols = in_features]. Each layer carries its own format,
+// so any per-tensor mix of precisions runs.
+struct linear_weight {
+  std::string name;
+  quant::format_spec spec;        // bf16, f32, w4g128, ...
+  tensor_view dense;              // when !spec.is_quantized(): a view into the mapped file
+  quant::qtensor_view quantized;  // when spec.is_quantized()
+  std::int64_t rows = 0, cols = 0;
+
+  std::uint64_t bytes() const {
+    return spec.is_quantized() ? static_cast<std::uint64_t>(quantized.layout.total_bytes()) : dense.nbytes();
+  }
+};
+
+// Y[M, rows] = X[M, cols] · Wᵀ.
+inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool) {
+  if (w.spec.is_quantized()) ref::gemm_ref(w.quantized, x, y, pool);
+  else ref::gemm_ref(w.dense, x, y, pool);
+}
+
+// out[cols] = row r of W in f32 (an embedding lookup).
+inline void row_to_f32(const linear_weight& w, std::int64_t r, float* out) {
+  if (w.spec.is_quantized()) {
+    for (std::int64_t c = 0; c < w.cols; ++c) out[c] = w.quantized.value(r, c);
+    return;
+  }
+  const std::size_t esize = dtype_size(w.dense.type);
+  tensor_view row = tensor_view::contiguous(w.dense.data + static_cast<std::size_t>(r * w.cols) * esize, w.dense.type,
+                                            make_shape({w.cols}));
+  copy_to_f32(row, out);
+}
+
+}  // namespace qmr::model

@@ -1,0 +1,155 @@
+// A model's weights as views into its memory-mapped checkpoint (dense or qmr-quantized, per tensor), checked against its config.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../io/quantized.hpp"
+#include "../io/safetensors.hpp"
+#include "config.hpp"
+#include "linear.hpp"
+
+namespace qmr::model {
+
+struct layer_weights {
+  std::vector<float> attn_norm, mlp_norm;  // [hidden]
+  std::vector<float> q_norm, k_norm;       // [head_dim], Qwen3 only
+  std::vector<float> q_bias, k_bias, v_bias, o_bias;  // [q_dim], [kv_dim], [kv_dim], [hidden] when present
+  linear_weight q, k, v, o;                // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
+  linear_weight gate, up, down;            // [inter, hidden] x2, [hidden, inter]
+};
+
+struct model_weights {
+  linear_weight embed;  // [vocab, hidden]
+  std::vector<layer_weights> layers;
+  std::vector<float> final_norm;  // [hidden]
+  linear_weight lm_head;          // [vocab, hidden]; the embedding itself when tied
+};
+
+// Owns the mapped checkpoint, the config and the views into it.
+class model {
+ public:
+  model() = default;
+  model(model&&) = default;
+  model& operator=(model&&) = default;
+  model(const model&) = delete;  // the index below points into this object's checkpoint
+  model& operator=(const model&) = delete;
+
+  static model load(const std::filesystem::path& dir) {
+    model m;
+    m.dir_ = dir;
+    m.config_ = model_config::load(dir);
+    m.checkpoint_ = io::checkpoint::open(dir);
+    m.index_quantized_();
+    m.bind_();
+    return m;
+  }
+
+  const model_config& config() const { return config_; }
+  const model_weights& weights() const { return weights_; }
+  const std::filesystem::path& directory() const { return dir_; }
+
+  // Bytes of every weight a forward pass reads once per token (the tied head counted once).
+  std::uint64_t weight_bytes() const {
+    std::uint64_t b = weights_.embed.bytes();
+    if (!config_.tie_word_embeddings) b += weights_.lm_head.bytes();
+    for (const auto& l : weights_.layers)
+      for (const linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) b += w->bytes();
+    return b;
+  }
+  // The same, less the embedding (a decode step reads one row of it).
+  std::uint64_t decode_bytes_per_token() const {
+    return weight_bytes() - (config_.tie_word_embeddings ? 0 : weights_.embed.bytes());
+  }
+
+ private:
+  void index_quantized_() {
+    for (const auto& shard : checkpoint_.shards())
+      for (io::quantized_entry& e : io::quantized_entries(shard)) quantized_.emplace(e.name, std::make_pair(&shard, e));
+  }
+
+  std::string source_() const { return dir_.string(); }
+
+  linear_weight linear_(const std::string& name, std::int64_t rows, std::int64_t cols) const {
+    linear_weight w;
+    w.name = name;
+    w.rows = rows;
+    w.cols = cols;
+    const std::string expected = "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+    if (const auto it = quantized_.find(name); it != quantized_.end()) {
+      const auto& [shard, entry] = it->second;
+      if (entry.rows != rows || entry.cols != cols)
+        throw error("is [" + std::to_string(entry.rows) + ", " + std::to_string(entry.cols) + "], config implies " + expected,
+                    in_file(shard->file(), name));
+      w.spec = entry.spec;
+      w.quantized = io::load_quantized(*shard, entry);
+      return w;
+    }
+    const io::tensor_info* t = checkpoint_.find(name);
+    if (!t) throw error("missing from the checkpoint", in_file(source_(), name));
+    const auto& file = checkpoint_.shard_of(name).file();
+    if (!(t->shape == make_shape({rows, cols})))
+      throw error("has shape " + t->shape.str() + ", config implies " + expected, in_file(file, name));
+    if (!t->type || (*t->type != dtype::f32 && *t->type != dtype::f16 && *t->type != dtype::bf16))
+      throw error("dtype " + t->dtype_name + " is not F32, F16 or BF16", in_file(file, name));
+    w.spec = quant::format_spec::dense_of(*t->type);
+    w.dense = checkpoint_.view(name);
+    if (reinterpret_cast<std::uintptr_t>(w.dense.data) % dtype_size(*t->type) != 0)
+      throw error("data is not aligned to its element size", in_file(file, name));
+    return w;
+  }
+
+  std::vector<float> vector_(const std::string& name, std::int64_t n) const {
+    const io::tensor_info* t = checkpoint_.find(name);
+    if (!t) throw error("missing from the checkpoint", in_file(source_(), name));
+    if (!(t->shape == make_shape({n})))
+      throw error("has shape " + t->shape.str() + ", config implies [" + std::to_string(n) + "]",
+                  in_file(checkpoint_.shard_of(name).file(), name));
+    std::vector<float> out(static_cast<std::size_t>(n));
+    copy_to_f32(checkpoint_.view(name), out.data());
+    return out;
+  }
+
+  void bind_() {
+    const model_config& c = config_;
+    weights_.embed = linear_("model.embed_tokens.weight", c.vocab, c.hidden);
+    weights_.layers.resize(static_cast<std::size_t>(c.layers));
+    for (int i = 0; i < c.layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      layer_weights& l = weights_.layers[static_cast<std::size_t>(i)];
+      l.attn_norm = vector_(p + "input_layernorm.weight", c.hidden);
+      l.mlp_norm = vector_(p + "post_attention_layernorm.weight", c.hidden);
+      l.q = linear_(p + "self_attn.q_proj.weight", c.q_dim(), c.hidden);
+      l.k = linear_(p + "self_attn.k_proj.weight", c.kv_dim(), c.hidden);
+      l.v = linear_(p + "self_attn.v_proj.weight", c.kv_dim(), c.hidden);
+      l.o = linear_(p + "self_attn.o_proj.weight", c.hidden, c.q_dim());
+      if (c.qkv_bias) {
+        l.q_bias = vector_(p + "self_attn.q_proj.bias", c.q_dim());
+        l.k_bias = vector_(p + "self_attn.k_proj.bias", c.kv_dim());
+        l.v_bias = vector_(p + "self_attn.v_proj.bias", c.kv_dim());
+      }
+      if (c.o_bias) l.o_bias = vector_(p + "self_attn.o_proj.bias", c.hidden);
+      if (c.qk_norm) {
+        l.q_norm = vector_(p + "self_attn.q_norm.weight", c.head_dim);
+        l.k_norm = vector_(p + "self_attn.k_norm.weight", c.head_dim);
+      }
+      l.gate = linear_(p + "mlp.gate_proj.weight", c.intermediate, c.hidden);
+      l.up = linear_(p + "mlp.up_proj.weight", c.intermediate, c.hidden);
+      l.down = linear_(p + "mlp.down_proj.weight", c.hidden, c.intermediate);
+    }
+    weights_.final_norm = vector_("model.norm.weight", c.hidden);
+    weights_.lm_head = c.tie_word_embeddings ? weights_.embed : linear_("lm_head.weight", c.vocab, c.hidden);
+  }
+
+  std::filesystem::path dir_;
+  model_config config_;
+  io::checkpoint checkpoint_;
+  std::map<std::string, std::pair<const io::safetensors_file*, io::quantized_entry>> quantized_;
+  model_weights weights_;
+};
+
+}  // namespace qmr::model

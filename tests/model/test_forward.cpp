@@ -1,0 +1,160 @@
+// The forward pass against transformers: logits of every fixture model, greedy continuations, KV-cache decode, hooks, quantized weights.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "../temp_dir.hpp"
+#include "fixtures.hpp"
+#include "qmr/model/forward.hpp"
+#include "qmr/quant/quantize_checkpoint.hpp"
+
+using namespace qmr;
+
+namespace {
+
+float max_abs_diff(const float* a, const float* b, std::size_t n) {
+  float m = 0;
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+std::int32_t argmax(const float* x, std::int64_t n) {
+  return static_cast<std::int32_t>(std::max_element(x, x + n) - x);
+}
+
+std::vector<std::int32_t> greedy(model::session& s, const std::vector<std::int32_t>& prompt, int n) {
+  s.reset();
+  auto logits = s.forward(prompt);
+  std::vector<std::int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    const std::int32_t next = argmax(logits.row(0), logits.cols);
+    out.push_back(next);
+    const std::int32_t one[] = {next};
+    logits = s.forward(one);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("logits match transformers for every fixture model", "[forward]") {
+  thread_pool pool(2);
+  for (const char* name : testing::fixture_models) {
+    INFO(name);
+    const auto ref = testing::load_reference(name);
+    const auto m = model::model::load(testing::fixture_dir(name));
+    REQUIRE(m.config().vocab == ref.vocab);
+    model::session s(m, 64, &pool);
+    const auto logits = s.forward(ref.ids, true);
+    REQUIRE(logits.rows == static_cast<std::int64_t>(ref.ids.size()));
+    const float diff = max_abs_diff(logits.data, ref.logits.data(), ref.logits.size());
+    float scale = 0;
+    for (float x : ref.logits) scale = std::max(scale, std::fabs(x));
+    INFO("max |logit| " << scale << ", max abs difference " << diff);
+    REQUIRE(scale > 1.0f);  // the fixtures' logits are not trivially small
+    // Weights are the same numbers in both (f16/bf16 are upcast exactly), so 1e-3 holds for every dtype.
+    REQUIRE(diff < 1e-3f);
+  }
+}
+
+TEST_CASE("greedy continuations match transformers token for token", "[forward]") {
+  thread_pool pool(2);
+  for (const char* name : testing::fixture_models) {
+    INFO(name);
+    const auto ref = testing::load_reference(name);
+    const auto m = model::model::load(testing::fixture_dir(name));
+    model::session s(m, 64, &pool);
+    for (const auto& c : ref.continuations) REQUIRE(greedy(s, c.prompt, static_cast<int>(c.greedy.size())) == c.greedy);
+  }
+}
+
+TEST_CASE("decoding one token at a time equals one batched prefill", "[forward]") {
+  const auto ref = testing::load_reference("qwen2-gqa7-bias");
+  const auto m = model::model::load(testing::fixture_dir("qwen2-gqa7-bias"));
+  model::session batch(m, 64), step(m, 64);
+  const auto all = batch.forward(ref.ids, true);
+  // Prefill half, then decode the rest one token at a time.
+  const std::size_t half = ref.ids.size() / 2;
+  step.forward(std::span(ref.ids.data(), half));
+  for (std::size_t t = half; t < ref.ids.size(); ++t) {
+    const auto one = step.forward(std::span(ref.ids.data() + t, 1));
+    REQUIRE(max_abs_diff(one.row(0), all.row(static_cast<std::int64_t>(t)), static_cast<std::size_t>(one.cols)) < 1e-4f);
+  }
+  REQUIRE(step.length() == static_cast<int>(ref.ids.size()));
+  step.truncate(3);
+  REQUIRE(step.length() == 3);
+  REQUIRE_THROWS_WITH(step.forward(std::vector<std::int32_t>(62, 1)), Catch::Contains("exceeds the session capacity"));
+  const std::int32_t bad[] = {100000};
+  REQUIRE_THROWS_WITH(step.forward(bad), Catch::Contains("outside the vocabulary"));
+}
+
+TEST_CASE("hooks see every component of every layer, with consistent shapes", "[forward]") {
+  const auto m = model::model::load(testing::fixture_dir("qwen3-qknorm-linear-rope"));
+  const auto& c = m.config();
+  model::session s(m, 32);
+  std::map<std::pair<int, model::component>, std::pair<std::int64_t, std::int64_t>> seen;
+  s.set_hook([&](const model::activation& a) { seen[{a.layer, a.what}] = {a.data.rows, a.data.cols}; });
+  const std::vector<std::int32_t> ids = {5, 6, 7, 8, 9};
+  s.forward(ids);
+  REQUIRE(seen.size() == static_cast<std::size_t>(c.layers) * 15 + 2);
+  REQUIRE(seen.at({1, model::component::q}) == std::pair<std::int64_t, std::int64_t>{5, c.q_dim()});
+  REQUIRE(seen.at({0, model::component::attn_probs}) == std::pair<std::int64_t, std::int64_t>{5 * c.heads, 5});
+  REQUIRE(seen.at({0, model::component::mlp_act}) == std::pair<std::int64_t, std::int64_t>{5, c.intermediate});
+  REQUIRE(seen.at({-1, model::component::logits}) == std::pair<std::int64_t, std::int64_t>{1, c.vocab});
+  // Attention probabilities are causal rows that sum to one.
+  s.reset();
+  s.set_hook([&](const model::activation& a) {
+    if (a.what != model::component::attn_probs) return;
+    for (std::int64_t r = 0; r < a.data.rows; ++r) {
+      const std::int64_t t = r / c.heads;
+      float sum = 0;
+      for (std::int64_t p = 0; p < a.data.cols; ++p) {
+        sum += a.data(r, p);
+        if (p > t) REQUIRE(a.data(r, p) == 0.0f);
+      }
+      REQUIRE(sum == Approx(1.0f).epsilon(1e-5));
+    }
+  });
+  s.forward(ids);
+}
+
+TEST_CASE("quantized and mixed-precision checkpoints run and stay close to the original", "[forward]") {
+  testing::temp_dir dir;
+  const auto ref = testing::load_reference("llama-gqa2");
+  const auto original = model::model::load(testing::fixture_dir("llama-gqa2"));
+  // Error of the logits against transformers' for each format: more bits, closer.
+  std::map<std::string, float> diff;
+  for (const char* spec : {"w8g32", "w4g32", "w2g32"}) {
+    quant::checkpoint_options opt;
+    opt.spec = quant::parse_format(spec);
+    quant::quantize_checkpoint(testing::fixture_dir("llama-gqa2"), dir / spec, opt);
+    const auto m = model::model::load(dir / spec);
+    REQUIRE(m.weights().layers[0].q.spec.str() == spec);
+    REQUIRE(m.weights().embed.spec.str() == "f32");  // kept by default
+    REQUIRE(m.weight_bytes() < original.weight_bytes());
+    model::session s(m, 64);
+    const auto logits = s.forward(ref.ids, true);
+    diff[spec] = max_abs_diff(logits.data, ref.logits.data(), ref.logits.size());
+  }
+  INFO("w8 " << diff["w8g32"] << " w4 " << diff["w4g32"] << " w2 " << diff["w2g32"]);
+  REQUIRE(diff["w8g32"] < 0.2f);  // logits here reach ~10; 8-bit weights move them by < 1%
+  REQUIRE(diff["w8g32"] < diff["w4g32"]);
+  REQUIRE(diff["w4g32"] < diff["w2g32"]);
+
+  // A mix: layer 0 in w2g32 beside layer 1 in f32 and an embedding in w8g64.
+  quant::checkpoint_options mix;
+  mix.spec = quant::parse_format("w2g32");
+  mix.skip = {"layers.1.", "lm_head"};
+  quant::quantize_checkpoint(testing::fixture_dir("llama-gqa2"), dir / "mixed", mix);
+  const auto m = model::model::load(dir / "mixed");
+  REQUIRE(m.weights().layers[0].down.spec.str() == "w2g32");
+  REQUIRE(m.weights().layers[1].down.spec.str() == "f32");
+  REQUIRE(m.weights().embed.spec.str() == "w2g32");
+  model::session s(m, 64);
+  const auto logits = s.forward(ref.ids, true);
+  const float d = max_abs_diff(logits.data, ref.logits.data(), ref.logits.size());
+  REQUIRE(std::isfinite(d));
+  REQUIRE(d > diff["w8g32"]);
+}
