@@ -421,7 +421,7 @@ TEST_CASE("safetensors rejects headers that are not a JSON object", "[safetensor
     REQUIRE_REJECTED(file_of("{\"__metadata__\":{\"k\":\"\xc3\x28\"}}"), Contains("header is not valid JSON"));
   }
   SECTION("NUL byte inside a key") {
-    REQUIRE_REJECTED(file_of(std::string_view("{\"a\0\":1}", 8)), Contains("header is not valid JSON"));
+    REQUIRE_REJECTED(file_of(std::string_view("{\"a\0\":1}", 8)), Contains("header contains a NUL byte"));
   }
 }
 
@@ -642,18 +642,26 @@ TEST_CASE("safetensors at() and find() of a missing tensor", "[safetensors]") {
   REQUIRE(f.find(tensor_name) != nullptr);
 }
 
-// Known bug, see the report: nlohmann throws out_of_range (406), not parse_error, for a
-// number that overflows a double, and parse() only translates parse_error. Remove
-// [!shouldfail] once the header catches nlohmann::json::exception.
-TEST_CASE("safetensors rejects a number that overflows a double with qmr::error", "[safetensors][!shouldfail]") {
+// nlohmann throws out_of_range (406), not parse_error, for a number that overflows a double.
+TEST_CASE("safetensors rejects a number that overflows a double with qmr::error", "[safetensors]") {
   REQUIRE_REJECTED(file_of(R"({"__metadata__":{"a":"b"},"x":1e999})"), Contains("header is not valid JSON"));
 }
 
-// Known bug, see the report: nlohmann's lexer takes a NUL byte for the end of input, so
-// whatever follows a NUL in the header is never looked at. The format allows only
-// spaces as padding, and the reference implementation rejects this file.
-TEST_CASE("safetensors rejects bytes after a NUL in the header", "[safetensors][!shouldfail]") {
-  REQUIRE_REJECTED(file_of(std::string_view("{}\0xyz", 6)), Contains("header is not valid JSON"));
+// nlohmann's lexer takes a NUL byte for the end of input, so whatever follows a NUL
+// would never be looked at. The format allows only spaces as padding.
+TEST_CASE("safetensors rejects bytes after a NUL in the header", "[safetensors]") {
+  REQUIRE_REJECTED(file_of(std::string_view("{}\0xyz", 6)), Contains("header contains a NUL byte") && Contains("byte 10"));
+}
+
+TEST_CASE("an empty tensor with huge other dimensions is rejected before any stride overflows", "[safetensors]") {
+  REQUIRE_REJECTED(file_of(R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})"),
+                   Contains("element count overflows"));
+}
+
+TEST_CASE("a deeply nested shape entry is an error, not a stack overflow", "[safetensors]") {
+  const std::string nested = std::string(100000, '[') + std::string(100000, ']');
+  REQUIRE_REJECTED(file_of(R"({"w":{"dtype":"U8","shape":[)" + nested + R"(],"data_offsets":[0,0]}})"),
+                   Contains("dimension of type array is not a non-negative integer"));
 }
 
 namespace {

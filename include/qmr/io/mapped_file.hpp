@@ -26,11 +26,14 @@ class mapped_file {
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw error(std::string("cannot open: ") + std::strerror(errno), in_file(path_));
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd, &st) != 0) {
       const int e = errno;
       ::close(fd);
-      throw error(S_ISREG(st.st_mode) ? std::string("cannot stat: ") + std::strerror(e) : std::string("not a regular file"),
-                  in_file(path_));
+      throw error(std::string("cannot stat: ") + std::strerror(e), in_file(path_));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw error("not a regular file", in_file(path_));
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {

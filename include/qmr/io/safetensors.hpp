@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -117,11 +118,16 @@ class safetensors_file {
     const auto* text = reinterpret_cast<const char*>(bytes.data() + 8);
     data_ = bytes.subspan(static_cast<std::size_t>(8 + n));
 
+    // nlohmann stops at a NUL as if the input ended there; the format allows none.
+    if (const void* nul = std::memchr(text, 0, static_cast<std::size_t>(n)))
+      throw error("header contains a NUL byte", in_file(file_, {}, "header", 8 + static_cast<std::uint64_t>(static_cast<const char*>(nul) - text)));
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(text, text + n);
     } catch (const nlohmann::json::parse_error& e) {
       throw error(std::string("header is not valid JSON: ") + e.what(), in_file(file_, {}, "header", 8 + e.byte - 1));
+    } catch (const nlohmann::json::exception& e) {  // e.g. a number beyond double's range
+      throw error(std::string("header is not valid JSON: ") + e.what(), in_file(file_, {}, "header", 8));
     }
     if (!header.is_object()) throw error("header is not a JSON object", in_file(file_, {}, "header", 8));
 
@@ -183,12 +189,20 @@ class safetensors_file {
       throw error("rank " + std::to_string(sh->size()) + " is above qmr's maximum of " + std::to_string(max_rank), ctx("shape"));
     // Products are checked against 2^62 so that no byte count overflows 64 bits.
     constexpr std::uint64_t limit = std::uint64_t{1} << 62;
-    std::uint64_t numel = 1;
+    // The product of the non-zero dimensions is bounded too: strides of an empty
+    // tensor are still computed from them.
+    std::uint64_t numel = 1, nonzero = 1;
     for (const auto& d : *sh) {
-      if (!d.is_number_unsigned()) throw error("dimension " + d.dump() + " is not a non-negative integer", ctx("shape"));
+      if (!d.is_number_unsigned()) {
+        // Scalars are quoted (cut to 40 characters); containers only named: dumping a
+        // deeply nested value would recurse without bound.
+        const std::string what = d.is_primitive() ? d.dump().substr(0, 40) : std::string("of type ") + d.type_name();
+        throw error("dimension " + what + " is not a non-negative integer", ctx("shape"));
+      }
       const std::uint64_t v = d.get<std::uint64_t>();
-      if (v > limit || (v != 0 && numel > limit / v)) throw error("element count overflows", ctx("shape"));
+      if (v > limit || (v != 0 && nonzero > limit / v)) throw error("element count overflows", ctx("shape"));
       numel *= v;
+      if (v != 0) nonzero *= v;
       t.shape.dims[static_cast<std::size_t>(t.shape.rank++)] = static_cast<std::int64_t>(v);
     }
 
@@ -227,25 +241,28 @@ class checkpoint {
   static checkpoint open(const std::filesystem::path& path) {
     namespace fs = std::filesystem;
     checkpoint c;
-    if (!fs::exists(path)) throw error("no such file or directory", in_file(path.string()));
-    if (!fs::is_directory(path)) {
+    std::error_code ec;
+    const auto status = fs::status(path, ec);
+    if (ec || !fs::exists(status)) throw error("no such file or directory", in_file(path.string()));
+    if (!fs::is_directory(status)) {
       c.add_shard_(path);
       return c;
     }
     c.dir_ = path;
     const fs::path index = path / "model.safetensors.index.json";
-    if (fs::exists(index)) {
+    if (fs::exists(index, ec)) {
       c.index_file_ = index;
       c.load_index_(index);
       return c;
     }
-    if (fs::exists(path / "model.safetensors")) {
+    if (fs::exists(path / "model.safetensors", ec)) {
       c.add_shard_(path / "model.safetensors");
       return c;
     }
     std::vector<fs::path> files;
-    for (const auto& e : fs::directory_iterator(path))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_regular_file(ec) && it->path().extension() == ".safetensors") files.push_back(it->path());
+    if (ec) throw error("cannot list directory: " + ec.message(), in_file(path.string()));
     if (files.empty()) throw error("directory holds no .safetensors file", in_file(path.string()));
     std::sort(files.begin(), files.end());
     for (const auto& f : files) c.add_shard_(f);
@@ -296,10 +313,13 @@ class checkpoint {
       const auto* text = reinterpret_cast<const char*>(map.bytes().data());
       j = nlohmann::json::parse(text, text + map.size());
     } catch (const nlohmann::json::parse_error& e) {
-      throw error(std::string("not valid JSON: ") + e.what(), in_file(index.string(), {}, {}, e.byte - 1));
+      throw error(std::string("not valid JSON: ") + e.what(), in_file(index.string(), {}, {}, e.byte ? e.byte - 1 : 0));
+    } catch (const nlohmann::json::exception& e) {
+      throw error(std::string("not valid JSON: ") + e.what(), in_file(index.string()));
     }
     const auto wm = j.is_object() ? j.find("weight_map") : j.end();
     if (wm == j.end() || !wm->is_object()) throw error("missing or not an object", in_file(index.string(), {}, "weight_map"));
+    if (wm->empty()) throw error("lists no tensor", in_file(index.string(), {}, "weight_map"));
     std::map<std::string, std::size_t> shard_of_file;
     std::vector<std::pair<std::string, std::string>> expected;  // tensor -> file
     for (const auto& [name, file] : wm->items()) {
