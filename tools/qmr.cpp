@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -10,7 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "qmr/io/inspect.hpp"
+#include "qmr/model/generate.hpp"
 #include "qmr/quant/quantize_checkpoint.hpp"
+#include "qmr/text/chat.hpp"
+#include "qmr/text/tokenizer.hpp"
 
 namespace {
 
@@ -88,6 +93,143 @@ int run_quantize(const std::string& in, const std::string& out, const std::strin
   return 0;
 }
 
+// "1,2,3" -> {1, 2, 3}; anything else is an error naming the bad item.
+std::vector<std::int32_t> parse_ids(const std::string& text) {
+  std::vector<std::int32_t> ids;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    std::size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
+      throw qmr::error("token id '" + item + "' is not a non-negative integer (expected a list like 1,2,3)");
+    ids.push_back(static_cast<std::int32_t>(v));
+    start = end + 1;
+  }
+  return ids;
+}
+
+int run_logits(const std::string& dir, const std::string& ids_text, const std::string& out, unsigned threads) {
+  const std::vector<std::int32_t> ids = parse_ids(ids_text);
+  const auto m = qmr::model::model::load(dir);
+  qmr::thread_pool pool(threads);
+  qmr::model::session s(m, static_cast<int>(ids.size()), &pool);
+  const auto logits = s.forward(ids, true);  // [n_ids, vocab]
+  std::FILE* f = std::fopen(out.c_str(), "wb");
+  if (!f) throw qmr::error("cannot create file", qmr::in_file(out));
+  bool ok = true;
+  for (std::int64_t r = 0; r < logits.rows; ++r)  // rows are contiguous; float is little-endian here
+    ok = ok && std::fwrite(logits.row(r), sizeof(float), static_cast<std::size_t>(logits.cols), f) ==
+                   static_cast<std::size_t>(logits.cols);
+  if (std::fclose(f) != 0 || !ok) throw qmr::error("write failed", qmr::in_file(out));
+  std::printf("%s: logits [%lld, %lld] float32\n", out.c_str(), static_cast<long long>(logits.rows),
+              static_cast<long long>(logits.cols));
+  return 0;
+}
+
+int run_tokenize(const std::string& dir, const std::string& text, const std::string& decode_ids, bool text_given) {
+  const std::filesystem::path path = std::filesystem::is_directory(dir) ? std::filesystem::path(dir) / "tokenizer.json" : dir;
+  const auto tok = qmr::text::tokenizer::load(path);
+  if (!decode_ids.empty()) {
+    const auto ids = parse_ids(decode_ids);
+    std::printf("%s\n", tok.decode(ids).c_str());
+    return 0;
+  }
+  if (!text_given) throw qmr::error("tokenize needs --text or --decode");
+  const auto ids = tok.encode(text);
+  for (std::size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
+  std::printf("\n");
+  return 0;
+}
+
+struct generate_args {
+  std::string dir, prompt, system;
+  int max_tokens = 128;
+  bool chat = false, quiet = false;
+  qmr::model::sampling_options sampling;
+  std::vector<std::string> stop;
+  unsigned threads = 1;
+};
+
+// Token ids generation should stop at: the config's eos, generation_config.json's, and <|im_end|> in chat mode.
+std::vector<std::int32_t> stop_tokens(const qmr::model::model& m, const qmr::text::tokenizer& tok, bool chat) {
+  std::vector<std::int32_t> ids = m.config().eos_token_ids;
+  const auto gen_config = m.directory() / "generation_config.json";
+  if (std::filesystem::exists(gen_config)) {
+    std::ifstream in(gen_config);
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded()) throw qmr::error("not valid JSON", qmr::in_file(gen_config.string()));
+    if (j.contains("eos_token_id")) {
+      const auto& e = j["eos_token_id"];
+      if (e.is_number_integer()) ids.push_back(e.get<std::int32_t>());
+      else if (e.is_array())
+        for (const auto& x : e)
+          if (x.is_number_integer()) ids.push_back(x.get<std::int32_t>());
+    }
+  }
+  if (chat)
+    if (const auto im_end = tok.token_to_id("<|im_end|>")) ids.push_back(*im_end);
+  return ids;
+}
+
+int run_generate(const generate_args& a) {
+  const auto m = qmr::model::model::load(a.dir);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  std::string prompt = a.prompt;
+  if (a.chat) {
+    std::vector<qmr::text::chat_message> messages;
+    if (!a.system.empty()) messages.push_back({"system", a.system});
+    messages.push_back({"user", a.prompt});
+    prompt = qmr::text::format_chatml(messages, true);
+  }
+  const std::vector<std::int32_t> ids = tok.encode(prompt);
+  if (ids.empty()) throw qmr::error("the prompt encodes to no tokens");
+  qmr::model::sampling_options o = a.sampling;
+  o.max_tokens = a.max_tokens;
+  o.stop_tokens = stop_tokens(m, tok, a.chat);
+  const int capacity = static_cast<int>(ids.size()) + a.max_tokens;
+  qmr::thread_pool pool(a.threads);
+  qmr::model::session s(m, capacity, &pool);
+  // Stream text as it completes: bytes of a multi-byte character may span tokens.
+  std::string pending;
+  const auto on_token = [&](std::int32_t id) {
+    if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) != o.stop_tokens.end()) return true;
+    if (tok.is_special(id)) return true;
+    pending += tok.decode_token(id);
+    std::size_t complete = pending.size();
+    // Hold back a trailing incomplete UTF-8 sequence.
+    for (std::size_t back = 1; back <= std::min<std::size_t>(3, pending.size()); ++back) {
+      const auto c = static_cast<unsigned char>(pending[pending.size() - back]);
+      if ((c & 0xC0) == 0x80) continue;  // continuation byte
+      const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+      if (len > back) complete = pending.size() - back;
+      break;
+    }
+    std::fwrite(pending.data(), 1, complete, stdout);
+    std::fflush(stdout);
+    pending.erase(0, complete);
+    return true;
+  };
+  const auto g = qmr::model::generate(s, ids, o, on_token, a.stop,
+                                      [&](std::span<const std::int32_t> t) { return tok.decode(t); });
+  std::fwrite(pending.data(), 1, pending.size(), stdout);
+  std::printf("\n");
+  if (!a.quiet) {
+    const char* reasons[] = {"max tokens", "stop token", "stop string", "callback", "context full"};
+    std::fprintf(stderr, "[%zu prompt tokens, %.1f tok/s prefill; %zu generated, %.2f tok/s decode; stopped: %s]\n",
+                 ids.size(), static_cast<double>(ids.size()) / g.prefill_seconds, g.tokens.size(),
+                 g.tokens.size() > 1 ? static_cast<double>(g.tokens.size() - 1) / g.decode_seconds : 0.0,
+                 reasons[static_cast<int>(g.reason)]);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,9 +262,41 @@ int main(int argc, char** argv) {
   quantize->add_option("--threads", q_threads, "worker threads")->capture_default_str();
   quantize->add_flag("--quiet", q_quiet, "no progress lines");
 
+  std::string l_dir, l_ids, l_out;
+  unsigned l_threads = q_threads;
+  auto* logits = app.add_subcommand("logits", "Write the logits of every position as raw float32 [n_ids, vocab]");
+  logits->add_option("--model", l_dir, "model directory (original or qmr-quantized)")->required();
+  logits->add_option("--ids", l_ids, "token ids, e.g. 1,2,3")->required();
+  logits->add_option("--out", l_out, "output file")->required();
+  logits->add_option("--threads", l_threads, "worker threads")->capture_default_str();
+
+  std::string t_dir, t_text, t_decode;
+  auto* tokenize = app.add_subcommand("tokenize", "Encode text to ids (space-separated) or decode ids to text");
+  tokenize->add_option("--model", t_dir, "model directory or tokenizer.json")->required();
+  auto* t_text_opt = tokenize->add_option("--text", t_text, "text to encode");
+  tokenize->add_option("--decode", t_decode, "ids to decode, e.g. 1,2,3")->excludes(t_text_opt);
+
+  generate_args g;
+  g.threads = q_threads;
+  auto* generate = app.add_subcommand("generate", "Generate text from a prompt");
+  generate->add_option("--model", g.dir, "model directory (original or qmr-quantized)")->required();
+  generate->add_option("--prompt", g.prompt, "prompt text")->required();
+  generate->add_option("--max-tokens", g.max_tokens, "most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+  generate->add_flag("--chat", g.chat, "wrap the prompt in ChatML (<|im_start|>user ... <|im_start|>assistant)");
+  generate->add_option("--system", g.system, "system message in --chat mode");
+  generate->add_option("--temperature", g.sampling.temperature, "0 = greedy")->capture_default_str();
+  generate->add_option("--top-p", g.sampling.top_p, "nucleus sampling mass")->capture_default_str();
+  generate->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str();
+  generate->add_option("--stop", g.stop, "stop when the output contains this (repeatable)");
+  generate->add_option("--threads", g.threads, "worker threads")->capture_default_str();
+  generate->add_flag("--quiet", g.quiet, "no speed line on stderr");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
+    if (*logits) return run_logits(l_dir, l_ids, l_out, l_threads);
+    if (*tokenize) return run_tokenize(t_dir, t_text, t_decode, t_text_opt->count() > 0);
+    if (*generate) return run_generate(g);
     if (*quantize) {
       if (!q_skip.empty()) q_options.skip = q_skip;
       if (q_all) q_options.skip.clear();

@@ -100,6 +100,15 @@ inline std::string encode_utf8(char32_t cp) {
   return out;
 }
 
+namespace detail {
+
+// True when s[start, end) decoded to U+FFFD because it *is* U+FFFD, not because it was ill-formed.
+inline bool is_literal_replacement(std::string_view s, std::size_t start, std::size_t end) noexcept {
+  return s.substr(start, end - start) == "\xEF\xBF\xBD";
+}
+
+}  // namespace detail
+
 // True when s is well-formed UTF-8.
 inline bool is_valid_utf8(std::string_view s) noexcept {
   std::size_t pos = 0;
@@ -110,8 +119,7 @@ inline bool is_valid_utf8(std::string_view s) noexcept {
     }
     const std::size_t start = pos;
     const char32_t cp = decode_utf8(s, pos);
-    // U+FFFD itself is 3 bytes (EF BF BD); a replacement from an error never is.
-    if (cp == replacement_character && pos - start != 3) return false;
+    if (cp == replacement_character && !detail::is_literal_replacement(s, start, pos)) return false;
   }
   return true;
 }
@@ -249,7 +257,7 @@ inline bool is_nfc_stable(std::string_view s) noexcept {
     }
     const std::size_t start = pos;
     const char32_t cp = decode_utf8(s, pos);
-    if (cp == replacement_character && pos - start != 3) return false;
+    if (cp == replacement_character && !detail::is_literal_replacement(s, start, pos)) return false;
     if (cp >= 0x300 && (properties(cp) & tables::prop_nfc_unstable)) return false;
   }
   return true;
