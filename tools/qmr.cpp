@@ -134,7 +134,8 @@ int run_logits(const std::string& dir, const std::string& ids_text, const std::s
 }
 
 int run_tokenize(const std::string& dir, const std::string& text, const std::string& decode_ids, bool text_given) {
-  const std::filesystem::path path = std::filesystem::is_directory(dir) ? std::filesystem::path(dir) / "tokenizer.json" : dir;
+  const std::filesystem::path path =
+      std::filesystem::is_directory(dir) ? std::filesystem::path(dir) / "tokenizer.json" : std::filesystem::path(dir);
   const auto tok = qmr::text::tokenizer::load(path);
   if (!decode_ids.empty()) {
     const auto ids = parse_ids(decode_ids);
@@ -196,29 +197,30 @@ int run_generate(const generate_args& a) {
   const int capacity = static_cast<int>(ids.size()) + a.max_tokens;
   qmr::thread_pool pool(a.threads);
   qmr::model::session s(m, capacity, &pool);
-  // Stream text as it completes: bytes of a multi-byte character may span tokens.
-  std::string pending;
+  // Stream the text as it completes, exactly as decode() of the whole output reads: decode
+  // everything so far and print what is new, holding back a trailing U+FFFD, which may be
+  // the first bytes of a character whose other bytes come with the next token.
+  std::vector<std::int32_t> shown;
+  std::size_t printed = 0;
+  const auto flush = [&](bool final) {
+    const std::string text = tok.decode(shown, true);
+    std::size_t end = text.size();
+    while (!final && end >= 3 && text.compare(end - 3, 3, "\xEF\xBF\xBD") == 0) end -= 3;
+    if (end > printed) {
+      std::fwrite(text.data() + printed, 1, end - printed, stdout);
+      std::fflush(stdout);
+      printed = end;
+    }
+  };
   const auto on_token = [&](std::int32_t id) {
     if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) != o.stop_tokens.end()) return true;
-    if (tok.is_special(id)) return true;
-    pending += tok.decode_token(id);
-    std::size_t complete = pending.size();
-    // Hold back a trailing incomplete UTF-8 sequence.
-    for (std::size_t back = 1; back <= std::min<std::size_t>(3, pending.size()); ++back) {
-      const auto c = static_cast<unsigned char>(pending[pending.size() - back]);
-      if ((c & 0xC0) == 0x80) continue;  // continuation byte
-      const std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-      if (len > back) complete = pending.size() - back;
-      break;
-    }
-    std::fwrite(pending.data(), 1, complete, stdout);
-    std::fflush(stdout);
-    pending.erase(0, complete);
+    shown.push_back(id);
+    flush(false);
     return true;
   };
   const auto g = qmr::model::generate(s, ids, o, on_token, a.stop,
                                       [&](std::span<const std::int32_t> t) { return tok.decode(t); });
-  std::fwrite(pending.data(), 1, pending.size(), stdout);
+  flush(true);
   std::printf("\n");
   if (!a.quiet) {
     const char* reasons[] = {"max tokens", "stop token", "stop string", "callback", "context full"};

@@ -1,6 +1,7 @@
-// End-to-end tests of the qmr binary: inspect, quantize, inspect again, and its errors.
+// End-to-end tests of the qmr binary: inspect, quantize, logits, tokenize, generate, and their errors.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -91,4 +92,89 @@ TEST_CASE("qmr reports bad input clearly and exits non-zero", "[cli]") {
   const result usage = run("quantize --model x");
   REQUIRE(usage.status != 0);
   REQUIRE(usage.output.find("--out is required") != std::string::npos);
+}
+
+namespace {
+
+std::filesystem::path data_dir() {
+  const char* root = std::getenv("QMR_TEST_DATA");
+  REQUIRE(root != nullptr);
+  return std::filesystem::path(root) / "hf";
+}
+
+std::string join_ids(const std::vector<std::int32_t>& ids) {
+  std::string s;
+  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("qmr logits writes transformers' logits", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const auto model = data_dir() / "qwen2-gqa7-bias";
+  nlohmann::json ref;
+  std::ifstream(model / "reference.json") >> ref;
+  const auto ids = ref["ids"].get<std::vector<std::int32_t>>();
+  const result r = run("logits --model " + model.string() + " --ids " + join_ids(ids) + " --out " + (dir / "l.f32").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto n = static_cast<std::size_t>(ids.size() * ref["vocab"].get<std::size_t>());
+  std::vector<float> got(n), want(n);
+  REQUIRE(std::filesystem::file_size(dir / "l.f32") == n * 4);
+  std::ifstream(dir / "l.f32", std::ios::binary).read(reinterpret_cast<char*>(got.data()), static_cast<std::streamsize>(n * 4));
+  std::ifstream(model / "reference_logits.f32", std::ios::binary).read(reinterpret_cast<char*>(want.data()), static_cast<std::streamsize>(n * 4));
+  float diff = 0;
+  for (std::size_t i = 0; i < n; ++i) diff = std::max(diff, std::fabs(got[i] - want[i]));
+  REQUIRE(diff < 1e-3f);
+
+  REQUIRE(run("logits --model " + model.string() + " --ids 1,x,3 --out " + (dir / "l.f32").string()).output.find(
+              "token id 'x' is not a non-negative integer") != std::string::npos);
+  REQUIRE(run("logits --model " + model.string() + " --ids 1,99999 --out " + (dir / "l.f32").string()).output.find(
+              "outside the vocabulary") != std::string::npos);
+}
+
+TEST_CASE("qmr tokenize encodes and decodes like HF tokenizers", "[cli]") {
+  nlohmann::json cases;
+  std::ifstream(data_dir() / "tokenizer" / "cases.json") >> cases;
+  const std::string model = (data_dir() / "llama-gqa2").string();
+  int checked = 0;
+  for (const auto& c : cases) {
+    const std::string text = c["text"].get<std::string>();
+    // Texts safe to pass through a shell in single quotes.
+    if (text.empty() || text.find_first_of("'\n\r\t\\") != std::string::npos || text.find('\0') != std::string::npos) continue;
+    const auto ids = c["ids"].get<std::vector<std::int32_t>>();
+    std::string expected;
+    for (std::size_t i = 0; i < ids.size(); ++i) expected += (i ? " " : "") + std::to_string(ids[i]);
+    const result enc = run("tokenize --model " + model + " --text '" + text + "'");
+    INFO(text);
+    REQUIRE(enc.status == 0);
+    REQUIRE(enc.output == expected + "\n");
+    const result dec = run("tokenize --model " + model + " --decode " + join_ids(ids));
+    REQUIRE(dec.output == c["decoded"].get<std::string>() + "\n");
+    ++checked;
+  }
+  REQUIRE(checked > 30);
+}
+
+TEST_CASE("qmr generate runs a checkpoint and its quantized copy", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const auto model = data_dir() / "llama-gqa2";
+  nlohmann::json ref;
+  std::ifstream(model / "reference.json") >> ref;
+  // The second reference prompt is "The answer is"; greedy decoding must print the decoded continuation.
+  const auto greedy = ref["continuations"][1]["greedy"].get<std::vector<std::int32_t>>();
+  const result expected = run("tokenize --model " + model.string() + " --decode " + join_ids(greedy));
+  const result g = run("generate --model " + model.string() + " --prompt 'The answer is' --max-tokens 8 --quiet");
+  INFO(g.output);
+  REQUIRE(g.status == 0);
+  REQUIRE(g.output == expected.output);
+
+  REQUIRE(run("quantize --model " + model.string() + " --out " + (dir / "q").string() + " --format w4g32 --quiet").status == 0);
+  const result q = run("generate --model " + (dir / "q").string() + " --prompt 'The answer is' --max-tokens 8");
+  INFO(q.output);
+  REQUIRE(q.status == 0);
+  REQUIRE(q.output.find("tok/s decode") != std::string::npos);
+  const result chat = run("generate --model " + (dir / "q").string() + " --prompt hi --chat --max-tokens 4 --temperature 0.8 --seed 3 --quiet");
+  REQUIRE(chat.status == 0);
 }

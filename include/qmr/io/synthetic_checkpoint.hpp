@@ -24,6 +24,7 @@ struct synthetic_config {
   int kv_heads = 2;
   int vocab = 1024;
   bool qkv_bias = false;  // Qwen2 has q/k/v biases
+  bool tie_embeddings = false;  // no lm_head tensor: the output head is the embedding
   int shards = 1;         // > 1 writes model-0000i-of-0000n.safetensors and an index
   std::uint32_t seed = 1;
   // Student-t degrees of freedom of the weights: 4 gives the heavy tails and
@@ -58,7 +59,7 @@ inline void write_synthetic_checkpoint(const std::filesystem::path& dir, const s
     specs.push_back({p + "mlp.down_proj.weight", c.hidden, c.intermediate});
   }
   specs.push_back({"model.norm.weight", c.hidden, 0});
-  specs.push_back({"lm_head.weight", c.vocab, c.hidden});
+  if (!c.tie_embeddings) specs.push_back({"lm_head.weight", c.vocab, c.hidden});
 
   std::mt19937 rng(c.seed);
   std::student_t_distribution<float> t(c.dof);
@@ -99,7 +100,7 @@ inline void write_synthetic_checkpoint(const std::filesystem::path& dir, const s
                                  {"max_position_embeddings", 2048},
                                  {"rms_norm_eps", 1e-6},
                                  {"rope_theta", 10000.0},
-                                 {"tie_word_embeddings", false},
+                                 {"tie_word_embeddings", c.tie_embeddings},
                                  {"torch_dtype", "bfloat16"},
                                  {"qmr_synthetic", {{"seed", c.seed}, {"dof", c.dof}}}};
   write_text_file(dir / "config.json", config.dump(2) + "\n");

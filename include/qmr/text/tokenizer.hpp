@@ -31,8 +31,24 @@ namespace qmr::text {
 //   3. pre-tokenize each remaining piece with the split pattern (below);
 //   4. map each pre-token's bytes to GPT-2's byte-level alphabet and apply the BPE merges by
 //      rank; 5. map the symbols to ids.
-// encode() never adds BOS/EOS: the post_processor (TemplateProcessing, ByteLevel) is accepted
-// and ignored, as is truncation/padding; add special tokens yourself or format with chat.hpp.
+//
+// Supported tokenizer.json, and nothing else (anything else is a qmr::error naming the field):
+//   model           BPE; merges as "a b" strings or ["a", "b"] pairs; ignore_merges; unk_token
+//                   and fuse_unk; dropout null, byte_fallback false, no subword prefix/suffix
+//   normalizer      null, NFC, Sequence of NFC
+//   pre_tokenizer   Sequence[Split{Regex: Qwen2 or Llama 3 pattern, Isolated}, ByteLevel{use_regex:
+//                   false}] or ByteLevel{use_regex: true (GPT-2's regex) or false}; add_prefix_space false
+//   decoder         ByteLevel
+//   post_processor  null, ByteLevel, TemplateProcessing, Sequence of those: accepted and ignored,
+//                   since encode() never adds BOS/EOS (add them yourself, or use chat.hpp)
+//   truncation, padding: ignored; encode() neither truncates nor pads.
+// Where qmr differs from HF on purpose:
+//   - added_tokens ids are taken from the file and must agree with model.vocab (HF re-derives
+//     them and only warns when they differ);
+//   - ill-formed UTF-8 given to encode() is read as U+FFFD (HF only takes well-formed strings);
+//   - decode() throws for an id that is not a token (HF skips it);
+//   - single_word's \w approximates Unicode's Other_Alphabetic (see unicode.hpp).
+// A tokenizer is immutable after loading: encode() and decode() may run concurrently.
 
 // ---- pre-tokenizers -----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -154,19 +155,25 @@ inline std::string to_utf8(std::u32string_view cps) {
 
 namespace detail {
 
-// Binary search in a sorted table of disjoint [first, last] ranges; nullptr if cp is in none.
+// Binary search in a sorted table of disjoint [first, last] ranges: the index of the range
+// holding cp, or N when none does. (Indices, not pointers: GCC's constant evaluator rejects
+// pointer comparisons under -fsanitize=undefined.)
 template <typename Range, std::size_t N>
-constexpr const Range* find_range(const Range (&table)[N], char32_t cp) noexcept {
-  const Range* it = std::upper_bound(std::begin(table), std::end(table), cp,
-                                     [](char32_t c, const Range& r) { return c < r.first; });
-  if (it == std::begin(table)) return nullptr;
-  --it;
-  return cp <= it->last ? it : nullptr;
+constexpr std::size_t find_range(const Range (&table)[N], char32_t cp) noexcept {
+  std::size_t lo = 0, hi = N;  // the answer, if any, is the last range with first <= cp
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (table[mid].first <= cp)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return (lo > 0 && cp <= table[lo - 1].last) ? lo - 1 : N;
 }
 
 constexpr std::uint8_t properties_slow(char32_t cp) noexcept {
-  const auto* r = find_range(tables::property_ranges, cp);
-  return r ? r->props : std::uint8_t{0};
+  const std::size_t i = find_range(tables::property_ranges, cp);
+  return i < std::size(tables::property_ranges) ? tables::property_ranges[i].props : std::uint8_t{0};
 }
 
 // Properties of U+0000..U+00FF, computed at compile time: Latin-1 is most of most text.
@@ -194,8 +201,8 @@ constexpr bool is_word_character(char32_t cp) noexcept { return properties(cp) &
 // Canonical combining class (0 for starters and unassigned code points).
 constexpr std::uint8_t combining_class(char32_t cp) noexcept {
   if (cp < 0x300) return 0;  // the first non-zero class is U+0300
-  const auto* r = detail::find_range(tables::ccc_ranges, cp);
-  return r ? r->ccc : std::uint8_t{0};
+  const std::size_t i = detail::find_range(tables::ccc_ranges, cp);
+  return i < std::size(tables::ccc_ranges) ? tables::ccc_ranges[i].ccc : std::uint8_t{0};
 }
 
 // ---- NFC --------------------------------------------------------------------------------
@@ -213,9 +220,9 @@ inline constexpr char32_t hangul_s_count = hangul_l_count * hangul_n_count;  // 
 inline void decompose(char32_t cp, std::u32string& out) {
   if (cp >= hangul_s_base && cp < hangul_s_base + hangul_s_count) {
     const char32_t s = cp - hangul_s_base;
-    out += hangul_l_base + s / hangul_n_count;
-    out += hangul_v_base + (s % hangul_n_count) / hangul_t_count;
-    if (s % hangul_t_count != 0) out += hangul_t_base + s % hangul_t_count;
+    out += static_cast<char32_t>(hangul_l_base + s / hangul_n_count);
+    out += static_cast<char32_t>(hangul_v_base + (s % hangul_n_count) / hangul_t_count);
+    if (s % hangul_t_count != 0) out += static_cast<char32_t>(hangul_t_base + s % hangul_t_count);
     return;
   }
   const auto* begin = std::begin(tables::decompositions);
@@ -232,10 +239,10 @@ inline void decompose(char32_t cp, std::u32string& out) {
 inline char32_t compose_pair(char32_t a, char32_t b) noexcept {
   if (a >= hangul_l_base && a < hangul_l_base + hangul_l_count && b >= hangul_v_base &&
       b < hangul_v_base + hangul_v_count)
-    return hangul_s_base + ((a - hangul_l_base) * hangul_v_count + (b - hangul_v_base)) * hangul_t_count;
+    return static_cast<char32_t>(hangul_s_base + ((a - hangul_l_base) * hangul_v_count + (b - hangul_v_base)) * hangul_t_count);
   if (a >= hangul_s_base && a < hangul_s_base + hangul_s_count && (a - hangul_s_base) % hangul_t_count == 0 &&
       b > hangul_t_base && b < hangul_t_base + hangul_t_count)
-    return a + (b - hangul_t_base);
+    return static_cast<char32_t>(a + (b - hangul_t_base));
   const auto* begin = std::begin(tables::compositions);
   const auto* end = std::end(tables::compositions);
   const auto* it = std::lower_bound(begin, end, std::pair{a, b}, [](const tables::composition& c, std::pair<char32_t, char32_t> k) {

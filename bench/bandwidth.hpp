@@ -1,0 +1,49 @@
+// Measures the machine's limits that kernels are quoted against: streaming read bandwidth and f32 FMA peak.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "qmr/core/aligned_buffer.hpp"
+#include "qmr/core/thread_pool.hpp"
+
+namespace qmr::bench {
+
+// Read bandwidth in bytes/s: a sum over `bytes` of floats (far larger than the caches),
+// split over the pool's threads, best of `repeats`. The sum is returned through `sink`
+// so that the compiler cannot drop the loop.
+inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{512} << 20, int repeats = 5) {
+  const std::size_t n = bytes / sizeof(float);
+  aligned_buffer<float> data(n);
+  for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<float>(i & 1023);
+  std::vector<double> partial(static_cast<std::size_t>(pool.size()) * 16);
+  double best = 0;
+  volatile double sink = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::int64_t chunks = pool.size();
+    pool.parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
+      for (std::int64_t c = c0; c < c1; ++c) {
+        const std::size_t lo = n * static_cast<std::size_t>(c) / static_cast<std::size_t>(chunks);
+        const std::size_t hi = n * static_cast<std::size_t>(c + 1) / static_cast<std::size_t>(chunks);
+        // Eight independent accumulators keep several loads in flight and let the compiler vectorize.
+        float acc[8] = {};
+        std::size_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+          for (int k = 0; k < 8; ++k) acc[k] += data[i + static_cast<std::size_t>(k)];
+        for (; i < hi; ++i) acc[0] += data[i];
+        double s = 0;
+        for (float a : acc) s += a;
+        partial[static_cast<std::size_t>(c) * 16] = s;  // 16 doubles apart: no false sharing
+      }
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (std::size_t c = 0; c < partial.size(); c += 16) sink = sink + partial[c];
+    best = std::max(best, static_cast<double>(bytes) / seconds);
+  }
+  return best;
+}
+
+}  // namespace qmr::bench
