@@ -19,6 +19,7 @@
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "json_file.hpp"
 #include "mapped_file.hpp"
 
 namespace qmr::io {
@@ -307,16 +308,7 @@ class checkpoint {
   }
 
   void load_index_(const std::filesystem::path& index) {
-    const mapped_file map(index.string());
-    nlohmann::json j;
-    try {
-      const auto* text = reinterpret_cast<const char*>(map.bytes().data());
-      j = nlohmann::json::parse(text, text + map.size());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw error(std::string("not valid JSON: ") + e.what(), in_file(index.string(), {}, {}, e.byte ? e.byte - 1 : 0));
-    } catch (const nlohmann::json::exception& e) {
-      throw error(std::string("not valid JSON: ") + e.what(), in_file(index.string()));
-    }
+    const nlohmann::json j = read_json_file(index);
     const auto wm = j.is_object() ? j.find("weight_map") : j.end();
     if (wm == j.end() || !wm->is_object()) throw error("missing or not an object", in_file(index.string(), {}, "weight_map"));
     if (wm->empty()) throw error("lists no tensor", in_file(index.string(), {}, "weight_map"));

@@ -13,7 +13,7 @@
 
 #include "../core/dtype.hpp"
 #include "../core/error.hpp"
-#include "../io/mapped_file.hpp"
+#include "../io/json_file.hpp"
 
 namespace qmr::model {
 
@@ -247,15 +247,7 @@ inline model_config model_config::parse(const nlohmann::json& j, const std::stri
 inline model_config model_config::load(const std::filesystem::path& dir_or_file) {
   const std::filesystem::path path =
       std::filesystem::is_directory(dir_or_file) ? dir_or_file / "config.json" : dir_or_file;
-  const io::mapped_file map(path.string());
-  nlohmann::json j;
-  try {
-    const auto* text = reinterpret_cast<const char*>(map.bytes().data());
-    j = nlohmann::json::parse(text, text + map.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw error(std::string("not valid JSON: ") + e.what(), in_file(path.string(), {}, {}, e.byte ? e.byte - 1 : 0));
-  }
-  return parse(j, path.string());
+  return parse(io::read_json_file(path), path.string());
 }
 
 }  // namespace qmr::model

@@ -600,6 +600,9 @@ class tokenizer {
         return;
       }
     }
+    // Symbol positions are int32 (as in HF); a 2 GiB run of letters is not text.
+    if (word.size() >= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      throw error("a pre-token of " + std::to_string(word.size()) + " bytes is too long to encode", in_file(source_));
     auto& symbols = scratch.symbols;
     symbols.clear();
     bool last_was_unk = false;
