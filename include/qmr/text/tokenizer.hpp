@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../io/json_file.hpp"
 #include "../io/mapped_file.hpp"
 #include "unicode.hpp"
 
@@ -431,12 +432,7 @@ class tokenizer {
   static tokenizer parse(std::string_view json_text, std::string source_name) {
     tokenizer t;
     t.source_ = std::move(source_name);
-    nlohmann::json root;
-    try {
-      root = nlohmann::json::parse(json_text.begin(), json_text.end());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw error(std::string("invalid JSON: ") + e.what(), in_file(t.source_, {}, {}, e.byte));
-    }
+    const nlohmann::json root = io::parse_json(json_text, t.source_);
     if (!root.is_object()) t.fail("", "expected a JSON object, got " + std::string(root.type_name()));
     t.parse_model_(root);
     t.parse_normalizer_(find_(root, "normalizer"), "normalizer");
