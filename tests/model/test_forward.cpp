@@ -158,3 +158,21 @@ TEST_CASE("quantized and mixed-precision checkpoints run and stay close to the o
   REQUIRE(std::isfinite(d));
   REQUIRE(d > diff["w8g32"]);
 }
+
+TEST_CASE("in-memory quantization equals quantizing the checkpoint", "[forward]") {
+  testing::temp_dir dir;
+  const auto ref = testing::load_reference("qwen3-qknorm-linear-rope");
+  quant::checkpoint_options opt;
+  opt.spec = quant::parse_format("w4g32s");
+  quant::quantize_checkpoint(testing::fixture_dir("qwen3-qknorm-linear-rope"), dir / "q", opt);
+  const auto on_disk = model::model::load(dir / "q");
+  auto in_memory = model::model::load(testing::fixture_dir("qwen3-qknorm-linear-rope"));
+  const auto kept = in_memory.quantize(opt.spec);
+  REQUIRE(kept == std::vector<std::string>{"model.embed_tokens.weight", "lm_head.weight"});
+  REQUIRE(in_memory.weights().layers[1].o.spec.str() == "w4g32s");
+  model::session a(on_disk, 64), b(in_memory, 64);
+  const auto la = a.forward(ref.ids, true);
+  const auto lb = b.forward(ref.ids, true);
+  REQUIRE(max_abs_diff(la.data, lb.data, static_cast<std::size_t>(la.rows * la.cols)) == 0.0f);
+  REQUIRE_THROWS(in_memory.quantize(quant::parse_format("bf16")));
+}

@@ -1,7 +1,9 @@
 // A model's weights as views into its memory-mapped checkpoint (dense or qmr-quantized, per tensor), checked against its config.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "../io/quantized.hpp"
+#include "../quant/rtn.hpp"
 #include "../io/safetensors.hpp"
 #include "config.hpp"
 #include "linear.hpp"
@@ -61,6 +64,39 @@ class model {
       for (const linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) b += w->bytes();
     return b;
   }
+  // Quantizes, in memory and by round to nearest, every linear weight whose name contains
+  // none of `skip` and whose shape fits `spec`; returns the names left as they were.
+  // (The tied output head follows the embedding.)
+  std::vector<std::string> quantize(const quant::format_spec& spec, const quant::rtn_options& rtn = {},
+                                    const std::vector<std::string>& skip = {"embed_tokens", "lm_head"},
+                                    thread_pool* pool = nullptr) {
+    check(spec.is_quantized(), "quantize needs a quantized format, got " + spec.str());
+    std::vector<std::string> kept;
+    const auto convert = [&](linear_weight& w) {
+      const bool skipped = std::any_of(skip.begin(), skip.end(), [&](const std::string& s) {
+        return w.name.find(s) != std::string::npos;
+      });
+      const bool fits = w.cols % 8 == 0 && (spec.group == quant::per_channel || w.cols % spec.group == 0);
+      if (skipped || !fits || w.spec.is_quantized()) {
+        kept.push_back(w.name);
+        return;
+      }
+      std::vector<float> f32(static_cast<std::size_t>(w.rows * w.cols));  // [rows, cols]
+      copy_to_f32(w.dense, f32.data());
+      owned_.push_back(std::make_unique<quant::qtensor>(
+          quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool, w.name)));
+      w.spec = spec;
+      w.quantized = owned_.back()->view();
+      w.dense = {};
+    };
+    convert(weights_.embed);
+    for (auto& l : weights_.layers)
+      for (linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) convert(*w);
+    if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
+    else convert(weights_.lm_head);
+    return kept;
+  }
+
   // The same, less the embedding (a decode step reads one row of it).
   std::uint64_t decode_bytes_per_token() const {
     return weight_bytes() - (config_.tie_word_embeddings ? 0 : weights_.embed.bytes());
@@ -150,6 +186,7 @@ class model {
   io::checkpoint checkpoint_;
   std::map<std::string, std::pair<const io::safetensors_file*, io::quantized_entry>> quantized_;
   model_weights weights_;
+  std::vector<std::unique_ptr<quant::qtensor>> owned_;  // weights quantized in memory, at stable addresses
 };
 
 }  // namespace qmr::model

@@ -1,0 +1,163 @@
+// Generative exact-match evaluation: greedy answers to prompts, answers extracted as lm-eval does, accuracy with Wilson intervals by level and type.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/thread_pool.hpp"
+#include "../model/generate.hpp"
+#include "../model/generation_config.hpp"
+#include "../text/tokenizer.hpp"
+#include "extract.hpp"
+
+namespace qmr::eval {
+
+struct gen_item {
+  std::string id;
+  std::string prompt;  // the full text the model continues
+  std::string gold;    // the reference answer (normalized before comparison)
+  std::string type;    // for grouping; may be empty
+  int level = 0;       // for grouping; 0 = none
+};
+
+struct gen_options {
+  int max_tokens = 256;
+  std::vector<std::string> stop_strings = {"\nQuestion:"};  // the next few-shot question would start here
+  unsigned threads = 1;  // items run in parallel, one single-threaded session each
+};
+
+struct gen_record {
+  std::string id, prompt, output, extracted, extracted_flexible, gold, type;
+  int level = 0;
+  bool correct = false;
+  int prompt_tokens = 0, output_tokens = 0;
+  double seconds = 0;
+};
+
+struct group_stats {
+  std::size_t n = 0, correct = 0;
+  double accuracy() const { return n ? static_cast<double>(correct) / static_cast<double>(n) : 0.0; }
+  std::pair<double, double> ci95() const { return wilson_interval(correct, n); }
+};
+
+struct gen_results {
+  std::vector<gen_record> records;  // in item order
+  group_stats overall;
+  std::map<int, group_stats> by_level;
+  std::map<std::string, group_stats> by_type;
+  double seconds = 0;
+  std::int64_t prompt_tokens = 0, output_tokens = 0;
+};
+
+using progress_callback = std::function<void(std::size_t done, std::size_t total)>;
+
+inline gen_results run_generative(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
+                                  const gen_options& o, const progress_callback& progress = {}) {
+  const auto start = std::chrono::steady_clock::now();
+  gen_results r;
+  r.records.resize(items.size());
+  std::vector<std::vector<std::int32_t>> prompts(items.size());
+  int longest = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    prompts[i] = tok.encode(items[i].prompt);
+    check(!prompts[i].empty(), "item " + items[i].id + " has an empty prompt");
+    longest = std::max(longest, static_cast<int>(prompts[i].size()));
+  }
+  model::sampling_options sampling;  // greedy
+  sampling.max_tokens = o.max_tokens;
+  sampling.stop_tokens = model::default_stop_tokens(m);
+  std::mutex mutex;
+  std::size_t done = 0;
+  thread_pool pool(std::max(1u, o.threads));
+  // One chunk per worker, each with its own session, claiming items one at a time
+  // (answers differ in length, so a static split would leave a worker idle).
+  std::atomic<std::size_t> next{0};
+  pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
+    model::session s(m, longest + o.max_tokens + 1);
+    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
+      const gen_item& item = items[i];
+      const auto t0 = std::chrono::steady_clock::now();
+      s.reset();
+      const auto g = model::generate(s, prompts[i], sampling, {}, o.stop_strings,
+                                     [&](std::span<const std::int32_t> ids) { return tok.decode(ids, true); });
+      std::vector<std::int32_t> out = g.tokens;
+      if (g.reason == model::stop_reason::stop_token) out.pop_back();
+      gen_record& rec = r.records[i];
+      rec.id = item.id;
+      rec.prompt = item.prompt;
+      rec.output = tok.decode(out, true);
+      for (const std::string& st : o.stop_strings)  // cut at the stop string, as lm-eval's `until`
+        if (const auto at = rec.output.find(st); at != std::string::npos) rec.output.erase(at);
+      rec.extracted = extract_strict(rec.output).value_or("");
+      rec.extracted_flexible = extract_flexible(rec.output).value_or("");
+      rec.gold = item.gold;
+      rec.type = item.type;
+      rec.level = item.level;
+      rec.correct = !rec.extracted.empty() && normalize_answer(rec.extracted) == normalize_answer(item.gold);
+      rec.prompt_tokens = static_cast<int>(prompts[i].size());
+      rec.output_tokens = static_cast<int>(g.tokens.size());
+      rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::lock_guard<std::mutex> lock(mutex);
+      ++done;
+      if (progress) progress(done, items.size());
+    }
+  });
+  for (const gen_record& rec : r.records) {
+    for (group_stats* g : {&r.overall, &r.by_level[rec.level], &r.by_type[rec.type]}) {
+      ++g->n;
+      g->correct += rec.correct;
+    }
+    r.prompt_tokens += rec.prompt_tokens;
+    r.output_tokens += rec.output_tokens;
+  }
+  if (r.by_level.size() == 1 && r.by_level.begin()->first == 0) r.by_level.clear();
+  if (r.by_type.size() == 1 && r.by_type.begin()->first.empty()) r.by_type.clear();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+inline nlohmann::json to_json(const group_stats& g) {
+  const auto [lo, hi] = g.ci95();
+  return {{"n", g.n}, {"correct", g.correct}, {"accuracy", g.accuracy()}, {"ci95", {lo, hi}}};
+}
+
+// The results schema: task, n, accuracy, accuracy_ci95, by_level, by_type, seconds,
+// tokens, and `items`, one record per problem.
+inline nlohmann::json to_json(const gen_results& r, const std::string& task) {
+  nlohmann::json j = {{"task", task},
+                      {"n", r.overall.n},
+                      {"accuracy", r.overall.accuracy()},
+                      {"accuracy_ci95", {r.overall.ci95().first, r.overall.ci95().second}},
+                      {"seconds", r.seconds},
+                      {"prompt_tokens", r.prompt_tokens},
+                      {"output_tokens", r.output_tokens},
+                      {"by_level", nlohmann::json::object()},
+                      {"by_type", nlohmann::json::object()},
+                      {"items", nlohmann::json::array()}};
+  for (const auto& [level, g] : r.by_level) j["by_level"][std::to_string(level)] = to_json(g);
+  for (const auto& [type, g] : r.by_type) j["by_type"][type] = to_json(g);
+  for (const gen_record& rec : r.records)
+    j["items"].push_back({{"id", rec.id},
+                          {"prompt", rec.prompt},
+                          {"output", rec.output},
+                          {"extracted", rec.extracted},
+                          {"extracted_flexible", rec.extracted_flexible},
+                          {"gold", rec.gold},
+                          {"correct", rec.correct},
+                          {"type", rec.type},
+                          {"level", rec.level},
+                          {"tokens", rec.output_tokens},
+                          {"seconds", rec.seconds}});
+  return j;
+}
+
+}  // namespace qmr::eval

@@ -1,0 +1,83 @@
+// Answer extraction and normalization against lm-evaluation-harness's GSM8K regexes, the Wilson interval, and the generative runner.
+#include <catch2/catch.hpp>
+
+#include "../model/fixtures.hpp"
+#include "qmr/eval/extract.hpp"
+#include "qmr/eval/generative.hpp"
+
+using namespace qmr;
+
+TEST_CASE("strict extraction takes the first '#### N'", "[extract]") {
+  REQUIRE(eval::extract_strict("so 3+4=7\n#### 7") == "7");
+  REQUIRE(eval::extract_strict("#### -1,234.5 dollars") == "-1,234.5");
+  REQUIRE(eval::extract_strict("#### 12\n#### 13") == "12");
+  REQUIRE(eval::extract_strict("####  12") == std::nullopt);  // the regex wants exactly one space
+  REQUIRE(eval::extract_strict("#### -") == std::nullopt);
+  REQUIRE(eval::extract_strict("#### x\n#### 5") == "5");
+  REQUIRE(eval::extract_strict("no answer") == std::nullopt);
+  REQUIRE(eval::extract_strict("#### .,") == ".,");
+}
+
+TEST_CASE("flexible extraction takes the last number-like match", "[extract]") {
+  REQUIRE(eval::extract_flexible("He has 3 apples and buys 12 more, 15 in all.") == "15");
+  REQUIRE(eval::extract_flexible("costs $1,250.00.") == "$1,250.00.");
+  REQUIRE(eval::extract_flexible("x = -5") == "-5");
+  REQUIRE(eval::extract_flexible("a - 7") == "7");
+  REQUIRE(eval::extract_flexible("7 and -") == "7");
+  REQUIRE(eval::extract_flexible("3.5 or 4") == "4");
+  REQUIRE(eval::extract_flexible("ends with ,.") == ",.");
+  REQUIRE(eval::extract_flexible("none") == std::nullopt);
+}
+
+TEST_CASE("normalization drops commas, dollars, the #### prefix and one trailing dot", "[extract]") {
+  REQUIRE(eval::normalize_answer("$1,250.") == "1250");
+  REQUIRE(eval::normalize_answer("Natalia sold 48/2 = 24 clips.\n#### 72") == "72");
+  REQUIRE(eval::normalize_answer(" 18 ") == "18");
+  REQUIRE(eval::normalize_answer("3..") == "3.");
+}
+
+TEST_CASE("Wilson interval", "[extract]") {
+  const auto [lo, hi] = eval::wilson_interval(90, 100);
+  REQUIRE(lo == Approx(0.8256).epsilon(1e-3));
+  REQUIRE(hi == Approx(0.9448).epsilon(1e-3));
+  REQUIRE(eval::wilson_interval(0, 10).first == 0.0);
+  REQUIRE(eval::wilson_interval(10, 10).second == Approx(1.0));
+}
+
+TEST_CASE("the generative runner records greedy outputs identically on 1 and 2 threads", "[extract]") {
+  const auto m = model::model::load(testing::fixture_dir("llama-gqa2"));
+  const auto tok = text::tokenizer::load(testing::fixture_dir("llama-gqa2") / "tokenizer.json");
+  const auto ref = testing::load_reference("llama-gqa2");
+  std::vector<eval::gen_item> items;
+  for (std::size_t i = 0; i < ref.continuations.size(); ++i) {
+    const auto& c = ref.continuations[i];
+    // Gold is the decoded greedy continuation's last number, if any, so that scoring is exercised.
+    const std::string expected = tok.decode(c.greedy, true);
+    items.push_back({"item" + std::to_string(i), tok.decode(c.prompt), eval::extract_flexible(expected).value_or("0"),
+                     i % 2 ? "odd" : "even", static_cast<int>(i % 2) + 1});
+  }
+  eval::gen_options o;
+  o.max_tokens = 8;
+  o.stop_strings.clear();
+  std::size_t calls = 0;
+  const auto one = eval::run_generative(m, tok, items, o, [&](std::size_t done, std::size_t total) {
+    REQUIRE(done == ++calls);
+    REQUIRE(total == items.size());
+  });
+  o.threads = 2;
+  const auto two = eval::run_generative(m, tok, items, o);
+  REQUIRE(one.records.size() == items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    INFO(i);
+    REQUIRE(one.records[i].output == tok.decode(ref.continuations[i].greedy, true));
+    REQUIRE(two.records[i].output == one.records[i].output);
+    REQUIRE(one.records[i].output_tokens == 8);
+  }
+  REQUIRE(one.overall.n == items.size());
+  REQUIRE(one.by_level.size() == 2);
+  REQUIRE(one.by_type.count("odd"));
+  const auto j = eval::to_json(one, "fixture");
+  REQUIRE(j["task"] == "fixture");
+  REQUIRE(j["items"].size() == items.size());
+  REQUIRE(j.contains("by_level"));
+}
