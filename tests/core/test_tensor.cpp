@@ -9,7 +9,7 @@
 #include "qmr/core/tensor.hpp"
 
 TEST_CASE("contiguous views have row-major strides and typed access", "[tensor]") {
-  std::vector<float> data(2 * 3 * 4);
+  std::vector<float> data(std::size_t{2} * 3 * 4);
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i);
   const auto v = qmr::tensor_view::contiguous(reinterpret_cast<const std::byte*>(data.data()), qmr::dtype::f32,
                                               qmr::make_shape({2, 3, 4}));
@@ -64,7 +64,7 @@ TEST_CASE("aligned_buffer is aligned, zeroed, copyable and movable", "[tensor]")
   REQUIRE(b.data() != a.data());
   qmr::aligned_buffer<float> c = std::move(a);
   REQUIRE(c[7] == 3.0f);
-  REQUIRE(a.empty());
+  REQUIRE(a.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is what is tested
   qmr::aligned_buffer<float> empty(0);
   REQUIRE(empty.data() == nullptr);
 }

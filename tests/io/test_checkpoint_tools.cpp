@@ -70,7 +70,7 @@ TEST_CASE("quantize then inspect round-trips a sharded checkpoint directory", "[
       REQUIRE(r.format == "BF16");
     }
   }
-  REQUIRE(quantized.size() == 2 * 7);  // q, k, v, o, gate, up, down per layer
+  REQUIRE(quantized.size() == std::size_t{2} * 7);  // q, k, v, o, gate, up, down per layer
   REQUIRE_FALSE(quantized.count("model.embed_tokens.weight"));
   REQUIRE_FALSE(quantized.count("lm_head.weight"));
 

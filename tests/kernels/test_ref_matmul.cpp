@@ -99,13 +99,13 @@ TEST_CASE("dense GEMM matches float64 for f32, f16 and bf16 weights", "[ref]") {
 }
 
 TEST_CASE("matmul shape mismatches are errors", "[ref]") {
-  const auto w = testing::gaussian(16 * 64, 1);
+  const auto w = testing::gaussian(std::size_t{16} * 64, 1);
   const qtensor q = quantize_rtn({w.data(), 16, 64}, parse_format("w4g32"));
   std::vector<float> x(63), y(16);
   REQUIRE_THROWS_WITH(ref::gemv_ref(q.view(), x, y), Catch::Contains("matmul shapes"));
   std::vector<float> x2(64), y2(15);
   REQUIRE_THROWS_WITH(ref::gemv_ref(q.view(), x2, y2), Catch::Contains("matmul shapes"));
-  std::vector<std::int32_t> ints(16 * 64);
+  std::vector<std::int32_t> ints(std::size_t{16} * 64);
   const auto iv = tensor_view::contiguous(reinterpret_cast<const std::byte*>(ints.data()), dtype::i32, make_shape({16, 64}));
   REQUIRE_THROWS_WITH(ref::gemv_ref(iv, x2, y), Catch::Contains("F32, F16 or BF16"));
 }

@@ -111,7 +111,7 @@ TEST_CASE("clip search never increases a group's squared error and helps heavy t
 }
 
 TEST_CASE("symmetric formats put zero at the middle code and reproduce zero exactly", "[rtn]") {
-  std::vector<float> w = qmr::testing::gaussian(8 * 64, 3);
+  std::vector<float> w = qmr::testing::gaussian(std::size_t{8} * 64, 3);
   for (std::size_t i = 0; i < w.size(); i += 5) w[i] = 0.0f;
   for (int bits : supported_bits) {
     const qtensor q = quantize_rtn({w.data(), 8, 64}, format_spec::quantized(bits, 32, true));
@@ -123,7 +123,7 @@ TEST_CASE("symmetric formats put zero at the middle code and reproduce zero exac
 }
 
 TEST_CASE("an all-zero group and a constant group quantize exactly", "[rtn]") {
-  std::vector<float> w(2 * 32, 0.0f);
+  std::vector<float> w(std::size_t{2} * 32, 0.0f);
   for (int i = 32; i < 64; ++i) w[static_cast<std::size_t>(i)] = 0.75f;
   for (bool sym : {false, true}) {
     const qtensor q = quantize_rtn({w.data(), 2, 32}, format_spec::quantized(4, 32, sym));
@@ -133,7 +133,7 @@ TEST_CASE("an all-zero group and a constant group quantize exactly", "[rtn]") {
 }
 
 TEST_CASE("non-finite weights and f16-overflowing ranges are clear errors", "[rtn]") {
-  std::vector<float> w = qmr::testing::gaussian(4 * 64, 9);
+  std::vector<float> w = qmr::testing::gaussian(std::size_t{4} * 64, 9);
   w[2 * 64 + 40] = NAN;
   REQUIRE_THROWS_WITH(quantize_rtn({w.data(), 4, 64}, parse_format("w4g32"), {}, nullptr, "blk.0.ffn"),
                       Catch::Contains("blk.0.ffn") && Catch::Contains("row 2, group 1") && Catch::Contains("non-finite"));
