@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--kv-heads", type=int, default=4)
-    ap.add_argument("--intermediate", type=int, default=768)
+    ap.add_argument("--intermediate", type=int, default=704)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--batch", type=int, default=192)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -142,7 +142,10 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=x, labels=y).loss
+            logits = model(input_ids=x).logits
+        # y is already shifted (y[t] = x[t+1]); HF's own `labels=` would shift a second time.
+        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
+                                                 ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
