@@ -1,7 +1,11 @@
-// Answer extraction and normalization against lm-evaluation-harness's GSM8K regexes, the Wilson interval, and the generative runner.
+// Answer extraction and normalization against lm-evaluation-harness's GSM8K regexes, the Wilson interval, the generative runner, dataset readers.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
 #include "../model/fixtures.hpp"
+#include "../temp_dir.hpp"
+#include "qmr/eval/datasets.hpp"
 #include "qmr/eval/extract.hpp"
 #include "qmr/eval/generative.hpp"
 
@@ -80,4 +84,30 @@ TEST_CASE("the generative runner records greedy outputs identically on 1 and 2 t
   REQUIRE(j["task"] == "fixture");
   REQUIRE(j["items"].size() == items.size());
   REQUIRE(j.contains("by_level"));
+}
+
+
+TEST_CASE("GSM8K and SVAMP readers, n-shot prompts", "[datasets]") {
+  const std::filesystem::path root = std::getenv("QMR_TEST_DATA");
+  const auto gsm = eval::read_gsm8k_jsonl(root / "tasks" / "gsm8k_sample.jsonl");
+  REQUIRE(gsm.size() == 2);
+  REQUIRE(gsm[0].gold == "12");
+  REQUIRE(gsm[1].gold == "900");
+  const auto svamp = eval::read_svamp_json(root / "tasks" / "svamp_sample.json");
+  REQUIRE(svamp.size() == 2);
+  REQUIRE(svamp[0].question == "Jack had 8 pens and gave 3 to Mary. How many pens does Jack have now?");
+  REQUIRE(svamp[0].gold == "5");
+  REQUIRE(svamp[1].gold == "3.5");
+  REQUIRE(svamp[1].type == "Common-Division");
+  const std::string p = eval::build_prompt(gsm[1], std::span(gsm.data(), 1), eval::prompt_style::question_answer);
+  REQUIRE(p == "Question: " + gsm[0].question + "\nAnswer: " + gsm[0].answer + "\n\nQuestion: " + gsm[1].question + "\nAnswer:");
+  REQUIRE(eval::build_prompt(gsm[0], {}, eval::prompt_style::cot) == "Q: " + gsm[0].question + "\n\nA:");
+  const auto items = eval::to_items(svamp, {}, eval::prompt_style::question_answer);
+  REQUIRE(items[1].gold == "3.5");
+
+  testing::temp_dir dir;
+  std::ofstream(dir / "g.jsonl") << R"({"question": "q", "answer": "no final line"})" << "\n";
+  REQUIRE_THROWS_WITH(eval::read_gsm8k_jsonl(dir / "g.jsonl"), Catch::Contains("g.jsonl:1") && Catch::Contains("####"));
+  std::ofstream(dir / "s.json") << R"([{"Body": "b", "Question": "q", "Answer": "5"}])";
+  REQUIRE_THROWS_WITH(eval::read_svamp_json(dir / "s.json"), Catch::Contains("s.json[0]") && Catch::Contains("'Answer'"));
 }
