@@ -21,26 +21,20 @@ struct qa_example {
 
 // GSM8K JSONL: {"question", "answer"} per line, the answer ending in "#### N".
 inline std::vector<qa_example> read_gsm8k_jsonl(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw error("cannot open", in_file(path.string()));
   std::vector<qa_example> out;
-  std::string line;
-  for (std::uint64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path.string() + ":" + std::to_string(n);
-    const nlohmann::json j = io::parse_json(line, where);
+  io::for_each_jsonl(path, [&](const nlohmann::json& j, const std::string& where) {
     for (const char* field : {"question", "answer"})
       if (!j.is_object() || !j.contains(field) || !j[field].is_string())
         throw error("missing or not a string", in_file(where, {}, field));
     qa_example e;
-    e.id = "gsm8k-" + std::to_string(n);
+    e.id = "gsm8k-" + std::to_string(out.size() + 1);
     e.question = j["question"].get<std::string>();
     e.answer = j["answer"].get<std::string>();
     const auto gold = extract_strict(e.answer);
     if (!gold) throw error("does not end in '#### N'", in_file(where, {}, "answer"));
     e.gold = *gold;
     out.push_back(std::move(e));
-  }
+  });
   return out;
 }
 

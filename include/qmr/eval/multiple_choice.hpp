@@ -19,20 +19,14 @@ struct choice_item {
 
 // ARC JSONL: {"id", "question", "choices": {"text": [...], "label": [...]}, "answerKey"}, one per line.
 inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw error("cannot open", in_file(path.string()));
   std::vector<choice_item> items;
-  std::string line;
-  for (std::uint64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path.string() + ":" + std::to_string(n);
-    const nlohmann::json j = io::parse_json(line, where);
+  io::for_each_jsonl(path, [&](const nlohmann::json& j, const std::string& where) {
     const auto fail = [&](const char* field, const std::string& why) { throw error(why, in_file(where, {}, field)); };
     if (!j.is_object()) fail("", "not a JSON object");
     choice_item item;
     if (!j.contains("question") || !j["question"].is_string()) fail("question", "missing or not a string");
     item.question = j["question"].get<std::string>();
-    item.id = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : std::to_string(n);
+    item.id = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : "arc-" + std::to_string(items.size() + 1);
     if (!j.contains("choices") || !j["choices"].is_object()) fail("choices", "missing or not an object");
     const auto& c = j["choices"];
     if (!c.contains("text") || !c["text"].is_array() || !c.contains("label") || !c["label"].is_array() ||
@@ -49,7 +43,7 @@ inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path
       if (item.labels[i] == key) item.answer = static_cast<int>(i);
     if (item.answer < 0) fail("answerKey", "'" + key + "' is not one of the labels");
     items.push_back(std::move(item));
-  }
+  });
   return items;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 
@@ -17,7 +18,7 @@ namespace qmr::io {
 // qmr::error naming `source` and, where known, the byte offset.
 inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
   // nlohmann stops at a NUL as if the input ended there.
-  if (const void* nul = std::memchr(text.data(), 0, text.size()))
+  if (const void* nul = text.empty() ? nullptr : std::memchr(text.data(), 0, text.size()))
     throw error("not valid JSON: NUL byte",
                 in_file(source, {}, {}, static_cast<std::uint64_t>(static_cast<const char*>(nul) - text.data())));
   try {
@@ -32,6 +33,19 @@ inline nlohmann::json parse_json(std::string_view text, const std::string& sourc
 inline nlohmann::json read_json_file(const std::filesystem::path& path) {
   const mapped_file map(path.string());
   return parse_json({reinterpret_cast<const char*>(map.bytes().data()), map.size()}, path.string());
+}
+
+// Calls fn(object, "path:line") for each non-blank line of a JSON Lines file.
+template <class F>
+void for_each_jsonl(const std::filesystem::path& path, F&& fn) {
+  std::ifstream in(path);
+  if (!in) throw error("cannot open", in_file(path.string()));
+  std::string line;
+  for (std::uint64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path.string() + ":" + std::to_string(n);
+    fn(parse_json(line, where), where);
+  }
 }
 
 }  // namespace qmr::io
