@@ -61,14 +61,18 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--layers", type=int, default=10)
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--kv-heads", type=int, default=4)
-    ap.add_argument("--intermediate", type=int, default=704)
+    # A multiple of 256, so that every group size qmr ships (32..256) divides the down projection's input.
+    ap.add_argument("--intermediate", type=int, default=768)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--batch", type=int, default=192)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--log", default=None)
+    ap.add_argument("--data-note", default="", help="how --data was made (generator version, seeds), for the card")
+    ap.add_argument("--held-out", type=int, default=60, help="held-out problems decoded greedily at the end")
+    ap.add_argument("--no-compile", action="store_true", help="do not torch.compile the model")
     args = ap.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -84,7 +88,7 @@ def main():
     rows = [json.loads(line) for line in open(args.data)]
     random.shuffle(rows)
     held_out, rows = rows[:2000], rows[2000:]
-    say(f"{len(rows)} training problems, generator version {rows[0].get('version', '?')}")
+    say(f"{len(rows)} training problems ({args.data_note})")
     tok = train_tokenizer((prompt_of(r["question"]) + " " + r["answer"] for r in rows[:200000]), args.vocab)
     eos_id = tok.token_to_id(EOS)
 
@@ -112,6 +116,7 @@ def main():
         max_position_embeddings=1024, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
         bos_token_id=None, eos_token_id=eos_id, pad_token_id=eos_id, attention_bias=False, mlp_bias=False)
     model = transformers.LlamaForCausalLM(config).cuda()
+    fwd = model if args.no_compile else torch.compile(model)
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model: {n_params / 1e6:.2f}M parameters")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -133,21 +138,34 @@ def main():
         batch, m = data[idx].long(), loss_mask[idx]
         x, y = batch[:, :-1], batch[:, 1:].clone()
         y[~m[:, 1:]] = -100
-        if step == 20:  # fit the schedule to the time budget from the measured step time
-            per_step = (time.time() - train_start) / 20
-            total_steps = int(budget / per_step)
+        if step == 10:
+            t10 = time.time()
+        if step == 40:  # fit the schedule to the time budget from the step time measured after compilation
+            per_step = (time.time() - t10) / 30
+            total_steps = 40 + int((budget - (time.time() - train_start)) / per_step)
             say(f"{per_step * 1000:.0f} ms/step -> {total_steps} steps, {total_steps * args.batch * args.seq / 1e9:.2f}B tokens")
         horizon = total_steps or 10 ** 9
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / horizon))))
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(input_ids=x).logits
-        # y is already shifted (y[t] = x[t+1]); HF's own `labels=` would shift a second time.
-        loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
-                                                 ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        def forward_backward(f):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = f(input_ids=x).logits
+            # y is already shifted (y[t] = x[t+1]); HF's own `labels=` would shift a second time.
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1),
+                                                     ignore_index=-100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            return loss
+
+        try:
+            loss = forward_backward(fwd)
+        except Exception as e:  # torch.compile can fail on some stacks: train eagerly instead
+            if fwd is model or step > 0:
+                raise
+            say(f"torch.compile failed ({type(e).__name__}: {e}); training eagerly")
+            fwd = model
+            loss = forward_backward(fwd)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += x.numel()
@@ -162,7 +180,7 @@ def main():
     model.eval()
     correct, by_level = 0, {}
     with torch.no_grad():
-        for r in held_out[:120]:
+        for r in held_out[:args.held_out]:
             p = tok.encode(prompt_of(r["question"])).ids
             out = model.generate(torch.tensor([p], device="cuda"), max_new_tokens=200, do_sample=False,
                                  eos_token_id=eos_id, pad_token_id=eos_id)
@@ -172,7 +190,7 @@ def main():
             lv = by_level.setdefault(r["level"], [0, 0])
             lv[0] += ok
             lv[1] += 1
-    say(f"held-out greedy accuracy {correct / 120:.3f}; by level " +
+    say(f"held-out greedy accuracy {correct / max(1, args.held_out):.3f}; by level " +
         ", ".join(f"L{k}: {v[0]}/{v[1]}" for k, v in sorted(by_level.items())))
 
     os.makedirs(args.out, exist_ok=True)
@@ -190,11 +208,11 @@ def main():
     card = {
         "name": os.path.basename(os.path.normpath(args.out)), "architecture": "LlamaForCausalLM",
         "parameters": n_params, "data": os.path.basename(args.data), "training_problems": len(rows),
-        "generator_version": rows[0].get("version"), "steps": step, "tokens": tokens, "batch": args.batch,
+        "data_note": args.data_note, "steps": step, "tokens": tokens, "batch": args.batch,
         "sequence": args.seq, "lr": args.lr, "final_loss": final_loss, "wall_seconds": time.time() - start,
         "hardware": torch.cuda.get_device_name(0), "seed": args.seed, "torch": torch.__version__,
         "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
-        "held_out_greedy_accuracy": correct / 120, "prompt_format": "Question: {question}\\nAnswer:",
+        "held_out_greedy_accuracy": correct / max(1, args.held_out), "prompt_format": "Question: {question}\\nAnswer:",
         "command": "python3 tools/train_default_model.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
     }
     with open(os.path.join(args.out, "training_card.json"), "w") as f:

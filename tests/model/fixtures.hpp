@@ -32,8 +32,7 @@ struct reference {
   std::string stored_dtype;
 };
 
-inline reference load_reference(const std::string& name) {
-  const auto dir = fixture_dir(name);
+inline reference load_reference_at(const std::filesystem::path& dir) {
   nlohmann::json j;
   std::ifstream(dir / "reference.json") >> j;
   reference r;
@@ -47,6 +46,15 @@ inline reference load_reference(const std::string& name) {
   f.read(reinterpret_cast<char*>(r.logits.data()), static_cast<std::streamsize>(r.logits.size() * sizeof(float)));
   if (!f) throw std::runtime_error("short reference_logits.f32 in " + dir.string());
   return r;
+}
+
+inline reference load_reference(const std::string& name) { return load_reference_at(fixture_dir(name)); }
+
+// The bundled default model, models/qmr-math (QMR_MODELS_DIR points at models/).
+inline std::filesystem::path default_model_dir() {
+  const char* root = std::getenv("QMR_MODELS_DIR");
+  if (!root) throw std::runtime_error("QMR_MODELS_DIR is not set");
+  return std::filesystem::path(root) / "qmr-math";
 }
 
 }  // namespace qmr::testing
