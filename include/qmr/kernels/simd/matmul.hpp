@@ -1,0 +1,342 @@
+// SIMD matmuls Y = X·Wᵀ (GEMV for M <= 8 rows of X, panel GEMM above) for dense f32/f16/bf16 weights and every quantized format, templated on the xsimd architecture, with f32 activations and f32 accumulation.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "../../core/tensor.hpp"
+#include "../../core/thread_pool.hpp"
+#include "../../quant/format.hpp"
+#include "../../quant/pack.hpp"
+#include "../../quant/qtensor.hpp"
+#include "../ref/matmul.hpp"
+#include "convert.hpp"
+
+// How the kernels work, and why they equal the reference up to summation order:
+//
+// * Every weight is turned into exactly the f32 the reference uses (dense: the
+//   exact widening; quantized: to_float(scale) * float(code - zero), the integer
+//   difference being exact) and multiplied by an f32 activation with one FMA into
+//   an f32 accumulator. Only the order of the additions differs: each output sums
+//   lane-wise partial sums and then reduces them (and the GEMM adds one such sum
+//   per kc-column panel).
+// * GEMV (M <= 8): one pass over each weight row; a batch of weights is loaded (or
+//   decoded) once and FMA'd into M accumulators, one per row of X. Quantized rows
+//   are decoded 256 columns at a time into an L1-resident f32 buffer on the stack.
+// * GEMM (M > 8): nr weight rows × kc columns are decoded into an f32 panel on the
+//   stack, then every mr rows of X meet the panel in an mr × nr register tile.
+// * Threads split the output rows (GEMV: rows, GEMM: nr-row panels) through the
+//   core pool; nothing is allocated.
+//
+// The packed layout is read as it is stored (format.hpp), with no repacking.
+// Everything that runs per ISA is a template on the Arch tag, so a translation
+// unit compiled for one ISA never emits a symbol another one could pick up.
+
+namespace qmr::simd {
+
+static_assert(std::endian::native == std::endian::little,
+              "the code unpacking reads the little-endian bitstream as machine words");
+
+// Tile sizes of one architecture.
+template <class Arch>
+struct matmul_tiles {
+  static constexpr std::int64_t lanes = fbatch<Arch>::size;
+  // Up to this many rows of X take the streaming GEMV (each weight read once,
+  // M accumulators); beyond it the register-tiled GEMM reuses each decoded weight
+  // across mr rows per load and its panel across all of X.
+  static constexpr int gemv_max_m = 8;
+  // A quantized GEMV row is decoded this many columns at a time: a multiple of
+  // every group size (so a chunk never splits a group) and 1 KB of f32, which
+  // stays in L1 between its decode and its use.
+  static constexpr std::int64_t decode_cols = 256;
+  // GEMM panel: nr rows × kc columns of f32 = 8 KB, in L1 beside the mr rows of X
+  // it is multiplied with; kc is a multiple of decode_cols for the same reason.
+  static constexpr int nr = 4;
+  static constexpr std::int64_t kc = 512;
+  // mr × nr accumulators + nr weight registers + 1 activation register must fit
+  // the register file: 2×4 + 4 + 1 = 13 of 16 (SSE, AVX2); 4×4 + 4 + 1 = 21 of
+  // 32 with AVX-512.
+  static constexpr int mr = lanes >= 16 ? 4 : 2;
+
+  static_assert(kc % decode_cols == 0 && decode_cols % 256 == 0, "chunks must hold whole groups");
+  static_assert(decode_cols % lanes == 0 && kc % lanes == 0);
+};
+
+namespace detail {
+
+// Writes the f32 weights of codes [c0, c1) of one row, all in one group:
+// out[i] = scale * (code(c0 + i) - zero). c0 and c1 are multiples of 8, so each
+// 8 codes are exactly Bits whole bytes, read as one little-endian word.
+template <class Arch, int Bits>
+inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t c0, std::int64_t c1, float scale, int zero,
+                         float* out) {
+  constexpr std::uint64_t mask = (std::uint64_t{1} << Bits) - 1;
+  for (std::int64_t b = c0 / 8; b < c1 / 8; ++b) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, row_codes + b * Bits, Bits);  // 8 codes; never past the row's bytes
+    float* o = out + (b * 8 - c0);
+    for (int j = 0; j < 8; ++j)
+      o[j] = scale * static_cast<float>(static_cast<int>((word >> (j * Bits)) & mask) - zero);
+  }
+}
+
+// Row r, columns [c0, c1) of a quantized W as f32, into out[c1 - c0]; c0 and c1
+// are multiples of 8. One instantiation per Arch × format.
+template <class Arch, class Format>
+void decode_quantized(const quant::qtensor_view& w, std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) {
+  const std::int64_t group = Format::group_size == quant::per_channel ? w.cols() : Format::group_size;
+  const std::uint8_t* codes = w.codes + r * w.layout.code_row_bytes;        // [code_row_bytes]
+  const f16* scales = w.scales + r * w.layout.n_groups;                      // [n_groups]
+  const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + r * w.layout.zero_row_bytes;
+  for (std::int64_t c = c0; c < c1;) {
+    const std::int64_t g = c / group;
+    const std::int64_t end = std::min(c1, (g + 1) * group);
+    const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
+    unpack_codes<Arch, Format::bits>(codes, c, end, to_float(scales[g]), zero, out + (c - c0));
+    c = end;
+  }
+}
+
+// A quantized W seen through its format's decoder.
+struct quantized_source {
+  const quant::qtensor_view* w;
+  void (*decode)(const quant::qtensor_view&, std::int64_t, std::int64_t, std::int64_t, float*);
+};
+
+// acc[i][u] += W[c, c + lanes) · X_i[c, c + lanes) over [c0, c1) (a multiple of
+// lanes long), U batches of columns in flight so that the FMA latency is hidden
+// when M alone gives too few independent chains.
+template <class Arch, int M, int U, class LoadW>
+inline void accumulate(LoadW&& load_w, std::int64_t c0, std::int64_t c1, const float* x, std::int64_t x_stride,
+                       fbatch<Arch> (&acc)[M][U]) {
+  constexpr std::int64_t lanes = fbatch<Arch>::size;
+  std::int64_t c = c0;
+  for (; c + U * lanes <= c1; c += U * lanes)
+    for (int u = 0; u < U; ++u) {
+      const fbatch<Arch> wv = load_w(c + u * lanes);
+      for (int i = 0; i < M; ++i)
+        acc[i][u] = xsimd::fma(wv, fbatch<Arch>::load_unaligned(x + i * x_stride + c + u * lanes), acc[i][u]);
+    }
+  for (; c < c1; c += lanes) {
+    const fbatch<Arch> wv = load_w(c);
+    for (int i = 0; i < M; ++i) acc[i][0] = xsimd::fma(wv, fbatch<Arch>::load_unaligned(x + i * x_stride + c), acc[i][0]);
+  }
+}
+
+// Independent accumulator chains per row of X: 4 cover the FMA latency at M = 1.
+template <int M>
+inline constexpr int gemv_unroll = M == 1 ? 4 : M == 2 ? 2 : 1;
+
+template <class Arch, int M, int U>
+inline void store_sums(fbatch<Arch> (&acc)[M][U], const float (&tail)[M], matrix_view<float> y, std::int64_t n) {
+  for (int i = 0; i < M; ++i) {
+    fbatch<Arch> s = acc[i][0];
+    for (int u = 1; u < U; ++u) s += acc[i][u];
+    y(i, n) = xsimd::hadd(s) + tail[i];
+  }
+}
+
+// Y[0, M)[n0, n1) for a dense W[N, K] of T, read straight from memory.
+template <class Arch, int M, class T>
+void gemv_dense(matrix_view<const T> w, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
+                std::int64_t n1) {
+  constexpr int U = gemv_unroll<M>;
+  constexpr std::int64_t lanes = fbatch<Arch>::size;
+  const std::int64_t k = w.cols;
+  const std::int64_t k_vec = k - k % lanes;
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const T* row = w.row(n);  // [K]
+    fbatch<Arch> acc[M][U];
+    for (auto& a : acc)
+      for (auto& b : a) b = fbatch<Arch>(0.0f);
+    accumulate<Arch, M, U>([&](std::int64_t c) { return load_f32<Arch>(row + c); }, 0, k_vec, x.data, x.stride, acc);
+    float tail[M] = {};
+    for (std::int64_t c = k_vec; c < k; ++c) {
+      const float wc = to_float(row[c]);
+      for (int i = 0; i < M; ++i) tail[i] += wc * x(i, c);
+    }
+    store_sums<Arch, M, U>(acc, tail, y, n);
+  }
+}
+
+// Y[0, M)[n0, n1) for a quantized W, each row decoded decode_cols columns at a time.
+template <class Arch, int M>
+void gemv_quantized(const quantized_source& src, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
+                    std::int64_t n1) {
+  constexpr int U = gemv_unroll<M>;
+  constexpr std::int64_t lanes = fbatch<Arch>::size;
+  constexpr std::int64_t chunk = matmul_tiles<Arch>::decode_cols;
+  alignas(64) float wbuf[chunk];  // [chunk] f32 weights of the current chunk of row n
+  const std::int64_t k = src.w->cols();
+  for (std::int64_t n = n0; n < n1; ++n) {
+    fbatch<Arch> acc[M][U];
+    for (auto& a : acc)
+      for (auto& b : a) b = fbatch<Arch>(0.0f);
+    float tail[M] = {};
+    for (std::int64_t c0 = 0; c0 < k; c0 += chunk) {
+      const std::int64_t c1 = std::min(k, c0 + chunk);
+      src.decode(*src.w, n, c0, c1, wbuf);
+      // K is a multiple of 8, so only 16-lane ISAs can leave 8 columns over.
+      const std::int64_t v1 = c1 - (c1 - c0) % lanes;
+      accumulate<Arch, M, U>([&](std::int64_t c) { return fbatch<Arch>::load_aligned(wbuf + (c - c0)); }, c0, v1,
+                             x.data, x.stride, acc);
+      for (std::int64_t c = v1; c < c1; ++c)
+        for (int i = 0; i < M; ++i) tail[i] += wbuf[c - c0] * x(i, c);
+    }
+    store_sums<Arch, M, U>(acc, tail, y, n);
+  }
+}
+
+// Row r, columns [c0, c1) of a dense W as f32, into out[c1 - c0].
+template <class Arch, class T>
+void decode_dense(matrix_view<const T> w, std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) {
+  constexpr std::int64_t lanes = fbatch<Arch>::size;
+  const T* row = w.row(r);
+  std::int64_t c = c0;
+  for (; c + lanes <= c1; c += lanes) load_f32<Arch>(row + c).store_unaligned(out + (c - c0));
+  for (; c < c1; ++c) out[c - c0] = to_float(row[c]);
+}
+
+// Y[m0, m0 + MR)[n0, n0 + nr) (+)= X[., kc0 + [0, kl)) · panelᵀ. panel is [nr, kc]
+// with rows past `rows` zeroed; `first` says whether to store or to add.
+template <class Arch, int MR>
+inline void micro_tile(const float* panel, std::int64_t kl, const float* x, std::int64_t x_stride,
+                       matrix_view<float> y, std::int64_t m0, std::int64_t n0, int rows, bool first) {
+  using tiles = matmul_tiles<Arch>;
+  constexpr int NR = tiles::nr;
+  constexpr std::int64_t lanes = tiles::lanes;
+  const std::int64_t kv = kl - kl % lanes;
+  fbatch<Arch> acc[MR][NR];
+  for (auto& a : acc)
+    for (auto& b : a) b = fbatch<Arch>(0.0f);
+  for (std::int64_t c = 0; c < kv; c += lanes) {
+    fbatch<Arch> wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = fbatch<Arch>::load_aligned(panel + j * tiles::kc + c);
+    for (int i = 0; i < MR; ++i) {
+      const fbatch<Arch> xv = fbatch<Arch>::load_unaligned(x + i * x_stride + c);
+      for (int j = 0; j < NR; ++j) acc[i][j] = xsimd::fma(wv[j], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < rows; ++j) {
+      float s = xsimd::hadd(acc[i][j]);
+      for (std::int64_t c = kv; c < kl; ++c) s += panel[j * tiles::kc + c] * x[i * x_stride + c];
+      float& out = y(m0 + i, n0 + j);
+      out = first ? s : out + s;
+    }
+}
+
+// Panels [p0, p1) of nr output columns: Y[:, panel] = X · W[panel]ᵀ, over kc-column slices.
+template <class Arch, class Decode>
+void gemm_panels(Decode&& decode, std::int64_t n, matrix_view<const float> x, matrix_view<float> y, std::int64_t p0,
+                 std::int64_t p1) {
+  using tiles = matmul_tiles<Arch>;
+  constexpr int NR = tiles::nr, MR = tiles::mr;
+  alignas(64) float panel[NR * tiles::kc];  // [nr, kc] f32 weights: nr rows of W, kc columns
+  const std::int64_t k = x.cols;
+  for (std::int64_t p = p0; p < p1; ++p) {
+    const std::int64_t n0 = p * NR;
+    const int rows = static_cast<int>(std::min<std::int64_t>(NR, n - n0));
+    for (std::int64_t k0 = 0; k0 < k; k0 += tiles::kc) {
+      const std::int64_t kl = std::min(tiles::kc, k - k0);
+      for (int j = 0; j < NR; ++j) {
+        if (j < rows) decode(n0 + j, k0, k0 + kl, panel + j * tiles::kc);
+        else std::fill(panel + j * tiles::kc, panel + j * tiles::kc + kl, 0.0f);
+      }
+      std::int64_t m = 0;
+      for (; m + MR <= x.rows; m += MR) micro_tile<Arch, MR>(panel, kl, x.row(m) + k0, x.stride, y, m, n0, rows, k0 == 0);
+      for (; m < x.rows; ++m) micro_tile<Arch, 1>(panel, kl, x.row(m) + k0, x.stride, y, m, n0, rows, k0 == 0);
+    }
+  }
+}
+
+// Calls f(integral_constant<int, M>) for the runtime row count 1 <= m <= gemv_max_m.
+template <int M = 1, class F>
+inline void with_rows(std::int64_t m, F&& f) {
+  if constexpr (M < 8) {
+    if (m == M) return f(std::integral_constant<int, M>{});
+    return with_rows<M + 1>(m, std::forward<F>(f));
+  } else {
+    f(std::integral_constant<int, M>{});
+  }
+}
+
+// Y = X · Wᵀ: GEMV row split for M <= gemv_max_m, else GEMM over nr-row panels.
+template <class Arch, class Gemv, class Decode>
+void run(std::int64_t n, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool, Gemv&& gemv,
+         Decode&& decode) {
+  using tiles = matmul_tiles<Arch>;
+  if (x.rows == 0 || n == 0) return;
+  if (x.rows <= tiles::gemv_max_m) {
+    with_rows(x.rows, [&](auto rows_c) {
+      parallel_for(pool, n, [&](std::int64_t n0, std::int64_t n1) { gemv(rows_c, n0, n1); });
+    });
+    return;
+  }
+  const std::int64_t panels = (n + tiles::nr - 1) / tiles::nr;
+  parallel_for(pool, panels,
+               [&](std::int64_t p0, std::int64_t p1) { gemm_panels<Arch>(decode, n, x, y, p0, p1); });
+}
+
+}  // namespace detail
+
+// Y[M, N] = X[M, K] · W[N, K]ᵀ for a quantized W on architecture Arch. Arch
+// defaults to the one this translation unit is compiled for (xsimd::default_arch:
+// -mavx2 -mfma gives fma3<avx2>, aarch64 gives neon64), with no runtime dispatch;
+// being a template argument, it also keeps the symbols of different ISAs apart.
+template <class Arch = xsimd::default_arch>
+void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
+  ref::detail::check_gemm_shapes(w.rows(), w.cols(), x, y);
+  const detail::quantized_source src{&w, quant::with_format(w.spec, [](auto format) {
+                                       return &detail::decode_quantized<Arch, decltype(format)>;
+                                     })};
+  detail::run<Arch>(
+      w.rows(), x, y, pool,
+      [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
+        detail::gemv_quantized<Arch, decltype(rows_c)::value>(src, x, y, n0, n1);
+      },
+      [&](std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) { src.decode(w, r, c0, c1, out); });
+}
+
+// Y[M, N] = X[M, K] · W[N, K]ᵀ for a dense f32, f16 or bf16 W on architecture Arch.
+template <class Arch = xsimd::default_arch>
+void gemm(const tensor_view& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
+  check(w.shape.rank == 2, "matmul weight must be 2-D, got shape " + w.shape.str());
+  ref::detail::check_gemm_shapes(w.shape[0], w.shape[1], x, y);
+  const auto typed = [&](auto tag) {
+    using T = decltype(tag);
+    const matrix_view<const T> wm = as_matrix<T>(w);
+    detail::run<Arch>(
+        wm.rows, x, y, pool,
+        [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
+          detail::gemv_dense<Arch, decltype(rows_c)::value>(wm, x, y, n0, n1);
+        },
+        [&](std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) {
+          detail::decode_dense<Arch>(wm, r, c0, c1, out);
+        });
+  };
+  switch (w.type) {
+    case dtype::f32: return typed(float{});
+    case dtype::f16: return typed(f16{});
+    case dtype::bf16: return typed(bf16{});
+    default: throw error("dense matmul weight must be F32, F16 or BF16, got " + std::string(dtype_name(w.type)));
+  }
+}
+
+// y[N] = W[N, K] · x[K].
+template <class Arch = xsimd::default_arch, class W>
+void gemv(const W& w, std::span<const float> x, std::span<float> y, thread_pool* pool = nullptr) {
+  gemm<Arch>(w, {x.data(), 1, static_cast<std::int64_t>(x.size())}, {y.data(), 1, static_cast<std::int64_t>(y.size())},
+       pool);
+}
+
+}  // namespace qmr::simd

@@ -1,0 +1,210 @@
+// The SIMD GEMV/GEMM equal the scalar reference up to summation order, for every format, every ISA this CPU runs and ragged shapes.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qmr/kernels/ref/matmul.hpp"
+#include "qmr/kernels/simd/dispatch.hpp"
+#include "qmr/kernels/simd/matmul.hpp"
+#include "qmr/quant/rtn.hpp"
+
+using namespace qmr;
+using namespace qmr::quant;
+
+namespace {
+
+// A fresh seed per run (printed on failure), so that every run tests new data.
+std::uint32_t fresh_seed() {
+  static const std::uint32_t base = std::random_device{}();
+  static std::uint32_t count = 0;
+  return base + 7919u * count++;
+}
+
+// Calls fn(name, matmul) for every ISA kernel this binary carries and this CPU
+// runs, plus the header-only default-arch kernel (no dispatch).
+template <class W, class F>
+void for_each_isa(F&& fn) {
+  using gemm_fn = void (*)(const W&, matrix_view<const float>, matrix_view<float>, thread_pool*);
+  fn(std::string("default_arch"), static_cast<gemm_fn>([](const W& w, matrix_view<const float> x,
+                                                          matrix_view<float> y, thread_pool* p) {
+       simd::gemm<xsimd::default_arch>(w, x, y, p);
+     }));
+  const auto each = [&](auto arch, bool available, const char* name) {
+    if (!available) return;
+    using Arch = decltype(arch);
+    fn(std::string(name), static_cast<gemm_fn>([](const W& w, matrix_view<const float> x, matrix_view<float> y,
+                                                  thread_pool* p) {
+         if constexpr (std::is_same_v<W, qtensor_view>) simd::gemm_quantized_fn{}(Arch{}, w, x, y, p);
+         else simd::gemm_dense_fn{}(Arch{}, w, x, y, p);
+       }));
+  };
+  const auto isa = xsimd::available_architectures();
+#if defined(QMR_SIMD_DISPATCH) && defined(__aarch64__)
+  each(xsimd::neon64{}, isa.neon64, "neon64");
+#elif defined(QMR_SIMD_DISPATCH)
+  each(xsimd::sse2{}, isa.sse2, "sse2");
+  each(xsimd::fma3<xsimd::avx2>{}, isa.fma3_avx2, "avx2");
+  each(xsimd::avx512bw{}, isa.avx512bw, "avx512bw");
+#endif
+  (void)each;
+  (void)isa;
+}
+
+// |simd - ref| <= 2 K 2^-24 sum_k |w x|: both are f32 sums of the same K exact
+// products in different orders, each within gamma_K of the exact sum (Higham).
+// The bound scales with the weights, so it is the per-bit-width tolerance: a
+// 2-bit and an 8-bit matrix of equal scale differ only in sum |w x|.
+void require_equal_up_to_order(const std::vector<float>& y, const std::vector<float>& y_ref,
+                               const std::vector<double>& magnitude, std::int64_t k) {
+  double largest = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const double bound = 2.0 * static_cast<double>(k) * std::ldexp(1.0, -24) * magnitude[i];
+    INFO("output " << i << ": simd " << y[i] << " vs reference " << y_ref[i] << ", bound " << bound);
+    REQUIRE(std::fabs(static_cast<double>(y[i]) - y_ref[i]) <= bound);
+    largest = std::max(largest, std::fabs(static_cast<double>(y_ref[i])));
+  }
+  REQUIRE(largest > 0);  // the data exercised something
+}
+
+// sum_k |W(n, k) X(m, k)| for every output, from the f32 weights.
+std::vector<double> magnitudes(const std::vector<float>& w, std::int64_t n, std::int64_t k, const std::vector<float>& x,
+                               std::int64_t m, std::int64_t x_stride) {
+  std::vector<double> mag(static_cast<std::size_t>(m * n), 0.0);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (std::int64_t c = 0; c < k; ++c)
+        s += std::fabs(static_cast<double>(w[static_cast<std::size_t>(j * k + c)]) *
+                       x[static_cast<std::size_t>(i * x_stride + c)]);
+      mag[static_cast<std::size_t>(i * n + j)] = s;
+    }
+  return mag;
+}
+
+// A quantized [n, k] matrix with uniformly random codes, zeros and scales.
+qtensor random_qtensor(const format_spec& spec, std::int64_t n, std::int64_t k, std::mt19937& rng) {
+  qtensor q(spec, n, k);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
+  for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
+  for (auto& s : q.scales()) s = to_f16(scale(rng));
+  return q;
+}
+
+std::vector<float> gaussian(std::size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& e : v) e = d(rng);
+  return v;
+}
+
+// K per group size: not a multiple of 256 where the group allows it, past the GEMM's
+// 512-column slice for the larger groups, and 8 over a multiple of 16 (AVX-512's
+// lane count) for per-channel.
+std::int64_t cols_for(int group) {
+  switch (group) {
+    case 32: return 32 * 13;
+    case 64: return 64 * 7;
+    case 128: return 128 * 5;
+    case 256: return 256 * 3;
+    case per_channel: return 8 * 131;
+    default: FAIL("unknown group " << group); return 0;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("SIMD quantized matmul equals the reference up to summation order, every format and ISA", "[simd]") {
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  thread_pool pool(2);
+  constexpr std::int64_t n = 37;  // odd, and not a multiple of the GEMM's 4-row panels
+  for (int bits : supported_bits)
+    for (int group : supported_groups)
+      for (bool sym : {false, true}) {
+        const format_spec spec = format_spec::quantized(bits, group, sym);
+        const std::int64_t k = cols_for(group);
+        const qtensor q = random_qtensor(spec, n, k, rng);
+        std::vector<float> wd(static_cast<std::size_t>(n * k));
+        dequantize(q.view(), {wd.data(), n, k});
+        for (std::int64_t m : {1, 3, 8, 17}) {
+          const std::int64_t x_stride = k + 5;  // a padded, unaligned X row stride
+          const auto x = gaussian(static_cast<std::size_t>(m * x_stride), rng);
+          const auto mag = magnitudes(wd, n, k, x, m, x_stride);
+          std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+          ref::gemm_ref(q.view(), {x.data(), m, k, x_stride}, {y_ref.data(), m, n});
+          for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
+            for (thread_pool* p : {static_cast<thread_pool*>(nullptr), &pool}) {
+              INFO(spec.str() << " K " << k << " M " << m << " on " << isa << (p ? ", 2 threads" : ""));
+              std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
+              matmul(q.view(), {x.data(), m, k, x_stride}, {y.data(), m, n}, p);
+              require_equal_up_to_order(y, y_ref, mag, k);
+            }
+          });
+        }
+      }
+}
+
+TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32, f16 and bf16", "[simd]") {
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  thread_pool pool(2);
+  for (std::int64_t k : {std::int64_t{203}, std::int64_t{1037}}) {  // odd K; and K past the 512-column slice
+    constexpr std::int64_t n = 29;
+    const auto w = gaussian(static_cast<std::size_t>(n * k), rng);
+    std::vector<f16> wh(w.size());
+    std::vector<bf16> wb(w.size());
+    std::vector<float> wh_f(w.size()), wb_f(w.size());
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      wh[i] = to_f16(w[i]);
+      wb[i] = to_bf16(w[i]);
+      wh_f[i] = to_float(wh[i]);
+      wb_f[i] = to_float(wb[i]);
+    }
+    const auto shape = make_shape({n, k});
+    const struct {
+      tensor_view view;
+      const std::vector<float>* as_f32;
+    } cases[] = {
+        {tensor_view::contiguous(reinterpret_cast<const std::byte*>(w.data()), dtype::f32, shape), &w},
+        {tensor_view::contiguous(reinterpret_cast<const std::byte*>(wh.data()), dtype::f16, shape), &wh_f},
+        {tensor_view::contiguous(reinterpret_cast<const std::byte*>(wb.data()), dtype::bf16, shape), &wb_f},
+    };
+    for (const auto& c : cases)
+      for (std::int64_t m : {1, 2, 3, 8, 17}) {
+        const std::int64_t x_stride = k + 3;
+        const auto x = gaussian(static_cast<std::size_t>(m * x_stride), rng);
+        const auto mag = magnitudes(*c.as_f32, n, k, x, m, x_stride);
+        std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+        ref::gemm_ref(c.view, {x.data(), m, k, x_stride}, {y_ref.data(), m, n});
+        for_each_isa<tensor_view>([&](const std::string& isa, auto matmul) {
+          for (thread_pool* p : {static_cast<thread_pool*>(nullptr), &pool}) {
+            INFO(dtype_name(c.view.type) << " K " << k << " M " << m << " on " << isa << (p ? ", 2 threads" : ""));
+            std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
+            matmul(c.view, {x.data(), m, k, x_stride}, {y.data(), m, n}, p);
+            require_equal_up_to_order(y, y_ref, mag, k);
+          }
+        });
+      }
+  }
+}
+
+TEST_CASE("SIMD matmul rejects what the reference rejects", "[simd]") {
+  std::mt19937 rng(fresh_seed());
+  const qtensor q = random_qtensor(parse_format("w4g32"), 16, 64, rng);
+  std::vector<float> x(63), y(16);
+  REQUIRE_THROWS_WITH(simd::gemv(q.view(), x, y), Catch::Contains("matmul shapes"));
+  REQUIRE_THROWS_WITH(simd::gemm_best(q.view(), {x.data(), 1, 63}, {y.data(), 1, 16}), Catch::Contains("matmul shapes"));
+  std::vector<std::int32_t> ints(std::size_t{16} * 64);
+  std::vector<float> x2(64);
+  const auto iv = tensor_view::contiguous(reinterpret_cast<const std::byte*>(ints.data()), dtype::i32, make_shape({16, 64}));
+  REQUIRE_THROWS_WITH(simd::gemv(iv, x2, y), Catch::Contains("F32, F16 or BF16"));
+  REQUIRE_THROWS_WITH(simd::gemm_best(iv, {x2.data(), 1, 64}, {y.data(), 1, 16}), Catch::Contains("F32, F16 or BF16"));
+}
