@@ -1,4 +1,4 @@
-// qmr: the command-line tool (inspect and quantize checkpoints).
+// qmr: the command-line tool (inspect and quantize checkpoints, generate synthetic math problems).
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +11,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cmd_eval.hpp"
+#include "qmr/eval/synth.hpp"
 #include "qmr/io/inspect.hpp"
 #include "qmr/model/generate.hpp"
 #include "qmr/quant/quantize_checkpoint.hpp"
@@ -232,6 +234,34 @@ int run_generate(const generate_args& a) {
   return 0;
 }
 
+// Writes n synthetic problems as JSON Lines to out (through out.tmp, renamed when complete).
+int run_synth(std::size_t n, const std::string& types, const std::string& levels, qmr::eval::synth_options o,
+              const std::string& out) {
+  if (!types.empty()) o.types = qmr::eval::parse_op_types(types);
+  if (!levels.empty()) o.levels = qmr::eval::parse_levels(levels);
+  const auto problems = qmr::eval::make_problems(n, o);
+  const std::string tmp = out + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw qmr::error("cannot create file", qmr::in_file(tmp));
+    for (const auto& p : problems) f << qmr::eval::to_json(p).dump() << '\n';
+    f.close();
+    if (!f) throw qmr::error("write failed", qmr::in_file(tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, out, ec);
+  if (ec) throw qmr::error("cannot rename to " + out + ": " + ec.message(), qmr::in_file(tmp));
+  std::size_t by_level[6] = {};
+  for (const auto& p : problems) ++by_level[p.level];
+  std::string counts;
+  for (int level = 1; level <= 5; ++level)
+    if (by_level[level]) counts += (counts.empty() ? "" : ", ") + std::to_string(level) + ": " + std::to_string(by_level[level]);
+  std::printf("%s: %zu problems (synth v%d, seed %llu, max operand %s); by level %s\n", out.c_str(), problems.size(),
+              qmr::eval::synth_version, static_cast<unsigned long long>(o.seed),
+              o.max_operand ? std::to_string(o.max_operand).c_str() : "per level", counts.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,7 +282,9 @@ int main(int argc, char** argv) {
   qmr::quant::checkpoint_options q_options;
   std::vector<std::string> q_skip;
   auto* quantize = app.add_subcommand("quantize", "Quantize the linear weights of a checkpoint (round to nearest)");
-  quantize->add_option("--model", q_in, "input .safetensors file or model directory")->required();
+  q_in = qmr_cli::default_model_dir();
+  quantize->add_option("--model", q_in, "input .safetensors file or model directory (default: the bundled model)")
+      ->capture_default_str();
   quantize->add_option("--out", q_out, "output file (for a file) or directory (for a directory)")->required();
   quantize->add_option("--bits", q_bits, "bits per weight: 2, 3, 4, 5, 6 or 8")->capture_default_str();
   quantize->add_option("--group", q_group, "group size: 32, 64, 128, 256, or c for per-channel")->capture_default_str();
@@ -267,21 +299,24 @@ int main(int argc, char** argv) {
   std::string l_dir, l_ids, l_out;
   unsigned l_threads = q_threads;
   auto* logits = app.add_subcommand("logits", "Write the logits of every position as raw float32 [n_ids, vocab]");
-  logits->add_option("--model", l_dir, "model directory (original or qmr-quantized)")->required();
+  l_dir = qmr_cli::default_model_dir();
+  logits->add_option("--model", l_dir, "model directory (original or qmr-quantized)")->capture_default_str();
   logits->add_option("--ids", l_ids, "token ids, e.g. 1,2,3")->required();
   logits->add_option("--out", l_out, "output file")->required();
   logits->add_option("--threads", l_threads, "worker threads")->capture_default_str();
 
   std::string t_dir, t_text, t_decode;
   auto* tokenize = app.add_subcommand("tokenize", "Encode text to ids (space-separated) or decode ids to text");
-  tokenize->add_option("--model", t_dir, "model directory or tokenizer.json")->required();
+  t_dir = qmr_cli::default_model_dir();
+  tokenize->add_option("--model", t_dir, "model directory or tokenizer.json")->capture_default_str();
   auto* t_text_opt = tokenize->add_option("--text", t_text, "text to encode");
   tokenize->add_option("--decode", t_decode, "ids to decode, e.g. 1,2,3")->excludes(t_text_opt);
 
   generate_args g;
   g.threads = q_threads;
   auto* generate = app.add_subcommand("generate", "Generate text from a prompt");
-  generate->add_option("--model", g.dir, "model directory (original or qmr-quantized)")->required();
+  g.dir = qmr_cli::default_model_dir();
+  generate->add_option("--model", g.dir, "model directory (original or qmr-quantized)")->capture_default_str();
   generate->add_option("--prompt", g.prompt, "prompt text")->required();
   generate->add_option("--max-tokens", g.max_tokens, "most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
   generate->add_flag("--chat", g.chat, "wrap the prompt in ChatML (<|im_start|>user ... <|im_start|>assistant)");
@@ -293,12 +328,30 @@ int main(int argc, char** argv) {
   generate->add_option("--threads", g.threads, "worker threads")->capture_default_str();
   generate->add_flag("--quiet", g.quiet, "no speed line on stderr");
 
+  std::size_t s_n = 0;
+  std::string s_types, s_levels, s_out;
+  qmr::eval::synth_options s_options;
+  auto* synth = app.add_subcommand("synth", "Generate synthetic math problems with checkable steps (GSM8K-style JSONL)");
+  synth->add_option("--n", s_n, "number of problems (cycling through types x levels)")->required()->check(CLI::PositiveNumber);
+  synth->add_option("--seed", s_options.seed, "seed")->capture_default_str();
+  synth->add_option("--types", s_types, "comma-separated types (default all): " + qmr::eval::op_type_list());
+  synth->add_option("--levels", s_levels, "comma-separated levels 1-5 (default all)");
+  synth->add_option("--max-operand", s_options.max_operand,
+                    "largest number in a question, 10 to 10000 (0 = per level: 100, 100, 200, 500, 500)")
+      ->capture_default_str();
+  synth->add_option("--out", s_out, "output .jsonl file")->required();
+
+  qmr_cli::eval_args e;
+  auto* eval = qmr_cli::add_eval_command(app, e);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
     if (*logits) return run_logits(l_dir, l_ids, l_out, l_threads);
     if (*tokenize) return run_tokenize(t_dir, t_text, t_decode, t_text_opt->count() > 0);
     if (*generate) return run_generate(g);
+    if (*eval) return qmr_cli::run_eval(e);
+    if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
       if (!q_skip.empty()) q_options.skip = q_skip;
       if (q_all) q_options.skip.clear();

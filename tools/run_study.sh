@@ -1,28 +1,21 @@
 #!/usr/bin/env bash
-# The main job. Until qmr bundles its default model, this is the end-to-end demo:
-# build, write a random-weight Llama-shaped checkpoint, quantize it to several
-# formats, inspect the results, and print the RTN error table by bits x group size.
-# Results land in results/demo/.
+# The main job: a quantization study on the bundled model (models/qmr-math). Builds qmr, then
+# evaluates the model on synthetic math problems (all 11 operation types x levels 1-5, from a
+# seed never used in training) as stored (bf16) and after round-to-nearest quantization to
+# w8g128, w4g128, w3g128 and w2g64, and prints accuracy by level, by operation type and the error
+# kinds of the wrong answers. Results: results/study/sweep.json (+ .csv, + the per-item journal,
+# so that an interrupted run resumes where it stopped).
+# Usage: tools/run_study.sh [N problems per precision, default 550]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+n="${1:-550}"
 bash tools/install_deps.sh
 if [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
-[ -f build/build.ninja ] || meson setup build --wrap-mode=nofallback >/dev/null
-ninja -C build >/dev/null
+[ -f build/build.ninja ] || meson setup build --buildtype=release --wrap-mode=nofallback >/dev/null
+ninja -C build tools/qmr >/dev/null
 
-out=results/demo
-rm -rf "$out" && mkdir -p "$out"
-qmr=build/tools/qmr
-echo "== a random-weight Llama-shaped checkpoint (4 layers, hidden 512, t(4)-distributed weights)"
-build/examples/random_checkpoint "$out/model" --layers 4 --hidden 512 --intermediate 1408 --heads 8 --kv-heads 4 \
-  --vocab 8192 --shards 2
-"$qmr" inspect "$out/model" | tail -n 1
-for spec in w8g128 w4g128 w4g128s w3g64 w2g64; do
-  echo "== quantize to $spec (round to nearest, clip search)"
-  "$qmr" quantize --model "$out/model" --out "$out/$spec" --format "$spec" --clip --quiet
-  "$qmr" inspect "$out/$spec" | tail -n 1
-done
-echo "== one quantized checkpoint, tensor by tensor"
-"$qmr" inspect "$out/w3g64" | head -n 14
-echo "== RTN error by bits x group size (also in $out/rtn_error.csv)"
-build/bench/quant_error --rows 256 --cols 4096 --csv "$out/rtn_error.csv"
+out=results/study
+mkdir -p "$out"
+build/tools/qmr inspect models/qmr-math | tail -n 1
+build/tools/qmr eval --model models/qmr-math --task synthetic --n "$n" --seed 1000 \
+  --quant stored,w8g128,w4g128,w3g128,w2g64 --threads "$(nproc)" --out "$out/sweep.json"

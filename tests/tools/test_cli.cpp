@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -177,4 +179,125 @@ TEST_CASE("qmr generate runs a checkpoint and its quantized copy", "[cli]") {
   REQUIRE(q.output.find("tok/s decode") != std::string::npos);
   const result chat = run("generate --model " + (dir / "q").string() + " --prompt hi --chat --max-tokens 4 --temperature 0.8 --seed 3 --quiet");
   REQUIRE(chat.status == 0);
+}
+
+namespace {
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
+}
+
+std::string models_dir() {
+  const char* root = std::getenv("QMR_MODELS_DIR");
+  REQUIRE(root != nullptr);
+  return std::string(root) + "/qmr-math";
+}
+
+}  // namespace
+
+TEST_CASE("qmr eval on the bundled model: a sweep, identical on 1 and 2 threads, resumed from its journal", "[cli][eval]") {
+  qmr::testing::temp_dir dir;
+  const std::string common = "eval --model " + models_dir() + " --task synthetic --levels 1,2 --n 22 --seed 77 --quiet";
+  const result one = run(common + " --quant stored,w2g32 --threads 1 --out " + (dir / "one.json").string());
+  INFO(one.output);
+  REQUIRE(one.status == 0);
+  REQUIRE(one.output.find("| weights | n | accuracy | L1 | L2 |") != std::string::npos);
+  const result two = run(common + " --quant stored,w2g32 --threads 2 --out " + (dir / "two.json").string());
+  REQUIRE(two.status == 0);
+  const auto a = read_json(dir / "one.json"), b = read_json(dir / "two.json");
+  REQUIRE(a["task"] == "synthetic");
+  REQUIRE(a["runs"].size() == 2);
+  for (int r = 0; r < 2; ++r) {
+    const auto& ra = a["runs"][r];
+    const auto& rb = b["runs"][r];
+    REQUIRE(ra["n"] == 22);
+    REQUIRE(ra["items"].size() == 22);
+    for (const char* key : {"accuracy", "by_level", "by_type", "errors"}) REQUIRE(ra[key] == rb[key]);
+    for (std::size_t i = 0; i < 22; ++i) REQUIRE(ra["items"][i]["output"] == rb["items"][i]["output"]);
+    std::size_t wrong = 0, classified = 0;
+    for (const auto& item : ra["items"]) {
+      wrong += !item["correct"].get<bool>();
+      classified += item["error_kind"] != "none";
+      REQUIRE((item["error_kind"] == "none") == item["correct"].get<bool>());
+    }
+    REQUIRE(wrong == classified);
+  }
+  // The bundled model answers level-1/2 problems in bf16; 2-bit RTN must cost accuracy.
+  REQUIRE(a["runs"][0]["weights"] == "stored");
+  REQUIRE(a["runs"][0]["accuracy"].get<double>() >= 0.9);
+  REQUIRE(a["runs"][1]["accuracy"].get<double>() < a["runs"][0]["accuracy"].get<double>());
+
+  // Resume: keep the first 30 journal lines (all of "stored", part of "w2g32") and a torn last line.
+  const auto journal = dir / "one.json.items.jsonl";
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(journal);
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+  }
+  REQUIRE(lines.size() == 44);
+  {
+    std::ofstream out(journal, std::ios::trunc);
+    for (int i = 0; i < 30; ++i) out << lines[static_cast<std::size_t>(i)] << '\n';
+    out << lines[30].substr(0, lines[30].size() / 2);
+  }
+  const result resumed = run(common + " --quant stored,w2g32 --threads 2 --out " + (dir / "one.json").string());
+  INFO(resumed.output);
+  REQUIRE(resumed.status == 0);
+  const auto c = read_json(dir / "one.json");
+  for (int r = 0; r < 2; ++r)
+    for (std::size_t i = 0; i < 22; ++i) REQUIRE(c["runs"][r]["items"][i]["output"] == a["runs"][r]["items"][i]["output"]);
+  std::ifstream csv(dir / "one.json.csv");
+  std::string header, row1;
+  std::getline(csv, header);
+  std::getline(csv, row1);
+  REQUIRE(header.rfind("task,weights,n,metric,value", 0) == 0);
+  REQUIRE(row1.rfind("synthetic,stored,22,accuracy,", 0) == 0);
+
+  // A journal from other arguments is refused, naming the file.
+  const result other = run("eval --model " + models_dir() + " --levels 1 --n 11 --seed 78 --quiet --out " + (dir / "one.json").string());
+  REQUIRE(other.status != 0);
+  REQUIRE(other.output.find("one.json.items.jsonl") != std::string::npos);
+}
+
+TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
+  const result task = run("eval --model " + models_dir() + " --task nope");
+  REQUIRE(task.status != 0);
+  REQUIRE(task.output.find("'nope' is not one of") != std::string::npos);
+  const result quant = run("eval --model " + models_dir() + " --quant stored,w7g128");
+  REQUIRE(quant.status != 0);
+  REQUIRE(quant.output.find("w7g128") != std::string::npos);
+  const result level = run("eval --model " + models_dir() + " --levels 1,9");
+  REQUIRE(level.status != 0);
+  REQUIRE(level.output.find("9") != std::string::npos);
+  const result data = run("eval --model " + models_dir() + " --task gsm8k");
+  REQUIRE(data.status != 0);
+  REQUIRE(data.output.find("--data") != std::string::npos);
+}
+
+TEST_CASE("qmr eval runs GSM8K-format files with n-shot prompts, and perplexity on text", "[cli][eval]") {
+  const char* data = std::getenv("QMR_TEST_DATA");
+  REQUIRE(data != nullptr);
+  qmr::testing::temp_dir dir;
+  const std::string gsm = std::string(data) + "/tasks/gsm8k_sample.jsonl";
+  const result g = run("eval --model " + models_dir() + " --task gsm8k --data " + gsm +
+                       " --shots 1 --limit 1 --max-tokens 40 --quiet --out " + (dir / "g.json").string());
+  INFO(g.output);
+  REQUIRE(g.status == 0);
+  const auto j = read_json(dir / "g.json");
+  REQUIRE(j["n"] == 1);
+  REQUIRE(j["items"][0]["prompt"].get<std::string>().find("Question: ") == 0);
+  REQUIRE(j["items"][0]["prompt"].get<std::string>().find("\n\nQuestion: ") != std::string::npos);
+
+  std::ofstream(dir / "text.txt") << "Tom buys 3*4=<<3*4=12>>12 apples.\n#### 12\n";
+  const result p = run("eval --model " + models_dir() + " --task perplexity --data " + (dir / "text.txt").string() +
+                       " --quant stored,w3g32 --window 8 --quiet --out " + (dir / "p.json").string());
+  INFO(p.output);
+  REQUIRE(p.status == 0);
+  const auto pj = read_json(dir / "p.json");
+  const double stored = pj["runs"][0]["token_perplexity"], w3 = pj["runs"][1]["token_perplexity"];
+  REQUIRE(stored > 1.0);
+  REQUIRE(stored < 10.0);  // the model was trained on exactly this kind of text
+  REQUIRE(w3 != stored);
 }

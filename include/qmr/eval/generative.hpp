@@ -29,19 +29,22 @@ struct gen_item {
   int level = 0;       // for grouping; 0 = none
 };
 
-struct gen_options {
-  int max_tokens = 256;
-  std::vector<std::string> stop_strings = {"\nQuestion:"};  // the next few-shot question would start here
-  unsigned threads = 1;  // items run in parallel, one single-threaded session each
-};
-
 struct gen_record {
   std::string id, prompt, output, extracted, extracted_flexible, gold, type;
   int level = 0;
   bool correct = false;
+  bool truncated = false;  // stopped at max_tokens or the session's capacity, not at a stop token or string
   int prompt_tokens = 0, output_tokens = 0;
-  double seconds = 0;
+  double seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
+struct gen_options {
+  int max_tokens = 256;
+  std::vector<std::string> stop_strings = {"\nQuestion:"};  // the next few-shot question would start here
+  unsigned threads = 1;  // items run in parallel, one single-threaded session each
+  // Called with each finished record, one call at a time (e.g. to append it to a journal).
+  std::function<void(const gen_record&)> on_record;
+};
+
 
 struct group_stats {
   std::size_t n = 0, correct = 0;
@@ -59,6 +62,24 @@ struct gen_results {
 };
 
 using progress_callback = std::function<void(std::size_t done, std::size_t total)>;
+
+// Recomputes the aggregates of r from r.records (after records were added or merged).
+inline void summarize(gen_results& r) {
+  r.overall = {};
+  r.by_level.clear();
+  r.by_type.clear();
+  r.prompt_tokens = r.output_tokens = 0;
+  for (const gen_record& rec : r.records) {
+    for (group_stats* g : {&r.overall, &r.by_level[rec.level], &r.by_type[rec.type]}) {
+      ++g->n;
+      g->correct += rec.correct;
+    }
+    r.prompt_tokens += rec.prompt_tokens;
+    r.output_tokens += rec.output_tokens;
+  }
+  if (r.by_level.size() == 1 && r.by_level.begin()->first == 0) r.by_level.clear();
+  if (r.by_type.size() == 1 && r.by_type.begin()->first.empty()) r.by_type.clear();
+}
 
 inline gen_results run_generative(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
                                   const gen_options& o, const progress_callback& progress = {}) {
@@ -105,24 +126,62 @@ inline gen_results run_generative(const model::model& m, const text::tokenizer& 
       rec.correct = !rec.extracted.empty() && normalize_answer(rec.extracted) == normalize_answer(item.gold);
       rec.prompt_tokens = static_cast<int>(prompts[i].size());
       rec.output_tokens = static_cast<int>(g.tokens.size());
+      rec.truncated = g.reason == model::stop_reason::max_tokens || g.reason == model::stop_reason::capacity;
+      rec.prefill_seconds = g.prefill_seconds;
+      rec.decode_seconds = g.decode_seconds;
       rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard<std::mutex> lock(mutex);
+      if (o.on_record) o.on_record(rec);
       ++done;
       if (progress) progress(done, items.size());
     }
   });
-  for (const gen_record& rec : r.records) {
-    for (group_stats* g : {&r.overall, &r.by_level[rec.level], &r.by_type[rec.type]}) {
-      ++g->n;
-      g->correct += rec.correct;
-    }
-    r.prompt_tokens += rec.prompt_tokens;
-    r.output_tokens += rec.output_tokens;
-  }
-  if (r.by_level.size() == 1 && r.by_level.begin()->first == 0) r.by_level.clear();
-  if (r.by_type.size() == 1 && r.by_type.begin()->first.empty()) r.by_type.clear();
+  summarize(r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+inline nlohmann::json to_json(const gen_record& rec) {
+  return {{"id", rec.id},
+          {"prompt", rec.prompt},
+          {"output", rec.output},
+          {"extracted", rec.extracted},
+          {"extracted_flexible", rec.extracted_flexible},
+          {"gold", rec.gold},
+          {"correct", rec.correct},
+          {"type", rec.type},
+          {"level", rec.level},
+          {"truncated", rec.truncated},
+          {"prompt_tokens", rec.prompt_tokens},
+          {"tokens", rec.output_tokens},
+          {"seconds", rec.seconds},
+          {"prefill_seconds", rec.prefill_seconds},
+          {"decode_seconds", rec.decode_seconds}};
+}
+
+// The inverse of to_json(gen_record); `where` names the source in errors (file:line).
+inline gen_record record_from_json(const nlohmann::json& j, const std::string& where) {
+  gen_record rec;
+  try {
+    rec.id = j.at("id").get<std::string>();
+    rec.prompt = j.at("prompt").get<std::string>();
+    rec.output = j.at("output").get<std::string>();
+    rec.extracted = j.at("extracted").get<std::string>();
+    rec.extracted_flexible = j.at("extracted_flexible").get<std::string>();
+    rec.gold = j.at("gold").get<std::string>();
+    rec.correct = j.at("correct").get<bool>();
+    rec.type = j.at("type").get<std::string>();
+    rec.level = j.at("level").get<int>();
+    rec.truncated = j.at("truncated").get<bool>();
+    rec.prompt_tokens = j.at("prompt_tokens").get<int>();
+    rec.output_tokens = j.at("tokens").get<int>();
+    rec.seconds = j.at("seconds").get<double>();
+    rec.prefill_seconds = j.at("prefill_seconds").get<double>();
+    rec.decode_seconds = j.at("decode_seconds").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw error(std::string("not a result record: ") + e.what(), in_file(where));
+  }
+  return rec;
 }
 
 inline nlohmann::json to_json(const group_stats& g) {
@@ -145,18 +204,7 @@ inline nlohmann::json to_json(const gen_results& r, const std::string& task) {
                       {"items", nlohmann::json::array()}};
   for (const auto& [level, g] : r.by_level) j["by_level"][std::to_string(level)] = to_json(g);
   for (const auto& [type, g] : r.by_type) j["by_type"][type] = to_json(g);
-  for (const gen_record& rec : r.records)
-    j["items"].push_back({{"id", rec.id},
-                          {"prompt", rec.prompt},
-                          {"output", rec.output},
-                          {"extracted", rec.extracted},
-                          {"extracted_flexible", rec.extracted_flexible},
-                          {"gold", rec.gold},
-                          {"correct", rec.correct},
-                          {"type", rec.type},
-                          {"level", rec.level},
-                          {"tokens", rec.output_tokens},
-                          {"seconds", rec.seconds}});
+  for (const gen_record& rec : r.records) j["items"].push_back(to_json(rec));
   return j;
 }
 

@@ -392,7 +392,7 @@ inline std::vector<std::string_view> split(std::string_view text, char sep) {
 }
 
 inline bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
-inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_dec_digit(char c) { return c >= '0' && c <= '9'; }
 
 // The values a template sees while it is instantiated.
 struct scope {
@@ -495,7 +495,7 @@ class expr_reader {
   std::int64_t number() {
     const std::size_t start = i_;
     std::int64_t v = 0;
-    while (i_ < text_.size() && is_digit(text_[i_]) && i_ - start < 9) v = v * 10 + (text_[i_++] - '0');
+    while (i_ < text_.size() && is_dec_digit(text_[i_]) && i_ - start < 9) v = v * 10 + (text_[i_++] - '0');
     if (i_ == start) fail(i_ < text_.size() ? "unexpected '" + std::string(1, text_[i_]) + "'" : "unexpected end");
     return v;
   }
@@ -619,7 +619,7 @@ inline std::string annotate_line(const problem_template& t, const std::string& l
   if (at + 1 >= inner.size()) throw template_error(t, "bad step [" + std::string(inner) + "]");
   const auto operand = [&](std::string_view x) {
     const bool simple = x == "@" || (x.size() == 1 && is_lower(x[0])) ||
-                        (!x.empty() && std::all_of(x.begin() + (x[0] == '#'), x.end(), is_digit) && x != "#");
+                        (!x.empty() && std::all_of(x.begin() + (x[0] == '#'), x.end(), is_dec_digit) && x != "#");
     if (!simple) throw template_error(t, "bad operand '" + std::string(x) + "' in [" + std::string(inner) + "]");
     return eval(x, s, t);
   };
@@ -1889,7 +1889,7 @@ inline void check_problem(const problem& p) {
     const std::size_t at = line.find(want);
     const std::size_t end = at + want.size();
     if (at == std::string_view::npos || line.find("<<", line.find("<<") + 2) != std::string_view::npos ||
-        (end < line.size() && detail::is_digit(line[end])) || (at > 0 && detail::is_digit(line[at - 1])))
+        (end < line.size() && detail::is_dec_digit(line[end])) || (at > 0 && detail::is_dec_digit(line[at - 1])))
       fail("answer", "line " + std::to_string(i + 1) + " does not carry exactly the step " + want);
   }
 }

@@ -1,4 +1,4 @@
-// Whole-file text writes that never leave a half-written file: write beside, then rename.
+// Whole-file text reads, and writes that never leave a half-written file: write beside, then rename.
 #pragma once
 
 #include <cstdio>
@@ -19,6 +19,19 @@ inline void write_text_file(const std::filesystem::path& path, const std::string
     throw error("write failed (disk full?)", in_file(tmp.string()));
   }
   std::filesystem::rename(tmp, path);
+}
+
+inline std::string read_text_file(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw error("cannot open file", in_file(path.string()));
+  std::string text;
+  char buf[1 << 16];  // read in 64 KiB pieces
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) throw error("read failed", in_file(path.string()));
+  return text;
 }
 
 }  // namespace qmr::io

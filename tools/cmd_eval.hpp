@@ -1,0 +1,576 @@
+// `qmr eval`: evaluates a model on a task in one or several precisions (a sweep), prints
+// comparison tables and writes results JSON + CSV, journaling every item so that an
+// interrupted run resumes where it stopped.
+//
+// Results JSON (--out FILE): for one precision, one run object; for several, {"task", "runs": [run...]}.
+// A run object: task, weights, n, accuracy, accuracy_ci95, by_level, by_type ({n, correct,
+// accuracy, ci95}), errors (count per error kind, generative tasks), efficiency (model_bytes,
+// prefill_tokens_per_s, decode_tokens_per_s, time_to_first_token_ms, peak_rss_mb, seconds,
+// threads), and items (one record per problem: id, prompt, output, extracted, gold, correct,
+// error_kind, error_detail, tokens, seconds, ...). Perplexity and ARC runs carry their own metrics.
+// FILE.csv holds one summary row per precision; FILE.items.jsonl is the journal.
+#pragma once
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "qmr/eval/datasets.hpp"
+#include "qmr/eval/generative.hpp"
+#include "qmr/eval/loglikelihood.hpp"
+#include "qmr/eval/multiple_choice.hpp"
+#include "qmr/eval/synth.hpp"
+#include "qmr/eval/taxonomy.hpp"
+#include "qmr/io/text_file.hpp"
+#include "qmr/model/weights.hpp"
+
+#ifndef QMR_DEFAULT_MODEL_DIR
+#define QMR_DEFAULT_MODEL_DIR "models/qmr-math"
+#endif
+
+namespace qmr_cli {
+
+// The bundled model: $QMR_MODEL if set, else the path the tool was built with.
+inline std::string default_model_dir() {
+  const char* env = std::getenv("QMR_MODEL");
+  return env && *env ? env : QMR_DEFAULT_MODEL_DIR;
+}
+
+struct eval_args {
+  std::string dir = default_model_dir(), task = "synthetic", data, types, levels, quant = "stored", out;
+  std::size_t n = 100, limit = 0;
+  std::uint64_t seed = 1000;  // the default model trained on seeds 1-4
+  std::int64_t max_operand = 0;
+  int shots = 0, max_tokens = 320, window = 128;
+  unsigned threads = 1;
+  bool quiet = false;
+};
+
+inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
+  auto* cmd = app.add_subcommand("eval", "Evaluate a model on a task, in one or several precisions");
+  cmd->add_option("--model", a.dir, "model directory (original or qmr-quantized); default: the bundled model")
+      ->capture_default_str();
+  cmd->add_option("--task", a.task, "synthetic | gsm8k | svamp | arc | perplexity")->capture_default_str();
+  cmd->add_option("--data", a.data, "dataset file (gsm8k: JSONL, svamp: JSON, arc: JSONL, perplexity: text)");
+  cmd->add_option("--types", a.types, "synthetic: operation types, e.g. addition,division (default all)");
+  cmd->add_option("--levels", a.levels, "synthetic: complexity levels, e.g. 1,2 (default 1-5)");
+  cmd->add_option("--max-operand", a.max_operand, "synthetic: largest operand (0 = the generator's default)");
+  cmd->add_option("--n", a.n, "synthetic: number of problems (spread evenly over types and levels)")
+      ->capture_default_str();
+  cmd->add_option("--seed", a.seed, "synthetic: problem seed (the bundled model trained on 1-4)")->capture_default_str();
+  cmd->add_option("--shots", a.shots, "gsm8k/svamp: exemplars taken from the start of the file")->capture_default_str();
+  cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
+  cmd->add_option("--quant", a.quant,
+                  "precisions, comma-separated: 'stored' (as in the checkpoint) or a format such as w4g128 "
+                  "(RTN in memory; embeddings stay as stored). Several = a sweep")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")->capture_default_str();
+  cmd->add_option("--window", a.window, "perplexity: tokens predicted per window")->capture_default_str();
+  cmd->add_option("--out", a.out, "results JSON; FILE.csv and the journal FILE.items.jsonl go beside it");
+  cmd->add_option("--threads", a.threads, "items evaluated in parallel")->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet, "no progress bar");
+  return cmd;
+}
+
+// One precision of a sweep: "stored" or a quantized format, checked up front.
+inline std::vector<std::string> parse_quant_list(const std::string& text) {
+  std::vector<std::string> specs;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, end - start);
+    if (item == "stored" || item == "bf16" || item == "f16" || item == "f32") {
+      specs.push_back(item);
+    } else {
+      const auto spec = qmr::quant::parse_format(item);  // throws naming the item
+      if (!spec.is_quantized()) throw qmr::error("--quant: '" + item + "' is not a quantized format");
+      specs.push_back(item);
+    }
+    start = end + 1;
+  }
+  std::set<std::string> seen;
+  for (const auto& s : specs)
+    if (!seen.insert(s).second) throw qmr::error("--quant: '" + s + "' is listed twice");
+  return specs;
+}
+
+// Loads the model in the precision `spec`: "stored" or the checkpoint's own dense dtype keeps the
+// stored weights; a quantized format quantizes every linear layer in memory by RTN.
+inline qmr::model::model load_in(const std::string& dir, const std::string& spec, unsigned threads) {
+  auto m = qmr::model::model::load(dir);
+  if (spec == "stored") return m;
+  if (spec == "bf16" || spec == "f16" || spec == "f32") {
+    const std::string stored = m.weights().layers.at(0).q.spec.str();
+    if (stored != spec)
+      throw qmr::error("--quant " + spec + ": the model stores " + stored + " weights; converting to " + spec +
+                       " is not supported (use 'stored')");
+    return m;
+  }
+  qmr::thread_pool pool(threads);
+  m.quantize(qmr::quant::parse_format(spec), {}, {"embed_tokens", "lm_head"}, &pool);
+  return m;
+}
+
+// A progress bar on stderr (a line every 10% when stderr is not a terminal).
+struct progress_bar {
+  std::string label;
+  bool quiet = false, tty = isatty(STDERR_FILENO) != 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  void operator()(std::size_t done, std::size_t total) const {
+    if (quiet || total == 0) return;
+    const std::size_t step = std::max<std::size_t>(1, total / 10);
+    if (!tty && done != total && done % step != 0) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int width = 30;
+    const int filled = static_cast<int>(width * done / total);
+    std::fprintf(stderr, "%s%s [%s%s] %zu/%zu %.0fs%s", tty ? "\r\033[K" : "", label.c_str(),
+                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), done, total, s,
+                 tty && done != total ? "" : "\n");
+  }
+};
+
+inline double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+// The journal: one JSON line per finished item, keyed by the run (task, data, seed...) and the
+// precision, so that a rerun with the same arguments skips what is done.
+class journal {
+ public:
+  journal() = default;
+  journal(const std::string& path, std::string run_key) : path_(path), run_key_(std::move(run_key)) {
+    if (std::filesystem::exists(path)) {
+      std::ifstream in(path, std::ios::binary);
+      std::string line;
+      std::size_t line_no = 0;
+      while (std::getline(in, line)) {
+        ++line_no;
+        if (line.empty()) continue;
+        const std::string where = path + ":" + std::to_string(line_no);
+        nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object() || !j.contains("run") || !j.contains("weights") || !j.contains("record")) {
+          // An interrupted write leaves at most a partial last line; anything else is damage.
+          if (in.peek() == EOF) break;
+          throw qmr::error("malformed journal line", qmr::in_file(where));
+        }
+        if (j["run"] != run_key_)
+          throw qmr::error("the journal belongs to another run (" + j["run"].dump() +
+                               "); delete it or choose another --out",
+                           qmr::in_file(where));
+        done_[j["weights"].get<std::string>()].push_back(j["record"]);
+      }
+    }
+    out_.open(path, std::ios::binary | std::ios::app);
+    if (!out_) throw qmr::error("cannot open the journal for appending", qmr::in_file(path));
+  }
+  bool active() const { return out_.is_open(); }
+  const std::vector<nlohmann::json>& done(const std::string& weights) const {
+    static const std::vector<nlohmann::json> none;
+    const auto it = done_.find(weights);
+    return it == done_.end() ? none : it->second;
+  }
+  void append(const std::string& weights, const nlohmann::json& record) {
+    if (!active()) return;
+    out_ << nlohmann::json{{"run", run_key_}, {"weights", weights}, {"record", record}}.dump() << '\n';
+    out_.flush();  // an interrupted run keeps every finished item
+    if (!out_) throw qmr::error("journal write failed", qmr::in_file(path_));
+  }
+
+ private:
+  std::string path_;
+  nlohmann::json run_key_;
+  std::map<std::string, std::vector<nlohmann::json>> done_;
+  std::ofstream out_;
+};
+
+// A generative task's items and, for synthetic problems, the reference solutions.
+struct generative_task {
+  std::vector<qmr::eval::gen_item> items;
+  std::map<std::string, std::vector<qmr::eval::step>> reference_steps;  // by item id (synthetic only)
+  std::vector<std::string> stop_strings;
+};
+
+inline generative_task make_generative_task(const eval_args& a) {
+  generative_task t;
+  if (a.task == "synthetic") {
+    qmr::eval::synth_options so;
+    if (!a.types.empty()) so.types = qmr::eval::parse_op_types(a.types);
+    if (!a.levels.empty()) so.levels = qmr::eval::parse_levels(a.levels);
+    so.max_operand = a.max_operand;
+    so.seed = a.seed;
+    const auto problems = qmr::eval::make_problems(a.n, so);
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+      const auto& p = problems[i];
+      const std::string id = "synthetic-" + std::to_string(a.seed) + "-" + std::to_string(i);
+      // The prompt format the bundled model was trained with (tools/train_default_model.py).
+      t.items.push_back({id, "Question: " + p.question + "\nAnswer:", std::to_string(p.final_answer),
+                         std::string(qmr::eval::op_type_name(p.type)), p.level});
+      t.reference_steps[id] = p.steps;
+    }
+    t.stop_strings = {"\nQuestion:"};
+  } else {
+    if (a.data.empty()) throw qmr::error("--task " + a.task + " needs --data FILE");
+    auto examples = a.task == "gsm8k" ? qmr::eval::read_gsm8k_jsonl(a.data) : qmr::eval::read_svamp_json(a.data);
+    const std::size_t shots = static_cast<std::size_t>(std::max(0, a.shots));
+    if (shots >= examples.size())
+      throw qmr::error("--shots " + std::to_string(shots) + " leaves no questions", qmr::in_file(a.data));
+    const std::vector<qmr::eval::qa_example> exemplars(examples.begin(), examples.begin() + static_cast<std::ptrdiff_t>(shots));
+    examples.erase(examples.begin(), examples.begin() + static_cast<std::ptrdiff_t>(shots));
+    t.items = qmr::eval::to_items(examples, exemplars, qmr::eval::prompt_style::question_answer);
+    t.stop_strings = {"\nQuestion:", "\n\n"};
+  }
+  if (a.limit && t.items.size() > a.limit) t.items.resize(a.limit);
+  return t;
+}
+
+struct run_summary {
+  std::string weights;
+  nlohmann::json json;                     // the run object
+  std::map<int, double> level_accuracy;    // for the comparison table
+  std::map<std::string, double> type_accuracy;
+  std::map<std::string, std::size_t> errors;
+  double accuracy = 0;
+  std::size_t n = 0;
+};
+
+inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eval::gen_results& r, double seconds,
+                                      unsigned threads) {
+  double prefill = 0, decode = 0;
+  std::int64_t decode_tokens = 0;
+  for (const auto& rec : r.records) {
+    prefill += rec.prefill_seconds;
+    decode += rec.decode_seconds;
+    decode_tokens += std::max(0, rec.output_tokens - 1);  // the first output token comes from the prefill
+  }
+  const double n = static_cast<double>(std::max<std::size_t>(1, r.records.size()));
+  double item_seconds = 0;
+  for (const auto& rec : r.records) item_seconds += rec.seconds;
+  return {{"model_bytes", m.weight_bytes()},
+          {"prefill_tokens_per_s", prefill > 0 ? static_cast<double>(r.prompt_tokens) / prefill : 0.0},
+          {"decode_tokens_per_s", decode > 0 ? static_cast<double>(decode_tokens) / decode : 0.0},
+          {"time_to_first_token_ms", 1000.0 * prefill / n},
+          {"peak_rss_mb", peak_rss_mb()},
+          {"item_seconds", item_seconds},    // summed over items, resumed ones included
+          {"wall_seconds", seconds},         // this invocation (less when resumed)
+          {"threads", threads},
+          {"note", "per-stream rates: each thread decodes its own item"}};
+}
+
+inline run_summary run_generative_spec(const eval_args& a, const generative_task& t, const std::string& spec,
+                                       journal& jr) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto m = load_in(a.dir, spec, a.threads);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+
+  // Resume: records already in the journal for this precision are kept, the rest are run.
+  std::map<std::string, qmr::eval::gen_record> done;
+  for (const auto& j : jr.done(spec)) {
+    auto rec = qmr::eval::record_from_json(j, a.out + ".items.jsonl");
+    done.emplace(rec.id, std::move(rec));
+  }
+  std::vector<qmr::eval::gen_item> todo;
+  for (const auto& item : t.items)
+    if (!done.count(item.id)) todo.push_back(item);
+  if (!done.empty() && !a.quiet)
+    std::fprintf(stderr, "%s: resuming, %zu of %zu items already done\n", spec.c_str(), t.items.size() - todo.size(),
+                 t.items.size());
+
+  qmr::eval::gen_options o;
+  o.max_tokens = a.max_tokens;
+  o.threads = a.threads;
+  o.stop_strings = t.stop_strings;
+  o.on_record = [&](const qmr::eval::gen_record& rec) { jr.append(spec, qmr::eval::to_json(rec)); };
+  progress_bar bar{a.task + " " + spec, a.quiet};
+  const std::size_t already = t.items.size() - todo.size();
+  auto r = qmr::eval::run_generative(m, tok, todo, o,
+                                     [&](std::size_t k, std::size_t) { bar(already + k, t.items.size()); });
+  // Records in item order, fresh and journaled alike.
+  std::map<std::string, qmr::eval::gen_record> fresh;
+  for (auto& rec : r.records) fresh.emplace(rec.id, std::move(rec));
+  r.records.clear();
+  for (const auto& item : t.items) {
+    auto it = done.find(item.id);
+    r.records.push_back(it != done.end() ? it->second : fresh.at(item.id));
+  }
+  qmr::eval::summarize(r);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  run_summary s;
+  s.weights = spec;
+  s.json = qmr::eval::to_json(r, a.task);
+  s.json["weights"] = spec;
+  s.json["model"] = a.dir;
+  s.json["efficiency"] = efficiency_json(m, r, seconds, a.threads);
+  if (a.task == "synthetic") {
+    s.json["seed"] = a.seed;
+    s.json["synth_version"] = qmr::eval::synth_version;
+  }
+  // The error taxonomy, for every wrong answer.
+  for (std::size_t i = 0; i < r.records.size(); ++i) {
+    const auto& rec = r.records[i];
+    const auto steps_it = t.reference_steps.find(rec.id);
+    const std::span<const qmr::eval::step> steps =
+        steps_it == t.reference_steps.end() ? std::span<const qmr::eval::step>{} : std::span<const qmr::eval::step>(steps_it->second);
+    const auto e = qmr::eval::classify(rec.output, rec.extracted, rec.gold, rec.truncated, steps);
+    const std::string kind(qmr::eval::error_kind_name(e.kind));
+    s.json["items"][i]["error_kind"] = kind;
+    s.json["items"][i]["error_detail"] = e.detail;
+    if (!rec.correct) ++s.errors[kind];
+  }
+  s.json["errors"] = s.errors;
+  s.accuracy = r.overall.accuracy();
+  s.n = r.overall.n;
+  for (const auto& [level, g] : r.by_level) s.level_accuracy[level] = g.accuracy();
+  for (const auto& [type, g] : r.by_type) s.type_accuracy[type] = g.accuracy();
+  return s;
+}
+
+inline run_summary run_arc_spec(const eval_args& a, const std::string& spec) {
+  if (a.data.empty()) throw qmr::error("--task arc needs --data FILE");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto m = load_in(a.dir, spec, a.threads);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  auto items = qmr::eval::read_arc_jsonl(a.data);
+  if (a.limit && items.size() > a.limit) items.resize(a.limit);
+  std::vector<qmr::eval::choice_result> results(items.size());
+  std::size_t longest = 0;
+  for (const auto& it : items) {
+    std::size_t l = tok.encode("Question: " + it.question + "\nAnswer:").size();
+    std::size_t c = 0;
+    for (const auto& ch : it.choices) c = std::max(c, tok.encode(" " + ch).size());
+    longest = std::max(longest, l + c + 2);
+  }
+  std::atomic<std::size_t> next{0}, finished{0};
+  std::mutex mutex;
+  progress_bar bar{"arc " + spec, a.quiet};
+  qmr::thread_pool pool(std::max(1u, a.threads));
+  pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
+    qmr::model::session sess(m, static_cast<int>(longest));
+    for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
+      results[i] = qmr::eval::score_choices(sess, tok, items[i]);
+      std::lock_guard<std::mutex> lock(mutex);
+      bar(++finished, items.size());
+    }
+  });
+  qmr::eval::group_stats acc, acc_norm;
+  nlohmann::json records = nlohmann::json::array();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    ++acc.n;
+    ++acc_norm.n;
+    acc.correct += results[i].correct;
+    acc_norm.correct += results[i].correct_norm;
+    records.push_back({{"id", items[i].id},
+                       {"logprobs", results[i].logprobs},
+                       {"predicted", results[i].predicted},
+                       {"predicted_norm", results[i].predicted_norm},
+                       {"gold", items[i].answer},
+                       {"correct", results[i].correct},
+                       {"correct_norm", results[i].correct_norm}});
+  }
+  run_summary s;
+  s.weights = spec;
+  s.accuracy = acc.accuracy();
+  s.n = acc.n;
+  s.json = {{"task", "arc"},
+            {"weights", spec},
+            {"model", a.dir},
+            {"n", acc.n},
+            {"accuracy", acc.accuracy()},
+            {"accuracy_ci95", {acc.ci95().first, acc.ci95().second}},
+            {"acc", acc.accuracy()},
+            {"acc_norm", acc_norm.accuracy()},
+            {"acc_norm_ci95", {acc_norm.ci95().first, acc_norm.ci95().second}},
+            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+            {"model_bytes", m.weight_bytes()},
+            {"peak_rss_mb", peak_rss_mb()},
+            {"items", records}};
+  s.type_accuracy["acc_norm"] = acc_norm.accuracy();
+  return s;
+}
+
+inline run_summary run_perplexity_spec(const eval_args& a, const std::string& spec) {
+  if (a.data.empty()) throw qmr::error("--task perplexity needs --data FILE (raw text)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto m = load_in(a.dir, spec, a.threads);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  const std::string text = qmr::io::read_text_file(a.data);
+  const auto stops = qmr::model::default_stop_tokens(m);
+  if (stops.empty()) throw qmr::error("the model names no end-of-text token to start the first window with");
+  qmr::model::session sess(m, a.window + 1);
+  const auto r = qmr::eval::score_rolling(sess, tok, text, stops.front(), a.window);
+  run_summary s;
+  s.weights = spec;
+  s.n = static_cast<std::size_t>(r.tokens);
+  s.accuracy = r.token_perplexity();
+  s.json = {{"task", "perplexity"},
+            {"weights", spec},
+            {"model", a.dir},
+            {"data", a.data},
+            {"window", a.window},
+            {"tokens", r.tokens},
+            {"words", r.words},
+            {"bytes", r.bytes},
+            {"loglikelihood", r.logprob},
+            {"token_perplexity", r.token_perplexity()},
+            {"word_perplexity", r.word_perplexity()},
+            {"byte_perplexity", r.byte_perplexity()},
+            {"bits_per_byte", r.bits_per_byte()},
+            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+            {"model_bytes", m.weight_bytes()}};
+  s.type_accuracy["word_perplexity"] = r.word_perplexity();
+  s.type_accuracy["bits_per_byte"] = r.bits_per_byte();
+  return s;
+}
+
+inline std::string pct(double x) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", 100 * x);
+  return b;
+}
+
+// Prints the sweep as markdown tables: accuracy by level and error kinds, then by type.
+inline void print_tables(const eval_args& a, const std::vector<run_summary>& runs) {
+  if (a.task == "perplexity") {
+    std::printf("| weights | tokens | token ppl | word ppl | bits/byte |\n|---|---|---|---|---|\n");
+    for (const auto& r : runs)
+      std::printf("| %s | %zu | %.4f | %.4f | %.4f |\n", r.weights.c_str(), r.n, r.accuracy,
+                  r.type_accuracy.at("word_perplexity"), r.type_accuracy.at("bits_per_byte"));
+    return;
+  }
+  if (a.task == "arc") {
+    std::printf("| weights | n | acc | acc_norm |\n|---|---|---|---|\n");
+    for (const auto& r : runs)
+      std::printf("| %s | %zu | %s%% | %s%% |\n", r.weights.c_str(), r.n, pct(r.accuracy).c_str(),
+                  pct(r.type_accuracy.at("acc_norm")).c_str());
+    return;
+  }
+  std::set<int> levels;
+  std::set<std::string> kinds;
+  for (const auto& r : runs) {
+    for (const auto& [l, v] : r.level_accuracy) levels.insert(l);
+    for (const auto& [k, v] : r.errors) kinds.insert(k);
+  }
+  std::printf("| weights | n | accuracy |");
+  for (int l : levels) std::printf(" L%d |", l);
+  for (const auto& k : kinds) std::printf(" %s errors |", k.c_str());
+  std::printf("\n|---|---|---|");
+  for (std::size_t i = 0; i < levels.size() + kinds.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (const auto& r : runs) {
+    std::printf("| %s | %zu | %s%% |", r.weights.c_str(), r.n, pct(r.accuracy).c_str());
+    for (int l : levels) std::printf(" %s |", r.level_accuracy.count(l) ? pct(r.level_accuracy.at(l)).c_str() : "-");
+    for (const auto& k : kinds) std::printf(" %zu |", r.errors.count(k) ? r.errors.at(k) : 0);
+    std::printf("\n");
+  }
+  if (runs.front().type_accuracy.size() > 1) {
+    std::printf("\n| type |");
+    for (const auto& r : runs) std::printf(" %s |", r.weights.c_str());
+    std::printf("\n|---|");
+    for (std::size_t i = 0; i < runs.size(); ++i) std::printf("---|");
+    std::printf("\n");
+    for (const auto& [type, v] : runs.front().type_accuracy) {
+      std::printf("| %s |", type.c_str());
+      for (const auto& r : runs)
+        std::printf(" %s%% |", r.type_accuracy.count(type) ? pct(r.type_accuracy.at(type)).c_str() : "-");
+      std::printf("\n");
+    }
+  }
+}
+
+inline std::string csv_summary(const eval_args& a, const std::vector<run_summary>& runs) {
+  std::ostringstream s;
+  s << "task,weights,n,metric,value,ci95_low,ci95_high";
+  for (int l = 1; l <= 5; ++l) s << ",level" << l;
+  s << ",calculation_errors,reasoning_errors,format_errors,rounding_errors,model_bytes,prefill_tokens_per_s,"
+       "decode_tokens_per_s,time_to_first_token_ms,peak_rss_mb,item_seconds\n";
+  for (const auto& r : runs) {
+    const auto& j = r.json;
+    const bool ppl = a.task == "perplexity";
+    s << a.task << ',' << r.weights << ',' << r.n << ',' << (ppl ? "token_perplexity" : "accuracy") << ','
+      << r.accuracy << ',';
+    if (j.contains("accuracy_ci95")) s << j["accuracy_ci95"][0].get<double>() << ',' << j["accuracy_ci95"][1].get<double>();
+    else s << ',';
+    for (int l = 1; l <= 5; ++l) {
+      s << ',';
+      if (r.level_accuracy.count(l)) s << r.level_accuracy.at(l);
+    }
+    for (const char* k : {"calculation", "reasoning", "format", "rounding"}) {
+      s << ',';
+      if (!ppl && a.task != "arc") s << (r.errors.count(k) ? r.errors.at(k) : 0);
+    }
+    const nlohmann::json eff = j.contains("efficiency") ? j["efficiency"] : nlohmann::json::object();
+    const auto num = [&](const char* key) {
+      if (eff.contains(key)) return eff[key].dump();
+      return j.contains(key) ? j[key].dump() : std::string();
+    };
+    s << ',' << num("model_bytes") << ',' << num("prefill_tokens_per_s") << ',' << num("decode_tokens_per_s") << ','
+      << num("time_to_first_token_ms") << ',' << num("peak_rss_mb") << ',' << (eff.contains("item_seconds") ? eff["item_seconds"].dump() : num("seconds")) << '\n';
+  }
+  return s.str();
+}
+
+inline int run_eval(const eval_args& a) {
+  static const std::set<std::string> tasks = {"synthetic", "gsm8k", "svamp", "arc", "perplexity"};
+  if (!tasks.count(a.task))
+    throw qmr::error("--task '" + a.task + "' is not one of synthetic, gsm8k, svamp, arc, perplexity");
+  const auto specs = parse_quant_list(a.quant);
+  const bool generative = a.task == "synthetic" || a.task == "gsm8k" || a.task == "svamp";
+  generative_task gt;
+  if (generative) gt = make_generative_task(a);
+
+  // The run key: everything that decides the items and their answers, but not the threads.
+  const nlohmann::json run_key = {{"task", a.task},   {"model", a.dir},         {"data", a.data},
+                                  {"n", a.n},         {"seed", a.seed},         {"types", a.types},
+                                  {"levels", a.levels}, {"max_operand", a.max_operand}, {"shots", a.shots},
+                                  {"limit", a.limit}, {"max_tokens", a.max_tokens}};
+  journal jr;
+  if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", run_key.dump());
+
+  std::vector<run_summary> runs;
+  for (const auto& spec : specs) {
+    if (a.task == "arc") runs.push_back(run_arc_spec(a, spec));
+    else if (a.task == "perplexity") runs.push_back(run_perplexity_spec(a, spec));
+    else runs.push_back(run_generative_spec(a, gt, spec, jr));
+    const auto& r = runs.back();
+    if (!a.quiet)
+      std::fprintf(stderr, "%s: %s %.4g\n", spec.c_str(), a.task == "perplexity" ? "token perplexity" : "accuracy",
+                   a.task == "perplexity" ? r.accuracy : r.accuracy);
+  }
+
+  std::printf("task %s, model %s, threads %u", a.task.c_str(), a.dir.c_str(), a.threads);
+  if (a.task == "synthetic")
+    std::printf(", %zu problems from seed %llu (synth v%d)", gt.items.size(), static_cast<unsigned long long>(a.seed),
+                qmr::eval::synth_version);
+  std::printf("\n\n");
+  print_tables(a, runs);
+
+  if (!a.out.empty()) {
+    nlohmann::json j;
+    if (runs.size() == 1) {
+      j = runs.front().json;
+    } else {
+      j = {{"task", a.task}, {"n", runs.front().n}, {"runs", nlohmann::json::array()}};
+      for (const auto& r : runs) j["runs"].push_back(r.json);
+    }
+    qmr::io::write_text_file(a.out, j.dump(1) + "\n");
+    qmr::io::write_text_file(a.out + ".csv", csv_summary(a, runs));
+    std::printf("\nwrote %s and %s.csv\n", a.out.c_str(), a.out.c_str());
+  }
+  return 0;
+}
+
+}  // namespace qmr_cli
