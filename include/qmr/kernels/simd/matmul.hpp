@@ -20,6 +20,7 @@
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
 #include "convert.hpp"
+#include "unpack.hpp"
 
 // How the kernels work, and why they equal the reference up to summation order:
 //
@@ -73,22 +74,6 @@ struct matmul_tiles {
 
 namespace detail {
 
-// Writes the f32 weights of codes [c0, c1) of one row, all in one group:
-// out[i] = scale * (code(c0 + i) - zero). c0 and c1 are multiples of 8, so each
-// 8 codes are exactly Bits whole bytes, read as one little-endian word.
-template <class Arch, int Bits>
-inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t c0, std::int64_t c1, float scale, int zero,
-                         float* out) {
-  constexpr std::uint64_t mask = (std::uint64_t{1} << Bits) - 1;
-  for (std::int64_t b = c0 / 8; b < c1 / 8; ++b) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, row_codes + b * Bits, Bits);  // 8 codes; never past the row's bytes
-    float* o = out + (b * 8 - c0);
-    for (int j = 0; j < 8; ++j)
-      o[j] = scale * static_cast<float>(static_cast<int>((word >> (j * Bits)) & mask) - zero);
-  }
-}
-
 // Row r, columns [c0, c1) of a quantized W as f32, into out[c1 - c0]; c0 and c1
 // are multiples of 8. One instantiation per Arch × format.
 template <class Arch, class Format>
@@ -101,7 +86,7 @@ void decode_quantized(const quant::qtensor_view& w, std::int64_t r, std::int64_t
     const std::int64_t g = c / group;
     const std::int64_t end = std::min(c1, (g + 1) * group);
     const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
-    unpack_codes<Arch, Format::bits>(codes, c, end, to_float(scales[g]), zero, out + (c - c0));
+    unpack_codes<Arch, Format::bits>(codes, w.layout.code_row_bytes, c, end, to_float(scales[g]), zero, out + (c - c0), Arch{});
     c = end;
   }
 }
@@ -270,6 +255,20 @@ inline void with_rows(std::int64_t m, F&& f) {
   }
 }
 
+// Calls fn(lo, hi) over [0, count) on the pool. Four chunks per thread balance
+// uneven progress, but no chunk has fewer than min_chunk_macs multiply-adds: waking a
+// sleeping worker costs a few microseconds, as much as ~64K FMAs at decode speed,
+// so the small matrices of a small model run on one thread.
+template <class F>
+inline void split_rows(thread_pool* pool, std::int64_t count, std::int64_t macs_per_item, F&& fn) {
+  constexpr std::int64_t min_chunk_macs = std::int64_t{1} << 16;
+  if (!pool || pool->size() == 1) return fn(std::int64_t{0}, count);
+  const std::int64_t chunks = static_cast<std::int64_t>(pool->size()) * 4;
+  const std::int64_t grain = std::max((count + chunks - 1) / chunks,
+                                      (min_chunk_macs + macs_per_item - 1) / std::max<std::int64_t>(1, macs_per_item));
+  pool->parallel_for(0, count, grain, std::forward<F>(fn));
+}
+
 // Y = X · Wᵀ: GEMV row split for M <= gemv_max_m, else GEMM over nr-row panels.
 template <class Arch, class Gemv, class Decode>
 void run(std::int64_t n, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool, Gemv&& gemv,
@@ -278,13 +277,13 @@ void run(std::int64_t n, matrix_view<const float> x, matrix_view<float> y, threa
   if (x.rows == 0 || n == 0) return;
   if (x.rows <= tiles::gemv_max_m) {
     with_rows(x.rows, [&](auto rows_c) {
-      parallel_for(pool, n, [&](std::int64_t n0, std::int64_t n1) { gemv(rows_c, n0, n1); });
+      split_rows(pool, n, x.cols * x.rows, [&](std::int64_t n0, std::int64_t n1) { gemv(rows_c, n0, n1); });
     });
     return;
   }
   const std::int64_t panels = (n + tiles::nr - 1) / tiles::nr;
-  parallel_for(pool, panels,
-               [&](std::int64_t p0, std::int64_t p1) { gemm_panels<Arch>(decode, n, x, y, p0, p1); });
+  split_rows(pool, panels, tiles::nr * x.cols * x.rows,
+             [&](std::int64_t p0, std::int64_t p1) { gemm_panels<Arch>(decode, n, x, y, p0, p1); });
 }
 
 }  // namespace detail

@@ -1,0 +1,120 @@
+// Raw instruction wrappers that turn packed Bits-bit codes into f32 weights, scale * (code - zero), per architecture tag.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+
+#include <xsimd/xsimd.hpp>
+
+namespace qmr::simd::detail {
+
+// Byte-shuffle and shift tables for 16 consecutive codes of a little-endian
+// bitstream held in one 16-byte block (2 × Bits bytes): 32-bit lane j gathers the
+// two bytes that hold code j (bits [j*Bits, j*Bits + Bits) span at most two bytes
+// since Bits <= 8) and is then shifted right by the code's offset in its first
+// byte. Lanes 0-7 are also the table for 8 codes held in one 8-byte word.
+template <int Bits>
+struct unpack_tables {
+  static constexpr std::array<std::uint8_t, 64> shuffle = [] {
+    std::array<std::uint8_t, 64> t{};
+    for (int j = 0; j < 16; ++j) {
+      const int byte = j * Bits / 8;
+      t[4 * j + 0] = static_cast<std::uint8_t>(byte);
+      // 0x80 zeroes the destination byte: past the block, or unused high bytes.
+      t[4 * j + 1] = static_cast<std::uint8_t>(byte + 1 < 16 ? byte + 1 : 0x80);
+      t[4 * j + 2] = 0x80;
+      t[4 * j + 3] = 0x80;
+    }
+    return t;
+  }();
+  static constexpr std::array<std::int32_t, 16> shift = [] {
+    std::array<std::int32_t, 16> s{};
+    for (int j = 0; j < 16; ++j) s[j] = j * Bits % 8;
+    return s;
+  }();
+};
+
+// The Bytes-byte little-endian word at row[byte], of which the first Used bytes
+// are the block's; loads Bytes when they lie within the row, else only Used.
+template <int Bytes, int Used>
+inline std::uint64_t load_block(const std::uint8_t* row, std::int64_t row_bytes, std::int64_t byte) {
+  std::uint64_t word = 0;
+  if (byte + Bytes <= row_bytes) std::memcpy(&word, row + byte, Bytes);
+  else std::memcpy(&word, row + byte, Used);
+  return word;
+}
+
+// out[i] = scale * (code(c0 + i) - zero) for codes [c0, c1) of one row, all in one
+// group; c0 and c1 are multiples of 8, so every 8 codes are Bits whole bytes.
+// row_bytes is the length of the row's codes: blocks whose whole-register load
+// (8 or 16 bytes) fits before it load that much, the few at the end of the row copy
+// exactly their bytes. (Copying 3, 5 or 6 bytes through memory every time costs a
+// failed store-to-load forward per block, 10x the decode.) The bytes loaded past
+// the block's own are never selected: a code's bits end within its block.
+// Portable version: each 8 codes read as one little-endian word.
+template <class Arch, int Bits>
+inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c0, std::int64_t c1,
+                         float scale, int zero, float* out, xsimd::generic) {
+  constexpr std::uint64_t mask = (std::uint64_t{1} << Bits) - 1;
+  for (std::int64_t b = c0 / 8; b < c1 / 8; ++b) {
+    const std::uint64_t word = load_block<8, Bits>(row_codes, row_bytes, b * Bits);
+    float* o = out + (b * 8 - c0);
+    for (int j = 0; j < 8; ++j)
+      o[j] = scale * static_cast<float>(static_cast<int>((word >> (j * Bits)) & mask) - zero);
+  }
+}
+
+#if XSIMD_WITH_AVX2
+// 8 codes per step: broadcast their Bits bytes to both 128-bit halves, gather each
+// code's two bytes into its 32-bit lane (vpshufb), shift and mask (vpsrlvd).
+template <class Arch, int Bits>
+inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c0, std::int64_t c1,
+                         float scale, int zero, float* out, xsimd::avx2) {
+  using tables = unpack_tables<Bits>;
+  const __m256i ctrl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tables::shuffle.data()));
+  const __m256i shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tables::shift.data()));
+  const __m256i mask = _mm256_set1_epi32((1 << Bits) - 1);
+  const __m256i z = _mm256_set1_epi32(zero);
+  const __m256 s = _mm256_set1_ps(scale);
+  for (std::int64_t b = c0 / 8; b < c1 / 8; ++b) {
+    const std::uint64_t word = load_block<8, Bits>(row_codes, row_bytes, b * Bits);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(word)), ctrl);
+    v = _mm256_sub_epi32(_mm256_and_si256(_mm256_srlv_epi32(v, shift), mask), z);
+    _mm256_storeu_ps(out + (b * 8 - c0), _mm256_mul_ps(_mm256_cvtepi32_ps(v), s));
+  }
+}
+#endif
+
+#if XSIMD_WITH_AVX512BW
+// 16 codes per step: their 2 × Bits bytes broadcast to all four 128-bit lanes,
+// then the same shuffle-shift-mask as AVX2; an odd last 8 codes take the AVX2 path.
+template <class Arch, int Bits>
+inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c0, std::int64_t c1,
+                         float scale, int zero, float* out, xsimd::avx512bw) {
+  using tables = unpack_tables<Bits>;
+  const __m512i ctrl = _mm512_loadu_si512(tables::shuffle.data());
+  const __m512i shift = _mm512_loadu_si512(tables::shift.data());
+  const __m512i mask = _mm512_set1_epi32((1 << Bits) - 1);
+  const __m512i z = _mm512_set1_epi32(zero);
+  const __m512 s = _mm512_set1_ps(scale);
+  std::int64_t c = c0;
+  for (; c + 16 <= c1; c += 16) {
+    const std::int64_t byte = c / 8 * Bits;
+    __m128i block;
+    if (byte + 16 <= row_bytes) {
+      block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
+    } else {
+      std::uint64_t words[2] = {0, 0};
+      std::memcpy(words, row_codes + byte, 2 * Bits);
+      block = _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
+    }
+    __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl);
+    v = _mm512_sub_epi32(_mm512_and_si512(_mm512_srlv_epi32(v, shift), mask), z);
+    _mm512_storeu_ps(out + (c - c0), _mm512_mul_ps(_mm512_cvtepi32_ps(v), s));
+  }
+  if (c < c1) unpack_codes<Arch, Bits>(row_codes, row_bytes, c, c1, scale, zero, out + (c - c0), xsimd::avx2{});
+}
+#endif
+
+}  // namespace qmr::simd::detail
