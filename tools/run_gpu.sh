@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds and runs the CUDA tests and benchmarks on a GPU machine, writing logs and JSON results to a directory.
+#
+#   tools/run_gpu.sh [OUT_DIR]        (default results/gpu; run from anywhere)
+#
+# Needs nvcc (PATH or /usr/local/cuda/bin), a host C++ compiler, meson and ninja;
+# not xsimd, Catch2, CLI11, nlohmann_json or a network: the build is configured
+# with -Dsimd=disabled, which builds only the CUDA targets. Environment:
+#   QMR_GPU_ARCH   SM architecture to compile for (default 90)
+#   QMR_GPU_BUILD  build directory (default build-gpu, under the repository)
+#   QMR_BENCH_ARGS extra arguments for bench/cuda_gemv (e.g. --quick)
+# Writes: environment.txt, configure.log, build.log, test_*.txt, sanitizer_*.txt,
+# cuda_gemv.txt, cuda_gemv.json and summary.json (exit codes). Exits nonzero if
+# the build or a test failed.
+set -uo pipefail
+
+out="${1:-results/gpu}"
+mkdir -p "$out" && out="$(cd "$out" && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo" || exit 1
+arch="${QMR_GPU_ARCH:-90}"
+build="${QMR_GPU_BUILD:-build-gpu}"
+export PATH="/usr/local/cuda/bin:$PATH"
+start=$(date +%s)
+
+log() { echo "[run_gpu $(($(date +%s) - start))s] $*"; }
+# summary.json is rewritten after every step, so that a run cut short still leaves one.
+declare -A rc
+write_summary() {
+  {
+    echo "{"
+    echo "  \"arch\": \"sm_$arch\","
+    echo "  \"git_commit\": \"$(git rev-parse HEAD 2>/dev/null || echo unknown)\","
+    echo "  \"seconds\": $(($(date +%s) - start)),"
+    echo "  \"exit_codes\": {"
+    local first=1
+    for k in "${!rc[@]}"; do
+      [ $first -eq 1 ] || echo ","
+      printf '    "%s": %s' "$k" "${rc[$k]}"
+      first=0
+    done
+    echo ""
+    echo "  }"
+    echo "}"
+  } > "$out/summary.json"
+}
+
+{
+  date -u
+  nvidia-smi 2>&1 || true
+  nvcc --version 2>&1 || true
+  c++ --version 2>&1 | head -1 || true
+  echo "meson $(meson --version 2>&1), ninja $(ninja --version 2>&1)"
+} > "$out/environment.txt" 2>&1
+
+log "configure ($build, sm_$arch)"
+reconfigure=""
+[ -f "$build/build.ninja" ] && reconfigure="--reconfigure"
+# shellcheck disable=SC2086
+meson setup "$build" $reconfigure --buildtype=release --wrap-mode=nodownload \
+  -Dcuda=enabled -Dgpu_arch="$arch" -Dsimd=disabled -Dtests=auto -Dbench=auto -Dtools=disabled \
+  -Dexamples=false > "$out/configure.log" 2>&1
+rc[configure]=$?
+write_summary
+if [ "${rc[configure]}" -ne 0 ]; then
+  tail -30 "$out/configure.log"
+  log "configure failed"
+  exit 1
+fi
+
+log "build"
+ninja -C "$build" tests/test_cuda_half_dequant tests/test_cuda_gemv bench/cuda_gemv > "$out/build.log" 2>&1
+rc[build]=$?
+write_summary
+if [ "${rc[build]}" -ne 0 ]; then
+  tail -40 "$out/build.log"
+  log "build failed"
+  exit 1
+fi
+
+failed=0
+for t in cuda_half_dequant cuda_gemv; do
+  log "test $t"
+  timeout 240 "$build/tests/test_$t" > "$out/test_$t.txt" 2>&1
+  rc[test_$t]=$?
+  tail -3 "$out/test_$t.txt"
+  [ "${rc[test_$t]}" -eq 0 ] || failed=1
+  write_summary
+done
+
+log "bench cuda_gemv"
+# shellcheck disable=SC2086
+timeout 240 "$build/bench/cuda_gemv" --json "$out/cuda_gemv.json" ${QMR_BENCH_ARGS:-} > "$out/cuda_gemv.txt" 2>&1
+rc[bench_cuda_gemv]=$?
+cat "$out/cuda_gemv.txt"
+write_summary
+
+# compute-sanitizer on a reduced test (two bit-widths, two group sizes), if time is left.
+if command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck; do
+    log "compute-sanitizer $tool"
+    QMR_GEMV_TEST_QUICK=1 timeout 100 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+      "$build/tests/test_cuda_gemv" > "$out/sanitizer_$tool.txt" 2>&1
+    rc[sanitizer_$tool]=$?
+    tail -3 "$out/sanitizer_$tool.txt"
+    write_summary
+  done
+fi
+
+log "done: results in $out"
+cat "$out/summary.json"
+exit $failed
