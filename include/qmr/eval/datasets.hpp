@@ -19,8 +19,9 @@ struct qa_example {
   std::string id, question, answer, gold, type;
 };
 
-// GSM8K JSONL: {"question", "answer"} per line, the answer ending in "#### N".
-inline std::vector<qa_example> read_gsm8k_jsonl(const std::filesystem::path& path) {
+// GSM8K JSONL: {"question", "answer"} per line, the answer ending in "#### N". A malformed line
+// throws an error naming "file:line", or is skipped and counted under `malformed`.
+inline std::vector<qa_example> read_gsm8k_jsonl(const std::filesystem::path& path, io::malformed_lines* malformed = nullptr) {
   std::vector<qa_example> out;
   io::for_each_jsonl(path, [&](const nlohmann::json& j, const std::string& where) {
     for (const char* field : {"question", "answer"})
@@ -34,34 +35,42 @@ inline std::vector<qa_example> read_gsm8k_jsonl(const std::filesystem::path& pat
     if (!gold) throw error("does not end in '#### N'", in_file(where, {}, "answer"));
     e.gold = *gold;
     out.push_back(std::move(e));
-  });
+  }, malformed);
   return out;
 }
 
 // SVAMP JSON: an array of {"ID", "Body", "Question", "Answer", "Type"}; the question is Body + " " + Question.
-inline std::vector<qa_example> read_svamp_json(const std::filesystem::path& path) {
+// A file that is not JSON throws (the message gives its line and column); a malformed entry
+// throws an error naming "file[index]", or is skipped and counted under `malformed`.
+inline std::vector<qa_example> read_svamp_json(const std::filesystem::path& path, io::malformed_lines* malformed = nullptr) {
   const nlohmann::json j = io::read_json_file(path);
   if (!j.is_array()) throw error("expected a JSON array of problems", in_file(path.string()));
   std::vector<qa_example> out;
   for (std::size_t i = 0; i < j.size(); ++i) {
     const auto& p = j[i];
     const std::string where = path.string() + "[" + std::to_string(i) + "]";
-    for (const char* field : {"Body", "Question"})
-      if (!p.is_object() || !p.contains(field) || !p[field].is_string())
-        throw error("missing or not a string", in_file(where, {}, field));
-    if (!p.contains("Answer") || !p["Answer"].is_number()) throw error("missing or not a number", in_file(where, {}, "Answer"));
-    qa_example e;
-    e.id = p.contains("ID") && p["ID"].is_string() ? p["ID"].get<std::string>() : "svamp-" + std::to_string(i);
-    std::string body = p["Body"].get<std::string>();
-    if (!body.empty() && body.back() != ' ') body += ' ';
-    e.question = body + p["Question"].get<std::string>();
-    const double a = p["Answer"].get<double>();
-    std::ostringstream s;  // 5.0 -> "5", 2.5 -> "2.5"
-    if (a == std::floor(a) && std::fabs(a) < 1e15) s << static_cast<long long>(a);
-    else s << a;
-    e.gold = s.str();
-    e.type = p.contains("Type") && p["Type"].is_string() ? p["Type"].get<std::string>() : "";
-    out.push_back(std::move(e));
+    try {
+      for (const char* field : {"Body", "Question"})
+        if (!p.is_object() || !p.contains(field) || !p[field].is_string())
+          throw error("missing or not a string", in_file(where, {}, field));
+      if (!p.contains("Answer") || !p["Answer"].is_number()) throw error("missing or not a number", in_file(where, {}, "Answer"));
+      const double a = p["Answer"].get<double>();
+      if (!std::isfinite(a)) throw error("not a finite number", in_file(where, {}, "Answer"));
+      qa_example e;
+      e.id = p.contains("ID") && p["ID"].is_string() ? p["ID"].get<std::string>() : "svamp-" + std::to_string(i);
+      std::string body = p["Body"].get<std::string>();
+      if (!body.empty() && body.back() != ' ') body += ' ';
+      e.question = body + p["Question"].get<std::string>();
+      std::ostringstream s;  // 5.0 -> "5", 2.5 -> "2.5"
+      if (a == std::floor(a) && std::fabs(a) < 1e15) s << static_cast<long long>(a);
+      else s << a;
+      e.gold = s.str();
+      e.type = p.contains("Type") && p["Type"].is_string() ? p["Type"].get<std::string>() : "";
+      out.push_back(std::move(e));
+    } catch (const error& e) {
+      if (!malformed) throw;
+      malformed->handle(e, where);
+    }
   }
   return out;
 }

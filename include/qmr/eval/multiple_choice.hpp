@@ -18,7 +18,8 @@ struct choice_item {
 };
 
 // ARC JSONL: {"id", "question", "choices": {"text": [...], "label": [...]}, "answerKey"}, one per line.
-inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path) {
+// A malformed line throws an error naming "file:line", or is skipped and counted under `malformed`.
+inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path, io::malformed_lines* malformed = nullptr) {
   std::vector<choice_item> items;
   io::for_each_jsonl(path, [&](const nlohmann::json& j, const std::string& where) {
     const auto fail = [&](const char* field, const std::string& why) { throw error(why, in_file(where, {}, field)); };
@@ -43,7 +44,7 @@ inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path
       if (item.labels[i] == key) item.answer = static_cast<int>(i);
     if (item.answer < 0) fail("answerKey", "'" + key + "' is not one of the labels");
     items.push_back(std::move(item));
-  });
+  }, malformed);
   return items;
 }
 
