@@ -118,6 +118,8 @@ class session {
     length_ = n;
   }
   void set_hook(activation_hook hook) { hook_ = std::move(hook); }
+  // The matmul implementation of every linear layer: SIMD by default, or the scalar reference.
+  void set_kernel(matmul_kernel kernel) { kernel_ = kernel; }
 
   // Runs `tokens` at positions [length, length + n), appends them to the cache and returns
   // the logits of every position ([n, vocab]) or only of the last ([1, vocab]).
@@ -211,7 +213,7 @@ class session {
     rms_norm_rows_(last, w.final_norm.data(), h);
     emit_(-1, component::final_norm, pos0 + n - rows, h);
     matrix_view<float> logits(logits_.data(), rows, c.vocab);
-    matmul(w.lm_head, h, logits, pool_);
+    matmul(w.lm_head, h, logits, pool_, kernel_);
     emit_(-1, component::logits, pos0 + n - rows, logits);
     return logits;
   }
@@ -241,7 +243,7 @@ class session {
 
   void linear_(const linear_weight& w, matrix_view<const float> in, matrix_view<float> out,
                const std::vector<float>& bias) {
-    matmul(w, in, out, pool_);
+    matmul(w, in, out, pool_, kernel_);
     if (bias.empty()) return;
     for (std::int64_t t = 0; t < out.rows; ++t)
       for (std::int64_t j = 0; j < out.cols; ++j) out(t, j) += bias[static_cast<std::size_t>(j)];
@@ -332,6 +334,7 @@ class session {
   std::vector<float> probs_;                                      // [n, heads, positions]
   std::vector<float> logits_;                                     // [n, vocab]
   activation_hook hook_;
+  matmul_kernel kernel_ = matmul_kernel::simd;
 };
 
 }  // namespace qmr::model

@@ -7,6 +7,7 @@
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
 #include "../kernels/ref/matmul.hpp"
+#include "../kernels/simd/dispatch.hpp"
 #include "../quant/format.hpp"
 #include "../quant/qtensor.hpp"
 
@@ -26,10 +27,22 @@ struct linear_weight {
   }
 };
 
+// Which implementation a matmul runs: the SIMD kernels (simd::gemm_best: runtime
+// dispatch in the qmr tools, else the ISA the program is compiled for) or the
+// scalar reference they are tested against. Both sum in f32; they differ only in
+// the order of the additions.
+enum class matmul_kernel { simd, reference };
+
 // Y[M, rows] = X[M, cols] · Wᵀ.
-inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool) {
-  if (w.spec.is_quantized()) ref::gemm_ref(w.quantized, x, y, pool);
-  else ref::gemm_ref(w.dense, x, y, pool);
+inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool,
+                   matmul_kernel kernel = matmul_kernel::simd) {
+  if (kernel == matmul_kernel::reference) {
+    if (w.spec.is_quantized()) ref::gemm_ref(w.quantized, x, y, pool);
+    else ref::gemm_ref(w.dense, x, y, pool);
+    return;
+  }
+  if (w.spec.is_quantized()) simd::gemm_best(w.quantized, x, y, pool);
+  else simd::gemm_best(w.dense, x, y, pool);
 }
 
 // out[cols] = row r of W in f32 (an embedding lookup).
