@@ -99,7 +99,7 @@ write_summary
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     log "compute-sanitizer $tool"
-    QMR_GEMV_TEST_QUICK=1 timeout 100 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+    QMR_GEMV_TEST_QUICK=1 timeout 80 compute-sanitizer --tool "$tool" --error-exitcode 3 \
       "$build/tests/test_cuda_gemv" > "$out/sanitizer_$tool.txt" 2>&1
     rc[sanitizer_$tool]=$?
     tail -3 "$out/sanitizer_$tool.txt"

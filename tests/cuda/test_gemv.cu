@@ -1,0 +1,235 @@
+// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8}, f16/bf16 activations and f16/bf16/f32 outputs. Exits 77 (skip) without a GPU.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "qmr/core/thread_pool.hpp"
+#include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/kernels/ref/matmul.hpp"
+
+namespace {
+
+using qmr::bf16;
+using qmr::f16;
+namespace quant = qmr::quant;
+
+int failures = 0;
+
+// Counts a failure and prints the first few.
+#define CHECK(cond, ...)                                 \
+  do {                                                   \
+    if (!(cond)) {                                       \
+      if (++failures <= 20) {                            \
+        std::fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+        std::fprintf(stderr, __VA_ARGS__);               \
+        std::fputc('\n', stderr);                        \
+      }                                                  \
+    }                                                    \
+  } while (0)
+
+struct rng {
+  std::uint64_t state;
+  std::uint32_t next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint32_t>(state >> 32);
+  }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
+};
+
+quant::qtensor random_qtensor(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r) {
+  quant::qtensor q(spec, rows, cols);
+  for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
+  for (std::size_t i = 0; i < q.scales().size(); ++i)
+    q.scales().data()[i] = qmr::to_f16(r.uniform(0.002f, 0.02f) * ((r.next() & 1u) ? -1.0f : 1.0f));
+  for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
+  return q;
+}
+
+template <class T>
+T to_act(float v) {
+  if constexpr (std::is_same_v<T, f16>) return qmr::to_f16(v);
+  else return qmr::to_bf16(v);
+}
+template <class T>
+float out_to_float(T v) {
+  return qmr::to_float(v);
+}
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, f16>) return "f16";
+  else if constexpr (std::is_same_v<T, bf16>) return "bf16";
+  else return "f32";
+}
+// Relative rounding of the output type (twice its half-ulp).
+template <class T>
+float out_rel() {
+  if constexpr (std::is_same_v<T, f16>) return 1.0e-3f;
+  else if constexpr (std::is_same_v<T, bf16>) return 8.0e-3f;
+  else return 0.0f;
+}
+
+constexpr int max_m = 8;
+constexpr int batches[] = {1, 3, 8};
+constexpr int launch_shapes[] = {8, 16, 32, 64, 128, 256};  // threads per row
+
+struct stats {
+  int runs = 0;
+  double worst = 0.0;  // max |err| / tol
+};
+
+// One activation type: reference on the host from the rounded activations, then
+// every output type, batch and launch shape on the device.
+template <class TX, class TY>
+void check_outputs(const quant::qtensor_view& w, qmr::cuda::device_qtensor& dw, const qmr::cuda::device_buffer& dx,
+                   const std::vector<float>& y_ref, const std::vector<float>& abs_sum, stats& st) {
+  const std::int64_t rows = w.rows();
+  qmr::cuda::device_buffer dy(static_cast<std::size_t>(max_m * rows) * sizeof(TY));
+  std::vector<TY> y(static_cast<std::size_t>(max_m * rows));
+  const int chosen = dw.threads_per_row;
+  for (int tpr : launch_shapes) {
+    dw.threads_per_row = tpr;
+    for (int M : batches) {
+      QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in every output type
+      qmr::cuda::gemv(dw, dx.as<const TX>(), dy.as<TY>(), M, nullptr);
+      QMR_CUDA_CHECK(cudaDeviceSynchronize());
+      QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+      ++st.runs;
+      for (std::int64_t m = 0; m < max_m; ++m)
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::size_t i = static_cast<std::size_t>(m * rows + r);
+          if (m >= M) {
+            std::uint8_t bytes[sizeof(TY)];
+            std::memcpy(bytes, &y[i], sizeof(TY));
+            bool untouched = true;
+            for (std::uint8_t b : bytes) untouched = untouched && b == 0xff;
+            CHECK(untouched, "%s x %s -> %s [%lld, %lld] M=%d tpr=%d: row %lld of y was written past M",
+                  w.spec.str().c_str(), type_name<TX>(), type_name<TY>(), static_cast<long long>(rows),
+                  static_cast<long long>(w.cols()), M, tpr, static_cast<long long>(m));
+            continue;
+          }
+          const float got = out_to_float(y[i]);
+          const double tol = 8.0e-6 * abs_sum[i] + out_rel<TY>() * std::fabs(y_ref[i]) + 1.0e-6;
+          const double err = std::fabs(static_cast<double>(got) - y_ref[i]);
+          const bool ok = std::isfinite(got) && err <= tol;
+          if (std::isfinite(err) && err / tol > st.worst) st.worst = err / tol;
+          CHECK(ok, "%s x %s -> %s [%lld, %lld] M=%d tpr=%d: y[%lld, %lld] = %.8g, reference %.8g (tolerance %.3g)",
+                w.spec.str().c_str(), type_name<TX>(), type_name<TY>(), static_cast<long long>(rows),
+                static_cast<long long>(w.cols()), M, tpr, static_cast<long long>(m), static_cast<long long>(r),
+                static_cast<double>(got), static_cast<double>(y_ref[i]), tol);
+        }
+    }
+  }
+  dw.threads_per_row = chosen;
+}
+
+template <class TX>
+void check_activation(const quant::qtensor_view& w, qmr::cuda::device_qtensor& dw, rng& r, qmr::thread_pool& pool,
+                      stats& st) {
+  const std::int64_t rows = w.rows(), cols = w.cols();
+  std::vector<TX> xa(static_cast<std::size_t>(max_m * cols));
+  std::vector<float> xf(xa.size());
+  for (std::size_t i = 0; i < xa.size(); ++i) {
+    xa[i] = to_act<TX>(r.uniform(-1.0f, 1.0f));
+    xf[i] = qmr::to_float(xa[i]);
+  }
+  std::vector<float> y_ref(static_cast<std::size_t>(max_m * rows)), abs_sum(y_ref.size());
+  qmr::ref::gemm_ref(w, qmr::matrix_view<const float>(xf.data(), max_m, cols),
+                     qmr::matrix_view<float>(y_ref.data(), max_m, rows), &pool);
+  // Σ|w·x| per output: the scale of the f32 rounding error of any summation order.
+  qmr::parallel_for(&pool, rows, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    for (std::int64_t n = r0; n < r1; ++n) {
+      for (std::int64_t c = 0; c < cols; ++c) row[static_cast<std::size_t>(c)] = std::fabs(w.value(n, c));
+      for (std::int64_t m = 0; m < max_m; ++m) {
+        double s = 0.0;
+        for (std::int64_t c = 0; c < cols; ++c)
+          s += static_cast<double>(row[static_cast<std::size_t>(c)]) * std::fabs(xf[static_cast<std::size_t>(m * cols + c)]);
+        abs_sum[static_cast<std::size_t>(m * rows + n)] = static_cast<float>(s);
+      }
+    }
+  });
+  qmr::cuda::device_buffer dx(xa.size() * sizeof(TX));
+  QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
+  check_outputs<TX, TX>(w, dw, dx, y_ref, abs_sum, st);
+  check_outputs<TX, float>(w, dw, dx, y_ref, abs_sum, st);
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::puts("no CUDA device: skipped");
+    return 77;
+  }
+  try {
+    cudaDeviceProp prop{};
+    QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    qmr::thread_pool pool;
+    rng r{20261201};
+    // (rows, cols): ragged row counts for every rows-per-block (256 / threads per row),
+    // the issue's columns 896, 4864, 4096, partial 128-column tiles (320, 200), a long row.
+    const std::int64_t shapes[][2] = {{67, 896}, {203, 4864}, {130, 4096}, {45, 320}, {19, 200}, {37, 16384}, {1000, 896}};
+    // QMR_GEMV_TEST_QUICK=1 (for compute-sanitizer runs): two bit-widths, two group sizes.
+    const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
+    const std::vector<int> bit_widths = quick ? std::vector<int>{3, 4} : std::vector<int>{2, 3, 4, 5, 6, 8};
+    const std::vector<int> groups = quick ? std::vector<int>{32, quant::per_channel}
+                                          : std::vector<int>{32, 64, 128, 256, quant::per_channel};
+    for (int bits : bit_widths)
+      for (int group : groups)
+        for (bool symmetric : {true, false}) {
+          const quant::format_spec spec = quant::format_spec::quantized(bits, group, symmetric);
+          stats st;
+          int n_shapes = 0;
+          const int failures_before = failures;
+          for (const auto& shape : shapes) {
+            const std::int64_t rows = shape[0], cols = shape[1];
+            if (group != quant::per_channel && cols % group != 0) continue;
+            ++n_shapes;
+            const quant::qtensor q = random_qtensor(spec, rows, cols, r);
+            qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
+            check_activation<f16>(q.view(), dw, r, pool, st);
+            check_activation<bf16>(q.view(), dw, r, pool, st);
+          }
+          std::printf("%-8s %s: %d shapes, %d runs, worst error %.3f of tolerance\n", spec.str().c_str(),
+                      failures == failures_before ? "ok  " : "FAIL", n_shapes, st.runs, st.worst);
+        }
+
+    // Errors come back as qmr::error, not as a crash or exit().
+    {
+      rng r2{7};
+      const quant::qtensor q = random_qtensor(quant::format_spec::quantized(4, 128, false), 8, 128, r2);
+      qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
+      qmr::cuda::device_buffer dx(16 * 128 * sizeof(f16)), dy(16 * 8 * sizeof(float));
+      for (int bad_m : {0, 9}) {
+        bool threw = false;
+        try {
+          qmr::cuda::gemv(dw, dx.as<const f16>(), dy.as<float>(), bad_m, nullptr);
+        } catch (const qmr::error&) {
+          threw = true;
+        }
+        CHECK(threw, "gemv with M=%d did not throw", bad_m);
+      }
+      bool threw = false;
+      try {
+        qmr::cuda::gemv(dw, dx.as<const f16>() + 1, dy.as<float>(), 1, nullptr);  // misaligned activations
+      } catch (const qmr::error&) {
+        threw = true;
+      }
+      CHECK(threw, "gemv with misaligned x did not throw");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  std::printf("%s: %d failures\n", failures ? "FAIL" : "ok", failures);
+  return failures ? 1 : 0;
+}
