@@ -65,6 +65,12 @@ fbatch<Arch> widen_f16(const f16* p, xsimd::avx2) {
 #endif
 
 #if XSIMD_WITH_AVX512F
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which it reports as
+// maybe-uninitialized where they are inlined (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <class Arch>
 fbatch<Arch> widen_bf16(const bf16* p, xsimd::avx512f) {
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -74,6 +80,9 @@ template <class Arch>
 fbatch<Arch> widen_f16(const f16* p, xsimd::avx512f) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 #if XSIMD_WITH_NEON64

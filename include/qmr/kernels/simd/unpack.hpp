@@ -87,6 +87,12 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
 #endif
 
 #if XSIMD_WITH_AVX512BW
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which it reports as
+// maybe-uninitialized where they are inlined (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // 16 codes per step: their 2 × Bits bytes broadcast to all four 128-bit lanes,
 // then the same shuffle-shift-mask as AVX2; an odd last 8 codes take the AVX2 path.
 template <class Arch, int Bits>
@@ -115,6 +121,9 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
   }
   if (c < c1) unpack_codes<Arch, Bits>(row_codes, row_bytes, c, c1, scale, zero, out + (c - c0), xsimd::avx2{});
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 }  // namespace qmr::simd::detail
