@@ -96,10 +96,15 @@ cat "$out/cuda_gemv.txt"
 write_summary
 
 # compute-sanitizer on a reduced test (two bit-widths, two group sizes), if time is left.
-if command -v compute-sanitizer > /dev/null; then
+sanitizer="$(command -v compute-sanitizer || true)"
+[ -z "$sanitizer" ] && [ -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ] &&
+  sanitizer=/usr/local/cuda/compute-sanitizer/compute-sanitizer
+if [ -z "$sanitizer" ]; then
+  log "compute-sanitizer not found: skipped"
+else
   for tool in memcheck racecheck; do
     log "compute-sanitizer $tool"
-    QMR_GEMV_TEST_QUICK=1 timeout 80 compute-sanitizer --tool "$tool" --error-exitcode 3 \
+    QMR_GEMV_TEST_QUICK=1 timeout 80 "$sanitizer" --tool "$tool" --error-exitcode 3 \
       "$build/tests/test_cuda_gemv" > "$out/sanitizer_$tool.txt" 2>&1
     rc[sanitizer_$tool]=$?
     tail -3 "$out/sanitizer_$tool.txt"
