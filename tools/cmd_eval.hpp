@@ -28,6 +28,7 @@
 
 #include "qmr/eval/datasets.hpp"
 #include "qmr/eval/generative.hpp"
+#include "qmr/eval/lambada.hpp"
 #include "qmr/eval/loglikelihood.hpp"
 #include "qmr/eval/multiple_choice.hpp"
 #include "qmr/eval/synth.hpp"
@@ -61,8 +62,8 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   auto* cmd = app.add_subcommand("eval", "Evaluate a model on a task, in one or several precisions");
   cmd->add_option("--model", a.dir, "model directory (original or qmr-quantized); default: the bundled model")
       ->capture_default_str();
-  cmd->add_option("--task", a.task, "synthetic | gsm8k | svamp | arc | perplexity")->capture_default_str();
-  cmd->add_option("--data", a.data, "dataset file (gsm8k: JSONL, svamp: JSON, arc: JSONL, perplexity: text)");
+  cmd->add_option("--task", a.task, "synthetic | gsm8k | svamp | arc | lambada | perplexity")->capture_default_str();
+  cmd->add_option("--data", a.data, "dataset file (gsm8k: JSONL, svamp: JSON, arc: JSONL, lambada: JSONL, perplexity: text)");
   cmd->add_option("--types", a.types, "synthetic: operation types, e.g. addition,division (default all)");
   cmd->add_option("--levels", a.levels, "synthetic: complexity levels, e.g. 1,2 (default 1-5)");
   cmd->add_option("--max-operand", a.max_operand, "synthetic: largest operand (0 = the generator's default)");
@@ -436,6 +437,37 @@ inline run_summary run_perplexity_spec(const eval_args& a, const std::string& sp
   return s;
 }
 
+inline run_summary run_lambada_spec(const eval_args& a, const std::string& spec) {
+  if (a.data.empty()) throw qmr::error("--task lambada needs --data FILE (lambada_openai JSONL)");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto m = load_in(a.dir, spec, a.threads);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  auto items = qmr::eval::read_lambada_jsonl(a.data);
+  if (a.limit && items.size() > a.limit) items.resize(a.limit);
+  // lm-eval's prefix token: BOS, else EOS.
+  const auto& cfg = m.config();
+  const auto stops = qmr::model::default_stop_tokens(m);
+  if (!cfg.bos_token_id && stops.empty()) throw qmr::error("the model names neither a BOS nor an EOS token");
+  const std::int32_t prefix = cfg.bos_token_id ? *cfg.bos_token_id : stops.front();
+  // Passages longer than this are cut on the left, as lm-eval truncates to the model's length.
+  const int capacity = cfg.max_positions > 0 ? std::min(cfg.max_positions, 4096) : 2048;
+  qmr::model::session sess(m, capacity);
+  progress_bar bar{"lambada " + spec, a.quiet};
+  const auto r = qmr::eval::run_lambada(sess, tok, items, prefix, bar);
+  run_summary s;
+  s.weights = spec;
+  s.n = r.n;
+  s.accuracy = r.accuracy();
+  s.json = qmr::eval::to_json(r);
+  s.json["weights"] = spec;
+  s.json["model"] = a.dir;
+  s.json["model_bytes"] = m.weight_bytes();
+  s.json["peak_rss_mb"] = peak_rss_mb();
+  s.json["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.type_accuracy["perplexity"] = r.perplexity();
+  return s;
+}
+
 inline std::string pct(double x) {
   char b[32];
   std::snprintf(b, sizeof b, "%.1f", 100 * x);
@@ -449,6 +481,13 @@ inline void print_tables(const eval_args& a, const std::vector<run_summary>& run
     for (const auto& r : runs)
       std::printf("| %s | %zu | %.4f | %.4f | %.4f |\n", r.weights.c_str(), r.n, r.accuracy,
                   r.type_accuracy.at("word_perplexity"), r.type_accuracy.at("bits_per_byte"));
+    return;
+  }
+  if (a.task == "lambada") {
+    std::printf("| weights | n | acc | perplexity |\n|---|---|---|---|\n");
+    for (const auto& r : runs)
+      std::printf("| %s | %zu | %s%% | %.3f |\n", r.weights.c_str(), r.n, pct(r.accuracy).c_str(),
+                  r.type_accuracy.at("perplexity"));
     return;
   }
   if (a.task == "arc") {
@@ -510,7 +549,7 @@ inline std::string csv_summary(const eval_args& a, const std::vector<run_summary
     }
     for (const char* k : {"calculation", "reasoning", "format", "rounding"}) {
       s << ',';
-      if (!ppl && a.task != "arc") s << (r.errors.count(k) ? r.errors.at(k) : 0);
+      if (!ppl && a.task != "arc" && a.task != "lambada") s << (r.errors.count(k) ? r.errors.at(k) : 0);
     }
     const nlohmann::json eff = j.contains("efficiency") ? j["efficiency"] : nlohmann::json::object();
     const auto num = [&](const char* key) {
@@ -524,9 +563,9 @@ inline std::string csv_summary(const eval_args& a, const std::vector<run_summary
 }
 
 inline int run_eval(const eval_args& a) {
-  static const std::set<std::string> tasks = {"synthetic", "gsm8k", "svamp", "arc", "perplexity"};
+  static const std::set<std::string> tasks = {"synthetic", "gsm8k", "svamp", "arc", "lambada", "perplexity"};
   if (!tasks.count(a.task))
-    throw qmr::error("--task '" + a.task + "' is not one of synthetic, gsm8k, svamp, arc, perplexity");
+    throw qmr::error("--task '" + a.task + "' is not one of synthetic, gsm8k, svamp, arc, lambada, perplexity");
   const auto specs = parse_quant_list(a.quant);
   const bool generative = a.task == "synthetic" || a.task == "gsm8k" || a.task == "svamp";
   generative_task gt;
@@ -544,6 +583,7 @@ inline int run_eval(const eval_args& a) {
   for (const auto& spec : specs) {
     if (a.task == "arc") runs.push_back(run_arc_spec(a, spec));
     else if (a.task == "perplexity") runs.push_back(run_perplexity_spec(a, spec));
+    else if (a.task == "lambada") runs.push_back(run_lambada_spec(a, spec));
     else runs.push_back(run_generative_spec(a, gt, spec, jr));
     const auto& r = runs.back();
     if (!a.quiet)

@@ -199,7 +199,9 @@ std::string models_dir() {
 
 TEST_CASE("qmr eval on the bundled model: a sweep, identical on 1 and 2 threads, resumed from its journal", "[cli][eval]") {
   qmr::testing::temp_dir dir;
-  const std::string common = "eval --model " + models_dir() + " --task synthetic --levels 1,2 --n 22 --seed 77 --quiet";
+  // Level-1/2 answers are under 60 tokens; --max-tokens bounds the 2-bit model's rambling.
+  const std::string common =
+      "eval --model " + models_dir() + " --task synthetic --levels 1,2 --n 22 --seed 77 --max-tokens 96 --quiet";
   const result one = run(common + " --quant stored,w2g32 --threads 1 --out " + (dir / "one.json").string());
   INFO(one.output);
   REQUIRE(one.status == 0);
@@ -276,7 +278,7 @@ TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   REQUIRE(data.output.find("--data") != std::string::npos);
 }
 
-TEST_CASE("qmr eval runs GSM8K-format files with n-shot prompts, and perplexity on text", "[cli][eval]") {
+TEST_CASE("qmr eval runs GSM8K, ARC and LAMBADA files and perplexity on text", "[cli][eval]") {
   const char* data = std::getenv("QMR_TEST_DATA");
   REQUIRE(data != nullptr);
   qmr::testing::temp_dir dir;
@@ -300,4 +302,21 @@ TEST_CASE("qmr eval runs GSM8K-format files with n-shot prompts, and perplexity 
   REQUIRE(stored > 1.0);
   REQUIRE(stored < 10.0);  // the model was trained on exactly this kind of text
   REQUIRE(w3 != stored);
+
+  const result arc = run("eval --model " + models_dir() + " --task arc --data " + std::string(data) +
+                         "/tasks/arc_sample.jsonl --quant stored,w4g32 --quiet --out " + (dir / "a.json").string());
+  INFO(arc.output);
+  REQUIRE(arc.status == 0);
+  REQUIRE(arc.output.find("| weights | n | acc | acc_norm |") != std::string::npos);
+  const auto aj = read_json(dir / "a.json");
+  REQUIRE(aj["runs"][0]["n"].get<int>() > 0);
+  REQUIRE(aj["runs"][0]["items"][0]["logprobs"].size() >= 2);
+
+  const result lam = run("eval --model " + models_dir() + " --task lambada --data " + std::string(data) +
+                         "/tasks/lambada_sample.jsonl --limit 4 --quiet --out " + (dir / "l.json").string());
+  INFO(lam.output);
+  REQUIRE(lam.status == 0);
+  const auto lj = read_json(dir / "l.json");
+  REQUIRE(lj["weights"] == "stored");
+  REQUIRE(lj["perplexity"].get<double>() > 1.0);
 }
