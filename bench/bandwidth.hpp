@@ -18,12 +18,14 @@ inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{
   const std::size_t n = bytes / sizeof(float);
   aligned_buffer<float> data(n);
   for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<float>(i & 1023);
-  std::vector<double> partial(static_cast<std::size_t>(pool.size()) * 16);
+  std::vector<double> partial(static_cast<std::size_t>(pool.size()) * 64 * 16);
   double best = 0;
   volatile double sink = 0;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t chunks = pool.size();
+    // Many chunks, not one per thread: with one each, the caller can claim both
+    // before a sleeping worker wakes, and "2 threads" measures one.
+    const std::int64_t chunks = static_cast<std::int64_t>(pool.size()) * 64;
     pool.parallel_for(0, chunks, 1, [&](std::int64_t c0, std::int64_t c1) {
       for (std::int64_t c = c0; c < c1; ++c) {
         const std::size_t lo = n * static_cast<std::size_t>(c) / static_cast<std::size_t>(chunks);
