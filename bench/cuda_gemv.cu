@@ -34,7 +34,7 @@ namespace qc = qmr::cuda;
 struct options {
   std::string json_path;
   double rotate_bytes = 1.0e9;  // weights rotated through per measurement: far above the 50-60 MB L2
-  int runs = 200;               // timed calls per measurement (at least two passes over the copies)
+  int runs = 100;               // timed calls per measurement (at least two passes over the copies)
   bool quick = false;           // fewer shapes and runs: a smoke test
 };
 
@@ -51,7 +51,7 @@ options parse(int argc, char** argv) {
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--quick") o.quick = true;
     else if (a == "--help" || a == "-h") {
-      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (200)] [--quick]");
+      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick]");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
   }

@@ -1,0 +1,127 @@
+// Host test of the CUDA GEMV's data layout (needs no GPU): the kernel's own repack_codes and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+#include "qmr/core/thread_pool.hpp"
+#include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/kernels/ref/matmul.hpp"
+namespace quant = qmr::quant;
+namespace qd = qmr::cuda::detail;
+struct rng { std::uint64_t state; std::uint32_t next() { state = state * 6364136223846793005ull + 1442695040888963407ull; return (std::uint32_t)(state >> 32); }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * (float)(next() >> 8) * (1.0f / 16777216.0f); } };
+int failures = 0;
+
+// The kernel's arithmetic in double: per 128-column tile, quantization group
+// and 16-row block, the A fragments each lane decodes (a_i of register i/2 at
+// row gid + 8*((i/2) & 1), k = 2*t4 + (i & 1) + 8*(i/4)), the B fragments it
+// loads (b_i at k = 2*t4 + (i & 1) + 8*(i/2), n = gid), D = A*B, and the
+// scaled accumulation of D's c_i (row gid + 8*(i/2), n = 2*t4 + (i & 1)).
+template <int Bits>
+void emulate(const quant::qtensor_view& w, const std::vector<float>& x, int M, std::vector<double>& y) {
+  const std::int64_t rows = w.rows(), cols = w.cols();
+  const int tiles = (cols + 127) / 128, groups = (rows + 31) / 32;
+  const std::vector<std::uint32_t> packed = qd::repack_codes(w);
+  if ((std::int64_t)packed.size() * 4 != (std::int64_t)groups * tiles * qmr::cuda::gemv_traits::tile_bytes(Bits)) { std::puts("size mismatch"); ++failures; }
+  const int group_shift = w.spec.group == quant::per_channel ? 31 : __builtin_ctz(w.spec.group);
+  const int GT = w.spec.group == quant::per_channel || w.spec.group >= 128 ? 1 : 128 / w.spec.group;
+  const int n_groups = (int)w.layout.n_groups;
+  y.assign((size_t)M * rows, 0.0);
+  for (int rg = 0; rg < groups; ++rg)
+    for (int T = 0; T < tiles; ++T) {
+      std::uint32_t words[32][4 * Bits];
+      for (int lane = 0; lane < 32; ++lane)
+        for (int i = 0; i < 4 * Bits; ++i)
+          words[lane][i] = packed[(((std::size_t)(rg * tiles + T) * Bits + i / 4) * 32 + lane) * 4 + i % 4];
+      for (int j = 0; j < GT; ++j) {
+        const int col0 = T * 128 + j * (128 / GT);
+        const int g = std::min(col0 >> group_shift, n_groups - 1);
+        for (int rb = 0; rb < 2; ++rb) {
+          double D[16][8] = {};
+          for (int s = j * (8 / GT); s < (j + 1) * (8 / GT); ++s) {
+            double A[16][16], B[16][8];
+            for (auto& r : A) for (auto& v : r) v = NAN;
+            for (auto& r : B) for (auto& v : r) v = NAN;
+            for (int lane = 0; lane < 32; ++lane) {
+              const int gid = lane >> 2, t4 = lane & 3;
+              for (int reg = 0; reg < 4; ++reg) {
+                const std::uint32_t v = qd::pair_codes<Bits>(words[lane], 4 * (2 * s + rb) + reg);
+                const int rr = gid + 8 * (reg & 1);
+                const std::int64_t row = std::min<std::int64_t>(rg * 32 + rb * 16 + rr, rows - 1);
+                const std::uint32_t z = w.spec.symmetric ? (1u << (Bits - 1)) : quant::get_code(w.zeros + row * w.layout.zero_row_bytes, g, Bits);
+                for (int h = 0; h < 2; ++h) {
+                  const std::uint32_t code = (v >> (16 * h)) & 0xffffu;
+                  if (code >= (1u << Bits)) { std::puts("code out of range"); ++failures; }
+                  A[rr][2 * t4 + (h) + 8 * (reg >> 1)] = (double)code - (double)z;  // PTX: a_i, i = 2*reg + h
+                }
+              }
+              const int n = std::min(gid, M - 1);
+              const int c = T * 128 + 16 * s + 4 * t4;
+              for (int h = 0; h < 2; ++h) {  // b0 = {x[c], x[c+1]}, b1 = {x[c+2], x[c+3]}
+                B[2 * t4 + h][gid] = c < cols ? x[(size_t)n * cols + c + h] : 0.0;
+                B[2 * t4 + 8 + h][gid] = c < cols ? x[(size_t)n * cols + c + 2 + h] : 0.0;
+              }
+            }
+            for (int r = 0; r < 16; ++r) for (int n = 0; n < 8; ++n) for (int k = 0; k < 16; ++k) D[r][n] += A[r][k] * B[k][n];
+          }
+          for (int lane = 0; lane < 32; ++lane)
+            for (int i = 0; i < 4; ++i) {
+              const int gid = lane >> 2, t4 = lane & 3;
+              const int rr = gid + 8 * (i >> 1), n = 2 * t4 + (i & 1);
+              const std::int64_t row = rg * 32 + rb * 16 + rr;
+              const std::int64_t crow = std::min<std::int64_t>(row, rows - 1);
+              const double sc = qmr::to_float(w.scales[crow * n_groups + g]);
+              if (row < rows && n < M) y[(size_t)n * rows + row] += sc * D[rr][n];
+            }
+        }
+      }
+    }
+}
+int main() {
+  // Magic-number conversions are exact.
+  for (std::uint32_t q = 0; q < 256; ++q)
+    for (std::uint32_t z = 0; z < 256; ++z) {
+      qmr::f16 a, b; a.bits = (std::uint16_t)(0x6400 | q); b.bits = (std::uint16_t)(0x6400 | z);
+      if (qmr::to_float(a) != 1024.0f + q || qmr::to_float(a) - qmr::to_float(b) != (float)q - (float)z) { std::puts("f16 magic"); ++failures; }
+      if (q < 128 && z < 128) { qmr::bf16 c, d; c.bits = (std::uint16_t)(0x4300 | q); d.bits = (std::uint16_t)(0x4300 | z);
+        if (qmr::to_float(c) != 128.0f + q) { std::puts("bf16 magic"); ++failures; }
+        qmr::bf16 e = qmr::to_bf16(qmr::to_float(c) - qmr::to_float(d)); if (qmr::to_float(e) != (float)q - (float)z) { std::puts("bf16 diff"); ++failures; } }
+      qmr::bf16 e = qmr::to_bf16((float)q - (float)z); if (qmr::to_float(e) != (float)q - (float)z) { std::puts("bf16 8-bit"); ++failures; }
+    }
+  qmr::thread_pool pool;
+  rng r{20261201};
+  const std::int64_t shapes[][2] = {{67, 896}, {203, 4864}, {130, 4096}, {45, 320}, {19, 200}, {37, 16384}, {1000, 896}};
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int group : {32, 64, 128, 256, quant::per_channel})
+      for (bool sym : {true, false}) {
+        const auto spec = quant::format_spec::quantized(bits, group, sym);
+        double worst = 0; int before = failures;
+        for (const auto& sh : shapes) {
+          const std::int64_t rows = sh[0], cols = sh[1];
+          if (group != quant::per_channel && cols % group) continue;
+          if (rows * cols > 2000000 && !(bits == 4)) continue;  // keep the emulation short
+          quant::qtensor q(spec, rows, cols);
+          for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = (std::uint8_t)(r.next() >> 24);
+          for (std::size_t i = 0; i < q.scales().size(); ++i) q.scales().data()[i] = qmr::to_f16(r.uniform(0.002f, 0.02f) * ((r.next() & 1u) ? -1.0f : 1.0f));
+          for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = (std::uint8_t)(r.next() >> 24);
+          const int M = (int)(1 + r.next() % 8);
+          std::vector<float> x((size_t)M * cols);
+          for (auto& v : x) v = qmr::to_float(qmr::to_f16(r.uniform(-1, 1)));
+          std::vector<float> yref((size_t)M * rows);
+          qmr::ref::gemm_ref(q.view(), qmr::matrix_view<const float>(x.data(), M, cols), qmr::matrix_view<float>(yref.data(), M, rows), &pool);
+          std::vector<double> y;
+          switch (bits) { case 2: emulate<2>(q.view(), x, M, y); break; case 3: emulate<3>(q.view(), x, M, y); break;
+            case 4: emulate<4>(q.view(), x, M, y); break; case 5: emulate<5>(q.view(), x, M, y); break;
+            case 6: emulate<6>(q.view(), x, M, y); break; case 8: emulate<8>(q.view(), x, M, y); break; }
+          for (std::int64_t m = 0; m < M; ++m) for (std::int64_t row = 0; row < rows; ++row) {
+            double asum = 0; for (std::int64_t c = 0; c < cols; ++c) asum += std::fabs(q.view().value(row, c) * x[m * cols + c]);
+            const double tol = 8e-6 * asum + 1e-6, err = std::fabs(y[m * rows + row] - yref[m * rows + row]);
+            if (!(err <= tol)) { if (++failures < 10) std::printf("%s [%lld,%lld] M=%d y[%lld,%lld]=%g ref %g\n", spec.str().c_str(), (long long)rows, (long long)cols, M, (long long)m, (long long)row, y[m*rows+row], yref[m*rows+row]); }
+            worst = std::max(worst, err / tol);
+          }
+        }
+        std::printf("%-8s %s worst %.3f\n", spec.str().c_str(), failures == before ? "ok" : "FAIL", worst);
+      }
+  std::printf("%d failures\n", failures);
+  return failures != 0;
+}
