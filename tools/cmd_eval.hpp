@@ -35,6 +35,7 @@
 #include "qmr/eval/taxonomy.hpp"
 #include "qmr/io/text_file.hpp"
 #include "qmr/model/weights.hpp"
+#include "qmr/text/chat.hpp"
 
 #ifndef QMR_DEFAULT_MODEL_DIR
 #define QMR_DEFAULT_MODEL_DIR "models/qmr-math"
@@ -49,13 +50,14 @@ inline std::string default_model_dir() {
 }
 
 struct eval_args {
-  std::string dir = default_model_dir(), task = "synthetic", data, types, levels, quant = "stored", out;
+  std::string dir = default_model_dir(), task = "synthetic", data, types, levels, quant = "stored", out,
+              style = "qa";
   std::size_t n = 100, limit = 0;
   std::uint64_t seed = 1000;  // the default model trained on seeds 1-4
   std::int64_t max_operand = 0;
   int shots = 0, max_tokens = 320, window = 128;
   unsigned threads = 1;
-  bool quiet = false;
+  bool quiet = false, chat = false;
 };
 
 inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
@@ -71,6 +73,11 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "synthetic: problem seed (the bundled model trained on 1-4)")->capture_default_str();
   cmd->add_option("--shots", a.shots, "gsm8k/svamp: exemplars taken from the start of the file")->capture_default_str();
+  cmd->add_option("--style", a.style,
+                  "generative prompts: qa = 'Question: ...\\nAnswer:' (lm-eval gsm8k), cot = 'Q: ...\\n\\nA:'")
+      ->check(CLI::IsMember({"qa", "cot"}))
+      ->capture_default_str();
+  cmd->add_flag("--chat", a.chat, "wrap each generative prompt as a ChatML user turn (instruct models)");
   cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
   cmd->add_option("--quant", a.quant,
                   "precisions, comma-separated: 'stored' (as in the checkpoint) or a format such as w4g128 "
@@ -207,6 +214,7 @@ struct generative_task {
 
 inline generative_task make_generative_task(const eval_args& a) {
   generative_task t;
+  const auto style = a.style == "cot" ? qmr::eval::prompt_style::cot : qmr::eval::prompt_style::question_answer;
   if (a.task == "synthetic") {
     qmr::eval::synth_options so;
     if (!a.types.empty()) so.types = qmr::eval::parse_op_types(a.types);
@@ -217,12 +225,12 @@ inline generative_task make_generative_task(const eval_args& a) {
     for (std::size_t i = 0; i < problems.size(); ++i) {
       const auto& p = problems[i];
       const std::string id = "synthetic-" + std::to_string(a.seed) + "-" + std::to_string(i);
-      // The prompt format the bundled model was trained with (tools/train_default_model.py).
-      t.items.push_back({id, "Question: " + p.question + "\nAnswer:", std::to_string(p.final_answer),
-                         std::string(qmr::eval::op_type_name(p.type)), p.level});
+      // --style qa is the prompt format the bundled model was trained with (tools/train_default_model.py).
+      qmr::eval::qa_example e{id, p.question, "", std::to_string(p.final_answer), ""};
+      t.items.push_back({id, qmr::eval::build_prompt(e, {}, style), e.gold, std::string(qmr::eval::op_type_name(p.type)),
+                         p.level});
       t.reference_steps[id] = p.steps;
     }
-    t.stop_strings = {"\nQuestion:"};
   } else {
     if (a.data.empty()) throw qmr::error("--task " + a.task + " needs --data FILE");
     auto examples = a.task == "gsm8k" ? qmr::eval::read_gsm8k_jsonl(a.data) : qmr::eval::read_svamp_json(a.data);
@@ -231,9 +239,16 @@ inline generative_task make_generative_task(const eval_args& a) {
       throw qmr::error("--shots " + std::to_string(shots) + " leaves no questions", qmr::in_file(a.data));
     const std::vector<qmr::eval::qa_example> exemplars(examples.begin(), examples.begin() + static_cast<std::ptrdiff_t>(shots));
     examples.erase(examples.begin(), examples.begin() + static_cast<std::ptrdiff_t>(shots));
-    t.items = qmr::eval::to_items(examples, exemplars, qmr::eval::prompt_style::question_answer);
-    t.stop_strings = {"\nQuestion:", "\n\n"};
+    t.items = qmr::eval::to_items(examples, exemplars, style);
+    t.stop_strings = {"\n\n"};  // lm-eval's gsm8k `until`: the blank line before the next exemplar
   }
+  // The next question would start here.
+  t.stop_strings.push_back(style == qmr::eval::prompt_style::cot ? "\nQ:" : "\nQuestion:");
+  if (a.chat)
+    for (auto& item : t.items) {
+      const qmr::text::chat_message user{"user", item.prompt};
+      item.prompt = qmr::text::format_chatml(std::span(&user, 1), true);
+    }
   if (a.limit && t.items.size() > a.limit) t.items.resize(a.limit);
   return t;
 }
@@ -294,6 +309,11 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   o.max_tokens = a.max_tokens;
   o.threads = a.threads;
   o.stop_strings = t.stop_strings;
+  if (a.chat) {
+    const auto im_end = tok.token_to_id("<|im_end|>");
+    if (!im_end) throw qmr::error("--chat: the tokenizer has no <|im_end|> token", qmr::in_file(a.dir));
+    o.extra_stop_tokens.push_back(*im_end);
+  }
   o.on_record = [&](const qmr::eval::gen_record& rec) { jr.append(spec, qmr::eval::to_json(rec)); };
   progress_bar bar{a.task + " " + spec, a.quiet};
   const std::size_t already = t.items.size() - todo.size();
@@ -575,7 +595,8 @@ inline int run_eval(const eval_args& a) {
   const nlohmann::json run_key = {{"task", a.task},   {"model", a.dir},         {"data", a.data},
                                   {"n", a.n},         {"seed", a.seed},         {"types", a.types},
                                   {"levels", a.levels}, {"max_operand", a.max_operand}, {"shots", a.shots},
-                                  {"limit", a.limit}, {"max_tokens", a.max_tokens}};
+                                  {"limit", a.limit}, {"max_tokens", a.max_tokens},
+                                  {"style", a.style}, {"chat", a.chat}};
   journal jr;
   if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", run_key.dump());
 

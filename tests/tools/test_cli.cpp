@@ -263,6 +263,20 @@ TEST_CASE("qmr eval on the bundled model: a sweep, identical on 1 and 2 threads,
   REQUIRE(other.output.find("one.json.items.jsonl") != std::string::npos);
 }
 
+TEST_CASE("qmr eval prompts in the chain-of-thought style and as ChatML turns", "[cli][eval]") {
+  qmr::testing::temp_dir dir;
+  const result r = run("eval --model " + models_dir() + " --levels 1 --n 3 --style cot --chat --max-tokens 24 --quiet --out " +
+                       (dir / "c.json").string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto j = read_json(dir / "c.json");
+  REQUIRE(j["items"].size() == 3);
+  const std::string prompt = j["items"][0]["prompt"];
+  REQUIRE(prompt.rfind("<|im_start|>user\nQ: ", 0) == 0);
+  REQUIRE(prompt.size() > 40);
+  REQUIRE(prompt.substr(prompt.size() - 40).find("\n\nA:<|im_end|>\n<|im_start|>assistant\n") != std::string::npos);
+}
+
 TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   const result task = run("eval --model " + models_dir() + " --task nope");
   REQUIRE(task.status != 0);
@@ -273,6 +287,8 @@ TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   const result level = run("eval --model " + models_dir() + " --levels 1,9");
   REQUIRE(level.status != 0);
   REQUIRE(level.output.find("9") != std::string::npos);
+  const result style = run("eval --model " + models_dir() + " --style nope");
+  REQUIRE(style.status != 0);
   const result data = run("eval --model " + models_dir() + " --task gsm8k");
   REQUIRE(data.status != 0);
   REQUIRE(data.output.find("--data") != std::string::npos);

@@ -41,6 +41,7 @@ struct gen_options {
   int max_tokens = 256;
   std::vector<std::string> stop_strings = {"\nQuestion:"};  // the next few-shot question would start here
   unsigned threads = 1;  // items run in parallel, one single-threaded session each
+  std::vector<std::int32_t> extra_stop_tokens;  // besides the model's end-of-text ids (e.g. <|im_end|> for chat)
   // Called with each finished record, one call at a time (e.g. to append it to a journal).
   std::function<void(const gen_record&)> on_record;
 };
@@ -96,6 +97,7 @@ inline gen_results run_generative(const model::model& m, const text::tokenizer& 
   model::sampling_options sampling;  // greedy
   sampling.max_tokens = o.max_tokens;
   sampling.stop_tokens = model::default_stop_tokens(m);
+  sampling.stop_tokens.insert(sampling.stop_tokens.end(), o.extra_stop_tokens.begin(), o.extra_stop_tokens.end());
   std::mutex mutex;
   std::size_t done = 0;
   thread_pool pool(std::max(1u, o.threads));
