@@ -31,8 +31,11 @@
 //   lane-wise partial sums and then reduces them (and the GEMM adds one such sum
 //   per kc-column panel).
 // * GEMV (M <= 8): one pass over each weight row; a batch of weights is loaded (or
-//   decoded) once and FMA'd into M accumulators, one per row of X. Quantized rows
-//   are decoded 256 columns at a time into an L1-resident f32 buffer on the stack.
+//   decoded) once and FMA'd into M accumulators, one per row of X. On AVX2 and
+//   AVX-512, quantized codes are decoded in registers to float(code - zero), the
+//   products of a group summed unscaled and the group's scale applied once (one
+//   rounding per group instead of per weight, within the summation-order bound);
+//   other ISAs decode 256 columns at a time into an L1-resident f32 stack buffer.
 // * GEMM (M > 8): nr weight rows × kc columns are decoded into an f32 panel on the
 //   stack, then every mr rows of X meet the panel in an mr × nr register tile.
 // * Threads split the output rows (GEMV: rows, GEMM: nr-row panels) through the
@@ -181,6 +184,69 @@ void gemv_quantized(const quantized_source& src, matrix_view<const float> x, mat
   }
 }
 
+// Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
+// register_decode): each 8- or 16-code step becomes float(code - zero) in one
+// register and meets the M activations at once; the products of a group are summed
+// unscaled and the group's scale is applied once, acc += scale * sum_g. The integer
+// difference is exact, so this differs from the reference (sum of
+// (scale * (code - zero)) * x) only by the rounding of that one product per group
+// instead of per weight, well within the summation-order bound.
+template <class Arch, class Format, int M>
+void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
+                              std::int64_t n0, std::int64_t n1) {
+  using batch = fbatch<Arch>;
+  using reg = typename batch::register_type;
+  constexpr std::int64_t lanes = batch::size;
+  constexpr int U = M == 1 ? 2 : 1;  // independent chains per group at M = 1
+  const auto decode = make_decoder<Format::bits>(Arch{});
+  const std::int64_t k = w.cols();
+  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
+  const std::int64_t n_groups = w.layout.n_groups;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
+    const f16* scales = w.scales + n * n_groups;                 // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    batch acc[M];
+    for (auto& a : acc) a = batch(0.0f);
+    for (std::int64_t g = 0; g < n_groups; ++g) {
+      const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
+      const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
+      const auto zv = xsimd::batch<std::int32_t, Arch>(zero).data;
+      batch gacc[M][U];
+      for (auto& a : gacc)
+        for (auto& b : a) b = batch(0.0f);
+      std::int64_t c = c0;
+      for (; c + U * lanes <= c1; c += U * lanes)
+        for (int u = 0; u < U; ++u) {
+          const batch wv(static_cast<reg>(decode(codes, row_bytes, c + u * lanes, zv)));
+          for (int i = 0; i < M; ++i)
+            gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+        }
+      for (; c + lanes <= c1; c += lanes) {
+        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+        for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+      }
+      if constexpr (lanes == 16) {
+        // K is a multiple of 8: a per-channel row may end with 8 codes; the
+        // activations of the 8 lanes past it are zero.
+        if (c < c1) {
+          const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+          for (int i = 0; i < M; ++i)
+            gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
+        }
+      }
+      const batch s(to_float(scales[g]));
+      for (int i = 0; i < M; ++i) {
+        batch t = gacc[i][0];
+        for (int u = 1; u < U; ++u) t += gacc[i][u];
+        acc[i] = xsimd::fma(t, s, acc[i]);
+      }
+    }
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
+  }
+}
+
 // Row r, columns [c0, c1) of a dense W as f32, into out[c1 - c0].
 template <class Arch, class T>
 void decode_dense(matrix_view<const T> w, std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) {
@@ -302,7 +368,14 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   detail::run<Arch>(
       w.rows(), x, y, pool,
       [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
-        detail::gemv_quantized<Arch, decltype(rows_c)::value>(src, x, y, n0, n1);
+        constexpr int m = decltype(rows_c)::value;
+        if constexpr (detail::register_decode(Arch{})) {
+          quant::with_format(w.spec, [&](auto format) {
+            detail::gemv_quantized_registers<Arch, decltype(format), m>(w, x, y, n0, n1);
+          });
+        } else {
+          detail::gemv_quantized<Arch, m>(src, x, y, n0, n1);
+        }
       },
       [&](std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) { src.decode(w, r, c0, c1, out); });
 }

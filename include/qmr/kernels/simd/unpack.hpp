@@ -1,6 +1,7 @@
 // Raw instruction wrappers that turn packed Bits-bit codes into f32 weights, scale * (code - zero), per architecture tag.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -121,6 +122,117 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
   }
   if (c < c1) unpack_codes<Arch, Bits>(row_codes, row_bytes, c, c1, scale, zero, out + (c - c0), xsimd::avx2{});
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+// In-register decode for the GEMV: float(code(c + j) - zero) for the codes of one
+// 8-code (AVX2) or 16-code (AVX-512) step starting at column c (a multiple of 8),
+// returned as one f32 register with no trip through memory; the scale is applied
+// by the caller once per group. `register_decode(Arch{})` says whether Arch has it.
+constexpr bool register_decode(xsimd::generic) { return false; }
+
+#if XSIMD_WITH_AVX2
+constexpr bool register_decode(xsimd::avx2) { return true; }
+
+template <int Bits>
+struct avx2_decoder {
+  __m256i ctrl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unpack_tables<Bits>::shuffle.data()));
+  __m256i shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unpack_tables<Bits>::shift.data()));
+  __m256i mask = _mm256_set1_epi32((1 << Bits) - 1);
+
+  // Codes [c, c + 8) minus zero as f32.
+  __m256 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m256i zero) const {
+    const std::uint64_t word = load_block<8, Bits>(row_codes, row_bytes, c / 8 * Bits);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(word)), ctrl);
+    v = _mm256_sub_epi32(_mm256_and_si256(_mm256_srlv_epi32(v, shift), mask), zero);
+    return _mm256_cvtepi32_ps(v);
+  }
+};
+// 8 bits: each code is one byte, widened straight to its lane (vpmovzxbd).
+template <>
+struct avx2_decoder<8> {
+  __m256 operator()(const std::uint8_t* row_codes, std::int64_t, std::int64_t c, __m256i zero) const {
+    const __m128i block = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_codes + c));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(block), zero));
+  }
+};
+template <int Bits>
+avx2_decoder<Bits> make_decoder(xsimd::avx2) {
+  return {};
+}
+#endif
+
+#if XSIMD_WITH_AVX512BW
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+constexpr bool register_decode(xsimd::avx512bw) { return true; }
+
+template <int Bits>
+struct avx512_decoder {
+  __m512i ctrl = _mm512_loadu_si512(unpack_tables<Bits>::shuffle.data());
+  __m512i shift = _mm512_loadu_si512(unpack_tables<Bits>::shift.data());
+  __m512i mask = _mm512_set1_epi32((1 << Bits) - 1);
+
+  // Codes [c, c + 16) minus zero as f32; near the end of the row only the row's
+  // bytes are read (the lanes past it then hold garbage codes, finite, which the
+  // caller multiplies by zeroed activations).
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i zero) const {
+    const std::int64_t byte = c / 8 * Bits;
+    __m128i block;
+    if (byte + 16 <= row_bytes) {
+      block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
+    } else {
+      std::uint64_t words[2] = {0, 0};
+      std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(2 * Bits, row_bytes - byte)));
+      block = _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
+    }
+    __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl);
+    v = _mm512_sub_epi32(_mm512_and_si512(_mm512_srlv_epi32(v, shift), mask), zero);
+    return _mm512_cvtepi32_ps(v);
+  }
+};
+// 8 bits: each code is one byte, widened straight to its lane (vpmovzxbd).
+template <>
+struct avx512_decoder<8> {
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i zero) const {
+    __m128i block;
+    if (c + 16 <= row_bytes) block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c));
+    else block = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_codes + c));  // the row's last 8 codes
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(block), zero));
+  }
+};
+// 4 bits: the 8 bytes split into low and high nibbles and interleaved back into
+// code order in a 128-bit register (ports the 512-bit ops leave free), then
+// widened as for 8 bits.
+template <>
+struct avx512_decoder<4> {
+  __m128i mask = _mm_set1_epi8(0x0F);
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i zero) const {
+    const std::int64_t byte = c / 2;
+    __m128i block;
+    if (byte + 8 <= row_bytes) {
+      block = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_codes + byte));
+    } else {
+      std::uint32_t word = 0;  // the row's last 8 codes
+      std::memcpy(&word, row_codes + byte, 4);
+      block = _mm_cvtsi32_si128(static_cast<int>(word));
+    }
+    const __m128i lo = _mm_and_si128(block, mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(block, 4), mask);
+    const __m128i codes = _mm_unpacklo_epi8(lo, hi);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), zero));
+  }
+};
+template <int Bits>
+avx512_decoder<Bits> make_decoder(xsimd::avx512bw) {
+  return {};
+}
+// p[0, 8) in the low half, zeros above.
+inline __m512 load_low_half(const float* p, xsimd::avx512bw) { return _mm512_maskz_loadu_ps(0x00FF, p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
