@@ -132,6 +132,15 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
 // returned as one f32 register with no trip through memory; the scale is applied
 // by the caller once per group. `register_decode(Arch{})` says whether Arch has it.
 constexpr bool register_decode(xsimd::generic) { return false; }
+// Declared for every arch so that the GEMV template can name make_decoder<Bits> at its
+// definition (clang's two-phase lookup); only the AVX2 and AVX-512BW overloads below are
+// defined, and the GEMV calls it only where register_decode(Arch{}) holds.
+// (Taking xsimd::generic, every arch's most distant base, it loses overload resolution to
+// the AVX2 and AVX-512BW overloads for their archs and those derived from them.)
+template <int Bits>
+struct no_register_decoder;
+template <int Bits>
+no_register_decoder<Bits> make_decoder(xsimd::generic);
 
 #if XSIMD_WITH_AVX2
 constexpr bool register_decode(xsimd::avx2) { return true; }
