@@ -4,12 +4,23 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/core/thread_pool.hpp"
 
 namespace qmr::bench {
+
+// "a,b,,c" -> {"a", "b", "c"}: the benches' comma-separated option lists.
+inline std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
 
 // Read bandwidth in bytes/s: a sum over `bytes` of floats (far larger than the caches),
 // split over the pool's threads, best of `repeats`. The sum is returned through `sink`

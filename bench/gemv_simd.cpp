@@ -21,13 +21,7 @@ namespace {
 
 using namespace qmr;
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+using qmr::bench::split;
 
 // "4096x14336" -> {4096, 14336}: output rows N × input columns K.
 std::pair<std::int64_t, std::int64_t> parse_shape(const std::string& s) {
