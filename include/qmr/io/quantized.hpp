@@ -32,16 +32,23 @@ struct quantized_entry {
   std::string method;
 };
 
-inline void write_quantized(safetensors_writer& out, const std::string& name, const quant::qtensor& q,
+inline void write_quantized(safetensors_writer& out, const std::string& name, const quant::qtensor_view& q,
                             const std::string& method) {
-  const quant::qtensor_layout& l = q.layout();
-  out.add(name + ".qcodes", "U8", make_shape({l.rows, l.code_row_bytes}), std::as_bytes(q.codes().span()));
-  out.add(name + ".qscales", "F16", make_shape({l.rows, l.n_groups}), std::as_bytes(q.scales().span()));
-  if (!q.spec().symmetric)
-    out.add(name + ".qzeros", "U8", make_shape({l.rows, l.zero_row_bytes}), std::as_bytes(q.zeros().span()));
-  const nlohmann::json meta = {{"format", q.spec().str()}, {"shape", {l.rows, l.cols}}, {"method", method}};
+  const quant::qtensor_layout& l = q.layout;
+  out.add(name + ".qcodes", "U8", make_shape({l.rows, l.code_row_bytes}),
+          std::as_bytes(std::span<const std::uint8_t>(q.codes, static_cast<std::size_t>(l.code_bytes()))));
+  out.add(name + ".qscales", "F16", make_shape({l.rows, l.n_groups}),
+          std::as_bytes(std::span<const f16>(q.scales, static_cast<std::size_t>(l.scale_count()))));
+  if (!q.spec.symmetric)
+    out.add(name + ".qzeros", "U8", make_shape({l.rows, l.zero_row_bytes}),
+            std::as_bytes(std::span<const std::uint8_t>(q.zeros, static_cast<std::size_t>(l.zero_bytes()))));
+  const nlohmann::json meta = {{"format", q.spec.str()}, {"shape", {l.rows, l.cols}}, {"method", method}};
   out.set_metadata(qmr_metadata_prefix + name, meta.dump());
   out.set_metadata("qmr.format_version", qmr_format_version);
+}
+inline void write_quantized(safetensors_writer& out, const std::string& name, const quant::qtensor& q,
+                            const std::string& method) {
+  write_quantized(out, name, q.view(), method);
 }
 
 // The quantized weights a file describes in its metadata (empty for plain checkpoints).

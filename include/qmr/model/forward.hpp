@@ -1,6 +1,7 @@
 // The transformer forward pass (Llama, Qwen2, Qwen3) over a KV cache, with optional activation hooks; reads top to bottom.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -121,6 +122,44 @@ class session {
   // The matmul implementation of every linear layer: SIMD by default, or the scalar reference.
   void set_kernel(matmul_kernel kernel) { kernel_ = kernel; }
 
+  // Quantizes the input of every layer's linear (q, k, v, o, gate, up, down; not the output head)
+  // per token to `bits` (8 or 4) and back before its matmul, the W·A8 / W·A4 configurations of
+  // the study; 0 (the default) leaves activations exact.
+  void set_activation_bits(int bits) {
+    check(bits == 0 || bits == 4 || bits == 8, "activation bits must be 0 (off), 4 or 8, got " + std::to_string(bits));
+    act_bits_ = bits;
+  }
+  int activation_bits() const { return act_bits_; }
+
+  // Layer-by-layer use (calibration): the embeddings of `tokens` into x [n, hidden] ...
+  // (pos0 only labels positions in messages).
+  void embed(std::span<const std::int32_t> tokens, matrix_view<float> x, int pos0 = 0) const {
+    const model_config& c = m_->config();
+    check(x.rows == static_cast<std::int64_t>(tokens.size()) && x.cols == c.hidden,
+          "embed: x is [" + std::to_string(x.rows) + ", " + std::to_string(x.cols) + "], expected [" +
+              std::to_string(tokens.size()) + ", " + std::to_string(c.hidden) + "]");
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      const std::int32_t id = tokens[t];
+      if (id < 0 || id >= c.vocab)
+        throw error("token id " + std::to_string(id) + " at position " + std::to_string(pos0 + static_cast<int>(t)) +
+                    " is outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
+      row_to_f32(m_->weights().embed, id, x.row(static_cast<std::int64_t>(t)));
+    }
+  }
+  // ... and layer l over x [n, hidden] in place, as positions [0, n) of a sequence of their own
+  // (layer l's cache is overwritten; the session's length is left alone, so a session used this
+  // way is reset() before forward() again). Hooks see the layer's activations as in forward().
+  void run_layer(int l, matrix_view<float> x) {
+    const model_config& c = m_->config();
+    check(l >= 0 && l < c.layers, "run_layer: layer " + std::to_string(l) + " outside [0, " + std::to_string(c.layers) + ")");
+    check(x.cols == c.hidden && x.rows > 0, "run_layer: x must be [n, " + std::to_string(c.hidden) + "]");
+    if (x.rows > capacity_)
+      throw error("sequence of " + std::to_string(x.rows) + " positions exceeds the session capacity of " +
+                  std::to_string(capacity_));
+    grow_(static_cast<int>(x.rows));
+    layer_(l, x, 0);
+  }
+
   // Runs `tokens` at positions [length, length + n), appends them to the cache and returns
   // the logits of every position ([n, vocab]) or only of the last ([1, vocab]).
   matrix_view<const float> forward(std::span<const std::int32_t> tokens, bool all_logits = false) {
@@ -135,75 +174,10 @@ class session {
     const int pos0 = length_;
     const std::int64_t hidden = c.hidden;
 
-    // Embeddings.
     matrix_view<float> x(x_.data(), n, hidden);  // residual stream [n, hidden]
-    for (int t = 0; t < n; ++t) {
-      const std::int32_t id = tokens[static_cast<std::size_t>(t)];
-      if (id < 0 || id >= c.vocab)
-        throw error("token id " + std::to_string(id) + " at position " + std::to_string(pos0 + t) +
-                    " is outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
-      row_to_f32(w.embed, id, x.row(t));
-    }
+    embed(tokens, x, pos0);
 
-    for (int l = 0; l < c.layers; ++l) {
-      const layer_weights& lw = w.layers[static_cast<std::size_t>(l)];
-      emit_(l, component::layer_input, pos0, x);
-
-      // Attention block: h = norm(x); q, k, v; RoPE; causal GQA attention; x += o.
-      matrix_view<float> h(h_.data(), n, hidden);
-      rms_norm_rows_(x, lw.attn_norm.data(), h);
-      emit_(l, component::attn_norm, pos0, h);
-      matrix_view<float> q(q_.data(), n, c.q_dim());   // [n, heads * head_dim]
-      matrix_view<float> k(k_.data(), n, c.kv_dim());  // [n, kv_heads * head_dim]
-      matrix_view<float> v(v_.data(), n, c.kv_dim());
-      linear_(lw.q, h, q, lw.q_bias);
-      linear_(lw.k, h, k, lw.k_bias);
-      linear_(lw.v, h, v, lw.v_bias);
-      emit_(l, component::q, pos0, q);
-      emit_(l, component::k, pos0, k);
-      emit_(l, component::v, pos0, v);
-      if (c.qk_norm) {  // Qwen3: RMSNorm over each head, before RoPE
-        const matrix_view<float> q_heads(q.data, static_cast<std::int64_t>(n) * c.heads, c.head_dim);
-        const matrix_view<float> k_heads(k.data, static_cast<std::int64_t>(n) * c.kv_heads, c.head_dim);
-        rms_norm_rows_(q_heads, lw.q_norm.data(), q_heads);
-        rms_norm_rows_(k_heads, lw.k_norm.data(), k_heads);
-      }
-      apply_rope_(q, c.heads, pos0);
-      apply_rope_(k, c.kv_heads, pos0);
-      float* k_cache = k_cache_[static_cast<std::size_t>(l)].data();  // [capacity, kv_dim]
-      float* v_cache = v_cache_[static_cast<std::size_t>(l)].data();
-      std::copy(k.data, k.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), k_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
-      std::copy(v.data, v.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), v_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
-      matrix_view<float> att(att_.data(), n, c.q_dim());  // [n, heads * head_dim]
-      attention_(q, k_cache, v_cache, pos0, n, att);
-      if (hook_) emit_(l, component::attn_probs, pos0, matrix_view<float>(probs_.data(), static_cast<std::int64_t>(n) * c.heads, pos0 + n));
-      emit_(l, component::attn_out, pos0, att);
-      matrix_view<float> o(o_.data(), n, hidden);
-      linear_(lw.o, att, o, lw.o_bias);
-      emit_(l, component::o, pos0, o);
-      add_rows_(x, o);
-      emit_(l, component::attn_residual, pos0, x);
-
-      // MLP block: h = norm(x); x += down(silu(gate(h)) * up(h)).
-      rms_norm_rows_(x, lw.mlp_norm.data(), h);
-      emit_(l, component::mlp_norm, pos0, h);
-      matrix_view<float> gate(gate_.data(), n, c.intermediate);  // [n, intermediate]
-      matrix_view<float> up(up_.data(), n, c.intermediate);
-      linear_(lw.gate, h, gate, {});
-      linear_(lw.up, h, up, {});
-      emit_(l, component::gate, pos0, gate);
-      emit_(l, component::up, pos0, up);
-      for (int t = 0; t < n; ++t)
-        for (int j = 0; j < c.intermediate; ++j) {
-          const float g = gate(t, j);
-          gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
-        }
-      emit_(l, component::mlp_act, pos0, gate);
-      linear_(lw.down, gate, o, {});
-      emit_(l, component::down, pos0, o);
-      add_rows_(x, o);
-      emit_(l, component::layer_output, pos0, x);
-    }
+    for (int l = 0; l < c.layers; ++l) layer_(l, x, pos0);
     length_ += n;
 
     // Final norm and output head, for every position or only the last.
@@ -219,6 +193,71 @@ class session {
   }
 
  private:
+  // Layer l over the residual stream x [n, hidden] of positions [pos0, pos0 + n), in place; writes
+  // those positions of layer l's KV cache and reads the earlier ones.
+  void layer_(int l, matrix_view<float> x, int pos0) {
+    const model_config& c = m_->config();
+    const std::int64_t hidden = c.hidden;
+    const int n = static_cast<int>(x.rows);
+    const layer_weights& lw = m_->weights().layers[static_cast<std::size_t>(l)];
+    emit_(l, component::layer_input, pos0, x);
+
+    // Attention block: h = norm(x); q, k, v; RoPE; causal GQA attention; x += o.
+    matrix_view<float> h(h_.data(), n, hidden);
+    rms_norm_rows_(x, lw.attn_norm.data(), h);
+    emit_(l, component::attn_norm, pos0, h);
+    matrix_view<float> q(q_.data(), n, c.q_dim());   // [n, heads * head_dim]
+    matrix_view<float> k(k_.data(), n, c.kv_dim());  // [n, kv_heads * head_dim]
+    matrix_view<float> v(v_.data(), n, c.kv_dim());
+    linear_(lw.q, h, q, lw.q_bias);
+    linear_(lw.k, h, k, lw.k_bias);
+    linear_(lw.v, h, v, lw.v_bias);
+    emit_(l, component::q, pos0, q);
+    emit_(l, component::k, pos0, k);
+    emit_(l, component::v, pos0, v);
+    if (c.qk_norm) {  // Qwen3: RMSNorm over each head, before RoPE
+      const matrix_view<float> q_heads(q.data, static_cast<std::int64_t>(n) * c.heads, c.head_dim);
+      const matrix_view<float> k_heads(k.data, static_cast<std::int64_t>(n) * c.kv_heads, c.head_dim);
+      rms_norm_rows_(q_heads, lw.q_norm.data(), q_heads);
+      rms_norm_rows_(k_heads, lw.k_norm.data(), k_heads);
+    }
+    apply_rope_(q, c.heads, pos0);
+    apply_rope_(k, c.kv_heads, pos0);
+    float* k_cache = k_cache_[static_cast<std::size_t>(l)].data();  // [capacity, kv_dim]
+    float* v_cache = v_cache_[static_cast<std::size_t>(l)].data();
+    std::copy(k.data, k.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), k_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
+    std::copy(v.data, v.data + static_cast<std::ptrdiff_t>(n) * c.kv_dim(), v_cache + static_cast<std::ptrdiff_t>(pos0) * c.kv_dim());
+    matrix_view<float> att(att_.data(), n, c.q_dim());  // [n, heads * head_dim]
+    attention_(q, k_cache, v_cache, pos0, n, att);
+    if (hook_) emit_(l, component::attn_probs, pos0, matrix_view<float>(probs_.data(), static_cast<std::int64_t>(n) * c.heads, pos0 + n));
+    emit_(l, component::attn_out, pos0, att);
+    matrix_view<float> o(o_.data(), n, hidden);
+    linear_(lw.o, att, o, lw.o_bias);
+    emit_(l, component::o, pos0, o);
+    add_rows_(x, o);
+    emit_(l, component::attn_residual, pos0, x);
+
+    // MLP block: h = norm(x); x += down(silu(gate(h)) * up(h)).
+    rms_norm_rows_(x, lw.mlp_norm.data(), h);
+    emit_(l, component::mlp_norm, pos0, h);
+    matrix_view<float> gate(gate_.data(), n, c.intermediate);  // [n, intermediate]
+    matrix_view<float> up(up_.data(), n, c.intermediate);
+    linear_(lw.gate, h, gate, {});
+    linear_(lw.up, h, up, {});
+    emit_(l, component::gate, pos0, gate);
+    emit_(l, component::up, pos0, up);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < c.intermediate; ++j) {
+        const float g = gate(t, j);
+        gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
+      }
+    emit_(l, component::mlp_act, pos0, gate);
+    linear_(lw.down, gate, o, {});
+    emit_(l, component::down, pos0, o);
+    add_rows_(x, o);
+    emit_(l, component::layer_output, pos0, x);
+  }
+
   void grow_(int n) {
     const model_config& c = m_->config();
     const auto need = [&](std::vector<float>& b, std::int64_t size) {
@@ -243,6 +282,14 @@ class session {
 
   void linear_(const linear_weight& w, matrix_view<const float> in, matrix_view<float> out,
                const std::vector<float>& bias) {
+    if (act_bits_ != 0) {
+      const std::size_t size = static_cast<std::size_t>(in.rows * in.cols);
+      if (act_.size() < size) act_.resize(size);
+      matrix_view<float> a(act_.data(), in.rows, in.cols);  // [n, cols], the quantized copy of in
+      for (std::int64_t t = 0; t < in.rows; ++t) std::copy(in.row(t), in.row(t) + in.cols, a.row(t));
+      fake_quantize_rows_(a, act_bits_);
+      in = a;
+    }
     matmul(w, in, out, pool_, kernel_);
     if (bias.empty()) return;
     for (std::int64_t t = 0; t < out.rows; ++t)
@@ -319,6 +366,19 @@ class session {
     });
   }
 
+  // TEMPORARY until quant/act_quant.hpp lands: per-token symmetric absmax quantize-dequantize.
+  static void fake_quantize_rows_(matrix_view<float> a, int bits) {
+    const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+    for (std::int64_t t = 0; t < a.rows; ++t) {
+      float* r = a.row(t);
+      float m = 0;
+      for (std::int64_t j = 0; j < a.cols; ++j) m = std::max(m, std::fabs(r[j]));
+      if (!(m > 0)) continue;
+      const float scale = m / qmax;
+      for (std::int64_t j = 0; j < a.cols; ++j) r[j] = std::clamp(std::nearbyint(r[j] / scale), -qmax, qmax) * scale;
+    }
+  }
+
   static void add_rows_(matrix_view<float> x, matrix_view<const float> y) {
     for (std::int64_t t = 0; t < x.rows; ++t)
       for (std::int64_t j = 0; j < x.cols; ++j) x(t, j) += y(t, j);
@@ -333,6 +393,8 @@ class session {
   std::vector<float> x_, h_, o_, q_, att_, k_, v_, gate_, up_;    // scratch, [n, width] each
   std::vector<float> probs_;                                      // [n, heads, positions]
   std::vector<float> logits_;                                     // [n, vocab]
+  std::vector<float> act_;                                        // [n, widest linear input], activation quantization
+  int act_bits_ = 0;
   activation_hook hook_;
   matmul_kernel kernel_ = matmul_kernel::simd;
 };

@@ -6,11 +6,14 @@
 #include <memory>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "../io/quantized.hpp"
+#include "../quant/plan.hpp"
 #include "../quant/rtn.hpp"
 #include "../io/safetensors.hpp"
 #include "config.hpp"
@@ -83,11 +86,7 @@ class model {
       }
       std::vector<float> f32(static_cast<std::size_t>(w.rows * w.cols));  // [rows, cols]
       copy_to_f32(w.dense, f32.data());
-      owned_.push_back(std::make_unique<quant::qtensor>(
-          quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool, w.name)));
-      w.spec = spec;
-      w.quantized = owned_.back()->view();
-      w.dense = {};
+      set_quantized(w, quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool, w.name));
     };
     convert(weights_.embed);
     for (auto& l : weights_.layers)
@@ -97,12 +96,121 @@ class model {
     return kept;
   }
 
+  // --- Changing weights in memory (plans, GPTQ, AWQ, SmoothQuant) ---------------------------
+
+  // Every linear weight as precision plans name them: the embedding, each layer's q, k, v, o,
+  // gate, up, down, and the output head when it is not tied to the embedding.
+  std::vector<quant::plan_target> linear_targets() const {
+    using c = quant::plan_component;
+    std::vector<quant::plan_target> out;
+    out.push_back({weights_.embed.name, -1, c::embed});
+    for (std::size_t l = 0; l < weights_.layers.size(); ++l) {
+      const layer_weights& lw = weights_.layers[l];
+      const int li = static_cast<int>(l);
+      out.push_back({lw.q.name, li, c::q});
+      out.push_back({lw.k.name, li, c::k});
+      out.push_back({lw.v.name, li, c::v});
+      out.push_back({lw.o.name, li, c::o});
+      out.push_back({lw.gate.name, li, c::gate});
+      out.push_back({lw.up.name, li, c::up});
+      out.push_back({lw.down.name, li, c::down});
+    }
+    if (!config_.tie_word_embeddings) out.push_back({weights_.lm_head.name, -1, c::lm_head});
+    return out;
+  }
+
+  layer_weights& layer(int l) {
+    check(l >= 0 && l < config_.layers, "layer " + std::to_string(l) + " outside [0, " + std::to_string(config_.layers) + ")");
+    return weights_.layers[static_cast<std::size_t>(l)];
+  }
+  // The linear weight called `name` (as linear_targets lists it).
+  linear_weight& linear(const std::string& name) {
+    if (weights_.embed.name == name) return weights_.embed;
+    if (!config_.tie_word_embeddings && weights_.lm_head.name == name) return weights_.lm_head;
+    for (auto& l : weights_.layers)
+      for (linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+        if (w->name == name) return *w;
+    throw error("no linear weight of this model is called '" + name + "'", in_file(source_()));
+  }
+
+  // w (one of this model's linears) now holds q, which the model keeps.
+  void set_quantized(linear_weight& w, quant::qtensor q) {
+    check(q.rows() == w.rows && q.cols() == w.cols,
+          w.name + ": quantized tensor is [" + std::to_string(q.rows()) + ", " + std::to_string(q.cols()) +
+              "], the weight is [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
+    owned_.push_back(std::make_unique<quant::qtensor>(std::move(q)));
+    w.spec = owned_.back()->spec();
+    w.quantized = owned_.back()->view();
+    w.dense = {};
+    sync_tied_();
+  }
+  // w now holds `values` [rows, cols] stored densely as `type` (f32, f16 or bf16), owned by the model.
+  void set_dense(linear_weight& w, std::span<const float> values, dtype type) {
+    check(values.size() == static_cast<std::size_t>(w.rows * w.cols),
+          w.name + ": " + std::to_string(values.size()) + " values for a [" + std::to_string(w.rows) + ", " +
+              std::to_string(w.cols) + "] weight");
+    check(type == dtype::f32 || type == dtype::f16 || type == dtype::bf16,
+          w.name + ": dense weights are F32, F16 or BF16, not " + std::string(dtype_name(type)));
+    auto buf = std::make_unique<aligned_buffer<std::uint8_t>>(values.size() * dtype_size(type));  // [rows, cols] of type
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (type == dtype::f32) reinterpret_cast<float*>(buf->data())[i] = values[i];
+      else if (type == dtype::f16) reinterpret_cast<f16*>(buf->data())[i] = to_f16(values[i]);
+      else reinterpret_cast<bf16*>(buf->data())[i] = to_bf16(values[i]);
+    }
+    w.spec = quant::format_spec::dense_of(type);
+    w.dense = tensor_view::contiguous(reinterpret_cast<const std::byte*>(buf->data()), type, make_shape({w.rows, w.cols}));
+    w.quantized = {};
+    owned_dense_.push_back(std::move(buf));
+    sync_tied_();
+  }
+  // w's weights in f32 [rows, cols], whatever its storage.
+  std::vector<float> linear_f32(const linear_weight& w) const {
+    std::vector<float> out(static_cast<std::size_t>(w.rows * w.cols));  // [rows, cols]
+    if (w.spec.is_quantized()) {
+      for (std::int64_t r = 0; r < w.rows; ++r)
+        for (std::int64_t c = 0; c < w.cols; ++c) out[static_cast<std::size_t>(r * w.cols + c)] = w.quantized.value(r, c);
+    } else {
+      copy_to_f32(w.dense, out.data());
+    }
+    return out;
+  }
+  // The norm weights of layer l that scaling folds into: "input_layernorm" (attn_norm) or
+  // "post_attention_layernorm" (mlp_norm). Changing them through here marks them for writers.
+  std::vector<float>& norm_for_update(int l, const std::string& which) {
+    layer_weights& lw = layer(l);
+    const std::string name = "model.layers." + std::to_string(l) + "." + which + ".weight";
+    if (which == "input_layernorm") {
+      changed_vectors_.insert(name);
+      return lw.attn_norm;
+    }
+    if (which == "post_attention_layernorm") {
+      changed_vectors_.insert(name);
+      return lw.mlp_norm;
+    }
+    throw error("no norm '" + which + "' in layer " + std::to_string(l));
+  }
+  // The current values of a changed vector tensor (norm), or null when it is as stored.
+  const std::vector<float>* changed_vector(const std::string& name) const {
+    if (!changed_vectors_.count(name)) return nullptr;
+    for (std::size_t l = 0; l < weights_.layers.size(); ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      if (name == p + "input_layernorm.weight") return &weights_.layers[l].attn_norm;
+      if (name == p + "post_attention_layernorm.weight") return &weights_.layers[l].mlp_norm;
+    }
+    return nullptr;
+  }
+  const io::checkpoint& checkpoint() const { return checkpoint_; }
+
   // The same, less the embedding (a decode step reads one row of it).
   std::uint64_t decode_bytes_per_token() const {
     return weight_bytes() - (config_.tie_word_embeddings ? 0 : weights_.embed.bytes());
   }
 
  private:
+  void sync_tied_() {
+    if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
+  }
+
   void index_quantized_() {
     for (const auto& shard : checkpoint_.shards())
       for (io::quantized_entry& e : io::quantized_entries(shard)) quantized_.emplace(e.name, std::make_pair(&shard, e));
@@ -187,6 +295,8 @@ class model {
   std::map<std::string, std::pair<const io::safetensors_file*, io::quantized_entry>> quantized_;
   model_weights weights_;
   std::vector<std::unique_ptr<quant::qtensor>> owned_;  // weights quantized in memory, at stable addresses
+  std::vector<std::unique_ptr<aligned_buffer<std::uint8_t>>> owned_dense_;  // dense weights rewritten in memory
+  std::set<std::string> changed_vectors_;  // names of norm tensors changed in memory
 };
 
 }  // namespace qmr::model
