@@ -1,0 +1,278 @@
+// Benchmark: greedy decode and prefill tokens/s of the CUDA forward pass (model/cuda_forward.cuh) for the bundled model and a Qwen2.5-0.5B-shaped random model, bf16 and w4g128 weights, with and without the CUDA graph, beside the bound of the card's measured copy bandwidth over the weight bytes a token reads; a table on stdout and a JSON file (--json PATH).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include <nlohmann/json.hpp>
+
+#include "qmr/core/half.hpp"
+#include "qmr/core/thread_pool.hpp"
+#include "qmr/io/safetensors.hpp"
+#include "qmr/io/text_file.hpp"
+#include "qmr/model/cuda_forward.cuh"
+#include "qmr/quant/format.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct options {
+  std::string json_path;
+  fs::path models_dir;
+  fs::path work = fs::temp_directory_path() / "qmr-bench-cuda";
+  std::vector<std::string> models = {"qmr-math", "qwen2.5-0.5b"};
+  std::vector<std::string> formats = {"bf16", "w4g128"};
+  int prefill = 32, decode = 128, layers = 24;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  const char* env = std::getenv("QMR_MODELS_DIR");
+  o.models_dir = env != nullptr ? fs::path(env) : fs::path(__FILE__).parent_path().parent_path() / "models";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw qmr::error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--json") o.json_path = value();
+    else if (a == "--models-dir") o.models_dir = value();
+    else if (a == "--work") o.work = value();
+    else if (a == "--models") o.models = split(value());
+    else if (a == "--formats") o.formats = split(value());
+    else if (a == "--prefill") o.prefill = std::stoi(value());
+    else if (a == "--decode") o.decode = std::stoi(value());
+    else if (a == "--layers") o.layers = std::stoi(value());
+    else if (a == "--help" || a == "-h") {
+      std::puts("cuda_decode [--json PATH] [--models qmr-math,qwen2.5-0.5b] [--formats bf16,w4g128] [--prefill 32]\n"
+                "            [--decode 128] [--layers 24] [--models-dir DIR] [--work DIR]");
+      std::exit(0);
+    } else {
+      throw qmr::error("unknown argument " + a + " (--help)");
+    }
+  }
+  return o;
+}
+
+// Device-to-device copy bandwidth (bytes read + written), median of 20 copies of 1 GiB.
+double copy_bandwidth() {
+  const std::size_t bytes = std::size_t{1} << 30;
+  qmr::cuda::device_buffer src(bytes), dst(bytes);
+  QMR_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
+  cudaEvent_t a, b;
+  QMR_CUDA_CHECK(cudaEventCreate(&a));
+  QMR_CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<double> s;
+  for (int i = 0; i < 21; ++i) {
+    QMR_CUDA_CHECK(cudaEventRecord(a));
+    QMR_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice));
+    QMR_CUDA_CHECK(cudaEventRecord(b));
+    QMR_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    if (i > 0) s.push_back(1e-3 * ms);  // the first is a warm-up
+  }
+  QMR_CUDA_CHECK(cudaEventDestroy(a));
+  QMR_CUDA_CHECK(cudaEventDestroy(b));
+  std::sort(s.begin(), s.end());
+  return 2.0 * static_cast<double>(bytes) / s[s.size() / 2];
+}
+
+// A Qwen2.5-0.5B-shaped checkpoint (hidden 896, intermediate 4864, 14/2 heads,
+// vocab 151936, tied embeddings, q/k/v biases) of random bf16 weights, written
+// with a counter-based generator on every core: io::write_synthetic_checkpoint's
+// Student-t draws take minutes for 0.5B weights, and a speed test needs only
+// nonzero data of the right shapes.
+void write_qwen_shaped(const fs::path& dir, int layers) {
+  const std::int64_t hidden = 896, inter = 4864, heads = 14, kv_heads = 2, vocab = 151936, kv = kv_heads * hidden / heads;
+  struct spec {
+    std::string name;
+    std::int64_t rows, cols;  // cols 0: a vector
+  };
+  std::vector<spec> specs = {{"model.embed_tokens.weight", vocab, hidden}, {"model.norm.weight", hidden, 0}};
+  for (int l = 0; l < layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    specs.push_back({p + "input_layernorm.weight", hidden, 0});
+    specs.push_back({p + "post_attention_layernorm.weight", hidden, 0});
+    specs.push_back({p + "self_attn.q_proj.weight", hidden, hidden});
+    specs.push_back({p + "self_attn.k_proj.weight", kv, hidden});
+    specs.push_back({p + "self_attn.v_proj.weight", kv, hidden});
+    specs.push_back({p + "self_attn.q_proj.bias", hidden, 0});
+    specs.push_back({p + "self_attn.k_proj.bias", kv, 0});
+    specs.push_back({p + "self_attn.v_proj.bias", kv, 0});
+    specs.push_back({p + "self_attn.o_proj.weight", hidden, hidden});
+    specs.push_back({p + "mlp.gate_proj.weight", inter, hidden});
+    specs.push_back({p + "mlp.up_proj.weight", inter, hidden});
+    specs.push_back({p + "mlp.down_proj.weight", hidden, inter});
+  }
+  fs::create_directories(dir);
+  qmr::io::safetensors_writer w;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::uint64_t seed = 1;
+  for (const spec& s : specs) {
+    const std::int64_t n = s.cols ? s.rows * s.cols : s.rows;
+    std::vector<qmr::bf16> data(static_cast<std::size_t>(n));
+    // Uniform with the variance of a 1/sqrt(fan_in) init; norm weights near 1.
+    const float scale = s.cols ? std::sqrt(3.0f / static_cast<float>(s.cols)) : 0.02f;
+    const float offset = s.cols ? 0.0f : 1.0f;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (std::int64_t i = t; i < n; i += threads) {
+          std::uint64_t z = (seed << 40) + static_cast<std::uint64_t>(i) + 0x9e3779b97f4a7c15ull;  // splitmix64
+          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+          z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+          z ^= z >> 31;
+          const float u = static_cast<float>(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
+          data[static_cast<std::size_t>(i)] = qmr::to_bf16(offset + scale * u);
+        }
+      });
+    for (auto& th : pool) th.join();
+    ++seed;
+    w.add<qmr::bf16>(s.name, s.cols ? qmr::make_shape({s.rows, s.cols}) : qmr::make_shape({s.rows}), data);
+  }
+  w.write(dir / "model.safetensors");
+  const nlohmann::json config = {{"architectures", {"Qwen2ForCausalLM"}},
+                                 {"model_type", "qwen2"},
+                                 {"hidden_size", hidden},
+                                 {"intermediate_size", inter},
+                                 {"num_hidden_layers", layers},
+                                 {"num_attention_heads", heads},
+                                 {"num_key_value_heads", kv_heads},
+                                 {"vocab_size", vocab},
+                                 {"max_position_embeddings", 32768},
+                                 {"rms_norm_eps", 1e-6},
+                                 {"rope_theta", 1000000.0},
+                                 {"tie_word_embeddings", true},
+                                 {"torch_dtype", "bfloat16"}};
+  qmr::io::write_text_file(dir / "config.json", config.dump(2) + "\n");
+}
+
+struct record {
+  std::string model, format;
+  bool graphs;
+  double bytes_per_token, bound, decode_tps, prefill_tps;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const options opt = parse(argc, argv);
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      std::puts("no CUDA device");
+      return 77;
+    }
+    cudaDeviceProp prop{};
+    QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    const double bw = copy_bandwidth();
+    std::printf("device: %s, %d SMs; measured D2D copy bandwidth %.0f GB/s (read + write)\n", prop.name,
+                prop.multiProcessorCount, bw / 1e9);
+    std::printf("greedy decode of %d tokens after a %d-token prompt; tok/s by wall clock, host round trip included\n\n",
+                opt.decode, opt.prefill);
+    std::printf("| model | format | graph | weight MB/token | bound tok/s | decode tok/s | of bound | prefill tok/s |\n");
+    std::printf("|---|---|---|---|---|---|---|---|\n");
+    qmr::thread_pool pool(std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
+    std::vector<record> records;
+    for (const std::string& name : opt.models) {
+      fs::path dir;
+      if (name == "qwen2.5-0.5b") {
+        dir = opt.work / ("qwen2.5-0.5b-l" + std::to_string(opt.layers));
+        if (!fs::exists(dir / "config.json")) {
+          const auto t = std::chrono::steady_clock::now();
+          write_qwen_shaped(dir, opt.layers);
+          std::fprintf(stderr, "wrote %s in %.1f s\n", dir.c_str(), seconds_since(t));
+        }
+      } else {
+        dir = opt.models_dir / name;
+      }
+      for (const std::string& format : opt.formats) {
+        auto m = qmr::model::model::load(dir);
+        if (format != "bf16") m.quantize(qmr::quant::parse_format(format), {}, {"embed_tokens", "lm_head"}, &pool);
+        const int vocab = m.config().vocab;
+        std::vector<std::int32_t> prompt(static_cast<std::size_t>(opt.prefill));
+        for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % vocab);
+        for (const bool graphs : {true, false}) {
+          qmr::model::cuda_options co;
+          co.graphs = graphs;
+          const auto tu = std::chrono::steady_clock::now();
+          qmr::model::cuda_session s(m, opt.prefill + opt.decode + 1, co);
+          const double upload = seconds_since(tu);
+          // Warm-up (module load, graph capture), then the timed run from an empty cache.
+          std::int32_t next = s.forward_argmax(prompt);
+          for (int i = 0; i < 8; ++i) {
+            const std::int32_t one[] = {next};
+            next = s.forward_argmax(one);
+          }
+          s.reset();
+          const auto t0 = std::chrono::steady_clock::now();
+          next = s.forward_argmax(prompt);
+          const double prefill = seconds_since(t0);
+          const auto t1 = std::chrono::steady_clock::now();
+          for (int i = 0; i < opt.decode; ++i) {
+            const std::int32_t one[] = {next};
+            next = s.forward_argmax(one);
+          }
+          const double decode = seconds_since(t1);
+          record r{name, format, graphs, static_cast<double>(s.decode_bytes_per_token()), 0, opt.decode / decode,
+                   opt.prefill / prefill};
+          r.bound = bw / r.bytes_per_token;
+          records.push_back(r);
+          std::printf("| %s | %s | %s | %.1f | %.0f | %.0f | %.1f%% | %.0f |\n", name.c_str(), format.c_str(),
+                      graphs ? "yes" : "no", r.bytes_per_token / 1e6, r.bound, r.decode_tps,
+                      100.0 * r.decode_tps / r.bound, r.prefill_tps);
+          std::fprintf(stderr, "  (%s %s: upload %.1f s)\n", name.c_str(), format.c_str(), upload);
+          std::fflush(stdout);
+        }
+      }
+    }
+    if (!opt.json_path.empty()) {
+      std::FILE* f = std::fopen(opt.json_path.c_str(), "w");
+      if (f == nullptr) throw qmr::error("cannot write " + opt.json_path);
+      std::fprintf(f, "{\n  \"benchmark\": \"cuda_decode\",\n  \"device\": \"%s\",\n", prop.name);
+      std::fprintf(f, "  \"copy_bandwidth_bytes_per_second\": %.6e,\n  \"prefill_tokens\": %d,\n  \"decode_tokens\": %d,\n",
+                   bw, opt.prefill, opt.decode);
+      std::fprintf(f, "  \"records\": [\n");
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        const record& r = records[i];
+        std::fprintf(f,
+                     "    {\"model\": \"%s\", \"format\": \"%s\", \"cuda_graph\": %s, \"weight_bytes_per_token\": %.0f, "
+                     "\"bound_tokens_per_second\": %.2f, \"decode_tokens_per_second\": %.2f, \"fraction_of_bound\": %.4f, "
+                     "\"prefill_tokens_per_second\": %.2f}%s\n",
+                     r.model.c_str(), r.format.c_str(), r.graphs ? "true" : "false", r.bytes_per_token, r.bound,
+                     r.decode_tps, r.decode_tps / r.bound, r.prefill_tps, i + 1 < records.size() ? "," : "");
+      }
+      std::fprintf(f, "  ]\n}\n");
+      std::fclose(f);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cuda_decode: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,172 @@
+// Dense GEMV on CUDA for the model runtime: y[M, rows] = x[M, cols] · Wᵀ with W in f32, f16 or bf16 exactly as the checkpoint stores it, f32 activations and f32 accumulation (the CPU path's numerics, summed in another order).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "../../core/dtype.hpp"
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "../../core/tensor.hpp"
+#include "gemv.cuh"
+
+namespace qmr::cuda {
+
+// A dense matrix on the device, row-major, in its checkpoint dtype (no conversion:
+// bf16 stays bf16, so the GPU multiplies by the same numbers as the CPU).
+struct dense_matrix {
+  dtype type = dtype::f32;
+  std::int64_t rows = 0, cols = 0;
+  device_buffer data;  // [rows, cols] of `type`
+
+  std::int64_t weight_bytes() const { return rows * cols * static_cast<std::int64_t>(dtype_size(type)); }
+};
+
+// Copies the row blocks `parts` (2-D, contiguous, one dtype, one column count) one
+// under the other into a single device matrix: [sum of rows, cols]. Waits for the
+// copies, so the host arrays may go at once.
+inline dense_matrix upload_dense(std::span<const tensor_view> parts, cudaStream_t stream) {
+  check(!parts.empty(), "upload_dense: no matrix");
+  dense_matrix d;
+  d.type = parts[0].type;
+  d.cols = parts[0].shape.rank == 2 ? parts[0].shape[1] : 0;
+  for (const tensor_view& p : parts) {
+    check(p.shape.rank == 2 && p.is_contiguous(), "upload_dense: expected contiguous 2-D matrices, got " + p.shape.str());
+    check(p.type == dtype::f32 || p.type == dtype::f16 || p.type == dtype::bf16,
+          "upload_dense: weights must be F32, F16 or BF16, got " + std::string(dtype_name(p.type)));
+    check(p.type == d.type && p.shape[1] == d.cols, "upload_dense: the row blocks differ in dtype or column count");
+    d.rows += p.shape[0];
+  }
+  check(d.rows > 0 && d.cols > 0 && d.rows < (1ll << 31) && d.cols < (1ll << 31),
+        "upload_dense: matrix [" + std::to_string(d.rows) + ", " + std::to_string(d.cols) + "] is empty or too large");
+  d.data = device_buffer(static_cast<std::size_t>(d.weight_bytes()));
+  std::size_t offset = 0;
+  for (const tensor_view& p : parts) {
+    QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.as<std::byte>() + offset, p.data, p.nbytes(), cudaMemcpyHostToDevice, stream));
+    offset += p.nbytes();
+  }
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return d;
+}
+
+namespace detail {
+
+#ifdef __CUDACC__
+// Eight consecutive weights from 16-byte-aligned memory, as floats. Streamed
+// loads: a decode step reads each weight once.
+QMR_DEVICE __forceinline__ void load8(const float* p, float (&w)[8]) {
+  const float4 a = __ldcs(reinterpret_cast<const float4*>(p)), b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
+  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+}
+QMR_DEVICE __forceinline__ void load8(const bf16* p, float (&w)[8]) {
+  const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p));
+  const qstd::uint32_t u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // bf16 -> f32 is a 16-bit shift
+    w[2 * i] = __uint_as_float(u[i] << 16);
+    w[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+  }
+}
+QMR_DEVICE __forceinline__ void load8(const f16* p, float (&w)[8]) {
+  const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p));
+  const qstd::uint32_t u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    w[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] & 0xffffu)));
+    w[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] >> 16)));
+  }
+}
+QMR_DEVICE __forceinline__ float load1(const float* p) { return *p; }
+QMR_DEVICE __forceinline__ float load1(const bf16* p) { return __uint_as_float(static_cast<qstd::uint32_t>(p->bits) << 16); }
+QMR_DEVICE __forceinline__ float load1(const f16* p) { return __half2float(__ushort_as_half(p->bits)); }
+
+// Rows per 256-thread block: one warp per row. A row's lanes read consecutive
+// 16-byte vectors (a warp reads 512 contiguous bytes per load of bf16/f16) and
+// reduce with shuffles; the activations (at most 8 rows of f32) come from L1/L2.
+inline constexpr int dense_block_threads = 256;
+inline constexpr int dense_rows_per_block = dense_block_threads / 32;
+
+// vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
+// else 0 and the scalar loop does the whole row.
+template <class TW>
+__global__ void __launch_bounds__(dense_block_threads)
+    dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, const float* __restrict__ x, int m,
+                      float* __restrict__ y) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int row = static_cast<int>(blockIdx.x) * dense_rows_per_block + (static_cast<int>(threadIdx.x) >> 5);
+  if (row >= rows) return;  // whole warps leave together
+  const TW* wr = w + static_cast<std::int64_t>(row) * cols;
+  float acc[gemv_traits::max_batch];
+#pragma unroll
+  for (int i = 0; i < gemv_traits::max_batch; ++i) acc[i] = 0.0f;
+#pragma unroll 4
+  for (int c = lane; c < vec_chunks; c += 32) {
+    float wv[8];
+    load8(wr + 8 * c, wv);
+#pragma unroll
+    for (int i = 0; i < gemv_traits::max_batch; ++i) {
+      if (i >= m) break;
+      const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
+      const float4 a = __ldg(xp), b = __ldg(xp + 1);
+      float s = acc[i];
+      s = fmaf(wv[0], a.x, s), s = fmaf(wv[1], a.y, s), s = fmaf(wv[2], a.z, s), s = fmaf(wv[3], a.w, s);
+      s = fmaf(wv[4], b.x, s), s = fmaf(wv[5], b.y, s), s = fmaf(wv[6], b.z, s), s = fmaf(wv[7], b.w, s);
+      acc[i] = s;
+    }
+  }
+  for (int c = 8 * vec_chunks + lane; c < cols; c += 32) {
+    const float wv = load1(wr + c);
+#pragma unroll
+    for (int i = 0; i < gemv_traits::max_batch; ++i) {
+      if (i >= m) break;
+      acc[i] = fmaf(wv, x[static_cast<std::int64_t>(i) * cols + c], acc[i]);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < gemv_traits::max_batch; ++i) {
+    if (i >= m) break;
+    float s = acc[i];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0) y[static_cast<std::int64_t>(i) * rows + row] = s;
+  }
+}
+#endif  // __CUDACC__
+
+}  // namespace detail
+
+#ifdef __CUDACC__
+// y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous): x and y f32 device
+// pointers, row-major, x 16-byte aligned; M is 1..8.
+inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStream_t stream) {
+  check(M >= 1 && M <= gemv_traits::max_batch,
+        "dense gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(gemv_traits::max_batch));
+  check(x != nullptr && y != nullptr && w.data.data() != nullptr, "dense gemv: null pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "dense gemv: the activations must be 16-byte aligned");
+  const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
+  const int vec_chunks = cols % 8 == 0 ? cols / 8 : 0;
+  const unsigned blocks = static_cast<unsigned>((rows + detail::dense_rows_per_block - 1) / detail::dense_rows_per_block);
+  switch (w.type) {
+    case dtype::f32:
+      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const float>(), rows, cols,
+                                                                                  vec_chunks, x, M, y);
+      break;
+    case dtype::f16:
+      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const f16>(), rows, cols,
+                                                                                  vec_chunks, x, M, y);
+      break;
+    case dtype::bf16:
+      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const bf16>(), rows, cols,
+                                                                                  vec_chunks, x, M, y);
+      break;
+    default: throw error("dense gemv: weights must be F32, F16 or BF16, got " + std::string(dtype_name(w.type)));
+  }
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // __CUDACC__
+
+}  // namespace qmr::cuda

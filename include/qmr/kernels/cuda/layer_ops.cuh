@@ -1,0 +1,330 @@
+// The small CUDA kernels of a transformer layer besides the matmuls (embedding lookup, residual add + RMSNorm, bias + q/k norm + RoPE + KV-cache write, causal GQA attention, SiLU·up, argmax), each a plain f32 transcription of the CPU session's loop (model/forward.hpp).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "gemv.cuh"
+
+namespace qmr::cuda {
+
+// The positions one forward call runs, [pos0, pos0 + n), and their tokens. The
+// kernels read it from device memory rather than from their arguments, so that one
+// captured CUDA graph replays every decode step: the host changes the step by a
+// copy that is part of the graph.
+struct step_state {
+  qstd::int32_t pos0 = 0;
+  qstd::int32_t n = 0;
+  qstd::int32_t tokens[gemv_traits::max_batch] = {};
+};
+
+// Arguments of qkv_rope (by value).
+struct qkv_rope_args {
+  const float* q;  // projection outputs, row t at q + t*ldq (bias not yet added)
+  const float* k;
+  const float* v;
+  int ldq, ldk, ldv;
+  const float* q_bias;  // [heads*d], [kv_heads*d] x2; null when absent
+  const float* k_bias;
+  const float* v_bias;
+  const float* q_norm;  // [d], Qwen3's per-head RMSNorm; null when absent
+  const float* k_norm;
+  double eps;
+  const float* inv_freq;  // [d/2], model::rope_inv_freq
+  int heads, kv_heads, d;
+  float* q_out;    // [M, heads*d]: q after bias, norm and RoPE
+  float* k_cache;  // [capacity, kv_heads*d]: row pos0 + t receives k (after RoPE) ...
+  float* v_cache;  // ... and v of token t
+  const step_state* step;
+};
+
+// Arguments of attention (by value).
+struct attention_args {
+  const float* q;        // [M, heads*d], after RoPE
+  const float* k_cache;  // [capacity, kv_heads*d], positions [0, pos0 + M) written
+  const float* v_cache;
+  int heads, kv_heads, d;
+  float* out;  // [M, heads*d]
+  const step_state* step;
+};
+
+namespace detail {
+
+#ifdef __CUDACC__
+// Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every
+// thread; scratch is 32 shared elements. Callable several times in a row.
+template <class T>
+QMR_DEVICE T block_sum(T v, T* scratch) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  __syncthreads();  // the previous call's readers are done with scratch
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  T s = 0;
+  for (int i = 0; i < static_cast<int>(blockDim.x) / 32; ++i) s += scratch[i];
+  return s;
+}
+QMR_DEVICE inline float block_max(float v, float* scratch) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int i = 0; i < static_cast<int>(blockDim.x) / 32; ++i) m = fmaxf(m, scratch[i]);
+  return m;
+}
+
+QMR_DEVICE __forceinline__ float to_f32(float v) { return v; }
+QMR_DEVICE __forceinline__ float to_f32(bf16 v) { return __uint_as_float(static_cast<qstd::uint32_t>(v.bits) << 16); }
+QMR_DEVICE __forceinline__ float to_f32(f16 v) { return __half2float(__ushort_as_half(v.bits)); }
+
+inline constexpr int ops_block_threads = 256;
+
+// x[t] = table[tokens[t]] in f32 (the host has checked the ids). Grid: M blocks.
+template <class TW>
+__global__ void embed_kernel(const TW* __restrict__ table, int hidden, const step_state* __restrict__ step,
+                             float* __restrict__ x) {
+  const int t = static_cast<int>(blockIdx.x);
+  const TW* row = table + static_cast<std::int64_t>(step->tokens[t]) * hidden;
+  for (int j = static_cast<int>(threadIdx.x); j < hidden; j += static_cast<int>(blockDim.x))
+    x[static_cast<std::int64_t>(t) * hidden + j] = to_f32(row[j]);
+}
+
+// Row row0 + b of x (block b): x += add (+ bias) when add is given, then
+// h[b] = weight * x / sqrt(mean(x^2) + eps), in f32 and in TA for the quantized
+// GEMV. The sum of squares is in f64 like the CPU's.
+template <class TA>
+__global__ void __launch_bounds__(ops_block_threads)
+    add_rmsnorm_kernel(float* __restrict__ x, int row0, const float* __restrict__ add, const float* __restrict__ bias,
+                       const float* __restrict__ weight, int cols, double eps, float* __restrict__ h,
+                       TA* __restrict__ h_half) {
+  __shared__ double scratch[32];
+  const int b = static_cast<int>(blockIdx.x);
+  float* xr = x + static_cast<std::int64_t>(row0 + b) * cols;
+  double ss = 0.0;
+  for (int j = static_cast<int>(threadIdx.x); j < cols; j += static_cast<int>(blockDim.x)) {
+    float v = xr[j];
+    if (add != nullptr) {
+      const float o = add[static_cast<std::int64_t>(row0 + b) * cols + j] + (bias != nullptr ? bias[j] : 0.0f);
+      v += o;
+      xr[j] = v;
+    }
+    ss += static_cast<double>(v) * v;
+  }
+  ss = block_sum(ss, scratch);
+  const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(cols) + eps));
+  for (int j = static_cast<int>(threadIdx.x); j < cols; j += static_cast<int>(blockDim.x)) {
+    const float v = weight[j] * (xr[j] * inv);
+    h[static_cast<std::int64_t>(b) * cols + j] = v;
+    store(h_half + static_cast<std::int64_t>(b) * cols + j, v);
+  }
+}
+
+// Block (t, head) for head in [0, heads + 2*kv_heads): q heads, then k, then v.
+// Adds the bias; for q and k, Qwen3's RMSNorm over the head and RoPE (rotate-half,
+// angle = position * inv_freq in f32, cos/sin in f64 as the CPU); writes q to
+// q_out and k, v into the cache at row pos0 + t. blockDim.x >= d.
+__global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
+  __shared__ double scratch[32];
+  extern __shared__ float head[];  // [d]
+  const int t = static_cast<int>(blockIdx.x), hh = static_cast<int>(blockIdx.y), i = static_cast<int>(threadIdx.x);
+  const int d = a.d, half = d / 2, kv_dim = a.kv_heads * d;
+  const int pos = a.step->pos0 + t;
+  const int kind = hh < a.heads ? 0 : hh < a.heads + a.kv_heads ? 1 : 2;  // q, k, v
+  const int h = kind == 0 ? hh : kind == 1 ? hh - a.heads : hh - a.heads - a.kv_heads;
+  const float* src = kind == 0 ? a.q + static_cast<std::int64_t>(t) * a.ldq
+                     : kind == 1 ? a.k + static_cast<std::int64_t>(t) * a.ldk
+                                 : a.v + static_cast<std::int64_t>(t) * a.ldv;
+  const float* bias = kind == 0 ? a.q_bias : kind == 1 ? a.k_bias : a.v_bias;
+  float val = 0.0f;
+  if (i < d) val = src[h * d + i] + (bias != nullptr ? bias[h * d + i] : 0.0f);
+  if (kind == 2) {
+    if (i < d) a.v_cache[static_cast<std::int64_t>(pos) * kv_dim + h * d + i] = val;
+    return;  // uniform per block: no barrier below is skipped by part of it
+  }
+  const float* norm = kind == 0 ? a.q_norm : a.k_norm;
+  if (norm != nullptr) {
+    const double ss = block_sum(static_cast<double>(val) * val, scratch);
+    const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(d) + a.eps));
+    if (i < d) val = norm[i] * (val * inv);
+  }
+  if (i < d) head[i] = val;
+  __syncthreads();
+  if (i < d) {
+    const int f = i < half ? i : i - half;
+    const float angle = static_cast<float>(pos) * a.inv_freq[f];
+    const float cs = static_cast<float>(cos(static_cast<double>(angle)));
+    const float sn = static_cast<float>(sin(static_cast<double>(angle)));
+    const float x1 = head[f], x2 = head[f + half];
+    const float r = i < half ? x1 * cs - x2 * sn : x2 * cs + x1 * sn;
+    if (kind == 0) a.q_out[static_cast<std::int64_t>(t) * a.heads * d + h * d + i] = r;
+    else a.k_cache[static_cast<std::int64_t>(pos) * kv_dim + h * d + i] = r;
+  }
+}
+
+// Block (head, t): softmax(q · K / sqrt(d)) · V over keys 0..pos0+t of KV head
+// head / (heads / kv_heads), as the CPU's attention_: scores in dynamic shared
+// memory ([capacity] floats, then q [d]), one warp per key for the dot products,
+// then one thread per output dimension. Writes f32 and TA.
+inline constexpr int attention_block_threads = 128;
+template <class TA>
+__global__ void __launch_bounds__(attention_block_threads)
+    attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half) {
+  __shared__ float scratch[32];
+  extern __shared__ float smem[];
+  float* p = smem;             // [capacity]
+  float* qs = smem + capacity;  // [d]
+  const int hd = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
+  const int d = a.d, kv_dim = a.kv_heads * d, g = hd / (a.heads / a.kv_heads);
+  const int last = a.step->pos0 + t;  // causal: keys 0..last
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int warps = static_cast<int>(blockDim.x) / 32;
+  const float scale = 1.0f / sqrtf(static_cast<float>(d));
+  for (int i = tid; i < d; i += static_cast<int>(blockDim.x)) qs[i] = a.q[static_cast<std::int64_t>(t) * a.heads * d + hd * d + i];
+  __syncthreads();
+  for (int s = warp; s <= last; s += warps) {
+    const float* kv = a.k_cache + static_cast<std::int64_t>(s) * kv_dim + g * d;
+    float dot = 0.0f;
+    for (int i = lane; i < d; i += 32) dot = fmaf(qs[i], kv[i], dot);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+    if (lane == 0) p[s] = dot * scale;
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int s = tid; s <= last; s += static_cast<int>(blockDim.x)) mx = fmaxf(mx, p[s]);
+  mx = block_max(mx, scratch);
+  float sum = 0.0f;
+  for (int s = tid; s <= last; s += static_cast<int>(blockDim.x)) sum += (p[s] = expf(p[s] - mx));
+  sum = block_sum(sum, scratch);  // its barriers also order the p[] writes above before the reads below
+  const float inv = 1.0f / sum;
+  for (int i = tid; i < d; i += static_cast<int>(blockDim.x)) {
+    const float* vv = a.v_cache + g * d + i;
+    float acc = 0.0f;
+    for (int s = 0; s <= last; ++s) acc = fmaf(p[s] * inv, vv[static_cast<std::int64_t>(s) * kv_dim], acc);
+    const std::int64_t o = static_cast<std::int64_t>(t) * a.heads * d + hd * d + i;
+    a.out[o] = acc;
+    store(out_half + o, acc);
+  }
+}
+
+// act = silu(gate) * up = gate / (1 + exp(-gate)) * up, [M, inter], f32 and TA.
+template <class TA>
+__global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const float* __restrict__ up, int ldu, int inter,
+                                int m, float* __restrict__ act, TA* __restrict__ act_half) {
+  const std::int64_t n = static_cast<std::int64_t>(m) * inter;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t t = i / inter, j = i % inter;
+    const float g = gate[t * ldg + j];
+    const float v = g / (1.0f + expf(-g)) * up[t * ldu + j];
+    act[i] = v;
+    store(act_half + i, v);
+  }
+}
+
+// out = the index of the largest of x[n], the lowest on ties (torch.argmax,
+// std::max_element). One block of 1024 threads.
+__global__ void __launch_bounds__(1024) argmax_kernel(const float* __restrict__ x, int n, qstd::int32_t* __restrict__ out) {
+  __shared__ float best_v[32];
+  __shared__ int best_i[32];
+  float v = -INFINITY;
+  int idx = n;  // sentinel above every index
+  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x))
+    if (x[i] > v || idx == n) v = x[i], idx = i;  // strided: the first max seen is the lowest
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, off);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
+    if (ov > v || (ov == v && oi < idx)) v = ov, idx = oi;
+  }
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  if (lane == 0) best_v[warp] = v, best_i[warp] = idx;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w)
+      if (best_v[w] > v || (best_v[w] == v && best_i[w] < idx)) v = best_v[w], idx = best_i[w];
+    *out = idx < n ? idx : 0;
+  }
+}
+#endif  // __CUDACC__
+
+}  // namespace detail
+
+#ifdef __CUDACC__
+// Host launchers: asynchronous on `stream`, each checks its launch.
+
+template <class TW>
+void embed(const TW* table, int hidden, const step_state* step, int m, float* x, cudaStream_t stream) {
+  detail::embed_kernel<<<static_cast<unsigned>(m), detail::ops_block_threads, 0, stream>>>(table, hidden, step, x);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+// Rows [row0, row0 + rows) of x [.., cols]: x += add (+ bias), h[0..rows) = RMSNorm(x) * weight.
+template <class TA>
+void add_rmsnorm(float* x, int row0, int rows, const float* add, const float* bias, const float* weight, int cols,
+                 double eps, float* h, TA* h_half, cudaStream_t stream) {
+  detail::add_rmsnorm_kernel<TA><<<static_cast<unsigned>(rows), detail::ops_block_threads, 0, stream>>>(
+      x, row0, add, bias, weight, cols, eps, h, h_half);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream) {
+  check(a.d % 2 == 0 && a.d <= 1024, "qkv_rope: head_dim " + std::to_string(a.d) + " must be even and at most 1024");
+  const unsigned threads = static_cast<unsigned>((a.d + 31) / 32 * 32);
+  detail::qkv_rope_kernel<<<dim3(static_cast<unsigned>(m), static_cast<unsigned>(a.heads + 2 * a.kv_heads)), threads,
+                            static_cast<std::size_t>(a.d) * sizeof(float), stream>>>(a);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+// Dynamic shared memory of attention for a cache of `capacity` positions.
+inline std::size_t attention_smem_bytes(int capacity, int d) {
+  return static_cast<std::size_t>(capacity + d) * sizeof(float);
+}
+// Raises attention's dynamic shared-memory limit to what `capacity` needs (once per
+// session); throws when the device has less.
+template <class TA>
+void prepare_attention(int capacity, int d) {
+  int device = 0, optin = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const std::size_t need = attention_smem_bytes(capacity, d) + 32 * sizeof(float);
+  if (need > static_cast<std::size_t>(optin))
+    throw error("attention: a cache of " + std::to_string(capacity) + " positions needs " + std::to_string(need) +
+                " bytes of shared memory per block, the device allows " + std::to_string(optin));
+  QMR_CUDA_CHECK(cudaFuncSetAttribute(detail::attention_kernel<TA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(attention_smem_bytes(capacity, d))));
+}
+template <class TA>
+void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream) {
+  detail::attention_kernel<TA><<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(m)),
+                                 detail::attention_block_threads, attention_smem_bytes(capacity, a.d), stream>>>(
+      a, capacity, out_half);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class TA>
+void silu_mul(const float* gate, int ldg, const float* up, int ldu, int inter, int m, float* act, TA* act_half,
+              cudaStream_t stream) {
+  const std::int64_t n = static_cast<std::int64_t>(m) * inter;
+  const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 4096));
+  detail::silu_mul_kernel<TA><<<blocks, 256, 0, stream>>>(gate, ldg, up, ldu, inter, m, act, act_half);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+inline void argmax(const float* x, int n, qstd::int32_t* out, cudaStream_t stream) {
+  detail::argmax_kernel<<<1, 1024, 0, stream>>>(x, n, out);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+#endif  // __CUDACC__
+
+}  // namespace qmr::cuda
