@@ -31,6 +31,7 @@
 #include "qmr/eval/lambada.hpp"
 #include "qmr/eval/loglikelihood.hpp"
 #include "qmr/eval/multiple_choice.hpp"
+#include "cmd_quantize.hpp"
 #include "qmr/eval/synth.hpp"
 #include "qmr/eval/taxonomy.hpp"
 #include "qmr/io/text_file.hpp"
@@ -58,6 +59,7 @@ struct eval_args {
   int shots = 0, max_tokens = 320, window = 128;
   unsigned threads = 1;
   bool quiet = false, chat = false;
+  calib_args calib;  // for gptq:/awq:/sq: items of --quant
 };
 
 inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
@@ -80,8 +82,16 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_flag("--chat", a.chat, "wrap each generative prompt as a ChatML user turn (instruct models)");
   cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
   cmd->add_option("--quant", a.quant,
-                  "precisions, comma-separated: 'stored' (as in the checkpoint) or a format such as w4g128 "
-                  "(RTN in memory; embeddings stay as stored). Several = a sweep")
+                  "precisions, comma-separated, each [rtn:|gptq:|awq:|sq:](stored|FORMAT|@PLAN)[+a8|+a4]: 'stored' "
+                  "(as in the checkpoint), a format such as w4g128 (every layer's linears, in memory; embeddings and "
+                  "head stay as stored), @FILE a precision plan; the method calibrates layer by layer (--calib); "
+                  "+a8/+a4 quantizes linear inputs per token. Several = a sweep, e.g. stored,w4g128,gptq:w3g128,w8g128+a8")
+      ->capture_default_str();
+  cmd->add_option("--calib", a.calib.source, "calibration data of gptq/awq/sq items: synth, random, a .jsonl or a text file")
+      ->capture_default_str();
+  cmd->add_option("--calib-n", a.calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-len", a.calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-seed", a.calib.seed, "seed of synthetic calibration problems (not an evaluation seed)")
       ->capture_default_str();
   cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")->capture_default_str();
   cmd->add_option("--window", a.window, "perplexity: tokens predicted per window")->capture_default_str();
@@ -91,20 +101,15 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   return cmd;
 }
 
-// One precision of a sweep: "stored" or a quantized format, checked up front.
+// The precisions of a sweep (quant_recipe items), checked up front.
 inline std::vector<std::string> parse_quant_list(const std::string& text) {
   std::vector<std::string> specs;
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t end = std::min(text.find(',', start), text.size());
     std::string item = text.substr(start, end - start);
-    if (item == "stored" || item == "bf16" || item == "f16" || item == "f32") {
-      specs.push_back(item);
-    } else {
-      const auto spec = qmr::quant::parse_format(item);  // throws naming the item
-      if (!spec.is_quantized()) throw qmr::error("--quant: '" + item + "' is not a quantized format");
-      specs.push_back(item);
-    }
+    parse_recipe(item);  // throws naming the item
+    specs.push_back(item);
     start = end + 1;
   }
   std::set<std::string> seen;
@@ -113,20 +118,26 @@ inline std::vector<std::string> parse_quant_list(const std::string& text) {
   return specs;
 }
 
-// Loads the model in the precision `spec`: "stored" or the checkpoint's own dense dtype keeps the
-// stored weights; a quantized format quantizes every linear layer in memory by RTN.
-inline qmr::model::model load_in(const std::string& dir, const std::string& spec, unsigned threads) {
-  auto m = qmr::model::model::load(dir);
-  if (spec == "stored") return m;
-  if (spec == "bf16" || spec == "f16" || spec == "f32") {
-    const std::string stored = m.weights().layers.at(0).q.spec.str();
-    if (stored != spec)
-      throw qmr::error("--quant " + spec + ": the model stores " + stored + " weights; converting to " + spec +
-                       " is not supported (use 'stored')");
-    return m;
+// Loads the model as the recipe `spec` says (quant_recipe): stored, or quantized in memory by
+// RTN, GPTQ, AWQ or SmoothQuant to a format or plan, with activation quantization if asked.
+inline qmr::model::model load_in(const eval_args& a, const std::string& spec) {
+  auto m = qmr::model::model::load(a.dir);
+  const quant_recipe r = parse_recipe(spec);
+  qmr::thread_pool pool(std::max(2u, a.threads));
+  const auto report = apply_recipe(m, r, a.calib, a.dir, pool, a.quiet);
+  if (!a.quiet && !report.tensors.empty()) {
+    double sum = 0, sum_rtn = 0;
+    int n = 0;
+    for (const auto& t : report.tensors)
+      if (t.output_error >= 0) {
+        sum += t.output_error;
+        sum_rtn += t.rtn_output_error;
+        ++n;
+      }
+    if (n)
+      std::fprintf(stderr, "%s: mean relative output error %.5f over %d linears (RTN %.5f), %.1f s\n", spec.c_str(),
+                   sum / n, n, sum_rtn / n, report.seconds);
   }
-  qmr::thread_pool pool(threads);
-  m.quantize(qmr::quant::parse_format(spec), {}, {"embed_tokens", "lm_head"}, &pool);
   return m;
 }
 
@@ -289,7 +300,7 @@ inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eva
 inline run_summary run_generative_spec(const eval_args& a, const generative_task& t, const std::string& spec,
                                        journal& jr) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto m = load_in(a.dir, spec, a.threads);
+  const auto m = load_in(a, spec);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
 
   // Resume: records already in the journal for this precision are kept, the rest are run.
@@ -363,7 +374,7 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
 inline run_summary run_arc_spec(const eval_args& a, const std::string& spec) {
   if (a.data.empty()) throw qmr::error("--task arc needs --data FILE");
   const auto t0 = std::chrono::steady_clock::now();
-  const auto m = load_in(a.dir, spec, a.threads);
+  const auto m = load_in(a, spec);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   auto items = qmr::eval::read_arc_jsonl(a.data);
   if (a.limit && items.size() > a.limit) items.resize(a.limit);
@@ -426,7 +437,7 @@ inline run_summary run_arc_spec(const eval_args& a, const std::string& spec) {
 inline run_summary run_perplexity_spec(const eval_args& a, const std::string& spec) {
   if (a.data.empty()) throw qmr::error("--task perplexity needs --data FILE (raw text)");
   const auto t0 = std::chrono::steady_clock::now();
-  const auto m = load_in(a.dir, spec, a.threads);
+  const auto m = load_in(a, spec);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   const std::string text = qmr::io::read_text_file(a.data);
   const auto stops = qmr::model::default_stop_tokens(m);
@@ -460,7 +471,7 @@ inline run_summary run_perplexity_spec(const eval_args& a, const std::string& sp
 inline run_summary run_lambada_spec(const eval_args& a, const std::string& spec) {
   if (a.data.empty()) throw qmr::error("--task lambada needs --data FILE (lambada_openai JSONL)");
   const auto t0 = std::chrono::steady_clock::now();
-  const auto m = load_in(a.dir, spec, a.threads);
+  const auto m = load_in(a, spec);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   auto items = qmr::eval::read_lambada_jsonl(a.data);
   if (a.limit && items.size() > a.limit) items.resize(a.limit);
@@ -597,8 +608,12 @@ inline int run_eval(const eval_args& a) {
                                   {"levels", a.levels}, {"max_operand", a.max_operand}, {"shots", a.shots},
                                   {"limit", a.limit}, {"max_tokens", a.max_tokens},
                                   {"style", a.style}, {"chat", a.chat}};
+  // Calibration decides answers only when some item calibrates (so older journals stay valid).
+  nlohmann::json key = run_key;
+  for (const auto& spec : specs)
+    if (parse_recipe(spec).needs_calibration()) key["calib"] = a.calib.json();
   journal jr;
-  if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", run_key.dump());
+  if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", key.dump());
 
   std::vector<run_summary> runs;
   for (const auto& spec : specs) {

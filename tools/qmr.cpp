@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cmd_eval.hpp"
+#include "cmd_quantize.hpp"
 #include "qmr/eval/synth.hpp"
 #include "qmr/io/inspect.hpp"
 #include "qmr/model/generate.hpp"
@@ -92,6 +93,33 @@ int run_quantize(const std::string& in, const std::string& out, const std::strin
               human_bytes(report.bytes_out).c_str(),
               report.bytes_out ? static_cast<double>(report.bytes_in) / static_cast<double>(report.bytes_out) : 0.0,
               report.seconds, n_quantized ? error_sum / static_cast<double>(n_quantized) : 0.0);
+  return 0;
+}
+
+// The model path of `qmr quantize`: a plan or a format by RTN, GPTQ, AWQ or SmoothQuant, calibrated
+// layer by layer, written as a qmr checkpoint directory with the per-layer report.
+int run_quantize_model(const std::string& in, const std::string& out, const std::string& method, const std::string& format,
+                       const std::string& group, int bits, bool sym, const std::string& plan, const std::string& act,
+                       const qmr_cli::calib_args& calib, const qmr::quant::rtn_options& rtn, unsigned threads, bool quiet) {
+  if (!plan.empty() && !format.empty()) throw qmr::error("give --plan or --quant/--format, not both");
+  if (!std::filesystem::is_directory(in))
+    throw qmr::error("--method, --plan and --act need a model directory (config.json beside the weights)", qmr::in_file(in));
+  const std::string g = group == "c" || group == "channel" ? "c" : group;
+  std::string target = !plan.empty() ? "@" + plan : !format.empty() ? format : "w" + std::to_string(bits) + "g" + g + (sym ? "s" : "");
+  std::string recipe = method + ":" + target;
+  if (!act.empty()) {
+    if (act != "a8" && act != "a4") throw qmr::error("--act '" + act + "': expected a8 or a4");
+    recipe += "+" + act;
+  }
+  const qmr_cli::quant_recipe r = qmr_cli::parse_recipe(recipe);
+  auto m = qmr::model::model::load(in);
+  qmr::thread_pool pool(threads);
+  qmr::quant::model_quant_options o;
+  o.rtn = rtn;
+  const auto report = qmr_cli::apply_recipe(m, r, calib, in, pool, quiet, o);
+  qmr::quant::save_model(m, out, report);
+  qmr_cli::print_quant_report(report);
+  std::printf("wrote %s (%s, %s)\n", out.c_str(), recipe.c_str(), human_bytes(m.weight_bytes()).c_str());
   return 0;
 }
 
@@ -295,6 +323,17 @@ int main(int argc, char** argv) {
   quantize->add_flag("--all", q_all, "quantize embeddings and the output head too");
   quantize->add_option("--threads", q_threads, "worker threads")->capture_default_str();
   quantize->add_flag("--quiet", q_quiet, "no progress lines");
+  std::string q_method = "rtn", q_plan, q_act;
+  qmr_cli::calib_args q_calib;
+  quantize->add_option("--quant", q_format, "the same as --format");
+  quantize->add_option("--method", q_method, "rtn, gptq, awq or sq (SmoothQuant migration, then RTN)")->capture_default_str();
+  quantize->add_option("--plan", q_plan, "a precision plan file (rules by component, layer and name; see quant/plan.hpp)");
+  quantize->add_option("--calib", q_calib.source, "calibration data for gptq/awq/sq: synth, random, a .jsonl file or a text file")
+      ->capture_default_str();
+  quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
+  quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
+  quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str();
+  quantize->add_option("--act", q_act, "record activation quantization for inference: a8 or a4");
 
   std::string l_dir, l_ids, l_out;
   unsigned l_threads = q_threads;
@@ -353,6 +392,9 @@ int main(int argc, char** argv) {
     if (*eval) return qmr_cli::run_eval(e);
     if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
+      if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())
+        return run_quantize_model(q_in, q_out, q_method, q_format, q_group, q_bits, q_sym, q_plan, q_act, q_calib,
+                                  q_options.rtn, q_threads, q_quiet);
       if (!q_skip.empty()) q_options.skip = q_skip;
       if (q_all) q_options.skip.clear();
       const std::string group = q_group == "c" || q_group == "channel" ? "c" : q_group;

@@ -50,7 +50,9 @@ class thread_pool {
       return;
     }
     using fn_t = std::remove_reference_t<F>;
-    job_ = job{begin, end, grain, &fn, [](void* ctx, std::int64_t lo, std::int64_t hi) { (*static_cast<fn_t*>(ctx))(lo, hi); }};
+    // fn may be a const lvalue: the context pointer drops const only to travel as void*.
+    job_ = job{begin, end, grain, const_cast<void*>(static_cast<const void*>(&fn)),
+               [](void* ctx, std::int64_t lo, std::int64_t hi) { (*static_cast<fn_t*>(ctx))(lo, hi); }};
     next_.store(begin, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -13,6 +13,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../quant/act_quant.hpp"
 #include "weights.hpp"
 
 namespace qmr::model {
@@ -100,7 +101,7 @@ class session {
  public:
   // capacity: the most positions the KV cache holds.
   session(const model& m, int capacity, thread_pool* pool = nullptr)
-      : m_(&m), pool_(pool), capacity_(capacity), inv_freq_(rope_inv_freq(m.config())) {
+      : m_(&m), pool_(pool), capacity_(capacity), inv_freq_(rope_inv_freq(m.config())), act_bits_(m.activation_bits()) {
     check(capacity > 0, "session capacity must be positive");
     const model_config& c = m.config();
     for (int l = 0; l < c.layers; ++l) {
@@ -287,7 +288,7 @@ class session {
       if (act_.size() < size) act_.resize(size);
       matrix_view<float> a(act_.data(), in.rows, in.cols);  // [n, cols], the quantized copy of in
       for (std::int64_t t = 0; t < in.rows; ++t) std::copy(in.row(t), in.row(t) + in.cols, a.row(t));
-      fake_quantize_rows_(a, act_bits_);
+      quant::fake_quantize_per_token(a, act_bits_);
       in = a;
     }
     matmul(w, in, out, pool_, kernel_);
@@ -364,19 +365,6 @@ class session {
         }
       }
     });
-  }
-
-  // TEMPORARY until quant/act_quant.hpp lands: per-token symmetric absmax quantize-dequantize.
-  static void fake_quantize_rows_(matrix_view<float> a, int bits) {
-    const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-    for (std::int64_t t = 0; t < a.rows; ++t) {
-      float* r = a.row(t);
-      float m = 0;
-      for (std::int64_t j = 0; j < a.cols; ++j) m = std::max(m, std::fabs(r[j]));
-      if (!(m > 0)) continue;
-      const float scale = m / qmax;
-      for (std::int64_t j = 0; j < a.cols; ++j) r[j] = std::clamp(std::nearbyint(r[j] / scale), -qmax, qmax) * scale;
-    }
   }
 
   static void add_rows_(matrix_view<float> x, matrix_view<const float> y) {

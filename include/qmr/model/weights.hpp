@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "../io/json_file.hpp"
 #include "../io/quantized.hpp"
 #include "../quant/plan.hpp"
 #include "../quant/rtn.hpp"
@@ -52,10 +53,18 @@ class model {
     m.checkpoint_ = io::checkpoint::open(dir);
     m.index_quantized_();
     m.bind_();
+    m.read_quantization_notes_();
     return m;
   }
 
   const model_config& config() const { return config_; }
+  // Bits to which sessions quantize linear-layer inputs (0: exact): what `qmr quantize --act`
+  // recorded in the checkpoint's qmr_quantization.json, or what set_activation_bits says.
+  int activation_bits() const { return activation_bits_; }
+  void set_activation_bits(int bits) {
+    check(bits == 0 || bits == 4 || bits == 8, "activation bits must be 0 (off), 4 or 8, got " + std::to_string(bits));
+    activation_bits_ = bits;
+  }
   const model_weights& weights() const { return weights_; }
   const std::filesystem::path& directory() const { return dir_; }
 
@@ -207,6 +216,17 @@ class model {
   }
 
  private:
+  void read_quantization_notes_() {
+    const std::filesystem::path notes = dir_ / "qmr_quantization.json";
+    if (!std::filesystem::is_regular_file(notes)) return;
+    const nlohmann::json j = io::read_json_file(notes);
+    if (!j.is_object() || !j.contains("activation_bits")) return;
+    const auto& a = j["activation_bits"];
+    if (!a.is_number_integer() || (a.get<int>() != 0 && a.get<int>() != 4 && a.get<int>() != 8))
+      throw error("must be 0, 4 or 8", in_file(notes.string(), "", "activation_bits"));
+    activation_bits_ = a.get<int>();
+  }
+
   void sync_tied_() {
     if (config_.tie_word_embeddings) weights_.lm_head = weights_.embed;
   }
@@ -297,6 +317,7 @@ class model {
   std::vector<std::unique_ptr<quant::qtensor>> owned_;  // weights quantized in memory, at stable addresses
   std::vector<std::unique_ptr<aligned_buffer<std::uint8_t>>> owned_dense_;  // dense weights rewritten in memory
   std::set<std::string> changed_vectors_;  // names of norm tensors changed in memory
+  int activation_bits_ = 0;
 };
 
 }  // namespace qmr::model

@@ -1,0 +1,662 @@
+// Calibrated quantization of a whole model: a precision plan applied by RTN, GPTQ, AWQ or SmoothQuant+RTN, layer by layer,
+// each layer calibrated on the outputs of the already-quantized layers before it; and the calibration sets it reads.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+#include "../core/thread_pool.hpp"
+#include "../eval/synth.hpp"
+#include "../io/text_file.hpp"
+#include "../kernels/simd/dispatch.hpp"
+#include "../model/forward.hpp"
+#include "../text/tokenizer.hpp"
+#include "act_quant.hpp"
+#include "awq.hpp"
+#include "gptq.hpp"
+#include "hessian.hpp"
+#include "plan.hpp"
+#include "quantize_checkpoint.hpp"
+#include "rtn.hpp"
+
+// How a model is quantized (quantize_model):
+//
+//   X_0 = embeddings of the calibration samples              [samples][len, hidden]
+//   for each layer l:
+//     run layer l (as the plan left it so far: still in its stored precision) over X_l, and
+//       accumulate per input of its linears (attn_norm -> q,k,v; attn_out -> o; mlp_norm ->
+//       gate,up; mlp_act -> down): GPTQ's Hessian 2XᵀX/n, mean|x| and max|x| per channel, and
+//       an evenly strided sample of at most `sample_tokens` rows (AWQ's search, error report);
+//     AWQ / SmoothQuant: per-channel scales s for each scaling pair, folded so that the
+//       layer computes the same function (norm /= s and W[:, j] *= s; up rows /= s and
+//       down[:, j] *= s; v rows /= s and o[:, j] *= s when v and o have matching widths);
+//     quantize each linear to its planned format (GPTQ with its Hessian, AWQ's clip search
+//       then RTN, or RTN) and measure its output error on the sample;
+//     X_{l+1} = layer l, now quantized, over X_l.
+//
+// Memory: the residual stream of the calibration set (samples × len × hidden floats, 235 MB
+// for 128 × 512 tokens of a 896-wide model), one Hessian per distinct linear input of the
+// current layer ([cols, cols] doubles) and the samples — never every activation of every
+// layer. Within a layer all four inputs are captured in one pass of the unquantized layer
+// (not GPTQ's "true sequential" order, which would rerun the layer after q/k/v are quantized):
+// a layer's inputs come from quantized earlier layers, its internal ones from itself in full
+// precision. The embedding and the output head are quantized by RTN when the plan asks.
+
+namespace qmr::quant {
+
+enum class method { rtn, gptq, awq, smoothquant };
+
+inline const char* method_name(method m) {
+  switch (m) {
+    case method::rtn: return "rtn";
+    case method::gptq: return "gptq";
+    case method::awq: return "awq";
+    case method::smoothquant: return "sq";
+  }
+  return "?";
+}
+
+// "rtn", "gptq", "awq", "sq" (SmoothQuant migration, then RTN); anything else is an error.
+inline method parse_method(std::string_view text) {
+  if (text == "rtn") return method::rtn;
+  if (text == "gptq") return method::gptq;
+  if (text == "awq") return method::awq;
+  if (text == "sq" || text == "smoothquant") return method::smoothquant;
+  throw error("method '" + std::string(text) + "': expected rtn, gptq, awq or sq");
+}
+
+inline bool needs_calibration(method m) { return m != method::rtn; }
+
+// ---------------------------------------------------------------------------------------------
+// Calibration sets: token sequences of equal length.
+
+struct calibration_set {
+  std::vector<std::vector<std::int32_t>> samples;  // [n][len]
+  std::string source;                               // what they were made from, for reports
+
+  std::int64_t tokens() const {
+    std::int64_t t = 0;
+    for (const auto& s : samples) t += static_cast<std::int64_t>(s.size());
+    return t;
+  }
+};
+
+namespace detail {
+
+// n windows of len tokens from one token stream, evenly spread over it (consecutive when the
+// stream holds exactly n*len); an error when the stream is shorter than n*len.
+inline calibration_set windows_of(const std::vector<std::int32_t>& stream, int n, int len, const std::string& source) {
+  check(n > 0 && len > 0, "calibration needs a positive sample count and length");
+  const std::int64_t need = static_cast<std::int64_t>(n) * len;
+  if (static_cast<std::int64_t>(stream.size()) < need)
+    throw error(source + ": " + std::to_string(stream.size()) + " tokens, but " + std::to_string(n) + " samples of " +
+                std::to_string(len) + " need " + std::to_string(need) + " (lower --calib-n or --calib-len)");
+  calibration_set c;
+  c.source = source;
+  // Start offsets spread evenly so the set covers the whole text, not just its beginning.
+  const std::int64_t slack = static_cast<std::int64_t>(stream.size()) - need;
+  for (int i = 0; i < n; ++i) {
+    const std::int64_t start = static_cast<std::int64_t>(i) * len + (n > 1 ? slack * i / (n - 1) : 0);
+    c.samples.emplace_back(stream.begin() + start, stream.begin() + start + len);
+  }
+  return c;
+}
+
+}  // namespace detail
+
+// From a text file: the whole file tokenized, cut into n windows of len tokens.
+inline calibration_set calibration_from_text(const text::tokenizer& tok, const std::string& text, int n, int len,
+                                             const std::string& source) {
+  return detail::windows_of(tok.encode(text), n, len, source);
+}
+
+// From a JSONL file: each line's "text" field, or "question" and "answer" in the bundled model's
+// prompt format, joined by newlines, then windowed like a text file. A bad line is an error
+// naming file:line.
+inline calibration_set calibration_from_jsonl(const text::tokenizer& tok, const std::string& content, int n, int len,
+                                              const std::string& source) {
+  std::string joined;
+  std::size_t start = 0;
+  int line_no = 0;
+  while (start < content.size()) {
+    std::size_t end = content.find('\n', start);
+    if (end == std::string::npos) end = content.size();
+    const std::string_view line(content.data() + start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw error(source + ":" + std::to_string(line_no) + ": not valid JSON: " + e.what());
+    }
+    if (j.is_object() && j.contains("text") && j["text"].is_string()) {
+      joined += j["text"].get<std::string>();
+    } else if (j.is_object() && j.contains("question") && j["question"].is_string() && j.contains("answer") &&
+               j["answer"].is_string()) {
+      joined += "Question: " + j["question"].get<std::string>() + "\nAnswer: " + j["answer"].get<std::string>();
+    } else {
+      throw error(source + ":" + std::to_string(line_no) +
+                  ": expected an object with a string \"text\", or \"question\" and \"answer\"");
+    }
+    joined += "\n";
+  }
+  return detail::windows_of(tok.encode(joined), n, len, source);
+}
+
+// From the synthetic generator (all types and levels), in the bundled model's prompt format,
+// problems joined until n*len tokens exist. The seed must differ from evaluation seeds.
+inline calibration_set calibration_from_synth(const text::tokenizer& tok, int n, int len, std::uint64_t seed) {
+  eval::synth_options o;
+  o.seed = seed;
+  std::vector<std::int32_t> stream;
+  const std::int64_t need = static_cast<std::int64_t>(n) * len;
+  // Problems are ~60-150 tokens; draw in batches until the stream is long enough.
+  std::size_t batch = static_cast<std::size_t>(std::max<std::int64_t>(64, need / 60));
+  std::size_t taken = 0;
+  while (static_cast<std::int64_t>(stream.size()) < need) {
+    const auto problems = eval::make_problems(taken + batch, o);  // deterministic by seed, independent of n
+    for (std::size_t i = taken; i < problems.size(); ++i) {
+      const auto ids = tok.encode("Question: " + problems[i].question + "\nAnswer: " + problems[i].answer + "\n");
+      stream.insert(stream.end(), ids.begin(), ids.end());
+    }
+    taken = problems.size();
+    batch *= 2;
+  }
+  return detail::windows_of(stream, n, len, "synthetic (seed " + std::to_string(seed) + ")");
+}
+
+// Uniformly random token ids: for random-weight models (timing, tests), which have no text to read.
+inline calibration_set calibration_random(std::int32_t vocab, int n, int len, std::uint64_t seed) {
+  check(n > 0 && len > 0 && vocab > 0, "calibration needs a positive sample count, length and vocabulary");
+  std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;  // splitmix64: the same ids on every platform
+  const auto next = [&state] {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  calibration_set c;
+  c.source = "random ids (seed " + std::to_string(seed) + ")";
+  for (int i = 0; i < n; ++i) {
+    c.samples.emplace_back(static_cast<std::size_t>(len));
+    for (auto& t : c.samples.back()) t = static_cast<std::int32_t>(next() % static_cast<std::uint64_t>(vocab));
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct model_quant_options {
+  method how = method::rtn;
+  rtn_options rtn;
+  gptq_options gptq;
+  awq_options awq;
+  float smooth_alpha = 0.5f;           // SmoothQuant migration strength (method sq)
+  std::int64_t sample_tokens = 4096;   // rows kept per linear input for AWQ's search and the error report
+};
+
+struct tensor_quant_report {
+  std::string name;
+  int layer = -1;
+  std::string format;  // what it is now ("w4g128", "bf16", ...)
+  std::string method;  // "gptq", "awq", "rtn", "sq", "keep", "convert"
+  // Relative output error ||X Wᵀ − X' Qᵀ||_F / ||X Wᵀ||_F on the calibration sample (X' the input
+  // the quantized layer sees after scale folding); -1 without calibration.
+  double output_error = -1;
+  double rtn_output_error = -1;  // the same for plain RTN of the original weight, for comparison
+  double weight_error = 0;       // ||W − Q_eff||_F / ||W||_F of the effective weight
+  double seconds = 0;
+};
+
+struct model_quant_report {
+  std::vector<tensor_quant_report> tensors;
+  std::string method, plan, calibration;
+  std::int64_t calibration_tokens = 0;
+  int activation_bits = 0;  // what inference should quantize linear inputs to (recorded, not applied here)
+  double seconds = 0;
+};
+
+// Called as each layer moves through its stages ("capture", "quantize", "propagate"), and once
+// more with layer == layers when the layers are done.
+using layer_progress_fn = std::function<void(int layer, int layers, const std::string& stage)>;
+
+namespace detail {
+
+// Statistics of one linear input over the calibration tokens.
+struct input_stats {
+  std::int64_t cols = 0;
+  std::optional<hessian_accumulator> hessian;  // GPTQ only
+  std::vector<double> abs_sum;                 // [cols] Σ|x|
+  std::vector<float> abs_max;                  // [cols] max|x|
+  std::int64_t tokens = 0;
+  std::int64_t stride = 1, max_rows = 0;
+  std::vector<float> sample;  // [rows, cols], every stride-th token
+
+  input_stats(std::int64_t c, bool with_hessian, std::int64_t total_tokens, std::int64_t sample_rows)
+      : cols(c), abs_sum(static_cast<std::size_t>(c), 0.0), abs_max(static_cast<std::size_t>(c), 0.0f) {
+    if (with_hessian) hessian.emplace(c);
+    max_rows = std::max<std::int64_t>(1, std::min(sample_rows, total_tokens));
+    stride = std::max<std::int64_t>(1, total_tokens / max_rows);
+    sample.reserve(static_cast<std::size_t>(max_rows * c));
+  }
+
+  std::int64_t sample_rows() const { return static_cast<std::int64_t>(sample.size()) / cols; }
+  matrix_view<const float> sample_view() const { return {sample.data(), sample_rows(), cols}; }
+  std::vector<float> abs_mean() const {
+    std::vector<float> m(static_cast<std::size_t>(cols));  // [cols]
+    for (std::size_t j = 0; j < m.size(); ++j) m[j] = static_cast<float>(abs_sum[j] / static_cast<double>(std::max<std::int64_t>(1, tokens)));
+    return m;
+  }
+
+  void add(matrix_view<const float> x, thread_pool* pool) {
+    check(x.cols == cols, "calibration input has " + std::to_string(x.cols) + " columns, expected " + std::to_string(cols));
+    if (hessian) hessian->add(x, pool);
+    for (std::int64_t t = 0; t < x.rows; ++t) {
+      const float* r = x.row(t);
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const float a = std::fabs(r[j]);
+        abs_sum[static_cast<std::size_t>(j)] += a;
+        abs_max[static_cast<std::size_t>(j)] = std::max(abs_max[static_cast<std::size_t>(j)], a);
+      }
+      if ((tokens + t) % stride == 0 && sample_rows() < max_rows) sample.insert(sample.end(), r, r + cols);
+    }
+    tokens += x.rows;
+  }
+
+  // The inputs the layer sees after x[:, j] /= s[j] was folded into the op before it.
+  void divide_columns(std::span<const float> s) {
+    for (std::int64_t r = 0; r < sample_rows(); ++r)
+      for (std::int64_t j = 0; j < cols; ++j) sample[static_cast<std::size_t>(r * cols + j)] /= s[static_cast<std::size_t>(j)];
+    for (std::int64_t j = 0; j < cols; ++j) {
+      abs_sum[static_cast<std::size_t>(j)] /= s[static_cast<std::size_t>(j)];
+      abs_max[static_cast<std::size_t>(j)] /= s[static_cast<std::size_t>(j)];
+    }
+  }
+};
+
+// A linear being quantized: its original weights and the transform of its input.
+struct pending_linear {
+  model::linear_weight* w = nullptr;
+  plan_format format;
+  std::vector<float> original;  // [rows, cols] f32, as stored
+  std::vector<float> current;   // [rows, cols] with the folded scales applied
+  std::vector<float> in_scale;  // [cols] the input is divided by this (1 = none)
+  input_stats* stats = nullptr;
+};
+
+inline matrix_view<const float> as_matrix(const std::vector<float>& v, std::int64_t rows, std::int64_t cols) {
+  return {v.data(), rows, cols};
+}
+
+// ||A − B||_F² and ||A||_F² over two [rows, cols] results.
+inline std::pair<double, double> diff_norms(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0, n = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double x = a[i], y = b[i];
+    d += (x - y) * (x - y);
+    n += x * x;
+  }
+  return {d, n};
+}
+
+// Y [rows of x, w.rows] = x · Wᵀ for an f32 weight buffer.
+inline std::vector<float> dense_product(matrix_view<const float> x, const std::vector<float>& w, std::int64_t rows,
+                                        std::int64_t cols, thread_pool* pool) {
+  std::vector<float> y(static_cast<std::size_t>(x.rows * rows));  // [x.rows, rows]
+  const tensor_view wv = tensor_view::contiguous(reinterpret_cast<const std::byte*>(w.data()), dtype::f32, make_shape({rows, cols}));
+  simd::gemm_best(wv, x, matrix_view<float>(y.data(), x.rows, rows), pool);
+  return y;
+}
+
+inline std::vector<float> quantized_product(matrix_view<const float> x, const qtensor_view& q, thread_pool* pool) {
+  std::vector<float> y(static_cast<std::size_t>(x.rows * q.rows()));  // [x.rows, rows]
+  simd::gemm_best(q, x, matrix_view<float>(y.data(), x.rows, q.rows()), pool);
+  return y;
+}
+
+}  // namespace detail
+
+// Quantizes `m` in memory by `plan` and `options.how`. Methods other than rtn need `calib`;
+// with it, rtn also reports calibrated output errors. The model computes the same function
+// afterwards up to quantization (scales are folded into norms and neighbouring weights).
+inline model_quant_report quantize_model(model::model& m, const precision_plan& plan, const model_quant_options& options,
+                                         const calibration_set* calib, thread_pool* pool = nullptr,
+                                         const layer_progress_fn& progress = {}) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const model::model_config& c = m.config();
+  if (needs_calibration(options.how) && (!calib || calib->samples.empty()))
+    throw error(std::string("method ") + method_name(options.how) + " needs a calibration set");
+  for (const auto& t : m.linear_targets())
+    if (m.linear(t.name).spec.is_quantized())
+      throw error("already quantized (" + m.linear(t.name).spec.str() + "); quantize the original checkpoint instead",
+                  in_file(m.directory().string(), t.name));
+  const std::vector<plan_assignment> assignments = plan.resolve(m.linear_targets());
+  model_quant_report report;
+  report.method = method_name(options.how);
+  report.plan = plan.source();
+  if (calib) {
+    report.calibration = calib->source;
+    report.calibration_tokens = calib->tokens();
+  }
+  const auto format_of = [&](const std::string& name) -> const plan_format& {
+    for (const auto& a : assignments)
+      if (a.target.name == name) return a.format;
+    throw error("internal: " + name + " has no plan assignment");
+  };
+
+  // Weight-only quantization of one linear by RTN (or a dense conversion / keep).
+  const auto apply_plain = [&](model::linear_weight& w, const plan_format& f, int layer) {
+    tensor_quant_report r;
+    r.name = w.name;
+    r.layer = layer;
+    const auto t0 = clock::now();
+    if (f.keep || (!f.spec.is_quantized() && f.spec.dense == w.spec.dense)) {
+      r.format = w.spec.str();
+      r.method = "keep";
+      r.weight_error = 0;
+    } else {
+      const std::vector<float> orig = m.linear_f32(w);
+      if (!f.spec.is_quantized()) {
+        m.set_dense(w, orig, f.spec.dense);
+        r.method = "convert";
+      } else {
+        m.set_quantized(w, quantize_rtn({orig.data(), w.rows, w.cols}, f.spec, options.rtn, pool, w.name));
+        r.method = "rtn";
+      }
+      r.format = w.spec.str();
+      const std::vector<float> now = m.linear_f32(w);
+      const auto [d, n] = detail::diff_norms(orig, now);
+      r.weight_error = n > 0 ? std::sqrt(d / n) : 0;
+    }
+    r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    report.tensors.push_back(r);
+  };
+
+  const std::string embed_name = m.weights().embed.name, head_name = m.weights().lm_head.name;
+  apply_plain(m.linear(embed_name), format_of(embed_name), -1);
+
+  if (!calib) {
+    for (int l = 0; l < c.layers; ++l) {
+      if (progress) progress(l, c.layers, "quantize");
+      model::layer_weights& lw = m.layer(l);
+      for (model::linear_weight* w : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down}) apply_plain(*w, format_of(w->name), l);
+    }
+  } else {
+    const std::int64_t total = calib->tokens();
+    int len = 0;
+    for (const auto& s : calib->samples) len = std::max(len, static_cast<int>(s.size()));
+    model::session s(m, len, pool);
+    s.set_activation_bits(0);  // calibrate on exact activations; activation quantization is applied at inference
+    std::vector<std::vector<float>> stream;  // [samples][len_i, hidden], the residual stream entering layer l
+    for (const auto& ids : calib->samples) {
+      stream.emplace_back(ids.size() * static_cast<std::size_t>(c.hidden));
+      s.embed(ids, matrix_view<float>(stream.back().data(), static_cast<std::int64_t>(ids.size()), c.hidden));
+    }
+    const bool gptq = options.how == method::gptq;
+    for (int l = 0; l < c.layers; ++l) {
+      model::layer_weights& lw = m.layer(l);
+      if (progress) progress(l, c.layers, "capture");
+      detail::input_stats attn_in(c.hidden, gptq, total, options.sample_tokens);
+      detail::input_stats o_in(c.q_dim(), gptq, total, options.sample_tokens);
+      detail::input_stats mlp_in(c.hidden, gptq, total, options.sample_tokens);
+      detail::input_stats down_in(c.intermediate, gptq, total, options.sample_tokens);
+      s.set_hook([&](const model::activation& a) {
+        if (a.layer != l) return;
+        switch (a.what) {
+          case model::component::attn_norm: attn_in.add(a.data, pool); break;
+          case model::component::attn_out: o_in.add(a.data, pool); break;
+          case model::component::mlp_norm: mlp_in.add(a.data, pool); break;
+          case model::component::mlp_act: down_in.add(a.data, pool); break;
+          default: break;
+        }
+      });
+      std::vector<float> scratch;  // [len, hidden] one sample's stream, run for its activations only
+      for (std::size_t i = 0; i < stream.size(); ++i) {
+        scratch = stream[i];
+        s.run_layer(l, matrix_view<float>(scratch.data(), static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
+      }
+      s.set_hook({});
+
+      if (progress) progress(l, c.layers, "quantize");
+      const auto pending = [&](model::linear_weight& w, detail::input_stats& st) {
+        detail::pending_linear p;
+        p.w = &w;
+        p.format = format_of(w.name);
+        p.original = m.linear_f32(w);
+        p.current = p.original;
+        p.in_scale.assign(static_cast<std::size_t>(w.cols), 1.0f);
+        p.stats = &st;
+        return p;
+      };
+      std::vector<detail::pending_linear> lin;
+      lin.reserve(7);
+      for (model::linear_weight* w : {&lw.q, &lw.k, &lw.v}) lin.push_back(pending(*w, attn_in));
+      lin.push_back(pending(lw.o, o_in));
+      for (model::linear_weight* w : {&lw.gate, &lw.up}) lin.push_back(pending(*w, mlp_in));
+      lin.push_back(pending(lw.down, down_in));
+      detail::pending_linear &pq = lin[0], &pk = lin[1], &pv = lin[2], &po = lin[3], &pg = lin[4], &pu = lin[5], &pd = lin[6];
+
+      // Scale migration (AWQ's search or SmoothQuant's formula) for the pairs whose consumers
+      // are quantized: the consumers' columns are multiplied by s, the producer divides by s.
+      const bool migrate = options.how == method::awq || options.how == method::smoothquant;
+      const auto scale_pair = [&](std::vector<detail::pending_linear*> consumers, detail::input_stats& st,
+                                  const std::function<void(std::span<const float>)>& fold_into_producer) {
+        const plan_format* f = nullptr;
+        for (auto* p : consumers)
+          if (!p->format.keep && p->format.spec.is_quantized()) {
+            f = &p->format;
+            break;
+          }
+        if (!f) return;
+        std::vector<float> scales;  // [cols]
+        if (options.how == method::awq) {
+          std::vector<matrix_view<const float>> ws;
+          for (auto* p : consumers) ws.push_back(detail::as_matrix(p->current, p->w->rows, p->w->cols));
+          const std::vector<float> mean = st.abs_mean();
+          scales = awq_search_scales(ws, st.sample_view(), mean, f->spec, options.awq, pool).scales;
+        } else {
+          std::vector<float> w_absmax(static_cast<std::size_t>(st.cols), 0.0f);  // [cols] over all consumers' rows
+          for (auto* p : consumers)
+            for (std::int64_t r = 0; r < p->w->rows; ++r)
+              for (std::int64_t j = 0; j < st.cols; ++j)
+                w_absmax[static_cast<std::size_t>(j)] = std::max(w_absmax[static_cast<std::size_t>(j)],
+                                                                 std::fabs(p->current[static_cast<std::size_t>(r * st.cols + j)]));
+          scales = smoothquant_scales(st.abs_max, w_absmax, options.smooth_alpha);
+        }
+        for (auto* p : consumers) {
+          for (std::int64_t r = 0; r < p->w->rows; ++r)
+            for (std::int64_t j = 0; j < st.cols; ++j) p->current[static_cast<std::size_t>(r * st.cols + j)] *= scales[static_cast<std::size_t>(j)];
+          for (std::int64_t j = 0; j < st.cols; ++j) p->in_scale[static_cast<std::size_t>(j)] *= scales[static_cast<std::size_t>(j)];
+        }
+        fold_into_producer(scales);
+        st.divide_columns(scales);
+      };
+      if (migrate) {
+        scale_pair({&pq, &pk, &pv}, attn_in, [&](std::span<const float> sc) {
+          std::vector<float>& norm = m.norm_for_update(l, "input_layernorm");
+          for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
+        });
+        if (c.kv_heads == c.heads)  // v -> o only when each o input column is one v output (no GQA sharing)
+          scale_pair({&po}, o_in, [&](std::span<const float> sc) {
+            for (std::int64_t r = 0; r < pv.w->rows; ++r)
+              for (std::int64_t j = 0; j < pv.w->cols; ++j) pv.current[static_cast<std::size_t>(r * pv.w->cols + j)] /= sc[static_cast<std::size_t>(r)];
+            for (std::size_t r = 0; r < lw.v_bias.size(); ++r) lw.v_bias[r] /= sc[r];
+          });
+        scale_pair({&pg, &pu}, mlp_in, [&](std::span<const float> sc) {
+          std::vector<float>& norm = m.norm_for_update(l, "post_attention_layernorm");
+          for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
+        });
+        scale_pair({&pd}, down_in, [&](std::span<const float> sc) {
+          for (std::int64_t r = 0; r < pu.w->rows; ++r)
+            for (std::int64_t j = 0; j < pu.w->cols; ++j) pu.current[static_cast<std::size_t>(r * pu.w->cols + j)] /= sc[static_cast<std::size_t>(r)];
+        });
+      }
+
+      for (detail::pending_linear& p : lin) {
+        const auto t0 = clock::now();
+        model::linear_weight& w = *p.w;
+        tensor_quant_report r;
+        r.name = w.name;
+        r.layer = l;
+        const matrix_view<const float> x = p.stats->sample_view();  // inputs as the layer now sees them
+        const bool changed = p.current != p.original;
+        if (p.format.keep || !p.format.spec.is_quantized()) {
+          if (!p.format.keep && p.format.spec.dense != w.spec.dense) {
+            m.set_dense(w, p.current, p.format.spec.dense);
+            r.method = "convert";
+          } else if (changed) {
+            m.set_dense(w, p.current, w.spec.dense);  // scales folded in, stored precision kept
+            r.method = "keep";
+          } else {
+            r.method = "keep";
+          }
+        } else {
+          const format_spec& spec = p.format.spec;
+          qtensor q;
+          if (options.how == method::gptq) {
+            const std::vector<double> h = p.stats->hessian->hessian();
+            q = quantize_gptq(detail::as_matrix(p.current, w.rows, w.cols), h, spec, options.gptq, pool, w.name);
+          } else {
+            if (options.how == method::awq && options.awq.clip_search) {
+              matrix_view<float> cur(p.current.data(), w.rows, w.cols);
+              awq_clip(cur, x, spec, options.awq, pool);
+            }
+            q = quantize_rtn(detail::as_matrix(p.current, w.rows, w.cols), spec, options.rtn, pool, w.name);
+          }
+          m.set_quantized(w, std::move(q));
+          r.method = method_name(options.how);
+          if (options.how == method::awq && !changed && !options.awq.clip_search) r.method = "rtn";
+        }
+        r.format = w.spec.str();
+        // Errors: the effective weight is the stored one with the input scale divided back out.
+        std::vector<float> eff = m.linear_f32(w);  // [rows, cols]
+        for (std::int64_t rr = 0; rr < w.rows; ++rr)
+          for (std::int64_t j = 0; j < w.cols; ++j) eff[static_cast<std::size_t>(rr * w.cols + j)] /= p.in_scale[static_cast<std::size_t>(j)];
+        const auto [dw, nw] = detail::diff_norms(p.original, eff);
+        r.weight_error = nw > 0 ? std::sqrt(dw / nw) : 0;
+        if (x.rows > 0 && w.spec.is_quantized()) {
+          // The reference: the original weight on the original inputs (x · in_scale).
+          std::vector<float> x_orig(x.data, x.data + x.rows * x.cols);  // [rows, cols]
+          for (std::int64_t t = 0; t < x.rows; ++t)
+            for (std::int64_t j = 0; j < x.cols; ++j) x_orig[static_cast<std::size_t>(t * x.cols + j)] *= p.in_scale[static_cast<std::size_t>(j)];
+          const matrix_view<const float> xo(x_orig.data(), x.rows, x.cols);
+          const std::vector<float> y_ref = detail::dense_product(xo, p.original, w.rows, w.cols, pool);
+          const std::vector<float> y_q = detail::quantized_product(x, w.quantized, pool);
+          const auto [d, n] = detail::diff_norms(y_ref, y_q);
+          r.output_error = n > 0 ? std::sqrt(d / n) : 0;
+          const qtensor rtn = quantize_rtn(detail::as_matrix(p.original, w.rows, w.cols), w.spec, options.rtn, pool, w.name);
+          const std::vector<float> y_rtn = detail::quantized_product(xo, rtn.view(), pool);
+          const auto [d2, n2] = detail::diff_norms(y_ref, y_rtn);
+          r.rtn_output_error = n2 > 0 ? std::sqrt(d2 / n2) : 0;
+        }
+        r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        report.tensors.push_back(r);
+      }
+
+      if (progress) progress(l, c.layers, "propagate");
+      for (std::size_t i = 0; i < stream.size(); ++i)
+        s.run_layer(l, matrix_view<float>(stream[i].data(), static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
+    }
+  }
+  if (!c.tie_word_embeddings) apply_plain(m.linear(head_name), format_of(head_name), -1);
+  if (progress) progress(c.layers, c.layers, "done");
+  report.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  return report;
+}
+
+inline nlohmann::json report_json(const model_quant_report& r) {
+  nlohmann::json j = {{"qmr_version", QMR_VERSION_STRING}, {"method", r.method},      {"plan", r.plan},
+                      {"calibration", r.calibration},      {"calibration_tokens", r.calibration_tokens},
+                      {"activation_bits", r.activation_bits}, {"seconds", r.seconds},              {"tensors", nlohmann::json::array()}};
+  for (const auto& t : r.tensors)
+    j["tensors"].push_back({{"name", t.name},
+                            {"layer", t.layer},
+                            {"format", t.format},
+                            {"method", t.method},
+                            {"output_error", t.output_error},
+                            {"rtn_output_error", t.rtn_output_error},
+                            {"weight_error", t.weight_error},
+                            {"seconds", t.seconds}});
+  return j;
+}
+
+// Writes `m` as it now is into the directory `out`: each shard of the checkpoint it was loaded
+// from, under the same name, with its linear weights in their current storage (qmr-quantized or
+// dense), norms that scale folding changed as F32, and every other tensor as stored; the index
+// rewritten, config and tokenizer files copied, and qmr_quantization.json holding the report.
+inline void save_model(const model::model& m, const std::filesystem::path& out, const model_quant_report& report) {
+  namespace fs = std::filesystem;
+  const io::checkpoint& c = m.checkpoint();
+  check(!c.directory().empty(), "save_model needs a model loaded from a directory");
+  check(fs::absolute(c.directory()) != fs::absolute(out), "output directory must differ from the input directory");
+  std::map<std::string, const model::linear_weight*> linears;
+  const model::model_weights& w = m.weights();
+  linears[w.embed.name] = &w.embed;
+  if (!m.config().tie_word_embeddings) linears[w.lm_head.name] = &w.lm_head;
+  for (const auto& l : w.layers)
+    for (const model::linear_weight* lw : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) linears[lw->name] = lw;
+  std::map<std::string, std::string> methods;
+  for (const auto& t : report.tensors) methods[t.name] = t.method;
+
+  fs::create_directories(out);
+  nlohmann::json weight_map = nlohmann::json::object();
+  std::uint64_t total = 0;
+  for (const io::safetensors_file& f : c.shards()) {
+    const std::string file = fs::path(f.file()).filename().string();
+    io::safetensors_writer writer;
+    for (const auto& [k, v] : f.metadata())
+      if (k.rfind(io::qmr_metadata_prefix, 0) != 0) writer.set_metadata(k, v);
+    writer.set_metadata("qmr.format_version", io::qmr_format_version);
+    for (const io::tensor_info& t : f.tensors()) {
+      if (const auto it = linears.find(t.name); it != linears.end()) {
+        const model::linear_weight& lw = *it->second;
+        if (lw.spec.is_quantized()) {
+          io::write_quantized(writer, t.name, lw.quantized, methods.count(t.name) ? methods[t.name] : "rtn");
+          for (const char* suffix : {".qcodes", ".qscales"}) weight_map[t.name + suffix] = file;
+          if (!lw.spec.symmetric) weight_map[t.name + ".qzeros"] = file;
+          total += static_cast<std::uint64_t>(lw.quantized.layout.total_bytes());
+        } else {
+          writer.add(t.name, std::string(dtype_name(lw.dense.type)), lw.dense.shape,
+                     std::span<const std::byte>(lw.dense.data, lw.dense.nbytes()));
+          weight_map[t.name] = file;
+          total += lw.dense.nbytes();
+        }
+      } else if (const std::vector<float>* v = m.changed_vector(t.name)) {
+        writer.add(t.name, t.shape, std::span<const float>(*v));
+        weight_map[t.name] = file;
+        total += v->size() * sizeof(float);
+      } else {
+        writer.add(t.name, t.dtype_name, t.shape, f.raw(t));
+        weight_map[t.name] = file;
+        total += t.nbytes();
+      }
+    }
+    writer.write(out / file);
+  }
+  if (!c.index_file().empty()) {
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    io::write_text_file(out / "model.safetensors.index.json", index.dump(2) + "\n");
+  }
+  for (const char* name : detail::companion_files)
+    if (fs::exists(c.directory() / name)) fs::copy_file(c.directory() / name, out / name, fs::copy_options::overwrite_existing);
+  io::write_text_file(out / "qmr_quantization.json", report_json(report).dump(2) + "\n");
+}
+
+}  // namespace qmr::quant

@@ -1,0 +1,239 @@
+// Whole-model calibrated quantization: RTN/GPTQ/AWQ/SmoothQuant by plan on the fixture models and the bundled
+// model, scale folding keeps the function, saved checkpoints reload to the same logits, calibration sets.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../model/fixtures.hpp"
+#include "qmr/io/inspect.hpp"
+#include "qmr/quant/calibrate.hpp"
+
+using namespace qmr;
+using namespace qmr::quant;
+
+namespace {
+
+// n random token sequences of len ids in [0, vocab), from `seed`.
+calibration_set random_calibration(int n, int len, std::int32_t vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<std::int32_t> id(0, vocab - 1);
+  calibration_set c;
+  c.source = "random ids";
+  for (int i = 0; i < n; ++i) {
+    c.samples.emplace_back(static_cast<std::size_t>(len));
+    for (auto& t : c.samples.back()) t = id(rng);
+  }
+  return c;
+}
+
+// Logits of every position of `ids` [n, vocab].
+std::vector<float> logits_of(const model::model& m, const std::vector<std::int32_t>& ids, int act_bits = -1) {
+  model::session s(m, static_cast<int>(ids.size()));
+  if (act_bits >= 0) s.set_activation_bits(act_bits);
+  const auto l = s.forward(ids, true);
+  return {l.data, l.data + l.rows * l.cols};
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return d;
+}
+double max_abs(const std::vector<float>& a) {
+  double d = 0;
+  for (float x : a) d = std::max(d, std::fabs(static_cast<double>(x)));
+  return d;
+}
+
+struct error_sums {
+  double method = 0, rtn = 0;
+  int n = 0;
+};
+error_sums sums(const model_quant_report& r) {
+  error_sums s;
+  for (const auto& t : r.tensors)
+    if (t.output_error >= 0) {
+      s.method += t.output_error;
+      s.rtn += t.rtn_output_error;
+      ++s.n;
+    }
+  return s;
+}
+
+model_quant_options with(method how) {
+  model_quant_options o;
+  o.how = how;
+  return o;
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  const auto d = std::filesystem::temp_directory_path() / ("qmr_test_calibrate_" + name);
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("RTN by plan without calibration equals the model's in-memory RTN") {
+  const auto dir = testing::fixture_dir("llama-gqa2");
+  auto a = model::model::load(dir);
+  auto b = model::model::load(dir);
+  a.quantize(parse_format("w4g32"));
+  const auto report = quantize_model(b, precision_plan::uniform(parse_format("w4g32")), {}, nullptr);
+  CHECK(report.tensors.size() == 1 + 2 * 7 + 1);
+  const std::vector<std::int32_t> ids = {1, 7, 42, 99, 3, 250, 17};
+  CHECK(max_abs_diff(logits_of(a, ids), logits_of(b, ids)) == 0.0);
+  for (const auto& t : report.tensors) {
+    if (t.layer < 0) CHECK(t.method == "keep");
+    else CHECK((t.method == "rtn" && t.format == "w4g32" && t.weight_error > 0));
+  }
+}
+
+TEST_CASE("GPTQ and AWQ lower the calibrated output error below RTN's on the bundled model") {
+  const auto dir = testing::default_model_dir();
+  const auto tok = text::tokenizer::load(dir / "tokenizer.json");
+  const calibration_set calib = calibration_from_synth(tok, 16, 128, 5);
+  REQUIRE(calib.samples.size() == 16);
+  for (const char* spec : {"w3g128", "w2g64"}) {
+    for (method how : {method::gptq, method::awq}) {
+      auto m = model::model::load(dir);
+      const auto report = quantize_model(m, precision_plan::uniform(parse_format(spec)), with(how), &calib);
+      const error_sums s = sums(report);
+      INFO(spec << " " << method_name(how) << ": mean output error " << s.method / s.n << " vs RTN " << s.rtn / s.n);
+      REQUIRE(s.n == 70);
+      CHECK(s.method < 0.9 * s.rtn);
+      if (how == method::gptq) {
+        // GPTQ minimizes each linear's own output error; AWQ minimizes a scaling pair's summed
+        // error, so one linear of a pair may lose a little while the pair gains.
+        int worse = 0;
+        for (const auto& t : report.tensors)
+          if (t.output_error > t.rtn_output_error * 1.02) ++worse;
+        CHECK(worse <= 3);
+      }
+    }
+  }
+}
+
+TEST_CASE("scale folding keeps the function: AWQ and SmoothQuant at 8 bits stay next to the float model") {
+  // llama-gqa1 is multi-head (v -> o folding applies), qwen2-gqa7-bias has q/k/v biases.
+  for (const char* name : {"llama-gqa1-tied-rope-llama3", "qwen2-gqa7-bias", "llama-gqa2"}) {
+    const auto dir = testing::fixture_dir(name);
+    const auto float_model = model::model::load(dir);
+    const std::vector<std::int32_t> ids = {5, 17, 300, 2, 77, 410, 9, 123};
+    const auto ref = logits_of(float_model, ids);
+    const calibration_set calib = random_calibration(8, 32, float_model.config().vocab, 11);
+    auto rtn = model::model::load(dir);
+    quantize_model(rtn, precision_plan::uniform(parse_format("w8gc")), {}, nullptr);
+    const double rtn_err = max_abs_diff(ref, logits_of(rtn, ids));
+    for (method how : {method::awq, method::smoothquant}) {
+      auto m = model::model::load(dir);
+      quantize_model(m, precision_plan::uniform(parse_format("w8gc")), with(how), &calib);
+      const double err = max_abs_diff(ref, logits_of(m, ids));
+      INFO(name << " " << method_name(how) << ": max |dlogit| " << err << ", RTN " << rtn_err << ", max |logit| " << max_abs(ref));
+      // A fold that forgot a side would scale channels by s (up to ~100x) and move logits by O(|logit|).
+      CHECK(err < 0.02 * max_abs(ref) + 4 * rtn_err);
+    }
+  }
+}
+
+TEST_CASE("a plan gives every tensor its own format, saved and reloaded to the same logits") {
+  const auto dir = testing::fixture_dir("llama-gqa2");
+  const auto tmp = temp_dir("plan");
+  const std::string plan_text =
+      "layers 0 attn w2g32\n"
+      "layers 1 attn w3g64s\n"
+      "mlp w4g32\n"
+      "layers 1 down w8gc\n"
+      "lm_head w8g64\n"
+      "embed keep\n";
+  // The plan selects layer 1's down twice (mlp and the layers-1 rule): an error naming both lines.
+  {
+    auto m = model::model::load(dir);
+    const calibration_set calib = random_calibration(4, 32, m.config().vocab, 3);
+    REQUIRE_THROWS_WITH(quantize_model(m, precision_plan::parse(plan_text, "mixed.plan"), with(method::gptq), &calib),
+                        Catch::Contains("model.layers.1.mlp.down_proj.weight") && Catch::Contains("mixed.plan:3") &&
+                            Catch::Contains("mixed.plan:4"));
+  }
+  const std::string fixed = "layers 0 attn w2g32\nlayers 1 attn w3g64s\nlayers 0 mlp w4g32\nlayers 1 gate,up w4g32\n"
+                            "layers 1 down w8gc\nlm_head w8g64\nembed keep\n";
+  auto m = model::model::load(dir);
+  const calibration_set calib = random_calibration(4, 32, m.config().vocab, 3);
+  const auto report = quantize_model(m, precision_plan::parse(fixed, "mixed.plan"), with(method::gptq), &calib);
+  save_model(m, tmp, report);
+  const auto back = model::model::load(tmp);
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4, 100, 200};
+  CHECK(max_abs_diff(logits_of(m, ids), logits_of(back, ids)) == 0.0);
+  std::map<std::string, std::string> formats;
+  for (const auto& e : io::inspect_checkpoint(io::checkpoint::open(tmp))) formats[e.name] = e.format;
+  CHECK(formats["model.layers.0.self_attn.q_proj.weight"] == "w2g32");
+  CHECK(formats["model.layers.1.self_attn.v_proj.weight"] == "w3g64s");
+  CHECK(formats["model.layers.0.mlp.down_proj.weight"] == "w4g32");
+  CHECK(formats["model.layers.1.mlp.down_proj.weight"] == "w8gc");
+  CHECK(formats["lm_head.weight"] == "w8g64");
+  CHECK(formats["model.embed_tokens.weight"] == "F32");
+  const auto notes = io::read_json_file(tmp / "qmr_quantization.json");
+  CHECK(notes["method"] == "gptq");
+  CHECK(notes["tensors"].size() == report.tensors.size());
+  std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("AWQ's folded norms are saved and reloaded") {
+  const auto dir = testing::fixture_dir("qwen2-bf16-sharded");
+  const auto tmp = temp_dir("awq");
+  auto m = model::model::load(dir);
+  const calibration_set calib = random_calibration(4, 32, m.config().vocab, 8);
+  const auto report = quantize_model(m, precision_plan::uniform(parse_format("w4g32")), with(method::awq), &calib);
+  save_model(m, tmp, report);
+  const auto back = model::model::load(tmp);
+  const std::vector<std::int32_t> ids = {9, 8, 7, 6, 5};
+  CHECK(max_abs_diff(logits_of(m, ids), logits_of(back, ids)) == 0.0);
+  const auto c = io::checkpoint::open(tmp);
+  const auto* norm = c.find("model.layers.0.input_layernorm.weight");
+  REQUIRE(norm);
+  CHECK(norm->dtype_name == "F32");  // folded scales kept exactly
+  std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("activation quantization: W8A8 stays close, A4 moves further, and the setting is recorded") {
+  const auto dir = testing::default_model_dir();
+  const auto m = model::model::load(dir);
+  const std::vector<std::int32_t> ids = {10, 20, 30, 40, 50, 60, 70, 80};
+  const auto exact = logits_of(m, ids, 0);
+  const double e8 = max_abs_diff(exact, logits_of(m, ids, 8));
+  const double e4 = max_abs_diff(exact, logits_of(m, ids, 4));
+  INFO("A8 " << e8 << ", A4 " << e4 << ", max |logit| " << max_abs(exact));
+  CHECK(e8 > 0);
+  CHECK(e8 < 0.05 * max_abs(exact));
+  CHECK(e4 > e8);
+  model::session s(m, 4);
+  CHECK_THROWS_WITH(s.set_activation_bits(3), Catch::Contains("0 (off), 4 or 8"));
+}
+
+TEST_CASE("calibration sets: windows, JSONL and their errors") {
+  const auto dir = testing::default_model_dir();
+  const auto tok = text::tokenizer::load(dir / "tokenizer.json");
+  const calibration_set a = calibration_from_synth(tok, 4, 64, 5);
+  const calibration_set b = calibration_from_synth(tok, 4, 64, 5);
+  CHECK(a.samples == b.samples);
+  CHECK(calibration_from_synth(tok, 4, 64, 6).samples != a.samples);
+  for (const auto& s : a.samples) CHECK(s.size() == 64);
+  const std::string jsonl = "{\"text\": \"one two three four five six seven eight nine ten\"}\n\n"
+                            "{\"question\": \"What is 2+2?\", \"answer\": \"2+2=<<2+2=4>>4\\n#### 4\"}\n";
+  const calibration_set j = calibration_from_jsonl(tok, jsonl, 2, 8, "c.jsonl");
+  CHECK(j.samples.size() == 2);
+  CHECK_THROWS_WITH(calibration_from_jsonl(tok, "{\"text\": \"x\"}\n{\"q\": 1}\n", 1, 1, "c.jsonl"),
+                    Catch::Contains("c.jsonl:2"));
+  CHECK_THROWS_WITH(calibration_from_jsonl(tok, "{\"text\": \"x\"}\nnot json\n", 1, 1, "c.jsonl"),
+                    Catch::Contains("c.jsonl:2") && Catch::Contains("not valid JSON"));
+  CHECK_THROWS_WITH(calibration_from_text(tok, "a short text", 8, 64, "t.txt"),
+                    Catch::Contains("t.txt") && Catch::Contains("need 512"));
+  auto m = model::model::load(dir);
+  CHECK_THROWS_WITH(quantize_model(m, precision_plan::uniform(parse_format("w4g128")), with(method::gptq), nullptr),
+                    Catch::Contains("needs a calibration set"));
+  CHECK_THROWS_WITH(parse_method("hqq"), Catch::Contains("expected rtn, gptq, awq or sq"));
+}

@@ -1,0 +1,177 @@
+// Quantization recipes shared by `qmr quantize` and `qmr eval --quant`: method, format or plan, activation bits,
+// and the calibration set they need.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "qmr/io/text_file.hpp"
+#include "qmr/quant/calibrate.hpp"
+#include "qmr/text/tokenizer.hpp"
+
+namespace qmr_cli {
+
+// One way to run a model, as `qmr eval --quant` items spell it:
+//   [METHOD:]TARGET[+a8|+a4]
+//   METHOD  rtn (default), gptq, awq, sq (SmoothQuant migration, then RTN)
+//   TARGET  stored | bf16 | f16 | f32 (the stored weights, when they are that dtype)
+//           | a format (w4g128, w3g64s, ...): every layer's linears; embeddings and head kept
+//           | @FILE: a precision plan (quant/plan.hpp)
+//   +aN     quantize linear-layer inputs per token to N bits (8 or 4) at inference
+// e.g. "w4g128", "gptq:w3g128", "awq:@mixed.plan", "sq:w8g128+a8", "stored+a8".
+struct quant_recipe {
+  std::string text;
+  qmr::quant::method how = qmr::quant::method::rtn;
+  bool stored = false;                       // TARGET keeps the weights
+  std::string stored_dtype;                  // "bf16", ... when TARGET names one ("" for stored)
+  std::optional<qmr::quant::format_spec> spec;
+  std::string plan_file;
+  int act_bits = 0;
+
+  bool changes_weights() const { return !stored; }
+  bool needs_calibration() const { return changes_weights() && qmr::quant::needs_calibration(how); }
+};
+
+inline quant_recipe parse_recipe(const std::string& item) {
+  quant_recipe r;
+  r.text = item;
+  std::string rest = item;
+  const auto fail = [&](const std::string& why) -> quant_recipe {
+    throw qmr::error("--quant '" + item + "': " + why +
+                     " (expected [rtn:|gptq:|awq:|sq:](stored|bf16|FORMAT|@PLAN)[+a8|+a4])");
+  };
+  if (const std::size_t plus = rest.rfind('+'); plus != std::string::npos) {
+    const std::string a = rest.substr(plus + 1);
+    if (a == "a8") r.act_bits = 8;
+    else if (a == "a4") r.act_bits = 4;
+    else return fail("unknown suffix '+" + a + "'");
+    rest.erase(plus);
+  }
+  if (const std::size_t colon = rest.find(':'); colon != std::string::npos) {
+    try {
+      r.how = qmr::quant::parse_method(rest.substr(0, colon));
+    } catch (const qmr::error& e) {
+      return fail(e.message());
+    }
+    rest.erase(0, colon + 1);
+  }
+  if (rest.empty()) return fail("nothing to quantize to");
+  if (rest == "stored" || rest == "bf16" || rest == "f16" || rest == "f32") {
+    r.stored = true;
+    r.stored_dtype = rest == "stored" ? "" : rest;
+    if (r.how != qmr::quant::method::rtn) return fail("a method needs a format or a plan");
+  } else if (rest[0] == '@') {
+    r.plan_file = rest.substr(1);
+    if (r.plan_file.empty()) return fail("'@' needs a plan file");
+  } else {
+    try {
+      r.spec = qmr::quant::parse_format(rest);
+    } catch (const qmr::error& e) {
+      return fail(e.message());
+    }
+    if (!r.spec->is_quantized()) return fail("'" + rest + "' is not a quantized format");
+  }
+  return r;
+}
+
+// Where calibration samples come from: "synth" (the synthetic generator), "random" (uniform token ids,
+// for random-weight models), a .jsonl file or a text file.
+struct calib_args {
+  std::string source = "synth";
+  int n = 128;
+  int len = 512;
+  std::uint64_t seed = 5;  // the bundled model trained on seeds 1-4 and is evaluated on 1000
+
+  nlohmann::json json() const { return {{"source", source}, {"n", n}, {"len", len}, {"seed", seed}}; }
+};
+
+inline qmr::quant::calibration_set make_calibration(const calib_args& c, const std::string& model_dir) {
+  if (c.source == "random") {
+    const auto config = qmr::model::model_config::load(model_dir);
+    return qmr::quant::calibration_random(config.vocab, c.n, c.len, c.seed);
+  }
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(model_dir) / "tokenizer.json");
+  if (c.source == "synth") return qmr::quant::calibration_from_synth(tok, c.n, c.len, c.seed);
+  const std::string content = qmr::io::read_text_file(c.source);
+  if (c.source.size() > 6 && c.source.compare(c.source.size() - 6, 6, ".jsonl") == 0)
+    return qmr::quant::calibration_from_jsonl(tok, content, c.n, c.len, c.source);
+  return qmr::quant::calibration_from_text(tok, content, c.n, c.len, c.source);
+}
+
+// Per-layer progress on stderr ("\r" updates on a terminal, a line per layer otherwise).
+inline qmr::quant::layer_progress_fn layer_progress(const std::string& label, bool quiet) {
+  if (quiet) return {};
+  const bool tty = isatty(STDERR_FILENO);
+  return [label, tty](int layer, int layers, const std::string& stage) {
+    if (layer >= layers) {
+      std::fprintf(stderr, tty ? "\r\033[K%s: %d/%d layers done\n" : "%s: %d/%d layers done\n", label.c_str(), layers, layers);
+      return;
+    }
+    if (tty) std::fprintf(stderr, "\r\033[K%s: layer %d/%d %s", label.c_str(), layer + 1, layers, stage.c_str());
+    else if (stage == "quantize") std::fprintf(stderr, "%s: layer %d/%d\n", label.c_str(), layer + 1, layers);
+  };
+}
+
+// Applies the recipe to a loaded model (in memory). Returns the report (empty tensors for stored).
+inline qmr::quant::model_quant_report apply_recipe(qmr::model::model& m, const quant_recipe& r, const calib_args& calib,
+                                                   const std::string& model_dir, qmr::thread_pool& pool, bool quiet,
+                                                   const qmr::quant::model_quant_options& base = {}) {
+  qmr::quant::model_quant_report report;
+  if (r.stored) {
+    if (!r.stored_dtype.empty()) {
+      const std::string stored = m.weights().layers.at(0).q.spec.str();
+      if (stored != r.stored_dtype)
+        throw qmr::error("--quant " + r.text + ": the model stores " + stored + " weights; converting to " +
+                         r.stored_dtype + " is not supported (use 'stored')");
+    }
+  } else {
+    const qmr::quant::precision_plan plan =
+        r.spec ? qmr::quant::precision_plan::uniform(*r.spec) : qmr::quant::precision_plan::load(r.plan_file);
+    qmr::quant::model_quant_options o = base;
+    o.how = r.how;
+    std::optional<qmr::quant::calibration_set> set;
+    if (r.needs_calibration()) {
+      if (!quiet) std::fprintf(stderr, "%s: calibrating on %d x %d tokens from %s\n", r.text.c_str(), calib.n, calib.len,
+                               calib.source.c_str());
+      set = make_calibration(calib, model_dir);
+    }
+    report = qmr::quant::quantize_model(m, plan, o, set ? &*set : nullptr, &pool, layer_progress(r.text, quiet));
+  }
+  if (r.act_bits) m.set_activation_bits(r.act_bits);
+  report.activation_bits = r.act_bits;
+  return report;
+}
+
+// The per-layer table: output error of each quantized linear against RTN's.
+inline void print_quant_report(const qmr::quant::model_quant_report& r) {
+  std::size_t width = 4;
+  for (const auto& t : r.tensors) width = std::max(width, t.name.size());
+  std::printf("%-*s  %-8s  %-7s  %12s  %12s  %12s\n", static_cast<int>(width), "name", "format", "method", "out_err",
+              "rtn_out_err", "weight_err");
+  double sum = 0, sum_rtn = 0;
+  int n = 0;
+  for (const auto& t : r.tensors) {
+    char out[32] = "-", rtn[32] = "-";
+    if (t.output_error >= 0) {
+      std::snprintf(out, sizeof out, "%.5f", t.output_error);
+      std::snprintf(rtn, sizeof rtn, "%.5f", t.rtn_output_error);
+      sum += t.output_error;
+      sum_rtn += t.rtn_output_error;
+      ++n;
+    }
+    std::printf("%-*s  %-8s  %-7s  %12s  %12s  %12.5f\n", static_cast<int>(width), t.name.c_str(), t.format.c_str(),
+                t.method.c_str(), out, rtn, t.weight_error);
+  }
+  if (n)
+    std::printf("mean relative output error over %d calibrated linears: %.5f (RTN: %.5f, ratio %.3f)\n", n, sum / n,
+                sum_rtn / n, sum_rtn > 0 ? sum / sum_rtn : 0.0);
+  std::printf("%s in %.1f s", r.method.c_str(), r.seconds);
+  if (r.calibration_tokens) std::printf(", calibrated on %lld tokens of %s", static_cast<long long>(r.calibration_tokens), r.calibration.c_str());
+  std::printf("\n");
+}
+
+}  // namespace qmr_cli
