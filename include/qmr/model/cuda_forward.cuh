@@ -278,6 +278,7 @@ class cuda_session {
     logits_ = f32(M * c.vocab);
     step_ = qmr::cuda::device_buffer(sizeof(qmr::cuda::step_state));
     next_ = qmr::cuda::device_buffer(sizeof(std::int32_t));
+    argmax_scratch_ = qmr::cuda::device_buffer(qmr::cuda::argmax_scratch_bytes);
     with_activation_([&](auto tag) { qmr::cuda::prepare_attention<decltype(tag)>(capacity_, c.head_dim); });
     QMR_CUDA_CHECK(cudaStreamSynchronize(s));
   }
@@ -430,7 +431,7 @@ class cuda_session {
     linear_(*head_, h_, h_half_, logits_.as<float>(), rows);
     if (argmax) {
       qc::argmax(logits_.as<const float>() + static_cast<std::int64_t>(rows - 1) * c.vocab, c.vocab,
-                 next_.as<std::int32_t>(), s);
+                 argmax_scratch_.data(), next_.as<std::int32_t>(), s);
       QMR_CUDA_CHECK(cudaMemcpyAsync(next_host_.p, next_.data(), sizeof(std::int32_t), cudaMemcpyDeviceToHost, s));
     }
   }
@@ -510,6 +511,7 @@ class cuda_session {
   qmr::cuda::device_buffer x_, h_, h_half_, qkv_, q_, att_, att_half_, o_, gate_up_, act_, act_half_, logits_;
   qmr::cuda::device_buffer step_;  // step_state
   qmr::cuda::device_buffer next_;  // i32: the argmax
+  qmr::cuda::device_buffer argmax_scratch_;
   cuda_detail::pinned<qmr::cuda::step_state> step_host_;
   cuda_detail::pinned<std::int32_t> next_host_;
   cuda_detail::graph_owner graph_;  // the decode step, captured on first use

@@ -84,46 +84,54 @@ QMR_DEVICE __forceinline__ float load1(const float* p) { return *p; }
 QMR_DEVICE __forceinline__ float load1(const bf16* p) { return __uint_as_float(static_cast<qstd::uint32_t>(p->bits) << 16); }
 QMR_DEVICE __forceinline__ float load1(const f16* p) { return __half2float(__ushort_as_half(p->bits)); }
 
-// Rows per 256-thread block: one warp per row. A row's lanes read consecutive
-// 16-byte vectors (a warp reads 512 contiguous bytes per load of bf16/f16) and
-// reduce with shuffles; the activations (at most 8 rows of f32) come from L1/L2.
+// A 256-thread block owns 8 / W rows, W warps per row (W = 1, 2, 4 or 8, chosen
+// by the host from the shape): the W warps of a row take interleaved 8-column
+// chunks, each lane one 16-byte vector of W per chunk (a warp reads 512 contiguous
+// bytes of bf16/f16 per load), reduce with shuffles and meet in shared memory.
+// W > 1 is for short, wide matrices (Qwen2.5-0.5B's down_proj, 896 x 4864: 896
+// warps alone leave the SMs with too few loads in flight). The activations (at
+// most 8 rows of f32) come from L1/L2.
 inline constexpr int dense_block_threads = 256;
-inline constexpr int dense_rows_per_block = dense_block_threads / 32;
+inline constexpr int dense_block_warps = dense_block_threads / 32;
 
 // vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
 // else 0 and the scalar loop does the whole row.
 template <class TW>
 __global__ void __launch_bounds__(dense_block_threads)
-    dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, const float* __restrict__ x, int m,
-                      float* __restrict__ y) {
-  const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int row = static_cast<int>(blockIdx.x) * dense_rows_per_block + (static_cast<int>(threadIdx.x) >> 5);
-  if (row >= rows) return;  // whole warps leave together
-  const TW* wr = w + static_cast<std::int64_t>(row) * cols;
+    dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, int warps_per_row,
+                      const float* __restrict__ x, int m, float* __restrict__ y) {
+  __shared__ float partial[dense_block_warps][gemv_traits::max_batch];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int W = warps_per_row, rows_per_block = dense_block_warps / W;
+  const int wk = warp % W;
+  const int row = static_cast<int>(blockIdx.x) * rows_per_block + warp / W;
   float acc[gemv_traits::max_batch];
 #pragma unroll
   for (int i = 0; i < gemv_traits::max_batch; ++i) acc[i] = 0.0f;
+  if (row < rows) {
+    const TW* wr = w + static_cast<std::int64_t>(row) * cols;
 #pragma unroll 4
-  for (int c = lane; c < vec_chunks; c += 32) {
-    float wv[8];
-    load8(wr + 8 * c, wv);
+    for (int c = wk * 32 + lane; c < vec_chunks; c += 32 * W) {
+      float wv[8];
+      load8(wr + 8 * c, wv);
 #pragma unroll
-    for (int i = 0; i < gemv_traits::max_batch; ++i) {
-      if (i >= m) break;
-      const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
-      const float4 a = __ldg(xp), b = __ldg(xp + 1);
-      float s = acc[i];
-      s = fmaf(wv[0], a.x, s), s = fmaf(wv[1], a.y, s), s = fmaf(wv[2], a.z, s), s = fmaf(wv[3], a.w, s);
-      s = fmaf(wv[4], b.x, s), s = fmaf(wv[5], b.y, s), s = fmaf(wv[6], b.z, s), s = fmaf(wv[7], b.w, s);
-      acc[i] = s;
+      for (int i = 0; i < gemv_traits::max_batch; ++i) {
+        if (i >= m) break;
+        const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        float s = acc[i];
+        s = fmaf(wv[0], a.x, s), s = fmaf(wv[1], a.y, s), s = fmaf(wv[2], a.z, s), s = fmaf(wv[3], a.w, s);
+        s = fmaf(wv[4], b.x, s), s = fmaf(wv[5], b.y, s), s = fmaf(wv[6], b.z, s), s = fmaf(wv[7], b.w, s);
+        acc[i] = s;
+      }
     }
-  }
-  for (int c = 8 * vec_chunks + lane; c < cols; c += 32) {
-    const float wv = load1(wr + c);
+    for (int c = 8 * vec_chunks + wk * 32 + lane; c < cols; c += 32 * W) {
+      const float wv = load1(wr + c);
 #pragma unroll
-    for (int i = 0; i < gemv_traits::max_batch; ++i) {
-      if (i >= m) break;
-      acc[i] = fmaf(wv, x[static_cast<std::int64_t>(i) * cols + c], acc[i]);
+      for (int i = 0; i < gemv_traits::max_batch; ++i) {
+        if (i >= m) break;
+        acc[i] = fmaf(wv, x[static_cast<std::int64_t>(i) * cols + c], acc[i]);
+      }
     }
   }
 #pragma unroll
@@ -132,8 +140,26 @@ __global__ void __launch_bounds__(dense_block_threads)
     float s = acc[i];
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (lane == 0) y[static_cast<std::int64_t>(i) * rows + row] = s;
+    if (lane == 0) partial[warp][i] = s;
   }
+  __syncthreads();
+  if (tid < rows_per_block * m) {  // thread (r, i): row r of the block, batch row i
+    const int r = tid / m, i = tid % m;
+    const int out_row = static_cast<int>(blockIdx.x) * rows_per_block + r;
+    if (out_row < rows) {
+      float s = 0.0f;
+      for (int k = 0; k < W; ++k) s += partial[r * W + k][i];
+      y[static_cast<std::int64_t>(i) * rows + out_row] = s;
+    }
+  }
+}
+
+// Warps per row: more for few, long rows, while each warp keeps at least two
+// 16-byte vectors per lane and the grid stays under ~16K warps' worth of rows.
+inline int dense_warps_per_row(std::int64_t rows, std::int64_t vec_chunks) {
+  int w = 1;
+  while (w < dense_block_warps && rows * w < 16384 && vec_chunks >= 64 * w) w *= 2;
+  return w;
 }
 #endif  // __CUDACC__
 
@@ -149,20 +175,17 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "dense gemv: the activations must be 16-byte aligned");
   const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
   const int vec_chunks = cols % 8 == 0 ? cols / 8 : 0;
-  const unsigned blocks = static_cast<unsigned>((rows + detail::dense_rows_per_block - 1) / detail::dense_rows_per_block);
+  const int wpr = detail::dense_warps_per_row(rows, vec_chunks);
+  const int rows_per_block = detail::dense_block_warps / wpr;
+  const unsigned blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
+  const auto launch = [&](const auto* weights) {
+    detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(weights, rows, cols, vec_chunks, wpr,
+                                                                                x, M, y);
+  };
   switch (w.type) {
-    case dtype::f32:
-      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const float>(), rows, cols,
-                                                                                  vec_chunks, x, M, y);
-      break;
-    case dtype::f16:
-      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const f16>(), rows, cols,
-                                                                                  vec_chunks, x, M, y);
-      break;
-    case dtype::bf16:
-      detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(w.data.as<const bf16>(), rows, cols,
-                                                                                  vec_chunks, x, M, y);
-      break;
+    case dtype::f32: launch(w.data.as<const float>()); break;
+    case dtype::f16: launch(w.data.as<const f16>()); break;
+    case dtype::bf16: launch(w.data.as<const bf16>()); break;
     default: throw error("dense gemv: weights must be F32, F16 or BF16, got " + std::string(dtype_name(w.type)));
   }
   QMR_CUDA_CHECK(cudaGetLastError());

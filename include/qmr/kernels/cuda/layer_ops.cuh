@@ -172,45 +172,79 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
 }
 
 // Block (head, t): softmax(q · K / sqrt(d)) · V over keys 0..pos0+t of KV head
-// head / (heads / kv_heads), as the CPU's attention_: scores in dynamic shared
-// memory ([capacity] floats, then q [d]), one warp per key for the dot products,
-// then one thread per output dimension. Writes f32 and TA.
-inline constexpr int attention_block_threads = 128;
+// head / (heads / kv_heads), as the CPU's attention_. Dynamic shared memory holds
+// the scores [capacity], q [d] and the warps' partial outputs [warps, d]. Scores:
+// one thread per key, its k row read as 16-byte vectors and summed in the CPU's
+// order, so many independent loads are in flight (v1 gave each key to a warp:
+// ~0.3 ms of a Qwen2.5-0.5B token). Output: the warps split the keys, each lane
+// owns up to 8 dimensions (32 lanes x 8 = 256 per pass) and loads a coalesced V
+// row slice per key; the partial sums meet in shared memory. Writes f32 and TA.
+inline constexpr int attention_block_threads = 256;
+inline constexpr int attention_warps = attention_block_threads / 32;
+inline constexpr int attention_lane_dims = 8;  // dimensions a lane owns per pass
 template <class TA>
 __global__ void __launch_bounds__(attention_block_threads)
     attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half) {
   __shared__ float scratch[32];
   extern __shared__ float smem[];
-  float* p = smem;             // [capacity]
-  float* qs = smem + capacity;  // [d]
+  const int d = a.d, kv_dim = a.kv_heads * d;
+  float* p = smem;                    // [capacity]
+  float* qs = smem + capacity;        // [d]
+  float* part = qs + d;               // [attention_warps, d]
   const int hd = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
-  const int d = a.d, kv_dim = a.kv_heads * d, g = hd / (a.heads / a.kv_heads);
+  const int g = hd / (a.heads / a.kv_heads);
   const int last = a.step->pos0 + t;  // causal: keys 0..last
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int warps = static_cast<int>(blockDim.x) / 32;
   const float scale = 1.0f / sqrtf(static_cast<float>(d));
-  for (int i = tid; i < d; i += static_cast<int>(blockDim.x)) qs[i] = a.q[static_cast<std::int64_t>(t) * a.heads * d + hd * d + i];
+  for (int i = tid; i < d; i += attention_block_threads) qs[i] = a.q[static_cast<std::int64_t>(t) * a.heads * d + hd * d + i];
   __syncthreads();
-  for (int s = warp; s <= last; s += warps) {
-    const float* kv = a.k_cache + static_cast<std::int64_t>(s) * kv_dim + g * d;
+  const float* kbase = a.k_cache + g * d;
+  for (int s = tid; s <= last; s += attention_block_threads) {
+    const float* kv = kbase + static_cast<std::int64_t>(s) * kv_dim;
     float dot = 0.0f;
-    for (int i = lane; i < d; i += 32) dot = fmaf(qs[i], kv[i], dot);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-    if (lane == 0) p[s] = dot * scale;
+    if (d % 4 == 0) {  // rows start 16-byte aligned: kv_dim and g*d are multiples of 4
+      for (int i = 0; i < d; i += 4) {
+        const float4 k4 = *reinterpret_cast<const float4*>(kv + i);
+        dot = fmaf(qs[i], k4.x, dot);
+        dot = fmaf(qs[i + 1], k4.y, dot);
+        dot = fmaf(qs[i + 2], k4.z, dot);
+        dot = fmaf(qs[i + 3], k4.w, dot);
+      }
+    } else {
+      for (int i = 0; i < d; ++i) dot = fmaf(qs[i], kv[i], dot);
+    }
+    p[s] = dot * scale;
   }
   __syncthreads();
   float mx = -INFINITY;
-  for (int s = tid; s <= last; s += static_cast<int>(blockDim.x)) mx = fmaxf(mx, p[s]);
+  for (int s = tid; s <= last; s += attention_block_threads) mx = fmaxf(mx, p[s]);
   mx = block_max(mx, scratch);
   float sum = 0.0f;
-  for (int s = tid; s <= last; s += static_cast<int>(blockDim.x)) sum += (p[s] = expf(p[s] - mx));
+  for (int s = tid; s <= last; s += attention_block_threads) sum += (p[s] = expf(p[s] - mx));
   sum = block_sum(sum, scratch);  // its barriers also order the p[] writes above before the reads below
   const float inv = 1.0f / sum;
-  for (int i = tid; i < d; i += static_cast<int>(blockDim.x)) {
-    const float* vv = a.v_cache + g * d + i;
+  const float* vbase = a.v_cache + g * d;
+  for (int i0 = 0; i0 < d; i0 += 32 * attention_lane_dims) {
+    float acc[attention_lane_dims];
+#pragma unroll
+    for (int j = 0; j < attention_lane_dims; ++j) acc[j] = 0.0f;
+#pragma unroll 2
+    for (int s = warp; s <= last; s += attention_warps) {
+      const float w = p[s] * inv;
+      const float* vv = vbase + static_cast<std::int64_t>(s) * kv_dim + i0 + lane;
+#pragma unroll
+      for (int j = 0; j < attention_lane_dims; ++j)
+        if (i0 + lane + 32 * j < d) acc[j] = fmaf(w, vv[32 * j], acc[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < attention_lane_dims; ++j)
+      if (i0 + lane + 32 * j < d) part[warp * d + i0 + lane + 32 * j] = acc[j];
+  }
+  __syncthreads();
+  for (int i = tid; i < d; i += attention_block_threads) {
     float acc = 0.0f;
-    for (int s = 0; s <= last; ++s) acc = fmaf(p[s] * inv, vv[static_cast<std::int64_t>(s) * kv_dim], acc);
+#pragma unroll
+    for (int w = 0; w < attention_warps; ++w) acc += part[w * d + i];
     const std::int64_t o = static_cast<std::int64_t>(t) * a.heads * d + hd * d + i;
     a.out[o] = acc;
     store(out_half + o, acc);
@@ -232,29 +266,47 @@ __global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const f
   }
 }
 
-// out = the index of the largest of x[n], the lowest on ties (torch.argmax,
-// std::max_element). One block of 1024 threads.
-__global__ void __launch_bounds__(1024) argmax_kernel(const float* __restrict__ x, int n, qstd::int32_t* __restrict__ out) {
-  __shared__ float best_v[32];
-  __shared__ int best_i[32];
-  float v = -INFINITY;
-  int idx = n;  // sentinel above every index
-  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x))
-    if (x[i] > v || idx == n) v = x[i], idx = i;  // strided: the first max seen is the lowest
+// Argmax in two launches: argmax_blocks blocks each reduce a strided slice of x to
+// a (value, index) pair, then one block reduces the pairs (v1's single block took
+// ~40 us over a 152K vocabulary: each thread's loads were serialized). The largest
+// value wins, the lowest index on ties (torch.argmax, std::max_element).
+inline constexpr int argmax_blocks = 128;
+inline constexpr int argmax_threads = 256;
+QMR_DEVICE __forceinline__ void argmax_merge(float& v, int& i, float ov, int oi) {
+  if (ov > v || (ov == v && oi < i)) v = ov, i = oi;
+}
+// The block's best pair, in thread 0. Ties between threads go to the lower index;
+// an empty thread holds (-inf, INT_MAX).
+QMR_DEVICE inline void argmax_block(float& v, int& idx) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-    const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-    if (ov > v || (ov == v && oi < idx)) v = ov, idx = oi;
-  }
+  for (int off = 16; off > 0; off >>= 1)
+    argmax_merge(v, idx, __shfl_xor_sync(0xffffffffu, v, off), __shfl_xor_sync(0xffffffffu, idx, off));
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  if (lane == 0) best_v[warp] = v, best_i[warp] = idx;
+  if (lane == 0) bv[warp] = v, bi[warp] = idx;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w)
-      if (best_v[w] > v || (best_v[w] == v && best_i[w] < idx)) v = best_v[w], idx = best_i[w];
-    *out = idx < n ? idx : 0;
-  }
+  if (threadIdx.x == 0)
+    for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w) argmax_merge(v, idx, bv[w], bi[w]);
+}
+__global__ void __launch_bounds__(argmax_threads)
+    argmax_partial_kernel(const float* __restrict__ x, int n, float* __restrict__ pv, int* __restrict__ pi) {
+  float v = -INFINITY;
+  int idx = 0x7fffffff;
+  for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
+       i += static_cast<int>(gridDim.x * blockDim.x))
+    argmax_merge(v, idx, x[i], i);  // NaN never wins a comparison
+  argmax_block(v, idx);
+  if (threadIdx.x == 0) pv[blockIdx.x] = v, pi[blockIdx.x] = idx;
+}
+__global__ void __launch_bounds__(argmax_threads)
+    argmax_final_kernel(const float* __restrict__ pv, const int* __restrict__ pi, int blocks,
+                        qstd::int32_t* __restrict__ out) {
+  float v = -INFINITY;
+  int idx = 0x7fffffff;
+  for (int b = static_cast<int>(threadIdx.x); b < blocks; b += static_cast<int>(blockDim.x)) argmax_merge(v, idx, pv[b], pi[b]);
+  argmax_block(v, idx);
+  if (threadIdx.x == 0) *out = idx == 0x7fffffff ? 0 : idx;
 }
 #endif  // __CUDACC__
 
@@ -288,7 +340,7 @@ inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream) {
 
 // Dynamic shared memory of attention for a cache of `capacity` positions.
 inline std::size_t attention_smem_bytes(int capacity, int d) {
-  return static_cast<std::size_t>(capacity + d) * sizeof(float);
+  return static_cast<std::size_t>(capacity + d + detail::attention_warps * d) * sizeof(float);
 }
 // Raises attention's dynamic shared-memory limit to what `capacity` needs (once per
 // session); throws when the device has less.
@@ -321,8 +373,16 @@ void silu_mul(const float* gate, int ldg, const float* up, int ldu, int inter, i
   QMR_CUDA_CHECK(cudaGetLastError());
 }
 
-inline void argmax(const float* x, int n, qstd::int32_t* out, cudaStream_t stream) {
-  detail::argmax_kernel<<<1, 1024, 0, stream>>>(x, n, out);
+// Scratch argmax needs on the device.
+inline constexpr std::size_t argmax_scratch_bytes = detail::argmax_blocks * (sizeof(float) + sizeof(int));
+// out = argmax of x[n]; scratch is argmax_scratch_bytes of device memory.
+inline void argmax(const float* x, int n, void* scratch, qstd::int32_t* out, cudaStream_t stream) {
+  float* pv = static_cast<float*>(scratch);
+  int* pi = reinterpret_cast<int*>(pv + detail::argmax_blocks);
+  const int blocks = std::max(1, std::min(detail::argmax_blocks, (n + detail::argmax_threads - 1) / detail::argmax_threads));
+  detail::argmax_partial_kernel<<<static_cast<unsigned>(blocks), detail::argmax_threads, 0, stream>>>(x, n, pv, pi);
+  QMR_CUDA_CHECK(cudaGetLastError());
+  detail::argmax_final_kernel<<<1, detail::argmax_threads, 0, stream>>>(pv, pi, blocks, out);
   QMR_CUDA_CHECK(cudaGetLastError());
 }
 #endif  // __CUDACC__
