@@ -336,6 +336,10 @@ class session {
     const model_config& c = m_->config();
     const int d = c.head_dim, group = c.heads / c.kv_heads, positions = pos0 + n;
     const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    if (n >= attention_gemm_min_rows) {
+      attention_gemm_(q, k_cache, v_cache, pos0, n, att, scale);
+      return;
+    }
     parallel_for(pool_, c.heads, [&](std::int64_t h0, std::int64_t h1) {
       for (std::int64_t hd = h0; hd < h1; ++hd) {
         const std::int64_t g = hd / group;
@@ -362,6 +366,51 @@ class session {
             const float* vv = v_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
             for (int i = 0; i < d; ++i) out[i] += p[s] * vv[i];
           }
+        }
+      }
+    });
+  }
+
+  // Prefills of at least this many rows compute attention as matrix products on the SIMD GEMM
+  // (scores = Q·Kᵀ, out = P·V); below it (decode) the per-row loops cost less than packing K and V.
+  static constexpr int attention_gemm_min_rows = 16;
+
+  // The same attention for n >= attention_gemm_min_rows: per KV head, K and Vᵀ are packed once
+  // ([positions, d] and [d, positions], allocated per call: prefill only) and serve the `group`
+  // query heads that share them; scores land in probs_ (every position, then the causal mask).
+  void attention_gemm_(matrix_view<const float> q, const float* k_cache, const float* v_cache, int pos0, int n,
+                       matrix_view<float> att, float scale) {
+    const model_config& c = m_->config();
+    const int d = c.head_dim, group = c.heads / c.kv_heads, positions = pos0 + n;
+    const std::int64_t kv_dim = c.kv_dim();
+    parallel_for(pool_, c.kv_heads, [&](std::int64_t g0, std::int64_t g1) {
+      aligned_buffer<float> kg(static_cast<std::size_t>(positions) * d);  // [positions, d]
+      aligned_buffer<float> vt(static_cast<std::size_t>(positions) * d);  // [d, positions]
+      for (std::int64_t g = g0; g < g1; ++g) {
+        for (int s = 0; s < positions; ++s) {
+          const float* k = k_cache + s * kv_dim + g * d;
+          const float* v = v_cache + s * kv_dim + g * d;
+          std::copy(k, k + d, kg.data() + static_cast<std::ptrdiff_t>(s) * d);
+          for (int i = 0; i < d; ++i) vt[static_cast<std::size_t>(i) * static_cast<std::size_t>(positions) + static_cast<std::size_t>(s)] = v[i];
+        }
+        const tensor_view k_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(kg.data()), dtype::f32, make_shape({positions, d}));
+        const tensor_view v_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(vt.data()), dtype::f32, make_shape({d, positions}));
+        for (std::int64_t hd = g * group; hd < (g + 1) * group; ++hd) {
+          // scores [n, positions], rows t*heads + hd of probs_
+          const matrix_view<float> p(probs_.data() + hd * positions, n, positions, static_cast<std::int64_t>(c.heads) * positions);
+          simd::gemm_best(k_view, matrix_view<const float>(q.data + hd * d, n, d, q.stride), p, nullptr);
+          for (int t = 0; t < n; ++t) {
+            float* row = p.row(t);
+            const int last = pos0 + t;  // causal: keys 0..last
+            float max_score = -INFINITY;
+            for (int s = 0; s <= last; ++s) max_score = std::max(max_score, row[s] *= scale);
+            float sum = 0;
+            for (int s = 0; s <= last; ++s) sum += (row[s] = std::exp(row[s] - max_score));
+            const float inv = 1.0f / sum;
+            for (int s = 0; s <= last; ++s) row[s] *= inv;
+            for (int s = last + 1; s < positions; ++s) row[s] = 0.0f;
+          }
+          simd::gemm_best(v_view, matrix_view<const float>(p), matrix_view<float>(att.data + hd * d, n, d, att.stride), nullptr);
         }
       }
     });
