@@ -1,4 +1,4 @@
-// Benchmark: greedy decode and prefill tokens/s of the CUDA forward pass (model/cuda_forward.cuh) for the bundled model and a Qwen2.5-0.5B-shaped random model, bf16 and w4g128 weights, with and without the CUDA graph, beside the bound of the card's measured copy bandwidth over the weight bytes a token reads; a table on stdout and a JSON file (--json PATH).
+// Benchmark: greedy decode and prefill tokens/s of the CUDA forward pass (model/cuda_forward.cuh) for the bundled model and a Qwen2.5-0.5B-shaped random model, bf16 and w4g128 weights, as a CUDA graph with and without programmatic dependent launch and eagerly, beside the bound of the card's measured copy bandwidth over the weight bytes a token reads; a table on stdout and a JSON file (--json PATH).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -31,6 +31,9 @@ struct options {
   fs::path work = fs::temp_directory_path() / "qmr-bench-cuda";
   std::vector<std::string> models = {"qmr-math", "qwen2.5-0.5b"};
   std::vector<std::string> formats = {"bf16", "w4g128"};
+  // graph: the decode step replayed as a CUDA graph, kernels with programmatic dependent
+  // launch (the session's defaults); graph-nopdl; eager: neither.
+  std::vector<std::string> modes = {"graph", "graph-nopdl", "eager"};
   int prefill = 32, decode = 128, layers = 24;
 };
 
@@ -63,9 +66,10 @@ options parse(int argc, char** argv) {
     else if (a == "--prefill") o.prefill = std::stoi(value());
     else if (a == "--decode") o.decode = std::stoi(value());
     else if (a == "--layers") o.layers = std::stoi(value());
+    else if (a == "--modes") o.modes = split(value());
     else if (a == "--help" || a == "-h") {
       std::puts("cuda_decode [--json PATH] [--models qmr-math,qwen2.5-0.5b] [--formats bf16,w4g128] [--prefill 32]\n"
-                "            [--decode 128] [--layers 24] [--models-dir DIR] [--work DIR]");
+                "            [--decode 128] [--modes graph,graph-nopdl,eager] [--layers 24] [--models-dir DIR] [--work DIR]");
       std::exit(0);
     } else {
       throw qmr::error("unknown argument " + a + " (--help)");
@@ -170,7 +174,7 @@ void write_qwen_shaped(const fs::path& dir, int layers) {
 
 struct record {
   std::string model, format;
-  bool graphs;
+  std::string mode;
   double bytes_per_token, bound, decode_tps, prefill_tps;
 };
 
@@ -195,7 +199,7 @@ int main(int argc, char** argv) {
                 prop.multiProcessorCount, bw / 1e9);
     std::printf("greedy decode of %d tokens after a %d-token prompt; tok/s by wall clock, host round trip included\n\n",
                 opt.decode, opt.prefill);
-    std::printf("| model | format | graph | weight MB/token | bound tok/s | decode tok/s | of bound | prefill tok/s |\n");
+    std::printf("| model | format | launch | weight MB/token | bound tok/s | decode tok/s | of bound | prefill tok/s |\n");
     std::printf("|---|---|---|---|---|---|---|---|\n");
     qmr::thread_pool pool(std::max(1u, std::min(16u, std::thread::hardware_concurrency())));
     std::vector<record> records;
@@ -217,11 +221,14 @@ int main(int argc, char** argv) {
         const int vocab = m.config().vocab;
         std::vector<std::int32_t> prompt(static_cast<std::size_t>(opt.prefill));
         for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % vocab);
-        for (const bool graphs : {true, false}) {
+        for (const std::string& mode : opt.modes) {
+          if (mode != "graph" && mode != "graph-nopdl" && mode != "eager")
+            throw qmr::error("--modes takes graph, graph-nopdl and eager, got " + mode);
           qmr::model::cuda_options co;
-          co.graphs = graphs;
+          co.graphs = mode != "eager";
+          co.pdl = mode == "graph";
           const auto tu = std::chrono::steady_clock::now();
-          qmr::model::cuda_session s(m, opt.prefill + opt.decode + 1, co);
+          qmr::model::cuda_session s(m, opt.prefill + std::max(opt.decode, 8) + 1, co);  // 8: the warm-up
           const double upload = seconds_since(tu);
           // Warm-up (module load, graph capture), then the timed run from an empty cache.
           std::int32_t next = s.forward_argmax(prompt);
@@ -239,12 +246,12 @@ int main(int argc, char** argv) {
             next = s.forward_argmax(one);
           }
           const double decode = seconds_since(t1);
-          record r{name, format, graphs, static_cast<double>(s.decode_bytes_per_token()), 0, opt.decode / decode,
+          record r{name, format, mode, static_cast<double>(s.decode_bytes_per_token()), 0, opt.decode / decode,
                    opt.prefill / prefill};
           r.bound = bw / r.bytes_per_token;
           records.push_back(r);
           std::printf("| %s | %s | %s | %.1f | %.0f | %.0f | %.1f%% | %.0f |\n", name.c_str(), format.c_str(),
-                      graphs ? "yes" : "no", r.bytes_per_token / 1e6, r.bound, r.decode_tps,
+                      mode.c_str(), r.bytes_per_token / 1e6, r.bound, r.decode_tps,
                       100.0 * r.decode_tps / r.bound, r.prefill_tps);
           std::fprintf(stderr, "  (%s %s: upload %.1f s)\n", name.c_str(), format.c_str(), upload);
           std::fflush(stdout);
@@ -261,10 +268,10 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < records.size(); ++i) {
         const record& r = records[i];
         std::fprintf(f,
-                     "    {\"model\": \"%s\", \"format\": \"%s\", \"cuda_graph\": %s, \"weight_bytes_per_token\": %.0f, "
+                     "    {\"model\": \"%s\", \"format\": \"%s\", \"launch\": \"%s\", \"weight_bytes_per_token\": %.0f, "
                      "\"bound_tokens_per_second\": %.2f, \"decode_tokens_per_second\": %.2f, \"fraction_of_bound\": %.4f, "
                      "\"prefill_tokens_per_second\": %.2f}%s\n",
-                     r.model.c_str(), r.format.c_str(), r.graphs ? "true" : "false", r.bytes_per_token, r.bound,
+                     r.model.c_str(), r.format.c_str(), r.mode.c_str(), r.bytes_per_token, r.bound,
                      r.decode_tps, r.decode_tps / r.bound, r.prefill_tps, i + 1 < records.size() ? "," : "");
       }
       std::fprintf(f, "  ]\n}\n");

@@ -10,9 +10,16 @@
 #   QMR_GPU_BUILD  build directory (default build-gpu, under the repository)
 #   QMR_BENCH_ARGS extra arguments for bench/cuda_gemv (e.g. --quick)
 #   QMR_RACECHECK_AFTER_S skip the racecheck once this many seconds have passed (default 170)
+#   QMR_GPU_INCLUDE a folder holding xsimd/ and nlohmann/ headers (copies of the CPU
+#                  machine's /usr/include/{xsimd,nlohmann}), put on CPLUS_INCLUDE_PATH:
+#                  the GPU forward-pass test and decode benchmark include the model
+#                  loader, and they are built only when both are found
+#   QMR_GPU_STEPS  comma list of steps to run: tests, bench_gemv, bench_decode,
+#                  sanitizer (default all)
+#   QMR_DECODE_ARGS extra arguments for bench/cuda_decode (e.g. --decode 64)
 # Writes: environment.txt, configure.log, build.log, test_*.txt, sanitizer_*.txt,
-# cuda_gemv.txt, cuda_gemv.json and summary.json (exit codes). Exits nonzero if
-# the build or a test failed.
+# cuda_gemv.txt, cuda_gemv.json, cuda_decode.txt, cuda_decode.json and summary.json
+# (exit codes). Exits nonzero if the build or a test failed.
 set -uo pipefail
 
 out="${1:-results/gpu}"
@@ -22,7 +29,12 @@ cd "$repo" || exit 1
 arch="${QMR_GPU_ARCH:-90}"
 build="${QMR_GPU_BUILD:-build-gpu}"
 export PATH="/usr/local/cuda/bin:$PATH"
+if [ -n "${QMR_GPU_INCLUDE:-}" ]; then
+  export CPLUS_INCLUDE_PATH="$(cd "$QMR_GPU_INCLUDE" && pwd)${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}"
+fi
 start=$(date +%s)
+steps=",${QMR_GPU_STEPS:-all},"
+want() { [[ "$steps" == *",all,"* || "$steps" == *",$1,"* ]]; }
 
 log() { echo "[run_gpu $(($(date +%s) - start))s] $*"; }
 # summary.json is rewritten after every step, so that a run cut short still leaves one.
@@ -70,7 +82,18 @@ if [ "${rc[configure]}" -ne 0 ]; then
 fi
 
 log "build"
-ninja -C "$build" tests/test_cuda_half_dequant tests/test_cuda_gemv_layout tests/test_cuda_gemv bench/cuda_gemv > "$out/build.log" 2>&1
+tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_dense_gemv"
+targets="bench/cuda_gemv"
+# The model-runtime targets exist only when meson found the loader's headers (see QMR_GPU_INCLUDE).
+if grep -q '^build tests/test_cuda_forward:' "$build/build.ninja"; then
+  tests="$tests cuda_forward"
+  targets="$targets bench/cuda_decode"
+else
+  log "no nlohmann/xsimd headers: test_cuda_forward and bench/cuda_decode not built"
+fi
+for t in $tests; do targets="$targets tests/test_$t"; done
+# shellcheck disable=SC2086
+ninja -C "$build" $targets > "$out/build.log" 2>&1
 rc[build]=$?
 write_summary
 if [ "${rc[build]}" -ne 0 ]; then
@@ -80,7 +103,9 @@ if [ "${rc[build]}" -ne 0 ]; then
 fi
 
 failed=0
-for t in cuda_half_dequant cuda_gemv_layout cuda_gemv; do
+export QMR_TEST_DATA="$repo/tests/data" QMR_MODELS_DIR="$repo/models"
+want tests || tests=""
+for t in $tests; do
   log "test $t"
   timeout 240 "$build/tests/test_$t" > "$out/test_$t.txt" 2>&1
   rc[test_$t]=$?
@@ -89,18 +114,31 @@ for t in cuda_half_dequant cuda_gemv_layout cuda_gemv; do
   write_summary
 done
 
-log "bench cuda_gemv"
-# shellcheck disable=SC2086
-timeout 240 "$build/bench/cuda_gemv" --json "$out/cuda_gemv.json" ${QMR_BENCH_ARGS:-} > "$out/cuda_gemv.txt" 2>&1
-rc[bench_cuda_gemv]=$?
-cat "$out/cuda_gemv.txt"
-write_summary
+if want bench_gemv; then
+  log "bench cuda_gemv"
+  # shellcheck disable=SC2086
+  timeout 240 "$build/bench/cuda_gemv" --json "$out/cuda_gemv.json" ${QMR_BENCH_ARGS:-} > "$out/cuda_gemv.txt" 2>&1
+  rc[bench_cuda_gemv]=$?
+  cat "$out/cuda_gemv.txt"
+  write_summary
+fi
+
+if want bench_decode && [ -x "$build/bench/cuda_decode" ]; then
+  log "bench cuda_decode"
+  # shellcheck disable=SC2086
+  timeout 240 "$build/bench/cuda_decode" --json "$out/cuda_decode.json" ${QMR_DECODE_ARGS:-} > "$out/cuda_decode.txt" 2>&1
+  rc[bench_cuda_decode]=$?
+  cat "$out/cuda_decode.txt"
+  write_summary
+fi
 
 # compute-sanitizer on a reduced test (two bit-widths, two group sizes), if time is left.
 sanitizer="$(command -v compute-sanitizer || true)"
 [ -z "$sanitizer" ] && [ -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ] &&
   sanitizer=/usr/local/cuda/compute-sanitizer/compute-sanitizer
-if [ -z "$sanitizer" ]; then
+if ! want sanitizer; then
+  log "compute-sanitizer: not asked for"
+elif [ -z "$sanitizer" ]; then
   log "compute-sanitizer not found: skipped"
 else
   for tool in memcheck racecheck; do
@@ -117,6 +155,15 @@ else
     rc[sanitizer_$tool]=$?
     tail -3 "$out/sanitizer_$tool.txt"
     write_summary
+    # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
+    if [[ " $tests " == *" cuda_forward "* ]]; then
+      log "compute-sanitizer $tool test_cuda_forward"
+      QMR_FORWARD_TEST_QUICK=1 timeout 120 "$sanitizer" --tool "$tool" --error-exitcode 3 \
+        "$build/tests/test_cuda_forward" > "$out/sanitizer_${tool}_forward.txt" 2>&1
+      rc[sanitizer_${tool}_forward]=$?
+      tail -3 "$out/sanitizer_${tool}_forward.txt"
+      write_summary
+    fi
   done
 fi
 

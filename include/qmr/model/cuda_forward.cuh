@@ -17,7 +17,9 @@
 // device argmax end the step. With `graphs` (default) the one-token decode step is
 // captured once as a CUDA graph and replayed (a step's position and token are read
 // from device memory, see qmr::cuda::step_state): ~9 launches per layer cost one
-// graph launch.
+// graph launch. With `pdl` (default, sm_90+) the session's own kernels are launched
+// with programmatic dependent launch, so each starts while its predecessor drains
+// (the quantized GEMV is launched plainly).
 //
 // Integrated memory (Jetson). The upload copies every weight into cudaMalloc'd
 // memory, also where GPU and CPU share the DRAM. Quantized codes must be repacked
@@ -66,6 +68,7 @@ struct cuda_options {
   cuda_activation activation = cuda_activation::f16;
   bool graphs = true;  // replay the one-token decode step as a captured CUDA graph
   bool fuse = true;    // one matrix for q/k/v and one for gate/up where their formats agree
+  bool pdl = true;     // programmatic dependent launch of the session's own kernels (sm_90+)
 };
 
 namespace cuda_detail {
@@ -280,6 +283,10 @@ class cuda_session {
     next_ = qmr::cuda::device_buffer(sizeof(std::int32_t));
     argmax_scratch_ = qmr::cuda::device_buffer(qmr::cuda::argmax_scratch_bytes);
     with_activation_([&](auto tag) { qmr::cuda::prepare_attention<decltype(tag)>(capacity_, c.head_dim); });
+    int device = 0, major = 0;
+    QMR_CUDA_CHECK(cudaGetDevice(&device));
+    QMR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    pdl_ = options_.pdl && major >= 9;
     QMR_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
@@ -347,7 +354,7 @@ class cuda_session {
   // y[m, w.rows] = x[m, w.cols] · Wᵀ: x in f32 for dense W, x_half for quantized W.
   void linear_(const cuda_detail::device_linear& w, const qmr::cuda::device_buffer& x,
                const qmr::cuda::device_buffer& x_half, float* y, int m) const {
-    if (!w.quantized) return qmr::cuda::gemv(w.d, x.as<const float>(), y, m, stream_.s);
+    if (!w.quantized) return qmr::cuda::gemv(w.d, x.as<const float>(), y, m, stream_.s, pdl_);
     with_activation_([&](auto tag) {
       using TA = decltype(tag);
       qmr::cuda::gemv(w.q, x_half.as<const TA>(), y, m, stream_.s);
@@ -378,7 +385,7 @@ class cuda_session {
         // Attention block: x += previous down (none before layer 0); h = norm(x); q, k, v;
         // bias, q/k norm, RoPE, cache; attention; o.
         qc::add_rmsnorm(x_.as<float>(), 0, m, l == 0 ? nullptr : o_.as<const float>(), nullptr,
-                        L.attn_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s);
+                        L.attn_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         qc::qkv_rope_args a{};
         float* qkv = qkv_.as<float>();
         if (L.qkv.size() == 1) {  // fused: row t is [q | k | v]
@@ -402,36 +409,36 @@ class cuda_session {
         a.q_out = q_.as<float>();
         a.k_cache = L.k_cache.as<float>(), a.v_cache = L.v_cache.as<float>();
         a.step = step;
-        qc::qkv_rope(a, m, s);
+        qc::qkv_rope(a, m, s, pdl_);
         const qc::attention_args at{q_.as<const float>(), L.k_cache.as<const float>(), L.v_cache.as<const float>(),
                                     c.heads, c.kv_heads, c.head_dim, att_.as<float>(), step};
-        qc::attention(at, m, capacity_, att_half_.as<TA>(), s);
+        qc::attention(at, m, capacity_, att_half_.as<TA>(), s, pdl_);
         linear_(L.o, att_, att_half_, o_.as<float>(), m);
 
         // MLP block: x += o (+ bias); h = norm(x); down(silu(gate(h)) * up(h)).
         qc::add_rmsnorm(x_.as<float>(), 0, m, o_.as<const float>(), L.o_bias.as<const float>(),
-                        L.mlp_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s);
+                        L.mlp_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         float* gu = gate_up_.as<float>();
         if (L.gate_up.size() == 1) {  // fused: row t is [gate | up]
           linear_(L.gate_up[0], h_, h_half_, gu, m);
-          qc::silu_mul(gu, 2 * inter, gu + inter, 2 * inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s);
+          qc::silu_mul(gu, 2 * inter, gu + inter, 2 * inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         } else {
           linear_(L.gate_up[0], h_, h_half_, gu, m);
           linear_(L.gate_up[1], h_, h_half_, gu + max_chunk * inter, m);
-          qc::silu_mul(gu, inter, gu + max_chunk * inter, inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s);
+          qc::silu_mul(gu, inter, gu + max_chunk * inter, inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         }
         linear_(L.down, act_, act_half_, o_.as<float>(), m);  // added to x by the next norm
       }
       if (rows == 0) return;
       // Final norm of the last `rows` rows (x += the last down first) and the head.
       qc::add_rmsnorm(x_.as<float>(), m - rows, rows, c.layers > 0 ? o_.as<const float>() : nullptr, nullptr,
-                      final_norm_.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s);
+                      final_norm_.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
     });
     if (rows == 0) return;
     linear_(*head_, h_, h_half_, logits_.as<float>(), rows);
     if (argmax) {
       qc::argmax(logits_.as<const float>() + static_cast<std::int64_t>(rows - 1) * c.vocab, c.vocab,
-                 argmax_scratch_.data(), next_.as<std::int32_t>(), s);
+                 argmax_scratch_.data(), next_.as<std::int32_t>(), s, pdl_);
       QMR_CUDA_CHECK(cudaMemcpyAsync(next_host_.p, next_.data(), sizeof(std::int32_t), cudaMemcpyDeviceToHost, s));
     }
   }
@@ -497,6 +504,7 @@ class cuda_session {
 
   model_config config_;
   cuda_options options_;
+  bool pdl_ = false;  // options_.pdl on a device that has it
   int capacity_;
   int length_ = 0;
   std::uint64_t decode_bytes_;

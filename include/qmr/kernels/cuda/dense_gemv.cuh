@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "../../core/dtype.hpp"
 #include "../../core/error.hpp"
 #include "../../core/half.hpp"
 #include "../../core/tensor.hpp"
 #include "gemv.cuh"
+#include "launch.cuh"
 
 namespace qmr::cuda {
 
@@ -100,6 +102,8 @@ template <class TW>
 __global__ void __launch_bounds__(dense_block_threads)
     dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, int warps_per_row,
                       const float* __restrict__ x, int m, float* __restrict__ y) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float partial[dense_block_warps][gemv_traits::max_batch];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int W = warps_per_row, rows_per_block = dense_block_warps / W;
@@ -167,8 +171,9 @@ inline int dense_warps_per_row(std::int64_t rows, std::int64_t vec_chunks) {
 
 #ifdef __CUDACC__
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous): x and y f32 device
-// pointers, row-major, x 16-byte aligned; M is 1..8.
-inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStream_t stream) {
+// pointers, row-major, x 16-byte aligned; M is 1..8. `pdl`: programmatic
+// dependent launch (launch.cuh).
+inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStream_t stream, bool pdl = false) {
   check(M >= 1 && M <= gemv_traits::max_batch,
         "dense gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(gemv_traits::max_batch));
   check(x != nullptr && y != nullptr && w.data.data() != nullptr, "dense gemv: null pointer");
@@ -179,8 +184,9 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
   const int rows_per_block = detail::dense_block_warps / wpr;
   const unsigned blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
   const auto launch = [&](const auto* weights) {
-    detail::dense_gemv_kernel<<<blocks, detail::dense_block_threads, 0, stream>>>(weights, rows, cols, vec_chunks, wpr,
-                                                                                x, M, y);
+    using TW = std::remove_cv_t<std::remove_pointer_t<decltype(weights)>>;
+    launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads), 0, stream, weights,
+                  rows, cols, vec_chunks, wpr, x, M, y);
   };
   switch (w.type) {
     case dtype::f32: launch(w.data.as<const float>()); break;

@@ -11,6 +11,7 @@
 #include "../../core/error.hpp"
 #include "../../core/half.hpp"
 #include "gemv.cuh"
+#include "launch.cuh"
 
 namespace qmr::cuda {
 
@@ -101,31 +102,65 @@ __global__ void embed_kernel(const TW* __restrict__ table, int hidden, const ste
 
 // Row row0 + b of x (block b): x += add (+ bias) when add is given, then
 // h[b] = weight * x / sqrt(mean(x^2) + eps), in f32 and in TA for the quantized
-// GEMV. The sum of squares is in f64 like the CPU's.
+// GEMV. The sum of squares is in f64 like the CPU's. Rows of up to
+// norm_regs * 256 = 4096 stay in registers (with their weights, loaded before the
+// reduction), so the kernel makes one pass over memory; longer rows re-read x.
+inline constexpr int norm_regs = 16;
 template <class TA>
 __global__ void __launch_bounds__(ops_block_threads)
     add_rmsnorm_kernel(float* __restrict__ x, int row0, const float* __restrict__ add, const float* __restrict__ bias,
                        const float* __restrict__ weight, int cols, double eps, float* __restrict__ h,
                        TA* __restrict__ h_half) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ double scratch[32];
-  const int b = static_cast<int>(blockIdx.x);
+  const int b = static_cast<int>(blockIdx.x), tid = static_cast<int>(threadIdx.x);
+  const int stride = static_cast<int>(blockDim.x);
   float* xr = x + static_cast<std::int64_t>(row0 + b) * cols;
-  double ss = 0.0;
-  for (int j = static_cast<int>(threadIdx.x); j < cols; j += static_cast<int>(blockDim.x)) {
+  const float* ar = add != nullptr ? add + static_cast<std::int64_t>(row0 + b) * cols : nullptr;
+  float* hr = h + static_cast<std::int64_t>(b) * cols;
+  TA* hh = h_half + static_cast<std::int64_t>(b) * cols;
+  const auto updated = [&](int j) {  // x[j] after the residual add, written back
     float v = xr[j];
-    if (add != nullptr) {
-      const float o = add[static_cast<std::int64_t>(row0 + b) * cols + j] + (bias != nullptr ? bias[j] : 0.0f);
-      v += o;
+    if (ar != nullptr) {
+      v += ar[j] + (bias != nullptr ? bias[j] : 0.0f);
       xr[j] = v;
     }
+    return v;
+  };
+  double ss = 0.0;
+  if (cols <= norm_regs * stride) {
+    float v[norm_regs], wv[norm_regs];
+#pragma unroll
+    for (int k = 0; k < norm_regs; ++k) {
+      const int j = tid + k * stride;
+      v[k] = j < cols ? updated(j) : 0.0f;
+      wv[k] = j < cols ? weight[j] : 0.0f;
+      ss += static_cast<double>(v[k]) * v[k];
+    }
+    ss = block_sum(ss, scratch);
+    const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(cols) + eps));
+#pragma unroll
+    for (int k = 0; k < norm_regs; ++k) {
+      const int j = tid + k * stride;
+      if (j < cols) {
+        const float o = wv[k] * (v[k] * inv);
+        hr[j] = o;
+        store(hh + j, o);
+      }
+    }
+    return;
+  }
+  for (int j = tid; j < cols; j += stride) {
+    const float v = updated(j);
     ss += static_cast<double>(v) * v;
   }
   ss = block_sum(ss, scratch);
   const float inv = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(cols) + eps));
-  for (int j = static_cast<int>(threadIdx.x); j < cols; j += static_cast<int>(blockDim.x)) {
-    const float v = weight[j] * (xr[j] * inv);
-    h[static_cast<std::int64_t>(b) * cols + j] = v;
-    store(h_half + static_cast<std::int64_t>(b) * cols + j, v);
+  for (int j = tid; j < cols; j += stride) {
+    const float o = weight[j] * (xr[j] * inv);
+    hr[j] = o;
+    store(hh + j, o);
   }
 }
 
@@ -134,6 +169,8 @@ __global__ void __launch_bounds__(ops_block_threads)
 // angle = position * inv_freq in f32, cos/sin in f64 as the CPU); writes q to
 // q_out and k, v into the cache at row pos0 + t. blockDim.x >= d.
 __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ double scratch[32];
   extern __shared__ float head[];  // [d]
   const int t = static_cast<int>(blockIdx.x), hh = static_cast<int>(blockIdx.y), i = static_cast<int>(threadIdx.x);
@@ -185,6 +222,8 @@ inline constexpr int attention_lane_dims = 8;  // dimensions a lane owns per pas
 template <class TA>
 __global__ void __launch_bounds__(attention_block_threads)
     attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float scratch[32];
   extern __shared__ float smem[];
   const int d = a.d, kv_dim = a.kv_heads * d;
@@ -255,6 +294,8 @@ __global__ void __launch_bounds__(attention_block_threads)
 template <class TA>
 __global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const float* __restrict__ up, int ldu, int inter,
                                 int m, float* __restrict__ act, TA* __restrict__ act_half) {
+  pdl_wait();
+  pdl_launch_dependents();
   const std::int64_t n = static_cast<std::int64_t>(m) * inter;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
@@ -291,6 +332,8 @@ QMR_DEVICE inline void argmax_block(float& v, int& idx) {
 }
 __global__ void __launch_bounds__(argmax_threads)
     argmax_partial_kernel(const float* __restrict__ x, int n, float* __restrict__ pv, int* __restrict__ pi) {
+  pdl_wait();
+  pdl_launch_dependents();
   float v = -INFINITY;
   int idx = 0x7fffffff;
   for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
@@ -302,6 +345,7 @@ __global__ void __launch_bounds__(argmax_threads)
 __global__ void __launch_bounds__(argmax_threads)
     argmax_final_kernel(const float* __restrict__ pv, const int* __restrict__ pi, int blocks,
                         qstd::int32_t* __restrict__ out) {
+  pdl_wait();
   float v = -INFINITY;
   int idx = 0x7fffffff;
   for (int b = static_cast<int>(threadIdx.x); b < blocks; b += static_cast<int>(blockDim.x)) argmax_merge(v, idx, pv[b], pi[b]);
@@ -313,7 +357,9 @@ __global__ void __launch_bounds__(argmax_threads)
 }  // namespace detail
 
 #ifdef __CUDACC__
-// Host launchers: asynchronous on `stream`, each checks its launch.
+// Host launchers: asynchronous on `stream`, each checks its launch. `pdl`: launch
+// with programmatic dependent launch (see launch.cuh; every kernel here but
+// embed's waits for its predecessor first).
 
 template <class TW>
 void embed(const TW* table, int hidden, const step_state* step, int m, float* x, cudaStream_t stream) {
@@ -324,18 +370,16 @@ void embed(const TW* table, int hidden, const step_state* step, int m, float* x,
 // Rows [row0, row0 + rows) of x [.., cols]: x += add (+ bias), h[0..rows) = RMSNorm(x) * weight.
 template <class TA>
 void add_rmsnorm(float* x, int row0, int rows, const float* add, const float* bias, const float* weight, int cols,
-                 double eps, float* h, TA* h_half, cudaStream_t stream) {
-  detail::add_rmsnorm_kernel<TA><<<static_cast<unsigned>(rows), detail::ops_block_threads, 0, stream>>>(
-      x, row0, add, bias, weight, cols, eps, h, h_half);
-  QMR_CUDA_CHECK(cudaGetLastError());
+                 double eps, float* h, TA* h_half, cudaStream_t stream, bool pdl = false) {
+  launch_kernel(pdl, detail::add_rmsnorm_kernel<TA>, dim3(static_cast<unsigned>(rows)), dim3(detail::ops_block_threads),
+                0, stream, x, row0, add, bias, weight, cols, eps, h, h_half);
 }
 
-inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream) {
+inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream, bool pdl = false) {
   check(a.d % 2 == 0 && a.d <= 1024, "qkv_rope: head_dim " + std::to_string(a.d) + " must be even and at most 1024");
   const unsigned threads = static_cast<unsigned>((a.d + 31) / 32 * 32);
-  detail::qkv_rope_kernel<<<dim3(static_cast<unsigned>(m), static_cast<unsigned>(a.heads + 2 * a.kv_heads)), threads,
-                            static_cast<std::size_t>(a.d) * sizeof(float), stream>>>(a);
-  QMR_CUDA_CHECK(cudaGetLastError());
+  launch_kernel(pdl, detail::qkv_rope_kernel, dim3(static_cast<unsigned>(m), static_cast<unsigned>(a.heads + 2 * a.kv_heads)),
+                dim3(threads), static_cast<std::size_t>(a.d) * sizeof(float), stream, a);
 }
 
 // Dynamic shared memory of attention for a cache of `capacity` positions.
@@ -357,33 +401,30 @@ void prepare_attention(int capacity, int d) {
                                       static_cast<int>(attention_smem_bytes(capacity, d))));
 }
 template <class TA>
-void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream) {
-  detail::attention_kernel<TA><<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(m)),
-                                 detail::attention_block_threads, attention_smem_bytes(capacity, a.d), stream>>>(
-      a, capacity, out_half);
-  QMR_CUDA_CHECK(cudaGetLastError());
+void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream, bool pdl = false) {
+  launch_kernel(pdl, detail::attention_kernel<TA>, dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(m)),
+                dim3(detail::attention_block_threads), attention_smem_bytes(capacity, a.d), stream, a, capacity, out_half);
 }
 
 template <class TA>
 void silu_mul(const float* gate, int ldg, const float* up, int ldu, int inter, int m, float* act, TA* act_half,
-              cudaStream_t stream) {
+              cudaStream_t stream, bool pdl = false) {
   const std::int64_t n = static_cast<std::int64_t>(m) * inter;
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 4096));
-  detail::silu_mul_kernel<TA><<<blocks, 256, 0, stream>>>(gate, ldg, up, ldu, inter, m, act, act_half);
-  QMR_CUDA_CHECK(cudaGetLastError());
+  launch_kernel(pdl, detail::silu_mul_kernel<TA>, dim3(blocks), dim3(256), 0, stream, gate, ldg, up, ldu, inter, m, act,
+                act_half);
 }
 
 // Scratch argmax needs on the device.
 inline constexpr std::size_t argmax_scratch_bytes = detail::argmax_blocks * (sizeof(float) + sizeof(int));
 // out = argmax of x[n]; scratch is argmax_scratch_bytes of device memory.
-inline void argmax(const float* x, int n, void* scratch, qstd::int32_t* out, cudaStream_t stream) {
+inline void argmax(const float* x, int n, void* scratch, qstd::int32_t* out, cudaStream_t stream, bool pdl = false) {
   float* pv = static_cast<float*>(scratch);
   int* pi = reinterpret_cast<int*>(pv + detail::argmax_blocks);
   const int blocks = std::max(1, std::min(detail::argmax_blocks, (n + detail::argmax_threads - 1) / detail::argmax_threads));
-  detail::argmax_partial_kernel<<<static_cast<unsigned>(blocks), detail::argmax_threads, 0, stream>>>(x, n, pv, pi);
-  QMR_CUDA_CHECK(cudaGetLastError());
-  detail::argmax_final_kernel<<<1, detail::argmax_threads, 0, stream>>>(pv, pi, blocks, out);
-  QMR_CUDA_CHECK(cudaGetLastError());
+  launch_kernel(pdl, detail::argmax_partial_kernel, dim3(static_cast<unsigned>(blocks)), dim3(detail::argmax_threads), 0,
+                stream, x, n, pv, pi);
+  launch_kernel(pdl, detail::argmax_final_kernel, dim3(1), dim3(detail::argmax_threads), 0, stream, pv, pi, blocks, out);
 }
 #endif  // __CUDACC__
 

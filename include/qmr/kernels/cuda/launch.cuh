@@ -1,0 +1,54 @@
+// Kernel launches with optional programmatic dependent launch (PDL, sm_90+): a kernel launched so may start while the previous kernel in its stream drains, and waits in pdl_wait() for that kernel's completion and memory before touching memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <utility>
+
+#include "gemv.cuh"
+
+namespace qmr::cuda {
+
+namespace detail {
+#ifdef __CUDACC__
+// First statement of every kernel that may be launched with PDL: waits until the
+// grids it depends on have completed and their writes are visible (a no-op for a
+// plain launch and before sm_90).
+QMR_DEVICE __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next PDL-launched kernel start its blocks now (they wait in pdl_wait);
+// called at the top of a kernel, it overlaps the next launch with this one's run.
+QMR_DEVICE __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif  // __CUDACC__
+}  // namespace detail
+
+#ifdef __CUDACC__
+// kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when `pdl`
+// (only for kernels that call detail::pdl_wait() before any memory access, and
+// only after a kernel: a copy or an event before it gets no overlap). Checks the launch.
+template <class... Params, class... Args>
+void launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = pdl ? &attribute : nullptr;
+  config.numAttrs = pdl ? 1 : 0;
+  QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+#endif  // __CUDACC__
+
+}  // namespace qmr::cuda
