@@ -100,7 +100,8 @@ int run_quantize(const std::string& in, const std::string& out, const std::strin
 // layer by layer, written as a qmr checkpoint directory with the per-layer report.
 int run_quantize_model(const std::string& in, const std::string& out, const std::string& method, const std::string& format,
                        const std::string& group, int bits, bool sym, const std::string& plan, const std::string& act,
-                       const qmr_cli::calib_args& calib, const qmr::quant::rtn_options& rtn, unsigned threads, bool quiet) {
+                       const qmr_cli::calib_args& calib, const qmr::quant::rtn_options& rtn, bool propagate_quantized,
+                       unsigned threads, bool quiet) {
   if (!plan.empty() && !format.empty()) throw qmr::error("give --plan or --quant/--format, not both");
   if (!std::filesystem::is_directory(in))
     throw qmr::error("--method, --plan and --act need a model directory (config.json beside the weights)", qmr::in_file(in));
@@ -116,6 +117,7 @@ int run_quantize_model(const std::string& in, const std::string& out, const std:
   qmr::thread_pool pool(threads);
   qmr::quant::model_quant_options o;
   o.rtn = rtn;
+  o.propagate_quantized = propagate_quantized;
   const auto report = qmr_cli::apply_recipe(m, r, calib, in, pool, quiet, o);
   qmr::quant::save_model(m, out, report);
   qmr_cli::print_quant_report(report);
@@ -334,6 +336,10 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
   quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str();
   quantize->add_option("--act", q_act, "record activation quantization for inference: a8 or a4");
+  bool q_float_propagate = false;
+  quantize->add_flag("--float-propagate", q_float_propagate,
+                     "calibrate each layer on the full-precision outputs of the layers before (one pass per layer "
+                     "instead of two; default: on their quantized outputs, as GPTQ)");
 
   std::string l_dir, l_ids, l_out;
   unsigned l_threads = q_threads;
@@ -394,7 +400,7 @@ int main(int argc, char** argv) {
     if (*quantize) {
       if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())
         return run_quantize_model(q_in, q_out, q_method, q_format, q_group, q_bits, q_sym, q_plan, q_act, q_calib,
-                                  q_options.rtn, q_threads, q_quiet);
+                                  q_options.rtn, !q_float_propagate, q_threads, q_quiet);
       if (!q_skip.empty()) q_options.skip = q_skip;
       if (q_all) q_options.skip.clear();
       const std::string group = q_group == "c" || q_group == "channel" ? "c" : q_group;

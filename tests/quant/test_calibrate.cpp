@@ -237,3 +237,21 @@ TEST_CASE("calibration sets: windows, JSONL and their errors") {
                     Catch::Contains("needs a calibration set"));
   CHECK_THROWS_WITH(parse_method("hqq"), Catch::Contains("expected rtn, gptq, awq or sq"));
 }
+
+TEST_CASE("calibrating on full-precision outputs changes only the layers after the first") {
+  const auto dir = testing::fixture_dir("llama-gqa2");
+  auto a = model::model::load(dir);
+  auto b = model::model::load(dir);
+  const calibration_set calib = random_calibration(4, 32, a.config().vocab, 21);
+  model_quant_options fp = with(method::gptq);
+  fp.propagate_quantized = false;
+  const auto ra = quantize_model(a, precision_plan::uniform(parse_format("w2g32")), with(method::gptq), &calib);
+  const auto rb = quantize_model(b, precision_plan::uniform(parse_format("w2g32")), fp, &calib);
+  REQUIRE(ra.tensors.size() == rb.tensors.size());
+  bool later_differ = false;
+  for (std::size_t i = 0; i < ra.tensors.size(); ++i) {
+    if (ra.tensors[i].layer == 0) CHECK(ra.tensors[i].output_error == rb.tensors[i].output_error);
+    if (ra.tensors[i].layer == 1) later_differ = later_differ || ra.tensors[i].output_error != rb.tensors[i].output_error;
+  }
+  CHECK(later_differ);
+}

@@ -209,6 +209,10 @@ struct model_quant_options {
   awq_options awq;
   float smooth_alpha = 0.5f;           // SmoothQuant migration strength (method sq)
   std::int64_t sample_tokens = 4096;   // rows kept per linear input for AWQ's search and the error report
+  // true (GPTQ's way): layer l+1 is calibrated on the outputs of layer l as quantized, which
+  // costs a second pass of each layer; false: on layer l's full-precision outputs, captured in
+  // the same pass (AWQ's reference code does this), half the forward work.
+  bool propagate_quantized = true;
 };
 
 struct tensor_quant_report {
@@ -429,8 +433,12 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
       });
       std::vector<float> scratch;  // [len, hidden] one sample's stream, run for its activations only
       for (std::size_t i = 0; i < stream.size(); ++i) {
-        scratch = stream[i];
-        s.run_layer(l, matrix_view<float>(scratch.data(), static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
+        float* x = stream[i].data();  // without quantized propagation this pass also advances the stream
+        if (options.propagate_quantized) {
+          scratch = stream[i];
+          x = scratch.data();
+        }
+        s.run_layer(l, matrix_view<float>(x, static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
       }
       s.set_hook({});
 
@@ -570,6 +578,7 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
         report.tensors.push_back(r);
       }
 
+      if (!options.propagate_quantized) continue;
       if (progress) progress(l, c.layers, "propagate");
       for (std::size_t i = 0; i < stream.size(); ++i)
         s.run_layer(l, matrix_view<float>(stream[i].data(), static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
