@@ -30,8 +30,11 @@ struct linear_weight {
 // Which implementation a matmul runs: the SIMD kernels (simd::gemm_best: runtime
 // dispatch in the qmr tools, else the ISA the program is compiled for) or the
 // scalar reference they are tested against. Both sum in f32; they differ only in
-// the order of the additions.
-enum class matmul_kernel { simd, reference };
+// the order of the additions. simd_a8 is the int8-activation mode
+// (simd::gemm_a8_best, numerics in kernels/ref/matmul_a8.hpp): the inputs of
+// quantized weights are quantized to int8 per 32 columns, which changes the
+// results; dense weights keep the f32 kernels.
+enum class matmul_kernel { simd, reference, simd_a8 };
 
 // Y[M, rows] = X[M, cols] · Wᵀ.
 inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool,
@@ -41,8 +44,12 @@ inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_vi
     else ref::gemm_ref(w.dense, x, y, pool);
     return;
   }
-  if (w.spec.is_quantized()) simd::gemm_best(w.quantized, x, y, pool);
-  else simd::gemm_best(w.dense, x, y, pool);
+  if (w.spec.is_quantized()) {
+    if (kernel == matmul_kernel::simd_a8) simd::gemm_a8_best(w.quantized, x, y, pool);
+    else simd::gemm_best(w.quantized, x, y, pool);
+  } else {
+    simd::gemm_best(w.dense, x, y, pool);
+  }
 }
 
 // out[cols] = row r of W in f32 (an embedding lookup).

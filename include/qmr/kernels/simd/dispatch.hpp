@@ -1,16 +1,21 @@
 // Runtime ISA dispatch of the SIMD matmuls for binaries built with one translation unit per ISA, and simd::gemm_best, the model runtime's entry point.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 #include "../../core/tensor.hpp"
 #include "../../core/thread_pool.hpp"
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
 #include "matmul.hpp"
+#include "matmul_a8.hpp"
 
 namespace qmr::simd {
 
@@ -36,6 +41,38 @@ struct gemm_dense_fn {
   void operator()(Arch, const tensor_view& w, matrix_view<const float> x, matrix_view<float> y,
                   thread_pool* pool) const;
 };
+// The int8-activation mode (matmul_a8.hpp) and its activation quantizer.
+struct gemm_a8_fn {
+  template <class Arch>
+  void operator()(Arch, const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
+                  thread_pool* pool) const;
+};
+struct quantize_a8_fn {
+  template <class Arch>
+  void operator()(Arch, matrix_view<const float> x, std::int8_t* q, float* scales) const;
+};
+
+namespace detail {
+
+// Whether this CPU runs the avx512vnni a8 kernels: AVX-512BW usable (xsimd checks
+// the CPU and that the OS saves the zmm registers) and CPUID leaf 7 reporting VBMI
+// (ECX bit 1) and VNNI (ECX bit 11). xsimd 8.1 knows neither, so a8 dispatch asks
+// here first and leaves the rest to xsimd::dispatch. Read once.
+inline bool cpu_has_avx512vnni() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = [] {
+    if (!xsimd::available_architectures().avx512bw) return false;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    return ((ecx >> 1) & 1u) != 0 && ((ecx >> 11) & 1u) != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace detail
 
 // Y[M, N] = X[M, K] · W[N, K]ᵀ on the best ISA of dispatch_archs this CPU has, for
 // W a quant::qtensor_view or a dense tensor_view. Needs the per-ISA translation
@@ -59,6 +96,30 @@ void gemm_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> 
   }
 }
 
+// Y[M, N] = quantize_a8(X[M, K]) · W[N, K]ᵀ, the int8-activation mode, on the best
+// kernel this CPU runs: avx512vnni (x86-64 dispatching binaries carry its translation
+// unit, dispatch/simd_avx512vnni.cpp), else the best of dispatch_archs. A template
+// for the same reason as gemm_dispatched.
+template <class W>
+void gemm_a8_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
+  static_assert(std::is_same_v<W, quant::qtensor_view>, "the a8 mode takes a quantized W (quant::qtensor_view)");
+  ref::detail::check_gemm_shapes(w.rows(), w.cols(), x, y);
+#if defined(__x86_64__)
+  if (detail::cpu_has_avx512vnni()) return gemm_a8_fn{}(avx512vnni{}, w, x, y, pool);
+#endif
+  xsimd::dispatch<dispatch_archs>(gemm_a8_fn{})(w, x, y, pool);
+}
+
+// The name of the ISA gemm_a8_dispatched runs on this CPU.
+inline const char* a8_dispatched_isa() {
+#if defined(__aarch64__)
+  return xsimd::available_architectures().neon64 ? "neon64" : "scalar";
+#else
+  const auto isa = xsimd::available_architectures();
+  return detail::cpu_has_avx512vnni() ? "avx512vnni" : isa.avx512bw ? "avx512bw" : isa.fma3_avx2 ? "avx2" : "sse2 (scalar)";
+#endif
+}
+
 // The SIMD matmul a program gets by default: runtime dispatch when the program is
 // built with the per-ISA translation units (they define QMR_SIMD_DISPATCH for
 // every file of the program), else the kernel of the ISA it is compiled for.
@@ -68,6 +129,17 @@ void gemm_best(const W& w, matrix_view<const float> x, matrix_view<float> y, thr
   gemm_dispatched(w, x, y, pool);
 #else
   gemm<xsimd::default_arch>(w, x, y, pool);
+#endif
+}
+
+// The int8-activation matmul a program gets: dispatched as gemm_best is, else the
+// best kernel of the ISA it is compiled for (a8_default_arch).
+template <class W>
+void gemm_a8_best(const W& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
+#if defined(QMR_SIMD_DISPATCH)
+  gemm_a8_dispatched(w, x, y, pool);
+#else
+  gemm_a8<a8_default_arch>(w, x, y, pool);
 #endif
 }
 

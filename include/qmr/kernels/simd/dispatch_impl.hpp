@@ -3,6 +3,7 @@
 
 #include "dispatch.hpp"
 #include "matmul.hpp"
+#include "matmul_a8.hpp"
 
 namespace qmr::simd {
 
@@ -18,10 +19,31 @@ void gemm_dense_fn::operator()(Arch, const tensor_view& w, matrix_view<const flo
   gemm<Arch>(w, x, y, pool);
 }
 
+template <class Arch>
+void gemm_a8_fn::operator()(Arch, const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
+                            thread_pool* pool) const {
+  gemm_a8<Arch>(w, x, y, pool);
+}
+
+template <class Arch>
+void quantize_a8_fn::operator()(Arch, matrix_view<const float> x, std::int8_t* q, float* scales) const {
+  quantize_a8<Arch>(x, q, scales);
+}
+
 }  // namespace qmr::simd
+
+// Explicit instantiation of the a8 functors for one architecture tag (alone in the
+// avx512vnni translation unit, which has no f32 kernels of its own).
+#define QMR_SIMD_INSTANTIATE_A8(ARCH)                                                                          \
+  template void qmr::simd::gemm_a8_fn::operator()<ARCH>(ARCH, const qmr::quant::qtensor_view&,                 \
+                                                        qmr::matrix_view<const float>, qmr::matrix_view<float>, \
+                                                        qmr::thread_pool*) const;                              \
+  template void qmr::simd::quantize_a8_fn::operator()<ARCH>(ARCH, qmr::matrix_view<const float>, std::int8_t*,  \
+                                                            float*) const
 
 // Explicit instantiation of every dispatch functor for one architecture tag.
 #define QMR_SIMD_INSTANTIATE(ARCH)                                                                             \
+  QMR_SIMD_INSTANTIATE_A8(ARCH);                                                                               \
   template void qmr::simd::gemm_quantized_fn::operator()<ARCH>(ARCH, const qmr::quant::qtensor_view&,           \
                                                                qmr::matrix_view<const float>,                   \
                                                                qmr::matrix_view<float>, qmr::thread_pool*) const; \

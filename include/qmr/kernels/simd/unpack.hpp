@@ -89,10 +89,11 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
 
 #if XSIMD_WITH_AVX512BW
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which it reports as
-// maybe-uninitialized where they are inlined (GCC bug 105593, fixed in 13).
+// (maybe-)uninitialized where they are inlined (GCC bug 105593, fixed in 13).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 // 16 codes per step: their 2 × Bits bytes broadcast to all four 128-bit lanes,
 // then the same shuffle-shift-mask as AVX2; an odd last 8 codes take the AVX2 path.
@@ -177,6 +178,7 @@ avx2_decoder<Bits> make_decoder(xsimd::avx2) {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 constexpr bool register_decode(xsimd::avx512bw) { return true; }
 

@@ -1,0 +1,498 @@
+// The int8-activation (a8) SIMD matmul Y = quantize_a8(X)·Wᵀ for every quantized format: activations quantized per 32-column block, integer dot products with the weight codes (vpdpbusd, vpmaddubsw, NEON vmull), templated on the architecture tag.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../../core/aligned_buffer.hpp"
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "../../core/tensor.hpp"
+#include "../../core/thread_pool.hpp"
+#include "../../quant/format.hpp"
+#include "../../quant/pack.hpp"
+#include "../../quant/qtensor.hpp"
+#include "../ref/matmul.hpp"
+#include "../ref/matmul_a8.hpp"
+#include "matmul.hpp"
+#include "unpack_a8.hpp"
+
+// How the a8 kernels work (the numerics are ref/matmul_a8.hpp's):
+//
+// * Each call first quantizes the M rows of X (ref::quantize_a8, bit for bit) into
+//   the order the kernel unpacks codes in (a8_layout: column order, or nibble / bit
+//   pair interleaved within a step), with, per row, the block scale d of every i32
+//   lane's columns and, per weight group, sum_b d_b * sum(a over block b).
+// * Per weight row, each step unpacks the codes of 64-256 columns into byte vectors
+//   and takes integer dot products with the int8 activations: i32 lane j sums the
+//   products of 4 * interleave consecutive columns, all in one activation block and
+//   one weight group. The lane sums are converted to f32 and multiplied by their
+//   block scale; where a step spans several weight groups (groups narrower than a
+//   step) also by their group scale, else the group's sum takes its scale once.
+// * The zero point is folded out of the inner loop: sum (q - z) a = sum q a - z sum a,
+//   and sum_g s_g z_g (sum over the group of d * sum a) is subtracted once per row,
+//   16 groups per vector. (Symmetric formats use the same fold with z = 2^(Bits-1).)
+// * GEMV for M <= 8 streams W once with M rows of X; M > 8 (prefill) loops the same
+//   kernel over chunks of 8 rows of X on tiles of 16 rows of W, so a tile is decoded
+//   from L1/L2 for every chunk and read from memory once. There is no separate GEMM:
+//   the integer dot products are 4x denser than f32 FMAs, and prefill keeps the a8
+//   numerics of decode.
+// * The scalar kernel (any ISA without its own, e.g. SSE2) and the NEON kernel walk
+//   one 32-column block at a time: codes unpacked to bytes, one integer dot product
+//   per block (NEON: vmull_s8 + vpadalq_s16, or vdotq_s32 where the compiler targets
+//   the dot-product extension), scales in scalar f32.
+// * The activations live in a 64 KB stack buffer when they fit (M = 1 up to K ~ 30000,
+//   M = 8 up to K ~ 4000), else in one heap allocation per call.
+
+namespace qmr::simd {
+
+#if defined(QMR_SIMD_WITH_AVX512VNNI)
+// The a8 kernel a header-only user gets without dispatch: VNNI + VBMI when the
+// translation unit is compiled for them, else xsimd's default.
+using a8_default_arch = avx512vnni;
+#else
+using a8_default_arch = xsimd::default_arch;
+#endif
+
+namespace detail {
+
+#if defined(QMR_SIMD_WITH_AVX512VNNI)
+inline constexpr bool a8_vnni_compiled = true;
+#else
+inline constexpr bool a8_vnni_compiled = false;
+#endif
+
+// W rows per tile when M > 8 rows of X are processed 8 at a time: 16 rows of a
+// 14336-column 8-bit matrix are 230 KB, which stays in L2 across the chunks of X.
+inline constexpr std::int64_t a8_tile_rows = 16;
+
+// Activations up to this size live on the caller's stack.
+inline constexpr std::size_t a8_stack_bytes = std::size_t{64} << 10;
+
+// Int8 activations of M rows of X in one kernel's layout, with the float data the
+// kernel needs beside them (views into the caller's storage).
+struct a8_activations {
+  std::int64_t rows = 0, k = 0;
+  std::int64_t k_pad = 0;         // k rounded up to whole steps
+  std::int64_t lane_stride = 0;   // k_pad / lane_cols rounded up to 16
+  std::int64_t group_stride = 0;  // weight groups per row rounded up to 16
+  std::int8_t* q = nullptr;       // [rows, k_pad] activations, step-interleaved; 0 past k
+  float* lane_scale = nullptr;    // [rows, lane_stride] block scale d of each lane's columns; 0 past k
+  float* zero_sum = nullptr;      // [rows, group_stride] sum over a group's blocks of d * (sum of a); 0 past the groups
+
+  static constexpr std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
+
+  a8_activations(std::int64_t m, std::int64_t cols, std::int64_t n_groups, a8_layout layout)
+      : rows(m),
+        k(cols),
+        k_pad(round_up(cols, layout.cols())),
+        lane_stride(round_up(k_pad / layout.lane_cols, 16)),
+        group_stride(round_up(n_groups, 16)) {}
+
+  // Bytes of storage, each array 64-byte aligned.
+  std::size_t bytes() const {
+    return static_cast<std::size_t>(round_up(rows * k_pad, 64) + round_up(rows * lane_stride * 4, 64) +
+                                    round_up(rows * group_stride * 4, 64));
+  }
+  void place(std::byte* storage) {
+    q = reinterpret_cast<std::int8_t*>(storage);
+    lane_scale = reinterpret_cast<float*>(storage + round_up(rows * k_pad, 64));
+    zero_sum = lane_scale + round_up(rows * lane_stride * 4, 64) / 4;
+  }
+};
+
+// Quantizes the rows of X into xa (block by block with quantize_block_a8<Arch>, the
+// reference quantizer bit for bit), interleaved as `layout` says.
+template <class Arch>
+void prepare_a8(matrix_view<const float> x, a8_layout layout, std::int64_t group, a8_activations& xa) {
+  const int step = layout.cols(), p_count = layout.interleave, r = layout.vector_bytes, lane_cols = layout.lane_cols;
+  const std::int64_t k = xa.k;
+  for (std::int64_t i = 0; i < xa.rows; ++i) {
+    const float* xr = x.row(i);                          // [K]
+    std::int8_t* q = xa.q + i * xa.k_pad;                // [k_pad]
+    float* lanes = xa.lane_scale + i * xa.lane_stride;   // [lane_stride]
+    float* sums = xa.zero_sum + i * xa.group_stride;     // [group_stride]
+    std::fill(sums, sums + xa.group_stride, 0.0f);
+    std::fill(lanes + xa.k_pad / lane_cols, lanes + xa.lane_stride, 0.0f);
+    for (std::int64_t c0 = 0; c0 < xa.k_pad; c0 += step) {
+      alignas(64) std::int8_t natural[256];  // [step] this step's activations in column order
+      for (int b = 0; b < step / static_cast<int>(ref::a8_block); ++b) {
+        const std::int64_t cb = c0 + b * ref::a8_block;
+        const int n = static_cast<int>(std::clamp<std::int64_t>(k - cb, 0, ref::a8_block));
+        std::int8_t* qb = natural + b * ref::a8_block;
+        float d = 0.0f;
+        if (n > 0) {
+          d = quantize_block_a8<Arch>(xr + cb, n, qb, Arch{});
+          std::int32_t s = 0;
+          for (int j = 0; j < n; ++j) s += qb[j];
+          sums[cb / group] += d * static_cast<float>(s);
+        } else {
+          std::memset(qb, 0, ref::a8_block);
+        }
+        for (std::int64_t l = cb / lane_cols; l < (cb + ref::a8_block) / lane_cols; ++l) lanes[l] = d;
+      }
+      if (p_count == 1) {
+        std::memcpy(q + c0, natural, static_cast<std::size_t>(step));
+      } else {
+        for (int t = 0; t < p_count; ++t)
+          for (int p = 0; p < r; ++p) q[c0 + t * r + p] = natural[p_count * p + t];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// f32 side of the x86 kernels, per register width.
+// ---------------------------------------------------------------------------
+#if XSIMD_WITH_AVX2
+template <class Tag>
+struct a8_f256 {
+  using fvec = __m256;
+  static constexpr int lanes = 8;
+  static fvec zero() { return _mm256_setzero_ps(); }
+  static fvec cvt(__m256i v) { return _mm256_cvtepi32_ps(v); }
+  static fvec load(const float* p) { return _mm256_loadu_ps(p); }
+  static fvec set1(float v) { return _mm256_set1_ps(v); }
+  static fvec mul(fvec a, fvec b) { return _mm256_mul_ps(a, b); }
+  static fvec sub(fvec a, fvec b) { return _mm256_sub_ps(a, b); }
+  static fvec fma(fvec a, fvec b, fvec c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(fvec v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  }
+  static float scale(f16 h) { return _cvtsh_ss(h.bits); }
+  // The scales of groups [0, 8) of s as f32; `left` groups remain in the row (zeros past them).
+  static fvec scales(const f16* s, std::int64_t left) {
+    if (left >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+    alignas(16) std::uint16_t b[8] = {};
+    std::memcpy(b, s, static_cast<std::size_t>(left) * 2);
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(b)));
+  }
+  // The scales of groups [0, 8 / GroupLanes) of s, each over GroupLanes consecutive lanes.
+  template <int GroupLanes>
+  static fvec scales_expanded(const f16* s, std::int64_t left) {
+    std::uint64_t b = 0;
+    std::memcpy(&b, s, static_cast<std::size_t>(std::min<std::int64_t>(left, 4)) * 2);
+    const __m128 v = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(b)));
+    const __m256i idx = _mm256_setr_epi32(0 / GroupLanes, 1 / GroupLanes, 2 / GroupLanes, 3 / GroupLanes,
+                                          4 / GroupLanes, 5 / GroupLanes, 6 / GroupLanes, 7 / GroupLanes);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx);
+  }
+  // The zero points of groups [g0, g0 + 8) (g0 a multiple of 8) as f32; only the
+  // row's bytes are read, lanes past its last group hold 0.
+  template <int Bits>
+  static fvec zero_points(const std::uint8_t* zeros, std::int64_t zero_bytes, std::int64_t g0) {
+    const std::int64_t byte = g0 * Bits / 8;
+    std::uint64_t word = 0;
+    std::memcpy(&word, zeros + byte, static_cast<std::size_t>(std::min<std::int64_t>(Bits, zero_bytes - byte)));
+    __m256i v;
+    if constexpr (Bits == 8) {
+      v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(word)));
+    } else {
+      v = _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(word)),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unpack_tables<Bits>::shuffle.data())));
+      v = _mm256_and_si256(
+          _mm256_srlv_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(unpack_tables<Bits>::shift.data()))),
+          _mm256_set1_epi32((1 << Bits) - 1));
+    }
+    return _mm256_cvtepi32_ps(v);
+  }
+};
+template <class Tag, int Bits>
+auto a8_step_of(xsimd::avx2) -> a8_step_avx2<Tag, Bits>;
+template <class Tag>
+auto a8_floats_of(xsimd::avx2) -> a8_f256<Tag>;
+#endif
+
+#if XSIMD_WITH_AVX512BW
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+template <class Tag>
+struct a8_f512 {
+  using fvec = __m512;
+  static constexpr int lanes = 16;
+  static fvec zero() { return _mm512_setzero_ps(); }
+  static fvec cvt(__m512i v) { return _mm512_cvtepi32_ps(v); }
+  static fvec load(const float* p) { return _mm512_loadu_ps(p); }
+  static fvec set1(float v) { return _mm512_set1_ps(v); }
+  static fvec mul(fvec a, fvec b) { return _mm512_mul_ps(a, b); }
+  static fvec sub(fvec a, fvec b) { return _mm512_sub_ps(a, b); }
+  static fvec fma(fvec a, fvec b, fvec c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(fvec v) { return _mm512_reduce_add_ps(v); }
+  static float scale(f16 h) { return _cvtsh_ss(h.bits); }
+  // Loads are masked only where a whole one would pass the end of the row's
+  // scales or zeros: masked loads on every row slow the streaming (see decode).
+  static __mmask16 first(std::int64_t count) {
+    return static_cast<__mmask16>(count >= 16 ? 0xFFFFu : (1u << count) - 1u);
+  }
+  // The scales of groups [0, 16) of s, as f32; `left` groups remain in the row
+  // (zeros past them).
+  static fvec scales(const f16* s, std::int64_t left) {
+    return _mm512_cvtph_ps(left >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s))
+                                      : _mm256_maskz_loadu_epi16(first(left), s));
+  }
+  // The scales of groups [0, 16 / GroupLanes) of s, each over GroupLanes consecutive lanes.
+  template <int GroupLanes>
+  static fvec scales_expanded(const f16* s, std::int64_t left) {
+    alignas(64) static constexpr std::int32_t idx[16] = {
+        0 / GroupLanes,  1 / GroupLanes,  2 / GroupLanes,  3 / GroupLanes,  4 / GroupLanes,  5 / GroupLanes,
+        6 / GroupLanes,  7 / GroupLanes,  8 / GroupLanes,  9 / GroupLanes,  10 / GroupLanes, 11 / GroupLanes,
+        12 / GroupLanes, 13 / GroupLanes, 14 / GroupLanes, 15 / GroupLanes};
+    const __m128i h = left >= 8 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(s))
+                                : _mm_maskz_loadu_epi16(static_cast<__mmask8>((1u << left) - 1u), s);
+    return _mm512_permutexvar_ps(_mm512_load_si512(idx), _mm512_castps256_ps512(_mm256_cvtph_ps(h)));
+  }
+  // The zero points of groups [g0, g0 + 16) (g0 a multiple of 16) as f32.
+  template <int Bits>
+  static fvec zero_points(const std::uint8_t* zeros, std::int64_t zero_bytes, std::int64_t g0) {
+    const std::int64_t byte = g0 * Bits / 8;
+    const std::int64_t n = zero_bytes - byte;
+    const __m128i block = n >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(zeros + byte))
+                                  : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << n) - 1u), zeros + byte);
+    __m512i v;
+    if constexpr (Bits == 8) {
+      v = _mm512_cvtepu8_epi32(block);
+    } else {
+      v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), _mm512_loadu_si512(unpack_tables<Bits>::shuffle.data()));
+      v = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_loadu_si512(unpack_tables<Bits>::shift.data())),
+                           _mm512_set1_epi32((1 << Bits) - 1));
+    }
+    return _mm512_cvtepi32_ps(v);
+  }
+};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+template <class Tag, int Bits>
+auto a8_step_of(xsimd::avx512bw) -> a8_step_avx512<Tag, Bits>;
+template <class Tag>
+auto a8_floats_of(xsimd::avx512bw) -> a8_f512<Tag>;
+#endif
+
+// The activation layout of Arch's a8 kernel for Bits-bit codes.
+template <class Arch, int Bits>
+constexpr a8_layout a8_layout_of() {
+  if constexpr (a8_kind(Arch{}) == a8_kernel_kind::x86) {
+    using step = decltype(a8_step_of<Arch, Bits>(Arch{}));
+    return {step::vector_bytes, step::interleave, 4 * step::interleave};
+  } else {
+    return {static_cast<int>(ref::a8_block), 1, static_cast<int>(ref::a8_block)};
+  }
+}
+
+// Y[m0, m0 + M)[n0, n1) for one Format on AVX2 / AVX-512 (see the notes at the top).
+template <class Arch, class Format, int M>
+void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::int64_t m0, matrix_view<float> y,
+                 std::int64_t n0, std::int64_t n1) {
+  using step_t = decltype(a8_step_of<Arch, Format::bits>(Arch{}));
+  using F = decltype(a8_floats_of<Arch>(Arch{}));
+  using fvec = typename F::fvec;
+  using ivec = typename step_t::ivec;
+  constexpr int bits = Format::bits;
+  constexpr int step_cols = step_t::cols;
+  constexpr int lane_cols = 4 * step_t::interleave;
+  static_assert(step_cols / lane_cols == F::lanes, "a step fills one register of i32 lanes");
+  // Groups narrower than a step: the scales vary across the lanes of a step.
+  constexpr bool narrow = Format::group_size != quant::per_channel && Format::group_size < step_cols;
+  constexpr int offset = step_t::code_offset;
+  const step_t step{};
+  const std::int64_t k = w.cols();
+  const std::int64_t group = w.layout.group;
+  const std::int64_t n_groups = w.layout.n_groups;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  const std::int8_t* q[M];      // [k_pad] each: the activations of row m0 + i
+  const float* lanes[M];        // [lane_stride]
+  const float* zero_sum[M];     // [group_stride]
+  for (int i = 0; i < M; ++i) {
+    q[i] = xa.q + (m0 + i) * xa.k_pad;
+    lanes[i] = xa.lane_scale + (m0 + i) * xa.lane_stride;
+    zero_sum[i] = xa.zero_sum + (m0 + i) * xa.group_stride;
+  }
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
+    const f16* scales = w.scales + n * n_groups;           // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    const auto decode = [&](std::int64_t c0, ivec (&v)[step_t::vectors]) {
+      const std::int64_t b0 = c0 * bits / 8;
+      step.decode(codes + b0, row_bytes - b0, v);
+    };
+    fvec acc[M];
+    for (auto& a : acc) a = F::zero();
+    if constexpr (!narrow) {
+      for (std::int64_t g = 0; g < n_groups; ++g) {
+        fvec gacc[M];
+        for (auto& a : gacc) a = F::zero();
+        const std::int64_t c_end = std::min(k, (g + 1) * group);
+        for (std::int64_t c0 = g * group; c0 < c_end; c0 += step_cols) {
+          ivec v[step_t::vectors];
+          decode(c0, v);
+          for (int i = 0; i < M; ++i)
+            gacc[i] = F::fma(F::cvt(step.dot(v, q[i] + c0)), F::load(lanes[i] + c0 / lane_cols), gacc[i]);
+        }
+        const fvec s = F::set1(F::scale(scales[g]));
+        for (int i = 0; i < M; ++i) acc[i] = F::fma(gacc[i], s, acc[i]);
+      }
+    } else {
+      constexpr int group_lanes = Format::group_size / lane_cols;
+      for (std::int64_t c0 = 0; c0 < k; c0 += step_cols) {
+        ivec v[step_t::vectors];
+        decode(c0, v);
+        const std::int64_t g0 = c0 / Format::group_size;
+        const fvec s = F::template scales_expanded<group_lanes>(scales + g0, n_groups - g0);
+        for (int i = 0; i < M; ++i)
+          acc[i] = F::fma(F::mul(F::cvt(step.dot(v, q[i] + c0)), F::load(lanes[i] + c0 / lane_cols)), s, acc[i]);
+      }
+    }
+    // The zero-point fold: subtract sum_g s_g (z_g - offset) zero_sum_g.
+    if constexpr (Format::group_size == quant::per_channel) {
+      const int z = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, 0, bits));
+      const float t = F::scale(scales[0]) * static_cast<float>(z - offset);
+      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(acc[i]) - t * zero_sum[i][0];
+    } else {
+      fvec corr[M];
+      for (auto& c : corr) c = F::zero();
+      for (std::int64_t g0 = 0; g0 < n_groups; g0 += F::lanes) {
+        fvec z;
+        if constexpr (Format::symmetric) z = F::set1(static_cast<float>(Format::symmetric_zero - offset));
+        else z = F::sub(F::template zero_points<bits>(zeros, w.layout.zero_row_bytes, g0), F::set1(static_cast<float>(offset)));
+        const fvec t = F::mul(F::scales(scales + g0, n_groups - g0), z);  // 0 past the last group
+        for (int i = 0; i < M; ++i) corr[i] = F::fma(t, F::load(zero_sum[i] + g0), corr[i]);
+      }
+      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(F::sub(acc[i], corr[i]));
+    }
+  }
+}
+
+// Y[m0, m0 + M)[n0, n1) one 32-column block at a time (scalar and NEON).
+template <class Arch, class Format, int M>
+void gemv_a8_blocks(const quant::qtensor_view& w, const a8_activations& xa, std::int64_t m0, matrix_view<float> y,
+                    std::int64_t n0, std::int64_t n1) {
+  constexpr int bits = Format::bits;
+  constexpr int offset = a8_scalar_code_offset<Arch, bits>;
+  const std::int64_t k = w.cols();
+  const std::int64_t group = w.layout.group;
+  const std::int64_t n_groups = w.layout.n_groups;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
+    const f16* scales = w.scales + n * n_groups;           // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    float acc[M] = {}, corr[M] = {};
+    for (std::int64_t g = 0; g < n_groups; ++g) {
+      float gacc[M] = {};
+      const std::int64_t c_end = std::min(k, (g + 1) * group);
+      for (std::int64_t c = g * group; c < c_end; c += ref::a8_block) {
+        alignas(16) std::uint8_t block[ref::a8_block];  // [32] codes - offset
+        unpack_block_bytes<bits>(codes, row_bytes, c, static_cast<int>(std::min<std::int64_t>(ref::a8_block, c_end - c)),
+                                 offset, block);
+        for (int i = 0; i < M; ++i) {
+          const std::int64_t row = m0 + i;
+          const std::int32_t dot = dot_block_a8<Arch>(block, xa.q + row * xa.k_pad + c, Arch{});
+          gacc[i] += xa.lane_scale[row * xa.lane_stride + c / ref::a8_block] * static_cast<float>(dot);
+        }
+      }
+      const float s = to_float(scales[g]);
+      const int z = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, bits));
+      for (int i = 0; i < M; ++i) {
+        acc[i] += s * gacc[i];
+        corr[i] += s * static_cast<float>(z - offset) * xa.zero_sum[(m0 + i) * xa.group_stride + g];
+      }
+    }
+    for (int i = 0; i < M; ++i) y(m0 + i, n) = acc[i] - corr[i];
+  }
+}
+
+template <class Arch, class Format, int M>
+void gemv_a8_rows(const quant::qtensor_view& w, const a8_activations& xa, std::int64_t m0, matrix_view<float> y,
+                  std::int64_t n0, std::int64_t n1) {
+  if constexpr (a8_kind(Arch{}) == a8_kernel_kind::x86) gemv_a8_x86<Arch, Format, M>(w, xa, m0, y, n0, n1);
+  else gemv_a8_blocks<Arch, Format, M>(w, xa, m0, y, n0, n1);
+}
+
+template <class Arch, class Format>
+void gemm_a8_format(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool) {
+  static_assert(!std::is_same_v<Arch, avx512vnni> || a8_vnni_compiled,
+                "the avx512vnni kernels need -mavx512vnni -mavx512vbmi (and AVX-512BW)");
+  constexpr a8_layout layout = a8_layout_of<Arch, Format::bits>();
+  a8_activations xa(x.rows, w.cols(), w.layout.n_groups, layout);
+  alignas(64) std::byte stack[a8_stack_bytes];
+  aligned_buffer<std::byte> heap;
+  if (xa.bytes() <= sizeof stack) {
+    xa.place(stack);
+  } else {
+    heap = aligned_buffer<std::byte>(xa.bytes());
+    xa.place(heap.data());
+  }
+  prepare_a8<Arch>(x, layout, w.layout.group, xa);
+
+  const std::int64_t m = x.rows;
+  const auto chunk = [&](std::int64_t m0, std::int64_t rows, std::int64_t n0, std::int64_t n1) {
+    switch (rows) {
+      case 8: return gemv_a8_rows<Arch, Format, 8>(w, xa, m0, y, n0, n1);
+      case 4: return gemv_a8_rows<Arch, Format, 4>(w, xa, m0, y, n0, n1);
+      case 2: return gemv_a8_rows<Arch, Format, 2>(w, xa, m0, y, n0, n1);
+      case 1: return gemv_a8_rows<Arch, Format, 1>(w, xa, m0, y, n0, n1);
+      default: throw error("a8 GEMV chunk of " + std::to_string(rows) + " rows");  // unreachable: chunks are 8, 4, 2, 1
+    }
+  };
+  // Rows of X in chunks of 8, 4, 2, 1 (M <= 8 takes at most 3 chunks; 1, 2, 4, 8 take one).
+  const auto chunks = [&](std::int64_t n0, std::int64_t n1) {
+    for (std::int64_t m0 = 0; m0 < m;) {
+      const std::int64_t left = m - m0;
+      const std::int64_t rows = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      chunk(m0, rows, n0, n1);
+      m0 += rows;
+    }
+  };
+  split_rows(pool, w.rows(), w.cols() * m, [&](std::int64_t n0, std::int64_t n1) {
+    if (m == 1 || m == 2 || m == 4 || m == 8) return chunk(0, m, n0, n1);
+    for (std::int64_t t = n0; t < n1; t += a8_tile_rows) chunks(t, std::min(n1, t + a8_tile_rows));
+  });
+}
+
+}  // namespace detail
+
+// Y[M, N] = quantize_a8(X[M, K]) · W[N, K]ᵀ for a quantized W on architecture Arch
+// (the numerics of ref::gemm_a8_ref; see ref/matmul_a8.hpp). Arch defaults to the
+// best this translation unit is compiled for, with no runtime dispatch.
+template <class Arch = a8_default_arch>
+void gemm_a8(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
+             thread_pool* pool = nullptr) {
+  ref::detail::check_gemm_shapes(w.rows(), w.cols(), x, y);
+  if (x.rows == 0) return;
+  quant::with_format(w.spec, [&](auto format) { detail::gemm_a8_format<Arch, decltype(format)>(w, x, y, pool); });
+}
+
+template <class Arch = a8_default_arch>
+void gemv_a8(const quant::qtensor_view& w, std::span<const float> x, std::span<float> y, thread_pool* pool = nullptr) {
+  gemm_a8<Arch>(w, {x.data(), 1, static_cast<std::int64_t>(x.size())},
+                {y.data(), 1, static_cast<std::int64_t>(y.size())}, pool);
+}
+
+// The a8 activation quantizer of Arch's kernels: X[M, K] -> q[M, K] int8 (row stride
+// K) and scales[M, ref::a8_blocks(K)], equal to ref::quantize_a8 bit for bit.
+template <class Arch = a8_default_arch>
+void quantize_a8(matrix_view<const float> x, std::int8_t* q, float* scales) {
+  const std::int64_t blocks = ref::a8_blocks(x.cols);
+  for (std::int64_t m = 0; m < x.rows; ++m)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t c0 = b * ref::a8_block;
+      const int n = static_cast<int>(std::min<std::int64_t>(ref::a8_block, x.cols - c0));
+      alignas(64) std::int8_t block[ref::a8_block];  // [32]
+      scales[m * blocks + b] = detail::quantize_block_a8<Arch>(x.row(m) + c0, n, block, Arch{});
+      std::memcpy(q + m * x.cols + c0, block, static_cast<std::size_t>(n));
+    }
+}
+
+}  // namespace qmr::simd
