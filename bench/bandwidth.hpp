@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
+
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/core/thread_pool.hpp"
 
@@ -41,14 +43,20 @@ inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{
       for (std::int64_t c = c0; c < c1; ++c) {
         const std::size_t lo = n * static_cast<std::size_t>(c) / static_cast<std::size_t>(chunks);
         const std::size_t hi = n * static_cast<std::size_t>(c + 1) / static_cast<std::size_t>(chunks);
-        // Eight independent accumulators keep several loads in flight and let the compiler vectorize.
-        float acc[8] = {};
+        // Eight independent vector accumulators (xsimd's default arch: SSE2 in a
+        // baseline build): the scalar loop this replaces added one float at a time
+        // and measured its own add throughput, 21-23 GB/s on one Zen 5 core whose
+        // DRAM streams 28 GB/s.
+        using batch = xsimd::batch<float>;
+        constexpr std::size_t step = 8 * batch::size;
+        batch acc[8];
+        for (auto& a : acc) a = batch(0.0f);
         std::size_t i = lo;
-        for (; i + 8 <= hi; i += 8)
-          for (int k = 0; k < 8; ++k) acc[k] += data[i + static_cast<std::size_t>(k)];
-        for (; i < hi; ++i) acc[0] += data[i];
+        for (; i + step <= hi; i += step)
+          for (std::size_t k = 0; k < 8; ++k) acc[k] += batch::load_unaligned(data.data() + i + k * batch::size);
         double s = 0;
-        for (float a : acc) s += a;
+        for (; i < hi; ++i) s += data[i];
+        for (const auto& a : acc) s += xsimd::hadd(a);
         partial[static_cast<std::size_t>(c) * 16] = s;  // 16 doubles apart: no false sharing
       }
     });

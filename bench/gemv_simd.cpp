@@ -1,4 +1,4 @@
-// SIMD GEMV weight bandwidth and GEMM GFLOP/s per format, printed beside the machine's measured read bandwidth and FMA peak.
+// SIMD GEMV weight bandwidth and GEMM GFLOP/s per format and activation mode (f32, or the int8-activation a8 mode), printed beside the machine's measured read bandwidth and FMA peak.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,94 +12,18 @@
 
 #include "bandwidth.hpp"
 #include "fma_peak.hpp"
-#include "qmr/core/aligned_buffer.hpp"
+#include "matmul_bench.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
 #include "qmr/quant/format.hpp"
-#include "qmr/quant/qtensor.hpp"
 
 namespace {
 
 using namespace qmr;
-
+using qmr::bench::dispatched_isa;
+using qmr::bench::matrix_copy;
+using qmr::bench::parse_shape;
 using qmr::bench::split;
-
-// "4096x14336" -> {4096, 14336}: output rows N × input columns K.
-std::pair<std::int64_t, std::int64_t> parse_shape(const std::string& s) {
-  const auto x = s.find('x');
-  if (x == std::string::npos) throw error("shape '" + s + "': expected NxK");
-  return {std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))};
-}
-
-const char* dispatched_isa() {
-  const auto isa = xsimd::available_architectures();
-#if defined(__aarch64__)
-  return isa.neon64 ? "neon64" : "none";
-#else
-  return isa.avx512bw ? "avx512bw" : isa.fma3_avx2 ? "avx2+fma" : "sse2";
-#endif
-}
-
-// One weight matrix in a format, filled with random bytes (every bit pattern is a
-// valid code; scales are kept finite), and the views the kernels read.
-struct matrix_copy {
-  quant::qtensor q;              // quantized storage
-  aligned_buffer<bf16> dense;    // [N, K] when the format is dense (bf16 only here)
-  quant::format_spec spec;
-  std::int64_t n = 0, k = 0;
-
-  matrix_copy(const quant::format_spec& s, std::int64_t rows, std::int64_t cols, std::mt19937_64& rng)
-      : spec(s), n(rows), k(cols) {
-    const auto fill = [&](auto& buf) {
-      auto* bytes = reinterpret_cast<std::uint8_t*>(buf.data());
-      const std::size_t size = buf.size() * sizeof(buf[0]);
-      for (std::size_t i = 0; i + 8 <= size; i += 8) {
-        const std::uint64_t r = rng();
-        std::memcpy(bytes + i, &r, 8);
-      }
-    };
-    if (spec.is_quantized()) {
-      q = quant::qtensor(spec, rows, cols);
-      fill(q.codes());
-      fill(q.zeros());
-      for (auto& v : q.scales()) v = to_f16(0.01f);
-    } else {
-      check(spec.dense == dtype::bf16, "the bench's dense format is bf16");
-      dense = aligned_buffer<bf16>(static_cast<std::size_t>(rows * cols));
-      // Small bf16 values: the low byte random, the high byte 0x3c (about 0.01).
-      for (std::size_t i = 0; i < dense.size(); ++i) dense[i] = bf16{static_cast<std::uint16_t>(0x3c00u | (rng() & 0xffu))};
-    }
-  }
-
-  std::uint64_t bytes() const {
-    return spec.is_quantized() ? static_cast<std::uint64_t>(q.layout().total_bytes())
-                               : static_cast<std::uint64_t>(n * k) * 2u;
-  }
-
-  void matmul(matrix_view<const float> x, matrix_view<float> y, thread_pool& pool) const {
-    if (spec.is_quantized()) {
-      simd::gemm_dispatched(q.view(), x, y, &pool);
-    } else {
-      const auto view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(dense.data()), dtype::bf16,
-                                                make_shape({n, k}));
-      simd::gemm_dispatched(view, x, y, &pool);
-    }
-  }
-};
-
-// Seconds per call of fn(i) over rotating copies, at least `min_seconds` in total.
-template <class F>
-double time_calls(std::size_t copies, double min_seconds, F&& fn) {
-  for (std::size_t i = 0; i < copies; ++i) fn(i);  // warm-up: page faults, the pool's threads
-  std::size_t calls = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  double elapsed = 0;
-  do {
-    fn(calls % copies);
-    ++calls;
-    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  } while (elapsed < min_seconds || calls < copies);
-  return elapsed / static_cast<double>(calls);
-}
+using qmr::bench::time_calls;
 
 }  // namespace
 
@@ -111,7 +35,11 @@ int main(int argc, char** argv) {
   std::string gemm_batches = "16,64,256";
   std::string gemm_shape = "4096x4096";
   std::string gemm_formats = "bf16,w4g128";
-  int rotate_mb = 256;
+  // GEMV copies: 1 GB, not 256 MB: this machine's L3 (a victim cache, large on
+  // V-Cache EPYCs) kept part of a 256 MB rotation (bf16 4096x4096, 1 thread: 133% of
+  // the measured read bandwidth at 256 MB, 103% at 1 GB and at 2 GB).
+  int rotate_mb = 1024;
+  std::string acts = "f32";
   double seconds = 0.15;  // per measurement: keeps the default run (8 shapes x 7 formats x 2 thread counts) near a minute
   app.add_option("--shapes", shapes, "GEMV shapes NxK (output rows x input columns)")->capture_default_str();
   app.add_option("--formats", formats, "GEMV weight formats, bf16 or qmr specs")->capture_default_str();
@@ -122,10 +50,17 @@ int main(int argc, char** argv) {
   app.add_option("--gemm-batches", gemm_batches, "GEMM batch sizes (rows of X); empty skips GEMM")->capture_default_str();
   app.add_option("--gemm-shape", gemm_shape, "GEMM weight shape NxK")->capture_default_str();
   app.add_option("--gemm-formats", gemm_formats, "GEMM weight formats")->capture_default_str();
+  app.add_option("--act", acts, "activation modes: f32 (exact activations), a8 (int8 per 32 columns), or both: f32,a8")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
-    std::printf("SIMD kernels dispatched to %s\n\n", dispatched_isa());
+    std::printf("SIMD kernels dispatched to %s (a8 mode: %s)\n\n", dispatched_isa(), simd::a8_dispatched_isa());
+    std::vector<bool> a8_modes;
+    for (const std::string& a : split(acts)) {
+      if (a != "f32" && a != "a8") throw error("--act '" + a + "': expected f32 or a8");
+      a8_modes.push_back(a == "a8");
+    }
     struct limits {
       int threads;
       double bandwidth, peak;
@@ -142,61 +77,63 @@ int main(int argc, char** argv) {
 
     std::mt19937_64 rng(1);
     std::printf("\nGEMV, batch 1, rotating through >= %d MB of copies per matrix: weight bytes per second\n\n", rotate_mb);
-    std::printf("| shape NxK | format | MB/matrix | copies |");
+    std::printf("| shape NxK | format | act | MB/matrix | copies |");
     for (const auto& l : machine) std::printf(" %dT GB/s | %dT of read bw |", l.threads, l.threads);
-    std::printf("\n|---|---|---|---|");
+    std::printf("\n|---|---|---|---|---|");
     for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|");
     std::printf("\n");
     for (const std::string& shape_text : split(shapes)) {
       const auto [n, k] = parse_shape(shape_text);
       for (const std::string& f : split(formats)) {
         const quant::format_spec spec = quant::parse_format(f);
-        std::vector<matrix_copy> copies;
-        const std::uint64_t target = static_cast<std::uint64_t>(rotate_mb) << 20;
-        std::uint64_t total = 0;
-        do {
-          copies.emplace_back(spec, n, k, rng);
-          total += copies.back().bytes();
-        } while (total < target);
-        std::vector<float> x(static_cast<std::size_t>(k), 0.5f), y(static_cast<std::size_t>(n));  // x [K], y [N]
-        std::printf("| %s | %s | %.1f | %zu |", shape_text.c_str(), f.c_str(), static_cast<double>(copies[0].bytes()) / 1e6,
-                    copies.size());
-        for (const auto& l : machine) {
-          thread_pool pool(static_cast<unsigned>(l.threads));
-          const double s = time_calls(copies.size(), seconds, [&](std::size_t i) {
-            copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool);
-          });
-          const double gbps = static_cast<double>(copies[0].bytes()) / s;
-          std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
+        const std::vector<matrix_copy> copies =
+            bench::make_copies(spec, n, k, static_cast<std::uint64_t>(rotate_mb) << 20, rng);
+        std::vector<float> x(static_cast<std::size_t>(k)), y(static_cast<std::size_t>(n));  // x [K], y [N]
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
+        for (const bool a8 : a8_modes) {
+          if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
+          std::printf("| %s | %s | %s | %.1f | %zu |", shape_text.c_str(), f.c_str(), a8 ? "a8" : "f32",
+                      static_cast<double>(copies[0].bytes()) / 1e6, copies.size());
+          for (const auto& l : machine) {
+            thread_pool pool(static_cast<unsigned>(l.threads));
+            const double s = time_calls(copies.size(), seconds, [&](std::size_t i) {
+              copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8);
+            });
+            const double gbps = static_cast<double>(copies[0].bytes()) / s;
+            std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
+          }
+          std::printf("\n");
+          std::fflush(stdout);
         }
-        std::printf("\n");
-        std::fflush(stdout);
       }
     }
 
     if (!split(gemm_batches).empty()) {
       const auto [n, k] = parse_shape(gemm_shape);
       std::printf("\nGEMM %s (one matrix, cache-warm panels): GFLOP/s and fraction of the FMA peak\n\n", gemm_shape.c_str());
-      std::printf("| format | batch |");
+      std::printf("| format | act | batch |");
       for (const auto& l : machine) std::printf(" %dT GFLOP/s | %dT of peak |", l.threads, l.threads);
-      std::printf("\n|---|---|");
+      std::printf("\n|---|---|---|");
       for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|");
       std::printf("\n");
       for (const std::string& f : split(gemm_formats)) {
         const matrix_copy w(quant::parse_format(f), n, k, rng);
-        for (const std::string& b : split(gemm_batches)) {
-          const std::int64_t m = std::stoll(b);
-          std::vector<float> x(static_cast<std::size_t>(m * k), 0.5f), y(static_cast<std::size_t>(m * n));  // [M, K], [M, N]
-          std::printf("| %s | %lld |", f.c_str(), static_cast<long long>(m));
-          for (const auto& l : machine) {
-            thread_pool pool(static_cast<unsigned>(l.threads));
-            const double s = time_calls(1, seconds, [&](std::size_t) { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool); });
-            const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / s;
-            std::printf(" %.1f | %.0f%% |", flops / 1e9, 100.0 * flops / l.peak);
+        for (const bool a8 : a8_modes)
+          for (const std::string& b : split(gemm_batches)) {
+            if (a8 && !w.spec.is_quantized()) continue;
+            const std::int64_t m = std::stoll(b);
+            std::vector<float> x(static_cast<std::size_t>(m * k), 0.5f), y(static_cast<std::size_t>(m * n));  // [M, K], [M, N]
+            std::printf("| %s | %s | %lld |", f.c_str(), a8 ? "a8" : "f32", static_cast<long long>(m));
+            for (const auto& l : machine) {
+              thread_pool pool(static_cast<unsigned>(l.threads));
+              const double s =
+                  time_calls(1, seconds, [&](std::size_t) { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
+              const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / s;
+              std::printf(" %.1f | %.0f%% |", flops / 1e9, 100.0 * flops / l.peak);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
           }
-          std::printf("\n");
-          std::fflush(stdout);
-        }
       }
     }
   } catch (const std::exception& e) {

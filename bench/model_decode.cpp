@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefill", prefill, "prompt tokens")->capture_default_str();
   app.add_option("--decode", decode, "decoded tokens")->capture_default_str();
   app.add_option("--layers", layers, "transformer layers (24 in Qwen2.5-0.5B)")->capture_default_str();
-  app.add_option("--kernels", kernels, "matmul kernels: simd (the runtime's default), reference")->capture_default_str();
+  app.add_option("--kernels", kernels, "matmul kernels: simd (the runtime's default), simd_a8 (int8 activations), reference")->capture_default_str();
   app.add_option("--model", model_dir, "time this checkpoint (its own formats) instead of the random Qwen2.5-0.5B");
   CLI11_PARSE(app, argc, argv);
 
@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
           const double bandwidth = qmr::bench::read_bandwidth(pool);
           qmr::model::session s(m, prefill + decode + 1, &pool);
           if (kernel == "reference") s.set_kernel(qmr::model::matmul_kernel::reference);
-          else if (kernel != "simd") throw qmr::error("unknown kernel '" + kernel + "' (simd or reference)");
+          else if (kernel == "simd_a8") s.set_kernel(qmr::model::matmul_kernel::simd_a8);
+          else if (kernel != "simd") throw qmr::error("unknown kernel '" + kernel + "' (simd, simd_a8 or reference)");
           std::vector<std::int32_t> prompt(static_cast<std::size_t>(prefill));
           std::uniform_int_distribution<std::int32_t> id(0, static_cast<std::int32_t>(m.config().vocab) - 1);
           for (auto& x : prompt) x = id(rng);
