@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cmd_bench.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_quantize.hpp"
 #include "qmr/eval/synth.hpp"
@@ -389,6 +390,9 @@ int main(int argc, char** argv) {
   qmr_cli::eval_args e;
   auto* eval = qmr_cli::add_eval_command(app, e);
 
+  qmr_cli::bench_args b;
+  auto* bench = qmr_cli::add_bench_command(app, b);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
@@ -396,6 +400,7 @@ int main(int argc, char** argv) {
     if (*tokenize) return run_tokenize(t_dir, t_text, t_decode, t_text_opt->count() > 0);
     if (*generate) return run_generate(g);
     if (*eval) return qmr_cli::run_eval(e);
+    if (*bench) return qmr_cli::run_bench(b);
     if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
       if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())
