@@ -71,7 +71,7 @@ reconfigure=""
 [ -f "$build/build.ninja" ] && reconfigure="--reconfigure"
 # shellcheck disable=SC2086
 meson setup "$build" $reconfigure --buildtype=release --wrap-mode=nodownload \
-  -Dcuda=enabled -Dgpu_arch="$arch" -Dsimd=disabled -Dtests=auto -Dbench=auto -Dtools=disabled \
+  -Dcuda=enabled -Dgpu_arch="$arch" -Dsimd=disabled -Dtests=auto -Dbench=auto -Dgpu_bench=true -Dtools=disabled \
   -Dexamples=false > "$out/configure.log" 2>&1
 rc[configure]=$?
 write_summary
