@@ -36,51 +36,71 @@ namespace qmr::simd::detail {
 
 // ---------------------------------------------------------------------------
 // How an a8 kernel walks a row. A step covers `interleave * vector_bytes`
-// columns, whose codes are unpacked into `interleave` byte vectors: byte p of
-// vector t holds the code of column interleave * p + t of the step. 8-bit and
-// 3-, 5-, 6-bit codes come out in column order (interleave 1); 4-bit codes as
-// the low nibbles then the high nibbles of the same bytes (2), 2-bit codes as
-// the four bit pairs of each byte (4), so that a mask and a shift unpack them.
+// columns, whose codes are unpacked into `interleave` byte vectors, in one of
+// two orders:
+// * bit-split: byte p of vector t holds the code of column interleave * p + t of
+//   the step. 8-bit and 3-, 5-, 6-bit codes come out in column order (interleave
+//   1); 4-bit codes as the low nibbles then the high nibbles of the same bytes
+//   (2), 2-bit codes as the four bit pairs of each byte (4), so that a mask and a
+//   shift unpack them.
+// * lane-blocked (3 bits with VBMI, interleave 2): byte 4j + r of vector t holds
+//   column 8j + 4t + r; vpermb + vpmultishiftqb can put any code anywhere, and
+//   128 columns per step halve the f32 work of 64-column steps.
 // The activations are quantized into the same order, so the dot product of a
 // code vector with its activation vector needs no shuffle. An i32 lane of the
-// dot product (4 adjacent bytes) then covers 4 * interleave consecutive columns
-// of one 32-column activation block and one weight group, which is what lets
+// dot product (4 adjacent bytes) covers, over the step's vectors, the
+// 4 * interleave consecutive columns [4 * interleave * j, ...) in both orders:
+// all in one 32-column activation block and one weight group, which is what lets
 // the scales be applied per lane.
 // ---------------------------------------------------------------------------
 template <int Bits>
 inline constexpr int a8_interleave = Bits == 4 ? 2 : Bits == 2 ? 4 : 1;
 
 // Activation layout of one kernel: vector_bytes per code vector (16, 32 or 64;
-// the scalar kernel walks one 32-column block at a time), interleave as above,
-// and the columns one scale entry covers (4 * interleave for the SIMD kernels'
-// i32 lanes, a whole block for the scalar kernel).
+// the scalar kernel walks one 32-column block at a time), interleave and order as
+// above, and the columns one scale entry covers (4 * interleave for the SIMD
+// kernels' i32 lanes, a whole block for the scalar kernel).
 struct a8_layout {
   int vector_bytes = 32;
   int interleave = 1;
   int lane_cols = 32;
+  bool lane_blocked = false;
   constexpr int cols() const { return vector_bytes * interleave; }
+  // The step column whose activation goes to byte p of vector t.
+  constexpr int column(int t, int p) const {
+    return lane_blocked ? 4 * interleave * (p / 4) + 4 * t + p % 4 : interleave * p + t;
+  }
 };
 
 // ---------------------------------------------------------------------------
 // The activation quantizer, bit for bit ref::quantize_a8 on one block: x[0, n)
-// (n <= 32) into q[0, 32) (zeros past n), returning the block's scale. The SIMD
-// versions compute the same f32 products and round them the same way (cvtps2dq:
-// to nearest, ties to even).
+// (n <= 32) into q[0, 32) (zeros past n), returning the block's scale and the sum
+// of its codes. The SIMD versions compute the same f32 products and round them the
+// same way (cvtps2dq: to nearest, ties to even).
 // ---------------------------------------------------------------------------
+struct a8_quantized_block {
+  float scale;
+  std::int32_t sum;
+};
+
 template <class Arch>
-inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::generic) {
+inline a8_quantized_block quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::generic) {
   float amax = 0.0f;
   for (int j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = ref::a8_scale(amax);
   const float id = ref::a8_inverse_scale(d);
-  for (int j = 0; j < n; ++j) q[j] = ref::a8_code(x[j] * id);
+  std::int32_t sum = 0;
+  for (int j = 0; j < n; ++j) {
+    q[j] = ref::a8_code(x[j] * id);
+    sum += q[j];
+  }
   for (int j = n; j < static_cast<int>(ref::a8_block); ++j) q[j] = 0;
-  return d;
+  return {d, sum};
 }
 
 #if XSIMD_WITH_AVX2
 template <class Arch>
-inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx2) {
+inline a8_quantized_block quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx2) {
   __m256 v[4];
   for (int j = 0; j < 4; ++j) {
     const int left = std::clamp(n - 8 * j, 0, 8);
@@ -108,7 +128,11 @@ inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx
   const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q),
                       _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-  return d;
+  const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(i32[0], i32[1]), _mm256_add_epi32(i32[2], i32[3]));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  return {d, _mm_cvtsi128_si32(s4)};
 }
 #endif
 
@@ -121,7 +145,7 @@ inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 template <class Arch>
-inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx512bw) {
+inline a8_quantized_block quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx512bw) {
   const auto mask = [](int left) {
     return static_cast<__mmask16>(left >= 16 ? 0xFFFFu : left <= 0 ? 0u : (1u << left) - 1u);
   };
@@ -134,7 +158,7 @@ inline float quantize_block_a8(const float* x, int n, std::int8_t* q, xsimd::avx
   const __m512i i1 = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id)), lo), hi);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(i0));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(i1));
-  return d;
+  return {d, _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1))};
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -253,7 +277,32 @@ struct a8_odd_tables {
   static constexpr auto multiplier_odd = multipliers(1);
 };
 
-// VBMI tables for 3, 5 and 6 bits: vpermb puts the Bits bytes of codes 8q..8q+7
+// VBMI tables for 3 bits, lane-blocked: for vector t, qword q (lanes 2q and 2q + 1)
+// holds columns 16q + 4t + r and 16q + 8 + 4t + r (r < 4), whose bits lie within the
+// 8 bytes from byte 6q + t (bit 48q + 8t); vpermb gathers those bytes into qword q
+// and vpmultishiftqb takes each code at its offset, 24 (s / 4) + 4t + 3 (s % 4) for
+// byte s of the qword (<= 37, so the 3 bits stay within the qword).
+template <int Bits>
+struct a8_blocked_tables {
+  static_assert(Bits == 3, "only 3-bit codes are unpacked lane-blocked");
+  static constexpr std::array<std::uint8_t, 64> permute(int t) {
+    std::array<std::uint8_t, 64> idx{};
+    for (int q = 0; q < 8; ++q)
+      for (int j = 0; j < 8; ++j) idx[8 * q + j] = static_cast<std::uint8_t>(6 * q + t + j);  // <= 50
+    return idx;
+  }
+  static constexpr std::array<std::uint8_t, 64> offsets(int t) {
+    std::array<std::uint8_t, 64> o{};
+    for (int i = 0; i < 64; ++i) o[i] = static_cast<std::uint8_t>(24 * (i % 8 / 4) + 4 * t + 3 * (i % 4));
+    return o;
+  }
+  static constexpr auto permute0 = permute(0);
+  static constexpr auto permute1 = permute(1);
+  static constexpr auto offsets0 = offsets(0);
+  static constexpr auto offsets1 = offsets(1);
+};
+
+// VBMI tables for 5 and 6 bits: vpermb puts the Bits bytes of codes 8q..8q+7
 // into qword q, then vpmultishiftqb takes the 8 bits at offset j * Bits of qword q
 // into its byte j.
 template <int Bits>
@@ -285,6 +334,7 @@ struct a8_multishift_tables {
 template <class Tag, int Bits>
 struct a8_step_avx2 {
   using ivec = __m256i;
+  static constexpr bool lane_blocked = false;
   static constexpr int interleave = a8_interleave<Bits>;
   static constexpr int vector_bytes = 32;
   static constexpr int cols = interleave * vector_bytes;
@@ -375,7 +425,8 @@ template <class Tag, int Bits>
 struct a8_step_avx512 {
   using ivec = __m512i;
   static constexpr bool vnni = std::is_same_v<Tag, avx512vnni>;
-  static constexpr int interleave = a8_interleave<Bits>;
+  static constexpr bool lane_blocked = vnni && Bits == 3;
+  static constexpr int interleave = lane_blocked ? 2 : a8_interleave<Bits>;
   static constexpr int vector_bytes = 64;
   static constexpr int cols = interleave * vector_bytes;
   static constexpr int step_bytes = cols * Bits / 8;
@@ -403,7 +454,17 @@ struct a8_step_avx512 {
       // 13.7 GB/s (Zen 5, 1 thread).
       const __m512i b = avail >= 64 ? _mm512_loadu_si512(p)
                                     : _mm512_maskz_loadu_epi8(_cvtu64_mask64((std::uint64_t{1} << avail) - 1), p);
-      if constexpr (Bits == 8) {
+      if constexpr (lane_blocked) {
+#if defined(QMR_SIMD_WITH_AVX512VNNI)
+        using tables = a8_blocked_tables<Bits>;
+        const auto unpack = [&](const std::array<std::uint8_t, 64>& idx, const std::array<std::uint8_t, 64>& off) {
+          const __m512i q = _mm512_permutexvar_epi8(_mm512_loadu_si512(idx.data()), b);
+          return _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_loadu_si512(off.data()), q), low_mask);
+        };
+        v[0] = unpack(tables::permute0, tables::offsets0);
+        v[1] = unpack(tables::permute1, tables::offsets1);
+#endif
+      } else if constexpr (Bits == 8) {
         if constexpr (vnni) {
           v[0] = b;
         } else {
