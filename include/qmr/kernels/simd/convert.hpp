@@ -96,6 +96,26 @@ fbatch<Arch> widen_f16(const f16* p, xsimd::neon64) {
 }
 #endif
 
+// One f16 scale as f32: F16C's vcvtph2ps where the ISA has it, else the portable
+// conversion (a few dozen instructions with its branches: once per group of 32-256
+// weights, it cost the quantized GEMV about as much as the group's FMAs).
+template <class Arch>
+float scale_f32(f16 h, xsimd::generic) {
+  return to_float(h);
+}
+#if XSIMD_WITH_AVX2 && defined(__F16C__)
+template <class Arch>
+float scale_f32(f16 h, xsimd::avx2) {
+  return _cvtsh_ss(h.bits);
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class Arch>
+float scale_f32(f16 h, xsimd::avx512f) {
+  return _cvtsh_ss(h.bits);
+}
+#endif
+
 }  // namespace detail
 
 // Weights p[0, lanes) as f32; p need not be aligned.

@@ -5,12 +5,14 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
+#include "../../core/aligned_buffer.hpp"
 #include "../../core/error.hpp"
 #include "../../core/half.hpp"
 #include "../../core/tensor.hpp"
@@ -32,14 +34,17 @@
 //   per kc-column panel).
 // * GEMV (M <= 8): one pass over each weight row; a batch of weights is loaded (or
 //   decoded) once and FMA'd into M accumulators, one per row of X. On AVX2 and
-//   AVX-512, quantized codes are decoded in registers to float(code - zero), the
-//   products of a group summed unscaled and the group's scale applied once (one
-//   rounding per group instead of per weight, within the summation-order bound);
-//   other ISAs decode 256 columns at a time into an L1-resident f32 stack buffer.
+//   AVX-512, quantized codes are decoded in registers to float(code), the
+//   products of a group summed unscaled and the group's scale applied once, and
+//   the zero point folded out: sum (code - z) x = sum code x - z sum x, with the
+//   activations' group sums taken once per call (a different rounding of the same
+//   exact terms, well within the summation-order bound); other ISAs decode 256
+//   columns at a time into an L1-resident f32 stack buffer.
 // * GEMM (M > 8): nr weight rows × kc columns are decoded into an f32 panel on the
 //   stack, then every mr rows of X meet the panel in an mr × nr register tile.
 // * Threads split the output rows (GEMV: rows, GEMM: nr-row panels) through the
-//   core pool; nothing is allocated.
+//   core pool; nothing is allocated, except the group sums of more than 4096
+//   (M × groups) activations.
 //
 // The packed layout is read as it is stored (format.hpp), with no repacking.
 // Everything that runs per ISA is a template on the Arch tag, so a translation
@@ -89,7 +94,8 @@ void decode_quantized(const quant::qtensor_view& w, std::int64_t r, std::int64_t
     const std::int64_t g = c / group;
     const std::int64_t end = std::min(c1, (g + 1) * group);
     const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
-    unpack_codes<Arch, Format::bits>(codes, w.layout.code_row_bytes, c, end, to_float(scales[g]), zero, out + (c - c0), Arch{});
+    unpack_codes<Arch, Format::bits>(codes, w.layout.code_row_bytes, c, end, scale_f32<Arch>(scales[g], Arch{}), zero,
+                                     out + (c - c0), Arch{});
     c = end;
   }
 }
@@ -184,16 +190,50 @@ void gemv_quantized(const quantized_source& src, matrix_view<const float> x, mat
   }
 }
 
+// Group sums of the activations, sum[i][g] = sum of X(i, c) over group g's columns
+// (in column order, f32), for the zero-point fold of gemv_quantized_registers.
+// Kept on the caller's stack up to stack_floats, else allocated once per call.
+template <class Arch>
+struct activation_group_sums {
+  static constexpr std::int64_t stack_floats = 4096;  // 16 KB: M = 8 rows of K = 16384 at g32
+  alignas(64) float stack[stack_floats];
+  aligned_buffer<float> heap;
+  const float* data = nullptr;  // [M, n_groups]
+  std::int64_t n_groups = 0;
+
+  activation_group_sums(matrix_view<const float> x, std::int64_t group, std::int64_t groups) : n_groups(groups) {
+    float* out = stack;
+    if (x.rows * groups > stack_floats) {
+      heap = aligned_buffer<float>(static_cast<std::size_t>(x.rows * groups));
+      out = heap.data();
+    }
+    constexpr std::int64_t lanes = fbatch<Arch>::size;
+    for (std::int64_t i = 0; i < x.rows; ++i)
+      for (std::int64_t g = 0; g < groups; ++g) {
+        const float* xg = x.row(i) + g * group;  // [group]
+        fbatch<Arch> v(0.0f);
+        std::int64_t c = 0;
+        for (; c + lanes <= group; c += lanes) v += fbatch<Arch>::load_unaligned(xg + c);
+        float s = xsimd::hadd(v);
+        for (; c < group; ++c) s += xg[c];
+        out[i * groups + g] = s;
+      }
+    data = out;
+  }
+  const float* row(std::int64_t i) const { return data + i * n_groups; }
+};
+
 // Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
-// register_decode): each 8- or 16-code step becomes float(code - zero) in one
-// register and meets the M activations at once; the products of a group are summed
-// unscaled and the group's scale is applied once, acc += scale * sum_g. The integer
-// difference is exact, so this differs from the reference (sum of
-// (scale * (code - zero)) * x) only by the rounding of that one product per group
-// instead of per weight, well within the summation-order bound.
+// register_decode): each 8- or 16-code step becomes float(code) in one register and
+// meets the M activations at once; the products of a group are summed unscaled, and
+// the group's scale and zero point are applied once: acc += scale * sum_g(code x)
+// and, folded out of the inner loop, corr += scale * zero * sum_g(x) from the
+// per-call group sums. Codes are exact in f32, so this differs from the reference
+// (sum of (scale * (code - zero)) * x) only in the rounding of the per-group
+// products and of the two partial sums, far inside the summation-order bound.
 template <class Arch, class Format, int M>
 void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
-                              std::int64_t n0, std::int64_t n1) {
+                              const activation_group_sums<Arch>& x_sums, std::int64_t n0, std::int64_t n1) {
   using batch = fbatch<Arch>;
   using reg = typename batch::register_type;
   constexpr std::int64_t lanes = batch::size;
@@ -209,10 +249,12 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
     const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
     batch acc[M];
     for (auto& a : acc) a = batch(0.0f);
+    float corr[M] = {};
+    // The decoders subtract zv; a constant 0 lets the compiler drop the subtraction.
+    const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;
     for (std::int64_t g = 0; g < n_groups; ++g) {
       const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
       const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
-      const auto zv = xsimd::batch<std::int32_t, Arch>(zero).data;
       batch gacc[M][U];
       for (auto& a : gacc)
         for (auto& b : a) b = batch(0.0f);
@@ -236,14 +278,17 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
             gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
         }
       }
-      const batch s(to_float(scales[g]));
+      const float scale = scale_f32<Arch>(scales[g], Arch{});
+      const batch s(scale);
+      const float scaled_zero = scale * static_cast<float>(zero);
       for (int i = 0; i < M; ++i) {
         batch t = gacc[i][0];
         for (int u = 1; u < U; ++u) t += gacc[i][u];
         acc[i] = xsimd::fma(t, s, acc[i]);
+        corr[i] += scaled_zero * x_sums.row(i)[g];
       }
     }
-    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - corr[i];
   }
 }
 
@@ -365,13 +410,19 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   const detail::quantized_source src{&w, quant::with_format(w.spec, [](auto format) {
                                        return &detail::decode_quantized<Arch, decltype(format)>;
                                      })};
+  // The register GEMV's zero-point fold needs the activations' group sums, once per call.
+  struct no_sums {};
+  using sums_t = std::conditional_t<detail::register_decode(Arch{}), detail::activation_group_sums<Arch>, no_sums>;
+  std::optional<sums_t> x_sums;
+  if constexpr (detail::register_decode(Arch{}))
+    if (x.rows <= matmul_tiles<Arch>::gemv_max_m && x.rows > 0) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
   detail::run<Arch>(
       w.rows(), x, y, pool,
       [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
         constexpr int m = decltype(rows_c)::value;
         if constexpr (detail::register_decode(Arch{})) {
           quant::with_format(w.spec, [&](auto format) {
-            detail::gemv_quantized_registers<Arch, decltype(format), m>(w, x, y, n0, n1);
+            detail::gemv_quantized_registers<Arch, decltype(format), m>(w, x, y, *x_sums, n0, n1);
           });
         } else {
           detail::gemv_quantized<Arch, m>(src, x, y, n0, n1);

@@ -182,7 +182,8 @@ struct a8_f256 {
   static fvec scales_expanded(const f16* s, std::int64_t left) {
     if constexpr (GroupLanes >= lanes) return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(s->bits)));
     std::uint64_t b = 0;
-    std::memcpy(&b, s, static_cast<std::size_t>(std::min<std::int64_t>(left, 4)) * 2);
+    if (left >= 4) std::memcpy(&b, s, 8);  // constant sizes where it can: no memcpy call per step
+    else std::memcpy(&b, s, static_cast<std::size_t>(left) * 2);
     const __m128 v = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(b)));
     const __m256i idx = _mm256_setr_epi32(0 / GroupLanes, 1 / GroupLanes, 2 / GroupLanes, 3 / GroupLanes,
                                           4 / GroupLanes, 5 / GroupLanes, 6 / GroupLanes, 7 / GroupLanes);
@@ -194,7 +195,8 @@ struct a8_f256 {
   static fvec zero_points(const std::uint8_t* zeros, std::int64_t zero_bytes, std::int64_t g0) {
     const std::int64_t byte = g0 * Bits / 8;
     std::uint64_t word = 0;
-    std::memcpy(&word, zeros + byte, static_cast<std::size_t>(std::min<std::int64_t>(Bits, zero_bytes - byte)));
+    if (zero_bytes - byte >= 8) std::memcpy(&word, zeros + byte, 8);  // (only the first Bits bytes are used)
+    else std::memcpy(&word, zeros + byte, static_cast<std::size_t>(std::min<std::int64_t>(Bits, zero_bytes - byte)));
     __m256i v;
     if constexpr (Bits == 8) {
       v = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(word)));

@@ -168,6 +168,33 @@ struct avx2_decoder<8> {
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(block), zero));
   }
 };
+// 2 and 3 bits: the 8 codes are 2 or 3 bytes, so one dword holds them all;
+// broadcast it and shift each lane by its code's offset (no byte shuffle).
+template <>
+struct avx2_decoder<2> {
+  __m256i shift = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  __m256i mask = _mm256_set1_epi32(3);
+  __m256 operator()(const std::uint8_t* row_codes, std::int64_t, std::int64_t c, __m256i zero) const {
+    std::uint16_t word;
+    std::memcpy(&word, row_codes + c / 4, 2);
+    const __m256i v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shift), mask);
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(v, zero));
+  }
+};
+template <>
+struct avx2_decoder<3> {
+  __m256i shift = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+  __m256i mask = _mm256_set1_epi32(7);
+  __m256 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m256i zero) const {
+    const std::int64_t byte = c / 8 * 3;
+    std::uint32_t word = 0;
+    if (byte + 4 <= row_bytes) std::memcpy(&word, row_codes + byte, 4);  // constant sizes: no memcpy call
+    else std::memcpy(&word, row_codes + byte, 3);
+    const __m256i v =
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shift), mask);
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(v, zero));
+  }
+};
 template <int Bits>
 avx2_decoder<Bits> make_decoder(xsimd::avx2) {
   return {};
@@ -236,6 +263,21 @@ struct avx512_decoder<4> {
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(block, 4), mask);
     const __m128i codes = _mm_unpacklo_epi8(lo, hi);
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), zero));
+  }
+};
+// 2 bits: the 16 codes are one dword; broadcast it and shift each lane by its
+// code's offset (no byte shuffle, no 16-byte load to bound near the row end).
+template <>
+struct avx512_decoder<2> {
+  __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512i mask = _mm512_set1_epi32(3);
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i zero) const {
+    const std::int64_t byte = c / 4;
+    std::uint32_t word = 0;
+    if (byte + 4 <= row_bytes) std::memcpy(&word, row_codes + byte, 4);  // constant sizes: no memcpy call
+    else std::memcpy(&word, row_codes + byte, 2);                        // the row's last 8 codes
+    const __m512i v = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(word)), shift), mask);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, zero));
   }
 };
 template <int Bits>
