@@ -260,6 +260,13 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
 }  // namespace detail
 
 inline int run_bench(const bench_args& a) {
+  // Arguments first: a typo should not cost a bandwidth measurement.
+  detail::parse_acts(a.act);
+  for (const std::string& f : qmr::bench::split(a.quant)) (void)qmr::quant::parse_format(f);
+  if (a.kernel != "decode") {
+    for (const std::string& s : qmr::bench::split(a.shape)) (void)qmr::bench::parse_shape(s);
+    if (a.kernel == "gemv" && a.batch > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");
+  }
   detail::json_lines json(a.json);
   std::vector<detail::bench_limits> limits;
   std::printf("f32 kernels: %s; a8 kernels: %s\n\n", qmr::bench::dispatched_isa(), qmr::simd::a8_dispatched_isa());

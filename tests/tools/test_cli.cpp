@@ -336,3 +336,49 @@ TEST_CASE("qmr eval runs GSM8K, ARC and LAMBADA files and perplexity on text", "
   REQUIRE(lj["weights"] == "stored");
   REQUIRE(lj["perplexity"].get<double>() > 1.0);
 }
+
+TEST_CASE("qmr bench prints a table and writes one JSON record per measurement", "[cli][bench]") {
+  qmr::testing::temp_dir dir;
+  const std::string json = (dir / "gemv.jsonl").string();
+  const result gemv = run("bench --kernel gemv --quant w4g32,bf16 --shape 64x256,40x512 --act f32,a8 --threads 1 "
+                          "--rotate-mb 1 --seconds 0.01 --json " + json);
+  INFO(gemv.output);
+  REQUIRE(gemv.status == 0);
+  REQUIRE(gemv.output.find("| gemv | w4g32 | a8 | 40x512 | 1 | 1 |") != std::string::npos);
+  std::ifstream in(json);
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  REQUIRE(records.size() == 6);  // 2 shapes x (w4g32 f32 and a8, bf16 f32)
+  for (const auto& r : records) {
+    for (const char* key : {"kernel", "quant", "act", "m", "k", "batch", "threads", "seconds", "gbps", "bound_gbps", "fraction"})
+      REQUIRE(r.contains(key));
+    REQUIRE(r["kernel"] == "gemv");
+    REQUIRE(r["gbps"].get<double>() > 0);
+    REQUIRE(r["fraction"].get<double>() == Approx(r["gbps"].get<double>() / r["bound_gbps"].get<double>()));
+  }
+  REQUIRE(records[0]["m"] == 64);
+  REQUIRE(records[0]["k"] == 256);
+
+  const std::string gemm_json = (dir / "gemm.jsonl").string();
+  const result gemm = run("bench --kernel gemm --quant w4g32 --shape 64x256 --batch 16 --act a8 --threads 1 "
+                          "--seconds 0.01 --json " + gemm_json);
+  INFO(gemm.output);
+  REQUIRE(gemm.status == 0);
+  std::ifstream gin(gemm_json);
+  std::string line;
+  REQUIRE(std::getline(gin, line));
+  const auto g = nlohmann::json::parse(line);
+  REQUIRE(g["batch"] == 16);
+  REQUIRE(g["gflops"].get<double>() > 0);
+  REQUIRE(g["fraction"].get<double>() == Approx(g["gflops"].get<double>() / g["peak_gflops"].get<double>()));
+
+  const result bad_act = run("bench --act a4 --shape 64x256");
+  REQUIRE(bad_act.status == 1);
+  REQUIRE(bad_act.output.find("--act 'a4': expected f32 or a8") != std::string::npos);
+  const result bad_shape = run("bench --shape 64");
+  REQUIRE(bad_shape.status == 1);
+  REQUIRE(bad_shape.output.find("shape '64': expected NxK") != std::string::npos);
+  const result bad_batch = run("bench --kernel gemv --batch 9 --shape 64x256");
+  REQUIRE(bad_batch.status == 1);
+  REQUIRE(bad_batch.output.find("gemv batch is 1-8") != std::string::npos);
+}
