@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -109,10 +110,19 @@ struct a8_activations {
 };
 
 // Quantizes the rows of X into xa (block by block with quantize_block_a8<Arch>, the
-// reference quantizer bit for bit), interleaved as `layout` says.
-template <class Arch>
-void prepare_a8(matrix_view<const float> x, a8_layout layout, std::int64_t group, a8_activations& xa) {
-  const int step = layout.cols(), p_count = layout.interleave, r = layout.vector_bytes, lane_cols = layout.lane_cols;
+// reference quantizer bit for bit), interleaved as Layout says.
+template <class Arch, a8_layout Layout>
+void prepare_a8(matrix_view<const float> x, std::int64_t group, a8_activations& xa) {
+  constexpr int step = Layout.cols(), lane_cols = Layout.lane_cols;
+  // Position -> column of the step, for the interleaved layouts.
+  static constexpr std::array<std::uint8_t, 256> column = [] {
+    std::array<std::uint8_t, 256> c{};
+    for (int t = 0; t < Layout.interleave; ++t)
+      for (int p = 0; p < Layout.vector_bytes; ++p)
+        c[static_cast<std::size_t>(t * Layout.vector_bytes + p)] = static_cast<std::uint8_t>(Layout.column(t, p));
+    return c;
+  }();
+  static_assert(step <= 256);
   const std::int64_t k = xa.k;
   for (std::int64_t i = 0; i < xa.rows; ++i) {
     const float* xr = x.row(i);                          // [K]
@@ -137,11 +147,10 @@ void prepare_a8(matrix_view<const float> x, a8_layout layout, std::int64_t group
         }
         for (std::int64_t l = cb / lane_cols; l < (cb + ref::a8_block) / lane_cols; ++l) lanes[l] = d;
       }
-      if (p_count == 1) {
+      if constexpr (Layout.interleave == 1) {
         std::memcpy(q + c0, natural, static_cast<std::size_t>(step));
       } else {
-        for (int t = 0; t < p_count; ++t)
-          for (int p = 0; p < r; ++p) q[c0 + t * r + p] = natural[layout.column(t, p)];
+        for (int p = 0; p < step; ++p) q[c0 + p] = natural[column[static_cast<std::size_t>(p)]];
       }
     }
   }
@@ -463,7 +472,7 @@ void gemm_a8_format(const quant::qtensor_view& w, matrix_view<const float> x, ma
     heap = aligned_buffer<std::byte>(xa.bytes());
     xa.place(heap.data());
   }
-  prepare_a8<Arch>(x, layout, w.layout.group, xa);
+  prepare_a8<Arch, layout>(x, w.layout.group, xa);
 
   const std::int64_t m = x.rows;
   const auto chunk = [&](std::int64_t m0, std::int64_t rows, std::int64_t n0, std::int64_t n1) {
