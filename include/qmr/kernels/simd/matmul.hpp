@@ -223,6 +223,10 @@ struct activation_group_sums {
   const float* row(std::int64_t i) const { return data + i * n_groups; }
 };
 
+// Whether a register decoder also decodes 32 codes at once (decoder.pair).
+template <class Decoder>
+inline constexpr bool has_pair_decode = requires { &Decoder::pair; };
+
 // Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
 // register_decode): each 8- or 16-code step becomes float(code) in one register and
 // meets the M activations at once; the products of a group are summed unscaled, and
@@ -259,6 +263,18 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
       for (auto& a : gacc)
         for (auto& b : a) b = batch(0.0f);
       std::int64_t c = c0;
+      if constexpr (has_pair_decode<decltype(decode)>) {
+        // 32 codes per decode (4 bits on AVX-512), into both chains at M = 1.
+        for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+          reg pair[2];
+          decode.pair(codes, c, pair);
+          const batch w0(pair[0]), w1(pair[1]);
+          for (int i = 0; i < M; ++i) {
+            gacc[i][0] = xsimd::fma(w0, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+            gacc[i][U - 1] = xsimd::fma(w1, batch::load_unaligned(x.row(i) + c + lanes), gacc[i][U - 1]);
+          }
+        }
+      }
       for (; c + U * lanes <= c1; c += U * lanes)
         for (int u = 0; u < U; ++u) {
           const batch wv(static_cast<reg>(decode(codes, row_bytes, c + u * lanes, zv)));
