@@ -30,14 +30,17 @@ using gemm_fn = void (*)(const qtensor_view&, matrix_view<const float>, matrix_v
 using quantize_fn = void (*)(matrix_view<const float>, std::int8_t*, float*);
 
 // Calls fn(name, gemm, quantize) for every a8 kernel this binary carries and this CPU
-// runs, plus the header-only default (no dispatch).
+// runs. Without runtime dispatch, that is the header-only default; with it, the
+// default arch is one of the dispatched ones (see test_simd_matmul.cpp).
 template <class F>
 void for_each_isa(F&& fn) {
+#if !defined(QMR_SIMD_DISPATCH)
   fn(std::string("default"),
      static_cast<gemm_fn>([](const qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* p) {
        simd::gemm_a8<>(w, x, y, p);
      }),
      static_cast<quantize_fn>([](matrix_view<const float> x, std::int8_t* q, float* s) { simd::quantize_a8<>(x, q, s); }));
+#endif
   const auto each = [&](auto arch, bool available, const char* name) {
     if (!available) return;
     using Arch = decltype(arch);

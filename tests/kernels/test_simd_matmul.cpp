@@ -25,14 +25,18 @@ std::uint32_t fresh_seed() {
 }
 
 // Calls fn(name, matmul) for every ISA kernel this binary carries and this CPU
-// runs, plus the header-only default-arch kernel (no dispatch).
+// runs. Without runtime dispatch, that is the header-only default-arch kernel; with
+// it, the default arch is one of the dispatched ones (the same template on the same
+// tag), so instantiating it here again would only double this file's compile time.
 template <class W, class F>
 void for_each_isa(F&& fn) {
   using gemm_fn = void (*)(const W&, matrix_view<const float>, matrix_view<float>, thread_pool*);
+#if !defined(QMR_SIMD_DISPATCH)
   fn(std::string("default_arch"), static_cast<gemm_fn>([](const W& w, matrix_view<const float> x,
                                                           matrix_view<float> y, thread_pool* p) {
        simd::gemm<xsimd::default_arch>(w, x, y, p);
      }));
+#endif
   const auto each = [&](auto arch, bool available, const char* name) {
     if (!available) return;
     using Arch = decltype(arch);

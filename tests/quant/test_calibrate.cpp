@@ -71,6 +71,20 @@ model_quant_options with(method how) {
   return o;
 }
 
+// Whether this binary runs under AddressSanitizer (GCC defines __SANITIZE_ADDRESS__,
+// clang answers __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool under_asan = true;
+#else
+constexpr bool under_asan = false;
+#endif
+#else
+constexpr bool under_asan = false;
+#endif
+
 std::filesystem::path temp_dir(const std::string& name) {
   const auto d = std::filesystem::temp_directory_path() / ("qmr_test_calibrate_" + name);
   std::filesystem::remove_all(d);
@@ -95,6 +109,13 @@ TEST_CASE("RTN by plan without calibration equals the model's in-memory RTN") {
 }
 
 TEST_CASE("GPTQ and AWQ lower the calibrated output error below RTN's on the bundled model") {
+  if (under_asan) {
+    // A quality check, not a memory check: 10 s here, 300 s under ASan + UBSan (CI's
+    // sanitizer step, 2 cores). The same calibration, GPTQ and AWQ code paths run under
+    // the sanitizers in this file's fixture-model cases.
+    WARN("skipped under AddressSanitizer: the bundled-model quality check runs in the unsanitized build");
+    return;
+  }
   const auto dir = testing::default_model_dir();
   const auto tok = text::tokenizer::load(dir / "tokenizer.json");
   // 8 x 96 = 768 tokens: as many as the widest linear input (mlp_act, 768), enough for GPTQ
