@@ -1,8 +1,9 @@
-// Seconds per layer of GPTQ's two phases: accumulating the calibration Hessian over N tokens, and quantize_gptq itself.
+// Seconds per layer of GPTQ's phases: accumulating the calibration Hessian over N tokens, the factorization of H alone, and quantize_gptq (which includes it).
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
     std::printf("GPTQ %s, %lld tokens in batches of %lld, %u threads, act_order %d\n", spec.str().c_str(),
                 static_cast<long long>(tokens), static_cast<long long>(batch), pool.size(), act_order ? 1 : 0);
     std::printf("seconds per layer: wall (process CPU time, all threads)\n");
-    std::printf("| shape | hessian s | gptq s | gptq + report s | GPTQ/RTN proxy loss |\n|---|---|---|---|---|\n");
+    std::printf("| shape | hessian s | factor s | gptq s | gptq + report s | GPTQ/RTN proxy loss |\n|---|---|---|---|---|---|\n");
     for (const std::string& s : bench::split(shapes)) {
       const auto [rows, cols] = parse_shape(s);
       std::mt19937 rng(1);
@@ -86,6 +87,18 @@ int main(int argc, char** argv) {
       for (float& v : w) v = 0.02f * normal(rng);
       quant::gptq_options opt;
       opt.act_order = act_order;
+      // The factorization alone (Cholesky, triangular inverse), as quantize_gptq runs it:
+      // columns by decreasing diag(H), none dead (random inputs).
+      std::vector<std::int64_t> perm(static_cast<std::size_t>(cols));  // [cols] position -> column
+      std::iota(perm.begin(), perm.end(), std::int64_t{0});
+      if (act_order)
+        std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t a, std::int64_t b) {
+          return h[static_cast<std::size_t>(a * cols + a)] > h[static_cast<std::size_t>(b * cols + b)];
+        });
+      const std::vector<char> dead(static_cast<std::size_t>(cols), 0);
+      stopwatch factor_time;
+      quant::detail::gptq_inverse_factor(h, cols, perm, dead, opt.damp, &pool, s);
+      const std::string factor_s = factor_time.str();
       stopwatch gptq_time;
       quant::quantize_gptq({w.data(), rows, cols}, h, spec, opt, &pool, s);
       const std::string gptq_s = gptq_time.str();
@@ -93,8 +106,8 @@ int main(int argc, char** argv) {
       stopwatch report_time;
       quant::quantize_gptq({w.data(), rows, cols}, h, spec, opt, &pool, s, &report);
       const std::string report_s = report_time.str();
-      std::printf("| %s | %s | %s | %s | %.3f |\n", s.c_str(), hessian_s.c_str(), gptq_s.c_str(), report_s.c_str(),
-                  report.proxy_loss / report.rtn_proxy_loss);
+      std::printf("| %s | %s | %s | %s | %s | %.3f |\n", s.c_str(), hessian_s.c_str(), factor_s.c_str(), gptq_s.c_str(),
+                  report_s.c_str(), report.proxy_loss / report.rtn_proxy_loss);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

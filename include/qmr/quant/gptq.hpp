@@ -13,6 +13,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../kernels/simd/blas_dispatch.hpp"
 #include "../kernels/simd/dispatch.hpp"
 #include "hessian.hpp"
 #include "qtensor.hpp"
@@ -25,8 +26,8 @@ struct gptq_options {
   // factorization of H + λI fails, damp is doubled (from detail::gptq_first_escalation
   // when it is 0) up to detail::gptq_max_damp, and beyond that it is an error.
   double damp = 0.01;
-  // Lazy-batch block size: errors are applied eagerly inside a block of this many
-  // columns and to the later columns once per block, by one matrix product.
+  // Lazy-batch block size: errors reach the later columns once per block of this many
+  // columns, by one matrix product (inside a block, per 16-column sub-block).
   // It changes speed only: every block size gives the same result up to rounding.
   int block = 128;
   // Process the columns by decreasing diag(H) (ties by column index), with STATIC
@@ -68,50 +69,6 @@ inline constexpr double gptq_min_pivot = 1e-10;
 inline constexpr double gptq_first_escalation = 1e-4;
 inline constexpr double gptq_max_damp = 1.0;
 
-// Register tile of gemm_acc: mr rows of C × nr columns. 4 × 8 doubles measured best
-// (13 GFLOP/s on one Zen 5 core with the SSE2 baseline; 4 × 4: 8, 6 × 4: 9, 2 × 16: 13).
-inline constexpr int f64_mr = 4;
-inline constexpr int f64_nr = 8;
-// k is cut into slices of kc so that a strip of B (kc × nr doubles = 16 KB) stays in
-// L1 while the rows of A sweep past it.
-inline constexpr std::int64_t f64_kc = 256;
-
-template <int MR, int NR>
-inline void gemm_acc_tile(double* c, std::int64_t ldc, const double* a, std::int64_t lda, const double* b,
-                          std::int64_t ldb, std::int64_t k, double alpha) {
-  double acc[MR][NR] = {};  // [MR, NR] partial sums of the tile
-  for (std::int64_t p = 0; p < k; ++p) {
-    const double* bp = b + p * ldb;
-    for (int i = 0; i < MR; ++i) {
-      const double ai = a[i * lda + p];
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bp[j];
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) c[i * ldc + j] += alpha * acc[i][j];
-}
-
-// C[m, n] += alpha · A[m, k] · B[k, n], all row-major with leading dimensions in
-// elements: the double-precision workhorse of the Cholesky factorization, the
-// triangular inverse and GPTQ's lazy block updates. Serial; callers split rows.
-inline void gemm_acc(double* c, std::int64_t ldc, const double* a, std::int64_t lda, const double* b, std::int64_t ldb,
-                     std::int64_t m, std::int64_t n, std::int64_t k, double alpha) {
-  for (std::int64_t p0 = 0; p0 < k; p0 += f64_kc) {
-    const std::int64_t kl = std::min(f64_kc, k - p0);
-    const double* ap = a + p0;
-    const double* bp = b + p0 * ldb;
-    std::int64_t j = 0;
-    for (; j + f64_nr <= n; j += f64_nr) {
-      std::int64_t i = 0;
-      for (; i + f64_mr <= m; i += f64_mr)
-        gemm_acc_tile<f64_mr, f64_nr>(c + i * ldc + j, ldc, ap + i * lda, lda, bp + j, ldb, kl, alpha);
-      for (; i < m; ++i) gemm_acc_tile<1, f64_nr>(c + i * ldc + j, ldc, ap + i * lda, lda, bp + j, ldb, kl, alpha);
-    }
-    for (; j < n; ++j)
-      for (std::int64_t i = 0; i < m; ++i) gemm_acc_tile<1, 1>(c + i * ldc + j, ldc, ap + i * lda, lda, bp + j, ldb, kl, alpha);
-  }
-}
-
 // Calls fn(lo, hi) over [0, count) in pieces of `grain`, claimed dynamically by the
 // pool's threads (serially without a pool).
 template <class F>
@@ -124,24 +81,45 @@ inline void parallel_chunks(thread_pool* pool, std::int64_t count, std::int64_t 
   }
 }
 
-// Panel width of the blocked factorizations: the diagonal block and its panel are
-// O(n · nb²) work done row by row; the trailing updates, n³/3 in all, go through
-// gemm_acc with k = nb, long enough for its register tile to pay off.
+// Panel width of the blocked factorizations: the diagonal block is O(nb³) work done
+// element by element; the panel below it and the trailing updates (n³/3 in all) go
+// through simd::gemm_f64_best with k = nb, long enough for its register tile to pay off.
 inline constexpr std::int64_t f64_nb = 64;
-// Rows per parallel task in the trailing updates: small enough to balance the
-// triangular work over 2-16 threads, large enough to amortize a claim.
-inline constexpr std::int64_t f64_task_rows = 32;
+// Rows per parallel task in the panel and trailing updates: a multiple of the f64 GEMM's
+// 6-row register tile, small enough to balance the triangular work over 2-16 threads,
+// large enough to amortize a claim and the packing of each B strip.
+inline constexpr std::int64_t f64_task_rows = 48;
+
+// d [w, w] = L⁻¹ of the lower-triangular w×w block at l (leading dimension ldl), by
+// columns of forward substitution; zero above the diagonal. O(w³/6), w <= f64_nb.
+inline void invert_lower_block(const double* l, std::int64_t ldl, std::int64_t w, double* d) {
+  std::fill(d, d + w * w, 0.0);
+  for (std::int64_t j = 0; j < w; ++j) {
+    d[j * w + j] = 1.0 / l[j * ldl + j];
+    for (std::int64_t i = j + 1; i < w; ++i) {
+      double s = 0;
+      for (std::int64_t k = j; k < i; ++k) s += l[i * ldl + k] * d[k * w + j];
+      d[i * w + j] = -s / l[i * ldl + i];
+    }
+  }
+}
 
 // Lower Cholesky factor L (A = L Lᵀ) of the symmetric n×n row-major A, in place,
 // reading and writing only the lower triangle (the strict upper triangle is used as
 // scratch and left with garbage). Returns -1, or the first column whose pivot is not
 // above gptq_min_pivot times its diagonal entry (A is then left half-factored).
+// Right-looking and blocked by f64_nb: each diagonal block is factored element by
+// element, the panel below it solved as a product with the block's explicit inverse
+// (A21 · L11⁻ᵀ), and the trailing matrix updated by A22 -= A21 A21ᵀ.
 inline std::int64_t cholesky_lower(double* a, std::int64_t n, thread_pool* pool) {
   std::vector<double> diag(static_cast<std::size_t>(n));  // [n] the original diagonal
   for (std::int64_t i = 0; i < n; ++i) diag[static_cast<std::size_t>(i)] = a[i * n + i];
-  std::vector<double> panel_t;  // [nb, n - k1] the finished panel, transposed
+  std::vector<double> inv(static_cast<std::size_t>(f64_nb * f64_nb));    // [w, w] L11⁻¹
+  std::vector<double> inv_t(static_cast<std::size_t>(f64_nb * f64_nb));  // [w, w] L11⁻ᵀ
+  std::vector<double> panel;    // [n - k1, w] A21 before the solve
+  std::vector<double> panel_t;  // [w, n - k1] the finished panel, transposed
   for (std::int64_t k0 = 0; k0 < n; k0 += f64_nb) {
-    const std::int64_t k1 = std::min(n, k0 + f64_nb);
+    const std::int64_t k1 = std::min(n, k0 + f64_nb), w = k1 - k0;
     // The diagonal block, unblocked (earlier panels are already subtracted from it).
     for (std::int64_t i = k0; i < k1; ++i) {
       double* ai = a + i * n;
@@ -158,30 +136,34 @@ inline std::int64_t cholesky_lower(double* a, std::int64_t n, thread_pool* pool)
       }
     }
     if (k1 == n) break;
-    // The panel below it: A[k1:, k0:k1] = A[k1:, k0:k1] · L_kk⁻ᵀ, row by row.
+    invert_lower_block(a + k0 * n + k0, n, w, inv.data());
+    for (std::int64_t i = 0; i < w; ++i)
+      for (std::int64_t j = 0; j < w; ++j) inv_t[static_cast<std::size_t>(j * w + i)] = inv[static_cast<std::size_t>(i * w + j)];
+    // The panel below it, A[k1:, k0:k1] = A21 · L11⁻ᵀ, and its transpose for the update.
     const std::int64_t rest = n - k1;
-    parallel_chunks(pool, rest, f64_task_rows * 4, [&](std::int64_t r0, std::int64_t r1) {
-      for (std::int64_t i = k1 + r0; i < k1 + r1; ++i) {
-        double* ai = a + i * n;
-        for (std::int64_t j = k0; j < k1; ++j) {
-          const double* aj = a + j * n;
-          double s = ai[j];
-          for (std::int64_t m = k0; m < j; ++m) s -= ai[m] * aj[m];
-          ai[j] = s / aj[j];
+    const std::int64_t tasks = (rest + f64_task_rows - 1) / f64_task_rows;
+    panel.resize(static_cast<std::size_t>(rest * w));
+    panel_t.resize(static_cast<std::size_t>(w * rest));
+    parallel_chunks(pool, tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) {
+        const std::int64_t i0 = t * f64_task_rows, i1 = std::min(rest, i0 + f64_task_rows);
+        for (std::int64_t i = i0; i < i1; ++i) {
+          double* ai = a + (k1 + i) * n + k0;
+          std::copy(ai, ai + w, panel.data() + i * w);
+          std::fill(ai, ai + w, 0.0);
         }
+        simd::gemm_f64_best(a + (k1 + i0) * n + k0, n, panel.data() + i0 * w, w, inv_t.data(), w, i1 - i0, w, w, 1.0);
+        for (std::int64_t i = i0; i < i1; ++i)
+          for (std::int64_t m = 0; m < w; ++m) panel_t[static_cast<std::size_t>(m * rest + i)] = a[(k1 + i) * n + k0 + m];
       }
     });
     // The trailing matrix: A[k1:, k1:] -= P Pᵀ, P = A[k1:, k0:k1], lower part (each
     // task also writes a little of the upper triangle next to the diagonal: scratch).
-    const std::int64_t w = k1 - k0;
-    panel_t.resize(static_cast<std::size_t>(w * rest));
-    for (std::int64_t i = 0; i < rest; ++i)
-      for (std::int64_t m = 0; m < w; ++m) panel_t[static_cast<std::size_t>(m * rest + i)] = a[(k1 + i) * n + k0 + m];
-    const std::int64_t tasks = (rest + f64_task_rows - 1) / f64_task_rows;
     parallel_chunks(pool, tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
       for (std::int64_t t = t0; t < t1; ++t) {
         const std::int64_t i0 = t * f64_task_rows, i1 = std::min(rest, i0 + f64_task_rows);
-        gemm_acc(a + (k1 + i0) * n + k1, n, a + (k1 + i0) * n + k0, n, panel_t.data(), rest, i1 - i0, i1, w, -1.0);
+        simd::gemm_f64_best(a + (k1 + i0) * n + k1, n, a + (k1 + i0) * n + k0, n, panel_t.data(), rest, i1 - i0, i1, w,
+                            -1.0);
       }
     });
   }
@@ -197,15 +179,7 @@ inline void invert_lower(double* a, std::int64_t n, thread_pool* pool) {
   std::vector<double> t;                                           // [n - j1, w] L22⁻¹ · L21
   for (std::int64_t blk = blocks - 1; blk >= 0; --blk) {
     const std::int64_t j0 = blk * f64_nb, j1 = std::min(n, j0 + f64_nb), w = j1 - j0;
-    std::fill(d.begin(), d.end(), 0.0);
-    for (std::int64_t j = 0; j < w; ++j) {
-      d[static_cast<std::size_t>(j * w + j)] = 1.0 / a[(j0 + j) * n + j0 + j];
-      for (std::int64_t i = j + 1; i < w; ++i) {
-        double s = 0;
-        for (std::int64_t k = j; k < i; ++k) s += a[(j0 + i) * n + j0 + k] * d[static_cast<std::size_t>(k * w + j)];
-        d[static_cast<std::size_t>(i * w + j)] = -s / a[(j0 + i) * n + j0 + i];
-      }
-    }
+    invert_lower_block(a + j0 * n + j0, n, w, d.data());
     const std::int64_t rest = n - j1;
     if (rest > 0) {
       t.assign(static_cast<std::size_t>(rest * w), 0.0);
@@ -215,7 +189,7 @@ inline void invert_lower(double* a, std::int64_t n, thread_pool* pool) {
       parallel_chunks(pool, tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
         for (std::int64_t task = t0; task < t1; ++task) {
           const std::int64_t i0 = task * f64_task_rows, i1 = std::min(rest, i0 + f64_task_rows);
-          gemm_acc(t.data() + i0 * w, w, a + (j1 + i0) * n + j1, n, a + j1 * n + j0, n, i1 - i0, w, i1, 1.0);
+          simd::gemm_f64_best(t.data() + i0 * w, w, a + (j1 + i0) * n + j1, n, a + j1 * n + j0, n, i1 - i0, w, i1, 1.0);
         }
       });
       // L21 = -t · L11⁻¹.
@@ -223,7 +197,7 @@ inline void invert_lower(double* a, std::int64_t n, thread_pool* pool) {
         for (std::int64_t task = t0; task < t1; ++task) {
           const std::int64_t i0 = task * f64_task_rows, i1 = std::min(rest, i0 + f64_task_rows);
           for (std::int64_t i = i0; i < i1; ++i) std::fill_n(a + (j1 + i) * n + j0, w, 0.0);
-          gemm_acc(a + (j1 + i0) * n + j0, n, t.data() + i0 * w, w, d.data(), w, i1 - i0, w, w, -1.0);
+          simd::gemm_f64_best(a + (j1 + i0) * n + j0, n, t.data() + i0 * w, w, d.data(), w, i1 - i0, w, w, -1.0);
         }
       });
     }
@@ -324,6 +298,11 @@ inline double gptq_proxy_loss(matrix_view<const float> w, const qtensor_view& q,
 // so rows are split into tasks; 64 rows make the lazy update's A operand [64, block]
 // doubles (64 KB) L2-resident, while each task streams U once.
 inline constexpr std::int64_t gptq_task_rows = 64;
+// Columns per eager sub-block inside a lazy block: each quantized column's error is
+// applied at once only to the rest of its sub-block (an axpy of at most 15 columns, at
+// the caller's baseline ISA), and the sub-block's errors reach the rest of the block by
+// one simd::gemm_f64_best call with k = 16, instead of axpys averaging block / 2 columns.
+inline constexpr std::int64_t gptq_sub_block = 16;
 
 }  // namespace detail
 
@@ -424,41 +403,51 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
       std::uint8_t* codes = q.codes().data() + r0 * l.code_row_bytes;
       for (std::int64_t i1 = 0; i1 < n; i1 += block) {
         const std::int64_t i2 = std::min(n, i1 + block), bw = i2 - i1;
-        for (std::int64_t j = i1; j < i2; ++j) {
-          const std::int64_t c = perm[static_cast<std::size_t>(j)], g = c / gs;
-          const double d = u[j * n + j];
-          const double* uj = u + j * n;
-          for (std::int64_t r = 0; r < m; ++r) {
-            double* wr = wk.data() + r * n;
-            double* er = err.data() + r * bw;
-            if (!options.act_order && c % gs == 0) {
-              // Dynamic group: its current weights. Columns of this block have every
-              // update so far; later ones still lack this block's, added here.
-              for (std::int64_t i = 0; i < gs; ++i) {
-                double v = wr[j + i];
-                if (j + i >= i2)
-                  for (std::int64_t k = i1; k < j; ++k) v -= er[k - i1] * u[k * n + j + i];
-                group_values[static_cast<std::size_t>(i)] = static_cast<float>(v);
+        // Within the block, sub-blocks of gptq_sub_block columns: errors are applied
+        // eagerly inside a sub-block, to the rest of the block by one small product.
+        for (std::int64_t h1 = i1; h1 < i2; h1 += detail::gptq_sub_block) {
+          const std::int64_t h2 = std::min(i2, h1 + detail::gptq_sub_block);
+          for (std::int64_t j = h1; j < h2; ++j) {
+            const std::int64_t c = perm[static_cast<std::size_t>(j)], g = c / gs;
+            const double d = u[j * n + j];
+            const double* uj = u + j * n;
+            for (std::int64_t r = 0; r < m; ++r) {
+              double* wr = wk.data() + r * n;
+              double* er = err.data() + r * bw;
+              if (!options.act_order && c % gs == 0) {
+                // Dynamic group: its current weights. Columns of this sub-block have
+                // every update so far; the rest of the block lacks this sub-block's
+                // errors, later blocks this block's: added here.
+                for (std::int64_t i = 0; i < gs; ++i) {
+                  const std::int64_t col = j + i;
+                  double v = wr[col];
+                  if (col >= h2)
+                    for (std::int64_t k = col >= i2 ? i1 : h1; k < j; ++k) v -= er[k - i1] * u[k * n + col];
+                  group_values[static_cast<std::size_t>(i)] = static_cast<float>(v);
+                }
+                choose(r, g, group_values.data());
               }
-              choose(r, g, group_values.data());
+              const group_params p = params[static_cast<std::size_t>(r * n_groups + g)];
+              const double x = wr[j];
+              if (!std::isfinite(x))
+                throw error("GPTQ: row " + std::to_string(r0 + r) + ", column " + std::to_string(c) +
+                                " became non-finite during the error feedback (raise damp)",
+                            where);
+              const double scale = to_float(p.scale);
+              const double level = std::clamp(std::nearbyint(x / scale) + static_cast<double>(p.zero), 0.0,
+                                              static_cast<double>(max_code));
+              put_code(codes + r * l.code_row_bytes, c, bits, static_cast<std::uint32_t>(level));
+              const double e = (x - scale * (level - static_cast<double>(p.zero))) / d;
+              er[j - i1] = e;
+              for (std::int64_t k = j + 1; k < h2; ++k) wr[k] -= e * uj[k];
             }
-            const group_params p = params[static_cast<std::size_t>(r * n_groups + g)];
-            const double x = wr[j];
-            if (!std::isfinite(x))
-              throw error("GPTQ: row " + std::to_string(r0 + r) + ", column " + std::to_string(c) +
-                              " became non-finite during the error feedback (raise damp)",
-                          where);
-            const double scale = to_float(p.scale);
-            const double level = std::clamp(std::nearbyint(x / scale) + static_cast<double>(p.zero), 0.0,
-                                            static_cast<double>(max_code));
-            put_code(codes + r * l.code_row_bytes, c, bits, static_cast<std::uint32_t>(level));
-            const double e = (x - scale * (level - static_cast<double>(p.zero))) / d;
-            er[j - i1] = e;
-            for (std::int64_t k = j + 1; k < i2; ++k) wr[k] -= e * uj[k];
           }
+          if (h2 < i2)
+            simd::gemm_f64_best(wk.data() + h2, n, err.data() + (h1 - i1), bw, u + h1 * n + h2, n, m, i2 - h2, h2 - h1,
+                                -1.0);
         }
         // Lazy batch: the block's errors reach every later column at once.
-        if (i2 < n) detail::gemm_acc(wk.data() + i2, n, err.data(), bw, u + i1 * n + i2, n, m, n - i2, bw, -1.0);
+        if (i2 < n) simd::gemm_f64_best(wk.data() + i2, n, err.data(), bw, u + i1 * n + i2, n, m, n - i2, bw, -1.0);
       }
       for (std::int64_t r = 0; r < m; ++r)
         for (std::int64_t g = 0; g < n_groups; ++g) {

@@ -12,7 +12,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
-#include "../kernels/simd/dispatch.hpp"
+#include "../kernels/simd/blas_dispatch.hpp"
 
 namespace qmr::quant {
 
@@ -21,10 +21,11 @@ namespace qmr::quant {
 // with respect to a row of W), accumulated batch by batch so that memory stays
 // [cols, cols] whatever the number of tokens.
 //
-// Each batch is cut into chunks of chunk_tokens rows; a chunk's Σ x xᵀ is computed
-// in f32 by the SIMD GEMM (f32 products summed over at most chunk_tokens terms) and
-// added into a double accumulator, so precision does not degrade with the number of
-// tokens. Only the upper triangle of tiles is computed (H is symmetric).
+// Each batch is cut into chunks of chunk_tokens rows, packed into column panels, and
+// the upper triangle of the chunk's Σ x xᵀ (H is symmetric) added into a double
+// accumulator by the SIMD SYRK kernel (kernels/simd/blas.hpp): f32 products summed
+// over at most 128 tokens at a time, those partial sums in double, so precision does
+// not degrade with the number of tokens.
 class hessian_accumulator {
  public:
   explicit hessian_accumulator(std::int64_t cols) : cols_(cols) {
@@ -34,8 +35,8 @@ class hessian_accumulator {
 
   // Adds the calibration rows x [tokens, cols]. A shape mismatch or a non-finite value
   // is an error naming it, and leaves the accumulator unchanged. Batches of a few
-  // hundred tokens or more keep the GEMM at full speed; one token per call is exact
-  // but pays the tiling overhead each time.
+  // hundred tokens or more keep the SYRK kernel at full speed; one token per call is
+  // exact but pays the packing and the accumulator's update each time.
   void add(matrix_view<const float> x, thread_pool* pool = nullptr) {
     const std::string shape = "[" + std::to_string(x.rows) + ", " + std::to_string(x.cols) + "]";
     check(x.rows >= 0 && x.cols == cols_ && x.stride >= x.cols,
@@ -62,39 +63,23 @@ class hessian_accumulator {
                         std::to_string(t) + ", column " + std::to_string(c) + " of a " + shape + " batch");
       }
 
-    const std::int64_t n_tiles = (cols_ + tile - 1) / tile;
-    if (xt_.empty()) {
-      xt_ = aligned_buffer<float>(static_cast<std::size_t>(cols_ * chunk_tokens));
-      products_ = aligned_buffer<float>(static_cast<std::size_t>(n_tiles * tile * tile));
-    }
+    const std::int64_t panels = simd::syrk_panels(cols_);
+    if (pack_.empty()) pack_ = aligned_buffer<float>(static_cast<std::size_t>(panels * simd::syrk_panel_width * chunk_tokens));
     for (std::int64_t t0 = 0; t0 < x.rows; t0 += chunk_tokens) {
       const std::int64_t tc = std::min(chunk_tokens, x.rows - t0);
-      float* xt = xt_.data();  // [cols, tc]
-      transpose_chunk(x, t0, tc, xt, pool);
-      // Tile row a computes the tiles (a, b), b >= a: rows a of Σ x xᵀ right of the
-      // diagonal. Earlier rows hold more tiles and are claimed first, which balances.
-      auto tile_rows = [&](std::int64_t a0, std::int64_t a1) {
-        for (std::int64_t a = a0; a < a1; ++a) {
-          const std::int64_t i0 = a * tile, ni = std::min(tile, cols_ - i0);
-          float* y = products_.data() + a * tile * tile;  // [ni, nj]
-          for (std::int64_t b = a; b < n_tiles; ++b) {
-            const std::int64_t j0 = b * tile, nj = std::min(tile, cols_ - j0);
-            const tensor_view w = tensor_view::contiguous(reinterpret_cast<const std::byte*>(xt + j0 * tc),
-                                                          dtype::f32, make_shape({nj, tc}));
-            simd::gemm_best(w, matrix_view<const float>(xt + i0 * tc, ni, tc, tc),
-                            matrix_view<float>(y, ni, nj), nullptr);
-            for (std::int64_t i = 0; i < ni; ++i) {
-              double* out = sum_.data() + (i0 + i) * cols_ + j0;
-              const float* in = y + i * nj;
-              for (std::int64_t j = 0; j < nj; ++j) out[j] += static_cast<double>(in[j]);
-            }
-          }
-        }
+      parallel_for(pool, panels, [&](std::int64_t p0, std::int64_t p1) {
+        simd::syrk_pack(x.row(t0), x.stride, tc, cols_, p0, p1, pack_.data());
+      });
+      // Panel p holds (p + 1) · 48 rows of the triangle: claimed right to left, the
+      // largest first, so that the last claims are the small ones.
+      const auto run = [&](std::int64_t q0, std::int64_t q1) {
+        for (std::int64_t q = q0; q < q1; ++q)
+          simd::syrk_f32_panel_best(pack_.data(), tc, cols_, panels - 1 - q, sum_.data(), cols_);
       };
       if (pool) {
-        pool->parallel_for(0, n_tiles, 1, tile_rows);
+        pool->parallel_for(0, panels, 1, run);
       } else {
-        tile_rows(0, n_tiles);
+        run(0, panels);
       }
     }
     samples_ += x.rows;
@@ -115,44 +100,20 @@ class hessian_accumulator {
   }
 
  private:
-  // Tokens per chunk and tile width: the GEMM reads a [tile, chunk_tokens] f32 block
-  // of the transposed chunk for every 4-row weight panel, and 256 × 512 × 4 B = 512 KB
-  // stays in a 1 MB L2. Measured on the 2-core Zen 5 box (AVX-512, one thread, 2048
-  // columns, CPU time): 512 × 256 runs Σ x xᵀ at 75 GFLOP/s counted as cols² · tokens
-  // (the GEMM itself at ~2x that, minus the diagonal tiles); 512 × 128: the same;
-  // 256 × 256: 60; 1024 × 256: 65; 512 × 512: 49.
+  // Tokens per chunk: the packed chunk, [panels, chunk_tokens, 48] f32 (cols × 2 KB: 10 MB
+  // at 4864 columns), stays in the last-level cache while the panels sweep it, and each
+  // chunk reads and writes the double accumulator's upper triangle once (cols² · 8 B in
+  // all, against 256 FMAs per element), which longer chunks would amortize further.
   static constexpr std::int64_t chunk_tokens = 512;
-  static constexpr std::int64_t tile = 256;
-
-  // xt [cols, tc] = transpose of x rows [t0, t0 + tc), in 16 × 16 blocks so that both
-  // sides are read and written a cache line at a time.
-  void transpose_chunk(matrix_view<const float> x, std::int64_t t0, std::int64_t tc, float* xt,
-                       thread_pool* pool) const {
-    constexpr std::int64_t b = 16;
-    parallel_for(pool, (cols_ + b - 1) / b, [&](std::int64_t cb0, std::int64_t cb1) {
-      for (std::int64_t c0 = cb0 * b; c0 < std::min(cols_, cb1 * b); c0 += b) {
-        const std::int64_t c1 = std::min(cols_, c0 + b);
-        for (std::int64_t s0 = 0; s0 < tc; s0 += b) {
-          const std::int64_t s1 = std::min(tc, s0 + b);
-          for (std::int64_t s = s0; s < s1; ++s) {
-            const float* row = x.row(t0 + s);
-            for (std::int64_t c = c0; c < c1; ++c) xt[c * tc + s] = row[c];
-          }
-        }
-      }
-    });
-  }
 
   std::int64_t cols_;
   std::int64_t samples_ = 0;
-  // Σ x xᵀ [cols, cols], row-major; only the tiles (a, b) with a <= b are kept up to
-  // date (which covers every (i, j) with i <= j), the rest is unused.
+  // Σ x xᵀ [cols, cols], row-major; only the upper triangle (i <= j) is kept, the
+  // strict lower triangle stays zero.
   std::vector<double> sum_;
-  // Scratch kept between calls, allocated by the first add(): the transposed chunk
-  // [cols, chunk_tokens] and one [tile, tile] product per tile row [n_tiles, tile, tile],
-  // so that tile rows run in parallel without allocating.
-  aligned_buffer<float> xt_;
-  aligned_buffer<float> products_;
+  // Scratch kept between calls, allocated by the first add(): the packed chunk
+  // [panels, chunk_tokens, simd::syrk_panel_width].
+  aligned_buffer<float> pack_;
 };
 
 }  // namespace qmr::quant
