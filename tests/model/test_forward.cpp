@@ -120,6 +120,39 @@ TEST_CASE("hooks see every component of every layer, with consistent shapes", "[
   s.forward(ids);
 }
 
+TEST_CASE("run_layer stopped at a component emits the same activations up to it and nothing after", "[forward]") {
+  const auto m = model::model::load(testing::fixture_dir("qwen3-qknorm-linear-rope"));
+  const auto& c = m.config();
+  model::session s(m, 32);
+  const std::vector<std::int32_t> ids = {5, 6, 7, 8, 9, 10, 11};
+  std::vector<float> x0(ids.size() * static_cast<std::size_t>(c.hidden));  // [7, hidden]
+  s.embed(ids, matrix_view<float>(x0.data(), 7, c.hidden));
+  std::map<model::component, std::vector<float>> full, part;
+  const auto record = [&](std::map<model::component, std::vector<float>>& into) {
+    return [&into](const model::activation& a) {
+      std::vector<float>& v = into[a.what];
+      for (std::int64_t r = 0; r < a.data.rows; ++r) v.insert(v.end(), a.data.row(r), a.data.row(r) + a.data.cols);
+    };
+  };
+  auto x = x0;
+  s.set_hook(record(full));
+  s.run_layer(1, matrix_view<float>(x.data(), 7, c.hidden));
+  for (model::component last : {model::component::attn_norm, model::component::attn_out, model::component::mlp_norm,
+                                model::component::mlp_act}) {
+    INFO(model::component_name(last));
+    part.clear();
+    x = x0;
+    s.set_hook(record(part));
+    s.run_layer(1, matrix_view<float>(x.data(), 7, c.hidden), last);
+    REQUIRE(part.count(last) == 1);
+    for (const auto& [what, v] : part) {
+      REQUIRE(what <= last);
+      REQUIRE(v == full.at(what));  // bit for bit: the same computation
+    }
+    REQUIRE(part.size() < full.size());
+  }
+}
+
 TEST_CASE("quantized and mixed-precision checkpoints run and stay close to the original", "[forward]") {
   testing::temp_dir dir;
   const auto ref = testing::load_reference("llama-gqa2");

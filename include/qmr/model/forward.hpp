@@ -150,7 +150,10 @@ class session {
   // ... and layer l over x [n, hidden] in place, as positions [0, n) of a sequence of their own
   // (layer l's cache is overwritten; the session's length is left alone, so a session used this
   // way is reset() before forward() again). Hooks see the layer's activations as in forward().
-  void run_layer(int l, matrix_view<float> x) {
+  // With `last` before layer_output the layer stops once that activation is emitted, skipping
+  // the matmuls after it (a calibration pass that only wants inputs of the linears), and x is
+  // left part-way through the layer.
+  void run_layer(int l, matrix_view<float> x, component last = component::layer_output) {
     const model_config& c = m_->config();
     check(l >= 0 && l < c.layers, "run_layer: layer " + std::to_string(l) + " outside [0, " + std::to_string(c.layers) + ")");
     check(x.cols == c.hidden && x.rows > 0, "run_layer: x must be [n, " + std::to_string(c.hidden) + "]");
@@ -158,7 +161,7 @@ class session {
       throw error("sequence of " + std::to_string(x.rows) + " positions exceeds the session capacity of " +
                   std::to_string(capacity_));
     grow_(static_cast<int>(x.rows));
-    layer_(l, x, 0);
+    layer_(l, x, 0, last);
   }
 
   // Runs `tokens` at positions [length, length + n), appends them to the cache and returns
@@ -195,8 +198,9 @@ class session {
 
  private:
   // Layer l over the residual stream x [n, hidden] of positions [pos0, pos0 + n), in place; writes
-  // those positions of layer l's KV cache and reads the earlier ones.
-  void layer_(int l, matrix_view<float> x, int pos0) {
+  // those positions of layer l's KV cache and reads the earlier ones. Returns early once `last`
+  // is emitted, at the points where work is left to skip (components are in forward order).
+  void layer_(int l, matrix_view<float> x, int pos0, component last = component::layer_output) {
     const model_config& c = m_->config();
     const std::int64_t hidden = c.hidden;
     const int n = static_cast<int>(x.rows);
@@ -207,6 +211,7 @@ class session {
     matrix_view<float> h(h_.data(), n, hidden);
     rms_norm_rows_(x, lw.attn_norm.data(), h);
     emit_(l, component::attn_norm, pos0, h);
+    if (last <= component::attn_norm) return;
     matrix_view<float> q(q_.data(), n, c.q_dim());   // [n, heads * head_dim]
     matrix_view<float> k(k_.data(), n, c.kv_dim());  // [n, kv_heads * head_dim]
     matrix_view<float> v(v_.data(), n, c.kv_dim());
@@ -232,6 +237,7 @@ class session {
     attention_(q, k_cache, v_cache, pos0, n, att);
     if (hook_) emit_(l, component::attn_probs, pos0, matrix_view<float>(probs_.data(), static_cast<std::int64_t>(n) * c.heads, pos0 + n));
     emit_(l, component::attn_out, pos0, att);
+    if (last <= component::attn_out) return;
     matrix_view<float> o(o_.data(), n, hidden);
     linear_(lw.o, att, o, lw.o_bias);
     emit_(l, component::o, pos0, o);
@@ -241,18 +247,24 @@ class session {
     // MLP block: h = norm(x); x += down(silu(gate(h)) * up(h)).
     rms_norm_rows_(x, lw.mlp_norm.data(), h);
     emit_(l, component::mlp_norm, pos0, h);
+    if (last <= component::mlp_norm) return;
     matrix_view<float> gate(gate_.data(), n, c.intermediate);  // [n, intermediate]
     matrix_view<float> up(up_.data(), n, c.intermediate);
     linear_(lw.gate, h, gate, {});
     linear_(lw.up, h, up, {});
     emit_(l, component::gate, pos0, gate);
     emit_(l, component::up, pos0, up);
-    for (int t = 0; t < n; ++t)
-      for (int j = 0; j < c.intermediate; ++j) {
-        const float g = gate(t, j);
-        gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
-      }
+    // Rows over the pool: a prefill's n × intermediate exponentials are a visible share of
+    // its time on one thread.
+    parallel_for(pool_, n, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t)
+        for (int j = 0; j < c.intermediate; ++j) {
+          const float g = gate(t, j);
+          gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
+        }
+    });
     emit_(l, component::mlp_act, pos0, gate);
+    if (last <= component::mlp_act) return;
     linear_(lw.down, gate, o, {});
     emit_(l, component::down, pos0, o);
     add_rows_(x, o);

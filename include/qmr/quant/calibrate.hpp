@@ -271,15 +271,21 @@ struct input_stats {
   void add(matrix_view<const float> x, thread_pool* pool) {
     check(x.cols == cols, "calibration input has " + std::to_string(x.cols) + " columns, expected " + std::to_string(cols));
     if (hessian) hessian->add(x, pool);
-    for (std::int64_t t = 0; t < x.rows; ++t) {
-      const float* r = x.row(t);
-      for (std::int64_t j = 0; j < cols; ++j) {
-        const float a = std::fabs(r[j]);
-        abs_sum[static_cast<std::size_t>(j)] += a;
-        abs_max[static_cast<std::size_t>(j)] = std::max(abs_max[static_cast<std::size_t>(j)], a);
+    // Per-channel sums and maxima, channels split over the pool (each thread reads its
+    // slice of every row); the same additions in the same order as serially.
+    parallel_for(pool, (cols + 63) / 64, [&](std::int64_t b0, std::int64_t b1) {
+      const std::int64_t j0 = b0 * 64, j1 = std::min(cols, b1 * 64);
+      for (std::int64_t t = 0; t < x.rows; ++t) {
+        const float* r = x.row(t);
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const float a = std::fabs(r[j]);
+          abs_sum[static_cast<std::size_t>(j)] += a;
+          abs_max[static_cast<std::size_t>(j)] = std::max(abs_max[static_cast<std::size_t>(j)], a);
+        }
       }
-      if ((tokens + t) % stride == 0 && sample_rows() < max_rows) sample.insert(sample.end(), r, r + cols);
-    }
+    });
+    for (std::int64_t t = 0; t < x.rows; ++t)
+      if ((tokens + t) % stride == 0 && sample_rows() < max_rows) sample.insert(sample.end(), x.row(t), x.row(t) + cols);
     tokens += x.rows;
   }
 
@@ -434,11 +440,15 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
       std::vector<float> scratch;  // [len, hidden] one sample's stream, run for its activations only
       for (std::size_t i = 0; i < stream.size(); ++i) {
         float* x = stream[i].data();  // without quantized propagation this pass also advances the stream
+        // With quantized propagation this pass only collects inputs: it stops at down_proj's
+        // input (mlp_act) and skips down_proj itself, a third of the layer's MLP work.
+        model::component last = model::component::layer_output;
         if (options.propagate_quantized) {
           scratch = stream[i];
           x = scratch.data();
+          last = model::component::mlp_act;
         }
-        s.run_layer(l, matrix_view<float>(x, static_cast<std::int64_t>(calib->samples[i].size()), c.hidden));
+        s.run_layer(l, matrix_view<float>(x, static_cast<std::int64_t>(calib->samples[i].size()), c.hidden), last);
       }
       s.set_hook({});
 
