@@ -20,6 +20,15 @@ import sys
 Z = 1.959963984540054  # 95% two-sided normal quantile
 
 
+
+def paired_table_head(lines, caption, levels):
+    """Appends a paired-difference table's caption and its header rows (weights, calibration, all, L1..)."""
+    lines.append("")
+    lines.append(caption)
+    lines.append("")
+    lines.append("| weights | calibration | all | " + " | ".join(f"L{lv}" for lv in levels) + " |")
+    lines.append("|---|---|---|" + "---|" * len(levels))
+
 def wilson(k, n):
     if n == 0:
         return (0.0, 0.0)
@@ -121,12 +130,8 @@ def main():
     # Every quantized run against the stored weights on the same problems: the headroom there is.
     if "stored" in uncal:
         sc, _ = uncal["stored"]
-        lines.append("")
-        lines.append("Paired against the stored weights: accuracy difference in points [95% interval], "
-                     "(problems only the quantized model solves / only the stored one solves)")
-        lines.append("")
-        lines.append("| weights | calibration | all | " + " | ".join(f"L{lv}" for lv in levels) + " |")
-        lines.append("|---|---|---|" + "---|" * len(levels))
+        paired_table_head(lines, "Paired against the stored weights: accuracy difference in points [95% interval], "
+                          "(problems only the quantized model solves / only the stored one solves)", levels)
         for label, w, _, correct, level, _ in runs:
             if w == "stored":
                 continue
@@ -138,12 +143,8 @@ def main():
             lines.append(f"| {w} | {label} | " + " | ".join(cells) + " |")
 
     if paired_rows:
-        lines.append("")
-        lines.append("Paired against RTN of the same format on the same problems: accuracy difference in points "
-                     "[95% interval], (problems only the method solves / only RTN solves), McNemar p")
-        lines.append("")
-        lines.append("| weights | calibration | all | " + " | ".join(f"L{lv}" for lv in levels) + " |")
-        lines.append("|---|---|---|" + "---|" * len(levels))
+        paired_table_head(lines, "Paired against RTN of the same format on the same problems: accuracy difference in "
+                          "points [95% interval], (problems only the method solves / only RTN solves), McNemar p", levels)
         rows = {}
         for w, label, lv, d, dl, dh, nb, nc, p, _ in paired_rows:
             rows.setdefault((w, label), {})[lv] = f"{100 * d:+.1f} [{100 * dl:+.1f}, {100 * dh:+.1f}] ({nb}/{nc}) p={p:.2g}"

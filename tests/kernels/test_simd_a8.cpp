@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatched_isas.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/ref/matmul_a8.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
@@ -41,8 +42,7 @@ void for_each_isa(F&& fn) {
      }),
      static_cast<quantize_fn>([](matrix_view<const float> x, std::int8_t* q, float* s) { simd::quantize_a8<>(x, q, s); }));
 #endif
-  const auto each = [&](auto arch, bool available, const char* name) {
-    if (!available) return;
+  const auto each = [&](auto arch, const char* name) {
     using Arch = decltype(arch);
     fn(std::string(name),
        static_cast<gemm_fn>([](const qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* p) {
@@ -51,17 +51,10 @@ void for_each_isa(F&& fn) {
        static_cast<quantize_fn>(
            [](matrix_view<const float> x, std::int8_t* q, float* s) { simd::quantize_a8_fn{}(Arch{}, x, q, s); }));
   };
-  const auto isa = xsimd::available_architectures();
-#if defined(QMR_SIMD_DISPATCH) && defined(__aarch64__)
-  each(xsimd::neon64{}, isa.neon64, "neon64");
-#elif defined(QMR_SIMD_DISPATCH)
-  each(xsimd::sse2{}, isa.sse2, "sse2");
-  each(xsimd::fma3<xsimd::avx2>{}, isa.fma3_avx2, "avx2");
-  each(xsimd::avx512bw{}, isa.avx512bw, "avx512bw");
-  each(simd::avx512vnni{}, simd::detail::cpu_has_avx512vnni(), "avx512vnni");
+  testing::for_each_dispatched_isa(each);
+#if defined(QMR_SIMD_DISPATCH) && !defined(__aarch64__)
+  if (simd::detail::cpu_has_avx512vnni()) each(simd::avx512vnni{}, "avx512vnni");
 #endif
-  (void)each;
-  (void)isa;
 }
 
 // K per group size: not a multiple of 256 (nor of 64 or 128 where the group allows),

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../random.hpp"
+#include "dispatched_isas.hpp"
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/kernels/ref/blas.hpp"
 #include "qmr/kernels/simd/blas.hpp"
@@ -41,8 +42,7 @@ std::vector<isa_kernels> all_isas() {
   std::vector<isa_kernels> out;
   out.push_back({"default_arch", &simd::gemm_f64_acc<xsimd::default_arch>, &simd::syrk_f32_panel<xsimd::default_arch>});
   out.push_back({"best", &simd::gemm_f64_best, &simd::syrk_f32_panel_best});
-  const auto each = [&](auto arch, bool available, const char* name) {
-    if (!available) return;
+  testing::for_each_dispatched_isa([&](auto arch, const char* name) {
     using Arch = decltype(arch);
     out.push_back({name,
                    [](double* c, std::int64_t ldc, const double* a, std::int64_t lda, const double* b, std::int64_t ldb,
@@ -51,17 +51,7 @@ std::vector<isa_kernels> all_isas() {
                    },
                    [](const float* pack, std::int64_t tokens, std::int64_t n, std::int64_t panel, double* s,
                       std::int64_t lds) { simd::syrk_f32_panel_fn{}(Arch{}, pack, tokens, n, panel, s, lds); }});
-  };
-  const auto isa = xsimd::available_architectures();
-#if defined(QMR_SIMD_DISPATCH) && defined(__aarch64__)
-  each(xsimd::neon64{}, isa.neon64, "neon64");
-#elif defined(QMR_SIMD_DISPATCH)
-  each(xsimd::sse2{}, isa.sse2, "sse2");
-  each(xsimd::fma3<xsimd::avx2>{}, isa.fma3_avx2, "avx2");
-  each(xsimd::avx512bw{}, isa.avx512bw, "avx512bw");
-#endif
-  (void)each;
-  (void)isa;
+  });
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatched_isas.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
 #include "qmr/kernels/simd/matmul.hpp"
@@ -37,25 +38,14 @@ void for_each_isa(F&& fn) {
        simd::gemm<xsimd::default_arch>(w, x, y, p);
      }));
 #endif
-  const auto each = [&](auto arch, bool available, const char* name) {
-    if (!available) return;
+  testing::for_each_dispatched_isa([&](auto arch, const char* name) {
     using Arch = decltype(arch);
     fn(std::string(name), static_cast<gemm_fn>([](const W& w, matrix_view<const float> x, matrix_view<float> y,
                                                   thread_pool* p) {
          if constexpr (std::is_same_v<W, qtensor_view>) simd::gemm_quantized_fn{}(Arch{}, w, x, y, p);
          else simd::gemm_dense_fn{}(Arch{}, w, x, y, p);
        }));
-  };
-  const auto isa = xsimd::available_architectures();
-#if defined(QMR_SIMD_DISPATCH) && defined(__aarch64__)
-  each(xsimd::neon64{}, isa.neon64, "neon64");
-#elif defined(QMR_SIMD_DISPATCH)
-  each(xsimd::sse2{}, isa.sse2, "sse2");
-  each(xsimd::fma3<xsimd::avx2>{}, isa.fma3_avx2, "avx2");
-  each(xsimd::avx512bw{}, isa.avx512bw, "avx512bw");
-#endif
-  (void)each;
-  (void)isa;
+  });
 }
 
 // |simd - ref| <= 2 K 2^-24 sum_k |w x|: both are f32 sums of the same K exact
