@@ -82,10 +82,10 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_flag("--chat", a.chat, "wrap each generative prompt as a ChatML user turn (instruct models)");
   cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
   cmd->add_option("--quant", a.quant,
-                  "precisions, comma-separated, each [rtn:|gptq:|awq:|sq:](stored|FORMAT|@PLAN)[+a8|+a4]: 'stored' "
+                  "precisions, comma-separated, each [rtn:|gptq:|awq:|sq:](stored|FORMAT|@PLAN)[+clip][+a8|+a4]: 'stored' "
                   "(as in the checkpoint), a format such as w4g128 (every layer's linears, in memory; embeddings and "
                   "head stay as stored), @FILE a precision plan; the method calibrates layer by layer (--calib); "
-                  "+a8/+a4 quantizes linear inputs per token. Several = a sweep, e.g. stored,w4g128,gptq:w3g128,w8g128+a8")
+                  "+clip picks group scales by an MSE clip search; +a8/+a4 quantizes linear inputs per token. Several = a sweep, e.g. stored,w4g128,gptq:w3g128,w8g128+a8")
       ->capture_default_str();
   cmd->add_option("--calib", a.calib.source, "calibration data of gptq/awq/sq items: synth, random, a .jsonl or a text file")
       ->capture_default_str();

@@ -16,13 +16,15 @@
 namespace qmr_cli {
 
 // One way to run a model, as `qmr eval --quant` items spell it:
-//   [METHOD:]TARGET[+a8|+a4]
+//   [METHOD:]TARGET[+clip][+a8|+a4]
 //   METHOD  rtn (default), gptq, awq, sq (SmoothQuant migration, then RTN)
 //   TARGET  stored | bf16 | f16 | f32 (the stored weights, when they are that dtype)
 //           | a format (w4g128, w3g64s, ...): every layer's linears; embeddings and head kept
 //           | @FILE: a precision plan (quant/plan.hpp)
+//   +clip   each group's scale and zero by the MSE clip search (rtn_options::clip_search) instead
+//           of min-max: for RTN, for GPTQ's groups, for the RTN after AWQ's scales and auto_clip
 //   +aN     quantize linear-layer inputs per token to N bits (8 or 4) at inference
-// e.g. "w4g128", "gptq:w3g128", "awq:@mixed.plan", "sq:w8g128+a8", "stored+a8".
+// e.g. "w4g128", "gptq:w3g128+clip", "awq:@mixed.plan", "sq:w8g128+a8", "stored+a8".
 struct quant_recipe {
   std::string text;
   qmr::quant::method how = qmr::quant::method::rtn;
@@ -31,6 +33,7 @@ struct quant_recipe {
   std::optional<qmr::quant::format_spec> spec;
   std::string plan_file;
   int act_bits = 0;
+  bool clip = false;  // +clip: MSE clip search for group parameters
 
   bool changes_weights() const { return !stored; }
   bool needs_calibration() const { return changes_weights() && qmr::quant::needs_calibration(how); }
@@ -42,13 +45,14 @@ inline quant_recipe parse_recipe(const std::string& item) {
   std::string rest = item;
   const auto fail = [&](const std::string& why) -> quant_recipe {
     throw qmr::error("--quant '" + item + "': " + why +
-                     " (expected [rtn:|gptq:|awq:|sq:](stored|bf16|FORMAT|@PLAN)[+a8|+a4])");
+                     " (expected [rtn:|gptq:|awq:|sq:](stored|bf16|FORMAT|@PLAN)[+clip][+a8|+a4])");
   };
-  if (const std::size_t plus = rest.rfind('+'); plus != std::string::npos) {
+  // Suffixes, last first: +a8/+a4 at most once, then +clip at most once.
+  for (std::size_t plus = rest.rfind('+'); plus != std::string::npos; plus = rest.rfind('+')) {
     const std::string a = rest.substr(plus + 1);
-    if (a == "a8") r.act_bits = 8;
-    else if (a == "a4") r.act_bits = 4;
-    else return fail("unknown suffix '+" + a + "'");
+    if ((a == "a8" || a == "a4") && !r.act_bits && !r.clip) r.act_bits = a == "a8" ? 8 : 4;
+    else if (a == "clip" && !r.clip) r.clip = true;
+    else return fail("unknown or misplaced suffix '+" + a + "'");
     rest.erase(plus);
   }
   if (const std::size_t colon = rest.find(':'); colon != std::string::npos) {
@@ -64,6 +68,7 @@ inline quant_recipe parse_recipe(const std::string& item) {
     r.stored = true;
     r.stored_dtype = rest == "stored" ? "" : rest;
     if (r.how != qmr::quant::method::rtn) return fail("a method needs a format or a plan");
+    if (r.clip) return fail("+clip needs a format or a plan to quantize to");
   } else if (rest[0] == '@') {
     r.plan_file = rest.substr(1);
     if (r.plan_file.empty()) return fail("'@' needs a plan file");
@@ -133,6 +138,7 @@ inline qmr::quant::model_quant_report apply_recipe(qmr::model::model& m, const q
         r.spec ? qmr::quant::precision_plan::uniform(*r.spec) : qmr::quant::precision_plan::load(r.plan_file);
     qmr::quant::model_quant_options o = base;
     o.how = r.how;
+    if (r.clip) o.rtn.clip_search = o.gptq.rtn.clip_search = true;
     std::optional<qmr::quant::calibration_set> set;
     if (r.needs_calibration()) {
       if (!quiet) std::fprintf(stderr, "%s: calibrating on %d x %d tokens from %s\n", r.text.c_str(), calib.n, calib.len,

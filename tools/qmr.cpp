@@ -108,7 +108,7 @@ int run_quantize_model(const std::string& in, const std::string& out, const std:
     throw qmr::error("--method, --plan and --act need a model directory (config.json beside the weights)", qmr::in_file(in));
   const std::string g = group == "c" || group == "channel" ? "c" : group;
   std::string target = !plan.empty() ? "@" + plan : !format.empty() ? format : "w" + std::to_string(bits) + "g" + g + (sym ? "s" : "");
-  std::string recipe = method + ":" + target;
+  std::string recipe = method + ":" + target + (rtn.clip_search ? "+clip" : "");  // --clip: GPTQ's groups too
   if (!act.empty()) {
     if (act != "a8" && act != "a4") throw qmr::error("--act '" + act + "': expected a8 or a4");
     recipe += "+" + act;

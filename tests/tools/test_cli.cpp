@@ -284,6 +284,12 @@ TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   const result quant = run("eval --model " + models_dir() + " --quant stored,w7g128");
   REQUIRE(quant.status != 0);
   REQUIRE(quant.output.find("w7g128") != std::string::npos);
+  for (const char* bad : {"stored+clip", "w3g128+clip+clip", "w3g128+a8+clip", "w3g128+clop"}) {
+    const result r = run("eval --model " + models_dir() + " --quant " + bad);
+    INFO(bad << ": " << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.output.find(std::string("'") + bad + "'") != std::string::npos);
+  }
   const result level = run("eval --model " + models_dir() + " --levels 1,9");
   REQUIRE(level.status != 0);
   REQUIRE(level.output.find("9") != std::string::npos);
@@ -310,7 +316,7 @@ TEST_CASE("qmr eval runs GSM8K, ARC and LAMBADA files and perplexity on text", "
 
   std::ofstream(dir / "text.txt") << "Tom buys 3*4=<<3*4=12>>12 apples.\n#### 12\n";
   const result p = run("eval --model " + models_dir() + " --task perplexity --data " + (dir / "text.txt").string() +
-                       " --quant stored,w3g32 --window 8 --quiet --out " + (dir / "p.json").string());
+                       " --quant stored,w3g32,w3g32+clip --window 8 --quiet --out " + (dir / "p.json").string());
   INFO(p.output);
   REQUIRE(p.status == 0);
   const auto pj = read_json(dir / "p.json");
@@ -318,6 +324,9 @@ TEST_CASE("qmr eval runs GSM8K, ARC and LAMBADA files and perplexity on text", "
   REQUIRE(stored > 1.0);
   REQUIRE(stored < 10.0);  // the model was trained on exactly this kind of text
   REQUIRE(w3 != stored);
+  // +clip: group scales by the MSE clip search, so other 3-bit weights than min-max RTN's.
+  REQUIRE(pj["runs"][2]["weights"] == "w3g32+clip");
+  REQUIRE(pj["runs"][2]["token_perplexity"].get<double>() != w3);
 
   const result arc = run("eval --model " + models_dir() + " --task arc --data " + std::string(data) +
                          "/tasks/arc_sample.jsonl --quant stored,w4g32 --quiet --out " + (dir / "a.json").string());
