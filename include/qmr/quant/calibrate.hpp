@@ -273,8 +273,11 @@ struct input_stats {
     if (hessian) hessian->add(x, pool);
     // Per-channel sums and maxima, channels split over the pool (each thread reads its
     // slice of every row); the same additions in the same order as serially.
-    parallel_for(pool, (cols + 63) / 64, [&](std::int64_t b0, std::int64_t b1) {
-      const std::int64_t j0 = b0 * 64, j1 = std::min(cols, b1 * 64);
+    // 64 channels per task: 256 B of each accumulator, whole cache lines, so no two
+    // threads write the same line.
+    constexpr std::int64_t channels_per_task = 64;
+    parallel_for(pool, (cols + channels_per_task - 1) / channels_per_task, [&](std::int64_t b0, std::int64_t b1) {
+      const std::int64_t j0 = b0 * channels_per_task, j1 = std::min(cols, b1 * channels_per_task);
       for (std::int64_t t = 0; t < x.rows; ++t) {
         const float* r = x.row(t);
         for (std::int64_t j = j0; j < j1; ++j) {
