@@ -1,4 +1,4 @@
-// Host test of the CUDA GEMV's data layout (needs no GPU): the kernel's own repack_codes and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
+// Host test of the CUDA GEMV's data layout (needs no GPU): the kernel's own repack (codes, scales and zero points in one block per tile) and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,25 +21,27 @@ template <int Bits>
 void emulate(const quant::qtensor_view& w, const std::vector<float>& x, int M, std::vector<double>& y) {
   const std::int64_t rows = w.rows(), cols = w.cols();
   const int tiles = (cols + 127) / 128, groups = (rows + 31) / 32;
-  const std::vector<std::uint32_t> packed = qd::repack_codes(w);
-  if ((std::int64_t)packed.size() * 4 != (std::int64_t)groups * tiles * qmr::cuda::gemv_traits::tile_bytes(Bits)) { std::puts("size mismatch"); ++failures; }
-  const int group_shift = w.spec.group == quant::per_channel ? 31 : __builtin_ctz(w.spec.group);
+  const std::vector<std::uint32_t> packed = qd::repack(w);
   const int GT = w.spec.group == quant::per_channel || w.spec.group >= 128 ? 1 : 128 / w.spec.group;
-  const int n_groups = (int)w.layout.n_groups;
+  const int BV = qmr::cuda::block_vectors(Bits, GT, !w.spec.symmetric);
+  if ((std::int64_t)packed.size() * 4 != (std::int64_t)groups * tiles * (qmr::cuda::gemv_traits::tile_bytes(Bits) + 16 * qmr::cuda::meta_vectors(GT, !w.spec.symmetric)) ||
+      BV * 16 != qmr::cuda::gemv_traits::tile_bytes(Bits) + 16 * qmr::cuda::meta_vectors(GT, !w.spec.symmetric)) { std::puts("size mismatch"); ++failures; }
   y.assign((size_t)M * rows, 0.0);
   for (int rg = 0; rg < groups; ++rg)
     for (int T = 0; T < tiles; ++T) {
       std::uint32_t words[32][4 * Bits];
+      const std::uint32_t* block = packed.data() + (std::size_t)(rg * tiles + T) * BV * 4;
       for (int lane = 0; lane < 32; ++lane)
         for (int i = 0; i < 4 * Bits; ++i)
-          words[lane][i] = packed[(((std::size_t)(rg * tiles + T) * Bits + i / 4) * 32 + lane) * 4 + i % 4];
+          words[lane][i] = block[((i / 4) * 32 + lane) * 4 + i % 4];
+      // The tile's parameters as the kernel reads them: f16 scales [GT][32], then u8 zero points [GT][32].
+      const std::uint16_t* msc = reinterpret_cast<const std::uint16_t*>(block + 128 * Bits);
+      const std::uint8_t* mz = reinterpret_cast<const std::uint8_t*>(block + 128 * Bits + 16 * GT);
       for (int j = 0; j < GT; ++j) {
-        const int col0 = T * 128 + j * (128 / GT);
-        const int g = std::min(col0 >> group_shift, n_groups - 1);
         for (int rb = 0; rb < 2; ++rb) {
-          double D[16][8] = {};
+          double D[16][16] = {};
           for (int s = j * (8 / GT); s < (j + 1) * (8 / GT); ++s) {
-            double A[16][16], B[16][8];
+            double A[16][16], B[16][16];
             for (auto& r : A) for (auto& v : r) v = NAN;
             for (auto& r : B) for (auto& v : r) v = NAN;
             for (int lane = 0; lane < 32; ++lane) {
@@ -47,30 +49,31 @@ void emulate(const quant::qtensor_view& w, const std::vector<float>& x, int M, s
               for (int reg = 0; reg < 4; ++reg) {
                 const std::uint32_t v = qd::pair_codes<Bits>(words[lane], 4 * (2 * s + rb) + reg);
                 const int rr = gid + 8 * (reg & 1);
-                const std::int64_t row = std::min<std::int64_t>(rg * 32 + rb * 16 + rr, rows - 1);
-                const std::uint32_t z = w.spec.symmetric ? (1u << (Bits - 1)) : quant::get_code(w.zeros + row * w.layout.zero_row_bytes, g, Bits);
+                const std::uint32_t z = w.spec.symmetric ? (1u << (Bits - 1)) : mz[j * 32 + rb * 16 + rr];
                 for (int h = 0; h < 2; ++h) {
                   const std::uint32_t code = (v >> (16 * h)) & 0xffffu;
                   if (code >= (1u << Bits)) { std::puts("code out of range"); ++failures; }
                   A[rr][2 * t4 + (h) + 8 * (reg >> 1)] = (double)code - (double)z;  // PTX: a_i, i = 2*reg + h
                 }
               }
-              const int n = std::min(gid, M - 1);
               const int c = T * 128 + 16 * s + 4 * t4;
-              for (int h = 0; h < 2; ++h) {  // b0 = {x[c], x[c+1]}, b1 = {x[c+2], x[c+3]}
-                B[2 * t4 + h][gid] = c < cols ? x[(size_t)n * cols + c + h] : 0.0;
-                B[2 * t4 + 8 + h][gid] = c < cols ? x[(size_t)n * cols + c + 2 + h] : 0.0;
+              for (int nb = 0; nb < 2; ++nb) {  // n-block nb: batch row min(gid + 8 nb, M - 1)
+                const int n = std::min(gid + 8 * nb, M - 1);
+                for (int h = 0; h < 2; ++h) {  // b0 = {x[c], x[c+1]}, b1 = {x[c+2], x[c+3]}
+                  B[2 * t4 + h][gid + 8 * nb] = c < cols ? x[(size_t)n * cols + c + h] : 0.0;
+                  B[2 * t4 + 8 + h][gid + 8 * nb] = c < cols ? x[(size_t)n * cols + c + 2 + h] : 0.0;
+                }
               }
             }
-            for (int r = 0; r < 16; ++r) for (int n = 0; n < 8; ++n) for (int k = 0; k < 16; ++k) D[r][n] += A[r][k] * B[k][n];
+            for (int r = 0; r < 16; ++r) for (int n = 0; n < 16; ++n) for (int k = 0; k < 16; ++k) D[r][n] += A[r][k] * B[k][n];
           }
           for (int lane = 0; lane < 32; ++lane)
-            for (int i = 0; i < 4; ++i) {
+            for (int i = 0; i < 8; ++i) {  // accumulators of n-blocks 0 and 1
               const int gid = lane >> 2, t4 = lane & 3;
-              const int rr = gid + 8 * (i >> 1), n = 2 * t4 + (i & 1);
+              const int rr = gid + 8 * ((i & 3) >> 1), n = 8 * (i >> 2) + 2 * t4 + (i & 1);
               const std::int64_t row = rg * 32 + rb * 16 + rr;
-              const std::int64_t crow = std::min<std::int64_t>(row, rows - 1);
-              const double sc = qmr::to_float(w.scales[crow * n_groups + g]);
+              qmr::f16 h; h.bits = msc[j * 32 + rb * 16 + rr];
+              const double sc = qmr::to_float(h);
               if (row < rows && n < M) y[(size_t)n * rows + row] += sc * D[rr][n];
             }
         }
@@ -104,7 +107,7 @@ int main() {
           for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = (std::uint8_t)(r.next() >> 24);
           for (std::size_t i = 0; i < q.scales().size(); ++i) q.scales().data()[i] = qmr::to_f16(r.uniform(0.002f, 0.02f) * ((r.next() & 1u) ? -1.0f : 1.0f));
           for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = (std::uint8_t)(r.next() >> 24);
-          const int M = (int)(1 + r.next() % 8);
+          const int M = (int)(1 + r.next() % 16);
           std::vector<float> x((size_t)M * cols);
           for (auto& v : x) v = qmr::to_float(qmr::to_f16(r.uniform(-1, 1)));
           std::vector<float> yref((size_t)M * rows);

@@ -1,10 +1,11 @@
-// Dequantizing GEMV on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..8, W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation.
+// Dequantizing GEMV on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..16, W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -75,11 +76,14 @@ class device_buffer {
 // Shape of the GEMV kernel. It runs on the tensor cores: mma.sync m16n8k16 with
 // f32 accumulation, the weights as the A operand (16 rows x 16 columns, decoded
 // to exact integers code - zero in f16/bf16) and the activations as B (16
-// columns x 8 batch rows; batches below 8 leave columns of the result unused),
-// so M = 1..8 cost the same instructions. A warp owns a group of 32 rows (two
-// 16-row A blocks sharing every B fragment, which halves the activation loads)
-// and walks that group's 128-column tiles; the warps of one group split the
-// tiles and meet in shared memory.
+// columns x 8 batch rows, one or two such n-blocks for M = 1..8 or 9..16;
+// batches below a multiple of 8 leave result columns unused), so M = 1..8 cost
+// the same instructions. A warp owns a group of 32 rows (two 16-row A blocks
+// sharing every B fragment, which halves the activation loads) and walks that
+// group's 128-column tiles; the warps of one group split the tiles and meet in
+// shared memory. Each warp streams its tiles through a ring of shared-memory
+// stages with cp.async (see gemv_stages), so the loads of the next tiles are in
+// flight while it decodes the current one.
 struct gemv_traits {
   static constexpr int tile_cols = 128;
   static constexpr int group_rows = 32;   // rows per warp: two 16-row mma blocks
@@ -87,31 +91,65 @@ struct gemv_traits {
   static constexpr int sub_cols = 32;     // smallest quantization group: two k-steps
   static constexpr int block_threads = 256;
   static constexpr int block_warps = block_threads / 32;
-  static constexpr int max_batch = 8;     // N of the mma
+  static constexpr int nblock = 8;        // N of the mma: batch rows per n-block
+  static constexpr int max_batch = 16;    // two n-blocks
   static constexpr int min_threads_per_row = 8;
   static constexpr int max_threads_per_row = block_threads;
+  // Shared memory a warp's ring may take: 8 warps x 13.5 KB x 2 blocks = 216 KB,
+  // inside the 227 KB an sm_90 SM gives two blocks (sm_80/87 fit one block).
+  static constexpr int ring_bytes_per_warp = 13824;
   static_assert(tile_cols % sub_cols == 0 && sub_cols % kstep_cols == 0);
   // 32-bit words a lane holds per tile: 32 x 128 codes over 32 lanes = 128 codes.
   static constexpr int lane_words(int bits) { return 4 * bits; }
-  // Bytes of one 32-row x 128-column tile: Bits 16-byte vectors per lane.
+  // Bytes of one 32-row x 128-column tile's codes: Bits 16-byte vectors per lane.
   static constexpr int tile_bytes(int bits) { return group_rows * tile_cols * bits / 8; }
 };
 static_assert(gemv_traits::tile_bytes(3) == 32 * 16 * 3 && gemv_traits::tile_bytes(8) == 4096);
 
-// A quantized matrix on the device. The codes are repacked at upload (the
-// "GPU layout", see detail::repack_codes): for each group of 32 rows and each
-// 128-column tile, lane l of a warp finds the 128 codes that its mma fragments
-// need in Bits 16-byte vectors, stored vector-major ([group][tile][vector][lane])
-// so that each load instruction of a warp reads 512 contiguous bytes. Rows are
-// padded to a multiple of 32 and columns to a multiple of 128 with zero codes
-// (the kernel feeds zero activations to padded columns and never writes padded
-// rows). Scales and zeros are copied unchanged. Owns its buffers.
+// Quantization groups per 128-column tile: 4 (g32), 2 (g64), else 1 (a group
+// spans the tile: g128, g256, per-channel).
+QMR_HOST_DEVICE constexpr int groups_per_tile(int group) {
+  return group == quant::per_channel || group >= gemv_traits::tile_cols ? 1 : gemv_traits::tile_cols / group;
+}
+// 16-byte vectors of a tile's parameters: f16 scales [GT][32 rows] (4*GT
+// vectors), then for asymmetric formats u8 zero points [GT][32 rows] (2*GT).
+QMR_HOST_DEVICE constexpr int meta_vectors(int gt, bool asym) { return (asym ? 6 : 4) * gt; }
+// 16-byte vectors of one tile block: the codes (32 lanes x Bits) and the parameters.
+QMR_HOST_DEVICE constexpr int block_vectors(int bits, int gt, bool asym) { return 32 * bits + meta_vectors(gt, asym); }
+// Ring stages per warp: as many tile blocks as fit ring_bytes_per_warp (sized
+// for the asymmetric block), 2..8: S - 1 tiles in flight while one is decoded.
+// 8 stages already put 7 KB (w2) in flight per warp, ~110 KB per SM.
+QMR_HOST_DEVICE constexpr int gemv_stages(int bits, int gt) {
+  const int s = gemv_traits::ring_bytes_per_warp / (16 * block_vectors(bits, gt, true));
+  return s < 2 ? 2 : s > 8 ? 8 : s;
+}
+static_assert(gemv_stages(8, 4) >= 3 && gemv_stages(4, 1) == 6 && gemv_stages(2, 1) == 8);
+// Dynamic shared memory of one block: the warps' rings.
+QMR_HOST_DEVICE constexpr int gemv_smem_bytes(int bits, int gt, bool asym) {
+  return gemv_traits::block_warps * gemv_stages(bits, gt) * block_vectors(bits, gt, asym) * 16;
+}
+// The ring is reused for the final cross-warp sum: [warp][8 * n-blocks accumulators][lane] f32.
+static_assert(gemv_smem_bytes(2, 1, false) >= gemv_traits::block_warps * 16 * 32 * 4);
+
+// A quantized matrix on the device, repacked at upload into the "GPU layout"
+// (see detail::repack): for each group of 32 rows and each 128-column tile one
+// contiguous block of block_vectors() 16-byte vectors holding
+//   - the codes: lane l of a warp finds the 128 codes its mma fragments need in
+//     Bits vectors, stored vector-major ([vector][lane]) so that each load of a
+//     warp reads 512 contiguous bytes;
+//   - the tile's scales (f16 [GT][32 rows]) and, when asymmetric, zero points
+//     (u8 [GT][32 rows], unpacked from their Bits-wide codes).
+// So one warp streams everything a tile needs with 16-byte copies. Blocks are
+// ordered [row group][tile]. Rows are padded to a multiple of 32 and columns to
+// a multiple of 128 with zero codes and scales (the kernel feeds zero
+// activations to padded columns and never writes padded rows). Scales of a
+// group that spans several tiles (g256, per-channel) are repeated in each tile's
+// block: 64 bytes per 32x128 tile, +3% of the w4 codes for per-channel.
+// Owns its buffer.
 struct device_qtensor {
   quant::format_spec spec;
   quant::qtensor_layout layout;
-  device_buffer codes;   // u32 [row_groups, tiles_per_row, Bits, 32 lanes, 4]: see detail::repack_codes
-  device_buffer scales;  // f16 [rows, n_groups]
-  device_buffer zeros;   // u8  [rows, zero_row_bytes]; empty when symmetric
+  device_buffer blocks;  // uint4 [row_groups, tiles_per_row, block_vectors]: see detail::repack
   // 32 x the warps that share one group of 32 rows (split its tiles): a power of
   // two in [8, 256], values below 32 meaning one warp; chosen at upload from the
   // shape (callers may override it, e.g. tests).
@@ -121,8 +159,12 @@ struct device_qtensor {
   std::int64_t cols() const { return layout.cols; }
   std::int64_t tiles_per_row() const { return (layout.cols + gemv_traits::tile_cols - 1) / gemv_traits::tile_cols; }
   std::int64_t row_groups() const { return (layout.rows + gemv_traits::group_rows - 1) / gemv_traits::group_rows; }
-  // Bytes a GEMV reads from W (unpadded codes, scales and zeros).
+  int groups_per_tile() const { return cuda::groups_per_tile(spec.group); }
+  int block_vectors() const { return cuda::block_vectors(spec.bits, groups_per_tile(), !spec.symmetric); }
+  // Bytes a GEMV reads from W as stored on disk (unpadded codes, scales and zeros).
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
+  // Bytes of the device copy (padding and repeated scales included).
+  std::int64_t device_bytes() const { return static_cast<std::int64_t>(blocks.size()); }
 };
 
 // Eight warps per row group (256 threads) while the row has 8 tiles for them;
@@ -182,19 +224,26 @@ QMR_HOST_DEVICE constexpr qstd::uint32_t pair_codes(const qstd::uint32_t (&w)[4 
   return v;
 }
 
-// Repacks the codes of `w` into the GPU layout: u32 words indexed
-// [((group * tiles + tile) * Bits + v) * 32 + lane] * 4 + k for word 4*v + k of a lane.
-inline std::vector<qstd::uint32_t> repack_codes(const quant::qtensor_view& w) {
+// Repacks `w` into the GPU layout (see device_qtensor): u32 words, block
+// (group, tile) at word (group * tiles + tile) * block_vectors * 4; inside it,
+// word 4*v + k of lane l's codes at ((v * 32 + l) * 4 + k), then the scales
+// (f16 bits, two per word, [j][row]) and the zero points (bytes, [j][row]).
+inline std::vector<qstd::uint32_t> repack(const quant::qtensor_view& w) {
   const int bits = w.spec.bits;
   const std::int64_t rows = w.rows(), cols = w.cols();
   const std::int64_t tiles = (cols + gemv_traits::tile_cols - 1) / gemv_traits::tile_cols;
   const std::int64_t groups = (rows + gemv_traits::group_rows - 1) / gemv_traits::group_rows;
   const int words = gemv_traits::lane_words(bits);
   const int w0 = plane0_bits(bits), w1 = bits - w0;
-  std::vector<qstd::uint32_t> out(static_cast<std::size_t>(groups * tiles * 32 * words), 0u);
+  const int gt = groups_per_tile(w.spec.group);
+  const bool asym = !w.spec.symmetric;
+  const std::size_t block_words = static_cast<std::size_t>(block_vectors(bits, gt, asym)) * 4;
+  const int group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  std::vector<qstd::uint32_t> out(static_cast<std::size_t>(groups * tiles) * block_words, 0u);
   qstd::uint32_t lane_w[32];
   for (std::int64_t g = 0; g < groups; ++g)
-    for (std::int64_t t = 0; t < tiles; ++t)
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      qstd::uint32_t* block = out.data() + static_cast<std::size_t>(g * tiles + t) * block_words;
       for (int lane = 0; lane < 32; ++lane) {
         for (int i = 0; i < words; ++i) lane_w[i] = 0u;
         for (int p = 0; p < 64; ++p)
@@ -206,17 +255,29 @@ inline std::vector<qstd::uint32_t> repack_codes(const quant::qtensor_view& w) {
             lane_w[p / (16 / w0)] |= (code & ((1u << w0) - 1u)) << ((p % (16 / w0)) * w0 + 16 * h);
             if (w1 > 0) lane_w[4 * w0 + p / (16 / w1)] |= (code >> w0) << ((p % (16 / w1)) * w1 + 16 * h);
           }
-        const std::size_t base = static_cast<std::size_t>((g * tiles + t) * bits) * 32 * 4;
-        for (int i = 0; i < words; ++i)
-          out[base + static_cast<std::size_t>(((i / 4) * 32 + lane) * 4 + i % 4)] = lane_w[i];
+        for (int i = 0; i < words; ++i) block[((i / 4) * 32 + lane) * 4 + i % 4] = lane_w[i];
       }
+      qstd::uint32_t* meta = block + 32 * 4 * bits;
+      for (int j = 0; j < gt; ++j) {
+        const std::int64_t col0 = t * gemv_traits::tile_cols + j * (gemv_traits::tile_cols / gt);
+        const std::int64_t n = std::min<std::int64_t>(col0 >> group_shift, w.layout.n_groups - 1);
+        for (int r = 0; r < gemv_traits::group_rows; ++r) {
+          const std::int64_t row = g * gemv_traits::group_rows + r;
+          if (row >= rows) continue;  // padding: zero scale
+          const int k = j * gemv_traits::group_rows + r;
+          meta[k / 2] |= static_cast<qstd::uint32_t>(w.scales[row * w.layout.n_groups + n].bits) << (16 * (k % 2));
+          if (asym)
+            meta[16 * gt + k / 4] |= quant::get_code(w.zeros + row * w.layout.zero_row_bytes, n, bits) << (8 * (k % 4));
+        }
+      }
+    }
   return out;
 }
 
 }  // namespace detail
 
-// Copies a host quantized matrix to the device (repacking the codes, see
-// device_qtensor) and waits for the copies, so the host arrays may go at once.
+// Copies a host quantized matrix to the device (repacking it, see
+// device_qtensor) and waits for the copy, so the host arrays may go at once.
 inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream) {
   const quant::qtensor_layout l = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
   check(l.code_row_bytes == w.layout.code_row_bytes && l.n_groups == w.layout.n_groups &&
@@ -228,17 +289,14 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream) 
   check(w.spec.bits >= 2 && w.spec.bits <= 8 && w.spec.bits != 7,
         "upload: " + std::to_string(w.spec.bits) + "-bit codes are not supported by the GEMV kernel");
   check(l.cols % 8 == 0, "upload: the GEMV kernel needs a multiple of 8 columns");
+  check(w.spec.group == quant::per_channel || (w.spec.group >= gemv_traits::sub_cols && (w.spec.group & (w.spec.group - 1)) == 0),
+        "upload: group size " + std::to_string(w.spec.group) + " is not supported by the GEMV kernel (32, 64, 128, 256 or per-channel)");
   device_qtensor d;
   d.spec = w.spec;
   d.layout = l;
-  const std::vector<qstd::uint32_t> packed = detail::repack_codes(w);
-  d.codes = device_buffer(packed.size() * sizeof(qstd::uint32_t));
-  d.scales = device_buffer(static_cast<std::size_t>(l.scale_count()) * sizeof(f16));
-  if (!w.spec.symmetric) d.zeros = device_buffer(static_cast<std::size_t>(l.zero_bytes()));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(d.codes.data(), packed.data(), d.codes.size(), cudaMemcpyHostToDevice, stream));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(d.scales.data(), w.scales, d.scales.size(), cudaMemcpyHostToDevice, stream));
-  if (!w.spec.symmetric)
-    QMR_CUDA_CHECK(cudaMemcpyAsync(d.zeros.data(), w.zeros, d.zeros.size(), cudaMemcpyHostToDevice, stream));
+  const std::vector<qstd::uint32_t> packed = detail::repack(w);
+  d.blocks = device_buffer(packed.size() * sizeof(qstd::uint32_t));
+  QMR_CUDA_CHECK(cudaMemcpyAsync(d.blocks.data(), packed.data(), d.blocks.size(), cudaMemcpyHostToDevice, stream));
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `packed` dies here
   int device = 0, sm_count = 0;
   QMR_CUDA_CHECK(cudaGetDevice(&device));
@@ -254,13 +312,8 @@ inline device_qtensor clone(const device_qtensor& w, cudaStream_t stream) {
   d.spec = w.spec;
   d.layout = w.layout;
   d.threads_per_row = w.threads_per_row;
-  d.codes = device_buffer(w.codes.size());
-  d.scales = device_buffer(w.scales.size());
-  d.zeros = device_buffer(w.zeros.size());
-  QMR_CUDA_CHECK(cudaMemcpyAsync(d.codes.data(), w.codes.data(), w.codes.size(), cudaMemcpyDeviceToDevice, stream));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(d.scales.data(), w.scales.data(), w.scales.size(), cudaMemcpyDeviceToDevice, stream));
-  if (w.zeros.size() != 0)
-    QMR_CUDA_CHECK(cudaMemcpyAsync(d.zeros.data(), w.zeros.data(), w.zeros.size(), cudaMemcpyDeviceToDevice, stream));
+  d.blocks = device_buffer(w.blocks.size());
+  QMR_CUDA_CHECK(cudaMemcpyAsync(d.blocks.data(), w.blocks.data(), w.blocks.size(), cudaMemcpyDeviceToDevice, stream));
   return d;
 }
 
@@ -268,16 +321,14 @@ namespace detail {
 
 // Kernel arguments (by value).
 struct gemv_args {
-  const uint4* codes;             // GPU layout, see repack_codes
-  const qstd::uint16_t* scales;   // f16 bits [rows, n_groups]
-  const qstd::uint8_t* zeros;     // [rows, zero_row_bytes]; null when symmetric
-  std::int64_t zero_row_bytes;
-  int rows, cols, n_groups;
-  int group_shift;                // g = col >> group_shift (31 for per-channel: always group 0)
+  const uint4* blocks;            // GPU layout, see repack
+  int rows, cols;
   int n_tiles;                    // 128-column tiles per row
   int row_groups;                 // groups of 32 rows
   int warps_per_group;            // power of two, 1..8
-  int m;                          // batch, 1..8
+  int m;                          // batch, 1..16
+  int block_vectors;              // 16-byte vectors per tile block
+  bool asym;                      // zero points follow the scales
 };
 
 #ifdef __CUDACC__
@@ -333,173 +384,202 @@ QMR_DEVICE __forceinline__ void mma(float (&d)[4], const qstd::uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
 }
 
-// Scales (as f32) and zero operands of group g for the lane's 4 rows [rb][hi].
-template <int Bits, class TX>
-QMR_DEVICE __forceinline__ void group_params(const gemv_args& a, const std::int64_t (&row)[2][2], int g, float (&sc)[2][2],
-                                             qstd::uint32_t (&zop)[2][2], TX) {
-#pragma unroll
-  for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-    for (int hi = 0; hi < 2; ++hi) {
-      sc[rb][hi] = __half2float(__ushort_as_half(__ldg(a.scales + row[rb][hi] * a.n_groups + g)));
-      const qstd::uint32_t z =
-          a.zeros == nullptr ? (1u << (Bits - 1)) : quant::get_code(a.zeros + row[rb][hi] * a.zero_row_bytes, g, Bits);
-      zop[rb][hi] = zero_operand<Bits>(z, TX{});
-    }
+// 16-byte global -> shared copy that bypasses L1 (cp.async, sm_80+), with an
+// L2 evict-first policy: the weights are read once per call, so they should not
+// push the activations and the next layer's inputs out of L2.
+QMR_DEVICE __forceinline__ void cp_async16(void* smem, const void* gmem, qstd::uint64_t policy) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "l"(policy)
+               : "memory");
+}
+QMR_DEVICE __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+QMR_DEVICE __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+QMR_DEVICE __forceinline__ qstd::uint64_t evict_first_policy() {
+  qstd::uint64_t p;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  return p;
 }
 
-// Tiles a warp loads before decoding any of them: enough bytes in flight per SM
-// at two blocks per SM (2-4 KB per warp), within the 128 registers that
-// __launch_bounds__(256, 2) allows (ptxas for sm_90: 93-128, no spills).
-template <int Bits>
-inline constexpr int gemv_unroll = Bits <= 4 ? 2 : 1;
-
-// Warp (group, wk) of a block handles row group `group` and tiles wk, wk + wpg, ...
-// For each tile: Bits streamed 16-byte loads of codes and 8 8-byte loads of
-// activations (batch row min(gid, M-1): lanes past M duplicate the last row and
-// their result columns are dropped); then per quantization group in the tile
-// (GT = 1, 2 or 4 of them) and row block, 8/GT mma whose f32 sum is scaled into
-// the accumulators. Scales multiply partial sums, never weights, so the
-// weights fed to the tensor cores are exact.
-template <int Bits, int GT, class TX, class TY>
+// Warp (group, wk) of a block handles row group `group` and tiles wk, wk + wpg,
+// ...: its i-th tile block is copied (cp.async, Bits vectors per lane plus the
+// parameters by the first lanes) into ring slot i % S, S - 1 tiles ahead of
+// the one being decoded. For each tile: 8 8-byte loads of activations per
+// n-block (batch row min(gid + 8 nb, M-1): lanes past M duplicate the last row
+// and their result columns are dropped); then per quantization group in the
+// tile (GT = 1, 2 or 4 of them) and row block, 8/GT mma per n-block whose f32
+// sum is scaled into the accumulators. Scales multiply partial sums, never
+// weights, so the weights fed to the tensor cores are exact.
+template <int Bits, int GT, int NB, class TX, class TY>
 __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
     gemv_kernel(const gemv_args a, const TX* __restrict__ x, TY* __restrict__ y) {
-  constexpr int U = gemv_unroll<Bits>;
+  constexpr int S = gemv_stages(Bits, GT);
   constexpr int ksteps = gemv_traits::tile_cols / gemv_traits::kstep_cols;  // 8
   constexpr int steps_per_group = ksteps / GT;
+  extern __shared__ uint4 gemv_smem[];  // the rings (named apart from other kernels' dynamic shared arrays)
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int wpg = a.warps_per_group;
   const int wk = warp & (wpg - 1);
   const int group = static_cast<int>(blockIdx.x) * (gemv_traits::block_warps / wpg) + warp / wpg;
   const int gid = lane >> 2, t4 = lane & 3;
   const bool valid = group < a.row_groups;
+  const int bv = a.block_vectors;
+  const int mv = bv - 32 * Bits;  // parameter vectors of a block
 
-  float acc[2][4];
+  float acc[2][NB][4];
 #pragma unroll
   for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[rb][i] = 0.0f;
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
 
   if (valid) {
-    const TX* xrow = x + static_cast<std::int64_t>(min(gid, a.m - 1)) * a.cols;
-    // The lane's 4 rows (rb, hi) = 32*group + 16*rb + 8*hi + gid, clamped for scale/zero reads.
-    std::int64_t row[2][2];
+    const TX* xrow[NB];
 #pragma unroll
-    for (int rb = 0; rb < 2; ++rb)
+    for (int nb = 0; nb < NB; ++nb) xrow[nb] = x + static_cast<std::int64_t>(min(gid + 8 * nb, a.m - 1)) * a.cols;
+    const int n_i = wk < a.n_tiles ? (a.n_tiles - wk + wpg - 1) / wpg : 0;  // this warp's tiles
+    uint4* ring = gemv_smem + warp * S * bv;
+    const uint4* src0 = a.blocks + static_cast<std::int64_t>(group) * a.n_tiles * bv;
+    const qstd::uint64_t policy = evict_first_policy();
+    const auto issue = [&](int i) {
+      if (i < n_i) {
+        const uint4* src = src0 + static_cast<std::int64_t>(wk + i * wpg) * bv;
+        uint4* dst = ring + (i % S) * bv;
 #pragma unroll
-      for (int hi = 0; hi < 2; ++hi)
-        row[rb][hi] = min(group * gemv_traits::group_rows + 16 * rb + 8 * hi + gid, a.rows - 1);
-    const uint4* gcodes = a.codes + static_cast<std::int64_t>(group) * a.n_tiles * Bits * 32 + lane;
-
-    for (int t0 = wk; t0 < a.n_tiles; t0 += U * wpg) {
-      qstd::uint32_t w[U][4 * Bits];
-      float sc1[U][2][2];             // GT == 1: the tile's scales and zeros, loaded with its codes
-      qstd::uint32_t zop1[U][2][2];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int t = t0 + u * wpg;
-        if (t < a.n_tiles) {
-#pragma unroll
-          for (int v = 0; v < Bits; ++v) {
-            const uint4 q = __ldcs(gcodes + (static_cast<std::int64_t>(t) * Bits + v) * 32);  // streamed: read once
-            w[u][4 * v + 0] = q.x;
-            w[u][4 * v + 1] = q.y;
-            w[u][4 * v + 2] = q.z;
-            w[u][4 * v + 3] = q.w;
-          }
-          if constexpr (GT == 1)
-            group_params<Bits>(a, row, min((t * gemv_traits::tile_cols) >> a.group_shift, a.n_groups - 1), sc1[u],
-                               zop1[u], TX{});
-        }
+        for (int v = 0; v < Bits; ++v) cp_async16(dst + v * 32 + lane, src + v * 32 + lane, policy);
+        if (lane < mv) cp_async16(dst + 32 * Bits + lane, src + 32 * Bits + lane, policy);
       }
+      cp_async_commit();  // an empty group past the end keeps the wait counts uniform
+    };
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int t = t0 + u * wpg;
-        if (t >= a.n_tiles) continue;
-        uint2 xs[ksteps];  // activations: L1/L2 hits, loaded after the codes are in flight
+    for (int i = 0; i < S - 1; ++i) issue(i);
+
+    for (int i = 0; i < n_i; ++i) {
+      cp_async_wait<S - 2>();  // tile i has landed (this lane's copies)...
+      __syncwarp();            // ...and every lane's, so the parameters other lanes copied are visible;
+                               // every lane has also finished reading slot (i - 1) % S, which issue() refills
+      issue(i + S - 1);
+      const uint4* slot = ring + (i % S) * bv;
+      const int t = wk + i * wpg;
+      qstd::uint32_t w[4 * Bits];
+#pragma unroll
+      for (int v = 0; v < Bits; ++v) {
+        const uint4 q = slot[v * 32 + lane];
+        w[4 * v + 0] = q.x;
+        w[4 * v + 1] = q.y;
+        w[4 * v + 2] = q.z;
+        w[4 * v + 3] = q.w;
+      }
+      const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(slot + 32 * Bits);
+      const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(slot + 32 * Bits + 4 * GT);
+      uint2 xs[NB][ksteps];  // activations: L1/L2 hits
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb)
 #pragma unroll
         for (int s = 0; s < ksteps; ++s) {
           const int c = t * gemv_traits::tile_cols + gemv_traits::kstep_cols * s + 4 * t4;
           // cols is a multiple of 8: the 4 columns from c are all in or all out
-          xs[s] = c < a.cols ? __ldg(reinterpret_cast<const uint2*>(xrow + c)) : make_uint2(0u, 0u);
+          xs[nb][s] = c < a.cols ? __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c)) : make_uint2(0u, 0u);
         }
 #pragma unroll
-        for (int j = 0; j < GT; ++j) {
-          const int col0 = t * gemv_traits::tile_cols + j * (gemv_traits::tile_cols / GT);
-          float sc[2][2];
-          qstd::uint32_t zop[2][2];
-          if constexpr (GT == 1) {
+      for (int j = 0; j < GT; ++j) {
 #pragma unroll
-            for (int rb = 0; rb < 2; ++rb)
+        for (int rb = 0; rb < 2; ++rb) {
+          float sc[2];
+          qstd::uint32_t zop[2];
 #pragma unroll
-              for (int hi = 0; hi < 2; ++hi) {
-                sc[rb][hi] = sc1[u][rb][hi];
-                zop[rb][hi] = zop1[u][rb][hi];
-              }
-          } else {
-            group_params<Bits>(a, row, min(col0 >> a.group_shift, a.n_groups - 1), sc, zop, TX{});
+          for (int hi = 0; hi < 2; ++hi) {
+            const int r = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
+            sc[hi] = __half2float(__ushort_as_half(msc[r]));
+            zop[hi] = zero_operand<Bits>(a.asym ? static_cast<qstd::uint32_t>(mz[r]) : (1u << (Bits - 1)), TX{});
+          }
+          float d[NB][4];
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+            for (int i2 = 0; i2 < 4; ++i2) d[nb][i2] = 0.0f;
+#pragma unroll
+          for (int s = j * steps_per_group; s < (j + 1) * steps_per_group; ++s) {
+            qstd::uint32_t af[4];
+#pragma unroll
+            for (int reg = 0; reg < 4; ++reg)
+              af[reg] = dequant_pair<Bits>(pair_codes<Bits>(w, 4 * (2 * s + rb) + reg), zop[reg & 1], TX{});
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb) mma(d[nb], af, xs[nb][s], TX{});
           }
 #pragma unroll
-          for (int rb = 0; rb < 2; ++rb) {
-            float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-            for (int s = j * steps_per_group; s < (j + 1) * steps_per_group; ++s) {
-              qstd::uint32_t af[4];
-#pragma unroll
-              for (int reg = 0; reg < 4; ++reg)
-                af[reg] = dequant_pair<Bits>(pair_codes<Bits>(w[u], 4 * (2 * s + rb) + reg), zop[rb][reg & 1], TX{});
-              mma(d, af, xs[s], TX{});
-            }
-            acc[rb][0] = fmaf(sc[rb][0], d[0], acc[rb][0]);
-            acc[rb][1] = fmaf(sc[rb][0], d[1], acc[rb][1]);
-            acc[rb][2] = fmaf(sc[rb][1], d[2], acc[rb][2]);
-            acc[rb][3] = fmaf(sc[rb][1], d[3], acc[rb][3]);
+          for (int nb = 0; nb < NB; ++nb) {
+            acc[rb][nb][0] = fmaf(sc[0], d[nb][0], acc[rb][nb][0]);
+            acc[rb][nb][1] = fmaf(sc[0], d[nb][1], acc[rb][nb][1]);
+            acc[rb][nb][2] = fmaf(sc[1], d[nb][2], acc[rb][nb][2]);
+            acc[rb][nb][3] = fmaf(sc[1], d[nb][3], acc[rb][nb][3]);
           }
         }
       }
     }
+    cp_async_wait<0>();  // nothing may land in the ring once it is reused below
   }
 
-  if (wpg > 1) {  // the group's warps meet in shared memory (uniform branch)
-    __shared__ float partial[gemv_traits::block_warps][8][32];  // [warp][accumulator][lane]: conflict-free
+  if (wpg > 1) {  // the group's warps meet in shared memory (uniform branch); the ring is free now
+    float* partial = reinterpret_cast<float*>(gemv_smem);  // [warp][8 * NB accumulators][lane]: conflict-free
+    __syncthreads();
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) partial[warp][4 * rb + i][lane] = acc[rb][i];
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) partial[(warp * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane] = acc[rb][nb][i];
     __syncthreads();
     if (wk == 0)
 #pragma unroll
       for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          float sum = acc[rb][i];
-          for (int k = 1; k < wpg; ++k) sum += partial[warp + k][4 * rb + i][lane];
-          acc[rb][i] = sum;
-        }
+        for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            float sum = acc[rb][nb][i];
+            for (int k = 1; k < wpg; ++k) sum += partial[((warp + k) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane];
+            acc[rb][nb][i] = sum;
+          }
   }
-  // Accumulator i of row block rb: row 16*rb + 8*(i >> 1) + gid, batch row 2*t4 + (i & 1).
+  // Accumulator i of (rb, nb): row 16*rb + 8*(i >> 1) + gid, batch row 8*nb + 2*t4 + (i & 1).
   if (valid && wk == 0)
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int r = group * gemv_traits::group_rows + 16 * rb + 8 * (i >> 1) + gid;
-        const int n = 2 * t4 + (i & 1);
-        if (r < a.rows && n < a.m) store(y + static_cast<std::int64_t>(n) * a.rows + r, acc[rb][i]);
-      }
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int r = group * gemv_traits::group_rows + 16 * rb + 8 * (i >> 1) + gid;
+          const int n = 8 * nb + 2 * t4 + (i & 1);
+          if (r < a.rows && n < a.m) store(y + static_cast<std::int64_t>(n) * a.rows + r, acc[rb][nb][i]);
+        }
+}
+
+template <int Bits, int GT, int NB, class TX, class TY>
+void launch_one(const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
+  const int groups_per_block = gemv_traits::block_warps / a.warps_per_group;
+  const unsigned blocks = static_cast<unsigned>((a.row_groups + groups_per_block - 1) / groups_per_block);
+  const int smem = gemv_smem_bytes(Bits, GT, a.asym);
+  const auto kernel = gemv_kernel<Bits, GT, NB, TX, TY>;
+  // Past the 48 KB default: an attribute of the function, cheap to set again.
+  QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<blocks, gemv_traits::block_threads, static_cast<std::size_t>(smem), stream>>>(a, x, y);
+  QMR_CUDA_CHECK(cudaGetLastError());
 }
 
 template <int Bits, class TX, class TY>
-void launch(int groups_per_tile, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
-  const int groups_per_block = gemv_traits::block_warps / a.warps_per_group;
-  const unsigned blocks = static_cast<unsigned>((a.row_groups + groups_per_block - 1) / groups_per_block);
-  switch (groups_per_tile) {
-    case 1: gemv_kernel<Bits, 1, TX, TY><<<blocks, gemv_traits::block_threads, 0, stream>>>(a, x, y); break;
-    case 2: gemv_kernel<Bits, 2, TX, TY><<<blocks, gemv_traits::block_threads, 0, stream>>>(a, x, y); break;
-    case 4: gemv_kernel<Bits, 4, TX, TY><<<blocks, gemv_traits::block_threads, 0, stream>>>(a, x, y); break;
-    default: throw error("gemv: " + std::to_string(groups_per_tile) + " groups per tile is not supported");
+void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
+  const bool two = a.m > gemv_traits::nblock;
+  switch (gt) {
+    case 1: return two ? launch_one<Bits, 1, 2>(a, x, y, stream) : launch_one<Bits, 1, 1>(a, x, y, stream);
+    case 2: return two ? launch_one<Bits, 2, 2>(a, x, y, stream) : launch_one<Bits, 2, 1>(a, x, y, stream);
+    case 4: return two ? launch_one<Bits, 4, 2>(a, x, y, stream) : launch_one<Bits, 4, 1>(a, x, y, stream);
+    default: throw error("gemv: " + std::to_string(gt) + " groups per tile is not supported");
   }
-  QMR_CUDA_CHECK(cudaGetLastError());
 }
 #endif  // __CUDACC__
 
@@ -508,7 +588,7 @@ void launch(int groups_per_tile, const gemv_args& a, const TX* x, TY* y, cudaStr
 #ifdef __CUDACC__
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous). x and y are device
 // pointers, row-major; x is f16 or bf16 and 16-byte aligned; y is the same type
-// as x, or f32. M is 1..8.
+// as x, or f32. M is 1..16 (9..16 run a second n-block of mma per weight fragment).
 template <class TX, class TY>
 void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t stream) {
   static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv: activations are qmr::f16 or qmr::bf16");
@@ -517,27 +597,21 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
         "gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(gemv_traits::max_batch));
   check(x != nullptr && y != nullptr, "gemv: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv: the activations must be 16-byte aligned");
-  check(w.codes.data() != nullptr, "gemv: the weight tensor is empty (not uploaded)");
+  check(w.blocks.data() != nullptr, "gemv: the weight tensor is empty (not uploaded)");
   const int tpr = w.threads_per_row;
   check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
         "gemv: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
   detail::gemv_args a{};
-  a.codes = w.codes.as<const uint4>();
-  a.scales = w.scales.as<const qstd::uint16_t>();
-  a.zeros = w.spec.symmetric ? nullptr : w.zeros.as<const qstd::uint8_t>();
-  a.zero_row_bytes = w.layout.zero_row_bytes;
+  a.blocks = w.blocks.as<const uint4>();
   a.rows = static_cast<int>(w.layout.rows);
   a.cols = static_cast<int>(w.layout.cols);
-  a.n_groups = static_cast<int>(w.layout.n_groups);
-  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
   a.n_tiles = static_cast<int>(w.tiles_per_row());
   a.row_groups = static_cast<int>(w.row_groups());
   a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
   a.m = M;
-  // Quantization groups per 128-column tile: 4 (g32), 2 (g64), else 1 (a group spans the tile).
-  const int gt = w.spec.group == quant::per_channel || w.spec.group >= gemv_traits::tile_cols
-                     ? 1
-                     : gemv_traits::tile_cols / w.spec.group;
+  a.block_vectors = w.block_vectors();
+  a.asym = !w.spec.symmetric;
+  const int gt = w.groups_per_tile();
   switch (w.spec.bits) {
     case 2: return detail::launch<2>(gt, a, x, y, stream);
     case 3: return detail::launch<3>(gt, a, x, y, stream);
