@@ -204,7 +204,8 @@ struct device_layer {
 // to the current CUDA device. Not copyable or movable (it owns a stream and a graph).
 class cuda_session {
  public:
-  static constexpr int max_chunk = qmr::cuda::gemv_traits::max_batch;  // tokens per GEMV launch
+  // tokens per GEMV launch: what both the quantized and the dense GEMV take
+  static constexpr int max_chunk = std::min(qmr::cuda::gemv_traits::max_batch, qmr::cuda::detail::dense_max_batch);
 
   // capacity: the most positions the KV cache holds. Uploads every weight (and
   // waits for it); `m` may go once this returns.

@@ -93,6 +93,9 @@ QMR_DEVICE __forceinline__ float load1(const f16* p) { return __half2float(__ush
 // W > 1 is for short, wide matrices (Qwen2.5-0.5B's down_proj, 896 x 4864: 896
 // warps alone leave the SMs with too few loads in flight). The activations (at
 // most 8 rows of f32) come from L1/L2.
+// Batch rows one dense launch takes: 8 f32 accumulators per thread (the forward
+// pass's prefill chunk); larger batches would need a tiled GEMM.
+inline constexpr int dense_max_batch = 8;
 inline constexpr int dense_block_threads = 256;
 inline constexpr int dense_block_warps = dense_block_threads / 32;
 
@@ -104,14 +107,14 @@ __global__ void __launch_bounds__(dense_block_threads)
                       const float* __restrict__ x, int m, float* __restrict__ y) {
   pdl_wait();
   pdl_launch_dependents();
-  __shared__ float partial[dense_block_warps][gemv_traits::max_batch];
+  __shared__ float partial[dense_block_warps][dense_max_batch];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int W = warps_per_row, rows_per_block = dense_block_warps / W;
   const int wk = warp % W;
   const int row = static_cast<int>(blockIdx.x) * rows_per_block + warp / W;
-  float acc[gemv_traits::max_batch];
+  float acc[dense_max_batch];
 #pragma unroll
-  for (int i = 0; i < gemv_traits::max_batch; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < dense_max_batch; ++i) acc[i] = 0.0f;
   if (row < rows) {
     const TW* wr = w + static_cast<std::int64_t>(row) * cols;
 #pragma unroll 4
@@ -119,7 +122,7 @@ __global__ void __launch_bounds__(dense_block_threads)
       float wv[8];
       load8(wr + 8 * c, wv);
 #pragma unroll
-      for (int i = 0; i < gemv_traits::max_batch; ++i) {
+      for (int i = 0; i < dense_max_batch; ++i) {
         if (i >= m) break;
         const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
         const float4 a = __ldg(xp), b = __ldg(xp + 1);
@@ -132,14 +135,14 @@ __global__ void __launch_bounds__(dense_block_threads)
     for (int c = 8 * vec_chunks + wk * 32 + lane; c < cols; c += 32 * W) {
       const float wv = load1(wr + c);
 #pragma unroll
-      for (int i = 0; i < gemv_traits::max_batch; ++i) {
+      for (int i = 0; i < dense_max_batch; ++i) {
         if (i >= m) break;
         acc[i] = fmaf(wv, x[static_cast<std::int64_t>(i) * cols + c], acc[i]);
       }
     }
   }
 #pragma unroll
-  for (int i = 0; i < gemv_traits::max_batch; ++i) {
+  for (int i = 0; i < dense_max_batch; ++i) {
     if (i >= m) break;
     float s = acc[i];
 #pragma unroll
@@ -174,8 +177,8 @@ inline int dense_warps_per_row(std::int64_t rows, std::int64_t vec_chunks) {
 // pointers, row-major, x 16-byte aligned; M is 1..8. `pdl`: programmatic
 // dependent launch (launch.cuh).
 inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStream_t stream, bool pdl = false) {
-  check(M >= 1 && M <= gemv_traits::max_batch,
-        "dense gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(gemv_traits::max_batch));
+  check(M >= 1 && M <= detail::dense_max_batch,
+        "dense gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(detail::dense_max_batch));
   check(x != nullptr && y != nullptr && w.data.data() != nullptr, "dense gemv: null pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "dense gemv: the activations must be 16-byte aligned");
   const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
