@@ -372,6 +372,65 @@ QMR_DEVICE __forceinline__ qstd::uint32_t dequant_pair(qstd::uint32_t codes, qst
   return d;
 }
 
+// Mantissa bits of the activation type: where the magic number's exact integers end.
+QMR_HOST_DEVICE constexpr int mantissa_bits(f16) { return 10; }
+QMR_HOST_DEVICE constexpr int mantissa_bits(bf16) { return 7; }
+// Formats whose codes sit in one bit plane (2, 4, 8 bits; not 8-bit bf16, which
+// goes through f32) decode with fewer shifts: a code at bit `pos` of a half (pos
+// <= mantissa - Bits) ORed into the magic number gives magic + code * 2^pos
+// exactly, and the FMA scales by 2^-pos while subtracting magic * 2^-pos + z,
+// again exactly. So one shift serves every pair within the next mantissa - Bits
+// + 1 bits of the word (4-bit f16: 1 shift per 4 pairs, not 3; 2-bit: 1 per 8).
+template <int Bits, class TX>
+QMR_HOST_DEVICE constexpr bool positional_decode() {
+  return plane0_bits(Bits) == Bits && mantissa_bits(TX{}) - Bits >= 0 && !(Bits == 8 && qstd::is_same_v<TX, bf16>);
+}
+
+// A register {code_lo - z, code_hi - z} of pair p of the lane's words `w`.
+template <int Bits, class TX>
+QMR_DEVICE __forceinline__ qstd::uint32_t decode_pair(const qstd::uint32_t (&w)[4 * Bits], int p, qstd::uint32_t z) {
+  if constexpr (positional_decode<Bits, TX>()) {
+    constexpr int span = mantissa_bits(TX{}) - Bits + 1;  // bit offsets one shift serves
+    const int off = (p % (16 / Bits)) * Bits;              // the pair's bit offset in its word
+    const int shift = (off / span) * span, pos = off - shift;
+    constexpr qstd::uint32_t mask = ((1u << Bits) - 1u) * 0x10001u;
+    // (word >> shift) & (mask << pos) | magic in one LOP3: both constants in
+    // registers, since a LOP3 takes one immediate and the compiler would emit two.
+    const qstd::uint32_t m = mask << pos, magic = qstd::is_same_v<TX, f16> ? 0x64006400u : 0x43004300u;
+    qstd::uint32_t v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(w[p / (16 / Bits)] >> shift), "r"(m), "r"(magic));
+    qstd::uint32_t d;
+    if constexpr (qstd::is_same_v<TX, f16>) {
+      // magic 2^10; scale 2^-pos; subtrahend 2^(10-pos) + z (exponent 25 - pos, mantissa z << pos), negated
+      const qstd::uint32_t sc = static_cast<qstd::uint32_t>((15 - pos) << 10) * 0x10001u;
+      const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((25 - pos) << 10) | (z << pos)) * 0x10001u) | 0x80008000u;
+      asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(sc), "r"(zo));
+    } else {
+      // magic 2^7; scale 2^-pos; subtrahend 2^(7-pos) + z (exponent 134 - pos, mantissa z << pos), negated
+      const qstd::uint32_t sc = static_cast<qstd::uint32_t>((127 - pos) << 7) * 0x10001u;
+      const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((134 - pos) << 7) | (z << pos)) * 0x10001u) | 0x80008000u;
+      asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(sc), "r"(zo));
+    }
+    return d;
+  } else if constexpr (plane0_bits(Bits) != Bits) {
+    // Two planes (3, 5, 6 bits): pair_codes with each mask-and-merge as one LOP3.
+    constexpr int w0 = plane0_bits(Bits), w1 = Bits - w0;
+    const int sh0 = (p % (16 / w0)) * w0, sh1 = (p % (16 / w1)) * w1;
+    const qstd::uint32_t m0 = ((1u << w0) - 1u) * 0x10001u, m1 = (((1u << w1) - 1u) << w0) * 0x10001u;
+    const qstd::uint32_t magic = qstd::is_same_v<TX, f16> ? 0x64006400u : 0x43004300u;
+    const qstd::uint32_t t = w[4 * w0 + p / (16 / w1)];
+    qstd::uint32_t lo, v;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(lo) : "r"(w[p / (16 / w0)] >> sh0), "r"(m0), "r"(magic));
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;"
+        : "=r"(v)
+        : "r"(sh1 >= w0 ? t >> (sh1 - w0) : t << (w0 - sh1)), "r"(m1), "r"(lo));
+    // dequant_pair ORs the magic number in again: a no-op on v
+    return dequant_pair<Bits>(v, zero_operand<Bits>(z, TX{}), TX{});
+  } else {
+    return dequant_pair<Bits>(pair_codes<Bits>(w, p), zero_operand<Bits>(z, TX{}), TX{});
+  }
+}
+
 // d += A · B for one m16n8k16 tile (f32 accumulators).
 QMR_DEVICE __forceinline__ void mma(float (&d)[4], const qstd::uint32_t (&a)[4], uint2 b, f16) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
@@ -444,25 +503,33 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
     uint4* ring = gemv_smem + warp * S * bv;
     const uint4* src0 = a.blocks + static_cast<std::int64_t>(group) * a.n_tiles * bv;
     const qstd::uint64_t policy = evict_first_policy();
-    const auto issue = [&](int i) {
-      if (i < n_i) {
-        const uint4* src = src0 + static_cast<std::int64_t>(wk + i * wpg) * bv;
-        uint4* dst = ring + (i % S) * bv;
+    // The next tile block to copy (the warp's tiles are wpg blocks apart) and the
+    // ring slots to fill and to read, advanced by one each step: no divisions in the loop.
+    const uint4* src = src0 + static_cast<std::int64_t>(wk) * bv;
+    const std::int64_t src_step = static_cast<std::int64_t>(wpg) * bv;
+    int fill = 0, read = 0, to_issue = n_i;
+    const auto issue = [&]() {
+      if (to_issue > 0) {
+        uint4* dst = ring + fill * bv;
 #pragma unroll
         for (int v = 0; v < Bits; ++v) cp_async16(dst + v * 32 + lane, src + v * 32 + lane, policy);
         if (lane < mv) cp_async16(dst + 32 * Bits + lane, src + 32 * Bits + lane, policy);
+        src += src_step;
+        fill = fill + 1 == S ? 0 : fill + 1;
+        --to_issue;
       }
       cp_async_commit();  // an empty group past the end keeps the wait counts uniform
     };
 #pragma unroll
-    for (int i = 0; i < S - 1; ++i) issue(i);
+    for (int i = 0; i < S - 1; ++i) issue();
 
     for (int i = 0; i < n_i; ++i) {
       cp_async_wait<S - 2>();  // tile i has landed (this lane's copies)...
       __syncwarp();            // ...and every lane's, so the parameters other lanes copied are visible;
                                // every lane has also finished reading slot (i - 1) % S, which issue() refills
-      issue(i + S - 1);
-      const uint4* slot = ring + (i % S) * bv;
+      issue();
+      const uint4* slot = ring + read * bv;
+      read = read + 1 == S ? 0 : read + 1;
       const int t = wk + i * wpg;
       qstd::uint32_t w[4 * Bits];
 #pragma unroll
@@ -476,46 +543,55 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
       const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(slot + 32 * Bits);
       const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(slot + 32 * Bits + 4 * GT);
       uint2 xs[NB][ksteps];  // activations: L1/L2 hits
+      const bool full_tile = (t + 1) * gemv_traits::tile_cols <= a.cols;  // all but a ragged last tile
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb)
 #pragma unroll
         for (int s = 0; s < ksteps; ++s) {
           const int c = t * gemv_traits::tile_cols + gemv_traits::kstep_cols * s + 4 * t4;
           // cols is a multiple of 8: the 4 columns from c are all in or all out
-          xs[nb][s] = c < a.cols ? __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c)) : make_uint2(0u, 0u);
+          xs[nb][s] = full_tile || c < a.cols ? __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c)) : make_uint2(0u, 0u);
         }
 #pragma unroll
       for (int j = 0; j < GT; ++j) {
 #pragma unroll
         for (int rb = 0; rb < 2; ++rb) {
           float sc[2];
-          qstd::uint32_t zop[2];
+          qstd::uint32_t zc[2];  // zero points of the lane's two rows
 #pragma unroll
           for (int hi = 0; hi < 2; ++hi) {
             const int r = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
             sc[hi] = __half2float(__ushort_as_half(msc[r]));
-            zop[hi] = zero_operand<Bits>(a.asym ? static_cast<qstd::uint32_t>(mz[r]) : (1u << (Bits - 1)), TX{});
+            zc[hi] = a.asym ? static_cast<qstd::uint32_t>(mz[r]) : (1u << (Bits - 1));
           }
-          float d[NB][4];
+          // Two accumulator chains (even and odd k-steps) halve the dependent mma
+          // sequence a warp waits on; one when a group has only two k-steps.
+          constexpr int C = steps_per_group >= 4 ? 2 : 1;
+          float d[C][NB][4];
 #pragma unroll
-          for (int nb = 0; nb < NB; ++nb)
+          for (int c = 0; c < C; ++c)
 #pragma unroll
-            for (int i2 = 0; i2 < 4; ++i2) d[nb][i2] = 0.0f;
+            for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+              for (int i2 = 0; i2 < 4; ++i2) d[c][nb][i2] = 0.0f;
 #pragma unroll
           for (int s = j * steps_per_group; s < (j + 1) * steps_per_group; ++s) {
             qstd::uint32_t af[4];
 #pragma unroll
             for (int reg = 0; reg < 4; ++reg)
-              af[reg] = dequant_pair<Bits>(pair_codes<Bits>(w, 4 * (2 * s + rb) + reg), zop[reg & 1], TX{});
+              af[reg] = decode_pair<Bits, TX>(w, 4 * (2 * s + rb) + reg, zc[reg & 1]);
 #pragma unroll
-            for (int nb = 0; nb < NB; ++nb) mma(d[nb], af, xs[nb][s], TX{});
+            for (int nb = 0; nb < NB; ++nb) mma(d[s % C][nb], af, xs[nb][s], TX{});
           }
 #pragma unroll
           for (int nb = 0; nb < NB; ++nb) {
-            acc[rb][nb][0] = fmaf(sc[0], d[nb][0], acc[rb][nb][0]);
-            acc[rb][nb][1] = fmaf(sc[0], d[nb][1], acc[rb][nb][1]);
-            acc[rb][nb][2] = fmaf(sc[1], d[nb][2], acc[rb][nb][2]);
-            acc[rb][nb][3] = fmaf(sc[1], d[nb][3], acc[rb][nb][3]);
+            if constexpr (C == 2)
+#pragma unroll
+              for (int i2 = 0; i2 < 4; ++i2) d[0][nb][i2] += d[1][nb][i2];
+            acc[rb][nb][0] = fmaf(sc[0], d[0][nb][0], acc[rb][nb][0]);
+            acc[rb][nb][1] = fmaf(sc[0], d[0][nb][1], acc[rb][nb][1]);
+            acc[rb][nb][2] = fmaf(sc[1], d[0][nb][2], acc[rb][nb][2]);
+            acc[rb][nb][3] = fmaf(sc[1], d[0][nb][3], acc[rb][nb][3]);
           }
         }
       }
@@ -565,8 +641,10 @@ void launch_one(const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((a.row_groups + groups_per_block - 1) / groups_per_block);
   const int smem = gemv_smem_bytes(Bits, GT, a.asym);
   const auto kernel = gemv_kernel<Bits, GT, NB, TX, TY>;
-  // Past the 48 KB default: an attribute of the function, cheap to set again.
+  // Past the 48 KB default: an attribute of the function, cheap to set again. The
+  // carveout asks for all of L1 as shared memory, so that two blocks' rings fit an SM.
   QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   kernel<<<blocks, gemv_traits::block_threads, static_cast<std::size_t>(smem), stream>>>(a, x, y);
   QMR_CUDA_CHECK(cudaGetLastError());
 }
