@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::pair<std::int64_t, std::int64_t>> shapes = {
         {8192, 8192}, {4096, 14336}, {14336, 4096}, {896, 4864}, {4864, 896}};  // (rows = out, cols = in)
-    std::vector<int> batches = {1, 4, 8, 16};
+    std::vector<int> batches = {1, 4, 8, 16, 64, 256};
     std::vector<int> bit_widths = {2, 3, 4, 5, 6, 8};
     const int group = 128;
     int runs = opt.runs;
@@ -180,8 +180,8 @@ int main(int argc, char** argv) {
     }
 
     std::vector<record> records;
-    qc::device_buffer dx(16 * 16384 * sizeof(f16)), dy(16 * 16384 * sizeof(float));
-    fill_f16(dx.as<f16>(), 16 * 16384, 99, stream);
+    qc::device_buffer dx(256 * 16384 * sizeof(f16)), dy(256 * 16384 * sizeof(float));  // the largest batch x the longest row
+    fill_f16(dx.as<f16>(), 256 * 16384, 99, stream);
 #ifdef QMR_HAVE_CUBLAS
     cublasHandle_t handle = nullptr;
     QMR_CUBLAS_CHECK(cublasCreate(&handle));

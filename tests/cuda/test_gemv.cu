@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16}, f16/bf16 activations and f16/bf16/f32 outputs. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16/f32 outputs. Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -75,8 +75,8 @@ float out_rel() {
   else return 0.0f;
 }
 
-constexpr int max_m = qmr::cuda::gemv_traits::max_batch;
-constexpr int batches[] = {1, 3, 8, 9, 16};  // one n-block (1..8), two (9..16)
+constexpr int max_m = qmr::cuda::gemv_traits::max_batch + 3;
+constexpr int batches[] = {1, 3, 8, 9, 16, max_m};  // one n-block (1..8), two (9..16), two launches
 constexpr int launch_shapes[] = {8, 16, 32, 64, 128, 256};  // threads per row
 
 struct stats {
@@ -209,7 +209,7 @@ int main() {
       const quant::qtensor q = random_qtensor(quant::format_spec::quantized(4, 128, false), 8, 128, r2);
       qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
       qmr::cuda::device_buffer dx(32 * 128 * sizeof(f16)), dy(32 * 8 * sizeof(float));
-      for (int bad_m : {0, qmr::cuda::gemv_traits::max_batch + 1}) {
+      for (int bad_m : {0, -3}) {
         bool threw = false;
         try {
           qmr::cuda::gemv(dw, dx.as<const f16>(), dy.as<float>(), bad_m, nullptr);

@@ -666,13 +666,13 @@ void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream)
 #ifdef __CUDACC__
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous). x and y are device
 // pointers, row-major; x is f16 or bf16 and 16-byte aligned; y is the same type
-// as x, or f32. M is 1..16 (9..16 run a second n-block of mma per weight fragment).
+// as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
+// with a second n-block of mma per weight fragment, more in chunks of 16.
 template <class TX, class TY>
 void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t stream) {
   static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv: activations are qmr::f16 or qmr::bf16");
   static_assert(qstd::is_same_v<TY, TX> || qstd::is_same_v<TY, float>, "gemv: the output is the activation type or float");
-  check(M >= 1 && M <= gemv_traits::max_batch,
-        "gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(gemv_traits::max_batch));
+  check(M >= 1, "gemv: batch " + std::to_string(M) + " is not positive");
   check(x != nullptr && y != nullptr, "gemv: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv: the activations must be 16-byte aligned");
   check(w.blocks.data() != nullptr, "gemv: the weight tensor is empty (not uploaded)");
@@ -686,18 +686,24 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
   a.n_tiles = static_cast<int>(w.tiles_per_row());
   a.row_groups = static_cast<int>(w.row_groups());
   a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
-  a.m = M;
   a.block_vectors = w.block_vectors();
   a.asym = !w.spec.symmetric;
   const int gt = w.groups_per_tile();
-  switch (w.spec.bits) {
-    case 2: return detail::launch<2>(gt, a, x, y, stream);
-    case 3: return detail::launch<3>(gt, a, x, y, stream);
-    case 4: return detail::launch<4>(gt, a, x, y, stream);
-    case 5: return detail::launch<5>(gt, a, x, y, stream);
-    case 6: return detail::launch<6>(gt, a, x, y, stream);
-    case 8: return detail::launch<8>(gt, a, x, y, stream);
-    default: throw error("gemv: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
+  // Batches past max_batch run in chunks of max_batch rows, one launch each, every
+  // launch reading W again (from L2 when W fits it): a stand-in for a tiled GEMM.
+  for (int m0 = 0; m0 < M; m0 += gemv_traits::max_batch) {
+    a.m = std::min(gemv_traits::max_batch, M - m0);
+    const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;  // cols % 8 == 0: stays 16-byte aligned
+    TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
+    switch (w.spec.bits) {
+      case 2: detail::launch<2>(gt, a, xc, yc, stream); break;
+      case 3: detail::launch<3>(gt, a, xc, yc, stream); break;
+      case 4: detail::launch<4>(gt, a, xc, yc, stream); break;
+      case 5: detail::launch<5>(gt, a, xc, yc, stream); break;
+      case 6: detail::launch<6>(gt, a, xc, yc, stream); break;
+      case 8: detail::launch<8>(gt, a, xc, yc, stream); break;
+      default: throw error("gemv: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
+    }
   }
 }
 #endif  // __CUDACC__
