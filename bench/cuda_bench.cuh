@@ -184,19 +184,45 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
 }
 
 #ifdef QMR_HAVE_CUBLAS
+// The cuBLAS entry points of the f16 baseline: those of the library the program links
+// (linked_cublas: bench/cuda_gemv), or looked up in it at run time (the qmr tool, which
+// loads libcublas only for `bench --device cuda`: linked, its static initialization
+// costs every qmr command ~0.4 s).
+struct cublas_api {
+  cublasStatus_t (*create)(cublasHandle_t*) = nullptr;
+  cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*, const void*,
+                            cudaDataType, int, const void*, cudaDataType, int, const void*, void*, cudaDataType, int,
+                            cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  cublasStatus_t (*destroy)(cublasHandle_t) = nullptr;
+};
+
+inline cublas_api linked_cublas() {
+  cublas_api api;
+  api.create = &cublasCreate_v2;
+  api.set_stream = &cublasSetStream_v2;
+  api.gemm_ex = &cublasGemmEx;  // the C entry point (the overload of the member's type)
+  api.destroy = &cublasDestroy_v2;
+  return api;
+}
+
 // A cuBLAS handle bound to a stream.
 class cublas_handle {
  public:
-  explicit cublas_handle(cudaStream_t stream) {
-    QMR_CUBLAS_CHECK(cublasCreate(&h_));
-    QMR_CUBLAS_CHECK(cublasSetStream(h_, stream));
+  cublas_handle(const cublas_api& api, cudaStream_t stream) : api_(api) {
+    QMR_CUBLAS_CHECK(api_.create(&h_));
+    const cublasStatus_t status = api_.set_stream(h_, stream);
+    if (status != CUBLAS_STATUS_SUCCESS) static_cast<void>(api_.destroy(h_));
+    QMR_CUBLAS_CHECK(status);
   }
   cublas_handle(const cublas_handle&) = delete;
   cublas_handle& operator=(const cublas_handle&) = delete;
-  ~cublas_handle() { static_cast<void>(cublasDestroy(h_)); }
+  ~cublas_handle() { static_cast<void>(api_.destroy(h_)); }
   cublasHandle_t get() const { return h_; }
+  const cublas_api& api() const { return api_; }
 
  private:
+  cublas_api api_;
   cublasHandle_t h_ = nullptr;
 };
 
@@ -216,7 +242,7 @@ inline std::vector<gemv_timing> time_cublas_f16(const cublas_handle& handle, std
   for (const int m : batches) {
     const float alpha = 1.0f, beta = 0.0f;
     const double s = time_median(copies, runs, stream, [&](int i) {
-      QMR_CUBLAS_CHECK(cublasGemmEx(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), m,
+      QMR_CUBLAS_CHECK(handle.api().gemm_ex(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), m,
                                     static_cast<int>(cols), &alpha, w[static_cast<std::size_t>(i)].data(), CUDA_R_16F,
                                     static_cast<int>(cols), io.x.data(), CUDA_R_16F, static_cast<int>(cols), &beta,
                                     io.y.data(), CUDA_R_16F, static_cast<int>(rows), CUBLAS_COMPUTE_32F,

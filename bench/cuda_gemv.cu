@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     {
       const gpu::gemv_operands io(8, 16384, 16384, stream);
 #ifdef QMR_HAVE_CUBLAS
-      const gpu::cublas_handle handle(stream);
+      const gpu::cublas_handle handle(gpu::linked_cublas(), stream);
 #endif
       std::printf("\n| rows x cols | M | format | us | weight GB/s | of copy bw | cuBLAS f16 us | speedup |\n"
                   "|---|---|---|---|---|---|---|---|\n");

@@ -318,7 +318,7 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string& shape_text : qmr::bench::split(a.shape)) {
     const auto [n, k] = qmr::bench::parse_shape(shape_text);
-    bool cublas = cuda_have_cublas();  // once per shape: the baseline does not depend on the format
+    bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
     std::vector<double> cublas_s(batches.size(), 0.0);
     for (const std::string& f : qmr::bench::split(a.quant)) {
       const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas);
@@ -397,8 +397,9 @@ inline int run_cuda_bench(const bench_args& a) {
   const cuda_device_info dev = cuda_device();  // no GPU: an error before anything is written
   json_lines json(a.json);
   const double copy_bw = cuda_copy_bandwidth();
-  std::printf("device: %s, sm_%d, %d SMs; measured device copy bandwidth %.1f GB/s (read + write)%s\n\n", dev.name.c_str(),
-              dev.sm, dev.sm_count, copy_bw / 1e9, cuda_have_cublas() ? "" : "; built without cuBLAS (no f16 baseline)");
+  const std::string no_cublas = cuda_cublas_unavailable();
+  std::printf("device: %s, sm_%d, %d SMs; measured device copy bandwidth %.1f GB/s (read + write)%s%s\n\n", dev.name.c_str(),
+              dev.sm, dev.sm_count, copy_bw / 1e9, no_cublas.empty() ? "" : "; no cuBLAS f16 baseline: ", no_cublas.c_str());
   if (a.kernel == "decode") return run_cuda_decode_bench(a, dev, copy_bw, json);
   return run_cuda_gemv_bench(a, dev, copy_bw, json);
 }

@@ -2,9 +2,11 @@
 #include "cuda_backend.hpp"
 
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../bench/cuda_bench.cuh"
@@ -57,6 +59,39 @@ void check_runs_on_gpu(const qmr::model::model& m) {
                      " or qmr_quantization.json), which only the CPU session does; use --device cpu");
 }
 
+#ifdef QMR_HAVE_CUBLAS
+// libcublas of the toolkit qmr was built with, opened on first use (see gpu::cublas_api) and
+// kept open until exit: from the loader's path, else the default toolkit directory; `error`
+// says why not when it cannot be.
+struct loaded_cublas {
+  gpu::cublas_api api;
+  std::string error;
+};
+
+const loaded_cublas& cublas_library() {
+  static const loaded_cublas lib = [] {
+    loaded_cublas l;
+    const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) h = dlopen(("/usr/local/cuda/lib64/" + name).c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      l.error = "cannot open " + name + " (" + dlerror() + ")";
+      return l;
+    }
+    const auto find = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, symbol));
+      if (fn == nullptr && l.error.empty()) l.error = name + " has no " + symbol;
+    };
+    find(l.api.create, "cublasCreate_v2");
+    find(l.api.set_stream, "cublasSetStream_v2");
+    find(l.api.gemm_ex, "cublasGemmEx");
+    find(l.api.destroy, "cublasDestroy_v2");
+    return l;
+  }();
+  return lib;
+}
+#endif
+
 }  // namespace
 
 cuda_device_info cuda_device() {
@@ -76,11 +111,11 @@ std::unique_ptr<gpu_session> make_cuda_session(const qmr::model::model& m, int c
 
 int cuda_gemv_max_batch() { return qmr::cuda::gemv_traits::max_batch; }
 
-bool cuda_have_cublas() {
+std::string cuda_cublas_unavailable() {
 #ifdef QMR_HAVE_CUBLAS
-  return true;
+  return cublas_library().error;
 #else
-  return false;
+  return "qmr was built without cuBLAS";
 #endif
 }
 
@@ -109,8 +144,8 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
   std::vector<cuda_gemv_timing> out;
   for (const gpu::gemv_timing& t : q) out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0});
 #ifdef QMR_HAVE_CUBLAS
-  if (cublas) {
-    const gpu::cublas_handle handle(stream.s);
+  if (cublas && cublas_library().error.empty()) {
+    const gpu::cublas_handle handle(cublas_library().api, stream.s);
     const std::vector<gpu::gemv_timing> c = gpu::time_cublas_f16(handle, rows, cols, batches, runs, rotate_bytes, io, stream.s);
     for (std::size_t i = 0; i < out.size(); ++i) out[i].cublas_seconds = c[i].seconds;
   }

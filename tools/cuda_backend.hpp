@@ -75,13 +75,14 @@ cuda_device_info cuda_device();
 std::unique_ptr<gpu_session> make_cuda_session(const qmr::model::model& m, int capacity);
 // The most rows of X one GEMV launch takes (qmr::cuda::gemv_traits::max_batch).
 int cuda_gemv_max_batch();
-// Whether cuda_time_gemv can run the cuBLAS f16 baseline (qmr built with cuBLAS).
-bool cuda_have_cublas();
+// Why cuda_time_gemv cannot run the cuBLAS f16 baseline (built without cuBLAS, libcublas not
+// loadable); empty when it can.
+std::string cuda_cublas_unavailable();
 // Device-to-device copy bandwidth, bytes read plus bytes written per second.
 double cuda_copy_bandwidth();
 // qmr::cuda::gemv (f16 activations) of a random `format` matrix [rows, cols] per batch,
 // rotating through copies of at least rotate_bytes in all, median of `runs` timed calls;
-// with `cublas` (and cuBLAS built in) also cuBLAS f16 on the same shape.
+// with `cublas` (and cuda_cublas_unavailable() empty) also cuBLAS f16 on the same shape.
 std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int64_t rows, std::int64_t cols,
                                              std::span<const int> batches, int runs, double rotate_bytes, bool cublas);
 // Greedy decode of decode_tokens tokens after `prompt` on a fresh cuda_session of m.
@@ -93,7 +94,7 @@ cuda_decode_timing cuda_time_decode(const qmr::model::model& m, std::span<const 
 inline cuda_device_info cuda_device() { no_cuda(); }
 inline std::unique_ptr<gpu_session> make_cuda_session(const qmr::model::model&, int) { no_cuda(); }
 inline int cuda_gemv_max_batch() { no_cuda(); }
-inline bool cuda_have_cublas() { return false; }
+inline std::string cuda_cublas_unavailable() { return "qmr was built without CUDA"; }
 inline double cuda_copy_bandwidth() { no_cuda(); }
 inline std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string&, std::int64_t, std::int64_t, std::span<const int>,
                                                     int, double, bool) {
