@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cuda_bench.cuh"
 #include "qmr/core/half.hpp"
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/io/safetensors.hpp"
@@ -24,6 +25,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+namespace gpu = qmr::bench::gpu;
 
 struct options {
   std::string json_path;
@@ -76,30 +78,6 @@ options parse(int argc, char** argv) {
     }
   }
   return o;
-}
-
-// Device-to-device copy bandwidth (bytes read + written), median of 20 copies of 1 GiB.
-double copy_bandwidth() {
-  const std::size_t bytes = std::size_t{1} << 30;
-  qmr::cuda::device_buffer src(bytes), dst(bytes);
-  QMR_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
-  cudaEvent_t a, b;
-  QMR_CUDA_CHECK(cudaEventCreate(&a));
-  QMR_CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> s;
-  for (int i = 0; i < 21; ++i) {
-    QMR_CUDA_CHECK(cudaEventRecord(a));
-    QMR_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice));
-    QMR_CUDA_CHECK(cudaEventRecord(b));
-    QMR_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    if (i > 0) s.push_back(1e-3 * ms);  // the first is a warm-up
-  }
-  QMR_CUDA_CHECK(cudaEventDestroy(a));
-  QMR_CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(s.begin(), s.end());
-  return 2.0 * static_cast<double>(bytes) / s[s.size() / 2];
 }
 
 // A Qwen2.5-0.5B-shaped checkpoint (hidden 896, intermediate 4864, 14/2 heads,
@@ -194,7 +172,11 @@ int main(int argc, char** argv) {
     }
     cudaDeviceProp prop{};
     QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    const double bw = copy_bandwidth();
+    double bw = 0;
+    {
+      gpu::owned_stream stream;
+      bw = gpu::copy_bandwidth(stream.s);
+    }
     std::printf("device: %s, %d SMs; measured D2D copy bandwidth %.0f GB/s (read + write)\n", prop.name,
                 prop.multiProcessorCount, bw / 1e9);
     std::printf("greedy decode of %d tokens after a %d-token prompt; tok/s by wall clock, host round trip included\n\n",
@@ -228,26 +210,11 @@ int main(int argc, char** argv) {
           co.graphs = mode != "eager";
           co.pdl = mode == "graph";
           const auto tu = std::chrono::steady_clock::now();
-          qmr::model::cuda_session s(m, opt.prefill + std::max(opt.decode, 8) + 1, co);  // 8: the warm-up
+          qmr::model::cuda_session s(m, gpu::decode_capacity(prompt.size(), opt.decode), co);
           const double upload = seconds_since(tu);
-          // Warm-up (module load, graph capture), then the timed run from an empty cache.
-          std::int32_t next = s.forward_argmax(prompt);
-          for (int i = 0; i < 8; ++i) {
-            const std::int32_t one[] = {next};
-            next = s.forward_argmax(one);
-          }
-          s.reset();
-          const auto t0 = std::chrono::steady_clock::now();
-          next = s.forward_argmax(prompt);
-          const double prefill = seconds_since(t0);
-          const auto t1 = std::chrono::steady_clock::now();
-          for (int i = 0; i < opt.decode; ++i) {
-            const std::int32_t one[] = {next};
-            next = s.forward_argmax(one);
-          }
-          const double decode = seconds_since(t1);
-          record r{name, format, mode, static_cast<double>(s.decode_bytes_per_token()), 0, opt.decode / decode,
-                   opt.prefill / prefill};
+          const gpu::decode_timing t = gpu::time_decode(s, prompt, opt.decode);
+          record r{name, format, mode, static_cast<double>(s.decode_bytes_per_token()), 0, opt.decode / t.decode_seconds,
+                   opt.prefill / t.prefill_seconds};
           r.bound = bw / r.bytes_per_token;
           records.push_back(r);
           std::printf("| %s | %s | %s | %.1f | %.0f | %.0f | %.1f%% | %.0f |\n", name.c_str(), format.c_str(),

@@ -1,7 +1,7 @@
 // `qmr bench`: the SIMD kernels' speed beside the machine's limits measured in the same run (read bandwidth, f32 FMA peak), as a table and as JSON Lines.
 //
 //   qmr bench --kernel gemv|gemm|decode --quant SPEC[,SPEC...] --shape NxK[,NxK...]
-//             [--batch B] [--threads T[,T...]] [--act f32|a8[,...]] [--json FILE]
+//             [--batch B[,B...]] [--threads T[,T...]] [--act f32|a8[,...]] [--json FILE] [--device cpu|cuda]
 //
 // gemv: batch rows of X (1-8) times an N×K matrix, rotating through copies totalling
 // --rotate-mb so that every call reads its weights from DRAM; the bound is the
@@ -16,6 +16,15 @@
 // bound_gbps (measured read bandwidth), fraction (of the bound: bandwidth for gemv and
 // decode, FMA peak for gemm), and for gemm gflops and peak_gflops, for decode
 // tokens_per_s, bound_tokens_per_s and bytes_per_token.
+//
+// --device cuda (gemv and decode): qmr::cuda::gemv with f16 activations on rotated
+// DRAM-resident weights (batch 1 to gemv_traits::max_batch), and greedy decode of a
+// model::cuda_session, timed as bench/cuda_gemv and bench/cuda_decode do (bench/cuda_bench.cuh,
+// --runs timed calls per GEMV measurement). The records keep the fields above, with act
+// "f16", isa "sm_XX", threads 0 (one host thread launches), bound_gbps the device's measured
+// copy bandwidth (read + write) and `device` its name; gemv records add copies and
+// cublas_seconds (cuBLAS f16 on the same shape and batch, where qmr was built with cuBLAS),
+// decode records prefill_tokens_per_s.
 #pragma once
 
 #include <chrono>
@@ -24,6 +33,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +42,7 @@
 #include "../bench/bandwidth.hpp"
 #include "../bench/fma_peak.hpp"
 #include "../bench/matmul_bench.hpp"
+#include "cuda_backend.hpp"
 #include "qmr/io/synthetic_checkpoint.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
 #include "qmr/model/forward.hpp"
@@ -41,7 +52,9 @@ namespace qmr_cli {
 
 struct bench_args {
   std::string kernel = "gemv", quant = "w4g128", shape = "4096x4096", act = "f32", threads = "1", json;
-  std::int64_t batch = 0;  // 0: 1 for gemv, 64 for gemm
+  std::string batch;       // comma-separated; empty: 1 for gemv, 64 for gemm
+  std::string device = "cpu";
+  int runs = 100;          // cuda: timed calls per GEMV measurement (as bench/cuda_gemv)
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
@@ -54,7 +67,8 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--quant", a.quant, "weight formats, comma-separated: qmr specs (w4g128, w3g64s, ...) or bf16")
       ->capture_default_str();
   cmd->add_option("--shape", a.shape, "matrix shapes NxK (output rows x input columns), comma-separated")->capture_default_str();
-  cmd->add_option("--batch", a.batch, "rows of X (gemv: 1-8, default 1; gemm: default 64)")->capture_default_str();
+  cmd->add_option("--batch", a.batch, "rows of X, comma-separated (gemv: 1-8, on cuda up to the GPU GEMV's limit, default 1; "
+                  "gemm: default 64)");
   cmd->add_option("--threads", a.threads, "thread counts, comma-separated")->capture_default_str();
   cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), or f32,a8")
       ->capture_default_str();
@@ -66,6 +80,10 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
       ->capture_default_str();
   cmd->add_option("--layers", a.layers, "decode: transformer layers of the random model")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--tokens", a.decode, "decode: tokens decoded per measurement")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--device", a.device, "cpu (the SIMD kernels) or cuda (the GPU GEMV and forward pass; gemv and decode)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--runs", a.runs, "cuda gemv: timed calls per measurement (median)")->capture_default_str()->check(CLI::PositiveNumber);
   return cmd;
 }
 
@@ -105,6 +123,27 @@ inline std::vector<unsigned> parse_threads(const std::string& text) {
   return out;
 }
 
+// --batch: positive counts; empty gives `fallback`.
+inline std::vector<std::int64_t> parse_batches(const std::string& text, std::int64_t fallback) {
+  if (text.empty()) return {fallback};
+  std::vector<std::int64_t> out;
+  for (const std::string& t : qmr::bench::split(text)) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != t.size() || v < 1 || v > 65536) throw qmr::error("--batch '" + t + "': expected a positive count");
+    out.push_back(v);
+  }
+  if (out.empty()) throw qmr::error("--batch: no batch size given");
+  return out;
+}
+
+inline std::int64_t default_batch(const bench_args& a) { return a.kernel == "gemm" ? 64 : 1; }
+
 // Appends records to the --json file (if any) as they are measured.
 class json_lines {
  public:
@@ -127,8 +166,7 @@ class json_lines {
 
 inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const bool gemm = a.kernel == "gemm";
-  const std::int64_t batch = a.batch > 0 ? a.batch : gemm ? 64 : 1;
-  if (!gemm && batch > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");
+  const std::vector<std::int64_t> batches = parse_batches(a.batch, default_batch(a));
   const std::vector<bool> acts = parse_acts(a.act);
   std::mt19937_64 rng(1);
   if (gemm) {
@@ -146,39 +184,41 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
         throw qmr::error("format '" + f + "': the dense benchmark format is bf16");
       const std::uint64_t rotate = gemm ? 0 : static_cast<std::uint64_t>(a.rotate_mb) << 20;
       const std::vector<qmr::bench::matrix_copy> copies = qmr::bench::make_copies(spec, n, k, rotate, rng);
-      std::vector<float> x(static_cast<std::size_t>(batch * k)), y(static_cast<std::size_t>(batch * n));  // [B, K], [B, N]
-      for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
-      for (const bool a8 : acts) {
-        if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
-        for (bench_limits& l : limits) {
-          qmr::thread_pool pool(l.threads);
-          if (gemm && l.peak_flops == 0)
-            l.peak_flops = xsimd::dispatch<qmr::simd::dispatch_archs>(qmr::bench::fma_peak_fn{})(pool, 0.2);
-          const double s = qmr::bench::time_calls(copies.size(), a.seconds, [&](std::size_t i) {
-            copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8);
-          });
-          const double gbps = static_cast<double>(copies[0].bytes()) / s / 1e9;
-          const double bound = l.read_bytes_per_s / 1e9;
-          const double gflops = 2.0 * static_cast<double>(batch) * static_cast<double>(n) * static_cast<double>(k) / s / 1e9;
-          nlohmann::json r = {{"kernel", a.kernel}, {"quant", f}, {"act", a8 ? "a8" : "f32"},
-                              {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
-                              {"m", n}, {"k", k}, {"batch", batch}, {"threads", l.threads}, {"seconds", s},
-                              {"gbps", gbps}, {"bound_gbps", bound}};
-          if (gemm) {
-            r["gflops"] = gflops;
-            r["peak_gflops"] = l.peak_flops / 1e9;
-            r["fraction"] = gflops / (l.peak_flops / 1e9);
-            std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f |\n", f.c_str(),
-                        a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, s * 1e3, gflops,
-                        l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps);
-          } else {
-            r["fraction"] = gbps / bound;
-            std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% |\n", f.c_str(),
-                        a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, copies.size(),
-                        s * 1e3, gbps, bound, 100.0 * gbps / bound);
+      for (const std::int64_t batch : batches) {
+        std::vector<float> x(static_cast<std::size_t>(batch * k)), y(static_cast<std::size_t>(batch * n));  // [B, K], [B, N]
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
+        for (const bool a8 : acts) {
+          if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
+          for (bench_limits& l : limits) {
+            qmr::thread_pool pool(l.threads);
+            if (gemm && l.peak_flops == 0)
+              l.peak_flops = xsimd::dispatch<qmr::simd::dispatch_archs>(qmr::bench::fma_peak_fn{})(pool, 0.2);
+            const double s = qmr::bench::time_calls(copies.size(), a.seconds, [&](std::size_t i) {
+              copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8);
+            });
+            const double gbps = static_cast<double>(copies[0].bytes()) / s / 1e9;
+            const double bound = l.read_bytes_per_s / 1e9;
+            const double gflops = 2.0 * static_cast<double>(batch) * static_cast<double>(n) * static_cast<double>(k) / s / 1e9;
+            nlohmann::json r = {{"kernel", a.kernel}, {"quant", f}, {"act", a8 ? "a8" : "f32"},
+                                {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
+                                {"m", n}, {"k", k}, {"batch", batch}, {"threads", l.threads}, {"seconds", s},
+                                {"gbps", gbps}, {"bound_gbps", bound}};
+            if (gemm) {
+              r["gflops"] = gflops;
+              r["peak_gflops"] = l.peak_flops / 1e9;
+              r["fraction"] = gflops / (l.peak_flops / 1e9);
+              std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f |\n", f.c_str(),
+                          a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, s * 1e3, gflops,
+                          l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps);
+            } else {
+              r["fraction"] = gbps / bound;
+              std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% |\n", f.c_str(),
+                          a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, copies.size(),
+                          s * 1e3, gbps, bound, 100.0 * gbps / bound);
+            }
+            std::fflush(stdout);
+            json.write(r);
           }
-          std::fflush(stdout);
-          json.write(r);
         }
       }
     }
@@ -186,10 +226,10 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
   return 0;
 }
 
-// Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
-inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
-  const std::vector<bool> acts = parse_acts(a.act);
-  qmr::io::synthetic_config shape;  // Qwen2.5-0.5B: hidden 896, intermediate 4864, 14 / 2 heads, vocab 151936
+// The decode benchmarks' model: Qwen2.5-0.5B-shaped (hidden 896, intermediate 4864, 14 / 2
+// heads, vocab 151936) with --layers layers.
+inline qmr::io::synthetic_config decode_shape(const bench_args& a) {
+  qmr::io::synthetic_config shape;
   shape.hidden = 896;
   shape.intermediate = 4864;
   shape.layers = a.layers;
@@ -198,30 +238,41 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
   shape.vocab = 151936;
   shape.qkv_bias = true;
   shape.tie_embeddings = true;
+  return shape;
+}
+
+// The random checkpoint of the decode benchmarks in format f (bf16 or a qmr spec) under --work:
+// written (bf16) and quantized on first use, reused after.
+inline std::filesystem::path decode_model_dir(const bench_args& a, const std::string& f, unsigned threads) {
   const std::filesystem::path base = std::filesystem::path(a.work) / ("bf16-l" + std::to_string(a.layers));
   if (!std::filesystem::exists(base / "config.json")) {
     std::fprintf(stderr, "writing the random bf16 checkpoint to %s ...\n", base.c_str());
-    qmr::io::write_synthetic_checkpoint(base, shape);
+    qmr::io::write_synthetic_checkpoint(base, decode_shape(a));
   }
+  if (f == "bf16") return base;
+  const auto spec = qmr::quant::parse_format(f);
+  const std::filesystem::path dir = std::filesystem::path(a.work) / (spec.str() + "-l" + std::to_string(a.layers));
+  if (!std::filesystem::exists(dir / "config.json")) {
+    std::fprintf(stderr, "quantizing to %s ...\n", f.c_str());
+    qmr::quant::checkpoint_options o;
+    o.spec = spec;
+    qmr::thread_pool pool(threads);
+    qmr::quant::quantize_checkpoint(base, dir, o, &pool);
+  }
+  return dir;
+}
+
+// Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
+inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
+  const std::vector<bool> acts = parse_acts(a.act);
+  const qmr::io::synthetic_config shape = decode_shape(a);
   std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt\n\n", a.layers,
               a.decode, a.prefill);
   std::printf("| kernel | quant | act | threads | weight MB/token | tok/s | bound tok/s | of bound | GB/s | read GB/s |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(7);
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    std::filesystem::path dir = base;
-    if (f != "bf16") {
-      const auto spec = qmr::quant::parse_format(f);
-      dir = std::filesystem::path(a.work) / (spec.str() + "-l" + std::to_string(a.layers));
-      if (!std::filesystem::exists(dir / "config.json")) {
-        std::fprintf(stderr, "quantizing to %s ...\n", f.c_str());
-        qmr::quant::checkpoint_options o;
-        o.spec = spec;
-        qmr::thread_pool pool(limits.back().threads);
-        qmr::quant::quantize_checkpoint(base, dir, o, &pool);
-      }
-    }
-    const auto m = qmr::model::model::load(dir);
+    const auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads));
     for (const bool a8 : acts) {
       if (a8 && f == "bf16") continue;
       for (const bench_limits& l : limits) {
@@ -257,16 +308,117 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
   return 0;
 }
 
+// --device cuda: the GPU GEMV per format, shape and batch, with cuBLAS f16 beside it.
+inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev, double copy_bw, json_lines& json) {
+  std::vector<int> batches;
+  for (const std::int64_t b : parse_batches(a.batch, 1)) batches.push_back(static_cast<int>(b));
+  const double rotate = static_cast<double>(static_cast<std::uint64_t>(a.rotate_mb) << 20);
+  const std::string isa = "sm_" + std::to_string(dev.sm);
+  std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | cuBLAS f16 us |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const std::string& shape_text : qmr::bench::split(a.shape)) {
+    const auto [n, k] = qmr::bench::parse_shape(shape_text);
+    bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
+    std::vector<double> cublas_s(batches.size(), 0.0);
+    for (const std::string& f : qmr::bench::split(a.quant)) {
+      const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas);
+      for (std::size_t i = 0; i < ts.size(); ++i) {
+        const cuda_gemv_timing& t = ts[i];
+        if (cublas) cublas_s[i] = t.cublas_seconds;
+        const double gbps = t.weight_bytes / t.seconds / 1e9, bound = copy_bw / 1e9;
+        nlohmann::json r = {{"kernel", "gemv"}, {"quant", f}, {"act", "f16"}, {"isa", isa}, {"device", dev.name},
+                            {"m", n}, {"k", k}, {"batch", t.batch}, {"threads", 0}, {"seconds", t.seconds},
+                            {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", gbps / bound}, {"copies", t.copies}};
+        char cublas_us[32] = "-";
+        if (cublas_s[i] > 0) {
+          r["cublas_seconds"] = cublas_s[i];
+          std::snprintf(cublas_us, sizeof cublas_us, "%.2f", cublas_s[i] * 1e6);
+        }
+        std::printf("| gemv | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %s |\n", f.c_str(),
+                    shape_text.c_str(), t.batch, isa.c_str(), t.copies, t.seconds * 1e6, gbps, bound, 100.0 * gbps / bound,
+                    cublas_us);
+        std::fflush(stdout);
+        json.write(r);
+      }
+      cublas = false;
+    }
+  }
+  return 0;
+}
+
+// --device cuda: greedy decode tokens/s of the decode benchmarks' model on a model::cuda_session.
+inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& dev, double copy_bw, json_lines& json) {
+  const qmr::io::synthetic_config shape = decode_shape(a);
+  const std::string isa = "sm_" + std::to_string(dev.sm);
+  std::printf("Qwen2.5-0.5B-shaped random model (%d layers) on %s, greedy: %d tokens decoded after a %d-token prompt\n\n",
+              a.layers, dev.name.c_str(), a.decode, a.prefill);
+  std::printf("| kernel | quant | act | device | weight MB/token | tok/s | bound tok/s | of bound | GB/s | copy GB/s | prefill tok/s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());  // only to write the checkpoints
+  for (const std::string& f : qmr::bench::split(a.quant)) {
+    const auto m = qmr::model::model::load(decode_model_dir(a, f, threads));
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(a.prefill));
+    for (std::size_t i = 0; i < prompt.size(); ++i)  // spread over the vocabulary, as bench/cuda_decode
+      prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % static_cast<std::size_t>(m.config().vocab));
+    const cuda_decode_timing t = cuda_time_decode(m, prompt, a.decode);
+    const double per_token = t.decode_seconds / a.decode;
+    const double bytes = static_cast<double>(t.bytes_per_token);
+    const double tps = 1.0 / per_token, bound_tps = copy_bw / bytes;
+    const double gbps = bytes * tps / 1e9, bound = copy_bw / 1e9;
+    const double prefill_tps = a.prefill / t.prefill_seconds;
+    std::printf("| decode | %s | f16 | %s | %.1f | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.1f |\n", f.c_str(), isa.c_str(),
+                bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound, prefill_tps);
+    std::fflush(stdout);
+    json.write({{"kernel", "decode"}, {"quant", f}, {"act", "f16"}, {"isa", isa}, {"device", dev.name},
+                {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", 0},
+                {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
+                {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
+                {"prefill_tokens_per_s", prefill_tps}, {"layers", a.layers}});
+  }
+  return 0;
+}
+
+inline int run_cuda_bench(const bench_args& a) {
+  if (a.kernel == "gemm") throw qmr::error("--device cuda: --kernel gemm has no GPU benchmark (gemv or decode)");
+  if (a.act != "f32" && a.act != "f16")
+    throw qmr::error("--act '" + a.act + "': the GPU kernels take f16 activations (--device cuda with --act f16)");
+  if (a.kernel == "gemv") {
+    for (const std::int64_t b : parse_batches(a.batch, 1))
+      if (b > cuda_gemv_max_batch())
+        throw qmr::error("--batch " + std::to_string(b) + ": the GPU GEMV takes 1-" + std::to_string(cuda_gemv_max_batch()) +
+                         " rows of X");
+    for (const std::string& f : qmr::bench::split(a.quant)) {
+      const qmr::quant::format_spec spec = qmr::quant::parse_format(f);
+      if (!spec.is_quantized())
+        throw qmr::error("format '" + f + "': the GPU GEMV benchmark takes quantized formats (cuBLAS f16 is its dense "
+                         "baseline, reported as cublas_seconds)");
+    }
+  }
+  const cuda_device_info dev = cuda_device();  // no GPU: an error before anything is written
+  json_lines json(a.json);
+  const double copy_bw = cuda_copy_bandwidth();
+  const std::string no_cublas = cuda_cublas_unavailable();
+  std::printf("device: %s, sm_%d, %d SMs; measured device copy bandwidth %.1f GB/s (read + write)%s%s\n\n", dev.name.c_str(),
+              dev.sm, dev.sm_count, copy_bw / 1e9, no_cublas.empty() ? "" : "; no cuBLAS f16 baseline: ", no_cublas.c_str());
+  if (a.kernel == "decode") return run_cuda_decode_bench(a, dev, copy_bw, json);
+  return run_cuda_gemv_bench(a, dev, copy_bw, json);
+}
+
 }  // namespace detail
 
 inline int run_bench(const bench_args& a) {
   // Arguments first: a typo should not cost a bandwidth measurement.
-  detail::parse_acts(a.act);
   for (const std::string& f : qmr::bench::split(a.quant)) (void)qmr::quant::parse_format(f);
   if (a.kernel != "decode") {
     for (const std::string& s : qmr::bench::split(a.shape)) (void)qmr::bench::parse_shape(s);
-    if (a.kernel == "gemv" && a.batch > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");
+    (void)detail::parse_batches(a.batch, detail::default_batch(a));
   }
+  if (a.device == "cuda") return detail::run_cuda_bench(a);  // checks its own arguments, then the device
+  require_device(a.device);
+  detail::parse_acts(a.act);
+  if (a.kernel == "gemv")
+    for (const std::int64_t b : detail::parse_batches(a.batch, 1))
+      if (b > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");
   detail::json_lines json(a.json);
   std::vector<detail::bench_limits> limits;
   std::printf("f32 kernels: %s; a8 kernels: %s\n\n", qmr::bench::dispatched_isa(), qmr::simd::a8_dispatched_isa());

@@ -9,6 +9,9 @@
 // threads), and items (one record per problem: id, prompt, output, extracted, gold, correct,
 // error_kind, error_detail, tokens, seconds, ...). Perplexity and ARC runs carry their own metrics.
 // FILE.csv holds one summary row per precision; FILE.items.jsonl is the journal.
+// --device cuda runs every forward pass on the GPU (model/cuda_forward.cuh, one session, items
+// in turn; run objects then carry "device": "cuda"); activation quantization (+a8/+a4) stays
+// CPU-only and is rejected there.
 #pragma once
 
 #include <sys/resource.h>
@@ -18,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -32,6 +36,7 @@
 #include "qmr/eval/loglikelihood.hpp"
 #include "qmr/eval/multiple_choice.hpp"
 #include "cmd_quantize.hpp"
+#include "cuda_backend.hpp"
 #include "qmr/eval/synth.hpp"
 #include "qmr/eval/taxonomy.hpp"
 #include "qmr/io/text_file.hpp"
@@ -60,6 +65,11 @@ struct eval_args {
   unsigned threads = 1;
   bool quiet = false, chat = false;
   calib_args calib;  // for gptq:/awq:/sq: items of --quant
+  std::string device = "cpu";
+
+  bool on_gpu() const { return device == "cuda"; }
+  // Items evaluated at once: one per thread on the CPU, one GPU session.
+  unsigned item_threads() const { return on_gpu() ? 1u : std::max(1u, threads); }
 };
 
 inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
@@ -96,7 +106,10 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")->capture_default_str();
   cmd->add_option("--window", a.window, "perplexity: tokens predicted per window")->capture_default_str();
   cmd->add_option("--out", a.out, "results JSON; FILE.csv and the journal FILE.items.jsonl go beside it");
-  cmd->add_option("--threads", a.threads, "items evaluated in parallel")->capture_default_str();
+  cmd->add_option("--threads", a.threads, "items evaluated in parallel (cpu; also the calibration threads)")->capture_default_str();
+  cmd->add_option("--device", a.device, "cpu, or cuda: forward passes on the GPU (model/cuda_forward.cuh), one item at a time")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "no progress bar");
   return cmd;
 }
@@ -139,6 +152,18 @@ inline qmr::model::model load_in(const eval_args& a, const std::string& spec) {
                    sum / n, n, sum_rtn / n, report.seconds);
   }
   return m;
+}
+
+// Calls f(session) with a session of `capacity` positions on --device: a model::session or a
+// gpu_session (cuda_backend.hpp), which has the same methods; f is generic over the two.
+template <class F>
+auto with_session(const eval_args& a, const qmr::model::model& m, int capacity, F&& f) {
+  if (a.on_gpu()) {
+    const std::unique_ptr<gpu_session> s = make_cuda_session(m, capacity);
+    return f(*s);
+  }
+  qmr::model::session s(m, capacity);
+  return f(s);
 }
 
 // A progress bar on stderr (a line every 10% when stderr is not a terminal).
@@ -318,7 +343,7 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
 
   qmr::eval::gen_options o;
   o.max_tokens = a.max_tokens;
-  o.threads = a.threads;
+  o.threads = a.item_threads();
   o.stop_strings = t.stop_strings;
   if (a.chat) {
     const auto im_end = tok.token_to_id("<|im_end|>");
@@ -328,8 +353,10 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   o.on_record = [&](const qmr::eval::gen_record& rec) { jr.append(spec, qmr::eval::to_json(rec)); };
   progress_bar bar{a.task + " " + spec, a.quiet};
   const std::size_t already = t.items.size() - todo.size();
-  auto r = qmr::eval::run_generative(m, tok, todo, o,
-                                     [&](std::size_t k, std::size_t) { bar(already + k, t.items.size()); });
+  const auto progress = [&](std::size_t k, std::size_t) { bar(already + k, t.items.size()); };
+  auto r = a.on_gpu() ? qmr::eval::run_generative_on(
+                            m, tok, todo, o, [&m](int capacity) { return make_cuda_session(m, capacity); }, progress)
+                      : qmr::eval::run_generative(m, tok, todo, o, progress);
   // Records in item order, fresh and journaled alike.
   std::map<std::string, qmr::eval::gen_record> fresh;
   for (auto& rec : r.records) fresh.emplace(rec.id, std::move(rec));
@@ -346,7 +373,8 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   s.json = qmr::eval::to_json(r, a.task);
   s.json["weights"] = spec;
   s.json["model"] = a.dir;
-  s.json["efficiency"] = efficiency_json(m, r, seconds, a.threads);
+  s.json["device"] = a.device;
+  s.json["efficiency"] = efficiency_json(m, r, seconds, a.item_threads());
   if (a.task == "synthetic") {
     s.json["seed"] = a.seed;
     s.json["synth_version"] = qmr::eval::synth_version;
@@ -389,14 +417,17 @@ inline run_summary run_arc_spec(const eval_args& a, const std::string& spec) {
   std::atomic<std::size_t> next{0}, finished{0};
   std::mutex mutex;
   progress_bar bar{"arc " + spec, a.quiet};
-  qmr::thread_pool pool(std::max(1u, a.threads));
-  pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
-    qmr::model::session sess(m, static_cast<int>(longest));
+  // Each worker (one on the GPU) claims items one at a time with its own session.
+  const auto score_items = [&](auto& sess) {
     for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
       results[i] = qmr::eval::score_choices(sess, tok, items[i]);
       std::lock_guard<std::mutex> lock(mutex);
       bar(++finished, items.size());
     }
+  };
+  qmr::thread_pool pool(a.item_threads());
+  pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
+    with_session(a, m, static_cast<int>(longest), score_items);
   });
   qmr::eval::group_stats acc, acc_norm;
   nlohmann::json records = nlohmann::json::array();
@@ -419,6 +450,7 @@ inline run_summary run_arc_spec(const eval_args& a, const std::string& spec) {
   s.n = acc.n;
   s.json = {{"task", "arc"},
             {"weights", spec},
+            {"device", a.device},
             {"model", a.dir},
             {"n", acc.n},
             {"accuracy", acc.accuracy()},
@@ -442,14 +474,16 @@ inline run_summary run_perplexity_spec(const eval_args& a, const std::string& sp
   const std::string text = qmr::io::read_text_file(a.data);
   const auto stops = qmr::model::default_stop_tokens(m);
   if (stops.empty()) throw qmr::error("the model names no end-of-text token to start the first window with");
-  qmr::model::session sess(m, a.window + 1);
-  const auto r = qmr::eval::score_rolling(sess, tok, text, stops.front(), a.window);
+  const auto r = with_session(a, m, a.window + 1, [&](auto& sess) {
+    return qmr::eval::score_rolling(sess, tok, text, stops.front(), a.window);
+  });
   run_summary s;
   s.weights = spec;
   s.n = static_cast<std::size_t>(r.tokens);
   s.accuracy = r.token_perplexity();
   s.json = {{"task", "perplexity"},
             {"weights", spec},
+            {"device", a.device},
             {"model", a.dir},
             {"data", a.data},
             {"window", a.window},
@@ -482,9 +516,8 @@ inline run_summary run_lambada_spec(const eval_args& a, const std::string& spec)
   const std::int32_t prefix = cfg.bos_token_id ? *cfg.bos_token_id : stops.front();
   // Passages longer than this are cut on the left, as lm-eval truncates to the model's length.
   const int capacity = cfg.max_positions > 0 ? std::min(cfg.max_positions, 4096) : 2048;
-  qmr::model::session sess(m, capacity);
   progress_bar bar{"lambada " + spec, a.quiet};
-  const auto r = qmr::eval::run_lambada(sess, tok, items, prefix, bar);
+  const auto r = with_session(a, m, capacity, [&](auto& sess) { return qmr::eval::run_lambada(sess, tok, items, prefix, bar); });
   run_summary s;
   s.weights = spec;
   s.n = r.n;
@@ -492,6 +525,7 @@ inline run_summary run_lambada_spec(const eval_args& a, const std::string& spec)
   s.json = qmr::eval::to_json(r);
   s.json["weights"] = spec;
   s.json["model"] = a.dir;
+  s.json["device"] = a.device;
   s.json["model_bytes"] = m.weight_bytes();
   s.json["peak_rss_mb"] = peak_rss_mb();
   s.json["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -598,6 +632,12 @@ inline int run_eval(const eval_args& a) {
   if (!tasks.count(a.task))
     throw qmr::error("--task '" + a.task + "' is not one of synthetic, gsm8k, svamp, arc, lambada, perplexity");
   const auto specs = parse_quant_list(a.quant);
+  if (a.on_gpu())
+    for (const auto& spec : specs)
+      if (parse_recipe(spec).act_bits != 0)
+        throw qmr::error("--quant '" + spec + "': activation quantization (+a8/+a4) runs only on the CPU session; "
+                         "--device cuda runs f16 activations (use --device cpu)");
+  require_device(a.device);  // before any model is loaded or calibrated
   const bool generative = a.task == "synthetic" || a.task == "gsm8k" || a.task == "svamp";
   generative_task gt;
   if (generative) gt = make_generative_task(a);
@@ -612,6 +652,8 @@ inline int run_eval(const eval_args& a) {
   nlohmann::json key = run_key;
   for (const auto& spec : specs)
     if (parse_recipe(spec).needs_calibration()) key["calib"] = a.calib.json();
+  // The GPU's f16 activations can change answers; CPU journals keep their old key.
+  if (a.on_gpu()) key["device"] = a.device;
   journal jr;
   if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", key.dump());
 
@@ -628,6 +670,7 @@ inline int run_eval(const eval_args& a) {
   }
 
   std::printf("task %s, model %s, threads %u", a.task.c_str(), a.dir.c_str(), a.threads);
+  if (a.on_gpu()) std::printf(", device cuda");
   if (a.task == "synthetic")
     std::printf(", %zu problems from seed %llu (synth v%d)", gt.items.size(), static_cast<unsigned long long>(a.seed),
                 qmr::eval::synth_version);

@@ -14,6 +14,7 @@
 #include "cmd_bench.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_quantize.hpp"
+#include "cuda_backend.hpp"
 #include "qmr/eval/synth.hpp"
 #include "qmr/io/inspect.hpp"
 #include "qmr/model/generate.hpp"
@@ -189,6 +190,7 @@ struct generate_args {
   qmr::model::sampling_options sampling;
   std::vector<std::string> stop;
   unsigned threads = 1;
+  std::string device = "cpu";
 };
 
 // Token ids generation should stop at: the config's eos, generation_config.json's, and <|im_end|> in chat mode.
@@ -213,6 +215,7 @@ std::vector<std::int32_t> stop_tokens(const qmr::model::model& m, const qmr::tex
 }
 
 int run_generate(const generate_args& a) {
+  qmr_cli::require_device(a.device);
   const auto m = qmr::model::model::load(a.dir);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   std::string prompt = a.prompt;
@@ -228,8 +231,6 @@ int run_generate(const generate_args& a) {
   o.max_tokens = a.max_tokens;
   o.stop_tokens = stop_tokens(m, tok, a.chat);
   const int capacity = static_cast<int>(ids.size()) + a.max_tokens;
-  qmr::thread_pool pool(a.threads);
-  qmr::model::session s(m, capacity, &pool);
   // Stream the text as it completes, exactly as decode() of the whole output reads: decode
   // everything so far and print what is new, holding back a trailing U+FFFD, which may be
   // the first bytes of a character whose other bytes come with the next token.
@@ -251,8 +252,16 @@ int run_generate(const generate_args& a) {
     flush(false);
     return true;
   };
-  const auto g = qmr::model::generate(s, ids, o, on_token, a.stop,
-                                      [&](std::span<const std::int32_t> t) { return tok.decode(t); });
+  const auto detokenize = [&](std::span<const std::int32_t> t) { return tok.decode(t); };
+  qmr::model::generation g;
+  if (a.device == "cuda") {
+    const auto s = qmr_cli::make_cuda_session(m, capacity);
+    g = generate(*s, ids, o, on_token, a.stop, detokenize);
+  } else {
+    qmr::thread_pool pool(a.threads);
+    qmr::model::session s(m, capacity, &pool);
+    g = qmr::model::generate(s, ids, o, on_token, a.stop, detokenize);
+  }
   flush(true);
   std::printf("\n");
   if (!a.quiet) {
@@ -371,7 +380,10 @@ int main(int argc, char** argv) {
   generate->add_option("--top-p", g.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   generate->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str();
   generate->add_option("--stop", g.stop, "stop when the output contains this (repeatable)");
-  generate->add_option("--threads", g.threads, "worker threads")->capture_default_str();
+  generate->add_option("--threads", g.threads, "worker threads (cpu)")->capture_default_str();
+  generate->add_option("--device", g.device, "cpu, or cuda: the GPU forward pass (model/cuda_forward.cuh)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   generate->add_flag("--quiet", g.quiet, "no speed line on stderr");
 
   std::size_t s_n = 0;

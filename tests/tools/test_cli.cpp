@@ -300,6 +300,46 @@ TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   REQUIRE(data.output.find("--data") != std::string::npos);
 }
 
+TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device takes only cpu or cuda", "[cli][device]") {
+  // Without nvcc at configure time, or without a GPU (or driver) at run time, each command must
+  // end in an error that says which, with exit status 1 (not a crash); with both, it runs.
+  const std::string model = models_dir();
+  const std::vector<std::string> gpu_commands = {
+      "generate --model " + model + " --prompt 'Question: 1+1?' --max-tokens 2 --quiet --device cuda",
+      "eval --model " + model + " --n 2 --max-tokens 8 --quiet --device cuda",
+      "bench --device cuda --kernel gemv --quant w4g128 --shape 256x256 --batch 1,2 --runs 2 --rotate-mb 1"};
+  for (const std::string& cmd : gpu_commands) {
+    const result r = run(cmd);
+    INFO(cmd << "\n" << r.output);
+    if (r.status == 0) continue;  // a CUDA build on a GPU machine
+    REQUIRE(r.status == 1);
+    const bool no_cuda = r.output.find("--device cuda: this qmr was built without CUDA (nvcc not found at configure time)") !=
+                         std::string::npos;
+    const bool no_gpu = r.output.find("--device cuda: no usable CUDA device") != std::string::npos ||
+                        r.output.find("--device cuda: no CUDA device found") != std::string::npos;
+    REQUIRE((no_cuda || no_gpu));
+  }
+  // Activation quantization is CPU-only: rejected before any device or model is touched.
+  const result a8 = run("eval --model " + model + " --n 2 --quant w8g128+a8 --device cuda");
+  INFO(a8.output);
+  REQUIRE(a8.status == 1);
+  REQUIRE(a8.output.find("'w8g128+a8': activation quantization (+a8/+a4) runs only on the CPU") != std::string::npos);
+  const result gemm = run("bench --device cuda --kernel gemm --shape 64x256");
+  REQUIRE(gemm.status == 1);
+  REQUIRE(gemm.output.find("--kernel gemm has no GPU benchmark") != std::string::npos);
+  const std::vector<std::string> bogus_commands = {"generate --model " + model + " --prompt hi --device bogus",
+                                                   "eval --model " + model + " --device bogus",
+                                                   "bench --device bogus --shape 64x256"};
+  for (const std::string& cmd : bogus_commands) {
+    const result r = run(cmd);
+    INFO(cmd << "\n" << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.status != -1);  // exited, not killed
+    REQUIRE(r.output.find("--device") != std::string::npos);
+    REQUIRE(r.output.find("bogus") != std::string::npos);
+  }
+}
+
 TEST_CASE("qmr eval runs GSM8K, ARC and LAMBADA files and perplexity on text", "[cli][eval]") {
   const char* data = std::getenv("QMR_TEST_DATA");
   REQUIRE(data != nullptr);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -82,8 +83,13 @@ inline void summarize(gen_results& r) {
   if (r.by_type.size() == 1 && r.by_type.begin()->first.empty()) r.by_type.clear();
 }
 
-inline gen_results run_generative(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
-                                  const gen_options& o, const progress_callback& progress = {}) {
+// Greedy answers to `items`, each worker thread (o.threads) with its own session from
+// make_session(capacity), which returns a std::unique_ptr to a model::session or to any
+// session type with reset(), length(), capacity() and a generate(session&, ...) overload that
+// argument-dependent lookup finds, as model::generate's (e.g. a GPU session, one thread).
+template <class MakeSession>
+gen_results run_generative_on(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
+                              const gen_options& o, MakeSession&& make_session, const progress_callback& progress = {}) {
   const auto start = std::chrono::steady_clock::now();
   gen_results r;
   r.records.resize(items.size());
@@ -105,13 +111,14 @@ inline gen_results run_generative(const model::model& m, const text::tokenizer& 
   // (answers differ in length, so a static split would leave a worker idle).
   std::atomic<std::size_t> next{0};
   pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
-    model::session s(m, longest + o.max_tokens + 1);
+    const auto s = make_session(longest + o.max_tokens + 1);
     for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
       const gen_item& item = items[i];
       const auto t0 = std::chrono::steady_clock::now();
-      s.reset();
-      const auto g = model::generate(s, prompts[i], sampling, {}, o.stop_strings,
-                                     [&](std::span<const std::int32_t> ids) { return tok.decode(ids, true); });
+      s->reset();
+      using model::generate;
+      const auto g = generate(*s, prompts[i], sampling, {}, o.stop_strings,
+                              [&](std::span<const std::int32_t> ids) { return tok.decode(ids, true); });
       std::vector<std::int32_t> out = g.tokens;
       if (g.reason == model::stop_reason::stop_token) out.pop_back();
       gen_record& rec = r.records[i];
@@ -141,6 +148,13 @@ inline gen_results run_generative(const model::model& m, const text::tokenizer& 
   summarize(r);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+// run_generative_on with one CPU model::session per worker thread.
+inline gen_results run_generative(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
+                                  const gen_options& o, const progress_callback& progress = {}) {
+  return run_generative_on(
+      m, tok, items, o, [&m](int capacity) { return std::make_unique<model::session>(m, capacity); }, progress);
 }
 
 inline nlohmann::json to_json(const gen_record& rec) {

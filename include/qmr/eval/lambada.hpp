@@ -96,8 +96,9 @@ inline std::pair<std::vector<std::int32_t>, std::vector<std::int32_t>> lambada_t
 using lambada_progress = std::function<void(std::size_t done, std::size_t total)>;
 
 // Scores every item with one session; `prefix_token` stands in for an empty context (lm-eval's
-// prefix_token_id: BOS, or EOS when the model has none).
-inline lambada_results run_lambada(model::session& s, const text::tokenizer& tok, std::span<const lambada_item> items,
+// prefix_token_id: BOS, or EOS when the model has none). Session as for score_continuation.
+template <class Session>
+lambada_results run_lambada(Session& s, const text::tokenizer& tok, std::span<const lambada_item> items,
                                    std::int32_t prefix_token, const lambada_progress& progress = {}) {
   const auto start = std::chrono::steady_clock::now();
   lambada_results r;

@@ -36,7 +36,10 @@ inline double log_softmax_at(const float* logits, std::int64_t vocab, std::int32
 }  // namespace detail
 
 // Scores `continuation` after `context` (token ids; both non-empty, as lm-eval requires).
-inline continuation_score score_continuation(model::session& s, std::span<const std::int32_t> context,
+// Session: model::session, or any session with its reset() and forward(tokens, all_logits)
+// (e.g. a GPU session).
+template <class Session>
+continuation_score score_continuation(Session& s, std::span<const std::int32_t> context,
                                              std::span<const std::int32_t> continuation) {
   check(!context.empty(), "loglikelihood needs a non-empty context");
   check(!continuation.empty(), "loglikelihood needs a non-empty continuation");
@@ -82,8 +85,10 @@ struct rolling_score {
 
 // lm-eval's loglikelihood_rolling: every token of `text` is predicted once, in disjoint windows
 // of max_length predictions; the first window starts from `prefix_token` (the end-of-text
-// token), each later window sees the max_length tokens before its first prediction.
-inline rolling_score score_rolling(model::session& s, const text::tokenizer& tok, std::string_view text,
+// token), each later window sees the max_length tokens before its first prediction. Session as
+// for score_continuation, with capacity() too.
+template <class Session>
+rolling_score score_rolling(Session& s, const text::tokenizer& tok, std::string_view text,
                                    std::int32_t prefix_token, int max_length) {
   check(max_length > 0 && max_length <= s.capacity(), "rolling window larger than the session");
   const std::vector<std::int32_t> ids = tok.encode(text);

@@ -56,7 +56,9 @@ struct choice_result {
 
 // lm-eval's ARC: context "Question: {q}\nAnswer:", continuation " {choice}"; acc takes the
 // largest log-likelihood, acc_norm the largest log-likelihood per character of the continuation.
-inline choice_result score_choices(model::session& s, const text::tokenizer& tok, const choice_item& item) {
+// Session as for score_continuation.
+template <class Session>
+choice_result score_choices(Session& s, const text::tokenizer& tok, const choice_item& item) {
   choice_result r;
   double best = -INFINITY, best_norm = -INFINITY;
   for (std::size_t i = 0; i < item.choices.size(); ++i) {

@@ -1,0 +1,296 @@
+// GPU measurement shared by bench/cuda_gemv.cu, bench/cuda_decode.cu and `qmr bench --device cuda` (tools/cuda_backend.cu): GPU time per call queued behind a hold kernel, the device's copy bandwidth, qmr::cuda::gemv and cuBLAS f16 on rotated DRAM-resident weights, and greedy decode of a cuda_session.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+#ifdef QMR_HAVE_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+#include "qmr/core/half.hpp"
+#include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/quant/qtensor.hpp"
+
+namespace qmr::bench::gpu {
+
+namespace qc = ::qmr::cuda;
+
+#ifdef QMR_HAVE_CUBLAS
+#define QMR_CUBLAS_CHECK(call)                                                                        \
+  do {                                                                                                \
+    const cublasStatus_t status_ = (call);                                                            \
+    if (status_ != CUBLAS_STATUS_SUCCESS)                                                             \
+      throw ::qmr::error(std::string(#call) + ": cuBLAS status " + std::to_string(static_cast<int>(status_)) + \
+                         " at " + __FILE__ + ":" + std::to_string(__LINE__));                         \
+  } while (0)
+#endif
+
+// A non-blocking stream, destroyed with its owner.
+struct owned_stream {
+  cudaStream_t s = nullptr;
+  owned_stream() { QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  owned_stream(const owned_stream&) = delete;
+  owned_stream& operator=(const owned_stream&) = delete;
+  ~owned_stream() { static_cast<void>(cudaStreamDestroy(s)); }
+};
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Holds the stream for `ns` nanoseconds of GPU time, so that the host can queue
+// the timed calls behind it: without it, each call's events also measure the
+// host's launch latency whenever a call is shorter than its launch (~13 us
+// floors on small shapes in the first H200 runs), not the GPU's time.
+// (Kernels here are templates so that several translation units may include them.)
+template <class Nanoseconds>
+__global__ void hold_stream(Nanoseconds ns) {
+  long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+// Seconds per call: CUDA events around each call, median over `runs` calls that
+// rotate through `copies` (after one untimed pass over all of them, so each timed
+// call reads a matrix last touched `copies` calls earlier: from DRAM once the
+// copies exceed L2). The timed calls are queued behind hold_stream and so run
+// back to back on the GPU, as in a decode step.
+template <class F>
+double time_median(int copies, int runs, cudaStream_t stream, F&& call) {
+  for (int i = 0; i < copies; ++i) call(i);
+  const int n = std::max(runs, 2);
+  std::vector<cudaEvent_t> events(static_cast<std::size_t>(2 * n));
+  for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
+  // 20 us of hold per call: longer than the host needs to queue a call and its events.
+  hold_stream<<<1, 1, 0, stream>>>(20000ll * n + 1000000ll);
+  QMR_CUDA_CHECK(cudaGetLastError());
+  for (int i = 0; i < n; ++i) {
+    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+    call(i % copies);
+    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
+  }
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<double> seconds(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    float ms = 0.0f;
+    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
+    seconds[static_cast<std::size_t>(i)] = 1e-3 * ms;
+  }
+  for (auto& e : events) QMR_CUDA_CHECK(cudaEventDestroy(e));
+  return median(seconds);
+}
+
+// Device-to-device copy bandwidth, counting bytes read plus bytes written: median
+// of 20 copies of 1 GiB (far above the 50-60 MB L2 of current parts).
+inline double copy_bandwidth(cudaStream_t stream) {
+  const std::size_t bytes = std::size_t{1} << 30;
+  qc::device_buffer src(bytes), dst(bytes);
+  QMR_CUDA_CHECK(cudaMemsetAsync(src.data(), 1, bytes, stream));
+  const double s = time_median(1, 20, stream, [&](int) {
+    QMR_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, stream));
+  });
+  return 2.0 * static_cast<double>(bytes) / s;
+}
+
+// Random f16 in [-1, 1) from a hash of the index.
+template <class T>
+__global__ void fill_random(T* p, std::size_t n, std::uint32_t seed) {
+  static_assert(qstd::is_same_v<T, f16>, "fill_random: f16 only");
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i].bits = __half_as_ushort(__float2half_rn(static_cast<float>(h >> 8) * (2.0f / 16777216.0f) - 1.0f));
+  }
+}
+
+inline void fill_f16(f16* p, std::size_t n, std::uint32_t seed, cudaStream_t stream) {
+  fill_random<<<1024, 256, 0, stream>>>(p, n, seed);
+  QMR_CUDA_CHECK(cudaGetLastError());
+}
+
+// Copies of a matrix of bytes_each to rotate through so that they total rotate_bytes (at least 2).
+inline int copies_for(double bytes_each, double rotate_bytes) {
+  return std::max(2, static_cast<int>(rotate_bytes / bytes_each + 0.999));
+}
+
+// A [rows, cols] matrix of `spec` with random codes, scales in [0.001, 0.011) and zeros,
+// from a generator seeded by the bit-width and the rows.
+inline quant::qtensor random_qtensor(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols) {
+  quant::qtensor q(spec, rows, cols);
+  std::uint64_t state = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(spec.bits) + static_cast<std::uint64_t>(rows);
+  const auto next = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint32_t>(state >> 32);
+  };
+  for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = static_cast<std::uint8_t>(next() >> 24);
+  for (std::size_t i = 0; i < q.scales().size(); ++i)
+    q.scales().data()[i] = to_f16(0.001f + static_cast<float>(next() >> 8) * (0.01f / 16777216.0f));
+  for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = static_cast<std::uint8_t>(next() >> 24);
+  return q;
+}
+
+// The activations and outputs of a GEMV timing: X f16 [batch, cols], Y f16 [batch, rows],
+// random X (seed 99, as the first cuda_gemv runs).
+struct gemv_operands {
+  qc::device_buffer x, y;
+  gemv_operands(int max_batch, std::int64_t max_cols, std::int64_t max_rows, cudaStream_t stream)
+      : x(static_cast<std::size_t>(max_batch * max_cols) * sizeof(f16)),
+        y(static_cast<std::size_t>(max_batch * std::max(max_rows, max_cols)) * sizeof(float)) {
+    fill_f16(x.as<f16>(), static_cast<std::size_t>(max_batch * max_cols), 99, stream);
+  }
+};
+
+struct gemv_timing {
+  int m = 0;                 // rows of X
+  double seconds = 0;        // median per call
+  double weight_bytes = 0;   // W's bytes a call reads
+  int copies = 0;
+  int threads_per_row = 0;   // qmr GEMV only
+};
+
+// qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
+// gemv_traits::max_batch the GEMV runs in chunks).
+inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
+                                              std::span<const int> batches, int runs, double rotate_bytes,
+                                              const gemv_operands& io, cudaStream_t stream) {
+  const quant::qtensor q = random_qtensor(spec, rows, cols);
+  std::vector<qc::device_qtensor> w;
+  w.push_back(qc::upload(q.view(), stream));
+  const double bytes = static_cast<double>(w[0].weight_bytes());
+  const int copies =
+      copies_for(static_cast<double>(w[0].device_bytes()), rotate_bytes);
+  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
+  std::vector<gemv_timing> out;
+  for (const int m : batches) {
+    const double s = time_median(copies, runs, stream, [&](int i) {
+      qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
+    });
+    out.push_back({m, s, bytes, copies, w[0].threads_per_row});
+  }
+  return out;
+}
+
+#ifdef QMR_HAVE_CUBLAS
+// The cuBLAS entry points of the f16 baseline: those of the library the program links
+// (linked_cublas: bench/cuda_gemv), or looked up in it at run time (the qmr tool, which
+// loads libcublas only for `bench --device cuda`: linked, its static initialization
+// costs every qmr command ~0.4 s).
+struct cublas_api {
+  cublasStatus_t (*create)(cublasHandle_t*) = nullptr;
+  cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*, const void*,
+                            cudaDataType, int, const void*, cudaDataType, int, const void*, void*, cudaDataType, int,
+                            cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  cublasStatus_t (*destroy)(cublasHandle_t) = nullptr;
+};
+
+inline cublas_api linked_cublas() {
+  cublas_api api;
+  api.create = &cublasCreate_v2;
+  api.set_stream = &cublasSetStream_v2;
+  api.gemm_ex = &cublasGemmEx;  // the C entry point (the overload of the member's type)
+  api.destroy = &cublasDestroy_v2;
+  return api;
+}
+
+// A cuBLAS handle bound to a stream.
+class cublas_handle {
+ public:
+  cublas_handle(const cublas_api& api, cudaStream_t stream) : api_(api) {
+    QMR_CUBLAS_CHECK(api_.create(&h_));
+    const cublasStatus_t status = api_.set_stream(h_, stream);
+    if (status != CUBLAS_STATUS_SUCCESS) static_cast<void>(api_.destroy(h_));
+    QMR_CUBLAS_CHECK(status);
+  }
+  cublas_handle(const cublas_handle&) = delete;
+  cublas_handle& operator=(const cublas_handle&) = delete;
+  ~cublas_handle() { static_cast<void>(api_.destroy(h_)); }
+  cublasHandle_t get() const { return h_; }
+  const cublas_api& api() const { return api_; }
+
+ private:
+  cublas_api api_;
+  cublasHandle_t h_ = nullptr;
+};
+
+// cuBLAS fp16 (cublasGemmEx, f32 compute): Y[M, rows] = X[M, cols] · Wᵀ, W row-major
+// [rows, cols] (column-major: cols x rows, transposed), for each batch M.
+inline std::vector<gemv_timing> time_cublas_f16(const cublas_handle& handle, std::int64_t rows, std::int64_t cols,
+                                                std::span<const int> batches, int runs, double rotate_bytes,
+                                                const gemv_operands& io, cudaStream_t stream) {
+  const double bytes = 2.0 * static_cast<double>(rows * cols);
+  const int copies = copies_for(bytes, rotate_bytes);
+  std::vector<qc::device_buffer> w;
+  for (int i = 0; i < copies; ++i) {
+    w.emplace_back(static_cast<std::size_t>(rows * cols) * sizeof(f16));
+    fill_f16(w.back().as<f16>(), static_cast<std::size_t>(rows * cols), 1000u + static_cast<unsigned>(i), stream);
+  }
+  std::vector<gemv_timing> out;
+  for (const int m : batches) {
+    const float alpha = 1.0f, beta = 0.0f;
+    const double s = time_median(copies, runs, stream, [&](int i) {
+      QMR_CUBLAS_CHECK(handle.api().gemm_ex(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), m,
+                                    static_cast<int>(cols), &alpha, w[static_cast<std::size_t>(i)].data(), CUDA_R_16F,
+                                    static_cast<int>(cols), io.x.data(), CUDA_R_16F, static_cast<int>(cols), &beta,
+                                    io.y.data(), CUDA_R_16F, static_cast<int>(rows), CUBLAS_COMPUTE_32F,
+                                    CUBLAS_GEMM_DEFAULT));
+    });
+    out.push_back({m, s, bytes, copies, 0});
+  }
+  return out;
+}
+#endif
+
+// Greedy decode: a warm-up (module load, graph capture) of the prompt and decode_warmup
+// tokens, then, from an empty cache, the timed prefill and `decode` tokens, each fed the
+// previous argmax; wall clock, the host's round trip per token included.
+inline constexpr int decode_warmup = 8;
+// The positions a session needs for time_decode.
+inline int decode_capacity(std::size_t prompt, int decode) {
+  return static_cast<int>(prompt) + std::max(decode, decode_warmup) + 1;
+}
+
+struct decode_timing {
+  double prefill_seconds = 0, decode_seconds = 0;
+};
+
+// Session: model::cuda_session (reset, forward_argmax) of decode_capacity positions.
+template <class Session>
+decode_timing time_decode(Session& s, std::span<const std::int32_t> prompt, int decode) {
+  const auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  std::int32_t next = s.forward_argmax(prompt);
+  for (int i = 0; i < decode_warmup; ++i) {
+    const std::int32_t one[] = {next};
+    next = s.forward_argmax(one);
+  }
+  s.reset();
+  decode_timing t;
+  const auto t0 = std::chrono::steady_clock::now();
+  next = s.forward_argmax(prompt);
+  t.prefill_seconds = since(t0);
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int i = 0; i < decode; ++i) {
+    const std::int32_t one[] = {next};
+    next = s.forward_argmax(one);
+  }
+  t.decode_seconds = since(t1);
+  return t;
+}
+
+}  // namespace qmr::bench::gpu
