@@ -184,9 +184,13 @@ int main() {
     // QMR_GEMV_TEST_QUICK=1 (for compute-sanitizer runs): two bit-widths, two group sizes, two
     // launch shapes, batches 1 and 19 (one n-block; two launches of two n-blocks and one).
     const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
-    const std::vector<int> bit_widths = quick ? std::vector<int>{3, 4} : std::vector<int>{2, 3, 4, 5, 6, 8};
-    const std::vector<int> groups = quick ? std::vector<int>{32, quant::per_channel}
-                                          : std::vector<int>{32, 64, 128, 256, quant::per_channel};
+    // QMR_GEMV_TEST_QUICK=2 (racecheck, the slowest tool): one format family, w4g32.
+    const bool quickest = quick && std::string(std::getenv("QMR_GEMV_TEST_QUICK")) == "2";
+    const std::vector<int> bit_widths =
+        quickest ? std::vector<int>{4} : quick ? std::vector<int>{3, 4} : std::vector<int>{2, 3, 4, 5, 6, 8};
+    const std::vector<int> groups = quickest ? std::vector<int>{32}
+                                    : quick  ? std::vector<int>{32, quant::per_channel}
+                                             : std::vector<int>{32, 64, 128, 256, quant::per_channel};
     for (int bits : bit_widths)
       for (int group : groups)
         for (bool symmetric : {true, false}) {

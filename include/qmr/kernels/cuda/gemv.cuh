@@ -95,9 +95,11 @@ struct gemv_traits {
   static constexpr int max_batch = 16;    // two n-blocks
   static constexpr int min_threads_per_row = 8;
   static constexpr int max_threads_per_row = block_threads;
-  // Shared memory a warp's ring may take: 8 warps x 13.5 KB x 2 blocks = 216 KB,
-  // inside the 227 KB an sm_90 SM gives two blocks (sm_80/87 fit one block).
-  static constexpr int ring_bytes_per_warp = 13824;
+  // Shared memory a warp's ring may take: 8 warps x 11 KB = 88 KB per block, which
+  // leaves 24 KB of the 112 KB that two blocks of an sm_90 SM may each take for the
+  // activations (x_smem_budget; sm_80/87 fit one block).
+  static constexpr int ring_bytes_per_warp = 11264;
+  static constexpr int block_smem_bytes = 112 * 1024;
   static_assert(tile_cols % sub_cols == 0 && sub_cols % kstep_cols == 0);
   // 32-bit words a lane holds per tile: 32 x 128 codes over 32 lanes = 128 codes.
   static constexpr int lane_words(int bits) { return 4 * bits; }
@@ -123,10 +125,16 @@ QMR_HOST_DEVICE constexpr int gemv_stages(int bits, int gt) {
   const int s = gemv_traits::ring_bytes_per_warp / (16 * block_vectors(bits, gt, true));
   return s < 2 ? 2 : s > 8 ? 8 : s;
 }
-static_assert(gemv_stages(8, 4) >= 3 && gemv_stages(4, 1) == 6 && gemv_stages(2, 1) == 8);
+static_assert(gemv_stages(8, 4) >= 2 && gemv_stages(4, 1) == 5 && gemv_stages(2, 1) == 8);
 // Dynamic shared memory of one block: the warps' rings.
 QMR_HOST_DEVICE constexpr int gemv_smem_bytes(int bits, int gt, bool asym) {
   return gemv_traits::block_warps * gemv_stages(bits, gt) * block_vectors(bits, gt, asym) * 16;
+}
+// Activations staged in shared memory once per block when M x cols f16/bf16 fit
+// beside the rings (M = 1 up to 12288 columns): the per-tile activation loads then
+// read shared memory, not L1/L2.
+QMR_HOST_DEVICE constexpr int x_smem_budget(int bits, int gt, bool asym) {
+  return gemv_traits::block_smem_bytes - gemv_smem_bytes(bits, gt, asym);
 }
 // The ring is reused for the final cross-warp sum: [warp][8 * n-blocks accumulators][lane] f32.
 static_assert(gemv_smem_bytes(2, 1, false) >= gemv_traits::block_warps * 16 * 32 * 4);
@@ -329,6 +337,7 @@ struct gemv_args {
   int m;                          // batch, 1..16
   int block_vectors;              // 16-byte vectors per tile block
   bool asym;                      // zero points follow the scales
+  bool x_smem;                    // x (M x cols) is staged in shared memory after the rings
 };
 
 #ifdef __CUDACC__
@@ -495,13 +504,29 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
 
-  if (valid) {
+  // Block-wide: the activations into shared memory (one cp.async group, the oldest).
+  const TX* xsm = reinterpret_cast<const TX*>(gemv_smem + gemv_traits::block_warps * S * bv);
+  if (a.x_smem) {
+    const int nvec = a.m * a.cols / 8;  // cols % 8 == 0: whole 16-byte vectors
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    uint4* xd = gemv_smem + gemv_traits::block_warps * S * bv;
+    for (int v = static_cast<int>(threadIdx.x); v < nvec; v += gemv_traits::block_threads)
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(xd + v))),
+                   "l"(xv + v)
+                   : "memory");
+  }
+  cp_async_commit();
+  {
     const TX* xrow[NB];
+    int xoff[NB];  // element offset of the lane's batch rows in the staged copy
 #pragma unroll
-    for (int nb = 0; nb < NB; ++nb) xrow[nb] = x + static_cast<std::int64_t>(min(gid + 8 * nb, a.m - 1)) * a.cols;
-    const int n_i = wk < a.n_tiles ? (a.n_tiles - wk + wpg - 1) / wpg : 0;  // this warp's tiles
+    for (int nb = 0; nb < NB; ++nb) {
+      xoff[nb] = min(gid + 8 * nb, a.m - 1) * a.cols;
+      xrow[nb] = x + xoff[nb];
+    }
+    const int n_i = valid && wk < a.n_tiles ? (a.n_tiles - wk + wpg - 1) / wpg : 0;  // this warp's tiles
     uint4* ring = gemv_smem + warp * S * bv;
-    const uint4* src0 = a.blocks + static_cast<std::int64_t>(group) * a.n_tiles * bv;
+    const uint4* src0 = a.blocks + static_cast<std::int64_t>(min(group, a.row_groups - 1)) * a.n_tiles * bv;
     const qstd::uint64_t policy = evict_first_policy();
     // The next tile block to copy (the warp's tiles are wpg blocks apart) and the
     // ring slots to fill and to read, advanced by one each step: no divisions in the loop.
@@ -522,6 +547,10 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
     };
 #pragma unroll
     for (int i = 0; i < S - 1; ++i) issue();
+    // The activations (the oldest group) have landed for every thread: S - 1 newer
+    // groups may still be in flight. Every thread of the block reaches this barrier.
+    cp_async_wait<S - 1>();
+    __syncthreads();
 
     for (int i = 0; i < n_i; ++i) {
       cp_async_wait<S - 2>();  // tile i has landed (this lane's copies)...
@@ -550,7 +579,9 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
         for (int s = 0; s < ksteps; ++s) {
           const int c = t * gemv_traits::tile_cols + gemv_traits::kstep_cols * s + 4 * t4;
           // cols is a multiple of 8: the 4 columns from c are all in or all out
-          xs[nb][s] = full_tile || c < a.cols ? __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c)) : make_uint2(0u, 0u);
+          if (!full_tile && c >= a.cols) xs[nb][s] = make_uint2(0u, 0u);
+          else if (a.x_smem) xs[nb][s] = *reinterpret_cast<const uint2*>(xsm + xoff[nb] + c);
+          else xs[nb][s] = __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c));
         }
 #pragma unroll
       for (int j = 0; j < GT; ++j) {
@@ -636,10 +667,12 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
 }
 
 template <int Bits, int GT, int NB, class TX, class TY>
-void launch_one(const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
+void launch_one(gemv_args a, const TX* x, TY* y, cudaStream_t stream) {
   const int groups_per_block = gemv_traits::block_warps / a.warps_per_group;
   const unsigned blocks = static_cast<unsigned>((a.row_groups + groups_per_block - 1) / groups_per_block);
-  const int smem = gemv_smem_bytes(Bits, GT, a.asym);
+  const std::int64_t x_bytes = static_cast<std::int64_t>(a.m) * a.cols * static_cast<std::int64_t>(sizeof(TX));
+  a.x_smem = x_bytes <= x_smem_budget(Bits, GT, a.asym);
+  const int smem = gemv_smem_bytes(Bits, GT, a.asym) + (a.x_smem ? static_cast<int>(x_bytes) : 0);
   const auto kernel = gemv_kernel<Bits, GT, NB, TX, TY>;
   // Past the 48 KB default: an attribute of the function, cheap to set again. The
   // carveout asks for all of L1 as shared memory, so that two blocks' rings fit an SM.
