@@ -184,7 +184,11 @@ TEST_CASE("a8 reference: W times the dequantized activations, within d/2 per act
           exact += wv * dc * a[static_cast<std::size_t>(c)];
           mag += std::fabs(wv * dc * a[static_cast<std::size_t>(c)]);
           quant_err += std::fabs(wv) * dc / 2;
-          REQUIRE(std::fabs(dc * a[static_cast<std::size_t>(c)] - x[static_cast<std::size_t>(i * k + c)]) <= dc / 2 * (1 + 1e-6));
+          // round(x / d) is off by at most half a step, plus the f32 rounding of the quotient
+          // x / d (half an ulp of a value up to 127.5: |x| * 2^-23 once scaled back by d);
+          // a 1e-6 relative slack alone failed on a fresh seed (535932579) by 2e-6.
+          REQUIRE(std::fabs(dc * a[static_cast<std::size_t>(c)] - x[static_cast<std::size_t>(i * k + c)]) <=
+                  dc / 2 * (1 + 1e-6) + std::fabs(x[static_cast<std::size_t>(i * k + c)]) * 0x1p-23);
         }
         INFO(f << " row " << r << ": a8 " << y[static_cast<std::size_t>(i * n + r)] << ", exact " << exact << ", f32 "
                << y_f32[static_cast<std::size_t>(i * n + r)]);
