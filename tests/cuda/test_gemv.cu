@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16/f32 outputs. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -161,7 +161,9 @@ void check_activation(const quant::qtensor_view& w, qmr::cuda::device_qtensor& d
   qmr::cuda::device_buffer dx(xa.size() * sizeof(TX));
   QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
   check_outputs<TX, TX>(w, dw, dx, y_ref, abs_sum, st);
-  check_outputs<TX, float>(w, dw, dx, y_ref, abs_sum, st);
+  // f32 outputs from f16 activations only: the f32 store is the same for both
+  // activation types, and each kernel instantiation costs CI compile time (2 archs).
+  if constexpr (std::is_same_v<TX, f16>) check_outputs<TX, float>(w, dw, dx, y_ref, abs_sum, st);
 }
 
 }  // namespace
