@@ -31,15 +31,6 @@ namespace qc = ::qmr::cuda;
   } while (0)
 #endif
 
-// A non-blocking stream, destroyed with its owner.
-struct owned_stream {
-  cudaStream_t s = nullptr;
-  owned_stream() { QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  owned_stream(const owned_stream&) = delete;
-  owned_stream& operator=(const owned_stream&) = delete;
-  ~owned_stream() { static_cast<void>(cudaStreamDestroy(s)); }
-};
-
 inline double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();

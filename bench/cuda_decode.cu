@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     double bw = 0;
     {
-      gpu::owned_stream stream;
+      qmr::cuda::stream_owner stream;
       bw = gpu::copy_bandwidth(stream.s);
     }
     std::printf("device: %s, %d SMs; measured D2D copy bandwidth %.0f GB/s (read + write)\n", prop.name,

@@ -67,8 +67,8 @@ int main(int argc, char** argv) {
     }
     cudaDeviceProp prop{};
     QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    cudaStream_t stream = nullptr;
-    QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    const qc::stream_owner owner;
+    const cudaStream_t stream = owner.s;
 
     const double copy_bw = gpu::copy_bandwidth(stream);
     std::printf("device: %s, sm_%d%d, %d SMs, L2 %d MB; measured D2D copy bandwidth %.0f GB/s (read + write)\n",
@@ -146,7 +146,6 @@ int main(int argc, char** argv) {
       std::fprintf(f, "  ]\n}\n");
       std::fclose(f);
     }
-    QMR_CUDA_CHECK(cudaStreamDestroy(stream));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_gemv: %s\n", e.what());
     return 1;

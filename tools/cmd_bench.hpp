@@ -18,7 +18,7 @@
 // tokens_per_s, bound_tokens_per_s and bytes_per_token.
 //
 // --device cuda (gemv and decode): qmr::cuda::gemv with f16 activations on rotated
-// DRAM-resident weights (batch 1 to gemv_traits::max_batch), and greedy decode of a
+// DRAM-resident weights (any batch: past gemv_traits::max_batch in chunks), and greedy decode of a
 // model::cuda_session, timed as bench/cuda_gemv and bench/cuda_decode do (bench/cuda_bench.cuh,
 // --runs timed calls per GEMV measurement). The records keep the fields above, with act
 // "f16", isa "sm_XX", threads 0 (one host thread launches), bound_gbps the device's measured

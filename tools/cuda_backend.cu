@@ -123,7 +123,7 @@ std::string cuda_cublas_unavailable() {
 
 double cuda_copy_bandwidth() {
   require_cuda_device();
-  const gpu::owned_stream stream;
+  const qmr::cuda::stream_owner stream;
   return gpu::copy_bandwidth(stream.s);
 }
 
@@ -140,7 +140,7 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
                    std::to_string(cuda_gemv_max_batch()) + " rows of X");
     max_batch = std::max(max_batch, b);
   }
-  const gpu::owned_stream stream;
+  const qmr::cuda::stream_owner stream;
   const gpu::gemv_operands io(max_batch, cols, rows, stream.s);
   const std::vector<gpu::gemv_timing> q = gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s);
   std::vector<cuda_gemv_timing> out;

@@ -155,14 +155,7 @@ inline qc::device_buffer upload_floats(const std::vector<float>& v, cudaStream_t
   return b;
 }
 
-// Owners of a stream, a graph executable and a pinned host object.
-struct stream_owner {
-  cudaStream_t s = nullptr;
-  stream_owner() { QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  stream_owner(const stream_owner&) = delete;
-  stream_owner& operator=(const stream_owner&) = delete;
-  ~stream_owner() { static_cast<void>(cudaStreamDestroy(s)); }
-};
+// Owners of a graph executable and a pinned host object (the stream's: qmr::cuda::stream_owner).
 struct graph_owner {
   cudaGraphExec_t exec = nullptr;
   graph_owner() = default;
@@ -509,7 +502,7 @@ class cuda_session {
   int capacity_;
   int length_ = 0;
   std::uint64_t decode_bytes_;
-  cuda_detail::stream_owner stream_;  // first: the uploads below run on it
+  qmr::cuda::stream_owner stream_;  // first: the uploads below run on it
   qmr::cuda::device_buffer inv_freq_;  // f32 [head_dim / 2]
   cuda_detail::device_linear embed_;  // dense [vocab, hidden] for the lookups (and the head when tied)
   cuda_detail::device_linear head_own_;  // [vocab, hidden] when the head is not embed_

@@ -73,6 +73,15 @@ class device_buffer {
   std::size_t bytes_ = 0;
 };
 
+// A non-blocking stream, destroyed with its owner.
+struct stream_owner {
+  cudaStream_t s = nullptr;
+  stream_owner() { QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  stream_owner(const stream_owner&) = delete;
+  stream_owner& operator=(const stream_owner&) = delete;
+  ~stream_owner() { static_cast<void>(cudaStreamDestroy(s)); }
+};
+
 // Shape of the GEMV kernel. It runs on the tensor cores: mma.sync m16n8k16 with
 // f32 accumulation, the weights as the A operand (16 rows x 16 columns, decoded
 // to exact integers code - zero in f16/bf16) and the activations as B (16
@@ -362,11 +371,27 @@ QMR_DEVICE __forceinline__ qstd::uint32_t zero_operand(qstd::uint32_t z, bf16) {
 // OR-ing the codes into the mantissa of a magic number gives magic + code
 // exactly; one f16x2/bf16x2 FMA (x 1 - (magic + z)) leaves the exact integer
 // code - z (|code - z| <= 255 fits both formats).
+// v * scale + zop on a pair (f16x2 or bf16x2): the one FMA of every decode below,
+// v holding the codes ORed into the magic number.
+QMR_DEVICE __forceinline__ qstd::uint32_t pair_fma(qstd::uint32_t v, qstd::uint32_t scale, qstd::uint32_t zop, f16) {
+  qstd::uint32_t d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(scale), "r"(zop));
+  return d;
+}
+QMR_DEVICE __forceinline__ qstd::uint32_t pair_fma(qstd::uint32_t v, qstd::uint32_t scale, qstd::uint32_t zop, bf16) {
+  qstd::uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(scale), "r"(zop));
+  return d;
+}
+// The magic numbers (2^10 for f16, 2^7 for bf16) and 1.0, as pairs.
+QMR_HOST_DEVICE constexpr qstd::uint32_t pair_magic(f16) { return 0x64006400u; }
+QMR_HOST_DEVICE constexpr qstd::uint32_t pair_magic(bf16) { return 0x43004300u; }
+QMR_HOST_DEVICE constexpr qstd::uint32_t pair_one(f16) { return 0x3c003c00u; }
+QMR_HOST_DEVICE constexpr qstd::uint32_t pair_one(bf16) { return 0x3f803f80u; }
+
 template <int Bits>
 QMR_DEVICE __forceinline__ qstd::uint32_t dequant_pair(qstd::uint32_t codes, qstd::uint32_t zop, f16) {
-  qstd::uint32_t d;
-  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(codes | 0x64006400u), "r"(0x3c003c00u), "r"(zop));
-  return d;
+  return pair_fma(codes | pair_magic(f16{}), pair_one(f16{}), zop, f16{});
 }
 template <int Bits>
 QMR_DEVICE __forceinline__ qstd::uint32_t dequant_pair(qstd::uint32_t codes, qstd::uint32_t zop, bf16) {
@@ -376,7 +401,7 @@ QMR_DEVICE __forceinline__ qstd::uint32_t dequant_pair(qstd::uint32_t codes, qst
     const float hi = __uint_as_float(0x4B000000u | (codes >> 16)) - __uint_as_float(zop);
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
   } else {
-    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(codes | 0x43004300u), "r"(0x3f803f80u), "r"(zop));
+    d = pair_fma(codes | pair_magic(bf16{}), pair_one(bf16{}), zop, bf16{});
   }
   return d;
 }
@@ -405,36 +430,28 @@ QMR_DEVICE __forceinline__ qstd::uint32_t decode_pair(const qstd::uint32_t (&w)[
     constexpr qstd::uint32_t mask = ((1u << Bits) - 1u) * 0x10001u;
     // (word >> shift) & (mask << pos) | magic in one LOP3: both constants in
     // registers, since a LOP3 takes one immediate and the compiler would emit two.
-    const qstd::uint32_t m = mask << pos, magic = qstd::is_same_v<TX, f16> ? 0x64006400u : 0x43004300u;
+    const qstd::uint32_t m = mask << pos, magic = pair_magic(TX{});
     qstd::uint32_t v;
     asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(w[p / (16 / Bits)] >> shift), "r"(m), "r"(magic));
-    qstd::uint32_t d;
-    if constexpr (qstd::is_same_v<TX, f16>) {
-      // magic 2^10; scale 2^-pos; subtrahend 2^(10-pos) + z (exponent 25 - pos, mantissa z << pos), negated
-      const qstd::uint32_t sc = static_cast<qstd::uint32_t>((15 - pos) << 10) * 0x10001u;
-      const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((25 - pos) << 10) | (z << pos)) * 0x10001u) | 0x80008000u;
-      asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(sc), "r"(zo));
-    } else {
-      // magic 2^7; scale 2^-pos; subtrahend 2^(7-pos) + z (exponent 134 - pos, mantissa z << pos), negated
-      const qstd::uint32_t sc = static_cast<qstd::uint32_t>((127 - pos) << 7) * 0x10001u;
-      const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((134 - pos) << 7) | (z << pos)) * 0x10001u) | 0x80008000u;
-      asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(v), "r"(sc), "r"(zo));
-    }
-    return d;
+    // scale 2^-pos; subtrahend 2^(M-pos) + z for M mantissa bits (exponent bias + M - pos,
+    // mantissa z << pos), negated
+    constexpr int bias = qstd::is_same_v<TX, f16> ? 15 : 127, mb = mantissa_bits(TX{});
+    const qstd::uint32_t sc = static_cast<qstd::uint32_t>((bias - pos) << mb) * 0x10001u;
+    const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((bias + mb - pos) << mb) | (z << pos)) * 0x10001u) | 0x80008000u;
+    return pair_fma(v, sc, zo, TX{});
   } else if constexpr (plane0_bits(Bits) != Bits) {
     // Two planes (3, 5, 6 bits): pair_codes with each mask-and-merge as one LOP3.
     constexpr int w0 = plane0_bits(Bits), w1 = Bits - w0;
     const int sh0 = (p % (16 / w0)) * w0, sh1 = (p % (16 / w1)) * w1;
     const qstd::uint32_t m0 = ((1u << w0) - 1u) * 0x10001u, m1 = (((1u << w1) - 1u) << w0) * 0x10001u;
-    const qstd::uint32_t magic = qstd::is_same_v<TX, f16> ? 0x64006400u : 0x43004300u;
+    const qstd::uint32_t magic = pair_magic(TX{});
     const qstd::uint32_t t = w[4 * w0 + p / (16 / w1)];
     qstd::uint32_t lo, v;
     asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(lo) : "r"(w[p / (16 / w0)] >> sh0), "r"(m0), "r"(magic));
     asm("lop3.b32 %0, %1, %2, %3, 0xea;"
         : "=r"(v)
         : "r"(sh1 >= w0 ? t >> (sh1 - w0) : t << (w0 - sh1)), "r"(m1), "r"(lo));
-    // dequant_pair ORs the magic number in again: a no-op on v
-    return dequant_pair<Bits>(v, zero_operand<Bits>(z, TX{}), TX{});
+    return pair_fma(v, pair_one(TX{}), zero_operand<Bits>(z, TX{}), TX{});
   } else {
     return dequant_pair<Bits>(pair_codes<Bits>(w, p), zero_operand<Bits>(z, TX{}), TX{});
   }
