@@ -330,6 +330,41 @@ TEST_CASE("GPTQ with a thread pool equals GPTQ without one, bit for bit", "[gptq
   }
 }
 
+TEST_CASE("GPTQ with a factor prepared once equals GPTQ factoring H itself, for each linear sharing H", "[gptq]") {
+  // As q/k/v (or gate/up) share one H in calibration: one gptq_prepare, several quantize_gptq.
+  constexpr std::int64_t cols = 128;
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  const auto x = correlated_inputs(512, cols, seed);
+  const auto h = naive_hessian(x, 512, cols);
+  qmr::thread_pool pool(2);
+  for (const bool act_order : {true, false}) {
+    gptq_options opt;
+    opt.act_order = act_order;
+    const gptq_factor factor = gptq_prepare(h, cols, opt, &pool, "attn_in");
+    for (const std::int64_t rows : {std::int64_t{96}, std::int64_t{16}}) {
+      const auto w = qmr::testing::student_t(static_cast<std::size_t>(rows * cols), seed + 3 + static_cast<std::uint32_t>(rows));
+      const qtensor a = quantize_gptq({w.data(), rows, cols}, h, parse_format("w4g32"), opt, &pool);
+      gptq_report report;
+      const qtensor b = quantize_gptq({w.data(), rows, cols}, h, factor, parse_format("w4g32"), opt, &pool, "m", &report);
+      REQUIRE(std::equal(a.codes().begin(), a.codes().end(), b.codes().begin()));
+      REQUIRE(std::equal(a.zeros().begin(), a.zeros().end(), b.zeros().begin()));
+      for (std::size_t i = 0; i < a.scales().size(); ++i) REQUIRE(a.scales()[i].bits == b.scales()[i].bits);
+      REQUIRE(report.damp_used == opt.damp);
+    }
+    // A factor for another column count or order is an error naming the linear.
+    const auto w = qmr::testing::student_t(static_cast<std::size_t>(8 * 64), seed + 9);
+    const auto h64 = naive_hessian(x, 512, 64);
+    REQUIRE_THROWS_WITH(quantize_gptq({w.data(), 8, 64}, h64, factor, parse_format("w4g32"), opt, nullptr, "blk.0.v"),
+                        Catch::Contains("prepared factor is for 128 columns") && Catch::Contains("blk.0.v"));
+    gptq_options other = opt;
+    other.act_order = !act_order;
+    const auto w128 = qmr::testing::student_t(static_cast<std::size_t>(8 * cols), seed + 10);
+    REQUIRE_THROWS_WITH(quantize_gptq({w128.data(), 8, cols}, h, factor, parse_format("w4g32"), other),
+                        Catch::Contains("another act_order"));
+  }
+}
+
 TEST_CASE("dead input channels: their weights are zeroed and H_ii set to 1", "[gptq]") {
   constexpr std::int64_t rows = 24, cols = 128, tokens = 512;
   const std::uint32_t seed = fresh_seed();

@@ -251,6 +251,10 @@ struct input_stats {
   std::int64_t tokens = 0;
   std::int64_t stride = 1, max_rows = 0;
   std::vector<float> sample;  // [rows, cols], every stride-th token
+  // GPTQ: H [cols, cols] and its factor, made for the first linear quantized on this input
+  // and reused by the others that read it (q/k/v, gate/up); released after the layer's linears.
+  std::vector<double> h;
+  std::optional<gptq_factor> factor;
 
   input_stats(std::int64_t c, bool with_hessian, std::int64_t total_tokens, std::int64_t sample_rows)
       : cols(c), abs_sum(static_cast<std::size_t>(c), 0.0), abs_max(static_cast<std::size_t>(c), 0.0f) {
@@ -552,8 +556,13 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
           const format_spec& spec = p.format.spec;
           qtensor q;
           if (options.how == method::gptq) {
-            const std::vector<double> h = p.stats->hessian->hessian();
-            q = quantize_gptq(detail::as_matrix(p.current, w.rows, w.cols), h, spec, options.gptq, pool, w.name);
+            detail::input_stats& st = *p.stats;
+            if (!st.factor) {
+              st.h = st.hessian->hessian();
+              st.factor = gptq_prepare(st.h, w.cols, options.gptq, pool, w.name);
+            }
+            q = quantize_gptq(detail::as_matrix(p.current, w.rows, w.cols), st.h, *st.factor, spec, options.gptq, pool,
+                              w.name);
           } else {
             if (options.how == method::awq && options.awq.clip_search) {
               matrix_view<float> cur(p.current.data(), w.rows, w.cols);
@@ -573,11 +582,16 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
         const auto [dw, nw] = detail::diff_norms(p.original, eff);
         r.weight_error = nw > 0 ? std::sqrt(dw / nw) : 0;
         if (x.rows > 0 && w.spec.is_quantized()) {
-          // The reference: the original weight on the original inputs (x · in_scale).
-          std::vector<float> x_orig(x.data, x.data + x.rows * x.cols);  // [rows, cols]
-          for (std::int64_t t = 0; t < x.rows; ++t)
-            for (std::int64_t j = 0; j < x.cols; ++j) x_orig[static_cast<std::size_t>(t * x.cols + j)] *= p.in_scale[static_cast<std::size_t>(j)];
-          const matrix_view<const float> xo(x_orig.data(), x.rows, x.cols);
+          // The reference: the original weight on the original inputs (x · in_scale; x itself
+          // when no scale was folded, as always for GPTQ and RTN).
+          const bool scaled = std::any_of(p.in_scale.begin(), p.in_scale.end(), [](float v) { return v != 1.0f; });
+          std::vector<float> x_orig;  // [rows, cols] when scaled
+          if (scaled) {
+            x_orig.assign(x.data, x.data + x.rows * x.cols);
+            for (std::int64_t t = 0; t < x.rows; ++t)
+              for (std::int64_t j = 0; j < x.cols; ++j) x_orig[static_cast<std::size_t>(t * x.cols + j)] *= p.in_scale[static_cast<std::size_t>(j)];
+          }
+          const matrix_view<const float> xo = scaled ? matrix_view<const float>(x_orig.data(), x.rows, x.cols) : x;
           const std::vector<float> y_ref = detail::dense_product(xo, p.original, w.rows, w.cols, pool);
           const std::vector<float> y_q = detail::quantized_product(x, w.quantized, pool);
           const auto [d, n] = detail::diff_norms(y_ref, y_q);
@@ -589,6 +603,11 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
         }
         r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
         report.tensors.push_back(r);
+      }
+
+      for (detail::input_stats* st : {&attn_in, &o_in, &mlp_in, &down_in}) {
+        st->factor.reset();
+        st->h = {};
       }
 
       if (!options.propagate_quantized) continue;

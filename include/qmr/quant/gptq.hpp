@@ -306,12 +306,66 @@ inline constexpr std::int64_t gptq_sub_block = 16;
 
 }  // namespace detail
 
+// What GPTQ derives from H alone, shared by every linear that reads the same input (q/k/v
+// one H, gate/up another): the dead columns, the processing order and the inverse factor U.
+// From gptq_prepare; quantize_gptq with a prepared factor skips the factorization (O(n³)).
+struct gptq_factor {
+  std::int64_t cols = 0;
+  bool act_order = true;               // the order it was made for (options.act_order)
+  std::vector<char> dead;              // [cols] diag(H) == 0
+  std::int64_t dead_count = 0;
+  std::vector<std::int64_t> perm;      // [cols] processing position -> column
+  detail::inverse_factor inverse;      // U [cols, cols], positions in processing order
+};
+
+// Validates H [n, n] (only its upper triangle is read: finite, non-negative diagonal) and
+// factors it for options.act_order and options.damp. Errors name `name`.
+inline gptq_factor gptq_prepare(std::span<const double> h, std::int64_t n, const gptq_options& options = {},
+                                thread_pool* pool = nullptr, const std::string& name = "matrix") {
+  const error_context where = in_file({}, name);
+  check(n > 0 && static_cast<std::int64_t>(h.size()) == n * n,
+        "GPTQ: H has " + std::to_string(h.size()) + " elements, expected [" + std::to_string(n) + ", " +
+            std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
+        where);
+  check(std::isfinite(options.damp) && options.damp >= 0,
+        "GPTQ: damp must be finite and non-negative, got " + std::to_string(options.damp), where);
+  for (std::int64_t i = 0; i < n * n; ++i)
+    if (!std::isfinite(h[static_cast<std::size_t>(i)]))
+      throw error("GPTQ: non-finite H(" + std::to_string(i / n) + ", " + std::to_string(i % n) +
+                      ") = " + std::to_string(h[static_cast<std::size_t>(i)]),
+                  where);
+
+  gptq_factor f;
+  f.cols = n;
+  f.act_order = options.act_order;
+  f.dead.assign(static_cast<std::size_t>(n), 0);
+  std::vector<double> diag(static_cast<std::size_t>(n));  // [n] diag(H), dead ones 1
+  for (std::int64_t c = 0; c < n; ++c) {
+    const double d = h[static_cast<std::size_t>(c * n + c)];
+    check(d >= 0, "GPTQ: H(" + std::to_string(c) + ", " + std::to_string(c) + ") = " + std::to_string(d) +
+                      " is negative: H is not a Gram matrix",
+          where);
+    f.dead[static_cast<std::size_t>(c)] = d == 0;
+    f.dead_count += d == 0;
+    diag[static_cast<std::size_t>(c)] = d == 0 ? 1.0 : d;
+  }
+  f.perm.resize(static_cast<std::size_t>(n));
+  std::iota(f.perm.begin(), f.perm.end(), std::int64_t{0});
+  if (options.act_order)
+    std::stable_sort(f.perm.begin(), f.perm.end(), [&](std::int64_t x, std::int64_t y) {
+      return diag[static_cast<std::size_t>(x)] > diag[static_cast<std::size_t>(y)];
+    });
+  f.inverse = detail::gptq_inverse_factor(h, n, f.perm, f.dead, options.damp, pool, name);
+  return f;
+}
+
 // Quantizes W[rows, cols] (f32, rows = out_features) with GPTQ given the calibration
 // Hessian H [cols, cols] (row-major, symmetric: only its upper triangle is read;
-// from hessian_accumulator). Bad input (wrong sizes, non-finite W or H, a negative
-// diagonal, an H no damping makes positive definite) is a qmr::error naming `name`.
-inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double> h, const format_spec& spec,
-                             const gptq_options& options = {}, thread_pool* pool = nullptr,
+// from hessian_accumulator) and its factor from gptq_prepare(h, cols, options) (the same
+// options). Bad input (wrong sizes, non-finite W, a factor made for another H or order)
+// is a qmr::error naming `name`; H is only read again for the report.
+inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double> h, const gptq_factor& factor,
+                             const format_spec& spec, const gptq_options& options = {}, thread_pool* pool = nullptr,
                              const std::string& name = "matrix", gptq_report* report = nullptr) {
   const error_context where = in_file({}, name);
   const std::int64_t rows = w.rows, n = w.cols;
@@ -328,42 +382,23 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
         "GPTQ: H has " + std::to_string(h.size()) + " elements, expected [" + std::to_string(n) + ", " +
             std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
         where);
+  check(factor.cols == n && factor.act_order == options.act_order &&
+            static_cast<std::int64_t>(factor.inverse.u.size()) == n * n,
+        "GPTQ: the prepared factor is for " + std::to_string(factor.cols) + " columns" +
+            (factor.act_order == options.act_order ? "" : " and another act_order") + ", the weight has " +
+            std::to_string(n),
+        where);
   check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
-  check(std::isfinite(options.damp) && options.damp >= 0,
-        "GPTQ: damp must be finite and non-negative, got " + std::to_string(options.damp), where);
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t c = 0; c < n; ++c)
       if (!std::isfinite(w(r, c)))
         throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
                         ", column " + std::to_string(c),
                     where);
-  for (std::int64_t i = 0; i < n * n; ++i)
-    if (!std::isfinite(h[static_cast<std::size_t>(i)]))
-      throw error("GPTQ: non-finite H(" + std::to_string(i / n) + ", " + std::to_string(i % n) +
-                      ") = " + std::to_string(h[static_cast<std::size_t>(i)]),
-                  where);
 
-  std::vector<char> dead(static_cast<std::size_t>(n));  // [n] diag(H) == 0
-  std::vector<double> diag(static_cast<std::size_t>(n));  // [n] diag(H), dead ones 1
-  std::int64_t dead_count = 0;
-  for (std::int64_t c = 0; c < n; ++c) {
-    const double d = h[static_cast<std::size_t>(c * n + c)];
-    check(d >= 0, "GPTQ: H(" + std::to_string(c) + ", " + std::to_string(c) + ") = " + std::to_string(d) +
-                      " is negative: H is not a Gram matrix",
-          where);
-    dead[static_cast<std::size_t>(c)] = d == 0;
-    dead_count += d == 0;
-    diag[static_cast<std::size_t>(c)] = d == 0 ? 1.0 : d;
-  }
-  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));  // [n] processing position -> column
-  std::iota(perm.begin(), perm.end(), std::int64_t{0});
-  if (options.act_order)
-    std::stable_sort(perm.begin(), perm.end(), [&](std::int64_t x, std::int64_t y) {
-      return diag[static_cast<std::size_t>(x)] > diag[static_cast<std::size_t>(y)];
-    });
-
-  const detail::inverse_factor factor = detail::gptq_inverse_factor(h, n, perm, dead, options.damp, pool, name);
-  const double* u = factor.u.data();  // [n, n] upper, positions in processing order
+  const std::vector<char>& dead = factor.dead;
+  const std::vector<std::int64_t>& perm = factor.perm;
+  const double* u = factor.inverse.u.data();  // [n, n] upper, positions in processing order
 
   const int bits = spec.bits;
   const int max_code = (1 << bits) - 1;
@@ -459,13 +494,46 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
   });
 
   if (report) {
-    report->damp_used = factor.damp;
-    report->dead_columns = dead_count;
+    report->damp_used = factor.inverse.damp;
+    report->dead_columns = factor.dead_count;
     report->proxy_loss = detail::gptq_proxy_loss(w, q.view(), h, pool);
     const qtensor rtn = quantize_rtn(w, spec, options.rtn, pool, name);
     report->rtn_proxy_loss = detail::gptq_proxy_loss(w, rtn.view(), h, pool);
   }
   return q;
+}
+
+// The same, factoring H here (gptq_prepare): for a linear whose H no other linear shares.
+// Bad input (wrong sizes, non-finite W or H, a negative diagonal, an H no damping makes
+// positive definite) is a qmr::error naming `name`.
+inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double> h, const format_spec& spec,
+                             const gptq_options& options = {}, thread_pool* pool = nullptr,
+                             const std::string& name = "matrix", gptq_report* report = nullptr) {
+  const error_context where = in_file({}, name);
+  const std::int64_t rows = w.rows, n = w.cols;
+  // The checks of the weight first, in the order they always ran, then H's in gptq_prepare.
+  check(rows > 0 && n > 0 && w.data != nullptr && w.stride >= n,
+        "GPTQ: weight is [" + std::to_string(rows) + ", " + std::to_string(n) + "], expected a non-empty matrix", where);
+  try {
+    qtensor_layout::of(spec, rows, n);
+  } catch (const error& e) {
+    throw error("GPTQ: " + e.message(), where);
+  }
+  check(static_cast<std::int64_t>(h.size()) == n * n,
+        "GPTQ: H has " + std::to_string(h.size()) + " elements, expected [" + std::to_string(n) + ", " +
+            std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
+        where);
+  check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
+  check(std::isfinite(options.damp) && options.damp >= 0,
+        "GPTQ: damp must be finite and non-negative, got " + std::to_string(options.damp), where);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < n; ++c)
+      if (!std::isfinite(w(r, c)))
+        throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
+                        ", column " + std::to_string(c),
+                    where);
+  const gptq_factor factor = gptq_prepare(h, n, options, pool, name);
+  return quantize_gptq(w, h, factor, spec, options, pool, name, report);
 }
 
 }  // namespace qmr::quant

@@ -94,8 +94,14 @@ class hessian_accumulator {
     std::vector<double> h(n * n, 0.0);
     if (samples_ == 0) return h;
     const double norm = 2.0 / static_cast<double>(samples_);
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = i; j < n; ++j) h[i * n + j] = h[j * n + i] = norm * sum_[i * n + j];
+    // By 64×64 tiles, so that the mirrored writes (a column of h per row of sum_) stay in
+    // cache: row by row they touch one line per element, 190 MB of lines at 4864 columns.
+    constexpr std::size_t tile = 64;
+    for (std::size_t i0 = 0; i0 < n; i0 += tile)
+      for (std::size_t j0 = i0; j0 < n; j0 += tile)
+        for (std::size_t i = i0; i < std::min(n, i0 + tile); ++i)
+          for (std::size_t j = std::max(i, j0); j < std::min(n, j0 + tile); ++j)
+            h[i * n + j] = h[j * n + i] = norm * sum_[i * n + j];
     return h;
   }
 
