@@ -90,6 +90,24 @@ TEST_CASE("decoding one token at a time equals one batched prefill", "[forward]"
   REQUIRE_THROWS_WITH(step.forward(bad), Catch::Contains("outside the vocabulary"));
 }
 
+TEST_CASE("a long prefill after a short one equals decoding one token at a time", "[forward]") {
+  // 40 + 300 positions: the second prefill's attention runs in blocks of query rows (the last
+  // one partial), each over the keys it can see, from a cache that already holds 40 positions.
+  const auto ref = testing::load_reference("qwen2-gqa7-bias");
+  const auto m = model::model::load(testing::fixture_dir("qwen2-gqa7-bias"));
+  std::vector<std::int32_t> ids;  // [340] the fixture's ids, cycled
+  for (std::size_t i = 0; i < 340; ++i) ids.push_back(ref.ids[(i * 7) % ref.ids.size()]);
+  thread_pool pool(2);
+  model::session batch(m, 340, &pool), step(m, 340, &pool);
+  batch.forward(std::span(ids.data(), 40));
+  const auto all = batch.forward(std::span(ids.data() + 40, 300), true);
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    const auto one = step.forward(std::span(ids.data() + t, 1));
+    if (t >= 40)
+      REQUIRE(max_abs_diff(one.row(0), all.row(static_cast<std::int64_t>(t - 40)), static_cast<std::size_t>(one.cols)) < 1e-4f);
+  }
+}
+
 TEST_CASE("hooks see every component of every layer, with consistent shapes", "[forward]") {
   const auto m = model::model::load(testing::fixture_dir("qwen3-qknorm-linear-rope"));
   const auto& c = m.config();

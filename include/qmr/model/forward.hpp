@@ -287,6 +287,15 @@ class session {
     need(up_, std::int64_t{n} * c.intermediate);
     need(probs_, std::int64_t{n} * c.heads * (length_ + n));
     need(logits_, std::int64_t{n} * c.vocab);
+    // RoPE's cos and sin for positions [0, length_ + n): a prefill of 512 rows costs 16K cos/sin
+    // pairs (in double) per linear input otherwise, recomputed by every layer and calibration pass.
+    const int half = c.head_dim / 2;
+    for (std::int64_t pos = static_cast<std::int64_t>(rope_cos_.size()) / half; pos < length_ + n; ++pos)
+      for (int i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(pos) * inv_freq_[static_cast<std::size_t>(i)];  // f32, as transformers
+        rope_cos_.push_back(static_cast<float>(std::cos(static_cast<double>(angle))));
+        rope_sin_.push_back(static_cast<float>(std::sin(static_cast<double>(angle))));
+      }
   }
 
   void emit_(int layer, component what, int position, matrix_view<float> data) const {
@@ -310,28 +319,37 @@ class session {
   }
 
   // out = weight * x / sqrt(mean(x^2) + eps), row by row (in may alias out).
+  // Rows over the pool when there are many (a prefill); the same arithmetic per row either way.
   void rms_norm_rows_(matrix_view<const float> in, const float* weight, matrix_view<float> out) const {
     const double eps = m_->config().rms_norm_eps;
-    for (std::int64_t r = 0; r < in.rows; ++r) {
-      const float* x = in.row(r);
-      double sum = 0;
-      for (std::int64_t j = 0; j < in.cols; ++j) sum += static_cast<double>(x[j]) * x[j];
-      const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(in.cols) + eps));
-      float* y = out.row(r);
-      for (std::int64_t j = 0; j < in.cols; ++j) y[j] = weight[j] * (x[j] * inv);
+    const auto rows = [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const float* x = in.row(r);
+        double sum = 0;
+        for (std::int64_t j = 0; j < in.cols; ++j) sum += static_cast<double>(x[j]) * x[j];
+        const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(in.cols) + eps));
+        float* y = out.row(r);
+        for (std::int64_t j = 0; j < in.cols; ++j) y[j] = weight[j] * (x[j] * inv);
+      }
+    };
+    // 64 rows of a 896-wide model are ~0.1 ms of work, well above a parallel_for's wake-up.
+    if (in.rows >= 64) {
+      parallel_for(pool_, in.rows, rows);
+    } else {
+      rows(0, in.rows);
     }
   }
 
   // Rotates each head of each row by its position, transformers' rotate-half convention:
   // (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) with x1, x2 the two halves of the head.
+  // The angles come from rope_cos_/rope_sin_, filled once per position by grow_.
   void apply_rope_(matrix_view<float> m, int n_heads, int pos0) const {
     const int d = m_->config().head_dim, half = d / 2;
     for (std::int64_t t = 0; t < m.rows; ++t) {
-      const float pos = static_cast<float>(pos0 + t);
+      const float* cos_row = rope_cos_.data() + (pos0 + t) * half;
+      const float* sin_row = rope_sin_.data() + (pos0 + t) * half;
       for (int i = 0; i < half; ++i) {
-        const float angle = pos * inv_freq_[static_cast<std::size_t>(i)];  // f32, as transformers
-        const float cs = static_cast<float>(std::cos(static_cast<double>(angle)));
-        const float sn = static_cast<float>(std::sin(static_cast<double>(angle)));
+        const float cs = cos_row[i], sn = sin_row[i];
         for (int hd = 0; hd < n_heads; ++hd) {
           float* x = m.row(t) + static_cast<std::ptrdiff_t>(hd) * d;
           const float x1 = x[i], x2 = x[i + half];
@@ -387,9 +405,16 @@ class session {
   // (scores = Q·Kᵀ, out = P·V); below it (decode) the per-row loops cost less than packing K and V.
   static constexpr int attention_gemm_min_rows = 16;
 
-  // The same attention for n >= attention_gemm_min_rows: per KV head, K and Vᵀ are packed once
-  // ([positions, d] and [d, positions], allocated per call: prefill only) and serve the `group`
-  // query heads that share them; scores land in probs_ (every position, then the causal mask).
+  // Query rows per block of the causal prefill: the block of rows [t0, t1) attends to keys
+  // [0, pos0 + t1) only, so its products skip the masked keys right of that. At 512 rows in
+  // blocks of 128 the two products do 62% of the full square's work; 128 rows keep the GEMM's
+  // row count (its M) far above its register tile.
+  static constexpr int attention_block_rows = 128;
+
+  // The same attention for n >= attention_gemm_min_rows: per KV head, K is packed once and Vᵀ
+  // once per block of query rows ([positions, d] and [d, keys of the block], allocated per call:
+  // prefill only); both serve the `group` query heads that share them. Scores land in probs_
+  // (the block's keys, then zeros: the causal mask).
   void attention_gemm_(matrix_view<const float> q, const float* k_cache, const float* v_cache, int pos0, int n,
                        matrix_view<float> att, float scale) {
     const model_config& c = m_->config();
@@ -397,32 +422,40 @@ class session {
     const std::int64_t kv_dim = c.kv_dim();
     parallel_for(pool_, c.kv_heads, [&](std::int64_t g0, std::int64_t g1) {
       aligned_buffer<float> kg(static_cast<std::size_t>(positions) * d);  // [positions, d]
-      aligned_buffer<float> vt(static_cast<std::size_t>(positions) * d);  // [d, positions]
+      aligned_buffer<float> vt(static_cast<std::size_t>(positions) * d);  // [d, keys]: keys of the block
       for (std::int64_t g = g0; g < g1; ++g) {
         for (int s = 0; s < positions; ++s) {
           const float* k = k_cache + s * kv_dim + g * d;
-          const float* v = v_cache + s * kv_dim + g * d;
           std::copy(k, k + d, kg.data() + static_cast<std::ptrdiff_t>(s) * d);
-          for (int i = 0; i < d; ++i) vt[static_cast<std::size_t>(i) * static_cast<std::size_t>(positions) + static_cast<std::size_t>(s)] = v[i];
         }
-        const tensor_view k_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(kg.data()), dtype::f32, make_shape({positions, d}));
-        const tensor_view v_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(vt.data()), dtype::f32, make_shape({d, positions}));
-        for (std::int64_t hd = g * group; hd < (g + 1) * group; ++hd) {
-          // scores [n, positions], rows t*heads + hd of probs_
-          const matrix_view<float> p(probs_.data() + hd * positions, n, positions, static_cast<std::int64_t>(c.heads) * positions);
-          simd::gemm_best(k_view, matrix_view<const float>(q.data + hd * d, n, d, q.stride), p, nullptr);
-          for (int t = 0; t < n; ++t) {
-            float* row = p.row(t);
-            const int last = pos0 + t;  // causal: keys 0..last
-            float max_score = -INFINITY;
-            for (int s = 0; s <= last; ++s) max_score = std::max(max_score, row[s] *= scale);
-            float sum = 0;
-            for (int s = 0; s <= last; ++s) sum += (row[s] = std::exp(row[s] - max_score));
-            const float inv = 1.0f / sum;
-            for (int s = 0; s <= last; ++s) row[s] *= inv;
-            for (int s = last + 1; s < positions; ++s) row[s] = 0.0f;
+        for (int t0 = 0; t0 < n; t0 += attention_block_rows) {
+          const int t1 = std::min(n, t0 + attention_block_rows), rows = t1 - t0;
+          const int keys = pos0 + t1;  // keys [0, keys) are visible to some row of the block
+          for (int s = 0; s < keys; ++s) {
+            const float* v = v_cache + s * kv_dim + g * d;
+            for (int i = 0; i < d; ++i) vt[static_cast<std::size_t>(i) * static_cast<std::size_t>(keys) + static_cast<std::size_t>(s)] = v[i];
           }
-          simd::gemm_best(v_view, matrix_view<const float>(p), matrix_view<float>(att.data + hd * d, n, d, att.stride), nullptr);
+          // The first `keys` rows of kg, and vt as [d, keys]: both contiguous.
+          const tensor_view k_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(kg.data()), dtype::f32, make_shape({keys, d}));
+          const tensor_view v_view = tensor_view::contiguous(reinterpret_cast<const std::byte*>(vt.data()), dtype::f32, make_shape({d, keys}));
+          for (std::int64_t hd = g * group; hd < (g + 1) * group; ++hd) {
+            // scores [rows, keys], rows (t0 + t)*heads + hd of probs_
+            const matrix_view<float> p(probs_.data() + (static_cast<std::int64_t>(t0) * c.heads + hd) * positions, rows, keys,
+                                       static_cast<std::int64_t>(c.heads) * positions);
+            simd::gemm_best(k_view, matrix_view<const float>(q.row(t0) + hd * d, rows, d, q.stride), p, nullptr);
+            for (int t = 0; t < rows; ++t) {
+              float* row = p.row(t);
+              const int last = pos0 + t0 + t;  // causal: keys 0..last
+              float max_score = -INFINITY;
+              for (int s = 0; s <= last; ++s) max_score = std::max(max_score, row[s] *= scale);
+              float sum = 0;
+              for (int s = 0; s <= last; ++s) sum += (row[s] = std::exp(row[s] - max_score));
+              const float inv = 1.0f / sum;
+              for (int s = 0; s <= last; ++s) row[s] *= inv;
+              for (int s = last + 1; s < positions; ++s) row[s] = 0.0f;
+            }
+            simd::gemm_best(v_view, matrix_view<const float>(p), matrix_view<float>(att.row(t0) + hd * d, rows, d, att.stride), nullptr);
+          }
         }
       }
     });
@@ -438,6 +471,7 @@ class session {
   int capacity_;
   int length_ = 0;
   std::vector<float> inv_freq_;                                   // [head_dim / 2]
+  std::vector<float> rope_cos_, rope_sin_;                        // [positions so far, head_dim / 2]
   std::vector<aligned_buffer<float>> k_cache_, v_cache_;          // [layers] x [capacity, kv_dim]
   std::vector<float> x_, h_, o_, q_, att_, k_, v_, gate_, up_;    // scratch, [n, width] each
   std::vector<float> probs_;                                      // [n, heads, positions]
