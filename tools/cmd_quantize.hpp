@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -107,17 +109,38 @@ inline qmr::quant::calibration_set make_calibration(const calib_args& c, const s
   return qmr::quant::calibration_from_text(tok, content, c.n, c.len, c.source);
 }
 
-// Per-layer progress on stderr ("\r" updates on a terminal, a line per layer otherwise).
+// Per-layer progress on stderr: "\r" updates on a terminal; otherwise one line per layer once it
+// is done, with the wall seconds of each stage (capture, quantize, propagate) and the total so far.
 inline qmr::quant::layer_progress_fn layer_progress(const std::string& label, bool quiet) {
   if (quiet) return {};
   const bool tty = isatty(STDERR_FILENO);
-  return [label, tty](int layer, int layers, const std::string& stage) {
+  using clock = std::chrono::steady_clock;
+  struct stage_clock {
+    clock::time_point start = clock::now(), stage_start = start;
+    std::string stage, times;  // the stage running now; "capture 20.1 s, quantize 12.0 s" of the layer so far
+    int layer = -1;
+  };
+  auto st = std::make_shared<stage_clock>();
+  return [label, tty, st](int layer, int layers, const std::string& stage) {
+    const clock::time_point now = clock::now();
+    if (!st->stage.empty()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%s %.1f s", st->times.empty() ? "" : ", ", st->stage.c_str(),
+                    std::chrono::duration<double>(now - st->stage_start).count());
+      st->times += buf;
+    }
+    if (!tty && layer != st->layer && st->layer >= 0)
+      std::fprintf(stderr, "%s: layer %d/%d done (%s; %.0f s in all)\n", label.c_str(), st->layer + 1, layers,
+                   st->times.c_str(), std::chrono::duration<double>(now - st->start).count());
+    if (layer != st->layer) st->times.clear();
+    st->layer = layer;
+    st->stage = stage;
+    st->stage_start = now;
     if (layer >= layers) {
       std::fprintf(stderr, tty ? "\r\033[K%s: %d/%d layers done\n" : "%s: %d/%d layers done\n", label.c_str(), layers, layers);
       return;
     }
     if (tty) std::fprintf(stderr, "\r\033[K%s: layer %d/%d %s", label.c_str(), layer + 1, layers, stage.c_str());
-    else if (stage == "quantize") std::fprintf(stderr, "%s: layer %d/%d\n", label.c_str(), layer + 1, layers);
   };
 }
 
