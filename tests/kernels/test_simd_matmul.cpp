@@ -98,7 +98,7 @@ std::vector<float> gaussian(std::size_t n, std::mt19937& rng) {
 }
 
 // K per group size: not a multiple of 256 where the group allows it, past the GEMM's
-// 512-column slice for the larger groups, and 8 over a multiple of 16 (AVX-512's
+// 128-column slice (mostly ending inside one), and 8 over a multiple of 16 (AVX-512's
 // lane count) for per-channel.
 std::int64_t cols_for(int group) {
   switch (group) {
@@ -154,7 +154,7 @@ TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32,
   INFO("seed " << seed);
   std::mt19937 rng(seed);
   thread_pool pool(2);
-  for (std::int64_t k : {std::int64_t{203}, std::int64_t{1037}}) {  // odd K; and K past the 512-column slice
+  for (std::int64_t k : {std::int64_t{203}, std::int64_t{1037}}) {  // odd; ends inside a 128-column slice
     constexpr std::int64_t n = 101;  // full and ragged GEMM panels, as in the quantized test
     const auto w = gaussian(static_cast<std::size_t>(n * k), rng);
     std::vector<f16> wh(w.size());
