@@ -2,7 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "qmr/core/thread_pool.hpp"
@@ -64,4 +66,25 @@ TEST_CASE("the free parallel_for runs serially without a pool", "[thread_pool]")
     REQUIRE(hi == 50);
   });
   REQUIRE(calls == 1);
+}
+
+TEST_CASE("jobs back to back and after idle gaps see the caller's data and publish their own", "[thread_pool]") {
+  // Workers spin between close jobs and sleep after a gap longer than their spin:
+  // both paths must hand over the job's inputs and return its outputs (plain,
+  // non-atomic writes to distinct slots, read by the caller after parallel_for).
+  qmr::thread_pool pool(3);
+  std::vector<std::int64_t> in(64), out(64);  // [64] each
+  std::int64_t expected = 0, got = 0;
+  for (int job = 0; job < 600; ++job) {
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = job * 64 + static_cast<std::int64_t>(i);
+    pool.parallel_for(0, 64, 1, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i) out[static_cast<std::size_t>(i)] = 2 * in[static_cast<std::size_t>(i)];
+    });
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      got += out[i];
+      expected += 2 * (job * 64 + static_cast<std::int64_t>(i));
+    }
+    if (job % 100 == 99) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past the spin: workers sleep
+  }
+  REQUIRE(got == expected);
 }

@@ -98,7 +98,7 @@ std::vector<float> gaussian(std::size_t n, std::mt19937& rng) {
 }
 
 // K per group size: not a multiple of 256 where the group allows it, past the GEMM's
-// 512-column slice for the larger groups, and 8 over a multiple of 16 (AVX-512's
+// 128-column slice (mostly ending inside one), and 8 over a multiple of 16 (AVX-512's
 // lane count) for per-channel.
 std::int64_t cols_for(int group) {
   switch (group) {
@@ -118,7 +118,9 @@ TEST_CASE("SIMD quantized matmul equals the reference up to summation order, eve
   INFO("seed " << seed);
   std::mt19937 rng(seed);
   thread_pool pool(2);
-  constexpr std::int64_t n = 37;  // odd, and not a multiple of the GEMM's 4-row panels
+  // N: odd, past two of the GEMM's widest panels (48 columns with AVX-512) and a
+  // multiple of no panel width, so full and ragged panels both run.
+  constexpr std::int64_t n = 101;
   for (int bits : supported_bits)
     for (int group : supported_groups)
       for (bool sym : {false, true}) {
@@ -127,7 +129,9 @@ TEST_CASE("SIMD quantized matmul equals the reference up to summation order, eve
         const qtensor q = random_qtensor(spec, n, k, rng);
         std::vector<float> wd(static_cast<std::size_t>(n * k));
         dequantize(q.view(), {wd.data(), n, k});
-        for (std::int64_t m : {1, 3, 8, 17}) {
+        // M: GEMV sizes, then GEMM sizes that leave a ragged last block of X rows
+        // for every register tile height (8, 6, 4).
+        for (std::int64_t m : {1, 3, 8, 17, 37}) {
           const std::int64_t x_stride = k + 5;  // a padded, unaligned X row stride
           const auto x = gaussian(static_cast<std::size_t>(m * x_stride), rng);
           const auto mag = magnitudes(wd, n, k, x, m, x_stride);
@@ -150,8 +154,8 @@ TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32,
   INFO("seed " << seed);
   std::mt19937 rng(seed);
   thread_pool pool(2);
-  for (std::int64_t k : {std::int64_t{203}, std::int64_t{1037}}) {  // odd K; and K past the 512-column slice
-    constexpr std::int64_t n = 29;
+  for (std::int64_t k : {std::int64_t{203}, std::int64_t{1037}}) {  // odd; ends inside a 128-column slice
+    constexpr std::int64_t n = 101;  // full and ragged GEMM panels, as in the quantized test
     const auto w = gaussian(static_cast<std::size_t>(n * k), rng);
     std::vector<f16> wh(w.size());
     std::vector<bf16> wb(w.size());
@@ -172,7 +176,7 @@ TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32,
         {tensor_view::contiguous(reinterpret_cast<const std::byte*>(wb.data()), dtype::bf16, shape), &wb_f},
     };
     for (const auto& c : cases)
-      for (std::int64_t m : {1, 2, 3, 8, 17}) {
+      for (std::int64_t m : {1, 2, 3, 8, 17, 37}) {
         const std::int64_t x_stride = k + 3;
         const auto x = gaussian(static_cast<std::size_t>(m * x_stride), rng);
         const auto mag = magnitudes(*c.as_f32, n, k, x, m, x_stride);

@@ -709,6 +709,30 @@ void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream)
     default: throw error("gemv: " + std::to_string(gt) + " groups per tile is not supported");
   }
 }
+
+// Every launch_one that gemv() can call: M(Bits, GT, NB, TX, TY) for each bit width,
+// groups per tile and n-block count, at one (activation, output) type pair.
+#define QMR_CUDA_GEMV_NB(M, B, GT, TX, TY) M(B, GT, 1, TX, TY) M(B, GT, 2, TX, TY)
+#define QMR_CUDA_GEMV_GT(M, B, TX, TY) \
+  QMR_CUDA_GEMV_NB(M, B, 1, TX, TY) QMR_CUDA_GEMV_NB(M, B, 2, TX, TY) QMR_CUDA_GEMV_NB(M, B, 4, TX, TY)
+#define QMR_CUDA_GEMV_INSTANCES(M, TX, TY)                                                    \
+  QMR_CUDA_GEMV_GT(M, 2, TX, TY) QMR_CUDA_GEMV_GT(M, 3, TX, TY) QMR_CUDA_GEMV_GT(M, 4, TX, TY) \
+  QMR_CUDA_GEMV_GT(M, 5, TX, TY) QMR_CUDA_GEMV_GT(M, 6, TX, TY) QMR_CUDA_GEMV_GT(M, 8, TX, TY)
+
+// A program whose files all use the GEMV can compile its 144 kernels once (two
+// architectures each, minutes of nvcc): one file instantiates them with
+// QMR_CUDA_GEMV_INSTANCES (tools/cuda/gemv_*.cu do, for the qmr tool, the GPU
+// tests and benchmarks) and the others define QMR_CUDA_GEMV_EXTERN, which declares
+// them here instead of instantiating them again. Header-only users define nothing.
+#ifdef QMR_CUDA_GEMV_EXTERN
+#define QMR_CUDA_GEMV_DECLARE(B, GT, NB, TX, TY) \
+  extern template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t);
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, f16, f16)
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, f16, float)
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, bf16)
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, float)
+#undef QMR_CUDA_GEMV_DECLARE
+#endif
 #endif  // __CUDACC__
 
 }  // namespace detail

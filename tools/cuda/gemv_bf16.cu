@@ -1,0 +1,12 @@
+// The GPU GEMV's kernels with bf16 activations (f32 or bf16 outputs), compiled once for every program that defines QMR_CUDA_GEMV_EXTERN (see kernels/cuda/gemv.cuh).
+#include "qmr/kernels/cuda/gemv.cuh"
+
+namespace qmr::cuda::detail {
+
+#define QMR_CUDA_GEMV_DEFINE(B, GT, NB, TX, TY) \
+  template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t);
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, bf16)
+QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, float)
+#undef QMR_CUDA_GEMV_DEFINE
+
+}  // namespace qmr::cuda::detail
