@@ -29,8 +29,9 @@
 //
 // * Each call first quantizes the M rows of X (ref::quantize_a8, bit for bit) into
 //   the order the kernel unpacks codes in (a8_layout: column order, or nibble / bit
-//   pair interleaved within a step), with, per row, the block scale d of every i32
-//   lane's columns and, per weight group, sum_b d_b * sum(a over block b).
+//   pair interleaved within a step), with, per row, the scale d of every 32-column
+//   block (spread over the i32 lanes of a step by one permute) and, per weight
+//   group, sum_b d_b * sum(a over block b).
 // * Per weight row, each step unpacks the codes of 64-256 columns into byte vectors
 //   and takes integer dot products with the int8 activations: i32 lane j sums the
 //   products of 4 * interleave consecutive columns, all in one activation block and
@@ -49,8 +50,8 @@
 //   one 32-column block at a time: codes unpacked to bytes, one integer dot product
 //   per block (NEON: vmull_s8 + vpadalq_s16, or vdotq_s32 where the compiler targets
 //   the dot-product extension), scales in scalar f32.
-// * The activations live in a 64 KB stack buffer when they fit (M = 1 up to K ~ 30000,
-//   M = 8 up to K ~ 4000), else in one heap allocation per call.
+// * The activations live in a 64 KB stack buffer when they fit (M = 1 up to K ~ 55000,
+//   M = 8 up to K ~ 7000), else in one heap allocation per call.
 
 namespace qmr::simd {
 
@@ -75,7 +76,7 @@ inline constexpr bool a8_vnni_compiled = false;
 inline constexpr std::int64_t a8_tile_rows = 16;
 
 // Activations up to this size live on the caller's stack: 64 KB holds M = 1 up to
-// K ~ 30000 (about 2 bytes per column with the lane scales), M = 8 up to K ~ 4000,
+// K ~ 55000 (1.125 bytes per column with the block scales), M = 8 up to K ~ 7000,
 // and is small beside the 8 MB stacks of Linux threads.
 inline constexpr std::size_t a8_stack_bytes = std::size_t{64} << 10;
 
@@ -84,10 +85,10 @@ inline constexpr std::size_t a8_stack_bytes = std::size_t{64} << 10;
 struct a8_activations {
   std::int64_t rows = 0, k = 0;
   std::int64_t k_pad = 0;         // k rounded up to whole steps
-  std::int64_t lane_stride = 0;   // k_pad / lane_cols rounded up to 16
+  std::int64_t scale_stride = 0;  // k_pad / 32 blocks rounded up to 16
   std::int64_t group_stride = 0;  // weight groups per row rounded up to 16
   std::int8_t* q = nullptr;       // [rows, k_pad] activations, step-interleaved; 0 past k
-  float* lane_scale = nullptr;    // [rows, lane_stride] block scale d of each lane's columns; 0 past k
+  float* block_scale = nullptr;   // [rows, scale_stride] scale d of each 32-column block; 0 past k
   float* zero_sum = nullptr;      // [rows, group_stride] sum over a group's blocks of d * (sum of a); 0 past the groups
 
   static constexpr std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
@@ -96,18 +97,18 @@ struct a8_activations {
       : rows(m),
         k(cols),
         k_pad(round_up(cols, layout.cols())),
-        lane_stride(round_up(k_pad / layout.lane_cols, 16)),
+        scale_stride(round_up(k_pad / ref::a8_block, 16)),
         group_stride(round_up(n_groups, 16)) {}
 
   // Bytes of storage, each array 64-byte aligned.
   std::size_t bytes() const {
-    return static_cast<std::size_t>(round_up(rows * k_pad, 64) + round_up(rows * lane_stride * 4, 64) +
+    return static_cast<std::size_t>(round_up(rows * k_pad, 64) + round_up(rows * scale_stride * 4, 64) +
                                     round_up(rows * group_stride * 4, 64));
   }
   void place(std::byte* storage) {
     q = reinterpret_cast<std::int8_t*>(storage);
-    lane_scale = reinterpret_cast<float*>(storage + round_up(rows * k_pad, 64));
-    zero_sum = lane_scale + round_up(rows * lane_stride * 4, 64) / 4;
+    block_scale = reinterpret_cast<float*>(storage + round_up(rows * k_pad, 64));
+    zero_sum = block_scale + round_up(rows * scale_stride * 4, 64) / 4;
   }
 };
 
@@ -115,7 +116,7 @@ struct a8_activations {
 // reference quantizer bit for bit), interleaved as Layout says.
 template <class Arch, a8_layout Layout>
 void prepare_a8(matrix_view<const float> x, std::int64_t group, a8_activations& xa) {
-  constexpr int step = Layout.cols(), lane_cols = Layout.lane_cols;
+  constexpr int step = Layout.cols();
   // Position -> column of the step, for the interleaved layouts.
   static constexpr std::array<std::uint8_t, 256> column = [] {
     std::array<std::uint8_t, 256> c{};
@@ -129,10 +130,10 @@ void prepare_a8(matrix_view<const float> x, std::int64_t group, a8_activations& 
   for (std::int64_t i = 0; i < xa.rows; ++i) {
     const float* xr = x.row(i);                          // [K]
     std::int8_t* q = xa.q + i * xa.k_pad;                // [k_pad]
-    float* lanes = xa.lane_scale + i * xa.lane_stride;   // [lane_stride]
+    float* blocks = xa.block_scale + i * xa.scale_stride;  // [scale_stride]
     float* sums = xa.zero_sum + i * xa.group_stride;     // [group_stride]
     std::fill(sums, sums + xa.group_stride, 0.0f);
-    std::fill(lanes + xa.k_pad / lane_cols, lanes + xa.lane_stride, 0.0f);
+    std::fill(blocks + xa.k_pad / ref::a8_block, blocks + xa.scale_stride, 0.0f);
     for (std::int64_t c0 = 0; c0 < xa.k_pad; c0 += step) {
       alignas(64) std::int8_t natural[256];  // [step] this step's activations in column order
       for (int b = 0; b < step / static_cast<int>(ref::a8_block); ++b) {
@@ -147,7 +148,7 @@ void prepare_a8(matrix_view<const float> x, std::int64_t group, a8_activations& 
         } else {
           std::memset(qb, 0, ref::a8_block);
         }
-        for (std::int64_t l = cb / lane_cols; l < (cb + ref::a8_block) / lane_cols; ++l) lanes[l] = d;
+        blocks[cb / ref::a8_block] = d;
       }
       if constexpr (Layout.interleave == 1) {
         std::memcpy(q + c0, natural, static_cast<std::size_t>(step));
@@ -180,6 +181,20 @@ struct a8_f256 {
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
   }
   static float scale(f16 h) { return _cvtsh_ss(h.bits); }
+  // d[j / LanesPerBlock] in lane j: the block scales of a step, each over the
+  // LanesPerBlock lanes of its block (2, 4 or 8); reads only the step's blocks.
+  template <int LanesPerBlock>
+  static fvec block_scales(const float* d) {
+    static_assert(LanesPerBlock == 2 || LanesPerBlock == 4 || LanesPerBlock == 8);
+    if constexpr (LanesPerBlock == 8) {
+      return _mm256_broadcast_ss(d);
+    } else {
+      const __m128 v = LanesPerBlock == 4 ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d))) : _mm_loadu_ps(d);
+      const __m256i idx = _mm256_setr_epi32(0 / LanesPerBlock, 1 / LanesPerBlock, 2 / LanesPerBlock, 3 / LanesPerBlock,
+                                            4 / LanesPerBlock, 5 / LanesPerBlock, 6 / LanesPerBlock, 7 / LanesPerBlock);
+      return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), idx);
+    }
+  }
   // The scales of groups [0, 8) of s as f32; `left` groups remain in the row (zeros past them).
   static fvec scales(const f16* s, std::int64_t left) {
     if (left >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
@@ -247,6 +262,22 @@ struct a8_f512 {
   static fvec fma(fvec a, fvec b, fvec c) { return _mm512_fmadd_ps(a, b, c); }
   static float sum(fvec v) { return _mm512_reduce_add_ps(v); }
   static float scale(f16 h) { return _cvtsh_ss(h.bits); }
+  // d[j / LanesPerBlock] in lane j: the block scales of a step, each over the
+  // LanesPerBlock lanes of its block (2, 4 or 8); reads only the step's blocks.
+  template <int LanesPerBlock>
+  static fvec block_scales(const float* d) {
+    static_assert(LanesPerBlock == 2 || LanesPerBlock == 4 || LanesPerBlock == 8);
+    alignas(64) static constexpr std::int32_t idx[16] = {
+        0 / LanesPerBlock,  1 / LanesPerBlock,  2 / LanesPerBlock,  3 / LanesPerBlock,
+        4 / LanesPerBlock,  5 / LanesPerBlock,  6 / LanesPerBlock,  7 / LanesPerBlock,
+        8 / LanesPerBlock,  9 / LanesPerBlock,  10 / LanesPerBlock, 11 / LanesPerBlock,
+        12 / LanesPerBlock, 13 / LanesPerBlock, 14 / LanesPerBlock, 15 / LanesPerBlock};
+    __m512 v;
+    if constexpr (LanesPerBlock == 8) v = _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(d))));
+    else if constexpr (LanesPerBlock == 4) v = _mm512_castps128_ps512(_mm_loadu_ps(d));
+    else v = _mm512_castps256_ps512(_mm256_loadu_ps(d));
+    return _mm512_permutexvar_ps(_mm512_load_si512(idx), v);
+  }
   // Loads are masked only where a whole one would pass the end of the row's
   // scales or zeros: masked loads on every row slow the streaming (see decode).
   static __mmask16 first(std::int64_t count) {
@@ -339,13 +370,21 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   const std::int64_t n_groups = w.layout.n_groups;
   const std::int64_t row_bytes = w.layout.code_row_bytes;
   const std::int8_t* q[M];      // [k_pad] each: the activations of row m0 + i
-  const float* lanes[M];        // [lane_stride]
+  const float* blocks[M];       // [scale_stride]
   const float* zero_sum[M];     // [group_stride]
   for (int i = 0; i < M; ++i) {
     q[i] = xa.q + (m0 + i) * xa.k_pad;
-    lanes[i] = xa.lane_scale + (m0 + i) * xa.lane_stride;
+    blocks[i] = xa.block_scale + (m0 + i) * xa.scale_stride;
     zero_sum[i] = xa.zero_sum + (m0 + i) * xa.group_stride;
   }
+  // The block scale d over each i32 lane of the step at column c0 (a lane's columns
+  // lie in one 32-column block). Stored once per block, not per lane, so that the
+  // activations of a long row stay in L1 beside the streaming weights: per lane they
+  // took 1 byte per column at 8 bits (28 KB at K = 14336, with the int8 values), and
+  // K = 14336 streamed at 61-65% of read bandwidth against 79-100% at K = 4096-8192.
+  const auto lane_scales = [](const float* d, std::int64_t c0) {
+    return F::template block_scales<ref::a8_block / lane_cols>(d + c0 / ref::a8_block);
+  };
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;           // [n_groups]
@@ -369,7 +408,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
           decode(c0, v);
           for (int i = 0; i < M; ++i)
             gacc[i][chain] =
-                F::fma(F::cvt(step.dot(v, q[i] + c0)), F::load(lanes[i] + c0 / lane_cols), gacc[i][chain]);
+                F::fma(F::cvt(step.dot(v, q[i] + c0)), lane_scales(blocks[i], c0), gacc[i][chain]);
         };
         const std::int64_t c_end = std::min(k, (g + 1) * group);
         std::int64_t c0 = g * group;
@@ -397,7 +436,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
         const std::uint64_t g0 = c0 / Format::group_size;  // unsigned: the divisions are shifts
         const fvec s = F::template scales_expanded<group_lanes>(scales + g0, n_groups - static_cast<std::int64_t>(g0));
         for (int i = 0; i < M; ++i)
-          into[i] = F::fma(F::mul(F::cvt(step.dot(v, q[i] + c0)), F::load(lanes[i] + c0 / lane_cols)), s, into[i]);
+          into[i] = F::fma(F::mul(F::cvt(step.dot(v, q[i] + c0)), lane_scales(blocks[i], c0)), s, into[i]);
       };
       std::uint64_t c0 = 0;
       const auto end = static_cast<std::uint64_t>(k);
@@ -455,7 +494,7 @@ void gemv_a8_blocks(const quant::qtensor_view& w, const a8_activations& xa, std:
         for (int i = 0; i < M; ++i) {
           const std::int64_t row = m0 + i;
           const std::int32_t dot = dot_block_a8<Arch>(block, xa.q + row * xa.k_pad + c, Arch{});
-          gacc[i] += xa.lane_scale[row * xa.lane_stride + c / ref::a8_block] * static_cast<float>(dot);
+          gacc[i] += xa.block_scale[row * xa.scale_stride + c / ref::a8_block] * static_cast<float>(dot);
         }
       }
       const float s = to_float(scales[g]);
