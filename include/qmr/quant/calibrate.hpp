@@ -234,8 +234,9 @@ struct tensor_quant_report {
 // input directions they leave quiet), so on a set far from what the model was trained on the layers
 // can come out worse than RTN on the model's own inputs. A model that predicts its calibration set
 // worse than a uniform guess is such a case. Measured on the bundled math model (vocab 1024, ln =
-// 6.93): synthetic math 4.0 nats/token, data/calibration/generic_text.txt 12.0 (first 512 positions); GPTQ w2g64
-// calibrated on that text scores 11.3% on 550 synthetic problems, RTN 55.6%, GPTQ on math 87.6%.
+// 6.93) over the first 512 positions: synthetic math 4.0 nats/token, data/calibration/generic_text.txt
+// 12.0. GPTQ w2g64 calibrated on that text scores 11.3% on 550 synthetic problems, RTN 55.6%, GPTQ
+// on synthetic math 87.6% (bench/results/qmr-math_gptq_ood_calibration.txt has the analysis).
 struct calibration_fit {
   double nll = 0;              // mean next-token negative log-likelihood, nats per token
   double uniform_nll = 0;      // ln(vocab)
@@ -287,7 +288,7 @@ struct model_quant_report {
   std::string method, plan, calibration;
   std::int64_t calibration_tokens = 0;
   calibration_fit fit;  // of the calibration set, measured for the calibrated methods (gptq, awq, sq)
-  double gptq_damp = 0;             // gptq_options::damp asked for (gptq only)
+  double gptq_damp = 0;  // gptq_options::damp asked for (gptq only)
   int activation_bits = 0;  // what inference should quantize linear inputs to (recorded, not applied here)
   double seconds = 0;
 };
