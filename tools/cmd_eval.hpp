@@ -101,6 +101,7 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->capture_default_str();
   cmd->add_option("--calib-n", a.calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--calib-len", a.calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
+  add_damp_option(cmd, a.calib);
   cmd->add_option("--calib-seed", a.calib.seed, "seed of synthetic calibration problems (not an evaluation seed)")
       ->capture_default_str();
   cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")->capture_default_str();
@@ -151,6 +152,9 @@ inline qmr::model::model load_in(const eval_args& a, const std::string& spec) {
       std::fprintf(stderr, "%s: mean relative output error %.5f over %d linears (RTN %.5f), %.1f s\n", spec.c_str(),
                    sum / n, n, sum_rtn / n, report.seconds);
   }
+  // The warning is printed even with --quiet: it can explain a collapsed accuracy.
+  if (report.fit.far_from_model() || (!a.quiet && report.fit.measured()))
+    std::fprintf(stderr, "%s: %s\n", spec.c_str(), calibration_fit_note(report).c_str());
   return m;
 }
 

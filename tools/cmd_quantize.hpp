@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "qmr/io/text_file.hpp"
 #include "qmr/quant/calibrate.hpp"
 #include "qmr/text/tokenizer.hpp"
@@ -87,14 +89,31 @@ inline quant_recipe parse_recipe(const std::string& item) {
 
 // Where calibration samples come from: "synth" (the synthetic generator), "random" (uniform token ids,
 // for random-weight models), a .jsonl file or a text file.
+// With them, GPTQ's dampening (gptq_options::damp), which also decides what a calibrated item computes.
 struct calib_args {
   std::string source = "synth";
   int n = 128;
   int len = 512;
   std::uint64_t seed = 5;  // the bundled model trained on seeds 1-4 and is evaluated on 1000
+  double damp = qmr::quant::gptq_options{}.damp;  // λ = damp · mean diag H (the GPTQ paper's and AutoGPTQ's 0.01)
 
-  nlohmann::json json() const { return {{"source", source}, {"n", n}, {"len", len}, {"seed", seed}}; }
+  // The default damp is left out, so that journals written before --damp existed stay valid.
+  nlohmann::json json() const {
+    nlohmann::json j = {{"source", source}, {"n", n}, {"len", len}, {"seed", seed}};
+    if (damp != qmr::quant::gptq_options{}.damp) j["damp"] = damp;
+    return j;
+  }
 };
+
+// --damp on `qmr quantize` and `qmr eval`.
+inline void add_damp_option(CLI::App* cmd, calib_args& c) {
+  cmd->add_option("--damp", c.damp,
+                  "GPTQ dampening: damp * mean diag(H) is added to H's diagonal (0.01 as in the GPTQ paper and "
+                  "AutoGPTQ; larger values move GPTQ toward RTN, which can help when the calibration set is unlike "
+                  "the model's inputs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+}
 
 inline qmr::quant::calibration_set make_calibration(const calib_args& c, const std::string& model_dir) {
   if (c.source == "random") {
@@ -161,6 +180,7 @@ inline qmr::quant::model_quant_report apply_recipe(qmr::model::model& m, const q
         r.spec ? qmr::quant::precision_plan::uniform(*r.spec) : qmr::quant::precision_plan::load(r.plan_file);
     qmr::quant::model_quant_options o = base;
     o.how = r.how;
+    o.gptq.damp = calib.damp;
     if (r.clip) o.rtn.clip_search = o.gptq.rtn.clip_search = true;
     std::optional<qmr::quant::calibration_set> set;
     if (r.needs_calibration()) {
@@ -173,6 +193,22 @@ inline qmr::quant::model_quant_report apply_recipe(qmr::model::model& m, const q
   if (r.act_bits) m.set_activation_bits(r.act_bits);
   report.activation_bits = r.act_bits;
   return report;
+}
+
+// How well the model predicts its calibration set (quant/calibrate.hpp, calibration_fit), and a warning
+// when it predicts it worse than a uniform guess; "" when it was not measured.
+inline std::string calibration_fit_note(const qmr::quant::model_quant_report& r) {
+  const qmr::quant::calibration_fit& f = r.fit;
+  if (!f.measured()) return "";
+  char line[512];
+  std::snprintf(line, sizeof line, "calibration: the unquantized model's NLL on %s is %.2f nats/token over %lld positions (uniform guess: %.2f)",
+                r.calibration.c_str(), f.nll, static_cast<long long>(f.positions), f.uniform_nll);
+  std::string note = line;
+  if (f.far_from_model())
+    note += "\nwarning: the model predicts its calibration set worse than a uniform guess: these tokens are far from what it "
+            "was trained on. GPTQ and AWQ fit every layer to their activations and can end up worse than RTN on the model's "
+            "own inputs; calibrate on data like the model's tasks (e.g. --calib synth for the bundled model).";
+  return note;
 }
 
 // The per-layer table: output error of each quantized linear against RTN's.
@@ -200,7 +236,9 @@ inline void print_quant_report(const qmr::quant::model_quant_report& r) {
                 sum_rtn / n, sum_rtn > 0 ? sum / sum_rtn : 0.0);
   std::printf("%s in %.1f s", r.method.c_str(), r.seconds);
   if (r.calibration_tokens) std::printf(", calibrated on %lld tokens of %s", static_cast<long long>(r.calibration_tokens), r.calibration.c_str());
+  if (r.method == "gptq") std::printf(", damp %g", r.gptq_damp);
   std::printf("\n");
+  if (const std::string note = calibration_fit_note(r); !note.empty()) std::printf("%s\n", note.c_str());
 }
 
 }  // namespace qmr_cli

@@ -362,6 +362,7 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
   quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
   quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str();
+  qmr_cli::add_damp_option(quantize, q_calib);
   quantize->add_option("--act", q_act, "record activation quantization for inference: a8 or a4");
   bool q_float_propagate = false;
   quantize->add_flag("--float-propagate", q_float_propagate,

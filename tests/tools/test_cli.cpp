@@ -431,3 +431,34 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
   REQUIRE(bad_batch.status == 1);
   REQUIRE(bad_batch.output.find("gemv batch is 1-8") != std::string::npos);
 }
+
+TEST_CASE("qmr quantize warns when the model predicts its calibration set worse than a uniform guess, and takes --damp", "[cli]") {
+  const char* root = std::getenv("QMR_MODELS_DIR");
+  REQUIRE(root != nullptr);
+  const std::filesystem::path model = std::filesystem::path(root) / "qmr-math";
+  const std::filesystem::path text = std::filesystem::path(root).parent_path() / "data" / "calibration" / "generic_text.txt";
+  qmr::testing::temp_dir dir;
+  const std::string common = "quantize --model " + model.string() + " --method gptq --format w2g64 --calib-n 2 --calib-len 128 --quiet";
+
+  const result on_text = run(common + " --calib " + text.string() + " --damp 0.1 --out " + (dir / "text").string());
+  INFO(on_text.output);
+  REQUIRE(on_text.status == 0);
+  CHECK(on_text.output.find("damp 0.1") != std::string::npos);
+  CHECK(on_text.output.find("calibration: the unquantized model's NLL on") != std::string::npos);
+  CHECK(on_text.output.find("warning: the model predicts its calibration set worse than a uniform guess") != std::string::npos);
+  std::ifstream in(dir / "text" / "qmr_quantization.json");
+  const auto j = nlohmann::json::parse(in);
+  CHECK(j["gptq_damp"].get<double>() == 0.1);
+  CHECK(j["calibration_nll"].get<double>() > j["calibration_uniform_nll"].get<double>());
+
+  const result on_math = run(common + " --calib synth --out " + (dir / "synth").string());
+  INFO(on_math.output);
+  REQUIRE(on_math.status == 0);
+  CHECK(on_math.output.find("damp 0.01") != std::string::npos);
+  CHECK(on_math.output.find("calibration: the unquantized model's NLL on") != std::string::npos);
+  CHECK(on_math.output.find("warning:") == std::string::npos);
+
+  const result negative = run(common + " --damp -1 --out " + (dir / "neg").string());
+  CHECK(negative.status != 0);
+  CHECK(negative.output.find("--damp") != std::string::npos);
+}
