@@ -11,11 +11,14 @@
 
 #include "../random.hpp"
 #include "qmr/quant/gptq.hpp"
+#include "qmr/quant/gptq_reference.hpp"
 #include "qmr/quant/hessian.hpp"
 #include "qmr/quant/rtn.hpp"
 
 using namespace qmr::quant;
 using qmr::matrix_view;
+using reference_result = qmr::quant::ref::gptq_reference_result;
+using qmr::quant::ref::gptq_reference;
 
 namespace {
 
@@ -65,122 +68,6 @@ std::vector<double> naive_hessian(const std::vector<float>& x, std::int64_t toke
   return h;
 }
 
-// ---------------------------------------------------------------------------
-// The published algorithm, unblocked and in float64, as the paper's reference code
-// reads once the lazy batching is taken out: every column's error is applied to all
-// later columns at once. Group parameters follow qmr's RTN rule (rtn_group_params),
-// which is part of the format, not of GPTQ.
-// ---------------------------------------------------------------------------
-
-// Row-major n×n inverse by Gauss-Jordan elimination with partial pivoting.
-std::vector<double> invert(std::vector<double> a, std::int64_t n) {
-  std::vector<double> inv(static_cast<std::size_t>(n * n), 0.0);
-  for (std::int64_t i = 0; i < n; ++i) inv[idx(i, i, n)] = 1.0;
-  for (std::int64_t c = 0; c < n; ++c) {
-    std::int64_t p = c;
-    for (std::int64_t r = c + 1; r < n; ++r)
-      if (std::fabs(a[idx(r, c, n)]) > std::fabs(a[idx(p, c, n)])) p = r;
-    for (std::int64_t k = 0; k < n; ++k) {
-      std::swap(a[idx(c, k, n)], a[idx(p, k, n)]);
-      std::swap(inv[idx(c, k, n)], inv[idx(p, k, n)]);
-    }
-    const double d = a[idx(c, c, n)];
-    for (std::int64_t k = 0; k < n; ++k) {
-      a[idx(c, k, n)] /= d;
-      inv[idx(c, k, n)] /= d;
-    }
-    for (std::int64_t r = 0; r < n; ++r) {
-      if (r == c) continue;
-      const double f = a[idx(r, c, n)];
-      if (f == 0) continue;
-      for (std::int64_t k = 0; k < n; ++k) {
-        a[idx(r, k, n)] -= f * a[idx(c, k, n)];
-        inv[idx(r, k, n)] -= f * inv[idx(c, k, n)];
-      }
-    }
-  }
-  return inv;
-}
-
-// Lower Cholesky factor, textbook loops.
-std::vector<double> cholesky(const std::vector<double>& a, std::int64_t n) {
-  std::vector<double> l(static_cast<std::size_t>(n * n), 0.0);
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j <= i; ++j) {
-      double s = a[idx(i, j, n)];
-      for (std::int64_t k = 0; k < j; ++k) s -= l[idx(i, k, n)] * l[idx(j, k, n)];
-      l[idx(i, j, n)] = i == j ? std::sqrt(s) : s / l[idx(j, j, n)];
-    }
-  return l;
-}
-
-struct reference_result {
-  std::vector<float> values;          // [rows, cols] dequantized, natural column order
-  std::vector<std::uint32_t> codes;   // [rows, cols]
-};
-
-reference_result reference_gptq(const std::vector<float>& w0, std::int64_t rows, std::int64_t n,
-                                std::vector<double> h, const format_spec& spec, bool act_order, double damp,
-                                const rtn_options& rtn = {}) {
-  const std::int64_t gs = spec.group == per_channel ? n : spec.group;
-  std::vector<double> w(w0.begin(), w0.end());  // [rows, n]
-  std::vector<char> dead(static_cast<std::size_t>(n), 0);
-  for (std::int64_t c = 0; c < n; ++c)
-    if (h[idx(c, c, n)] == 0) {
-      dead[static_cast<std::size_t>(c)] = 1;
-      h[idx(c, c, n)] = 1;
-      for (std::int64_t r = 0; r < rows; ++r) w[idx(r, c, n)] = 0;
-    }
-  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
-  std::iota(perm.begin(), perm.end(), std::int64_t{0});
-  if (act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](std::int64_t a, std::int64_t b) { return h[idx(a, a, n)] > h[idx(b, b, n)]; });
-  std::vector<double> hp(static_cast<std::size_t>(n * n)), wp(static_cast<std::size_t>(rows * n));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) hp[idx(i, j, n)] = h[idx(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(j)], n)];
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t j = 0; j < n; ++j) wp[idx(r, j, n)] = w[idx(r, perm[static_cast<std::size_t>(j)], n)];
-  double mean = 0;
-  for (std::int64_t i = 0; i < n; ++i) mean += hp[idx(i, i, n)];
-  mean /= static_cast<double>(n);
-  for (std::int64_t i = 0; i < n; ++i) hp[idx(i, i, n)] += damp * mean;
-  // Hinv = the upper Cholesky factor of H⁻¹: H⁻¹ = Uᵀ U, U = Lᵀ.
-  const std::vector<double> l = cholesky(invert(hp, n), n);
-  const auto u = [&](std::int64_t i, std::int64_t j) { return l[idx(j, i, n)]; };
-
-  const int max_code = (1 << spec.bits) - 1;
-  const std::int64_t n_groups = n / gs;
-  std::vector<group_params> params(static_cast<std::size_t>(rows * n_groups));
-  std::vector<float> vals(static_cast<std::size_t>(gs));
-  if (act_order)
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t g = 0; g < n_groups; ++g) {
-        for (std::int64_t i = 0; i < gs; ++i) vals[static_cast<std::size_t>(i)] = static_cast<float>(w[idx(r, g * gs + i, n)]);
-        params[idx(r, g, n_groups)] = rtn_group_params(vals.data(), gs, spec.bits, spec.symmetric, rtn);
-      }
-  reference_result out{std::vector<float>(static_cast<std::size_t>(rows * n)),
-                       std::vector<std::uint32_t>(static_cast<std::size_t>(rows * n))};
-  for (std::int64_t j = 0; j < n; ++j) {
-    const std::int64_t c = perm[static_cast<std::size_t>(j)], g = c / gs;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      if (!act_order && c % gs == 0) {
-        for (std::int64_t i = 0; i < gs; ++i) vals[static_cast<std::size_t>(i)] = static_cast<float>(wp[idx(r, j + i, n)]);
-        params[idx(r, g, n_groups)] = rtn_group_params(vals.data(), gs, spec.bits, spec.symmetric, rtn);
-      }
-      const group_params p = params[idx(r, g, n_groups)];
-      const double scale = qmr::to_float(p.scale);
-      const double x = wp[idx(r, j, n)];
-      const double level = std::clamp(std::nearbyint(x / scale) + p.zero, 0.0, static_cast<double>(max_code));
-      const double q = scale * (level - p.zero);
-      out.codes[idx(r, c, n)] = static_cast<std::uint32_t>(level);
-      out.values[idx(r, c, n)] = static_cast<float>(q);
-      const double e = (x - q) / u(j, j);
-      for (std::int64_t k = j + 1; k < n; ++k) wp[idx(r, k, n)] -= e * u(j, k);
-    }
-  }
-  return out;
-}
 
 // ||X Wᵀ - X Qᵀ||²_F / tokens for Q the dequantized q, in double.
 double output_error(const std::vector<float>& x, std::int64_t tokens, const std::vector<float>& w, const qtensor& q) {
@@ -239,7 +126,7 @@ TEST_CASE("GPTQ equals the unblocked float64 reference for every column order, b
     const auto h = naive_hessian(x, tokens, f.cols);
     const auto w = qmr::testing::gaussian(static_cast<std::size_t>(f.rows * f.cols), seed + 3);
     for (bool act_order : {true, false}) {
-      const auto ref = reference_gptq(w, f.rows, f.cols, h, spec, act_order, 0.01);
+      const auto ref = gptq_reference(w, f.rows, f.cols, h, spec, act_order, 0.01);
       for (int block : {128, 1, 7, 48, 1000}) {
         INFO(f.format << " [" << f.rows << ", " << f.cols << "] act_order " << act_order << " block " << block
                       << " seed " << seed);
@@ -271,7 +158,7 @@ TEST_CASE("GPTQ with clip-searched group parameters equals the reference with th
       INFO(f << " act_order " << act_order);
       opt.act_order = act_order;
       const qtensor q = quantize_gptq({w.data(), rows, cols}, h, parse_format(f), opt);
-      require_matches(q, reference_gptq(w, rows, cols, h, parse_format(f), act_order, 0.01, opt.rtn), w);
+      require_matches(q, gptq_reference(w, rows, cols, h, parse_format(f), act_order, 0.01, opt.rtn), w);
     }
 }
 
@@ -383,7 +270,7 @@ TEST_CASE("dead input channels: their weights are zeroed and H_ii set to 1", "[g
     REQUIRE(report.dead_columns == 5);
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c : dead_cols) REQUIRE(q.view().value(r, c) == 0.0f);
-    require_matches(q, reference_gptq(w, rows, cols, h, parse_format("w4g32"), act_order, 0.01), w);
+    require_matches(q, gptq_reference(w, rows, cols, h, parse_format("w4g32"), act_order, 0.01), w);
     REQUIRE(output_error(x, tokens, w, q) < output_error(x, tokens, w, quantize_rtn({w.data(), rows, cols}, parse_format("w4g32"))));
   }
   // No calibration signal at all: every column is dead and the result is all zeros.
@@ -411,7 +298,7 @@ TEST_CASE("damping escalates while the Cholesky factorization fails, then gives 
     gptq_report report;
     const qtensor q = quantize_gptq({w.data(), rows, cols}, h, parse_format("w3g32"), opt, nullptr, "m", &report);
     REQUIRE(report.damp_used == detail::gptq_first_escalation);
-    require_matches(q, reference_gptq(w, rows, cols, h, parse_format("w3g32"), act_order, report.damp_used), w);
+    require_matches(q, gptq_reference(w, rows, cols, h, parse_format("w3g32"), act_order, report.damp_used), w);
 
     opt.damp = 1e-14;  // positive but too small: doubled until the pivots clear rounding
     quantize_gptq({w.data(), rows, cols}, h, parse_format("w3g32"), opt, nullptr, "m", &report);

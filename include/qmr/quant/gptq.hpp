@@ -304,6 +304,16 @@ inline constexpr std::int64_t gptq_task_rows = 64;
 // one simd::gemm_f64_best call with k = 16, instead of axpys averaging block / 2 columns.
 inline constexpr std::int64_t gptq_sub_block = 16;
 
+// A qmr::error naming the first non-finite weight of W, at `where`.
+inline void check_finite_weights(matrix_view<const float> w, const error_context& where) {
+  for (std::int64_t r = 0; r < w.rows; ++r)
+    for (std::int64_t c = 0; c < w.cols; ++c)
+      if (!std::isfinite(w(r, c)))
+        throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
+                        ", column " + std::to_string(c),
+                    where);
+}
+
 }  // namespace detail
 
 // What GPTQ derives from H alone, shared by every linear that reads the same input (q/k/v
@@ -389,12 +399,7 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
             std::to_string(n),
         where);
   check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < n; ++c)
-      if (!std::isfinite(w(r, c)))
-        throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
-                        ", column " + std::to_string(c),
-                    where);
+  detail::check_finite_weights(w, where);
 
   const std::vector<char>& dead = factor.dead;
   const std::vector<std::int64_t>& perm = factor.perm;
@@ -526,12 +531,7 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
   check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
   check(std::isfinite(options.damp) && options.damp >= 0,
         "GPTQ: damp must be finite and non-negative, got " + std::to_string(options.damp), where);
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t c = 0; c < n; ++c)
-      if (!std::isfinite(w(r, c)))
-        throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
-                        ", column " + std::to_string(c),
-                    where);
+  detail::check_finite_weights(w, where);
   const gptq_factor factor = gptq_prepare(h, n, options, pool, name);
   return quantize_gptq(w, h, factor, spec, options, pool, name, report);
 }
