@@ -20,6 +20,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../eval/loglikelihood.hpp"
 #include "../eval/synth.hpp"
 #include "../io/text_file.hpp"
 #include "../kernels/simd/dispatch.hpp"
@@ -266,15 +267,10 @@ inline calibration_fit measure_calibration_fit(const model::model& m, const cali
       const std::int64_t t1 = std::min(n - 1, t0 + chunk);  // positions [t0, t1) predict tokens t0 + 1 .. t1
       const auto logits = s.forward(std::span<const std::int32_t>(ids.data() + t0, static_cast<std::size_t>(t1 - t0)), true);
       for (std::int64_t t = 0; t < logits.rows; ++t) {
-        const float* r = logits.row(t);
-        double mx = r[0];
-        for (std::int32_t v = 1; v < vocab; ++v) mx = std::max(mx, static_cast<double>(r[v]));
-        double z = 0;
-        for (std::int32_t v = 0; v < vocab; ++v) z += std::exp(static_cast<double>(r[v]) - mx);
         const std::int32_t next = ids[static_cast<std::size_t>(t0 + t + 1)];
         check(next >= 0 && next < vocab, "calibration token id " + std::to_string(next) + " is outside the vocabulary of " +
                                              std::to_string(vocab));
-        sum += mx + std::log(z) - static_cast<double>(r[next]);
+        sum -= eval::detail::log_softmax_at(logits.row(t), vocab, next, nullptr);
       }
       fit.positions += logits.rows;
     }

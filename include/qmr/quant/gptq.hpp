@@ -304,9 +304,24 @@ inline constexpr std::int64_t gptq_task_rows = 64;
 // one simd::gemm_f64_best call with k = 16, instead of axpys averaging block / 2 columns.
 inline constexpr std::int64_t gptq_sub_block = 16;
 
-// A qmr::error naming the first non-finite weight of W, at `where`.
-inline void check_finite_weights(matrix_view<const float> w, const error_context& where) {
-  for (std::int64_t r = 0; r < w.rows; ++r)
+// The checks of W and of the sizes both quantize_gptq overloads make, in this order: W
+// a non-empty matrix, `spec` a format for it, H [n, n], a positive block, W finite.
+inline void check_gptq_inputs(matrix_view<const float> w, std::size_t h_size, const format_spec& spec,
+                              const gptq_options& options, const error_context& where) {
+  const std::int64_t rows = w.rows, n = w.cols;
+  check(rows > 0 && n > 0 && w.data != nullptr && w.stride >= n,
+        "GPTQ: weight is [" + std::to_string(rows) + ", " + std::to_string(n) + "], expected a non-empty matrix", where);
+  try {
+    qtensor_layout::of(spec, rows, n);
+  } catch (const error& e) {
+    throw error("GPTQ: " + e.message(), where);
+  }
+  check(static_cast<std::int64_t>(h_size) == n * n,
+        "GPTQ: H has " + std::to_string(h_size) + " elements, expected [" + std::to_string(n) + ", " +
+            std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
+        where);
+  check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
+  for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t c = 0; c < w.cols; ++c)
       if (!std::isfinite(w(r, c)))
         throw error("GPTQ: non-finite weight " + std::to_string(w(r, c)) + " at row " + std::to_string(r) +
@@ -379,27 +394,15 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
                              const std::string& name = "matrix", gptq_report* report = nullptr) {
   const error_context where = in_file({}, name);
   const std::int64_t rows = w.rows, n = w.cols;
-  check(rows > 0 && n > 0 && w.data != nullptr && w.stride >= n,
-        "GPTQ: weight is [" + std::to_string(rows) + ", " + std::to_string(n) + "], expected a non-empty matrix", where);
-  qtensor q;
-  try {
-    q = qtensor(spec, rows, n);
-  } catch (const error& e) {
-    throw error("GPTQ: " + e.message(), where);
-  }
-  const qtensor_layout l = q.layout();
-  check(static_cast<std::int64_t>(h.size()) == n * n,
-        "GPTQ: H has " + std::to_string(h.size()) + " elements, expected [" + std::to_string(n) + ", " +
-            std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
-        where);
+  detail::check_gptq_inputs(w, h.size(), spec, options, where);
   check(factor.cols == n && factor.act_order == options.act_order &&
             static_cast<std::int64_t>(factor.inverse.u.size()) == n * n,
         "GPTQ: the prepared factor is for " + std::to_string(factor.cols) + " columns" +
             (factor.act_order == options.act_order ? "" : " and another act_order") + ", the weight has " +
             std::to_string(n),
         where);
-  check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
-  detail::check_finite_weights(w, where);
+  qtensor q(spec, rows, n);
+  const qtensor_layout l = q.layout();
 
   const std::vector<char>& dead = factor.dead;
   const std::vector<std::int64_t>& perm = factor.perm;
@@ -514,25 +517,9 @@ inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double>
 inline qtensor quantize_gptq(matrix_view<const float> w, std::span<const double> h, const format_spec& spec,
                              const gptq_options& options = {}, thread_pool* pool = nullptr,
                              const std::string& name = "matrix", gptq_report* report = nullptr) {
-  const error_context where = in_file({}, name);
-  const std::int64_t rows = w.rows, n = w.cols;
-  // The checks of the weight first, in the order they always ran, then H's in gptq_prepare.
-  check(rows > 0 && n > 0 && w.data != nullptr && w.stride >= n,
-        "GPTQ: weight is [" + std::to_string(rows) + ", " + std::to_string(n) + "], expected a non-empty matrix", where);
-  try {
-    qtensor_layout::of(spec, rows, n);
-  } catch (const error& e) {
-    throw error("GPTQ: " + e.message(), where);
-  }
-  check(static_cast<std::int64_t>(h.size()) == n * n,
-        "GPTQ: H has " + std::to_string(h.size()) + " elements, expected [" + std::to_string(n) + ", " +
-            std::to_string(n) + "] = " + std::to_string(n * n) + " for a weight of " + std::to_string(n) + " columns",
-        where);
-  check(options.block >= 1, "GPTQ: block size must be positive, got " + std::to_string(options.block), where);
-  check(std::isfinite(options.damp) && options.damp >= 0,
-        "GPTQ: damp must be finite and non-negative, got " + std::to_string(options.damp), where);
-  detail::check_finite_weights(w, where);
-  const gptq_factor factor = gptq_prepare(h, n, options, pool, name);
+  // The weight's checks first, then H's and damp's in gptq_prepare.
+  detail::check_gptq_inputs(w, h.size(), spec, options, in_file({}, name));
+  const gptq_factor factor = gptq_prepare(h, w.cols, options, pool, name);
   return quantize_gptq(w, h, factor, spec, options, pool, name, report);
 }
 
