@@ -52,7 +52,7 @@ void for_each_isa(F&& fn) {
            [](matrix_view<const float> x, std::int8_t* q, float* s) { simd::quantize_a8_fn{}(Arch{}, x, q, s); }));
   };
   testing::for_each_dispatched_isa(each);
-#if defined(QMR_SIMD_DISPATCH) && !defined(__aarch64__)
+#if defined(QMR_SIMD_DISPATCH) && !defined(__aarch64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
   if (simd::detail::cpu_has_avx512vnni()) each(simd::avx512vnni{}, "avx512vnni");
 #endif
 }

@@ -21,8 +21,16 @@ namespace qmr::simd {
 
 // The ISAs a dispatching binary carries, best first; the first one the CPU
 // supports runs. sse2 is the x86-64 baseline, so the list never comes up empty.
+// A build may leave AVX2 or AVX-512 out (meson -Dsimd_isas, which defines
+// QMR_SIMD_DISPATCH_NO_AVX2 / _NO_AVX512 for every file of the program).
 #if defined(__aarch64__)
 using dispatch_archs = xsimd::arch_list<xsimd::neon64>;
+#elif defined(QMR_SIMD_DISPATCH_NO_AVX2) && defined(QMR_SIMD_DISPATCH_NO_AVX512)
+using dispatch_archs = xsimd::arch_list<xsimd::sse2>;
+#elif defined(QMR_SIMD_DISPATCH_NO_AVX2)
+using dispatch_archs = xsimd::arch_list<xsimd::avx512bw, xsimd::sse2>;
+#elif defined(QMR_SIMD_DISPATCH_NO_AVX512)
+using dispatch_archs = xsimd::arch_list<xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
 #else
 using dispatch_archs = xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
 #endif
@@ -59,7 +67,7 @@ namespace detail {
 // (ECX bit 1) and VNNI (ECX bit 11). xsimd 8.1 knows neither, so a8 dispatch asks
 // here first and leaves the rest to xsimd::dispatch. Read once.
 inline bool cpu_has_avx512vnni() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
   static const bool has = [] {
     if (!xsimd::available_architectures().avx512bw) return false;
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
@@ -104,7 +112,7 @@ template <class W>
 void gemm_a8_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
   static_assert(std::is_same_v<W, quant::qtensor_view>, "the a8 mode takes a quantized W (quant::qtensor_view)");
   ref::detail::check_gemm_shapes(w.rows(), w.cols(), x, y);
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
   if (detail::cpu_has_avx512vnni()) return gemm_a8_fn{}(avx512vnni{}, w, x, y, pool);
 #endif
   xsimd::dispatch<dispatch_archs>(gemm_a8_fn{})(w, x, y, pool);
@@ -115,7 +123,13 @@ inline const char* a8_dispatched_isa() {
 #if defined(__aarch64__)
   return xsimd::available_architectures().neon64 ? "neon64" : "scalar";
 #else
-  const auto isa = xsimd::available_architectures();
+  auto isa = xsimd::available_architectures();
+#if defined(QMR_SIMD_DISPATCH_NO_AVX512)
+  isa.avx512bw = 0;
+#endif
+#if defined(QMR_SIMD_DISPATCH_NO_AVX2)
+  isa.fma3_avx2 = 0;
+#endif
   return detail::cpu_has_avx512vnni() ? "avx512vnni" : isa.avx512bw ? "avx512bw" : isa.fma3_avx2 ? "avx2" : "sse2 (scalar)";
 #endif
 }
