@@ -254,15 +254,24 @@ class session {
     linear_(lw.up, h, up, {});
     emit_(l, component::gate, pos0, gate);
     emit_(l, component::up, pos0, up);
-    // Rows over the pool: a prefill's n × intermediate exponentials are a visible share of
-    // its time on one thread.
-    parallel_for(pool_, n, [&](std::int64_t t0, std::int64_t t1) {
-      for (std::int64_t t = t0; t < t1; ++t)
-        for (int j = 0; j < c.intermediate; ++j) {
-          const float g = gate(t, j);
-          gate(t, j) = g / (1.0f + std::exp(-g)) * up(t, j);  // silu(g) * u
-        }
-    });
+    // Elements over the pool, not rows: a prefill's n × intermediate exponentials are a
+    // visible share of its time on one thread, and so are a decode step's: one row of 4864
+    // (Qwen2.5-0.5B) took 15 us per layer, 2.4% of a w4g128 a8 token on 2 threads.
+    // gate and up are [n, intermediate] with stride intermediate (contiguous).
+    // Below 4096 elements (the bundled model's decode step: 768) the hand-off costs more
+    // than the ~3 ns exponentials it would share.
+    const auto silu_mul = [&](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const float g = gate.data[i];
+        gate.data[i] = g / (1.0f + std::exp(-g)) * up.data[i];  // silu(g) * u
+      }
+    };
+    const std::int64_t elements = std::int64_t{n} * c.intermediate;
+    if (elements >= 4096) {
+      parallel_for(pool_, elements, silu_mul);
+    } else {
+      silu_mul(0, elements);
+    }
     emit_(l, component::mlp_act, pos0, gate);
     if (last <= component::mlp_act) return;
     linear_(lw.down, gate, o, {});
