@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>
@@ -215,9 +216,7 @@ class session {
     matrix_view<float> q(q_.data(), n, c.q_dim());   // [n, heads * head_dim]
     matrix_view<float> k(k_.data(), n, c.kv_dim());  // [n, kv_heads * head_dim]
     matrix_view<float> v(v_.data(), n, c.kv_dim());
-    linear_(lw.q, h, q, lw.q_bias);
-    linear_(lw.k, h, k, lw.k_bias);
-    linear_(lw.v, h, v, lw.v_bias);
+    linears_(h, {{&lw.q, q, &lw.q_bias}, {&lw.k, k, &lw.k_bias}, {&lw.v, v, &lw.v_bias}});
     emit_(l, component::q, pos0, q);
     emit_(l, component::k, pos0, k);
     emit_(l, component::v, pos0, v);
@@ -250,8 +249,7 @@ class session {
     if (last <= component::mlp_norm) return;
     matrix_view<float> gate(gate_.data(), n, c.intermediate);  // [n, intermediate]
     matrix_view<float> up(up_.data(), n, c.intermediate);
-    linear_(lw.gate, h, gate, {});
-    linear_(lw.up, h, up, {});
+    linears_(h, {{&lw.gate, gate, nullptr}, {&lw.up, up, nullptr}});
     emit_(l, component::gate, pos0, gate);
     emit_(l, component::up, pos0, up);
     // Elements over the pool, not rows: a prefill's n × intermediate exponentials are a
@@ -311,20 +309,68 @@ class session {
     if (hook_) hook_(activation{layer, what, position, data});
   }
 
-  void linear_(const linear_weight& w, matrix_view<const float> in, matrix_view<float> out,
-               const std::vector<float>& bias) {
-    if (act_bits_ != 0) {
-      const std::size_t size = static_cast<std::size_t>(in.rows * in.cols);
-      if (act_.size() < size) act_.resize(size);
-      matrix_view<float> a(act_.data(), in.rows, in.cols);  // [n, cols], the quantized copy of in
-      for (std::int64_t t = 0; t < in.rows; ++t) std::copy(in.row(t), in.row(t) + in.cols, a.row(t));
-      quant::fake_quantize_per_token(a, act_bits_);
-      in = a;
-    }
-    matmul(w, in, out, pool_, kernel_);
+  // in, or its per-token fake-quantized copy when the session quantizes linear inputs.
+  matrix_view<const float> linear_input_(matrix_view<const float> in) {
+    if (act_bits_ == 0) return in;
+    const std::size_t size = static_cast<std::size_t>(in.rows * in.cols);
+    if (act_.size() < size) act_.resize(size);
+    matrix_view<float> a(act_.data(), in.rows, in.cols);  // [n, cols], the quantized copy of in
+    for (std::int64_t t = 0; t < in.rows; ++t) std::copy(in.row(t), in.row(t) + in.cols, a.row(t));
+    quant::fake_quantize_per_token(a, act_bits_);
+    return a;
+  }
+
+  static void add_bias_(matrix_view<float> out, const std::vector<float>& bias) {
     if (bias.empty()) return;
     for (std::int64_t t = 0; t < out.rows; ++t)
       for (std::int64_t j = 0; j < out.cols; ++j) out(t, j) += bias[static_cast<std::size_t>(j)];
+  }
+
+  void linear_(const linear_weight& w, matrix_view<const float> in, matrix_view<float> out,
+               const std::vector<float>& bias) {
+    matmul(w, linear_input_(in), out, pool_, kernel_);
+    add_bias_(out, bias);
+  }
+
+  // One linear of a group that reads the same input: out = in · wᵀ (+ bias when not null).
+  struct linear_job {
+    const linear_weight* w;
+    matrix_view<float> out;  // [n, w->rows]
+    const std::vector<float>* bias;
+  };
+
+  // Linears of one input (q/k/v, gate/up). With a few rows (decode: the GEMV) their output
+  // rows form one range that a single parallel_for splits into pieces of whole rows, each
+  // a single-threaded matmul_rows: one hand-off to the pool instead of one per linear, and
+  // k and v (128 rows of Qwen2.5-0.5B, below a GEMV's split threshold) no longer run on the
+  // caller alone after q. The values are matmul's bit for bit (see matmul_rows). Larger
+  // inputs (a prefill, the GEMM) run one linear at a time, each over the whole pool.
+  void linears_(matrix_view<const float> in, std::initializer_list<linear_job> jobs) {
+    in = linear_input_(in);
+    std::int64_t total = 0;
+    for (const linear_job& j : jobs) total += j.w->rows;
+    if (pool_ == nullptr || pool_->size() == 1 || in.rows > 8 || total == 0) {
+      for (const linear_job& j : jobs) matmul(*j.w, in, j.out, pool_, kernel_);
+    } else {
+      // Two pieces per thread, none under 2^18 multiply-adds (split_rows' threshold: a
+      // hand-off costs about as much as that many FMAs at decode speed).
+      const std::int64_t threads = static_cast<std::int64_t>(pool_->size());
+      const std::int64_t min_rows = ((std::int64_t{1} << 18) + in.cols * in.rows - 1) / (in.cols * in.rows);
+      const std::int64_t grain = std::max((total + 2 * threads - 1) / (2 * threads), min_rows);
+      pool_->parallel_for(0, total, grain, [&](std::int64_t r0, std::int64_t r1) {
+        std::int64_t base = 0;  // first row of the current linear in [0, total)
+        for (const linear_job& j : jobs) {
+          const std::int64_t lo = std::max(r0, base), hi = std::min(r1, base + j.w->rows);
+          if (lo < hi) {
+            const matrix_view<float> out(j.out.data + (lo - base), j.out.rows, hi - lo, j.out.stride);  // [n, hi - lo]
+            matmul_rows(*j.w, lo - base, hi - base, in, out, nullptr, kernel_);
+          }
+          base += j.w->rows;
+        }
+      });
+    }
+    for (const linear_job& j : jobs)
+      if (j.bias != nullptr) add_bias_(j.out, *j.bias);
   }
 
   // out = weight * x / sqrt(mean(x^2) + eps), row by row (in may alias out).

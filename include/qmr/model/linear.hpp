@@ -36,19 +36,52 @@ struct linear_weight {
 // results; dense weights keep the f32 kernels.
 enum class matmul_kernel { simd, reference, simd_a8 };
 
+namespace detail {
+
+// Y = X · Wᵀ for W given as the views of a linear_weight (dense or quantized).
+inline void matmul_views(bool quantized, const tensor_view& dense, const quant::qtensor_view& q,
+                         matrix_view<const float> x, matrix_view<float> y, thread_pool* pool, matmul_kernel kernel) {
+  if (kernel == matmul_kernel::reference) {
+    if (quantized) ref::gemm_ref(q, x, y, pool);
+    else ref::gemm_ref(dense, x, y, pool);
+    return;
+  }
+  if (quantized) {
+    if (kernel == matmul_kernel::simd_a8) simd::gemm_a8_best(q, x, y, pool);
+    else simd::gemm_best(q, x, y, pool);
+  } else {
+    simd::gemm_best(dense, x, y, pool);
+  }
+}
+
+}  // namespace detail
+
 // Y[M, rows] = X[M, cols] · Wᵀ.
 inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool,
                    matmul_kernel kernel = matmul_kernel::simd) {
-  if (kernel == matmul_kernel::reference) {
-    if (w.spec.is_quantized()) ref::gemm_ref(w.quantized, x, y, pool);
-    else ref::gemm_ref(w.dense, x, y, pool);
-    return;
-  }
+  detail::matmul_views(w.spec.is_quantized(), w.dense, w.quantized, x, y, pool, kernel);
+}
+
+// Y[M, r1 - r0] = X[M, cols] · W[r0:r1, :]ᵀ, output rows [r0, r1) of W alone. Every
+// kernel computes an output row from that row of W and X only, so the values equal
+// the same rows of matmul's Y bit for bit at any M <= 8 (the GEMV; a GEMM's panels
+// would start elsewhere).
+inline void matmul_rows(const linear_weight& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                        matrix_view<float> y, thread_pool* pool, matmul_kernel kernel = matmul_kernel::simd) {
+  check(r0 >= 0 && r0 < r1 && r1 <= w.rows, "matmul_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) +
+                                                ") outside " + w.name + "'s " + std::to_string(w.rows));
   if (w.spec.is_quantized()) {
-    if (kernel == matmul_kernel::simd_a8) simd::gemm_a8_best(w.quantized, x, y, pool);
-    else simd::gemm_best(w.quantized, x, y, pool);
+    quant::qtensor_view q = w.quantized;  // [r1 - r0] rows, the same format
+    q.layout.rows = r1 - r0;
+    q.codes += r0 * q.layout.code_row_bytes;
+    q.scales += r0 * q.layout.n_groups;
+    if (q.zeros != nullptr) q.zeros += r0 * q.layout.zero_row_bytes;
+    detail::matmul_views(true, {}, q, x, y, pool, kernel);
   } else {
-    simd::gemm_best(w.dense, x, y, pool);
+    const std::size_t row_bytes = static_cast<std::size_t>(w.cols) * dtype_size(w.dense.type);
+    const tensor_view d = tensor_view::contiguous(w.dense.data + static_cast<std::size_t>(r0) * row_bytes, w.dense.type,
+                                                  make_shape({r1 - r0, w.cols}));  // [r1 - r0, cols]
+    detail::matmul_views(false, d, {}, x, y, pool, kernel);
   }
 }
 
