@@ -154,13 +154,15 @@ struct gemv_timing {
 };
 
 // qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
-// gemv_traits::max_batch the GEMV runs in chunks).
+// gemv_traits::max_batch the GEMV runs in chunks). lanes: the lane-layout kernel
+// (qmr::cuda::gemv_lanes, batches 1..8, 2/3/4/8-bit formats) instead of the
+// tensor-core one; the weights are then uploaded in both layouts, but a call reads one.
 inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                               std::span<const int> batches, int runs, double rotate_bytes,
-                                              const gemv_operands& io, cudaStream_t stream) {
+                                              const gemv_operands& io, cudaStream_t stream, bool lanes = false) {
   const quant::qtensor q = random_qtensor(spec, rows, cols);
   std::vector<qc::device_qtensor> w;
-  w.push_back(qc::upload(q.view(), stream));
+  w.push_back(qc::upload(q.view(), stream, lanes));
   const double bytes = static_cast<double>(w[0].weight_bytes());
   const int copies =
       copies_for(static_cast<double>(w[0].device_bytes()), rotate_bytes);
@@ -168,9 +170,10 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
   std::vector<gemv_timing> out;
   for (const int m : batches) {
     const double s = time_median(copies, runs, stream, [&](int i) {
-      qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
+      if (lanes) qc::gemv_lanes(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
+      else qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
     });
-    out.push_back({m, s, bytes, copies, w[0].threads_per_row});
+    out.push_back({m, s, bytes, copies, lanes ? 0 : w[0].threads_per_row});
   }
   return out;
 }

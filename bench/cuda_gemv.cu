@@ -25,6 +25,7 @@ struct options {
   double rotate_bytes = 1.0e9;  // weights rotated through per measurement: far above the 50-60 MB L2
   int runs = 100;               // timed calls per measurement
   bool quick = false;           // fewer shapes and runs: a smoke test
+  bool lanes = false;           // also the lane-layout kernel against the tensor-core one (the formats it takes)
 };
 
 options parse(int argc, char** argv) {
@@ -39,8 +40,9 @@ options parse(int argc, char** argv) {
     else if (a == "--rotate-bytes") o.rotate_bytes = std::stod(value());
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--quick") o.quick = true;
+    else if (a == "--lanes") o.lanes = true;
     else if (a == "--help" || a == "-h") {
-      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick]");
+      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes]");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
   }
@@ -122,6 +124,38 @@ int main(int argc, char** argv) {
           }
         }
         std::fflush(stdout);
+      }
+
+      // --lanes: the lane-layout kernel (gemv_lanes.cuh) beside the tensor-core one on the
+      // formats it takes (issue 7's symmetric ones, the asymmetric defaults), M = 1, 4, 8, the
+      // issue's shapes and Qwen2.5-0.5B's.
+      if (opt.lanes) {
+        std::vector<std::pair<std::int64_t, std::int64_t>> lane_shapes = {
+            {8192, 8192}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
+        if (opt.quick) lane_shapes = {{8192, 8192}, {896, 4864}};
+        const std::vector<int> lane_batches = {1, 4, 8};
+        std::printf("\n| rows x cols | M | format | tensor-core us | of copy bw | lanes us | of copy bw | speedup |\n"
+                    "|---|---|---|---|---|---|---|---|\n");
+        for (const auto& [rows, cols] : lane_shapes)
+          for (const quant::format_spec& spec :
+               {quant::format_spec::quantized(2, 64, true), quant::format_spec::quantized(2, 128, true),
+                quant::format_spec::quantized(3, 128, true), quant::format_spec::quantized(4, 128, true),
+                quant::format_spec::quantized(8, 128, true), quant::format_spec::quantized(4, 128, false),
+                quant::format_spec::quantized(8, 128, false)}) {
+            const auto tc = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, false);
+            const auto ln = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, true);
+            for (std::size_t b = 0; b < lane_batches.size(); ++b) {
+              records.push_back({"qmr_gemv", spec.str(), rows, cols, tc[b].m, tc[b].seconds, tc[b].weight_bytes, 0.0,
+                                 tc[b].copies, tc[b].threads_per_row});
+              records.push_back({"qmr_gemv_lanes", spec.str(), rows, cols, ln[b].m, ln[b].seconds, ln[b].weight_bytes, 0.0,
+                                 ln[b].copies, 0});
+              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f |\n", static_cast<long long>(rows),
+                          static_cast<long long>(cols), tc[b].m, spec.str().c_str(), tc[b].seconds * 1e6,
+                          100.0 * tc[b].weight_bytes / tc[b].seconds / copy_bw, ln[b].seconds * 1e6,
+                          100.0 * ln[b].weight_bytes / ln[b].seconds / copy_bw, tc[b].seconds / ln[b].seconds);
+            }
+            std::fflush(stdout);
+          }
       }
     }
 

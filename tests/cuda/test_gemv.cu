@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16). Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -206,7 +206,9 @@ int main() {
             if (group != quant::per_channel && cols % group != 0) continue;
             ++n_shapes;
             const quant::qtensor q = random_qtensor(spec, rows, cols, r);
-            qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
+            // The tensor-core kernel at every batch: no lane layout, which gemv() would
+            // take at M = 1 (tests/cuda/test_gemv_lanes.cu covers that path).
+            qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr, /*with_lanes=*/false);
             check_activation<f16>(q.view(), dw, r, pool, st);
             check_activation<bf16>(q.view(), dw, r, pool, st);
           }

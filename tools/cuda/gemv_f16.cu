@@ -1,4 +1,4 @@
-// The GPU GEMV's kernels with f16 activations (f32 or f16 outputs), compiled once for every program that defines QMR_CUDA_GEMV_EXTERN (see kernels/cuda/gemv.cuh).
+// The GPU GEMV's kernels with f16 activations (f32 or f16 outputs; tensor-core tiles and lane layout), compiled once for every program that defines QMR_CUDA_GEMV_EXTERN (see kernels/cuda/gemv.cuh).
 #include "qmr/kernels/cuda/gemv.cuh"
 
 namespace qmr::cuda::detail {
@@ -8,5 +8,12 @@ namespace qmr::cuda::detail {
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, f16, f16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, f16, float)
 #undef QMR_CUDA_GEMV_DEFINE
+
+// The lane-layout kernels (gemv_lanes.cuh): f16 activations only.
+#define QMR_CUDA_GEMV_LANES_DEFINE(B, MB, AS, TY) \
+  template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t);
+QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DEFINE, f16)
+QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DEFINE, float)
+#undef QMR_CUDA_GEMV_LANES_DEFINE
 
 }  // namespace qmr::cuda::detail

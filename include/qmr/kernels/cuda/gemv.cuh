@@ -1,4 +1,4 @@
-// Dequantizing GEMV on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..16, W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation.
+// Dequantizing GEMV on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..16, W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation; at M = 1 optionally the CUDA-core lane-layout kernel of gemv_lanes.cuh.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -18,6 +18,7 @@
 #include "../../quant/format.hpp"
 #include "../../quant/pack.hpp"
 #include "../../quant/qtensor.hpp"
+#include "gemv_lanes.cuh"
 
 namespace qmr::cuda {
 
@@ -167,6 +168,12 @@ struct device_qtensor {
   quant::format_spec spec;
   quant::qtensor_layout layout;
   device_buffer blocks;  // uint4 [row_groups, tiles_per_row, block_vectors]: see detail::repack
+  // The lane layout (gemv_lanes.cuh) of the same weights, for the M = 1 path on CUDA
+  // cores; empty when the format has none (lanes_supported) or upload was asked
+  // for none. It costs one more copy of the codes and scales on the device.
+  device_buffer lanes;
+  lanes_layout lanes_l;
+  int sm_count = 0;
   // 32 x the warps that share one group of 32 rows (split its tiles): a power of
   // two in [8, 256], values below 32 meaning one warp; chosen at upload from the
   // shape (callers may override it, e.g. tests).
@@ -180,8 +187,9 @@ struct device_qtensor {
   int block_vectors() const { return cuda::block_vectors(spec.bits, groups_per_tile(), !spec.symmetric); }
   // Bytes a GEMV reads from W as stored on disk (unpadded codes, scales and zeros).
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
-  // Bytes of the device copy (padding and repeated scales included).
-  std::int64_t device_bytes() const { return static_cast<std::int64_t>(blocks.size()); }
+  // Bytes of the device copies (padding and repeated scales included; both layouts).
+  std::int64_t device_bytes() const { return static_cast<std::int64_t>(blocks.size() + lanes.size()); }
+  bool has_lanes() const { return lanes.data() != nullptr; }
 };
 
 // Eight warps per row group (256 threads) while the row has 8 tiles for them;
@@ -295,7 +303,12 @@ inline std::vector<qstd::uint32_t> repack(const quant::qtensor_view& w) {
 
 // Copies a host quantized matrix to the device (repacking it, see
 // device_qtensor) and waits for the copy, so the host arrays may go at once.
-inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream) {
+// with_lanes: also upload the lane layout where the format has one (2/3/4/8-bit,
+// symmetric or not, see lanes_supported), which gemv() then uses for M = 1 with f16
+// activations. Off by default: it doubles the weights' device memory, its f16
+// partial sums are less precise than the tensor-core kernel's f32, and it has
+// been checked on a GPU only in part (see tests/cuda/test_gemv_lanes.cu).
+inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, bool with_lanes = false) {
   const quant::qtensor_layout l = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
   check(l.code_row_bytes == w.layout.code_row_bytes && l.n_groups == w.layout.n_groups &&
             l.zero_row_bytes == w.layout.zero_row_bytes,
@@ -319,6 +332,14 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream) 
   QMR_CUDA_CHECK(cudaGetDevice(&device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
   d.threads_per_row = choose_threads_per_row(l.rows, d.tiles_per_row(), sm_count);
+  d.sm_count = sm_count;
+  if (with_lanes && lanes_supported(w.spec, l.cols) && l.cols * 2 <= gemv_lanes_traits::max_x_bytes) {
+    d.lanes_l = lanes_layout::of(w.spec.bits, l.rows, l.cols, l.n_groups, !w.spec.symmetric);
+    const std::vector<qstd::uint32_t> lp = detail::lanes_repack(w);
+    d.lanes = device_buffer(static_cast<std::size_t>(d.lanes_l.bytes));
+    QMR_CUDA_CHECK(cudaMemcpyAsync(d.lanes.data(), lp.data(), d.lanes.size(), cudaMemcpyHostToDevice, stream));
+    QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `lp` dies here
+  }
   return d;
 }
 
@@ -329,8 +350,14 @@ inline device_qtensor clone(const device_qtensor& w, cudaStream_t stream) {
   d.spec = w.spec;
   d.layout = w.layout;
   d.threads_per_row = w.threads_per_row;
+  d.sm_count = w.sm_count;
   d.blocks = device_buffer(w.blocks.size());
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.blocks.data(), w.blocks.data(), w.blocks.size(), cudaMemcpyDeviceToDevice, stream));
+  if (w.has_lanes()) {
+    d.lanes_l = w.lanes_l;
+    d.lanes = device_buffer(w.lanes.size());
+    QMR_CUDA_CHECK(cudaMemcpyAsync(d.lanes.data(), w.lanes.data(), w.lanes.size(), cudaMemcpyDeviceToDevice, stream));
+  }
   return d;
 }
 
@@ -738,10 +765,52 @@ QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, float)
 }  // namespace detail
 
 #ifdef __CUDACC__
+// The lane-layout path alone (gemv_lanes.cuh): y[M, rows] = x[M, cols] · Wᵀ for
+// M = 1..8 with f16 activations, f16 or f32 outputs, on CUDA cores with f16x2
+// partial sums over each lane's unit (8-32 products per f16 half; the f16
+// rounding of those sums is the error to expect, not f32's), so activations must
+// stay below about 2000 in magnitude (a partial sum of 32 of them must stay a
+// finite f16). gemv() calls it for M = 1; M > 1 is here for tests and benchmarks
+// (the tensor-core kernel is faster at M = 4 and 8 on an H200).
+template <class TY>
+void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_t stream) {
+  static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_lanes: the output is f16 or float");
+  check(w.has_lanes(), "gemv_lanes: the " + w.spec.str() + " tensor has no lane layout");
+  check(M >= 1 && M <= gemv_lanes_traits::max_batch, "gemv_lanes: batch " + std::to_string(M) + " is not in 1..8");
+  check(x != nullptr && y != nullptr, "gemv_lanes: null activation or output pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_lanes: the activations must be 16-byte aligned");
+  const int mb = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;  // the kernel's batch rows (detail::lanes_dispatch_mb)
+  // shared memory of lanes_launch: x in whole 128-byte blocks, then the asymmetric unit sums
+  check(static_cast<std::int64_t>(mb) * w.cols() * 2 + 128 + (w.spec.symmetric ? 0 : mb * w.lanes_l.units * 4) <= 220 * 1024,
+        "gemv_lanes: " + std::to_string(M) + " x " + std::to_string(w.cols()) + " activations do not fit shared memory");
+  detail::lanes_args a{};
+  const auto* base = static_cast<const unsigned char*>(w.lanes.data());
+  a.q = reinterpret_cast<const uint4*>(base);
+  a.hq = reinterpret_cast<const uint2*>(base + w.lanes_l.hi_offset);
+  a.scales = reinterpret_cast<const __half*>(base + w.lanes_l.scale_offset);
+  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + w.lanes_l.zero_offset);
+  a.rows = static_cast<int>(w.layout.rows);
+  a.cols = static_cast<int>(w.layout.cols);
+  a.units = static_cast<int>(w.lanes_l.units);
+  a.n_groups = static_cast<int>(w.layout.n_groups);
+  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  a.m = M;
+  const auto* xh = reinterpret_cast<const __half*>(x);
+  switch (w.spec.bits) {
+    case 2: return detail::lanes_dispatch<2>(a, xh, y, w.sm_count, stream);
+    case 3: return detail::lanes_dispatch<3>(a, xh, y, w.sm_count, stream);
+    case 4: return detail::lanes_dispatch<4>(a, xh, y, w.sm_count, stream);
+    case 8: return detail::lanes_dispatch<8>(a, xh, y, w.sm_count, stream);
+    default: throw error("gemv_lanes: " + std::to_string(w.spec.bits) + "-bit codes have no lane layout");
+  }
+}
+
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous). x and y are device
 // pointers, row-major; x is f16 or bf16 and 16-byte aligned; y is the same type
 // as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
-// with a second n-block of mma per weight fragment, more in chunks of 16.
+// with a second n-block of mma per weight fragment, more in chunks of 16. With f16
+// activations, M = 1 and a lane layout uploaded (upload(..., with_lanes = true)),
+// the lane-layout kernel runs instead (gemv_lanes).
 template <class TX, class TY>
 void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t stream) {
   static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv: activations are qmr::f16 or qmr::bf16");
@@ -753,6 +822,9 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
   const int tpr = w.threads_per_row;
   check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
         "gemv: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
+  // M = 1 with f16 activations: the lane-layout kernel (CUDA cores), where uploaded.
+  if constexpr (qstd::is_same_v<TX, f16>)
+    if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream);
   detail::gemv_args a{};
   a.blocks = w.blocks.as<const uint4>();
   a.rows = static_cast<int>(w.layout.rows);

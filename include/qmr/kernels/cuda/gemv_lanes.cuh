@@ -1,0 +1,444 @@
+// Lane-unit GEMV on CUDA cores for small batches: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), each lane decoding the codes of one 16-byte load into f16x2 pairs (LOP3/PRMT magic numbers), f16x2 dot products per unit scaled into f32.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "../../quant/format.hpp"
+#include "../../quant/pack.hpp"
+#include "../../quant/qtensor.hpp"
+
+namespace qmr::cuda {
+
+// ---------------------------------------------------------------------------
+// The "lane layout". A unit is what one lane decodes from one 16-byte load of
+// the primary plane: 64 columns for 2- and 3-bit codes (3-bit adds an 8-byte
+// plane of high bits), 32 for 4-bit, 16 for 8-bit. Row r's units are contiguous
+// ([rows][units] uint4), so a warp's 32 lanes read 512 contiguous bytes. Inside
+// a unit, word j (32 bits) holds n = 32 / pb fields of pb bits (pb = primary
+// plane bits: 2 for 3-bit codes): column n*j + 2i + h (i < n/2, h < 2) is field
+// i + (n/2)*h, so masking the field pair (i, i + n/2) puts the codes of columns
+// 2i and 2i+1 in the two f16 halves, where ORing 1024 (0x6400) gives exact f16
+// values 1024 + 2^(pb*k) * code that one HFMA2 turns into (code - 2^(Bits-1)) /
+// 2^(Bits-1), exactly. Scales stay [rows][groups] f16 (2-byte loads, 4..8 lanes
+// share one) and, for asymmetric formats, zero points [rows][groups] u8, whose
+// term s * (z0 - z) * Σx over the unit uses unit sums of x computed once per
+// block. Bytes: codes Bits/8 per weight, nothing padded, plus scales and zeros.
+// ---------------------------------------------------------------------------
+struct gemv_lanes_traits {
+  // Measured on an H200 (8192 x 8192, M = 1, bench_runs/cuda_proto): two rows
+  // per warp share the activation loads (R = 2 beat R = 1 by 5-10%); one unit
+  // per row per step with the next step's loads issued before decoding (U = 1,
+  // 53-55 registers, 32 warps/SM) beat U = 2 and 48 warps/SM at 40 registers
+  // (which spilled for 3-bit); 512-thread blocks, two per SM, x staged once per block.
+  static constexpr int rows_per_warp = 2;
+  static constexpr int block_threads = 512;
+  static constexpr int block_warps = block_threads / 32;
+  static constexpr int blocks_per_sm = 2;
+  static constexpr int max_batch = 8;
+  // Activations staged in shared memory (M x cols f16) must leave two blocks per SM.
+  static constexpr int max_x_bytes = 96 * 1024;
+};
+
+QMR_HOST_DEVICE constexpr int lanes_prim_bits(int bits) { return bits == 3 ? 2 : bits; }
+QMR_HOST_DEVICE constexpr int lanes_unit_cols(int bits) { return 128 / lanes_prim_bits(bits); }
+static_assert(lanes_unit_cols(2) == 64 && lanes_unit_cols(3) == 64 && lanes_unit_cols(4) == 32 && lanes_unit_cols(8) == 16);
+
+// Whether a format and column count have a lane layout: 2, 3, 4 or 8 bits,
+// whole units per row, and units that never straddle a quantization group.
+inline bool lanes_supported(const quant::format_spec& spec, std::int64_t cols) {
+  if (!spec.is_quantized()) return false;
+  if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8) return false;
+  const int uc = lanes_unit_cols(spec.bits);
+  if (cols % uc != 0) return false;
+  if (spec.group == quant::per_channel) return true;
+  return spec.group >= uc && spec.group % uc == 0 && (spec.group & (spec.group - 1)) == 0;
+}
+
+// Byte offsets of the three arrays inside one lane-layout buffer.
+struct lanes_layout {
+  std::int64_t units = 0;        // per row
+  std::int64_t hi_offset = 0;    // uint2 [rows][units] high-bit plane (3-bit only)
+  std::int64_t scale_offset = 0; // f16 [rows][n_groups]
+  std::int64_t zero_offset = 0;  // u8 [rows][n_groups], asymmetric only
+  std::int64_t bytes = 0;
+  static lanes_layout of(int bits, std::int64_t rows, std::int64_t cols, std::int64_t n_groups, bool asym) {
+    lanes_layout l;
+    l.units = cols / lanes_unit_cols(bits);
+    l.hi_offset = rows * l.units * 16;
+    l.scale_offset = l.hi_offset + (bits == 3 ? rows * l.units * 8 : 0);
+    l.zero_offset = l.scale_offset + rows * n_groups * 2;
+    l.bytes = l.zero_offset + (asym ? rows * n_groups : 0);
+    return l;
+  }
+};
+
+namespace detail {
+
+// The shift of 3-bit pass P's high bits (see lanes_decode): the four passes of a
+// high-bit word sit at translates -2, +6, -1, +7 of the bit set {2, 4, 6, 8, 18,
+// 20, 22, 24}, which tile the 32 bits.
+QMR_HOST_DEVICE constexpr int lanes_hi_translate(int s) { return s == 0 ? -2 : s == 1 ? 6 : s == 2 ? -1 : 7; }
+
+// Repacks a qtensor into the lane layout: 32-bit words, codes at word 0, the
+// high-bit plane at hi_offset / 4, the scales (f16 bits, two per word) at
+// scale_offset / 4, the zero points (bytes) at zero_offset / 4.
+inline std::vector<qstd::uint32_t> lanes_repack(const quant::qtensor_view& w) {
+  const int bits = w.spec.bits, pb = lanes_prim_bits(bits), uc = lanes_unit_cols(bits), n = 32 / pb;
+  const std::int64_t rows = w.rows(), cols = w.cols();
+  const lanes_layout l = lanes_layout::of(bits, rows, cols, w.layout.n_groups, !w.spec.symmetric);
+  std::vector<qstd::uint32_t> out(static_cast<std::size_t>(l.bytes + 3) / 4, 0u);
+  qstd::uint32_t* hi = out.data() + l.hi_offset / 4;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const qstd::uint8_t* row = w.codes + r * w.layout.code_row_bytes;
+    for (std::int64_t u = 0; u < l.units; ++u)
+      for (int c = 0; c < uc; ++c) {
+        const qstd::uint32_t code = quant::get_code(row, u * uc + c, bits);
+        const int j = c / n, cc = c % n, i = cc / 2, h = cc % 2;
+        out[static_cast<std::size_t>((r * l.units + u) * 4 + j)] |= (code & ((1u << pb) - 1u)) << (pb * (i + (n / 2) * h));
+        if (bits == 3) {
+          const int pass = i / 4, k = i % 4, p = 2 * j + pass;  // 8 passes of 4 pairs per unit
+          const int pos = 2 * k + 2 + 16 * h + lanes_hi_translate(p % 4);
+          hi[static_cast<std::size_t>((r * l.units + u) * 2 + p / 4)] |= ((code >> 2) & 1u) << pos;
+        }
+      }
+  }
+  auto* sc = reinterpret_cast<qstd::uint16_t*>(out.data() + l.scale_offset / 4);
+  for (std::int64_t i = 0; i < rows * w.layout.n_groups; ++i) sc[i] = w.scales[i].bits;
+  if (!w.spec.symmetric) {
+    auto* zp = reinterpret_cast<qstd::uint8_t*>(out.data()) + l.zero_offset;
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t g = 0; g < w.layout.n_groups; ++g)
+        zp[r * w.layout.n_groups + g] = static_cast<qstd::uint8_t>(quant::get_code(w.zeros + r * w.layout.zero_row_bytes, g, bits));
+  }
+  return out;
+}
+
+// Kernel arguments (by value).
+struct lanes_args {
+  const uint4* q;         // [rows][units]
+  const uint2* hq;        // [rows][units], 3-bit only
+  const __half* scales;   // [rows][n_groups]
+  const qstd::uint8_t* zeros;  // [rows][n_groups], asymmetric only
+  int rows, cols, units, n_groups;
+  int group_shift;        // log2(group); 31 for per-channel (one group)
+  int m;                  // batch, 1..MB
+};
+
+// The two primitive bit operations of the decode, as PTX on the device
+// (lanes_device_ops) and in plain C++ for host tests of the layout
+// (lanes_host_ops); everything else in lanes_pair_word is shared.
+struct lanes_host_ops {
+  static constexpr qstd::uint32_t and_or(qstd::uint32_t a, qstd::uint32_t m, qstd::uint32_t c) { return (a & m) | c; }
+  // PTX prmt (default mode): byte i of the result is byte (s >> 4i) & 7 of {b, a}.
+  static constexpr qstd::uint32_t byte_perm(qstd::uint32_t a, qstd::uint32_t b, qstd::uint32_t s) {
+    const qstd::uint64_t ab = (static_cast<qstd::uint64_t>(b) << 32) | a;
+    qstd::uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= static_cast<qstd::uint32_t>((ab >> (8 * ((s >> (4 * i)) & 7u))) & 0xffu) << (8 * i);
+    return r;
+  }
+};
+#ifdef __CUDACC__
+struct lanes_device_ops {
+  static QMR_DEVICE __forceinline__ qstd::uint32_t and_or(qstd::uint32_t a, qstd::uint32_t m, qstd::uint32_t c) {
+    qstd::uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(d) : "r"(a), "r"(m), "r"(c));  // (a & m) | c
+    return d;
+  }
+  static QMR_DEVICE __forceinline__ qstd::uint32_t byte_perm(qstd::uint32_t a, qstd::uint32_t b, qstd::uint32_t s) {
+    return __byte_perm(a, b, s);
+  }
+};
+#endif
+
+// The exponent e of pair p's magic-number word: its halves hold f16 1024 +
+// 2^(e - Bits + 1) * code, so v * 2^-e - (2^(10-e) + 1) = (code - z) / z with
+// z = 2^(Bits-1), exactly (e <= 8).
+template <int Bits>
+QMR_HOST_DEVICE constexpr int lanes_pair_exponent(int p) {
+  if constexpr (Bits == 8) {
+    return 7;
+  } else {
+    constexpr int pb = lanes_prim_bits(Bits), n = 32 / pb, per_pass = 8 / pb;
+    return pb * ((p % (n / 2)) % per_pass) + (Bits == 3 ? 3 : pb) - 1;
+  }
+}
+// f16x2 bit patterns of the decode's FMA operands for exponent e: 2^-e and -(2^(10-e) + 1).
+QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_scale_bits(int e) { return static_cast<qstd::uint32_t>((15 - e) << 10) * 0x10001u; }
+QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_sub_bits(int e) {
+  return (static_cast<qstd::uint32_t>(((25 - e) << 10) | (1 << e)) * 0x10001u) | 0x80008000u;
+}
+static_assert(lanes_scale_bits(7) == 0x20002000u && lanes_sub_bits(7) == 0xc880c880u, "2^-7 and -9 in f16");
+static_assert(lanes_sub_bits(3) == 0xd808d808u, "-129 in f16");
+
+// Pair p (0 .. unit_cols/2 - 1, constant in the kernel) of a unit: columns 2p and
+// 2p + 1 as the magic-number word of lanes_pair_exponent. q: the unit's 4 primary
+// words; hw: its 2 high-bit words (3-bit only).
+template <int Bits, class Ops>
+QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_word(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p) {
+  constexpr qstd::uint32_t magic = 0x64006400u;  // f16 1024, twice
+  if constexpr (Bits == 8) {
+    // word p/2: pair 2j from bytes 0 and 2, pair 2j+1 from bytes 1 and 3, each under a 0x64 byte
+    return Ops::byte_perm(q[p / 2], magic, (p & 1) ? 0x7371u : 0x7270u);
+  } else {
+    constexpr int pb = lanes_prim_bits(Bits), n = 32 / pb, per_pass = 8 / pb;
+    const int j = p / (n / 2), i = p % (n / 2);
+    const int pass = i / per_pass, k = i % per_pass;  // one 8-bit shift per pass
+    const qstd::uint32_t w = pass ? (q[j] >> (8 * pass)) : q[j];
+    qstd::uint32_t v = Ops::and_or(w, (((1u << pb) - 1u) * 0x10001u) << (pb * k), magic);
+    if constexpr (Bits == 3) {
+      const int P = 2 * j + pass, t = lanes_hi_translate(P % 4);
+      const qstd::uint32_t h = hw[P / 4];
+      v = Ops::and_or(t < 0 ? h << -t : h >> t, 0x00040004u << (2 * k), v);
+    }
+    return v;
+  }
+}
+
+#ifdef __CUDACC__
+QMR_DEVICE __forceinline__ qstd::uint32_t lanes_hfma2(qstd::uint32_t a, qstd::uint32_t b, qstd::uint32_t c) {
+  qstd::uint32_t d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+// 16-byte weight loads: read once, so they skip L1.
+QMR_DEVICE __forceinline__ uint4 lanes_ld16(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+QMR_DEVICE __forceinline__ uint2 lanes_ld8(const uint2* p) {
+  uint2 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+  return r;
+}
+
+// Pair p of a unit as f16x2 {(c0 - z) / z, (c1 - z) / z}, z = 2^(Bits-1), exact:
+// one HFMA2 of the magic-number word (f16 bit patterns built from e, no conversion).
+template <int Bits>
+QMR_DEVICE __forceinline__ qstd::uint32_t lanes_decode(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p) {
+  const int e = lanes_pair_exponent<Bits>(p);
+  return lanes_hfma2(lanes_pair_word<Bits, lanes_device_ops>(q, hw, p), lanes_scale_bits(e), lanes_sub_bits(e));
+}
+
+QMR_DEVICE __forceinline__ void lanes_store(float* y, float v) { *y = v; }
+QMR_DEVICE __forceinline__ void lanes_store(f16* y, float v) { y->bits = __half_as_ushort(__float2half_rn(v)); }
+
+// A persistent grid (at most blocks_per_sm blocks per SM); warp gw handles row
+// pairs gw, gw + W, ... (W warps in all). Its work is a flat sequence of items
+// (row pair, step): step s covers units 32 s .. 32 s + 31 of both rows, one per
+// lane; the loads of item it + 1 are issued before item it is decoded, across
+// row-pair boundaries. x (m rows, zero rows up to MB) is staged once per block in
+// shared memory as 16-byte slots, slot s at s ^ ((s >> 3) & 7), so that the 8
+// lanes of an LDS.128 phase (consecutive units) hit distinct banks. Per unit and
+// row: an f16x2 dot product over the unit (8..32 products per half), converted
+// to f32 and scaled by the group's scale. Lanes past a row's last unit re-read
+// that unit (clamped) with a zero scale.
+template <int Bits, int MB, bool Asym, class TY>
+__global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? gemv_lanes_traits::blocks_per_sm : 1)
+    gemv_lanes_kernel(const lanes_args a, const __half* __restrict__ x, TY* __restrict__ y) {
+  constexpr int R = gemv_lanes_traits::rows_per_warp, T = gemv_lanes_traits::block_threads;
+  constexpr int UC = lanes_unit_cols(Bits), P = UC / 8;  // 16-byte x slots per unit
+  extern __shared__ uint4 gemv_lanes_smem[];
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const int gw = static_cast<int>(blockIdx.x) * (T / 32) + warp, W = static_cast<int>(gridDim.x) * (T / 32);
+  const int n_rs = (a.rows + R - 1) / R;
+  const int my_rs = gw < n_rs ? (n_rs - gw + W - 1) / W : 0;
+  const int steps = (a.units + 31) / 32;
+  const int n_items = my_rs * steps;
+
+  uint4 qa[R], qb[R];
+  uint2 ha[R], hb[R];
+  __half sa[R], sb[R];
+  qstd::uint32_t za[R], zb[R];  // zero points (asymmetric)
+  const auto load = [&](uint4 (&q)[R], uint2 (&h)[R], __half (&s)[R], qstd::uint32_t (&z)[R], int rs, int step) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = min(rs * R + r, a.rows - 1);  // a ragged last pair re-reads the last row
+      const int u = step * 32 + lane, uc = min(u, a.units - 1);
+      const std::size_t at = static_cast<std::size_t>(row) * a.units + uc;
+      q[r] = lanes_ld16(a.q + at);
+      if constexpr (Bits == 3) h[r] = lanes_ld8(a.hq + at);
+      else h[r] = make_uint2(0u, 0u);
+      const std::size_t g = static_cast<std::size_t>(row) * a.n_groups + ((uc * UC) >> a.group_shift);
+      const __half sv = a.scales[g];
+      s[r] = u < a.units ? sv : __ushort_as_half(0);
+      if constexpr (Asym) z[r] = a.zeros[g];
+      else z[r] = 0u;
+    }
+  };
+  int rs = gw, step = 0;
+  if (n_items > 0) load(qa, ha, sa, za, rs, 0);  // in flight while x is staged
+  {
+    const int row_slots = a.cols / 8, nslots = MB * row_slots;
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    for (int s = static_cast<int>(threadIdx.x); s < nslots; s += T)
+      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? xv[s] : make_uint4(0u, 0u, 0u, 0u);
+  }
+  __syncthreads();
+  // Asymmetric: Σx over each unit, f32 [MB][units] after the staged x (whole 8-slot blocks).
+  float* xsum = reinterpret_cast<float*>(gemv_lanes_smem + (MB * (a.cols / 8) + 7) / 8 * 8);
+  if constexpr (Asym) {
+    const int row_slots = a.cols / 8;
+    for (int t = static_cast<int>(threadIdx.x); t < MB * a.units; t += T) {
+      const int m = t / a.units, u = t - m * a.units;
+      float sum = 0.0f;
+#pragma unroll
+      for (int sl = 0; sl < P; ++sl) {
+        const int s = m * row_slots + u * P + sl;
+        const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
+        const qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
+          sum += f.x + f.y;
+        }
+      }
+      xsum[t] = sum;
+    }
+    __syncthreads();
+  }
+
+  float acc[R][MB];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MB; ++m) acc[r][m] = 0.0f;
+  const int row_slots = a.cols / 8;
+  for (int it = 0; it < n_items; ++it) {
+    const int nstep = step + 1 == steps ? 0 : step + 1;
+    const int nrs = nstep == 0 ? rs + W : rs;
+    if (it + 1 < n_items) load(qb, hb, sb, zb, nrs, nstep);
+    const int u = min(step * 32 + lane, a.units - 1);
+    qstd::uint32_t part[R][MB];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int m = 0; m < MB; ++m) part[r][m] = 0u;
+#pragma unroll
+    for (int sl = 0; sl < P; ++sl) {
+      uint4 xv[MB];
+#pragma unroll
+      for (int m = 0; m < MB; ++m) {
+        const int s = m * row_slots + u * P + sl;
+        xv[m] = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const qstd::uint32_t q[4] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w};
+        const qstd::uint32_t hw[2] = {ha[r].x, ha[r].y};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const qstd::uint32_t wp = lanes_decode<Bits>(q, hw, sl * 4 + e);
+#pragma unroll
+          for (int m = 0; m < MB; ++m) {
+            const qstd::uint32_t xx = e == 0 ? xv[m].x : e == 1 ? xv[m].y : e == 2 ? xv[m].z : xv[m].w;
+            part[r][m] = lanes_hfma2(wp, xx, part[r][m]);
+          }
+        }
+      }
+    }
+    float xs_u[MB];  // Σx over the unit (asymmetric only)
+#pragma unroll
+    for (int m = 0; m < MB; ++m) xs_u[m] = Asym ? xsum[m * a.units + u] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float sc = __half2float(sa[r]);
+      // (z0 - z) / z0 for z0 = 2^(Bits-1): the zero point's share of each x, in the decode's units
+      const float zf = Asym ? static_cast<float>(static_cast<int>(1u << (Bits - 1)) - static_cast<int>(za[r])) *
+                                  (1.0f / static_cast<float>(1 << (Bits - 1)))
+                            : 0.0f;
+#pragma unroll
+      for (int m = 0; m < MB; ++m) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&part[r][m]));
+        const float t = Asym ? fmaf(zf, xs_u[m], f.x + f.y) : f.x + f.y;
+        acc[r][m] = fmaf(sc, t, acc[r][m]);
+      }
+    }
+    if (nstep == 0) {  // the row pair is done: sum over the warp, store, reset
+      constexpr float unscale = static_cast<float>(1 << (Bits - 1));
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int m = 0; m < MB; ++m) {
+          float v = acc[r][m];
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+          const int row = rs * R + r;
+          if (lane == 0 && row < a.rows && m < a.m) lanes_store(y + static_cast<std::size_t>(m) * a.rows + row, v * unscale);
+          acc[r][m] = 0.0f;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      qa[r] = qb[r];
+      ha[r] = hb[r];
+      sa[r] = sb[r];
+      za[r] = zb[r];
+    }
+    step = nstep;
+    rs = nrs;
+  }
+}
+
+// One launch: a grid of at most blocks_per_sm blocks per SM (sm_count), x staged in MB x cols f16.
+template <int Bits, int MB, bool Asym, class TY>
+void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
+  constexpr int R = gemv_lanes_traits::rows_per_warp, WPB = gemv_lanes_traits::block_warps;
+  const int n_rs = (a.rows + R - 1) / R;
+  const int want = (n_rs + WPB - 1) / WPB;
+  const int cap = (MB <= 2 ? gemv_lanes_traits::blocks_per_sm : 1) * (sm_count > 0 ? sm_count : 1);
+  const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
+  // x in whole 8-slot swizzle blocks, then (asymmetric) the unit sums
+  const int smem = (MB * a.cols * 2 + 127) / 128 * 128 + (Asym ? MB * a.units * 4 : 0);
+  const auto kernel = gemv_lanes_kernel<Bits, MB, Asym, TY>;
+  if (smem > 48 * 1024) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) throw error(std::string("gemv_lanes: cudaFuncSetAttribute: ") + cudaGetErrorString(e));
+  }
+  kernel<<<blocks, gemv_lanes_traits::block_threads, static_cast<std::size_t>(smem), stream>>>(a, x, y);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw error(std::string("gemv_lanes: launch: ") + cudaGetErrorString(e));
+}
+
+// Every lanes_launch that gemv_lanes() can call: M(Bits, MB, Asym, TY) at one output type.
+#define QMR_CUDA_GEMV_LANES_AS(M, B, MB, TY) M(B, MB, false, TY) M(B, MB, true, TY)
+#define QMR_CUDA_GEMV_LANES_MB(M, B, TY) \
+  QMR_CUDA_GEMV_LANES_AS(M, B, 1, TY) QMR_CUDA_GEMV_LANES_AS(M, B, 2, TY) QMR_CUDA_GEMV_LANES_AS(M, B, 4, TY) QMR_CUDA_GEMV_LANES_AS(M, B, 8, TY)
+#define QMR_CUDA_GEMV_LANES_INSTANCES(M, TY) \
+  QMR_CUDA_GEMV_LANES_MB(M, 2, TY) QMR_CUDA_GEMV_LANES_MB(M, 3, TY) QMR_CUDA_GEMV_LANES_MB(M, 4, TY) QMR_CUDA_GEMV_LANES_MB(M, 8, TY)
+
+#ifdef QMR_CUDA_GEMV_EXTERN
+#define QMR_CUDA_GEMV_LANES_DECLARE(B, MB, AS, TY) \
+  extern template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t);
+QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DECLARE, f16)
+QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DECLARE, float)
+#undef QMR_CUDA_GEMV_LANES_DECLARE
+#endif
+
+template <int Bits, bool Asym, class TY>
+void lanes_dispatch_mb(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
+  if (a.m <= 1) lanes_launch<Bits, 1, Asym, TY>(a, x, y, sm_count, stream);
+  else if (a.m <= 2) lanes_launch<Bits, 2, Asym, TY>(a, x, y, sm_count, stream);
+  else if (a.m <= 4) lanes_launch<Bits, 4, Asym, TY>(a, x, y, sm_count, stream);
+  else lanes_launch<Bits, 8, Asym, TY>(a, x, y, sm_count, stream);
+}
+template <int Bits, class TY>
+void lanes_dispatch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
+  if (a.zeros != nullptr) lanes_dispatch_mb<Bits, true>(a, x, y, sm_count, stream);
+  else lanes_dispatch_mb<Bits, false>(a, x, y, sm_count, stream);
+}
+#endif  // __CUDACC__
+
+}  // namespace detail
+}  // namespace qmr::cuda

@@ -1,0 +1,143 @@
+// Host test of the lane-layout GEMV's data layout (needs no GPU): lanes_repack and lanes_pair_word with the PTX lop3/prmt semantics decode every column of every unit to exactly (code - z0) / z0, and the kernel's arithmetic emulated per lane (f16x2 partial sums rounded as fma.rn.f16x2 rounds, the zero-point term from unit sums of x, f32 scaling) stays within the f16 bound of the float64 reference, on random 2/3/4/8-bit tensors, symmetric and asymmetric, of ragged shapes.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "qmr/kernels/cuda/gemv.cuh"
+
+namespace quant = qmr::quant;
+namespace qc = qmr::cuda;
+namespace qd = qmr::cuda::detail;
+
+namespace {
+
+int failures = 0;
+#define CHECK(cond, ...)                                     \
+  do {                                                       \
+    if (!(cond)) {                                           \
+      if (++failures <= 20) {                                \
+        std::fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+        std::fprintf(stderr, __VA_ARGS__);                   \
+        std::fputc('\n', stderr);                            \
+      }                                                      \
+    }                                                        \
+  } while (0)
+
+struct rng {
+  std::uint64_t state;
+  std::uint32_t next() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<std::uint32_t>(state >> 32);
+  }
+  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
+};
+
+double half_value(std::uint32_t word, int h) { return qmr::to_float(qmr::f16{static_cast<std::uint16_t>(word >> (16 * h))}); }
+// fma.rn.f16x2 on one half: the exact a * b + c (in double: 11-bit significands) rounded once to f16.
+double fma_f16(double a, double b, double c) {
+  const double exact = a * b + c;
+  const float f = static_cast<float>(exact);  // exact here: the kernel's operands keep it within 24 bits
+  return qmr::to_float(qmr::to_f16(f));
+}
+
+template <int Bits>
+void check_format(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r) {
+  quant::qtensor q(spec, rows, cols);
+  for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
+  for (std::size_t i = 0; i < q.scales().size(); ++i)
+    q.scales().data()[i] = qmr::to_f16(r.uniform(0.002f, 0.02f) * ((r.next() & 1u) ? -1.0f : 1.0f));
+  for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
+  const quant::qtensor_view w = q.view();
+  const std::vector<std::uint32_t> packed = qd::lanes_repack(w);
+  const qc::lanes_layout l = qc::lanes_layout::of(Bits, rows, cols, w.layout.n_groups, !spec.symmetric);
+  CHECK(static_cast<std::int64_t>(packed.size()) * 4 >= l.bytes && l.units * qc::lanes_unit_cols(Bits) == cols,
+        "%s [%lld, %lld]: layout sizes", spec.str().c_str(), static_cast<long long>(rows), static_cast<long long>(cols));
+  constexpr int UC = qc::lanes_unit_cols(Bits);
+  const double z = static_cast<double>(1 << (Bits - 1));
+  const std::uint16_t* sc = reinterpret_cast<const std::uint16_t*>(packed.data() + l.scale_offset / 4);
+  const std::uint8_t* zp = reinterpret_cast<const std::uint8_t*>(packed.data()) + l.zero_offset;
+  const int gshift = spec.group == quant::per_channel ? 31 : __builtin_ctz(static_cast<unsigned>(spec.group));
+  std::vector<float> x(static_cast<std::size_t>(cols));
+  for (auto& v : x) v = qmr::to_float(qmr::to_f16(r.uniform(-1.0f, 1.0f)));
+  int bad_decodes = 0;
+  double worst = 0.0;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    double acc = 0.0, ref = 0.0, abs_sum = 0.0;
+    for (std::int64_t u = 0; u < l.units; ++u) {
+      std::uint32_t qw[4], hw[2] = {0u, 0u};
+      for (int j = 0; j < 4; ++j) qw[j] = packed[static_cast<std::size_t>((row * l.units + u) * 4 + j)];
+      if (Bits == 3)
+        for (int j = 0; j < 2; ++j) hw[j] = packed[static_cast<std::size_t>(l.hi_offset / 4 + (row * l.units + u) * 2 + j)];
+      const std::int64_t g = row * w.layout.n_groups + ((u * UC) >> gshift);
+      const double scale = qmr::to_float(qmr::f16{sc[g]});
+      float xsum = 0.0f;  // the kernel's unit sum of x, in its order
+      for (int p = 0; p < UC / 2; ++p) xsum += x[static_cast<std::size_t>(u * UC + 2 * p)] + x[static_cast<std::size_t>(u * UC + 2 * p + 1)];
+      const float zf = spec.symmetric ? 0.0f : static_cast<float>((1 << (Bits - 1)) - static_cast<int>(zp[g])) / static_cast<float>(1 << (Bits - 1));
+      if (!spec.symmetric && zp[g] != w.zero(row, g - row * w.layout.n_groups))
+        CHECK(false, "%s: row %lld group %lld: zero point %u repacked as %u", spec.str().c_str(), static_cast<long long>(row),
+              static_cast<long long>(g - row * w.layout.n_groups), w.zero(row, g - row * w.layout.n_groups), zp[g]);
+      double part[2] = {0.0, 0.0};  // the lane's f16x2 partial sum
+      for (int p = 0; p < UC / 2; ++p) {
+        const std::uint32_t v = qd::lanes_pair_word<Bits, qd::lanes_host_ops>(qw, hw, p);
+        const int e = qd::lanes_pair_exponent<Bits>(p);
+        const double s = half_value(qd::lanes_scale_bits(e), 0), sub = half_value(qd::lanes_sub_bits(e), 0);
+        for (int h = 0; h < 2; ++h) {
+          const std::int64_t c = u * UC + 2 * p + h;
+          const double decoded = fma_f16(half_value(v, h), s, sub);
+          const double want = (static_cast<double>(w.code(row, c)) - z) / z;
+          if (decoded != want && ++bad_decodes <= 5)
+            CHECK(false, "%s [%lld, %lld]: row %lld col %lld decodes to %g, code %u gives %g", spec.str().c_str(),
+                  static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(row),
+                  static_cast<long long>(c), decoded, w.code(row, c), want);
+          part[h] = fma_f16(decoded, x[static_cast<std::size_t>(c)], part[h]);
+          const double wx = static_cast<double>(w.value(row, c)) * x[static_cast<std::size_t>(c)];
+          ref += wx;
+          abs_sum += std::fabs(wx);
+        }
+      }
+      const float t = spec.symmetric ? static_cast<float>(part[0] + part[1])
+                                     : std::fmaf(zf, xsum, static_cast<float>(part[0] + part[1]));
+      acc = static_cast<double>(std::fmaf(static_cast<float>(scale), t, static_cast<float>(acc)));
+    }
+    const double got = acc * z;
+    const double bound = ((UC / 2) * std::ldexp(1.0, -11) + 1e-5) * abs_sum + 1e-6;
+    const double err = std::fabs(got - ref);
+    if (err / bound > worst) worst = err / bound;
+    CHECK(err <= bound, "%s [%lld, %lld]: row %lld emulated %.8g, reference %.8g (bound %.3g)", spec.str().c_str(),
+          static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(row), got, ref, bound);
+  }
+  CHECK(bad_decodes == 0, "%s: %d columns decoded wrong", spec.str().c_str(), bad_decodes);
+  std::printf("%-8s [%5lld, %5lld]: decode exact, emulated worst error %.3f of the f16 bound\n", spec.str().c_str(),
+              static_cast<long long>(rows), static_cast<long long>(cols), worst);
+}
+
+}  // namespace
+
+int main() {
+  rng r{20261203};
+  const std::int64_t shapes[][2] = {{1, 192}, {3, 320}, {5, 896}, {2, 4864}, {1, 16384}, {7, 64}, {4, 160}, {3, 48}};
+  for (int bits : {2, 3, 4, 8})
+    for (int group : {32, 64, 128, 256, quant::per_channel})
+      for (bool symmetric : {true, false}) {
+      const quant::format_spec spec = quant::format_spec::quantized(bits, group, symmetric);
+      for (const auto& sh : shapes) {
+        if (group != quant::per_channel && sh[1] % group != 0) continue;
+        if (!qc::lanes_supported(spec, sh[1])) continue;
+        switch (bits) {
+          case 2: check_format<2>(spec, sh[0], sh[1], r); break;
+          case 3: check_format<3>(spec, sh[0], sh[1], r); break;
+          case 4: check_format<4>(spec, sh[0], sh[1], r); break;
+          case 8: check_format<8>(spec, sh[0], sh[1], r); break;
+        }
+      }
+    }
+  // Formats without a lane layout.
+  CHECK(qc::lanes_supported(quant::format_spec::quantized(4, 128, false), 128), "asymmetric w4g128 has no lane layout");
+  CHECK(!qc::lanes_supported(quant::format_spec::quantized(6, 64, false), 128), "w6g64 has a lane layout");
+  CHECK(!qc::lanes_supported(quant::format_spec::quantized(5, 128, true), 128), "w5g128s has a lane layout");
+  CHECK(!qc::lanes_supported(quant::format_spec::quantized(2, 32, true), 128), "w2g32s has a lane layout (units straddle groups)");
+  CHECK(!qc::lanes_supported(quant::format_spec::quantized(4, 32, true), 48), "w4 with 48 columns (not whole units) has a lane layout");
+  std::printf("%s: %d failures\n", failures ? "FAIL" : "ok", failures);
+  return failures ? 1 : 0;
+}
