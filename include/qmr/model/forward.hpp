@@ -435,9 +435,7 @@ class session {
           float max_score = -INFINITY;
           for (int s = 0; s <= last; ++s) {
             const float* kv = k_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
-            float dot = 0;
-            for (int i = 0; i < d; ++i) dot += qv[i] * kv[i];
-            p[s] = dot * scale;
+            p[s] = dot_(qv, kv, d) * scale;
             max_score = std::max(max_score, p[s]);
           }
           float sum = 0;
@@ -459,6 +457,19 @@ class session {
   // Prefills of at least this many rows compute attention as matrix products on the SIMD GEMM
   // (scores = Q·Kᵀ, out = P·V); below it (decode) the per-row loops cost less than packing K and V.
   static constexpr int attention_gemm_min_rows = 16;
+
+  // a · b over n floats in 8 interleaved partial sums. One running sum is a chain of n
+  // dependent adds (~4 cycles each) that the compiler may not reorder: decode attention
+  // took 0.67 ms of a 15 ms Qwen2.5-0.5B token that way (14 heads x ~40 keys x 64).
+  static float dot_(const float* a, const float* b, int n) {
+    float part[8] = {};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) part[j] += a[i + j] * b[i + j];
+    float sum = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+  }
 
   // Query rows per block of the causal prefill: the block of rows [t0, t1) attends to keys
   // [0, pos0 + t1) only, so its products skip the masked keys right of that. At 512 rows in
