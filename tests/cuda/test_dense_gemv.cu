@@ -11,19 +11,12 @@
 #include "qmr/core/tensor.hpp"
 #include "qmr/kernels/cuda/dense_gemv.cuh"
 #include "qmr/kernels/ref/matmul.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
-int failures = 0;
-
-struct rng {
-  std::uint64_t state;
-  std::uint32_t next() {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<std::uint32_t>(state >> 32);
-  }
-  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
-};
+using qmr::testing::gpu::failures;
+using qmr::testing::gpu::rng;
 
 template <class T>
 T from_float(float v) {

@@ -13,44 +13,17 @@
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/kernels/ref/matmul.hpp"
+#include "gpu_check.hpp"
 
 namespace {
+
+using qmr::testing::gpu::failures;
+using qmr::testing::gpu::random_qtensor;
+using qmr::testing::gpu::rng;
 
 using qmr::bf16;
 using qmr::f16;
 namespace quant = qmr::quant;
-
-int failures = 0;
-
-// Counts a failure and prints the first few.
-#define CHECK(cond, ...)                                 \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      if (++failures <= 20) {                            \
-        std::fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
-        std::fprintf(stderr, __VA_ARGS__);               \
-        std::fputc('\n', stderr);                        \
-      }                                                  \
-    }                                                    \
-  } while (0)
-
-struct rng {
-  std::uint64_t state;
-  std::uint32_t next() {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<std::uint32_t>(state >> 32);
-  }
-  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
-};
-
-quant::qtensor random_qtensor(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r) {
-  quant::qtensor q(spec, rows, cols);
-  for (std::size_t i = 0; i < q.codes().size(); ++i) q.codes().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
-  for (std::size_t i = 0; i < q.scales().size(); ++i)
-    q.scales().data()[i] = qmr::to_f16(r.uniform(0.002f, 0.02f) * ((r.next() & 1u) ? -1.0f : 1.0f));
-  for (std::size_t i = 0; i < q.zeros().size(); ++i) q.zeros().data()[i] = static_cast<std::uint8_t>(r.next() >> 24);
-  return q;
-}
 
 template <class T>
 T to_act(float v) {

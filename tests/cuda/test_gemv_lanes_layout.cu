@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "qmr/kernels/cuda/gemv.cuh"
+#include "gpu_check.hpp"
 
 namespace quant = qmr::quant;
 namespace qc = qmr::cuda;
@@ -12,26 +13,8 @@ namespace qd = qmr::cuda::detail;
 
 namespace {
 
-int failures = 0;
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      if (++failures <= 20) {                                \
-        std::fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
-        std::fprintf(stderr, __VA_ARGS__);                   \
-        std::fputc('\n', stderr);                            \
-      }                                                      \
-    }                                                        \
-  } while (0)
-
-struct rng {
-  std::uint64_t state;
-  std::uint32_t next() {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<std::uint32_t>(state >> 32);
-  }
-  float uniform(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next() >> 8) * (1.0f / 16777216.0f); }
-};
+using qmr::testing::gpu::failures;
+using qmr::testing::gpu::rng;
 
 double half_value(std::uint32_t word, int h) { return qmr::to_float(qmr::f16{static_cast<std::uint16_t>(word >> (16 * h))}); }
 // fma.rn.f16x2 on one half: the exact a * b + c (in double: 11-bit significands) rounded once to f16.
