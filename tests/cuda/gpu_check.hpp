@@ -1,14 +1,25 @@
-// Shared pieces of the plain (non-Catch2) CUDA tests: a failure counter with a CHECK that prints the first 20 failures, a small seeded generator, and random quantized tensors.
+// Shared pieces of the plain (non-Catch2) CUDA tests: the skip without a GPU, a failure counter with a CHECK that prints the first 20 failures, a small seeded generator, and random quantized tensors.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 
+#include <cuda_runtime.h>
+
 #include "qmr/core/half.hpp"
 #include "qmr/quant/qtensor.hpp"
 
 namespace qmr::testing::gpu {
+
+// Whether a CUDA device is present; says "skipped" when not, after which main()
+// returns 77, meson's exit code for a skipped test.
+inline bool device_present() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return true;
+  std::puts("no CUDA device: skipped");
+  return false;
+}
 
 // Failed checks of this test program; main() turns a nonzero count into exit 1.
 inline int failures = 0;

@@ -73,11 +73,7 @@ void check_shape(std::int64_t rows, std::int64_t cols, rng& r) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("no CUDA device: skipped");
-    return 77;
-  }
+  if (!qmr::testing::gpu::device_present()) return 77;
   rng r{20260101};
   // [rows, cols]: tiny, ragged (cols % 8 != 0: the scalar path), and the shapes the
   // models run, which pick 1, 2, 4 and 8 warps per row.

@@ -32,23 +32,14 @@
 #include "qmr/model/cuda_forward.cuh"
 #include "qmr/model/forward.hpp"
 #include "qmr/quant/format.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using qmr::model::cuda_activation;
 
-int failures = 0;
-
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      ++failures;                                            \
-      std::fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);   \
-      std::fprintf(stderr, __VA_ARGS__);                     \
-      std::fputc('\n', stderr);                              \
-    }                                                        \
-  } while (0)
+using qmr::testing::gpu::failures;
 
 const char* const fixture_models[] = {"llama-gqa2",         "llama-gqa1-tied-rope-llama3", "qwen2-gqa7-bias",
                                       "qwen3-qknorm-linear-rope", "qwen2-bf16-sharded",   "qwen3-f16-tied"};
@@ -179,11 +170,7 @@ result run_case(const fs::path& dir, const std::string& format, cuda_activation 
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("no CUDA device: skipped");
-    return 77;
-  }
+  if (!qmr::testing::gpu::device_present()) return 77;
   const fs::path source = fs::path(__FILE__).parent_path().parent_path();
   const fs::path data = env_dir("QMR_TEST_DATA", source / "data");
   const fs::path models = env_dir("QMR_MODELS_DIR", source.parent_path() / "models");

@@ -142,11 +142,7 @@ void check_activation(const quant::qtensor_view& w, qmr::cuda::device_qtensor& d
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("no CUDA device: skipped");
-    return 77;
-  }
+  if (!qmr::testing::gpu::device_present()) return 77;
   try {
     cudaDeviceProp prop{};
     QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

@@ -145,11 +145,7 @@ void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("no CUDA device: skipped");
-    return 77;
-  }
+  if (!qmr::testing::gpu::device_present()) return 77;
   try {
     cudaDeviceProp prop{};
     QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

@@ -11,6 +11,7 @@
 #include "qmr/core/half.hpp"
 #include "qmr/quant/format.hpp"
 #include "qmr/quant/pack.hpp"
+#include "gpu_check.hpp"
 
 namespace {
 
@@ -54,11 +55,7 @@ bool same_bits(const T& a, const T& b) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("no CUDA device: skipped");
-    return 77;
-  }
+  if (!qmr::testing::gpu::device_present()) return 77;
   // Random bit patterns (NaNs excluded: their payloads may differ) plus edge cases.
   const int n = 1 << 20;
   std::vector<float> in(n);

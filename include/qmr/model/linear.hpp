@@ -68,8 +68,10 @@ inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_vi
 // would start elsewhere).
 inline void matmul_rows(const linear_weight& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
                         matrix_view<float> y, thread_pool* pool, matmul_kernel kernel = matmul_kernel::simd) {
-  check(r0 >= 0 && r0 < r1 && r1 <= w.rows, "matmul_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) +
-                                                ") outside " + w.name + "'s " + std::to_string(w.rows));
+  // The message is built only on failure: a decode step calls this several times per layer.
+  if (r0 < 0 || r0 >= r1 || r1 > w.rows)
+    throw error("matmul_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") outside " + w.name +
+                "'s " + std::to_string(w.rows));
   if (w.spec.is_quantized()) {
     quant::qtensor_view q = w.quantized;  // [r1 - r0] rows, the same format
     q.layout.rows = r1 - r0;
