@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -87,4 +88,31 @@ TEST_CASE("jobs back to back and after idle gaps see the caller's data and publi
     if (job % 100 == 99) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // past the spin: workers sleep
   }
   REQUIRE(got == expected);
+}
+
+TEST_CASE("split_grain keeps chunks whole per thread and above the minimum", "[thread_pool]") {
+  constexpr std::int64_t min_macs = std::int64_t{1} << 18;
+  // Qwen2.5-0.5B's decode GEMVs on 2 threads: o (896x896) was 4 chunks of 293, 293, 293, 17 rows.
+  CHECK(qmr::split_grain(2, 896, 896, min_macs, 4) == 448);
+  CHECK(qmr::split_grain(2, 4864, 896, min_macs, 4) == 608);  // 8 chunks: above the minimum already
+  CHECK(qmr::split_grain(2, 256, 256, min_macs, 4) == 256);   // under one chunk's minimum: one chunk
+  CHECK(qmr::split_grain(1, 100, 1, 1, 4) == 25);
+  CHECK(qmr::split_grain(3, 0, 10, 100, 4) == 1);
+  CHECK(qmr::split_grain(3, 2000, 1000, min_macs, 4) == 334);  // 6 chunks, not 8 of 263 rows (3, 3, 2 per thread)
+  CHECK(qmr::split_grain(4, 1000, 1000, min_macs, 4) == 334);  // under one chunk per thread: as many as reach the minimum
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 20000; ++trial) {
+    const std::int64_t threads = 1 + static_cast<std::int64_t>(rng() % 8);
+    const std::int64_t count = 1 + static_cast<std::int64_t>(rng() % 50000);
+    const std::int64_t per_item = 1 + static_cast<std::int64_t>(rng() % 20000);
+    const std::int64_t per_thread = 1 + static_cast<std::int64_t>(rng() % 8);
+    const std::int64_t grain = qmr::split_grain(threads, count, per_item, min_macs, per_thread);
+    const std::int64_t chunks = (count + grain - 1) / grain;
+    const std::int64_t min_items = (min_macs + per_item - 1) / per_item;
+    INFO("threads " << threads << " count " << count << " per item " << per_item << " grain " << grain);
+    REQUIRE(grain >= 1);
+    REQUIRE(chunks <= threads * per_thread);
+    // Every chunk but the last reaches the minimum, unless the whole range is one chunk.
+    if (chunks > 1) REQUIRE(grain >= min_items);
+  }
 }

@@ -354,9 +354,7 @@ class session {
     } else {
       // Two pieces per thread, none under 2^18 multiply-adds (split_rows' threshold: a
       // hand-off costs about as much as that many FMAs at decode speed).
-      const std::int64_t threads = static_cast<std::int64_t>(pool_->size());
-      const std::int64_t min_rows = ((std::int64_t{1} << 18) + in.cols * in.rows - 1) / (in.cols * in.rows);
-      const std::int64_t grain = std::max((total + 2 * threads - 1) / (2 * threads), min_rows);
+      const std::int64_t grain = split_grain(pool_->size(), total, in.cols * in.rows, std::int64_t{1} << 18, 2);
       pool_->parallel_for(0, total, grain, [&](std::int64_t r0, std::int64_t r1) {
         std::int64_t base = 0;  // first row of the current linear in [0, total)
         for (const linear_job& j : jobs) {

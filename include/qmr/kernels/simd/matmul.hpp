@@ -535,10 +535,7 @@ template <class F>
 inline void split_rows(thread_pool* pool, std::int64_t count, std::int64_t macs_per_item, F&& fn) {
   constexpr std::int64_t min_chunk_macs = std::int64_t{1} << 18;
   if (!pool || pool->size() == 1) return fn(std::int64_t{0}, count);
-  const std::int64_t chunks = static_cast<std::int64_t>(pool->size()) * 4;
-  const std::int64_t grain = std::max((count + chunks - 1) / chunks,
-                                      (min_chunk_macs + macs_per_item - 1) / std::max<std::int64_t>(1, macs_per_item));
-  pool->parallel_for(0, count, grain, std::forward<F>(fn));
+  pool->parallel_for(0, count, split_grain(pool->size(), count, macs_per_item, min_chunk_macs, 4), std::forward<F>(fn));
 }
 
 // Y = X · Wᵀ: GEMV row split for M <= gemv_max_m, else GEMM over nr-row panels.
