@@ -82,6 +82,40 @@ double time_median(int copies, int runs, cudaStream_t stream, F&& call) {
   return median(seconds);
 }
 
+// Seconds per call of `batch` calls queued back to back with no event between them,
+// as a decode step's GEMVs run: events around each batch, median over `runs`
+// batches, calls rotating through `copies` as in time_median. Per-call events (time_median)
+// also time the gap a launch leaves after an event; here consecutive calls may
+// overlap it, and with PDL (programmatic dependent launch) overlap the next call's
+// first weight loads with the previous call's last blocks.
+template <class F>
+double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F&& call) {
+  for (int i = 0; i < copies; ++i) call(i);
+  const int n = std::max(runs, 2);
+  std::vector<cudaEvent_t> events(static_cast<std::size_t>(2 * n));
+  for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
+  hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
+  QMR_CUDA_CHECK(cudaGetLastError());
+  int next = 0;
+  for (int i = 0; i < n; ++i) {
+    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+    for (int j = 0; j < batch; ++j) {
+      call(next);
+      next = next + 1 == copies ? 0 : next + 1;
+    }
+    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
+  }
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<double> seconds(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    float ms = 0.0f;
+    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
+    seconds[static_cast<std::size_t>(i)] = 1e-3 * ms / batch;
+  }
+  for (auto& e : events) QMR_CUDA_CHECK(cudaEventDestroy(e));
+  return median(seconds);
+}
+
 // Device-to-device copy bandwidth, counting bytes read plus bytes written: median
 // of 20 copies of 1 GiB (far above the 50-60 MB L2 of current parts).
 inline double copy_bandwidth(cudaStream_t stream) {
@@ -151,15 +185,19 @@ struct gemv_timing {
   double weight_bytes = 0;   // W's bytes a call reads
   int copies = 0;
   int threads_per_row = 0;   // qmr GEMV only
+  double b2b_seconds = 0;      // per call, back to back (time_back_to_back), when asked for
+  double b2b_pdl_seconds = 0;  // the same with programmatic dependent launch
 };
 
 // qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
 // gemv_traits::max_batch the GEMV runs in chunks). lanes: the lane-layout kernel
 // (qmr::cuda::gemv_lanes, batches 1..8, 2/3/4/8-bit formats) instead of the
 // tensor-core one; the weights are then uploaded in both layouts, but a call reads one.
+// back_to_back > 0: also per-call times of that many calls back to back, plain and with PDL.
 inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                               std::span<const int> batches, int runs, double rotate_bytes,
-                                              const gemv_operands& io, cudaStream_t stream, bool lanes = false) {
+                                              const gemv_operands& io, cudaStream_t stream, bool lanes = false,
+                                              int back_to_back = 0) {
   const quant::qtensor q = random_qtensor(spec, rows, cols);
   std::vector<qc::device_qtensor> w;
   w.push_back(qc::upload(q.view(), stream, lanes));
@@ -169,11 +207,17 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
   for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
   std::vector<gemv_timing> out;
   for (const int m : batches) {
-    const double s = time_median(copies, runs, stream, [&](int i) {
-      if (lanes) qc::gemv_lanes(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
-      else qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream);
-    });
-    out.push_back({m, s, bytes, copies, lanes ? 0 : w[0].threads_per_row});
+    const auto call = [&](int i, bool pdl) {
+      if (lanes) qc::gemv_lanes(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+      else qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+    };
+    gemv_timing t{m, time_median(copies, runs, stream, [&](int i) { call(i, false); }), bytes, copies,
+                  lanes ? 0 : w[0].threads_per_row};
+    if (back_to_back > 0) {
+      t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
+      t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+    }
+    out.push_back(t);
   }
   return out;
 }

@@ -134,6 +134,14 @@ int main(int argc, char** argv) {
             {8192, 8192}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
         if (opt.quick) lane_shapes = {{8192, 8192}, {896, 4864}};
         const std::vector<int> lane_batches = {1, 4, 8};
+        // Calls per back-to-back batch: a decode step of Qwen2.5-0.5B runs ~170 kernels in a row.
+        constexpr int b2b = 20;
+        struct b2b_row {
+          std::string kernel, format;
+          std::int64_t rows, cols;
+          gpu::gemv_timing t;
+        };
+        std::vector<b2b_row> b2b_rows;
         std::printf("\n| rows x cols | M | format | tensor-core us | of copy bw | lanes us | of copy bw | speedup |\n"
                     "|---|---|---|---|---|---|---|---|\n");
         for (const auto& [rows, cols] : lane_shapes)
@@ -142,8 +150,15 @@ int main(int argc, char** argv) {
                 quant::format_spec::quantized(3, 128, true), quant::format_spec::quantized(4, 128, true),
                 quant::format_spec::quantized(8, 128, true), quant::format_spec::quantized(4, 128, false),
                 quant::format_spec::quantized(8, 128, false)}) {
-            const auto tc = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, false);
-            const auto ln = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, true);
+            const auto tc = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, false, b2b);
+            const auto ln = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, true, b2b);
+            for (std::size_t b = 0; b < lane_batches.size(); ++b)
+              for (const auto& [name, t] : {std::pair{"qmr_gemv", tc[b]}, std::pair{"qmr_gemv_lanes", ln[b]}}) {
+                const std::string k(name);
+                records.push_back({k + "_b2b", spec.str(), rows, cols, t.m, t.b2b_seconds, t.weight_bytes, 0.0, t.copies, 0});
+                records.push_back({k + "_b2b_pdl", spec.str(), rows, cols, t.m, t.b2b_pdl_seconds, t.weight_bytes, 0.0, t.copies, 0});
+                b2b_rows.push_back({k, spec.str(), rows, cols, t});
+              }
             for (std::size_t b = 0; b < lane_batches.size(); ++b) {
               records.push_back({"qmr_gemv", spec.str(), rows, cols, tc[b].m, tc[b].seconds, tc[b].weight_bytes, 0.0,
                                  tc[b].copies, tc[b].threads_per_row});
@@ -156,6 +171,14 @@ int main(int argc, char** argv) {
             }
             std::fflush(stdout);
           }
+        std::printf("\n%d calls back to back (no event between calls; per call):\n"
+                    "| rows x cols | M | format | kernel | us/call (events per call) | back to back us | of copy bw | "
+                    "with PDL us | of copy bw |\n|---|---|---|---|---|---|---|---|---|\n", b2b);
+        for (const b2b_row& r : b2b_rows)
+          std::printf("| %lld x %lld | %d | %s | %s | %.2f | %.2f | %.0f%% | %.2f | %.0f%% |\n", static_cast<long long>(r.rows),
+                      static_cast<long long>(r.cols), r.t.m, r.format.c_str(), r.kernel.c_str(), r.t.seconds * 1e6,
+                      r.t.b2b_seconds * 1e6, 100.0 * r.t.weight_bytes / r.t.b2b_seconds / copy_bw, r.t.b2b_pdl_seconds * 1e6,
+                      100.0 * r.t.weight_bytes / r.t.b2b_pdl_seconds / copy_bw);
       }
     }
 

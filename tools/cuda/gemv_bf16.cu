@@ -4,7 +4,7 @@
 namespace qmr::cuda::detail {
 
 #define QMR_CUDA_GEMV_DEFINE(B, GT, NB, TX, TY) \
-  template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t);
+  template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t, bool);
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, bf16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, float)
 #undef QMR_CUDA_GEMV_DEFINE

@@ -4,14 +4,14 @@
 namespace qmr::cuda::detail {
 
 #define QMR_CUDA_GEMV_DEFINE(B, GT, NB, TX, TY) \
-  template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t);
+  template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t, bool);
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, f16, f16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, f16, float)
 #undef QMR_CUDA_GEMV_DEFINE
 
 // The lane-layout kernels (gemv_lanes.cuh): f16 activations only.
 #define QMR_CUDA_GEMV_LANES_DEFINE(B, MB, AS, TY) \
-  template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t);
+  template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t, bool);
 QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DEFINE, f16)
 QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DEFINE, float)
 #undef QMR_CUDA_GEMV_LANES_DEFINE

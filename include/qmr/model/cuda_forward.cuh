@@ -19,7 +19,7 @@
 // from device memory, see qmr::cuda::step_state): ~9 launches per layer cost one
 // graph launch. With `pdl` (default, sm_90+) the session's own kernels are launched
 // with programmatic dependent launch, so each starts while its predecessor drains
-// (the quantized GEMV is launched plainly).
+// (the quantized GEMVs issue their first weight loads before they wait).
 //
 // Integrated memory (Jetson). The upload copies every weight into cudaMalloc'd
 // memory, also where GPU and CPU share the DRAM. Quantized codes must be repacked
@@ -351,7 +351,7 @@ class cuda_session {
     if (!w.quantized) return qmr::cuda::gemv(w.d, x.as<const float>(), y, m, stream_.s, pdl_);
     with_activation_([&](auto tag) {
       using TA = decltype(tag);
-      qmr::cuda::gemv(w.q, x_half.as<const TA>(), y, m, stream_.s);
+      qmr::cuda::gemv(w.q, x_half.as<const TA>(), y, m, stream_.s, pdl_);
     });
   }
 

@@ -549,18 +549,8 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
 
-  // Block-wide: the activations into shared memory (one cp.async group, the oldest).
+  pdl_launch_dependents();
   const TX* xsm = reinterpret_cast<const TX*>(gemv_smem + gemv_traits::block_warps * S * bv);
-  if (a.x_smem) {
-    const int nvec = a.m * a.cols / 8;  // cols % 8 == 0: whole 16-byte vectors
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    uint4* xd = gemv_smem + gemv_traits::block_warps * S * bv;
-    for (int v = static_cast<int>(threadIdx.x); v < nvec; v += gemv_traits::block_threads)
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(xd + v))),
-                   "l"(xv + v)
-                   : "memory");
-  }
-  cp_async_commit();
   {
     const TX* xrow[NB];
     int xoff[NB];  // element offset of the lane's batch rows in the staged copy
@@ -592,9 +582,25 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
     };
 #pragma unroll
     for (int i = 0; i < S - 1; ++i) issue();
-    // The activations (the oldest group) have landed for every thread: S - 1 newer
-    // groups may still be in flight. Every thread of the block reaches this barrier.
-    cp_async_wait<S - 1>();
+    // Launched with PDL, those first S - 1 tiles stream in while the previous kernel
+    // (which may write x, or read the y written below) drains; the weights are
+    // written by no kernel, and nothing else is touched before this wait.
+    pdl_wait();
+    // Block-wide: the activations into shared memory (one cp.async group, the newest).
+    if (a.x_smem) {
+      const int nvec = a.m * a.cols / 8;  // cols % 8 == 0: whole 16-byte vectors
+      const uint4* xv = reinterpret_cast<const uint4*>(x);
+      uint4* xd = gemv_smem + gemv_traits::block_warps * S * bv;
+      for (int v = static_cast<int>(threadIdx.x); v < nvec; v += gemv_traits::block_threads)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(xd + v))),
+                     "l"(xv + v)
+                     : "memory");
+    }
+    cp_async_commit();
+    // The activations and the first S - 1 tiles have landed for every thread (tile
+    // i >= S - 1 is issued after the activations, so the loop's wait on all but the
+    // S - 2 newest groups still covers it). Every thread of the block reaches this barrier.
+    cp_async_wait<0>();
     __syncthreads();
 
     for (int i = 0; i < n_i; ++i) {
@@ -712,7 +718,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
 }
 
 template <int Bits, int GT, int NB, class TX, class TY>
-void launch_one(gemv_args a, const TX* x, TY* y, cudaStream_t stream) {
+void launch_one(gemv_args a, const TX* x, TY* y, cudaStream_t stream, bool pdl) {
   const int groups_per_block = gemv_traits::block_warps / a.warps_per_group;
   const unsigned blocks = static_cast<unsigned>((a.row_groups + groups_per_block - 1) / groups_per_block);
   const std::int64_t x_bytes = static_cast<std::int64_t>(a.m) * a.cols * static_cast<std::int64_t>(sizeof(TX));
@@ -723,17 +729,16 @@ void launch_one(gemv_args a, const TX* x, TY* y, cudaStream_t stream) {
   // carveout asks for all of L1 as shared memory, so that two blocks' rings fit an SM.
   QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-  kernel<<<blocks, gemv_traits::block_threads, static_cast<std::size_t>(smem), stream>>>(a, x, y);
-  QMR_CUDA_CHECK(cudaGetLastError());
+  launch_kernel(pdl, kernel, dim3(blocks), dim3(gemv_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
 }
 
 template <int Bits, class TX, class TY>
-void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream) {
+void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream, bool pdl) {
   const bool two = a.m > gemv_traits::nblock;
   switch (gt) {
-    case 1: return two ? launch_one<Bits, 1, 2>(a, x, y, stream) : launch_one<Bits, 1, 1>(a, x, y, stream);
-    case 2: return two ? launch_one<Bits, 2, 2>(a, x, y, stream) : launch_one<Bits, 2, 1>(a, x, y, stream);
-    case 4: return two ? launch_one<Bits, 4, 2>(a, x, y, stream) : launch_one<Bits, 4, 1>(a, x, y, stream);
+    case 1: return two ? launch_one<Bits, 1, 2>(a, x, y, stream, pdl) : launch_one<Bits, 1, 1>(a, x, y, stream, pdl);
+    case 2: return two ? launch_one<Bits, 2, 2>(a, x, y, stream, pdl) : launch_one<Bits, 2, 1>(a, x, y, stream, pdl);
+    case 4: return two ? launch_one<Bits, 4, 2>(a, x, y, stream, pdl) : launch_one<Bits, 4, 1>(a, x, y, stream, pdl);
     default: throw error("gemv: " + std::to_string(gt) + " groups per tile is not supported");
   }
 }
@@ -754,7 +759,7 @@ void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream)
 // them here instead of instantiating them again. Header-only users define nothing.
 #ifdef QMR_CUDA_GEMV_EXTERN
 #define QMR_CUDA_GEMV_DECLARE(B, GT, NB, TX, TY) \
-  extern template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t);
+  extern template void launch_one<B, GT, NB, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t, bool);
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, f16, f16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, f16, float)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, bf16)
@@ -774,7 +779,7 @@ QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, float)
 // finite f16). gemv() calls it for M = 1; M > 1 is here for tests and benchmarks
 // (the tensor-core kernel is faster at M = 4 and 8 on an H200).
 template <class TY>
-void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_t stream) {
+void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_lanes: the output is f16 or float");
   check(w.has_lanes(), "gemv_lanes: the " + w.spec.str() + " tensor has no lane layout");
   check(M >= 1 && M <= gemv_lanes_traits::max_batch, "gemv_lanes: batch " + std::to_string(M) + " is not in 1..8");
@@ -798,10 +803,10 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
   a.m = M;
   const auto* xh = reinterpret_cast<const __half*>(x);
   switch (w.spec.bits) {
-    case 2: return detail::lanes_dispatch<2>(a, xh, y, w.sm_count, stream);
-    case 3: return detail::lanes_dispatch<3>(a, xh, y, w.sm_count, stream);
-    case 4: return detail::lanes_dispatch<4>(a, xh, y, w.sm_count, stream);
-    case 8: return detail::lanes_dispatch<8>(a, xh, y, w.sm_count, stream);
+    case 2: return detail::lanes_dispatch<2>(a, xh, y, w.sm_count, stream, pdl);
+    case 3: return detail::lanes_dispatch<3>(a, xh, y, w.sm_count, stream, pdl);
+    case 4: return detail::lanes_dispatch<4>(a, xh, y, w.sm_count, stream, pdl);
+    case 8: return detail::lanes_dispatch<8>(a, xh, y, w.sm_count, stream, pdl);
     default: throw error("gemv_lanes: " + std::to_string(w.spec.bits) + "-bit codes have no lane layout");
   }
 }
@@ -811,9 +816,13 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
 // as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
 // with a second n-block of mma per weight fragment, more in chunks of 16. With f16
 // activations, M = 1 and a lane layout uploaded (upload(..., with_lanes = true)),
-// the lane-layout kernel runs instead (gemv_lanes).
+// the lane-layout kernel runs instead (gemv_lanes). `pdl` (sm_90+; ignored before):
+// programmatic dependent launch, so that the kernel's blocks start, and issue their
+// first weight loads, while the previous kernel in the stream drains; they wait for
+// its completion before reading x or writing y. W must not be written by the kernel
+// just before (an upload's copies are not kernels: they always complete first).
 template <class TX, class TY>
-void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t stream) {
+void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
   static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv: activations are qmr::f16 or qmr::bf16");
   static_assert(qstd::is_same_v<TY, TX> || qstd::is_same_v<TY, float>, "gemv: the output is the activation type or float");
   check(M >= 1, "gemv: batch " + std::to_string(M) + " is not positive");
@@ -825,7 +834,7 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
         "gemv: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
   // M = 1 with f16 activations: the lane-layout kernel (CUDA cores), where uploaded.
   if constexpr (qstd::is_same_v<TX, f16>)
-    if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream);
+    if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream, pdl);
   detail::gemv_args a{};
   a.blocks = w.blocks.as<const uint4>();
   a.rows = static_cast<int>(w.layout.rows);
@@ -843,12 +852,12 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
     const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;  // cols % 8 == 0: stays 16-byte aligned
     TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
     switch (w.spec.bits) {
-      case 2: detail::launch<2>(gt, a, xc, yc, stream); break;
-      case 3: detail::launch<3>(gt, a, xc, yc, stream); break;
-      case 4: detail::launch<4>(gt, a, xc, yc, stream); break;
-      case 5: detail::launch<5>(gt, a, xc, yc, stream); break;
-      case 6: detail::launch<6>(gt, a, xc, yc, stream); break;
-      case 8: detail::launch<8>(gt, a, xc, yc, stream); break;
+      case 2: detail::launch<2>(gt, a, xc, yc, stream, pdl); break;
+      case 3: detail::launch<3>(gt, a, xc, yc, stream, pdl); break;
+      case 4: detail::launch<4>(gt, a, xc, yc, stream, pdl); break;
+      case 5: detail::launch<5>(gt, a, xc, yc, stream, pdl); break;
+      case 6: detail::launch<6>(gt, a, xc, yc, stream, pdl); break;
+      case 8: detail::launch<8>(gt, a, xc, yc, stream, pdl); break;
       default: throw error("gemv: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
     }
   }

@@ -15,6 +15,7 @@
 #include "../../quant/format.hpp"
 #include "../../quant/pack.hpp"
 #include "../../quant/qtensor.hpp"
+#include "launch.cuh"
 
 namespace qmr::cuda {
 
@@ -278,7 +279,11 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
     }
   };
   int rs = gw, step = 0;
+  pdl_launch_dependents();
   if (n_items > 0) load(qa, ha, sa, za, rs, 0);  // in flight while x is staged
+  // Launched with PDL, the first weights stream in while the previous kernel (which
+  // may write x, or read the y written below) drains; nothing else is touched before.
+  pdl_wait();
   {
     const int row_slots = a.cols / 8, nslots = MB * row_slots;
     const uint4* xv = reinterpret_cast<const uint4*>(x);
@@ -393,7 +398,7 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
 
 // One launch: a grid of at most blocks_per_sm blocks per SM (sm_count), x staged in MB x cols f16.
 template <int Bits, int MB, bool Asym, class TY>
-void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
+void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream, bool pdl) {
   constexpr int R = gemv_lanes_traits::rows_per_warp, WPB = gemv_lanes_traits::block_warps;
   const int n_rs = (a.rows + R - 1) / R;
   const int want = (n_rs + WPB - 1) / WPB;
@@ -406,9 +411,8 @@ void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cud
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) throw error(std::string("gemv_lanes: cudaFuncSetAttribute: ") + cudaGetErrorString(e));
   }
-  kernel<<<blocks, gemv_lanes_traits::block_threads, static_cast<std::size_t>(smem), stream>>>(a, x, y);
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw error(std::string("gemv_lanes: launch: ") + cudaGetErrorString(e));
+  launch_kernel(pdl, kernel, dim3(blocks), dim3(gemv_lanes_traits::block_threads), static_cast<std::size_t>(smem), stream,
+                a, x, y);
 }
 
 // Every lanes_launch that gemv_lanes() can call: M(Bits, MB, Asym, TY) at one output type.
@@ -420,23 +424,23 @@ void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cud
 
 #ifdef QMR_CUDA_GEMV_EXTERN
 #define QMR_CUDA_GEMV_LANES_DECLARE(B, MB, AS, TY) \
-  extern template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t);
+  extern template void lanes_launch<B, MB, AS, TY>(const lanes_args&, const __half*, TY*, int, cudaStream_t, bool);
 QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DECLARE, f16)
 QMR_CUDA_GEMV_LANES_INSTANCES(QMR_CUDA_GEMV_LANES_DECLARE, float)
 #undef QMR_CUDA_GEMV_LANES_DECLARE
 #endif
 
 template <int Bits, bool Asym, class TY>
-void lanes_dispatch_mb(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
-  if (a.m <= 1) lanes_launch<Bits, 1, Asym, TY>(a, x, y, sm_count, stream);
-  else if (a.m <= 2) lanes_launch<Bits, 2, Asym, TY>(a, x, y, sm_count, stream);
-  else if (a.m <= 4) lanes_launch<Bits, 4, Asym, TY>(a, x, y, sm_count, stream);
-  else lanes_launch<Bits, 8, Asym, TY>(a, x, y, sm_count, stream);
+void lanes_dispatch_mb(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream, bool pdl) {
+  if (a.m <= 1) lanes_launch<Bits, 1, Asym, TY>(a, x, y, sm_count, stream, pdl);
+  else if (a.m <= 2) lanes_launch<Bits, 2, Asym, TY>(a, x, y, sm_count, stream, pdl);
+  else if (a.m <= 4) lanes_launch<Bits, 4, Asym, TY>(a, x, y, sm_count, stream, pdl);
+  else lanes_launch<Bits, 8, Asym, TY>(a, x, y, sm_count, stream, pdl);
 }
 template <int Bits, class TY>
-void lanes_dispatch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream) {
-  if (a.zeros != nullptr) lanes_dispatch_mb<Bits, true>(a, x, y, sm_count, stream);
-  else lanes_dispatch_mb<Bits, false>(a, x, y, sm_count, stream);
+void lanes_dispatch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream, bool pdl) {
+  if (a.zeros != nullptr) lanes_dispatch_mb<Bits, true>(a, x, y, sm_count, stream, pdl);
+  else lanes_dispatch_mb<Bits, false>(a, x, y, sm_count, stream, pdl);
 }
 #endif  // __CUDACC__
 

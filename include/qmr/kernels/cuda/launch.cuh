@@ -4,17 +4,21 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 #include <utility>
 
-#include "gemv.cuh"
+#include "../../config.hpp"
+#include "../../core/error.hpp"
 
 namespace qmr::cuda {
 
 namespace detail {
 #ifdef __CUDACC__
-// First statement of every kernel that may be launched with PDL: waits until the
-// grids it depends on have completed and their writes are visible (a no-op for a
-// plain launch and before sm_90).
+// Waits until the grids this one depends on have completed and their writes are
+// visible (a no-op for a plain launch and before sm_90). A kernel that may be
+// launched with PDL calls it before touching memory that an earlier kernel may
+// write: the first statement, or (the GEMVs) after issuing the loads of weights,
+// which no kernel writes.
 QMR_DEVICE __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -47,7 +51,10 @@ void launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, s
   attribute.val.programmaticStreamSerializationAllowed = 1;
   config.attrs = pdl ? &attribute : nullptr;
   config.numAttrs = pdl ? 1 : 0;
-  QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+  const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  if (e != cudaSuccess)
+    throw error(std::string("kernel launch") + (pdl ? " (PDL)" : "") + ": " + cudaGetErrorName(e) + " (" +
+                cudaGetErrorString(e) + ")");
 }
 #endif  // __CUDACC__
 
