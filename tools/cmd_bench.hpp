@@ -24,7 +24,10 @@
 // "f16", isa "sm_XX", threads 0 (one host thread launches), bound_gbps the device's measured
 // copy bandwidth (read + write) and `device` its name; gemv records add copies and
 // cublas_seconds (cuBLAS f16 on the same shape and batch, where qmr was built with cuBLAS),
-// decode records prefill_tokens_per_s.
+// back_to_back_seconds and back_to_back_pdl_seconds (per call of 20 calls queued with no event
+// between them, plain and with programmatic dependent launch, as a decode step runs them)
+// and back_to_back_pdl_fraction; --lanes times the lane-layout kernel (kernel "gemv_lanes").
+// Decode records add prefill_tokens_per_s.
 #pragma once
 
 #include <chrono>
@@ -55,6 +58,7 @@ struct bench_args {
   std::string batch;       // comma-separated; empty: 1 for gemv, 64 for gemm
   std::string device = "cpu";
   int runs = 100;          // cuda: timed calls per GEMV measurement (as bench/cuda_gemv)
+  bool lanes = false;      // cuda gemv: the lane-layout kernel instead of the tensor-core one
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
@@ -84,6 +88,8 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--runs", a.runs, "cuda gemv: timed calls per measurement (median)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--lanes", a.lanes, "cuda gemv: the CUDA-core lane-layout kernel (batch 1-8; 2, 3, 4, 8 bits) instead of the "
+                "tensor-core one");
   return cmd;
 }
 
@@ -314,29 +320,36 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
   for (const std::int64_t b : parse_batches(a.batch, 1)) batches.push_back(static_cast<int>(b));
   const double rotate = static_cast<double>(static_cast<std::uint64_t>(a.rotate_mb) << 20);
   const std::string isa = "sm_" + std::to_string(dev.sm);
-  std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | cuBLAS f16 us |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  const std::string kernel = a.lanes ? "gemv_lanes" : "gemv";
+  std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | "
+              "back to back us | with PDL us | of copy bw | cuBLAS f16 us |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string& shape_text : qmr::bench::split(a.shape)) {
     const auto [n, k] = qmr::bench::parse_shape(shape_text);
     bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
     std::vector<double> cublas_s(batches.size(), 0.0);
     for (const std::string& f : qmr::bench::split(a.quant)) {
-      const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas);
+      const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas, a.lanes);
       for (std::size_t i = 0; i < ts.size(); ++i) {
         const cuda_gemv_timing& t = ts[i];
         if (cublas) cublas_s[i] = t.cublas_seconds;
         const double gbps = t.weight_bytes / t.seconds / 1e9, bound = copy_bw / 1e9;
-        nlohmann::json r = {{"kernel", "gemv"}, {"quant", f}, {"act", "f16"}, {"isa", isa}, {"device", dev.name},
+        const double pdl_gbps = t.weight_bytes / t.back_to_back_pdl_seconds / 1e9;
+        nlohmann::json r = {{"kernel", kernel}, {"quant", f}, {"act", "f16"}, {"isa", isa}, {"device", dev.name},
                             {"m", n}, {"k", k}, {"batch", t.batch}, {"threads", 0}, {"seconds", t.seconds},
-                            {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", gbps / bound}, {"copies", t.copies}};
+                            {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", gbps / bound}, {"copies", t.copies},
+                            {"back_to_back_seconds", t.back_to_back_seconds},
+                            {"back_to_back_pdl_seconds", t.back_to_back_pdl_seconds},
+                            {"back_to_back_pdl_fraction", pdl_gbps / bound}};
         char cublas_us[32] = "-";
         if (cublas_s[i] > 0) {
           r["cublas_seconds"] = cublas_s[i];
           std::snprintf(cublas_us, sizeof cublas_us, "%.2f", cublas_s[i] * 1e6);
         }
-        std::printf("| gemv | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %s |\n", f.c_str(),
-                    shape_text.c_str(), t.batch, isa.c_str(), t.copies, t.seconds * 1e6, gbps, bound, 100.0 * gbps / bound,
-                    cublas_us);
+        std::printf("| %s | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.0f%% | %s |\n",
+                    kernel.c_str(), f.c_str(), shape_text.c_str(), t.batch, isa.c_str(), t.copies, t.seconds * 1e6, gbps,
+                    bound, 100.0 * gbps / bound, t.back_to_back_seconds * 1e6, t.back_to_back_pdl_seconds * 1e6,
+                    100.0 * pdl_gbps / bound, cublas_us);
         std::fflush(stdout);
         json.write(r);
       }
@@ -384,9 +397,9 @@ inline int run_cuda_bench(const bench_args& a) {
     throw qmr::error("--act '" + a.act + "': the GPU kernels take f16 activations (--device cuda with --act f16)");
   if (a.kernel == "gemv") {
     for (const std::int64_t b : parse_batches(a.batch, 1))
-      if (b > cuda_gemv_max_batch())
-        throw qmr::error("--batch " + std::to_string(b) + ": the GPU GEMV takes 1-" + std::to_string(cuda_gemv_max_batch()) +
-                         " rows of X");
+      if (b > (a.lanes ? 8 : cuda_gemv_max_batch()))
+        throw qmr::error("--batch " + std::to_string(b) + ": the GPU GEMV" + (a.lanes ? " with --lanes" : "") + " takes 1-" +
+                         std::to_string(a.lanes ? 8 : cuda_gemv_max_batch()) + " rows of X");
     for (const std::string& f : qmr::bench::split(a.quant)) {
       const qmr::quant::format_spec spec = qmr::quant::parse_format(f);
       if (!spec.is_quantized())
@@ -413,6 +426,8 @@ inline int run_bench(const bench_args& a) {
     for (const std::string& s : qmr::bench::split(a.shape)) (void)qmr::bench::parse_shape(s);
     (void)detail::parse_batches(a.batch, detail::default_batch(a));
   }
+  if (a.lanes && !(a.device == "cuda" && a.kernel == "gemv"))
+    throw qmr::error("--lanes: the lane-layout kernel is a GPU GEMV (--device cuda --kernel gemv)");
   if (a.device == "cuda") return detail::run_cuda_bench(a);  // checks its own arguments, then the device
   require_device(a.device);
   detail::parse_acts(a.act);

@@ -128,7 +128,8 @@ double cuda_copy_bandwidth() {
 }
 
 std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int64_t rows, std::int64_t cols,
-                                             std::span<const int> batches, int runs, double rotate_bytes, bool cublas) {
+                                             std::span<const int> batches, int runs, double rotate_bytes, bool cublas,
+                                             bool lanes) {
   require_cuda_device();
   const qmr::quant::format_spec spec = qmr::quant::parse_format(format);
   qmr::check(spec.is_quantized() && spec.bits != 7,
@@ -142,9 +143,20 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
   }
   const qmr::cuda::stream_owner stream;
   const gpu::gemv_operands io(max_batch, cols, rows, stream.s);
-  const std::vector<gpu::gemv_timing> q = gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s);
+  if (lanes) {
+    qmr::check(qmr::cuda::lanes_supported(spec, cols), "--lanes: format '" + format + "' with " + std::to_string(cols) +
+                                                            " columns has no lane layout (2, 3, 4 or 8 bits, units within a group)");
+    for (const int b : batches)
+      qmr::check(b <= qmr::cuda::gemv_lanes_traits::max_batch,
+                 "--lanes: batch " + std::to_string(b) + " is past the lane kernel's " +
+                     std::to_string(qmr::cuda::gemv_lanes_traits::max_batch));
+  }
+  // 20 calls per back-to-back batch: a decode step runs ~170 kernels in a row.
+  const std::vector<gpu::gemv_timing> q =
+      gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, lanes, 20);
   std::vector<cuda_gemv_timing> out;
-  for (const gpu::gemv_timing& t : q) out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0});
+  for (const gpu::gemv_timing& t : q)
+    out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0, t.b2b_seconds, t.b2b_pdl_seconds});
 #ifdef QMR_HAVE_CUBLAS
   if (cublas && cublas_library().error.empty()) {
     const gpu::cublas_handle handle(cublas_library().api, stream.s);

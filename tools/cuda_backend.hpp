@@ -57,6 +57,8 @@ struct cuda_gemv_timing {
   double weight_bytes = 0;   // codes, scales and zeros a call reads
   int copies = 0;            // matrices rotated through
   double cublas_seconds = 0; // cuBLAS f16 GEMM on the same shape and batch; 0 when not run
+  double back_to_back_seconds = 0;      // per call, 20 calls back to back with no event between them
+  double back_to_back_pdl_seconds = 0;  // the same with programmatic dependent launch
 };
 
 // Greedy prefill and decode of a cuda_session, after a warm-up (bench/cuda_bench.cuh).
@@ -83,9 +85,11 @@ std::string cuda_cublas_unavailable();
 double cuda_copy_bandwidth();
 // qmr::cuda::gemv (f16 activations) of a random `format` matrix [rows, cols] per batch,
 // rotating through copies of at least rotate_bytes in all, median of `runs` timed calls;
-// with `cublas` (and cuda_cublas_unavailable() empty) also cuBLAS f16 on the same shape.
+// with `cublas` (and cuda_cublas_unavailable() empty) also cuBLAS f16 on the same shape;
+// `lanes`: the lane-layout kernel (qmr::cuda::gemv_lanes; batches 1-8, 2/3/4/8-bit formats).
 std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int64_t rows, std::int64_t cols,
-                                             std::span<const int> batches, int runs, double rotate_bytes, bool cublas);
+                                             std::span<const int> batches, int runs, double rotate_bytes, bool cublas,
+                                             bool lanes);
 // Greedy decode of decode_tokens tokens after `prompt` on a fresh cuda_session of m.
 cuda_decode_timing cuda_time_decode(const qmr::model::model& m, std::span<const std::int32_t> prompt, int decode_tokens);
 
@@ -98,7 +102,7 @@ inline int cuda_gemv_max_batch() { no_cuda(); }
 inline std::string cuda_cublas_unavailable() { return "qmr was built without CUDA"; }
 inline double cuda_copy_bandwidth() { no_cuda(); }
 inline std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string&, std::int64_t, std::int64_t, std::span<const int>,
-                                                    int, double, bool) {
+                                                    int, double, bool, bool) {
   no_cuda();
 }
 inline cuda_decode_timing cuda_time_decode(const qmr::model::model&, std::span<const std::int32_t>, int) { no_cuda(); }

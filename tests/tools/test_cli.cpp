@@ -307,7 +307,8 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
   const std::vector<std::string> gpu_commands = {
       "generate --model " + model + " --prompt 'Question: 1+1?' --max-tokens 2 --quiet --device cuda",
       "eval --model " + model + " --n 2 --max-tokens 8 --quiet --device cuda",
-      "bench --device cuda --kernel gemv --quant w4g128 --shape 256x256 --batch 1,2 --runs 2 --rotate-mb 1"};
+      "bench --device cuda --kernel gemv --quant w4g128 --shape 256x256 --batch 1,2 --runs 2 --rotate-mb 1",
+      "bench --device cuda --kernel gemv --lanes --quant w4g128s --shape 256x256 --batch 1 --runs 2 --rotate-mb 1"};
   for (const std::string& cmd : gpu_commands) {
     const result r = run(cmd);
     INFO(cmd << "\n" << r.output);
@@ -327,6 +328,15 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
   const result gemm = run("bench --device cuda --kernel gemm --shape 64x256");
   REQUIRE(gemm.status == 1);
   REQUIRE(gemm.output.find("--kernel gemm has no GPU benchmark") != std::string::npos);
+  // The lane-layout kernel is a GPU GEMV of 1-8 rows: refused elsewhere, before any device is touched.
+  const result lanes_cpu = run("bench --lanes --kernel gemv --shape 64x256");
+  INFO(lanes_cpu.output);
+  REQUIRE(lanes_cpu.status == 1);
+  REQUIRE(lanes_cpu.output.find("--lanes: the lane-layout kernel is a GPU GEMV") != std::string::npos);
+  const result lanes_batch = run("bench --device cuda --lanes --kernel gemv --shape 64x256 --batch 16");
+  INFO(lanes_batch.output);
+  REQUIRE(lanes_batch.status == 1);
+  REQUIRE(lanes_batch.output.find("with --lanes takes 1-8 rows of X") != std::string::npos);
   const std::vector<std::string> bogus_commands = {"generate --model " + model + " --prompt hi --device bogus",
                                                    "eval --model " + model + " --device bogus",
                                                    "bench --device bogus --shape 64x256"};
