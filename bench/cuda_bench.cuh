@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -52,36 +53,6 @@ __global__ void hold_stream(Nanoseconds ns) {
   } while (now - start < ns);
 }
 
-// Seconds per call: CUDA events around each call, median over `runs` calls that
-// rotate through `copies` (after one untimed pass over all of them, so each timed
-// call reads a matrix last touched `copies` calls earlier: from DRAM once the
-// copies exceed L2). The timed calls are queued behind hold_stream and so run
-// back to back on the GPU, as in a decode step.
-template <class F>
-double time_median(int copies, int runs, cudaStream_t stream, F&& call) {
-  for (int i = 0; i < copies; ++i) call(i);
-  const int n = std::max(runs, 2);
-  std::vector<cudaEvent_t> events(static_cast<std::size_t>(2 * n));
-  for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
-  // 20 us of hold per call: longer than the host needs to queue a call and its events.
-  hold_stream<<<1, 1, 0, stream>>>(20000ll * n + 1000000ll);
-  QMR_CUDA_CHECK(cudaGetLastError());
-  for (int i = 0; i < n; ++i) {
-    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
-    call(i % copies);
-    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
-  }
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  std::vector<double> seconds(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    float ms = 0.0f;
-    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
-    seconds[static_cast<std::size_t>(i)] = 1e-3 * ms;
-  }
-  for (auto& e : events) QMR_CUDA_CHECK(cudaEventDestroy(e));
-  return median(seconds);
-}
-
 // Seconds per call of `batch` calls queued back to back with no event between them,
 // as a decode step's GEMVs run: events around each batch, median over `runs`
 // batches, calls rotating through `copies` as in time_median. Per-call events (time_median)
@@ -94,6 +65,7 @@ double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F
   const int n = std::max(runs, 2);
   std::vector<cudaEvent_t> events(static_cast<std::size_t>(2 * n));
   for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
+  // 20 us of hold per call: longer than the host needs to queue a call and its events.
   hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
   QMR_CUDA_CHECK(cudaGetLastError());
   int next = 0;
@@ -114,6 +86,16 @@ double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F
   }
   for (auto& e : events) QMR_CUDA_CHECK(cudaEventDestroy(e));
   return median(seconds);
+}
+
+// Seconds per call: CUDA events around each call, median over `runs` calls that
+// rotate through `copies` (after one untimed pass over all of them, so each timed
+// call reads a matrix last touched `copies` calls earlier: from DRAM once the
+// copies exceed L2). The timed calls are queued behind hold_stream and so run
+// back to back on the GPU, as in a decode step.
+template <class F>
+double time_median(int copies, int runs, cudaStream_t stream, F&& call) {
+  return time_back_to_back(copies, runs, 1, stream, std::forward<F>(call));
 }
 
 // Device-to-device copy bandwidth, counting bytes read plus bytes written: median

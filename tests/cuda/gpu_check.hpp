@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <stdexcept>
 
 #include <cuda_runtime.h>
 
@@ -19,6 +20,14 @@ inline bool device_present() {
   if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0) return true;
   std::puts("no CUDA device: skipped");
   return false;
+}
+
+// The device's properties, after printing its name, architecture and SM count.
+inline cudaDeviceProp describe_device() {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) throw std::runtime_error("cudaGetDeviceProperties failed");
+  std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+  return prop;
 }
 
 // Failed checks of this test program; main() turns a nonzero count into exit 1.

@@ -144,9 +144,7 @@ void check_activation(const quant::qtensor_view& w, qmr::cuda::device_qtensor& d
 int main() {
   if (!qmr::testing::gpu::device_present()) return 77;
   try {
-    cudaDeviceProp prop{};
-    QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    qmr::testing::gpu::describe_device();
     qmr::thread_pool pool;
     rng r{20261201};
     // (rows, cols): ragged row counts for every rows-per-block (256 / threads per row),

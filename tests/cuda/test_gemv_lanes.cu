@@ -147,9 +147,7 @@ void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t
 int main() {
   if (!qmr::testing::gpu::device_present()) return 77;
   try {
-    cudaDeviceProp prop{};
-    QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    qmr::testing::gpu::describe_device();
     qmr::thread_pool pool;
     rng r{20261202};
     // Row counts: odd, one, below and above a block's 32 rows, past one grid wave

@@ -73,10 +73,8 @@ std::vector<std::uint16_t> run(const std::vector<qc::device_qtensor>& w, const q
 int main() {
   if (!qmr::testing::gpu::device_present()) return 77;
   try {
-    cudaDeviceProp prop{};
-    QMR_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor,
-                prop.major >= 9 ? "" : ": no PDL before sm_90, the launches are plain");
+    const cudaDeviceProp prop = qmr::testing::gpu::describe_device();
+    if (prop.major < 9) std::puts("no PDL before sm_90: the launches are plain");
     const qc::stream_owner owner;
     rng r{20261203};
     std::vector<f16> xh(static_cast<std::size_t>(max_m * n));
