@@ -53,6 +53,10 @@ __global__ void hold_stream(Nanoseconds ns) {
   } while (now - start < ns);
 }
 
+// Calls per batch of time_back_to_back in the benchmarks: a decode step runs ~170
+// kernels in a row, so 20 is well inside one.
+inline constexpr int back_to_back_calls = 20;
+
 // Seconds per call of `batch` calls queued back to back with no event between them,
 // as a decode step's GEMVs run: events around each batch, median over `runs`
 // batches, calls rotating through `copies` as in time_median. Per-call events (time_median)

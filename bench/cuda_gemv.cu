@@ -134,8 +134,7 @@ int main(int argc, char** argv) {
             {8192, 8192}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
         if (opt.quick) lane_shapes = {{8192, 8192}, {896, 4864}};
         const std::vector<int> lane_batches = {1, 4, 8};
-        // Calls per back-to-back batch: a decode step of Qwen2.5-0.5B runs ~170 kernels in a row.
-        constexpr int b2b = 20;
+        constexpr int b2b = gpu::back_to_back_calls;
         struct b2b_row {
           std::string kernel, format;
           std::int64_t rows, cols;

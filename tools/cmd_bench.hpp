@@ -314,6 +314,10 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
   return 0;
 }
 
+// Rows of X the lane-layout kernel takes (qmr::cuda::gemv_lanes_traits::max_batch; this
+// header is compiled without CUDA, and checks --batch before any device is touched).
+inline constexpr std::int64_t cuda_lanes_max_batch = 8;
+
 // --device cuda: the GPU GEMV per format, shape and batch, with cuBLAS f16 beside it.
 inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev, double copy_bw, json_lines& json) {
   std::vector<int> batches;
@@ -396,10 +400,12 @@ inline int run_cuda_bench(const bench_args& a) {
   if (a.act != "f32" && a.act != "f16")
     throw qmr::error("--act '" + a.act + "': the GPU kernels take f16 activations (--device cuda with --act f16)");
   if (a.kernel == "gemv") {
-    for (const std::int64_t b : parse_batches(a.batch, 1))
-      if (b > (a.lanes ? 8 : cuda_gemv_max_batch()))
+    for (const std::int64_t b : parse_batches(a.batch, 1)) {
+      const std::int64_t max_batch = a.lanes ? cuda_lanes_max_batch : cuda_gemv_max_batch();
+      if (b > max_batch)
         throw qmr::error("--batch " + std::to_string(b) + ": the GPU GEMV" + (a.lanes ? " with --lanes" : "") + " takes 1-" +
-                         std::to_string(a.lanes ? 8 : cuda_gemv_max_batch()) + " rows of X");
+                         std::to_string(max_batch) + " rows of X");
+    }
     for (const std::string& f : qmr::bench::split(a.quant)) {
       const qmr::quant::format_spec spec = qmr::quant::parse_format(f);
       if (!spec.is_quantized())

@@ -143,17 +143,12 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
   }
   const qmr::cuda::stream_owner stream;
   const gpu::gemv_operands io(max_batch, cols, rows, stream.s);
-  if (lanes) {
-    qmr::check(qmr::cuda::lanes_supported(spec, cols), "--lanes: format '" + format + "' with " + std::to_string(cols) +
-                                                            " columns has no lane layout (2, 3, 4 or 8 bits, units within a group)");
-    for (const int b : batches)
-      qmr::check(b <= qmr::cuda::gemv_lanes_traits::max_batch,
-                 "--lanes: batch " + std::to_string(b) + " is past the lane kernel's " +
-                     std::to_string(qmr::cuda::gemv_lanes_traits::max_batch));
-  }
-  // 20 calls per back-to-back batch: a decode step runs ~170 kernels in a row.
+  // (Batches past the lane kernel's 8 rows: refused by the CLI first, and by gemv_lanes.)
+  qmr::check(!lanes || qmr::cuda::lanes_supported(spec, cols),
+             "--lanes: format '" + format + "' with " + std::to_string(cols) +
+                 " columns has no lane layout (2, 3, 4 or 8 bits, units within a group)");
   const std::vector<gpu::gemv_timing> q =
-      gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, lanes, 20);
+      gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, lanes, gpu::back_to_back_calls);
   std::vector<cuda_gemv_timing> out;
   for (const gpu::gemv_timing& t : q)
     out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0, t.b2b_seconds, t.b2b_pdl_seconds});

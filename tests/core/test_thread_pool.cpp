@@ -91,7 +91,7 @@ TEST_CASE("jobs back to back and after idle gaps see the caller's data and publi
 }
 
 TEST_CASE("split_grain keeps chunks whole per thread and above the minimum", "[thread_pool]") {
-  constexpr std::int64_t min_macs = std::int64_t{1} << 18;
+  constexpr std::int64_t min_macs = qmr::min_matmul_chunk_macs;
   // Qwen2.5-0.5B's decode GEMVs on 2 threads: o (896x896) was 4 chunks of 293, 293, 293, 17 rows.
   CHECK(qmr::split_grain(2, 896, 896, min_macs, 4) == 448);
   CHECK(qmr::split_grain(2, 4864, 896, min_macs, 4) == 608);  // 8 chunks: above the minimum already

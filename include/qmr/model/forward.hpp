@@ -352,9 +352,8 @@ class session {
     if (pool_ == nullptr || pool_->size() == 1 || in.rows > 8 || total == 0) {
       for (const linear_job& j : jobs) matmul(*j.w, in, j.out, pool_, kernel_);
     } else {
-      // Two pieces per thread, none under 2^18 multiply-adds (split_rows' threshold: a
-      // hand-off costs about as much as that many FMAs at decode speed).
-      const std::int64_t grain = split_grain(pool_->size(), total, in.cols * in.rows, std::int64_t{1} << 18, 2);
+      // Two pieces per thread, none under min_matmul_chunk_macs (the GEMV's own split's minimum).
+      const std::int64_t grain = split_grain(pool_->size(), total, in.cols * in.rows, min_matmul_chunk_macs, 2);
       pool_->parallel_for(0, total, grain, [&](std::int64_t r0, std::int64_t r1) {
         std::int64_t base = 0;  // first row of the current linear in [0, total)
         for (const linear_job& j : jobs) {

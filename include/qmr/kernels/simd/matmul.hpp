@@ -527,15 +527,13 @@ inline void with_rows(std::int64_t m, F&& f) {
 }
 
 // Calls fn(lo, hi) over [0, count) on the pool. Four chunks per thread balance
-// uneven progress, but no chunk has fewer than min_chunk_macs multiply-adds: handing
-// a chunk to a sleeping worker costs 10-50 us on a loaded 2-core machine, as much as
-// ~256K FMAs at decode speed. Measured on the bundled model (hidden 256, every matrix
-// <= 262K weights), 2 threads: 544 tok/s splitting at 64K, 1751 tok/s at 1M.
+// uneven progress, but no chunk has fewer than min_matmul_chunk_macs multiply-adds
+// (see split_grain).
 template <class F>
 inline void split_rows(thread_pool* pool, std::int64_t count, std::int64_t macs_per_item, F&& fn) {
-  constexpr std::int64_t min_chunk_macs = std::int64_t{1} << 18;
   if (!pool || pool->size() == 1) return fn(std::int64_t{0}, count);
-  pool->parallel_for(0, count, split_grain(pool->size(), count, macs_per_item, min_chunk_macs, 4), std::forward<F>(fn));
+  pool->parallel_for(0, count, split_grain(pool->size(), count, macs_per_item, min_matmul_chunk_macs, 4),
+                     std::forward<F>(fn));
 }
 
 // Y = X · Wᵀ: GEMV row split for M <= gemv_max_m, else GEMM over nr-row panels.
