@@ -92,6 +92,105 @@ double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F
   return median(seconds);
 }
 
+// Seconds per call of `batch` calls captured in one CUDA graph and replayed, as the
+// decode step runs its kernels (cuda_forward captures each step): events around each
+// replay, median over `runs` replays. One graph per starting copy (up to
+// graph_variants of them, replayed in turn), so that consecutive replays read
+// different copies and every call reads DRAM. Launches with the PDL attribute become
+// programmatic edges of the graph, so `call(i)` decides PDL as on a stream.
+inline constexpr int graph_variants = 8;
+template <class F>
+double time_graph(int copies, int runs, int batch, cudaStream_t stream, F&& call) {
+  const int n = std::max(runs, 2);
+  const int variants = std::min(copies, graph_variants);
+  std::vector<cudaGraphExec_t> execs;
+  const auto destroy = [&]() {
+    for (cudaGraphExec_t e : execs) static_cast<void>(cudaGraphExecDestroy(e));
+  };
+  std::vector<cudaEvent_t> events;
+  try {
+    int next = 0;
+    for (int v = 0; v < variants; ++v) {
+      cudaGraph_t g = nullptr;
+      QMR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+      try {
+        for (int j = 0; j < batch; ++j) {
+          call(next);
+          next = next + 1 == copies ? 0 : next + 1;
+        }
+      } catch (...) {
+        static_cast<void>(cudaStreamEndCapture(stream, &g));
+        if (g != nullptr) static_cast<void>(cudaGraphDestroy(g));
+        throw;
+      }
+      QMR_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+      static_cast<void>(cudaGraphDestroy(g));
+      QMR_CUDA_CHECK(e);
+      execs.push_back(exec);
+    }
+    for (cudaGraphExec_t e : execs) QMR_CUDA_CHECK(cudaGraphLaunch(e, stream));  // upload and warm up
+    QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+    events.resize(static_cast<std::size_t>(2 * n));
+    for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
+    // 20 us of hold per call, as in time_back_to_back
+    hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
+    QMR_CUDA_CHECK(cudaGetLastError());
+    for (int i = 0; i < n; ++i) {
+      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+      QMR_CUDA_CHECK(cudaGraphLaunch(execs[static_cast<std::size_t>(i % variants)], stream));
+      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
+    }
+    QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<double> seconds(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      float ms = 0.0f;
+      QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
+      seconds[static_cast<std::size_t>(i)] = 1e-3 * ms / batch;
+    }
+    for (auto& e : events) static_cast<void>(cudaEventDestroy(e));
+    destroy();
+    return median(seconds);
+  } catch (...) {
+    for (auto& e : events) static_cast<void>(cudaEventDestroy(e));
+    destroy();
+    throw;
+  }
+}
+
+// The read ceiling of a GEMV: a kernel that only streams the same bytes (16-byte
+// loads that skip L1, read_unroll of them in flight per thread, XOR-folded so the
+// loads stay live), on the lane kernel's grid (two 512-thread blocks per SM), with
+// PDL. Timed like the GEMV, it is what any kernel reading those bytes could reach
+// at that size, ramp-up and tail included: the GEMV's fraction of it separates the
+// kernel's own cost from the memory system's.
+inline constexpr int read_unroll = 4;  // 4 x 16 B per thread in flight: 64 KB per 1024-thread SM
+template <class Word>
+__global__ void __launch_bounds__(512) read_stream(const Word* __restrict__ p, std::size_t n, unsigned* sink) {
+  qc::detail::pdl_launch_dependents();
+  qc::detail::pdl_wait();
+  unsigned acc = 0;
+  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
+  std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
+  for (; i + (read_unroll - 1) * stride < n; i += read_unroll * stride) {
+    uint4 v[read_unroll];
+#pragma unroll
+    for (int u = 0; u < read_unroll; ++u) v[u] = qc::detail::lanes_ld16(p + i + u * stride);
+#pragma unroll
+    for (int u = 0; u < read_unroll; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+  }
+  for (; i < n; i += stride) {
+    const uint4 v = qc::detail::lanes_ld16(p + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x9e3779b9u) *sink = acc;  // practically never true: keeps the loads
+}
+inline void read_bytes(const void* p, std::size_t bytes, unsigned* sink, int sm_count, cudaStream_t stream, bool pdl) {
+  qc::launch_kernel(pdl, read_stream<uint4>, dim3(static_cast<unsigned>(2 * sm_count)), dim3(512), 0, stream,
+                    static_cast<const uint4*>(p), bytes / 16, sink);
+}
+
 // Seconds per call: CUDA events around each call, median over `runs` calls that
 // rotate through `copies` (after one untimed pass over all of them, so each timed
 // call reads a matrix last touched `copies` calls earlier: from DRAM once the
@@ -158,6 +257,7 @@ inline quant::qtensor random_qtensor(const quant::format_spec& spec, std::int64_
 // random X (seed 99, as the first cuda_gemv runs).
 struct gemv_operands {
   qc::device_buffer x, y;
+  qc::device_buffer sink{16};  // read_stream's never-written output
   gemv_operands(int max_batch, std::int64_t max_cols, std::int64_t max_rows, cudaStream_t stream)
       : x(static_cast<std::size_t>(max_batch * max_cols) * sizeof(f16)),
         y(static_cast<std::size_t>(max_batch * std::max(max_rows, max_cols)) * sizeof(float)) {
@@ -173,13 +273,16 @@ struct gemv_timing {
   int threads_per_row = 0;   // qmr GEMV only
   double b2b_seconds = 0;      // per call, back to back (time_back_to_back), when asked for
   double b2b_pdl_seconds = 0;  // the same with programmatic dependent launch
+  double graph_pdl_seconds = 0;  // per call, back_to_back calls with PDL in one CUDA graph (time_graph)
+  double read_seconds = 0;       // the read ceiling of the same bytes, timed like graph_pdl_seconds
 };
 
 // qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
 // gemv_traits::max_batch the GEMV runs in chunks). lanes: the lane-layout kernel
 // (qmr::cuda::gemv_lanes, batches 1..8, 2/3/4/8-bit formats) instead of the
 // tensor-core one; the weights are then uploaded in both layouts, but a call reads one.
-// back_to_back > 0: also per-call times of that many calls back to back, plain and with PDL.
+// back_to_back > 0: also per-call times of that many calls back to back, plain and with
+// PDL, in a CUDA graph with PDL, and the read ceiling of the same bytes (read_stream).
 inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                               std::span<const int> batches, int runs, double rotate_bytes,
                                               const gemv_operands& io, cudaStream_t stream, bool lanes = false,
@@ -202,6 +305,13 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
     if (back_to_back > 0) {
       t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
       t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+      t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+      t.read_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
+        const qc::device_qtensor& wi = w[static_cast<std::size_t>(i)];
+        const qc::device_buffer& buf = lanes ? wi.lanes : wi.blocks;
+        read_bytes(buf.data(), std::min(static_cast<std::size_t>(bytes), buf.size()), io.sink.as<unsigned>(), wi.sm_count,
+                   stream, true);
+      });
     }
     out.push_back(t);
   }

@@ -26,7 +26,11 @@
 // cublas_seconds (cuBLAS f16 on the same shape and batch, where qmr was built with cuBLAS),
 // back_to_back_seconds and back_to_back_pdl_seconds (per call of 20 calls queued with no event
 // between them, plain and with programmatic dependent launch, as a decode step runs them)
-// and back_to_back_pdl_fraction; --lanes times the lane-layout kernel (kernel "gemv_lanes").
+// and back_to_back_pdl_fraction, graph_pdl_seconds and graph_pdl_fraction (the 20 calls with
+// PDL captured in one CUDA graph and replayed, as cuda_forward runs a decode step), and
+// read_ceiling_seconds (a kernel that only reads the same bytes, timed as graph_pdl_seconds:
+// what any kernel reading them reaches at that size); --lanes times the lane-layout kernel
+// (kernel "gemv_lanes").
 // Decode records add prefill_tokens_per_s.
 #pragma once
 
@@ -326,8 +330,8 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
   const std::string isa = "sm_" + std::to_string(dev.sm);
   const std::string kernel = a.lanes ? "gemv_lanes" : "gemv";
   std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | "
-              "back to back us | with PDL us | of copy bw | cuBLAS f16 us |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "back to back us | with PDL us | of copy bw | graph us | of copy bw | read ceiling us | cuBLAS f16 us |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string& shape_text : qmr::bench::split(a.shape)) {
     const auto [n, k] = qmr::bench::parse_shape(shape_text);
     bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
@@ -339,21 +343,26 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
         if (cublas) cublas_s[i] = t.cublas_seconds;
         const double gbps = t.weight_bytes / t.seconds / 1e9, bound = copy_bw / 1e9;
         const double pdl_gbps = t.weight_bytes / t.back_to_back_pdl_seconds / 1e9;
+        const double graph_gbps = t.weight_bytes / t.graph_pdl_seconds / 1e9;
         nlohmann::json r = {{"kernel", kernel}, {"quant", f}, {"act", "f16"}, {"isa", isa}, {"device", dev.name},
                             {"m", n}, {"k", k}, {"batch", t.batch}, {"threads", 0}, {"seconds", t.seconds},
                             {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", gbps / bound}, {"copies", t.copies},
                             {"back_to_back_seconds", t.back_to_back_seconds},
                             {"back_to_back_pdl_seconds", t.back_to_back_pdl_seconds},
-                            {"back_to_back_pdl_fraction", pdl_gbps / bound}};
+                            {"back_to_back_pdl_fraction", pdl_gbps / bound},
+                            {"graph_pdl_seconds", t.graph_pdl_seconds},
+                            {"graph_pdl_fraction", graph_gbps / bound},
+                            {"read_ceiling_seconds", t.read_ceiling_seconds}};
         char cublas_us[32] = "-";
         if (cublas_s[i] > 0) {
           r["cublas_seconds"] = cublas_s[i];
           std::snprintf(cublas_us, sizeof cublas_us, "%.2f", cublas_s[i] * 1e6);
         }
-        std::printf("| %s | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.0f%% | %s |\n",
+        std::printf("| %s | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %s |\n",
                     kernel.c_str(), f.c_str(), shape_text.c_str(), t.batch, isa.c_str(), t.copies, t.seconds * 1e6, gbps,
                     bound, 100.0 * gbps / bound, t.back_to_back_seconds * 1e6, t.back_to_back_pdl_seconds * 1e6,
-                    100.0 * pdl_gbps / bound, cublas_us);
+                    100.0 * pdl_gbps / bound, t.graph_pdl_seconds * 1e6, 100.0 * graph_gbps / bound,
+                    t.read_ceiling_seconds * 1e6, cublas_us);
         std::fflush(stdout);
         json.write(r);
       }

@@ -59,6 +59,8 @@ struct cuda_gemv_timing {
   double cublas_seconds = 0; // cuBLAS f16 GEMM on the same shape and batch; 0 when not run
   double back_to_back_seconds = 0;      // per call, 20 calls back to back with no event between them
   double back_to_back_pdl_seconds = 0;  // the same with programmatic dependent launch
+  double graph_pdl_seconds = 0;         // per call, the 20 calls with PDL in one CUDA graph, replayed
+  double read_ceiling_seconds = 0;      // a kernel that only reads the same bytes, timed as graph_pdl_seconds
 };
 
 // Greedy prefill and decode of a cuda_session, after a warm-up (bench/cuda_bench.cuh).
