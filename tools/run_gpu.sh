@@ -82,7 +82,7 @@ if [ "${rc[configure]}" -ne 0 ]; then
 fi
 
 log "build"
-tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_dense_gemv"
+tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_gemv_lanes_layout cuda_gemv_lanes cuda_gemv_pdl cuda_dense_gemv"
 targets="bench/cuda_gemv"
 # The model-runtime targets exist only when meson found the loader's headers (see QMR_GPU_INCLUDE).
 if grep -q '^build tests/test_cuda_forward:' "$build/build.ninja"; then
@@ -157,6 +157,15 @@ else
     rc[sanitizer_$tool]=$?
     tail -3 "$out/sanitizer_$tool.txt"
     write_summary
+    # The lane-layout kernel (M = 1..8): w2g64 and w4g128, symmetric and asymmetric, two shapes.
+    if [[ " $tests " == *" cuda_gemv_lanes "* ]]; then
+      log "compute-sanitizer $tool test_cuda_gemv_lanes"
+      QMR_GEMV_TEST_QUICK=1 timeout 120 "$sanitizer" --tool "$tool" --error-exitcode 3 \
+        "$build/tests/test_cuda_gemv_lanes" > "$out/sanitizer_${tool}_lanes.txt" 2>&1
+      rc[sanitizer_${tool}_lanes]=$?
+      tail -3 "$out/sanitizer_${tool}_lanes.txt"
+      write_summary
+    fi
     # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
     if [[ " $tests " == *" cuda_forward "* ]]; then
       log "compute-sanitizer $tool test_cuda_forward"
