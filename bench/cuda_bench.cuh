@@ -57,6 +57,45 @@ __global__ void hold_stream(Nanoseconds ns) {
 // kernels in a row, so 20 is well inside one.
 inline constexpr int back_to_back_calls = 20;
 
+// Median seconds per call over `runs` (at least 2) timed units of `batch` calls: the host
+// queues enqueue(i), i = 0, 1, ..., between two events each, all behind hold_stream so that
+// the GPU runs them back to back whatever the host's launch speed.
+template <class F>
+double time_units(int runs, int batch, cudaStream_t stream, F&& enqueue) {
+  const int n = std::max(runs, 2);
+  std::vector<cudaEvent_t> events;
+  const auto destroy = [&]() {
+    for (cudaEvent_t e : events) static_cast<void>(cudaEventDestroy(e));
+  };
+  try {
+    for (int i = 0; i < 2 * n; ++i) {
+      cudaEvent_t e = nullptr;
+      QMR_CUDA_CHECK(cudaEventCreate(&e));
+      events.push_back(e);
+    }
+    // 20 us of hold per call: longer than the host needs to queue a call and its events.
+    hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
+    QMR_CUDA_CHECK(cudaGetLastError());
+    for (int i = 0; i < n; ++i) {
+      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+      enqueue(i);
+      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
+    }
+    QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<double> seconds(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      float ms = 0.0f;
+      QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
+      seconds[static_cast<std::size_t>(i)] = 1e-3 * ms / batch;
+    }
+    destroy();
+    return median(seconds);
+  } catch (...) {
+    destroy();
+    throw;
+  }
+}
+
 // Seconds per call of `batch` calls queued back to back with no event between them,
 // as a decode step's GEMVs run: events around each batch, median over `runs`
 // batches, calls rotating through `copies` as in time_median. Per-call events (time_median)
@@ -66,30 +105,13 @@ inline constexpr int back_to_back_calls = 20;
 template <class F>
 double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F&& call) {
   for (int i = 0; i < copies; ++i) call(i);
-  const int n = std::max(runs, 2);
-  std::vector<cudaEvent_t> events(static_cast<std::size_t>(2 * n));
-  for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
-  // 20 us of hold per call: longer than the host needs to queue a call and its events.
-  hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
-  QMR_CUDA_CHECK(cudaGetLastError());
   int next = 0;
-  for (int i = 0; i < n; ++i) {
-    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+  return time_units(runs, batch, stream, [&](int) {
     for (int j = 0; j < batch; ++j) {
       call(next);
       next = next + 1 == copies ? 0 : next + 1;
     }
-    QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
-  }
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  std::vector<double> seconds(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    float ms = 0.0f;
-    QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
-    seconds[static_cast<std::size_t>(i)] = 1e-3 * ms / batch;
-  }
-  for (auto& e : events) QMR_CUDA_CHECK(cudaEventDestroy(e));
-  return median(seconds);
+  });
 }
 
 // Seconds per call of `batch` calls captured in one CUDA graph and replayed, as the
@@ -101,13 +123,11 @@ double time_back_to_back(int copies, int runs, int batch, cudaStream_t stream, F
 inline constexpr int graph_variants = 8;
 template <class F>
 double time_graph(int copies, int runs, int batch, cudaStream_t stream, F&& call) {
-  const int n = std::max(runs, 2);
   const int variants = std::min(copies, graph_variants);
   std::vector<cudaGraphExec_t> execs;
   const auto destroy = [&]() {
     for (cudaGraphExec_t e : execs) static_cast<void>(cudaGraphExecDestroy(e));
   };
-  std::vector<cudaEvent_t> events;
   try {
     int next = 0;
     for (int v = 0; v < variants; ++v) {
@@ -132,28 +152,12 @@ double time_graph(int copies, int runs, int batch, cudaStream_t stream, F&& call
     }
     for (cudaGraphExec_t e : execs) QMR_CUDA_CHECK(cudaGraphLaunch(e, stream));  // upload and warm up
     QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-    events.resize(static_cast<std::size_t>(2 * n));
-    for (auto& e : events) QMR_CUDA_CHECK(cudaEventCreate(&e));
-    // 20 us of hold per call, as in time_back_to_back
-    hold_stream<<<1, 1, 0, stream>>>(20000ll * n * batch + 1000000ll);
-    QMR_CUDA_CHECK(cudaGetLastError());
-    for (int i = 0; i < n; ++i) {
-      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i)], stream));
+    const double s = time_units(runs, batch, stream, [&](int i) {
       QMR_CUDA_CHECK(cudaGraphLaunch(execs[static_cast<std::size_t>(i % variants)], stream));
-      QMR_CUDA_CHECK(cudaEventRecord(events[static_cast<std::size_t>(2 * i + 1)], stream));
-    }
-    QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-    std::vector<double> seconds(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      float ms = 0.0f;
-      QMR_CUDA_CHECK(cudaEventElapsedTime(&ms, events[static_cast<std::size_t>(2 * i)], events[static_cast<std::size_t>(2 * i + 1)]));
-      seconds[static_cast<std::size_t>(i)] = 1e-3 * ms / batch;
-    }
-    for (auto& e : events) static_cast<void>(cudaEventDestroy(e));
+    });
     destroy();
-    return median(seconds);
+    return s;
   } catch (...) {
-    for (auto& e : events) static_cast<void>(cudaEventDestroy(e));
     destroy();
     throw;
   }

@@ -141,6 +141,16 @@ if ! want sanitizer; then
 elif [ -z "$sanitizer" ]; then
   log "compute-sanitizer not found: skipped"
 else
+  # sanitize TOOL KEY TEST ENV: compute-sanitizer TOOL on tests/test_TEST (when built) with the
+  # environment assignment ENV; the exit status goes to rc[KEY], the output to $out/KEY.txt.
+  sanitize() {
+    [ -x "$build/tests/test_$3" ] || return 0
+    log "compute-sanitizer $1 test_$3"
+    env "$4" timeout 120 "$sanitizer" --tool "$1" --error-exitcode 3 "$build/tests/test_$3" > "$out/$2.txt" 2>&1
+    rc[$2]=$?
+    tail -3 "$out/$2.txt"
+    write_summary
+  }
   for tool in memcheck racecheck; do
     # racecheck only while the whole run stays under ~4 minutes (memcheck always runs)
     if [ "$tool" = racecheck ] && [ $(($(date +%s) - start)) -gt "${QMR_RACECHECK_AFTER_S:-170}" ]; then
@@ -149,32 +159,13 @@ else
       write_summary
       continue
     fi
-    log "compute-sanitizer $tool"
     # racecheck is the slowest tool: one format family (QMR_GEMV_TEST_QUICK=2) keeps it near 30 s
     quick=1; [ "$tool" = racecheck ] && quick=2
-    QMR_GEMV_TEST_QUICK=$quick timeout 120 "$sanitizer" --tool "$tool" --error-exitcode 3 \
-      "$build/tests/test_cuda_gemv" > "$out/sanitizer_$tool.txt" 2>&1
-    rc[sanitizer_$tool]=$?
-    tail -3 "$out/sanitizer_$tool.txt"
-    write_summary
+    sanitize "$tool" "sanitizer_$tool" cuda_gemv "QMR_GEMV_TEST_QUICK=$quick"
     # The lane-layout kernel (M = 1..8): w2g64 and w4g128, symmetric and asymmetric, two shapes.
-    if [[ " $tests " == *" cuda_gemv_lanes "* ]]; then
-      log "compute-sanitizer $tool test_cuda_gemv_lanes"
-      QMR_GEMV_TEST_QUICK=1 timeout 120 "$sanitizer" --tool "$tool" --error-exitcode 3 \
-        "$build/tests/test_cuda_gemv_lanes" > "$out/sanitizer_${tool}_lanes.txt" 2>&1
-      rc[sanitizer_${tool}_lanes]=$?
-      tail -3 "$out/sanitizer_${tool}_lanes.txt"
-      write_summary
-    fi
+    sanitize "$tool" "sanitizer_${tool}_lanes" cuda_gemv_lanes QMR_GEMV_TEST_QUICK=1
     # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
-    if [[ " $tests " == *" cuda_forward "* ]]; then
-      log "compute-sanitizer $tool test_cuda_forward"
-      QMR_FORWARD_TEST_QUICK=1 timeout 120 "$sanitizer" --tool "$tool" --error-exitcode 3 \
-        "$build/tests/test_cuda_forward" > "$out/sanitizer_${tool}_forward.txt" 2>&1
-      rc[sanitizer_${tool}_forward]=$?
-      tail -3 "$out/sanitizer_${tool}_forward.txt"
-      write_summary
-    fi
+    sanitize "$tool" "sanitizer_${tool}_forward" cuda_forward QMR_FORWARD_TEST_QUICK=1
   done
 fi
 
