@@ -165,13 +165,13 @@ double time_graph(int copies, int runs, int batch, cudaStream_t stream, F&& call
 
 // The read ceiling of a GEMV: a kernel that only streams the same bytes (16-byte
 // loads that skip L1, read_unroll of them in flight per thread, XOR-folded so the
-// loads stay live), on the lane kernel's grid (two 512-thread blocks per SM), with
+// loads stay live), on the lane kernel's grid (gemv_lanes_traits: two 512-thread blocks per SM), with
 // PDL. Timed like the GEMV, it is what any kernel reading those bytes could reach
 // at that size, ramp-up and tail included: the GEMV's fraction of it separates the
 // kernel's own cost from the memory system's.
 inline constexpr int read_unroll = 4;  // 4 x 16 B per thread in flight: 64 KB per 1024-thread SM
 template <class Word>
-__global__ void __launch_bounds__(512) read_stream(const Word* __restrict__ p, std::size_t n, unsigned* sink) {
+__global__ void __launch_bounds__(qc::gemv_lanes_traits::block_threads) read_stream(const Word* __restrict__ p, std::size_t n, unsigned* sink) {
   qc::detail::pdl_launch_dependents();
   qc::detail::pdl_wait();
   unsigned acc = 0;
@@ -191,8 +191,9 @@ __global__ void __launch_bounds__(512) read_stream(const Word* __restrict__ p, s
   if (acc == 0x9e3779b9u) *sink = acc;  // practically never true: keeps the loads
 }
 inline void read_bytes(const void* p, std::size_t bytes, unsigned* sink, int sm_count, cudaStream_t stream, bool pdl) {
-  qc::launch_kernel(pdl, read_stream<uint4>, dim3(static_cast<unsigned>(2 * sm_count)), dim3(512), 0, stream,
-                    static_cast<const uint4*>(p), bytes / 16, sink);
+  using lt = qc::gemv_lanes_traits;
+  qc::launch_kernel(pdl, read_stream<uint4>, dim3(static_cast<unsigned>(lt::blocks_per_sm * sm_count)),
+                    dim3(lt::block_threads), 0, stream, static_cast<const uint4*>(p), bytes / 16, sink);
 }
 
 // Seconds per call: CUDA events around each call, median over `runs` calls that
@@ -278,7 +279,7 @@ struct gemv_timing {
   double b2b_seconds = 0;      // per call, back to back (time_back_to_back), when asked for
   double b2b_pdl_seconds = 0;  // the same with programmatic dependent launch
   double graph_pdl_seconds = 0;  // per call, back_to_back calls with PDL in one CUDA graph (time_graph)
-  double read_seconds = 0;       // the read ceiling of the same bytes, timed like graph_pdl_seconds
+  double read_ceiling_seconds = 0;  // the read ceiling of the same bytes, timed like graph_pdl_seconds
 };
 
 // qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
@@ -310,7 +311,7 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
       t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
       t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
       t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
-      t.read_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
+      t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
         const qc::device_qtensor& wi = w[static_cast<std::size_t>(i)];
         const qc::device_buffer& buf = lanes ? wi.lanes : wi.blocks;
         read_bytes(buf.data(), std::min(static_cast<std::size_t>(bytes), buf.size()), io.sink.as<unsigned>(), wi.sm_count,

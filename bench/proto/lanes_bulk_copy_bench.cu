@@ -15,137 +15,6 @@ using namespace qmr::cuda;
 using namespace qmr::cuda::detail;
 namespace gpu = qmr::bench::gpu;
 
-// ---- variant: lookahead LA items, KS warps per row pair splitting the steps (smem reduce) ----
-template <int Bits, int LA>
-__global__ void __launch_bounds__(512, 2) lanes_v(const lanes_args a, const __half* __restrict__ x, f16* __restrict__ y) {
-  constexpr int R = 2, T = 512;
-  constexpr int UC = lanes_unit_cols(Bits), P = UC / 8;
-  extern __shared__ uint4 sm[];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int gw = blockIdx.x * (T / 32) + warp, W = gridDim.x * (T / 32);
-  const int n_rs = (a.rows + R - 1) / R;
-  const int my_rs = gw < n_rs ? (n_rs - gw + W - 1) / W : 0;
-  const int steps = (a.units + 31) / 32;
-  const int n_items = my_rs * steps;
-  struct buf { uint4 q[R]; uint2 h[R]; __half s[R]; };
-  buf b[LA + 1];
-  const auto load = [&](buf& o, int item) {
-    const int rs = gw + (item / steps) * W, step = item % steps;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int row = min(rs * R + r, a.rows - 1);
-      const int u = step * 32 + lane, uc = min(u, a.units - 1);
-      const std::size_t at = static_cast<std::size_t>(row) * a.units + uc;
-      o.q[r] = lanes_ld16(a.q + at);
-      if constexpr (Bits == 3) o.h[r] = lanes_ld8(a.hq + at); else o.h[r] = make_uint2(0u, 0u);
-      const __half sv = a.scales[static_cast<std::size_t>(row) * a.n_groups + ((uc * UC) >> a.group_shift)];
-      o.s[r] = u < a.units ? sv : __ushort_as_half(0);
-    }
-  };
-  pdl_launch_dependents();
-#pragma unroll
-  for (int k = 0; k < LA; ++k) if (k < n_items) load(b[k], k);
-  pdl_wait();
-  {
-    const int row_slots = a.cols / 8;
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    for (int s = threadIdx.x; s < row_slots; s += T) sm[s ^ ((s >> 3) & 7)] = xv[s];
-  }
-  __syncthreads();
-  float acc[R] = {};
-  for (int it0 = 0; it0 < n_items; it0 += LA + 1) {
-#pragma unroll
-    for (int k = 0; k <= LA; ++k) {
-      const int it = it0 + k;
-      if (it < n_items) {
-        if (it + LA < n_items) load(b[(k + LA) % (LA + 1)], it + LA);
-        buf& c = b[k];
-        const int step = it % steps;
-        const int u = min(step * 32 + lane, a.units - 1);
-        qstd::uint32_t part[R] = {};
-#pragma unroll
-        for (int sl = 0; sl < P; ++sl) {
-          const int s = u * P + sl;
-          const uint4 xv = sm[s ^ ((s >> 3) & 7)];
-#pragma unroll
-          for (int r = 0; r < R; ++r) {
-            const qstd::uint32_t q[4] = {c.q[r].x, c.q[r].y, c.q[r].z, c.q[r].w};
-            const qstd::uint32_t hw[2] = {c.h[r].x, c.h[r].y};
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const qstd::uint32_t wp = lanes_decode<Bits>(q, hw, sl * 4 + e);
-              const qstd::uint32_t xx = e == 0 ? xv.x : e == 1 ? xv.y : e == 2 ? xv.z : xv.w;
-              part[r] = lanes_hfma2(wp, xx, part[r]);
-            }
-          }
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&part[r]));
-          acc[r] = fmaf(__half2float(c.s[r]), f.x + f.y, acc[r]);
-        }
-        if (step + 1 == steps) {
-          const int rs = gw + (it / steps) * W;
-#pragma unroll
-          for (int r = 0; r < R; ++r) {
-            float v = acc[r];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-            const int row = rs * R + r;
-            if (lane == 0 && row < a.rows) lanes_store(y + row, v * float(1 << (Bits - 1)));
-            acc[r] = 0.f;
-          }
-        }
-      }
-    }
-  }
-}
-
-// Pure read of `words` uint4 with the lanes kernel's grid: the ceiling for this access pattern.
-__global__ void __launch_bounds__(512, 2) read_kernel(const uint4* __restrict__ p, std::size_t n, unsigned* out) {
-  pdl_launch_dependents();
-  pdl_wait();
-  unsigned acc = 0;
-  for (std::size_t i = blockIdx.x * 512ull + threadIdx.x; i < n; i += gridDim.x * 512ull) {
-    const uint4 v = lanes_ld16(p + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == 0x12345678u) *out = acc;
-}
-
-template <class F>
-double time_graph(int copies, int runs, int batch, cudaStream_t stream, F&& call) {
-  // one graph of `batch` calls per start copy; replay, median over runs
-  cudaGraph_t g; cudaGraphExec_t ge;
-  std::vector<cudaGraphExec_t> execs;
-  int ngraph = std::min(copies, 8);
-  int next = 0;
-  for (int k = 0; k < ngraph; ++k) {
-    QMR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-    for (int j = 0; j < batch; ++j) { call(next); next = (next + 1) % copies; }
-    QMR_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
-    QMR_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
-    cudaGraphDestroy(g);
-    execs.push_back(ge);
-  }
-  for (auto e : execs) QMR_CUDA_CHECK(cudaGraphLaunch(e, stream));
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  std::vector<cudaEvent_t> ev(2 * runs);
-  for (auto& e : ev) cudaEventCreate(&e);
-  gpu::hold_stream<<<1, 1, 0, stream>>>(20000ll * runs * batch + 1000000ll);
-  for (int i = 0; i < runs; ++i) {
-    cudaEventRecord(ev[2 * i], stream);
-    QMR_CUDA_CHECK(cudaGraphLaunch(execs[i % ngraph], stream));
-    cudaEventRecord(ev[2 * i + 1], stream);
-  }
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  std::vector<double> s(runs);
-  for (int i = 0; i < runs; ++i) { float ms; cudaEventElapsedTime(&ms, ev[2 * i], ev[2 * i + 1]); s[i] = 1e-3 * ms / batch; }
-  for (auto& e : ev) cudaEventDestroy(e);
-  for (auto e : execs) cudaGraphExecDestroy(e);
-  return gpu::median(s);
-}
-
 struct mat { device_buffer buf; lanes_args a; };
 
 static mat make(int bits, int group, int rows, int cols, unsigned seed) {
@@ -167,19 +36,7 @@ static mat make(int bits, int group, int rows, int cols, unsigned seed) {
   m.a.rows = rows; m.a.cols = cols; m.a.units = cols / uc; m.a.n_groups = n_groups;
   m.a.group_shift = group > 0 ? __builtin_ctz(group) : 31; m.a.m = 1;
   m.a.step_groups = static_cast<int>(l.step_groups);
-  (void)uc;
   return m;
-}
-
-template <int Bits, int LA>
-void launch_v(const lanes_args& a, const __half* x, f16* y, int sms, cudaStream_t st, bool pdl) {
-  const int n_rs = (a.rows + 1) / 2;
-  const int want = (n_rs + 15) / 16;
-  const int blocks = std::min(want, 2 * sms);
-  const int smem = (a.cols * 2 + 127) / 128 * 128;
-  auto k = lanes_v<Bits, LA>;
-  cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 96 * 1024);
-  launch_kernel(pdl, k, dim3(blocks), dim3(512), smem, st, a, x, y);
 }
 
 static int mma_mode(int m_batch) {
@@ -204,11 +61,11 @@ int main(int argc, char** argv) {
   const int sms = prop.multiProcessorCount;
   stream_owner owner; cudaStream_t st = owner.s;
   const double copy_bw = gpu::copy_bandwidth(st);
-  // read bandwidth: read_kernel over 1 GiB
+  // read bandwidth: read_stream over 1 GiB
   device_buffer big(std::size_t(1) << 30), out(64);
   cudaMemset(big.data(), 1, std::size_t(1) << 30);
   const std::size_t nbig = (std::size_t(1) << 30) / 16;
-  const double rs = gpu::time_median(1, 20, st, [&](int) { read_kernel<<<2 * sms, 512, 0, st>>>(big.as<uint4>(), nbig, out.as<unsigned>()); });
+  const double rs = gpu::time_median(1, 20, st, [&](int) { gpu::read_bytes(big.data(), nbig * 16, out.as<unsigned>(), sms, st, false); });
   std::printf("%s: copy bw %.0f GB/s (r+w), read-kernel bw (1 GiB) %.0f GB/s\n", prop.name, copy_bw / 1e9, (1 << 30) / rs / 1e9);
   device_buffer xb(16384 * 2 * 8), yb(16384 * 4 * 8);
   gpu::fill_f16(xb.as<f16>(), 16384 * 8, 7, st);
@@ -228,7 +85,7 @@ int main(int argc, char** argv) {
     auto readcall = [&](int i, bool pdl) {
       gpu::read_bytes(ms[i].a.q, std::size_t(l.bytes), out.as<unsigned>(), sms, st, pdl);
     };
-    const double rd = profile ? 0 : time_graph(copies, 30, 20, st, [&](int i) { readcall(i, true); });
+    const double rd = profile ? 0 : gpu::time_graph(copies, 30, 20, st, [&](int i) { readcall(i, true); });
     const int smem = (c.cols * 2 + 127) / 128 * 128;
     (void)smem;
     const lanes_layout lt = lanes_layout::of(c.bits, c.rows, c.cols, c.cols / c.group, false, true, c.group);
@@ -273,8 +130,8 @@ int main(int argc, char** argv) {
       const double ev = gpu::time_median(copies, 50, st, [&](int i) { call(i, false); });
       const double b2b = gpu::time_back_to_back(copies, 30, 20, st, [&](int i) { call(i, false); });
       const double b2bp = gpu::time_back_to_back(copies, 30, 20, st, [&](int i) { call(i, true); });
-      const double gr = time_graph(copies, 30, 20, st, [&](int i) { call(i, false); });
-      const double grp = time_graph(copies, 30, 20, st, [&](int i) { call(i, true); });
+      const double gr = gpu::time_graph(copies, 30, 20, st, [&](int i) { call(i, false); });
+      const double grp = gpu::time_graph(copies, 30, 20, st, [&](int i) { call(i, true); });
       const double best = std::min({ev, b2b, b2bp, gr, grp});
       const char* names[] = {"repo kernel, tiled", "bulk copy, tiled", "repo kernel, untiled"};
       std::printf("| %d | %dx%d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% |\n", c.bits, c.rows, c.cols, names[variant],
