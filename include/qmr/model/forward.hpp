@@ -14,6 +14,7 @@
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
 #include "../core/thread_pool.hpp"
+#include "../kernels/simd/layer_ops_dispatch.hpp"
 #include "../quant/act_quant.hpp"
 #include "weights.hpp"
 
@@ -252,20 +253,12 @@ class session {
     linears_(h, {{&lw.gate, gate, nullptr}, {&lw.up, up, nullptr}});
     emit_(l, component::gate, pos0, gate);
     emit_(l, component::up, pos0, up);
-    // Elements over the pool, not rows: a prefill's n × intermediate exponentials are a
-    // visible share of its time on one thread, and so are a decode step's: one row of 4864
-    // (Qwen2.5-0.5B) took 15 us per layer, 2.4% of a w4g128 a8 token on 2 threads.
-    // gate and up are [n, intermediate] with stride intermediate (contiguous).
-    // Below 4096 elements (the bundled model's decode step: 768) the hand-off costs more
-    // than the ~3 ns exponentials it would share.
-    const auto silu_mul = [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const float g = gate.data[i];
-        gate.data[i] = g / (1.0f + std::exp(-g)) * up.data[i];  // silu(g) * u
-      }
-    };
+    // gate and up are [n, intermediate] with stride intermediate (contiguous). Elements
+    // over the pool where there are many (a prefill), else on the caller: see
+    // silu_parallel_min.
+    const auto silu_mul = [&](std::int64_t i0, std::int64_t i1) { simd::silu_mul_best(gate.data + i0, up.data + i0, i1 - i0); };
     const std::int64_t elements = std::int64_t{n} * c.intermediate;
-    if (elements >= 4096) {
+    if (elements >= silu_parallel_min) {
       parallel_for(pool_, elements, silu_mul);
     } else {
       silu_mul(0, elements);
@@ -427,46 +420,23 @@ class session {
         const std::int64_t g = hd / group;
         for (int t = 0; t < n; ++t) {
           float* p = probs_.data() + (static_cast<std::ptrdiff_t>(t) * c.heads + hd) * positions;  // [positions]
-          const float* qv = q.row(t) + hd * d;
-          const int last = pos0 + t;  // causal: keys 0..last
-          float max_score = -INFINITY;
-          for (int s = 0; s <= last; ++s) {
-            const float* kv = k_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
-            p[s] = dot_(qv, kv, d) * scale;
-            max_score = std::max(max_score, p[s]);
-          }
-          float sum = 0;
-          for (int s = 0; s <= last; ++s) sum += (p[s] = std::exp(p[s] - max_score));
-          const float inv = 1.0f / sum;
-          for (int s = 0; s <= last; ++s) p[s] *= inv;
-          for (int s = last + 1; s < positions; ++s) p[s] = 0.0f;
-          float* out = att.row(t) + hd * d;
-          for (int i = 0; i < d; ++i) out[i] = 0;
-          for (int s = 0; s <= last; ++s) {
-            const float* vv = v_cache + static_cast<std::ptrdiff_t>(s) * c.kv_dim() + g * d;
-            for (int i = 0; i < d; ++i) out[i] += p[s] * vv[i];
-          }
+          const int keys = pos0 + t + 1;  // causal: keys 0..pos0 + t
+          simd::attend_head_best(q.row(t) + hd * d, k_cache + g * d, v_cache + g * d, c.kv_dim(), d, keys, scale, p,
+                                 att.row(t) + hd * d);
+          std::fill(p + keys, p + positions, 0.0f);
         }
       }
     });
   }
 
+  // silu(gate) · up runs on the pool from this many elements. With vector exponentials
+  // a decode step's 4864 (Qwen2.5-0.5B) take ~2 us on one thread, less than a hand-off
+  // to the pool; scalar std::exp took 15 us there, when it paid to split them.
+  static constexpr std::int64_t silu_parallel_min = 65536;
+
   // Prefills of at least this many rows compute attention as matrix products on the SIMD GEMM
   // (scores = Q·Kᵀ, out = P·V); below it (decode) the per-row loops cost less than packing K and V.
   static constexpr int attention_gemm_min_rows = 16;
-
-  // a · b over n floats in 8 interleaved partial sums. One running sum is a chain of n
-  // dependent adds (~4 cycles each) that the compiler may not reorder: decode attention
-  // took 0.67 ms of a 15 ms Qwen2.5-0.5B token that way (14 heads x ~40 keys x 64).
-  static float dot_(const float* a, const float* b, int n) {
-    float part[8] = {};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; ++j) part[j] += a[i + j] * b[i + j];
-    float sum = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
-    for (; i < n; ++i) sum += a[i] * b[i];
-    return sum;
-  }
 
   // Query rows per block of the causal prefill: the block of rows [t0, t1) attends to keys
   // [0, pos0 + t1) only, so its products skip the masked keys right of that. At 512 rows in
