@@ -24,13 +24,14 @@ inline std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-// Read bandwidth in bytes/s: a sum over `bytes` of floats (far larger than the caches),
-// split over the pool's threads, best of `repeats`. The sum is returned through `sink`
-// so that the compiler cannot drop the loop.
-inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{512} << 20, int repeats = 5) {
-  const std::size_t n = bytes / sizeof(float);
-  aligned_buffer<float> data(n);
-  for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<float>(i & 1023);
+// Read bandwidth in bytes/s of a sum over `data` (far larger than the caches), split
+// over the pool's threads, best of `repeats`. The sum is returned through `sink` so that
+// the compiler cannot drop the loop. The buffer is the caller's, so that repeated
+// measurements (qmr bench's decode, one before each token) skip its allocation and
+// page faults.
+inline double read_bandwidth(thread_pool& pool, const aligned_buffer<float>& data, int repeats) {
+  const std::size_t n = data.size();
+  const std::size_t bytes = n * sizeof(float);
   std::vector<double> partial(static_cast<std::size_t>(pool.size()) * 64 * 16);
   double best = 0;
   volatile double sink = 0;
@@ -65,6 +66,18 @@ inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{
     best = std::max(best, static_cast<double>(bytes) / seconds);
   }
   return best;
+}
+
+// A buffer of `bytes` for read_bandwidth, written once (its pages mapped).
+inline aligned_buffer<float> bandwidth_buffer(std::size_t bytes) {
+  aligned_buffer<float> data(bytes / sizeof(float));
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i & 1023);
+  return data;
+}
+
+// The same over a fresh buffer of `bytes`.
+inline double read_bandwidth(thread_pool& pool, std::size_t bytes = std::size_t{512} << 20, int repeats = 5) {
+  return read_bandwidth(pool, bandwidth_buffer(bytes), repeats);
 }
 
 }  // namespace qmr::bench

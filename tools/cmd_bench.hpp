@@ -34,6 +34,7 @@
 // Decode records add prefill_tokens_per_s.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -272,15 +273,27 @@ inline std::filesystem::path decode_model_dir(const bench_args& a, const std::st
   return dir;
 }
 
+// The bandwidth probe before each paired decode token: 128 MB, 8x the last-level cache
+// of the Zen 5 VM (16 MB) and ~2.5 ms at its 50 GB/s, a fifth of a token.
+inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
+
+// The median of v (the mean of the middle two for an even count); v is not empty.
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
 // Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const std::vector<bool> acts = parse_acts(a.act);
   const qmr::io::synthetic_config shape = decode_shape(a);
   std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt\n\n", a.layers,
               a.decode, a.prefill);
-  std::printf("| kernel | quant | act | threads | weight MB/token | tok/s | bound tok/s | of bound | GB/s | read GB/s |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| kernel | quant | act | threads | weight MB/token | tok/s | bound tok/s | of bound | GB/s | read GB/s | of bound, paired |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(7);
+  const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(paired_probe_bytes);
   for (const std::string& f : qmr::bench::split(a.quant)) {
     const auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads));
     for (const bool a8 : acts) {
@@ -303,15 +316,33 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
         const double bytes = static_cast<double>(m.decode_bytes_per_token());
         const double tps = 1.0 / per_token, bound_tps = l.read_bytes_per_s / bytes;
         const double gbps = bytes * tps / 1e9, bound = l.read_bytes_per_s / 1e9;
-        std::printf("| decode | %s | %s | %u | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.2f |\n", f.c_str(), a8 ? "a8" : "f32",
-                    l.threads, bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound);
+        // Paired: the same tokens again (the cache rewound to the prompt), each timed right
+        // after a bandwidth measurement of its own (one sum over paired_probe_bytes), and the
+        // median of the per-token fractions. On a shared host the bandwidth drifts within a
+        // run (this 2-vCPU VM measured 30-56 GB/s minutes apart), and a bound taken once
+        // before the tokens misstates their fraction by as much.
+        s.truncate(a.prefill);
+        std::vector<double> fractions, probes;  // [tokens] each
+        for (int i = 0; i < a.decode; ++i) {
+          const double bw = qmr::bench::read_bandwidth(pool, probe, 1);
+          const std::int32_t one[] = {id(rng)};
+          const auto p0 = std::chrono::steady_clock::now();
+          s.forward(one);
+          const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
+          fractions.push_back(bytes / t / bw);
+          probes.push_back(bw);
+        }
+        const double paired = median(fractions), paired_bw = median(probes);
+        std::printf("| decode | %s | %s | %u | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.2f | %.0f%% |\n", f.c_str(),
+                    a8 ? "a8" : "f32", l.threads, bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound,
+                    100.0 * paired);
         std::fflush(stdout);
         json.write({{"kernel", "decode"}, {"quant", f}, {"act", a8 ? "a8" : "f32"},
                     {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
                     {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", l.threads},
                     {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                     {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
-                    {"layers", a.layers}});
+                    {"layers", a.layers}, {"paired_fraction", paired}, {"paired_read_gbps", paired_bw / 1e9}});
       }
     }
   }
