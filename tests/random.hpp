@@ -8,6 +8,14 @@
 
 namespace qmr::testing {
 
+// A fresh seed per call: a random base per run plus a step per call, so that every run
+// tests new data; tests print it on failure (INFO), which makes a failure reproducible.
+inline std::uint32_t fresh_seed() {
+  static const std::uint32_t base = std::random_device{}();
+  static std::uint32_t count = 0;
+  return base + 7919u * count++;
+}
+
 // n values ~ N(0, sigma^2).
 inline std::vector<float> gaussian(std::size_t n, std::uint32_t seed, float sigma = 1.0f) {
   std::mt19937 rng(seed);

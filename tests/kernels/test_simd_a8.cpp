@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../random.hpp"
 #include "dispatched_isas.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/ref/matmul_a8.hpp"
@@ -20,12 +21,7 @@ using namespace qmr::quant;
 
 namespace {
 
-// A fresh seed per run (printed on failure), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 using gemm_fn = void (*)(const qtensor_view&, matrix_view<const float>, matrix_view<float>, thread_pool*);
 using quantize_fn = void (*)(matrix_view<const float>, std::int8_t*, float*);

@@ -19,12 +19,7 @@ using namespace qmr;
 
 namespace {
 
-// A fresh seed per run (printed on failure), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 using gemm_f64_fn_ptr = void (*)(double*, std::int64_t, const double*, std::int64_t, const double*, std::int64_t,
                                  std::int64_t, std::int64_t, std::int64_t, double);

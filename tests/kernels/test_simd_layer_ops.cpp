@@ -18,12 +18,7 @@ using namespace qmr;
 
 namespace {
 
-// A fresh seed per run (printed on failure), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 using attend_fn_ptr = void (*)(const float*, const float*, const float*, std::int64_t, int, int, float, float*, float*);
 using silu_fn_ptr = void (*)(float*, const float*, std::int64_t);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../random.hpp"
 #include "dispatched_isas.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
@@ -18,12 +19,7 @@ using namespace qmr::quant;
 
 namespace {
 
-// A fresh seed per run (printed on failure), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 // Calls fn(name, matmul) for every ISA kernel this binary carries and this CPU
 // runs. Without runtime dispatch, that is the header-only default-arch kernel; with

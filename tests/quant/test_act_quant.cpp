@@ -14,11 +14,7 @@ using qmr::matrix_view;
 
 namespace {
 
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 // Activations with outlier channels: x [n, cols] ~ N(0, 1), four channels scaled by 30-100.
 std::vector<float> outlier_activations(std::int64_t n, std::int64_t cols, std::uint32_t seed) {

@@ -18,12 +18,7 @@ using qmr::matrix_view;
 
 namespace {
 
-// A fresh seed per case (printed on failure), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 // Calibration inputs in the AWQ setting: x [n, cols] = diag-scaled correlated
 // features. Tokens share 8 latent factors (plus noise and a per-channel offset),

@@ -22,12 +22,7 @@ using qmr::quant::ref::gptq_reference;
 
 namespace {
 
-// A fresh seed per call (printed on failure through INFO), so that every run tests new data.
-std::uint32_t fresh_seed() {
-  static const std::uint32_t base = std::random_device{}();
-  static std::uint32_t count = 0;
-  return base + 7919u * count++;
-}
+using qmr::testing::fresh_seed;
 
 std::size_t idx(std::int64_t r, std::int64_t c, std::int64_t cols) { return static_cast<std::size_t>(r * cols + c); }
 

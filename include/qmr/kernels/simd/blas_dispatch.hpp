@@ -15,7 +15,7 @@ inline void gemm_f64_best(double* c, std::int64_t ldc, const double* a, std::int
                           std::int64_t ldb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha) {
   if (m <= 0 || n <= 0 || k <= 0) return;
 #if defined(QMR_SIMD_DISPATCH)
-  xsimd::dispatch<dispatch_archs>(gemm_f64_fn{})(c, ldc, a, lda, b, ldb, m, n, k, alpha);
+  dispatch_best_arch(gemm_f64_fn{}, c, ldc, a, lda, b, ldb, m, n, k, alpha);
 #else
   gemm_f64_acc<xsimd::default_arch>(c, ldc, a, lda, b, ldb, m, n, k, alpha);
 #endif
@@ -26,7 +26,7 @@ inline void syrk_f32_panel_best(const float* pack, std::int64_t tokens, std::int
                                 std::int64_t lds) {
   if (tokens <= 0) return;
 #if defined(QMR_SIMD_DISPATCH)
-  xsimd::dispatch<dispatch_archs>(syrk_f32_panel_fn{})(pack, tokens, n, panel, s, lds);
+  dispatch_best_arch(syrk_f32_panel_fn{}, pack, tokens, n, panel, s, lds);
 #else
   syrk_f32_panel<xsimd::default_arch>(pack, tokens, n, panel, s, lds);
 #endif

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -62,6 +63,40 @@ struct quantize_a8_fn {
 
 namespace detail {
 
+// The version of the best ISA xsimd finds on this CPU, asked once. xsimd 8.1's
+// dispatcher asks on every call, and there the CPUID instructions of its CPU check ran
+// per call (GCC 12, -O2: hoisted out of loops, never skipped). In a VM CPUID traps to the
+// hypervisor: decode attention, dispatched once per head, spent 97% of its own time on
+// CPUID and ~0.6 ms of a 13 ms Qwen2.5-0.5B token on this 2-vCPU VM.
+inline unsigned best_arch_version() {
+  static const unsigned best = xsimd::available_architectures().best;
+  return best;
+}
+
+// f(Arch{}, args...) for the first Arch of the list this CPU runs (the last one
+// regardless: the baseline), as xsimd::dispatch does, on best_arch_version().
+template <class F, class Arch, class... Rest, class... Args>
+decltype(auto) dispatch_walk(xsimd::arch_list<Arch, Rest...>, F&& f, Args&&... args) {
+  if constexpr (sizeof...(Rest) == 0) {
+    return f(Arch{}, std::forward<Args>(args)...);
+  } else {
+    if (Arch::version() <= best_arch_version()) return f(Arch{}, std::forward<Args>(args)...);
+    return dispatch_walk(xsimd::arch_list<Rest...>{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+}
+
+}  // namespace detail
+
+// f(Arch{}, args...) on the best ISA of dispatch_archs this CPU runs: xsimd::dispatch,
+// with the CPU asked once per program (detail::best_arch_version). f's operator() for
+// each Arch lives in that ISA's translation unit, as for xsimd::dispatch.
+template <class F, class... Args>
+decltype(auto) dispatch_best_arch(F&& f, Args&&... args) {
+  return detail::dispatch_walk(dispatch_archs{}, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+namespace detail {
+
 // Whether this CPU runs the avx512vnni a8 kernels: AVX-512BW usable (xsimd checks
 // the CPU and that the OS saves the zmm registers) and CPUID leaf 7 reporting VBMI
 // (ECX bit 1) and VNNI (ECX bit 11). xsimd 8.1 knows neither, so a8 dispatch asks
@@ -92,7 +127,7 @@ template <class W>
 void gemm_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool = nullptr) {
   if constexpr (std::is_same_v<W, quant::qtensor_view>) {
     ref::detail::check_gemm_shapes(w.rows(), w.cols(), x, y);
-    xsimd::dispatch<dispatch_archs>(gemm_quantized_fn{})(w, x, y, pool);
+    dispatch_best_arch(gemm_quantized_fn{}, w, x, y, pool);
   } else {
     static_assert(std::is_same_v<W, tensor_view>, "W is a quant::qtensor_view or a dense tensor_view");
     check(w.shape.rank == 2, "matmul weight must be 2-D, got shape " + w.shape.str());
@@ -100,7 +135,7 @@ void gemm_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> 
           "dense matmul weight must be F32, F16 or BF16, got " + std::string(dtype_name(w.type)));
     check(w.is_contiguous(), "expected a contiguous tensor");
     ref::detail::check_gemm_shapes(w.shape[0], w.shape[1], x, y);
-    xsimd::dispatch<dispatch_archs>(gemm_dense_fn{})(w, x, y, pool);
+    dispatch_best_arch(gemm_dense_fn{}, w, x, y, pool);
   }
 }
 
@@ -115,7 +150,7 @@ void gemm_a8_dispatched(const W& w, matrix_view<const float> x, matrix_view<floa
 #if defined(__x86_64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
   if (detail::cpu_has_avx512vnni()) return gemm_a8_fn{}(avx512vnni{}, w, x, y, pool);
 #endif
-  xsimd::dispatch<dispatch_archs>(gemm_a8_fn{})(w, x, y, pool);
+  dispatch_best_arch(gemm_a8_fn{}, w, x, y, pool);
 }
 
 // The name of the ISA gemm_a8_dispatched runs on this CPU.

@@ -16,14 +16,14 @@ namespace qmr::simd {
 inline void attend_head_best(const float* q, const float* k, const float* v, std::int64_t stride, int d, int n,
                              float scale, float* p, float* out) {
 #if defined(QMR_SIMD_DISPATCH)
-  xsimd::dispatch<dispatch_archs>(attend_head_fn{})(q, k, v, stride, d, n, scale, p, out);
+  dispatch_best_arch(attend_head_fn{}, q, k, v, stride, d, n, scale, p, out);
 #else
   attend_head<xsimd::default_arch>(q, k, v, stride, d, n, scale, p, out);
 #endif
 }
 inline void silu_mul_best(float* gate, const float* up, std::int64_t n) {
 #if defined(QMR_SIMD_DISPATCH)
-  xsimd::dispatch<dispatch_archs>(silu_mul_fn{})(gate, up, n);
+  dispatch_best_arch(silu_mul_fn{}, gate, up, n);
 #else
   silu_mul<xsimd::default_arch>(gate, up, n);
 #endif
