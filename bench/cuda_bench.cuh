@@ -14,6 +14,7 @@
 #include <cublas_v2.h>
 #endif
 
+#include "median.hpp"
 #include "qmr/core/half.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/quant/qtensor.hpp"
@@ -31,12 +32,6 @@ namespace qc = ::qmr::cuda;
                          " at " + __FILE__ + ":" + std::to_string(__LINE__));                         \
   } while (0)
 #endif
-
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 // Holds the stream for `ns` nanoseconds of GPU time, so that the host can queue
 // the timed calls behind it: without it, each call's events also measure the

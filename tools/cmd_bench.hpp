@@ -50,6 +50,7 @@
 #include "../bench/bandwidth.hpp"
 #include "../bench/fma_peak.hpp"
 #include "../bench/matmul_bench.hpp"
+#include "../bench/median.hpp"
 #include "cuda_backend.hpp"
 #include "qmr/io/synthetic_checkpoint.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
@@ -277,13 +278,6 @@ inline std::filesystem::path decode_model_dir(const bench_args& a, const std::st
 // of the Zen 5 VM (16 MB) and ~2.5 ms at its 50 GB/s, a fifth of a token.
 inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
 
-// The median of v (the mean of the middle two for an even count); v is not empty.
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
-}
-
 // Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const std::vector<bool> acts = parse_acts(a.act);
@@ -335,7 +329,8 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
         }
         // paired_median_seconds against the run's bound separates the pairing from the
         // median: a token stalled by the host (a vCPU descheduled) moves a mean, not a median.
-        const double paired = median(fractions), paired_bw = median(probes), median_seconds = median(times);
+        const double paired = qmr::bench::median(fractions), paired_bw = qmr::bench::median(probes),
+                     median_seconds = qmr::bench::median(times);
         std::printf("| decode | %s | %s | %u | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.2f | %.0f%% |\n", f.c_str(),
                     a8 ? "a8" : "f32", l.threads, bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound,
                     100.0 * paired);
