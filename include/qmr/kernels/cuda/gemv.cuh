@@ -387,12 +387,12 @@ QMR_DEVICE __forceinline__ void store(bf16* y, float v) { y->bits = __bfloat16_a
 // with bf16 (whose 8-bit mantissa cannot hold magic + 255) the float 2^23 + z.
 template <int Bits>
 QMR_DEVICE __forceinline__ qstd::uint32_t zero_operand(qstd::uint32_t z, f16) {
-  return ((0x6400u | z) * 0x10001u) | 0x80008000u;  // f16 0x6400 | z = 1024 + z
+  return 0xe400e400u + z * 0x10001u;  // -(1024 + z) in each f16 half (z < 1024: no carry into the exponent)
 }
 template <int Bits>
 QMR_DEVICE __forceinline__ qstd::uint32_t zero_operand(qstd::uint32_t z, bf16) {
   if constexpr (Bits == 8) return __float_as_uint(8388608.0f + static_cast<float>(z));
-  else return ((0x4300u | z) * 0x10001u) | 0x80008000u;  // bf16 0x4300 | z = 128 + z (z < 128)
+  else return 0xc300c300u + z * 0x10001u;  // -(128 + z) in each bf16 half (z < 128)
 }
 
 // A pair of codes (pair_codes) -> the A register {code_lo - z, code_hi - z}:
@@ -465,7 +465,11 @@ QMR_DEVICE __forceinline__ qstd::uint32_t decode_pair(const qstd::uint32_t (&w)[
     // mantissa z << pos), negated
     constexpr int bias = qstd::is_same_v<TX, f16> ? 15 : 127, mb = mantissa_bits(TX{});
     const qstd::uint32_t sc = static_cast<qstd::uint32_t>((bias - pos) << mb) * 0x10001u;
-    const qstd::uint32_t zo = ((static_cast<qstd::uint32_t>((bias + mb - pos) << mb) | (z << pos)) * 0x10001u) | 0x80008000u;
+    // z << pos stays below 2^mb (pos <= mb - Bits): one IMAD per pair class on the
+    // pair z * 0x10001, which the compiler computes once per zero point (5% fewer
+    // instructions per tile than building each operand from z: ncu, w4g128s 8192^2).
+    const qstd::uint32_t zo =
+        ((static_cast<qstd::uint32_t>((bias + mb - pos) << mb) * 0x10001u) | 0x80008000u) + (z * 0x10001u) * (1u << pos);
     return pair_fma(v, sc, zo, TX{});
   } else if constexpr (plane0_bits(Bits) != Bits) {
     // Two planes (3, 5, 6 bits): pair_codes with each mask-and-merge as one LOP3.
