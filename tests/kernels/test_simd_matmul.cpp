@@ -145,6 +145,38 @@ TEST_CASE("SIMD quantized matmul equals the reference up to summation order, eve
       }
 }
 
+// The lane-major GEMV (2 and 4 bits on AVX-512) reorders the activations once per
+// call, on the stack up to 16384 floats and on the heap above; it takes every M of
+// the GEMV (its FMA chains differ for M = 1, 2 and above), and K ends past its last
+// whole block (128 or 256 columns) or exactly on one.
+TEST_CASE("SIMD GEMV for 2- and 4-bit codes: every M, stack- and heap-sized activations", "[simd]") {
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  constexpr std::int64_t n = 37;
+  for (const char* fmt : {"w4g128", "w4g32s", "w2g64", "w2g256s", "w4gc", "w2gc"}) {
+    const format_spec spec = parse_format(fmt);
+    // 2304 columns at M = 8: 18432 reordered activations, past the 16384 on the stack.
+    for (std::int64_t k : {std::int64_t{2304}, std::int64_t{spec.group == per_channel ? 2312 : 2560}}) {
+      const qtensor q = random_qtensor(spec, n, k, rng);
+      std::vector<float> wd(static_cast<std::size_t>(n * k));
+      dequantize(q.view(), {wd.data(), n, k});
+      for (std::int64_t m = 1; m <= 8; ++m) {
+        const auto x = gaussian(static_cast<std::size_t>(m * k), rng);
+        const auto mag = magnitudes(wd, n, k, x, m, k);
+        std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+        ref::gemm_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
+        for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
+          INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
+          std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
+          matmul(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
+          require_equal_up_to_order(y, y_ref, mag, k);
+        });
+      }
+    }
+  }
+}
+
 TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32, f16 and bf16", "[simd]") {
   const std::uint32_t seed = fresh_seed();
   INFO("seed " << seed);

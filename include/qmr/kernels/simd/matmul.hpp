@@ -324,6 +324,183 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
   }
 }
 
+// The activations of the lane-major GEMV (gemv_quantized_lanes), each row of X
+// reordered for the blocks of 16 dwords it meets: with per_lane = 32 / Bits codes
+// per dword and B = 16 * per_lane columns per block, xl[b*B + 16*i + j] =
+// X[b*B + j*per_lane + i] over the whole blocks [0, cols) of the row (the rest of
+// the row is read in its own order). Built once per call, before the rows are split.
+struct lane_major_activations {
+  // 64 KB on the caller's stack: M = 1 up to K = 16384, M = 8 up to K = 2048 (every
+  // decode shape of the 0.5B-1B models) without an allocation.
+  static constexpr std::int64_t stack_floats = 16384;
+  alignas(64) float stack[stack_floats];
+  aligned_buffer<float> heap;
+  const float* data = nullptr;  // [M, cols]
+  std::int64_t cols = 0;
+
+  lane_major_activations(matrix_view<const float> x, int bits) {
+    const std::int64_t per_lane = 32 / bits, block = 16 * per_lane;
+    cols = x.cols - x.cols % block;
+    float* out = stack;
+    if (x.rows * cols > stack_floats) {
+      heap = aligned_buffer<float>(static_cast<std::size_t>(x.rows * cols));
+      out = heap.data();
+    }
+    for (std::int64_t r = 0; r < x.rows; ++r) {
+      const float* xr = x.row(r);  // [K]
+      float* o = out + r * cols;   // [cols]
+      for (std::int64_t b = 0; b < cols; b += block)
+        for (std::int64_t i = 0; i < per_lane; ++i)
+          for (std::int64_t j = 0; j < 16; ++j) o[b + 16 * i + j] = xr[b + j * per_lane + i];
+    }
+    data = out;
+  }
+  const float* row(std::int64_t i) const { return data + i * cols; }
+};
+
+#if XSIMD_WITH_AVX512BW
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+// Whether Arch runs gemv_quantized_lanes for Bits-bit codes.
+template <class Arch, int Bits>
+inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 4);
+
+// How far ahead of its decode the lane-major GEMV prefetches the codes it streams,
+// in bytes, one prefetch per 64-byte block: the distance the a8 GEMV measured best
+// (matmul_a8.hpp), as both stream rows of codes at a few cycles per cache line. Into
+// every cache level (prefetcht0): on the 2-vCPU Xeon VM, 8192 x 8192, 2 threads, three
+// alternating rounds, w4g128 streamed at 8.9-10.6 GB/s with it, 8.2-8.7 with no
+// prefetch and 5.1-9.3 with prefetchnta (the a8 GEMV's hint, measured on Zen).
+inline constexpr std::uintptr_t lane_major_prefetch_bytes = 4096;
+
+// Y[0, M)[n0, n1) for 2- or 4-bit codes on AVX-512, with no shuffling of codes: a
+// 64-byte block of a row's codes is 16 dwords, dword j holding the per_lane codes
+// of columns j*per_lane + [0, per_lane). Shifted right by Bits*i, lane j holds code
+// j*per_lane + i in its low bits, and vpermps, which reads only the low 4 bits of
+// each index, turns it into float(code) through a 16-entry table (for 2 bits the
+// two bits above the code are the next code's, so the table repeats 0..3). That is
+// one shift, one permute and M FMAs per 16 codes (the register decoders take 4-6
+// operations before their FMAs), against the activations in lane-major order
+// (lane_major_activations). The sums are the register GEMV's: a group's products
+// unscaled, then its scale once (a vector of per-lane scales where a block holds
+// several groups), the zero points folded out through the per-call group sums.
+// Columns past the last whole block (K % B of them) take the register decoder.
+template <class Arch, class Format, int M>
+void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
+                          matrix_view<float> y, const activation_group_sums<Arch>& x_sums, std::int64_t n0,
+                          std::int64_t n1) {
+  using batch = fbatch<Arch>;
+  using reg = typename batch::register_type;
+  constexpr int bits = Format::bits;
+  static_assert(bits == 2 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
+  constexpr int per_lane = 32 / bits;
+  constexpr std::int64_t block_cols = 16 * per_lane;  // columns per 64-byte block: 128 (4 bits), 256 (2 bits)
+  // Independent chains of FMAs per row of X: 4 cover the FMA latency at M = 1.
+  constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;
+  const auto decode = make_decoder<bits>(Arch{});  // the columns past the whole blocks
+  const std::int64_t k = w.cols();
+  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
+  const std::int64_t n_groups = w.layout.n_groups;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  const std::int64_t n_blocks = xl.cols / block_cols;
+  // A block holds several groups (a scale per lane) or lies in one; then the blocks
+  // of a group (all blocks, per channel) share one sum before the scale.
+  const bool lane_scales = group < block_cols;
+  const std::int64_t unit_blocks =
+      lane_scales ? 1 : Format::group_size == quant::per_channel ? std::max<std::int64_t>(n_blocks, 1) : group / block_cols;
+  const __m512 table = bits == 4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                                 : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+  // Lane j of a block of several groups takes the scale of the block's group
+  // (j * per_lane) / group, of the B / group scales loaded (at most 8: 2 bits, g32).
+  alignas(64) std::int32_t lane_group[16];
+  for (int j = 0; j < 16; ++j) lane_group[j] = lane_scales ? static_cast<std::int32_t>(j * per_lane / group) : 0;
+  const __m512i scale_index = _mm512_load_si512(lane_group);
+  const __mmask32 scale_mask = lane_scales ? static_cast<__mmask32>((1u << (block_cols / group)) - 1) : 0;
+  const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;  // the tail decoder's zero: folded out below
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
+    const f16* scales = w.scales + n * n_groups;          // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    batch acc[M];
+    for (auto& a : acc) a = batch(0.0f);
+    for (std::int64_t b = 0; b < n_blocks; b += unit_blocks) {
+      const std::int64_t b1 = std::min(n_blocks, b + unit_blocks);
+      __m512 gacc[M][U];
+      for (auto& a : gacc)
+        for (auto& c : a) c = _mm512_setzero_ps();
+      for (std::int64_t bb = b; bb < b1; ++bb) {
+        const std::uint8_t* block = codes + bb * 64;  // [64]
+        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes),
+                           0, 3);
+        const __m512i v = _mm512_loadu_si512(block);
+        const std::int64_t xc = bb * block_cols;
+        [&]<int... I>(std::integer_sequence<int, I...>) {
+          (
+              [&] {
+                const __m512 wv = _mm512_permutexvar_ps(I == 0 ? v : _mm512_srli_epi32(v, bits * I), table);
+                for (int i = 0; i < M; ++i)
+                  gacc[i][I % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * I), gacc[i][I % U]);
+              }(),
+              ...);
+        }(std::make_integer_sequence<int, per_lane>{});
+      }
+      __m512 s;
+      if (lane_scales) {
+        // (a 512-bit masked load: AVX-512BW without VL)
+        const __m512i h = _mm512_maskz_loadu_epi16(scale_mask, scales + b * block_cols / group);
+        s = _mm512_permutexvar_ps(scale_index, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
+      } else {
+        s = _mm512_set1_ps(scale_f32<Arch>(scales[b * block_cols / group], Arch{}));
+      }
+      for (int i = 0; i < M; ++i) {
+        __m512 t = gacc[i][0];
+        for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, gacc[i][u]);
+        acc[i] = xsimd::fma(batch(t), batch(s), acc[i]);
+      }
+    }
+    // Columns [n_blocks * B, K), group by group, 16 codes (and a last 8) at a time.
+    for (std::int64_t c0 = n_blocks * block_cols; c0 < k;) {
+      const std::int64_t g = c0 / group, c1 = std::min(k, (g + 1) * group);
+      batch gacc[M];
+      for (auto& a : gacc) a = batch(0.0f);
+      std::int64_t c = c0;
+      for (; c + 16 <= c1; c += 16) {
+        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+        for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i]);
+      }
+      if (c < c1) {  // K is a multiple of 8: the activations of the 8 lanes past it are zero
+        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+        for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i]);
+      }
+      const batch s(scale_f32<Arch>(scales[g], Arch{}));
+      for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(gacc[i], s, acc[i]);
+      c0 = c1;
+    }
+    float corr[M] = {};  // sum over groups of scale * zero * sum_g(x)
+    for (std::int64_t g = 0; g < n_groups; ++g) {
+      const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, bits));
+      const float scaled_zero = scale_f32<Arch>(scales[g], Arch{}) * static_cast<float>(zero);
+      for (int i = 0; i < M; ++i) corr[i] += scaled_zero * x_sums.row(i)[g];
+    }
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - corr[i];
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#else
+template <class Arch, int Bits>
+inline constexpr bool lane_major_gemv = false;
+// Declared so that gemm() can name it (two-phase lookup); never called without AVX-512.
+template <class Arch, class Format, int M>
+void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
+                          matrix_view<float> y, const activation_group_sums<Arch>& x_sums, std::int64_t n0,
+                          std::int64_t n1);
+#endif
+
 // Row r, columns [c0, c1) of a dense W as f32, into out[c1 - c0].
 template <class Arch, class T>
 void decode_dense(matrix_view<const T> w, std::int64_t r, std::int64_t c0, std::int64_t c1, float* out) {
@@ -569,15 +746,26 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   struct no_sums {};
   using sums_t = std::conditional_t<detail::register_decode(Arch{}), detail::activation_group_sums<Arch>, no_sums>;
   std::optional<sums_t> x_sums;
+  const bool gemv = x.rows <= matmul_tiles<Arch>::gemv_max_m && x.rows > 0;
   if constexpr (detail::register_decode(Arch{}))
-    if (x.rows <= matmul_tiles<Arch>::gemv_max_m && x.rows > 0) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
+    if (gemv) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
+  // ... and the lane-major GEMV (2 and 4 bits on AVX-512) its activations reordered.
+  constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2> || detail::lane_major_gemv<Arch, 4>;
+  using lanes_t = std::conditional_t<any_lanes, detail::lane_major_activations, no_sums>;
+  std::optional<lanes_t> x_lanes;
+  if constexpr (any_lanes)
+    if (gemv && (w.spec.bits == 2 || w.spec.bits == 4)) x_lanes.emplace(x, w.spec.bits);
   detail::run<Arch>(
       w.rows(), x, y, pool,
       [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
         constexpr int m = decltype(rows_c)::value;
         if constexpr (detail::register_decode(Arch{})) {
           quant::with_format(w.spec, [&](auto format) {
-            detail::gemv_quantized_registers<Arch, decltype(format), m>(w, x, y, *x_sums, n0, n1);
+            using F = decltype(format);
+            if constexpr (detail::lane_major_gemv<Arch, F::bits>)
+              detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, *x_sums, n0, n1);
+            else
+              detail::gemv_quantized_registers<Arch, F, m>(w, x, y, *x_sums, n0, n1);
           });
         } else {
           detail::gemv_quantized<Arch, m>(src, x, y, n0, n1);
