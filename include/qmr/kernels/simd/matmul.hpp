@@ -364,6 +364,12 @@ struct lane_major_activations {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+// Full unrolling of a loop with a constant trip count (GCC and clang spellings).
+#if defined(__clang__)
+#define QMR_UNROLL_FULL _Pragma("clang loop unroll(full)")
+#else
+#define QMR_UNROLL_FULL _Pragma("GCC unroll 16")
+#endif
 // Whether Arch runs gemv_quantized_lanes for Bits-bit codes.
 template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 4);
@@ -437,15 +443,15 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
                            0, 3);
         const __m512i v = _mm512_loadu_si512(block);
         const std::int64_t xc = bb * block_cols;
-        [&]<int... I>(std::integer_sequence<int, I...>) {
-          (
-              [&] {
-                const __m512 wv = _mm512_permutexvar_ps(I == 0 ? v : _mm512_srli_epi32(v, bits * I), table);
-                for (int i = 0; i < M; ++i)
-                  gacc[i][I % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * I), gacc[i][I % U]);
-              }(),
-              ...);
-        }(std::make_integer_sequence<int, per_lane>{});
+        // Code i of every lane: shifted down by Bits * i (a shift by a register count, so
+        // that the loop needs no template recursion), through the table, into chain i % U.
+        // Fully unrolled, the shifts and chain indices are constants.
+        QMR_UNROLL_FULL
+        for (int c = 0; c < per_lane; ++c) {
+          const __m512 wv = _mm512_permutexvar_ps(_mm512_srl_epi32(v, _mm_cvtsi32_si128(bits * c)), table);
+          for (int i = 0; i < M; ++i)
+            gacc[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), gacc[i][c % U]);
+        }
       }
       __m512 s;
       if (lane_scales) {
