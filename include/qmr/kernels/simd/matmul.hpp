@@ -39,7 +39,9 @@
 //   the zero point folded out: sum (code - z) x = sum code x - z sum x, with the
 //   activations' group sums taken once per call (a different rounding of the same
 //   exact terms, well within the summation-order bound); other ISAs decode 256
-//   columns at a time into an L1-resident f32 stack buffer.
+//   columns at a time into an L1-resident f32 stack buffer. On AVX-512, 2- and 4-bit
+//   codes take the lane-major GEMV instead (gemv_quantized_lanes: a 64-byte block
+//   shifted and looked up with vpermps, the activations reordered once per call).
 // * GEMM (M > 8), BLIS-style and vectorized along N: nr weight rows × kc columns
 //   are decoded a row at a time (the GEMV's decoders) and transposed into a
 //   k-major f32 panel [kc, nr] on the stack; then, for every mr rows of X and each
