@@ -123,10 +123,12 @@ TEST_CASE("AWQ scales + clip beat RTN's calibrated output error for every bit-wi
   qmr::thread_pool pool(2);
   constexpr std::int64_t cols = 256, n = 512;
   const std::int64_t rows[] = {96, 64};  // two linears reading x, as gate and up do
+  const int groups[] = {32, 64, 128, per_channel};
   for (int bits : {2, 3, 4, 5, 6, 8})
-    for (int group : {32, 64, 128, per_channel})
+    for (int gi = 0; gi < 4; ++gi)
       for (bool sym : {false, true}) {
-        const auto spec = format_spec::quantized(bits, group, sym);
+        if (!qmr::testing::sweep_runs(bits, gi, 4)) continue;
+        const auto spec = format_spec::quantized(bits, groups[gi], sym);
         const std::uint32_t seed = fresh_seed();
         INFO(spec.str() << " seed " << seed);
         const calibration c = make_calibration(n, cols, seed);
@@ -285,9 +287,12 @@ TEST_CASE("awq_clip never increases the output error and clamps each group to it
   std::vector<float> ratios;  // AWQ's defaults: 1, 0.95, ..., 0.55
   for (int k = 0; k < 10; ++k) ratios.push_back(1.0f - static_cast<float>(k) / 20.0f);
   int clipped_groups = 0;
+  const int groups[] = {32, 64, 128, per_channel};
   for (int bits : {2, 3, 4, 5, 6, 8})
-    for (int group : {32, 64, 128, per_channel})
+    for (int gi = 0; gi < 4; ++gi)
       for (bool sym : {false, true}) {
+        if (!qmr::testing::sweep_runs(bits, gi, 4)) continue;
+        const int group = groups[gi];
         const auto spec = format_spec::quantized(bits, group, sym);
         const std::uint32_t seed = fresh_seed();
         INFO(spec.str() << " seed " << seed);
