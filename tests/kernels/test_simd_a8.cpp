@@ -9,6 +9,7 @@
 
 #include "../random.hpp"
 #include "dispatched_isas.hpp"
+#include "random_qtensor.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/ref/matmul_a8.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
@@ -51,30 +52,6 @@ void for_each_isa(F&& fn) {
 #if defined(QMR_SIMD_DISPATCH) && !defined(__aarch64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
   if (simd::detail::cpu_has_avx512vnni()) each(simd::avx512vnni{}, "avx512vnni");
 #endif
-}
-
-// K per group size: not a multiple of 256 (nor of 64 or 128 where the group allows),
-// and for per-channel 8 over a multiple of 32 (a short last activation block) and of
-// every step width.
-std::int64_t cols_for(int group) {
-  switch (group) {
-    case 32: return 32 * 13;
-    case 64: return 64 * 7;
-    case 128: return 128 * 5;
-    case 256: return 256 * 3;
-    case per_channel: return 8 * 131;
-    default: FAIL("unknown group " << group); return 0;
-  }
-}
-
-qtensor random_qtensor(const format_spec& spec, std::int64_t n, std::int64_t k, std::mt19937& rng) {
-  qtensor q(spec, n, k);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
-  for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
-  for (auto& s : q.scales()) s = to_f16(scale(rng));
-  return q;
 }
 
 // Gaussian activations; one row in three is scaled by 100 in a few columns (outliers).
@@ -162,8 +139,8 @@ TEST_CASE("a8 reference: W times the dequantized activations, within d/2 per act
   std::mt19937 rng(seed);
   for (const char* f : {"w4g32", "w3g128s", "w8gc", "w2g64"}) {
     const format_spec spec = parse_format(f);
-    const std::int64_t n = 9, k = cols_for(spec.group), m = 3;
-    const qtensor q = random_qtensor(spec, n, k, rng);
+    const std::int64_t n = 9, k = testing::ragged_cols_for(spec.group), m = 3;
+    const qtensor q = testing::random_qtensor(spec, n, k, rng);
     const auto x = activations(m, k, rng);
     std::vector<float> y(static_cast<std::size_t>(m * n)), y_f32(y.size());
     ref::gemm_a8_ref(q.view(), {x.data(), m, k}, {y.data(), m, n});
@@ -210,7 +187,7 @@ TEST_CASE("SIMD a8 matmul equals the reference exactly on exactly representable 
     for (int group : supported_groups)
       for (bool sym : {false, true}) {
         const format_spec spec = format_spec::quantized(bits, group, sym);
-        const std::int64_t k = cols_for(group);
+        const std::int64_t k = testing::ragged_cols_for(group);
         qtensor q(spec, n, k);
         for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
         for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
@@ -249,8 +226,8 @@ TEST_CASE("SIMD a8 matmul equals the reference up to rounding on random data, ev
     for (int group : supported_groups)
       for (bool sym : {false, true}) {
         const format_spec spec = format_spec::quantized(bits, group, sym);
-        const std::int64_t k = cols_for(group);
-        const qtensor q = random_qtensor(spec, n, k, rng);
+        const std::int64_t k = testing::ragged_cols_for(group);
+        const qtensor q = testing::random_qtensor(spec, n, k, rng);
         for (std::int64_t m : {1, 3, 8, 17}) {
           const std::int64_t stride = k + 5;  // a padded, unaligned row stride
           const auto x = activations(m, stride, rng);
@@ -317,7 +294,7 @@ TEST_CASE("a8 mode: dispatch, the model runtime's simd_a8 kernel, and shape erro
   std::mt19937 rng(fresh_seed());
   const format_spec spec = parse_format("w4g128");
   constexpr std::int64_t n = 33, k = 384;
-  const qtensor q = random_qtensor(spec, n, k, rng);
+  const qtensor q = testing::random_qtensor(spec, n, k, rng);
   const auto x = activations(2, k, rng);
   std::vector<float> y_ref(2 * n), y(2 * n, NAN), y_model(2 * n, NAN);
   ref::gemm_a8_ref(q.view(), {x.data(), 2, k}, {y_ref.data(), 2, n});

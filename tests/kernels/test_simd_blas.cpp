@@ -25,7 +25,7 @@ using gemm_f64_fn_ptr = void (*)(double*, std::int64_t, const double*, std::int6
                                  std::int64_t, std::int64_t, std::int64_t, double);
 using syrk_panel_fn_ptr = void (*)(const float*, std::int64_t, std::int64_t, std::int64_t, double*, std::int64_t);
 
-struct isa_kernels {
+struct blas_isa_kernels {
   std::string name;
   gemm_f64_fn_ptr gemm;
   syrk_panel_fn_ptr syrk;
@@ -33,8 +33,8 @@ struct isa_kernels {
 
 // The kernels of every ISA this binary carries and this CPU runs, the header-only
 // default-arch kernels (no dispatch) and the dispatched entry points.
-std::vector<isa_kernels> all_isas() {
-  std::vector<isa_kernels> out;
+std::vector<blas_isa_kernels> all_blas_isas() {
+  std::vector<blas_isa_kernels> out;
   out.push_back({"default_arch", &simd::gemm_f64_acc<xsimd::default_arch>, &simd::syrk_f32_panel<xsimd::default_arch>});
   out.push_back({"best", &simd::gemm_f64_best, &simd::syrk_f32_panel_best});
   testing::for_each_dispatched_isa([&](auto arch, const char* name) {
@@ -62,7 +62,7 @@ TEST_CASE("f64 GEMM C += alpha A B equals the reference on ragged, strided shape
   const std::int64_t ms[] = {1, 5, 6, 7, 13, 64};
   const std::int64_t ns[] = {1, 3, 8, 31, 33, 100};
   const std::int64_t ks[] = {1, 7, 128, 129, 300};
-  for (const isa_kernels& isa : all_isas())
+  for (const blas_isa_kernels& isa : all_blas_isas())
     for (std::int64_t m : ms)
       for (std::int64_t n : ns)
         for (std::int64_t k : ks) {
@@ -103,7 +103,7 @@ TEST_CASE("f32 SYRK into double equals the reference's upper triangle and leaves
   // 128-token f32 partial sums.
   const std::int64_t ns[] = {1, 7, 47, 48, 49, 100, 150};
   const std::int64_t token_counts[] = {1, 5, 128, 129, 300};
-  for (const isa_kernels& isa : all_isas())
+  for (const blas_isa_kernels& isa : all_blas_isas())
     for (std::int64_t n : ns)
       for (std::int64_t tokens : token_counts) {
         const std::uint32_t seed = fresh_seed();

@@ -23,7 +23,7 @@ using qmr::testing::fresh_seed;
 using attend_fn_ptr = void (*)(const float*, const float*, const float*, std::int64_t, int, int, float, float*, float*);
 using silu_fn_ptr = void (*)(float*, const float*, std::int64_t);
 
-struct isa_kernels {
+struct layer_ops_isa_kernels {
   std::string name;
   attend_fn_ptr attend;
   silu_fn_ptr silu;
@@ -31,8 +31,8 @@ struct isa_kernels {
 
 // The kernels of every ISA this binary carries and this CPU runs, the header-only
 // default-arch kernels (no dispatch) and the dispatched entry points.
-std::vector<isa_kernels> all_isas() {
-  std::vector<isa_kernels> out;
+std::vector<layer_ops_isa_kernels> all_layer_ops_isas() {
+  std::vector<layer_ops_isa_kernels> out;
   out.push_back({"default_arch", &simd::attend_head<xsimd::default_arch>, &simd::silu_mul<xsimd::default_arch>});
   out.push_back({"best", &simd::attend_head_best, &simd::silu_mul_best});
   testing::for_each_dispatched_isa([&](auto arch, const char* name) {
@@ -52,7 +52,7 @@ TEST_CASE("decode attention of one head equals the reference, every ISA, ragged 
   // key counts around the 4-key score blocks and the vectors of the softmax.
   const int ds[] = {8, 20, 32, 64, 72, 128, 136};
   const int ns[] = {1, 2, 3, 4, 5, 15, 16, 17, 63, 200};
-  for (const isa_kernels& isa : all_isas())
+  for (const layer_ops_isa_kernels& isa : all_layer_ops_isas())
     for (int d : ds)
       for (int n : ns) {
         const std::uint32_t seed = fresh_seed();
@@ -100,7 +100,7 @@ TEST_CASE("decode attention is exact where the softmax is: one key, equal scores
   std::vector<float> q(d, 0.0f), k(static_cast<std::size_t>(n * d), 1.0f), v(static_cast<std::size_t>(n * d));
   for (int s = 0; s < n; ++s)
     for (int i = 0; i < d; ++i) v[static_cast<std::size_t>(s * d + i)] = static_cast<float>(s + 10 * i);
-  for (const isa_kernels& isa : all_isas()) {
+  for (const layer_ops_isa_kernels& isa : all_layer_ops_isas()) {
     INFO(isa.name);
     std::vector<float> p(n), o(d);
     // q = 0: every score is 0, so p = 1/9 each and out[i] = mean over s of (s + 10 i) = 4 + 10 i
@@ -116,7 +116,7 @@ TEST_CASE("decode attention is exact where the softmax is: one key, equal scores
 
 TEST_CASE("silu(gate) * up equals the reference, every ISA, ragged lengths and large |gate|", "[simd][silu]") {
   const std::int64_t ns[] = {1, 7, 16, 33, 4864, 4867};
-  for (const isa_kernels& isa : all_isas())
+  for (const layer_ops_isa_kernels& isa : all_layer_ops_isas())
     for (std::int64_t n : ns) {
       const std::uint32_t seed = fresh_seed();
       INFO(isa.name << " n " << n << " seed " << seed);

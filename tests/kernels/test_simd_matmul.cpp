@@ -9,6 +9,7 @@
 
 #include "../random.hpp"
 #include "dispatched_isas.hpp"
+#include "random_qtensor.hpp"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
 #include "qmr/kernels/simd/matmul.hpp"
@@ -75,36 +76,11 @@ std::vector<double> magnitudes(const std::vector<float>& w, std::int64_t n, std:
   return mag;
 }
 
-// A quantized [n, k] matrix with uniformly random codes, zeros and scales.
-qtensor random_qtensor(const format_spec& spec, std::int64_t n, std::int64_t k, std::mt19937& rng) {
-  qtensor q(spec, n, k);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-  for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
-  for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
-  for (auto& s : q.scales()) s = to_f16(scale(rng));
-  return q;
-}
-
 std::vector<float> gaussian(std::size_t n, std::mt19937& rng) {
   std::normal_distribution<float> d(0.0f, 1.0f);
   std::vector<float> v(n);
   for (float& e : v) e = d(rng);
   return v;
-}
-
-// K per group size: not a multiple of 256 where the group allows it, past the GEMM's
-// 128-column slice (mostly ending inside one), and 8 over a multiple of 16 (AVX-512's
-// lane count) for per-channel.
-std::int64_t cols_for(int group) {
-  switch (group) {
-    case 32: return 32 * 13;
-    case 64: return 64 * 7;
-    case 128: return 128 * 5;
-    case 256: return 256 * 3;
-    case per_channel: return 8 * 131;
-    default: FAIL("unknown group " << group); return 0;
-  }
 }
 
 }  // namespace
@@ -121,8 +97,8 @@ TEST_CASE("SIMD quantized matmul equals the reference up to summation order, eve
     for (int group : supported_groups)
       for (bool sym : {false, true}) {
         const format_spec spec = format_spec::quantized(bits, group, sym);
-        const std::int64_t k = cols_for(group);
-        const qtensor q = random_qtensor(spec, n, k, rng);
+        const std::int64_t k = testing::ragged_cols_for(group);
+        const qtensor q = testing::random_qtensor(spec, n, k, rng);
         std::vector<float> wd(static_cast<std::size_t>(n * k));
         dequantize(q.view(), {wd.data(), n, k});
         // M: GEMV sizes, then GEMM sizes that leave a ragged last block of X rows
@@ -158,7 +134,7 @@ TEST_CASE("SIMD GEMV for 2- and 4-bit codes: every M, stack- and heap-sized acti
     const format_spec spec = parse_format(fmt);
     // 2304 columns at M = 8: 18432 reordered activations, past the 16384 on the stack.
     for (std::int64_t k : {std::int64_t{2304}, std::int64_t{spec.group == per_channel ? 2312 : 2560}}) {
-      const qtensor q = random_qtensor(spec, n, k, rng);
+      const qtensor q = testing::random_qtensor(spec, n, k, rng);
       std::vector<float> wd(static_cast<std::size_t>(n * k));
       dequantize(q.view(), {wd.data(), n, k});
       for (std::int64_t m = 1; m <= 8; ++m) {
@@ -224,7 +200,7 @@ TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32,
 
 TEST_CASE("SIMD matmul rejects what the reference rejects", "[simd]") {
   std::mt19937 rng(fresh_seed());
-  const qtensor q = random_qtensor(parse_format("w4g32"), 16, 64, rng);
+  const qtensor q = testing::random_qtensor(parse_format("w4g32"), 16, 64, rng);
   std::vector<float> x(63), y(16);
   REQUIRE_THROWS_WITH(simd::gemv(q.view(), x, y), Catch::Contains("matmul shapes"));
   REQUIRE_THROWS_WITH(simd::gemm_best(q.view(), {x.data(), 1, 63}, {y.data(), 1, 16}), Catch::Contains("matmul shapes"));
