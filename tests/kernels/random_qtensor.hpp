@@ -1,4 +1,4 @@
-// Random quantized matrices and ragged column counts for the kernel tests (reference, SIMD f32 and a8).
+// Random quantized matrices and ragged column counts for the SIMD kernel tests (f32 and a8).
 #pragma once
 
 #include <catch2/catch.hpp>

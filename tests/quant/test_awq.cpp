@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../random.hpp"
+#include "../sanitizer.hpp"
 #include "qmr/quant/awq.hpp"
 #include "qmr/quant/rtn.hpp"
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../model/fixtures.hpp"
-#include "../random.hpp"
+#include "../sanitizer.hpp"
 #include "qmr/io/inspect.hpp"
 #include "qmr/quant/calibrate.hpp"
 

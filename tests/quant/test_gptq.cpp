@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../random.hpp"
+#include "../sanitizer.hpp"
 #include "qmr/quant/gptq.hpp"
 #include "qmr/quant/gptq_reference.hpp"
 #include "qmr/quant/hessian.hpp"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../random.hpp"
+#include "../sanitizer.hpp"
 #include "qmr/quant/distortion.hpp"
 #include "qmr/quant/rtn.hpp"
 
