@@ -26,6 +26,7 @@ struct options {
   int runs = 100;               // timed calls per measurement
   bool quick = false;           // fewer shapes and runs: a smoke test
   bool lanes = false;           // also the lane-layout kernel against the tensor-core one (the formats it takes)
+  bool lanes_only = false;      // only that comparison (no per-bit-width table, no cuBLAS)
 };
 
 options parse(int argc, char** argv) {
@@ -41,8 +42,9 @@ options parse(int argc, char** argv) {
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--quick") o.quick = true;
     else if (a == "--lanes") o.lanes = true;
+    else if (a == "--lanes-only") o.lanes = o.lanes_only = true;
     else if (a == "--help" || a == "-h") {
-      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes]");
+      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
   }
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
 #endif
       std::printf("\n| rows x cols | M | format | us | weight GB/s | of copy bw | cuBLAS f16 us | speedup |\n"
                   "|---|---|---|---|---|---|---|---|\n");
+      if (opt.lanes_only) shapes.clear();
       for (const auto& [rows, cols] : shapes) {
         std::vector<double> cublas_s(batches.size(), 0.0);
 #ifdef QMR_HAVE_CUBLAS

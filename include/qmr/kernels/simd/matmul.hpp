@@ -41,7 +41,9 @@
 //   exact terms, well within the summation-order bound); other ISAs decode 256
 //   columns at a time into an L1-resident f32 stack buffer. On AVX-512, 2- and 4-bit
 //   codes take the lane-major GEMV instead (gemv_quantized_lanes: a 64-byte block
-//   shifted and looked up with vpermps, the activations reordered once per call).
+//   shifted and looked up with vpermps in a table that holds the group's
+//   dequantized values where a group spans whole blocks, the activations reordered
+//   once per call).
 // * GEMM (M > 8), BLIS-style and vectorized along N: nr weight rows × kc columns
 //   are decoded a row at a time (the GEMV's decoders) and transposed into a
 //   k-major f32 panel [kc, nr] on the stack; then, for every mr rows of X and each
@@ -336,28 +338,47 @@ struct lane_major_activations {
   // decode shape of the 0.5B-1B models) without an allocation.
   static constexpr std::int64_t stack_floats = 16384;
   alignas(64) float stack[stack_floats];
+  // The lanes' sums per block, for the zero points of blocks that hold several groups:
+  // lane_sums(r)[b*16 + j] = sum over i of xl[b*B + 16*i + j] (cols / per_lane per row).
+  alignas(64) float stack_sums[stack_floats / 8];
   aligned_buffer<float> heap;
+  aligned_buffer<float> heap_sums;
   const float* data = nullptr;  // [M, cols]
+  const float* sums = nullptr;  // [M, sum_cols]
   std::int64_t cols = 0;
+  std::int64_t sum_cols = 0;
 
   lane_major_activations(matrix_view<const float> x, int bits) {
     const std::int64_t per_lane = 32 / bits, block = 16 * per_lane;
     cols = x.cols - x.cols % block;
+    sum_cols = cols / per_lane;
     float* out = stack;
+    float* out_sums = stack_sums;
     if (x.rows * cols > stack_floats) {
       heap = aligned_buffer<float>(static_cast<std::size_t>(x.rows * cols));
+      heap_sums = aligned_buffer<float>(static_cast<std::size_t>(x.rows * sum_cols));
       out = heap.data();
+      out_sums = heap_sums.data();
     }
     for (std::int64_t r = 0; r < x.rows; ++r) {
-      const float* xr = x.row(r);  // [K]
-      float* o = out + r * cols;   // [cols]
+      const float* xr = x.row(r);           // [K]
+      float* o = out + r * cols;            // [cols]
+      float* os = out_sums + r * sum_cols;  // [sum_cols]
       for (std::int64_t b = 0; b < cols; b += block)
-        for (std::int64_t i = 0; i < per_lane; ++i)
-          for (std::int64_t j = 0; j < 16; ++j) o[b + 16 * i + j] = xr[b + j * per_lane + i];
+        for (std::int64_t j = 0; j < 16; ++j) {
+          float sum = 0.0f;
+          for (std::int64_t i = 0; i < per_lane; ++i) {
+            o[b + 16 * i + j] = xr[b + j * per_lane + i];
+            sum += xr[b + j * per_lane + i];
+          }
+          os[b / per_lane + j] = sum;
+        }
     }
     data = out;
+    sums = out_sums;
   }
   const float* row(std::int64_t i) const { return data + i * cols; }
+  const float* lane_sums(std::int64_t i) const { return sums + i * sum_cols; }
 };
 
 #if XSIMD_WITH_AVX512BW
@@ -384,116 +405,204 @@ inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch>
 // prefetch and 5.1-9.3 with prefetchnta (the a8 GEMV's hint, measured on Zen).
 inline constexpr std::uintptr_t lane_major_prefetch_bytes = 4096;
 
+// Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of 2- or
+// 4-bit codes as f32, lanes past count zero: one masked load of the row's bytes,
+// never past its end, and no trip through memory (a vector load of scalar stores
+// would stall store forwarding once per row).
+template <int Bits>
+__m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, std::int64_t g0, int count) {
+  static_assert(Bits == 2 || Bits == 4);
+  const std::int64_t byte = g0 * Bits / 8;
+  const std::int64_t n = std::min<std::int64_t>((count * Bits + 7) / 8, zero_row_bytes - byte);  // bytes to read
+  const __m128i raw = _mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64{1} << n) - 1, zeros + byte));
+  __m512i z;
+  if constexpr (Bits == 4) {
+    const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
+    z = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+  } else {
+    const __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    z = _mm512_and_si512(_mm512_srlv_epi32(_mm512_broadcastd_epi32(raw), shift), _mm512_set1_epi32(3));
+  }
+  return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>((1u << count) - 1u), z);
+}
+
+// Scales and scale * zero of groups [g0, g0 + count) of a row (count <= 16) as f32,
+// one masked f16 load and one zero-point load (symmetric formats: their fixed zero).
+template <class Arch, class Format>
+void lane_group_terms(const quant::qtensor_view& w, std::int64_t n, std::int64_t g0, int count, __m512& s, __m512& sz) {
+  const f16* scales = w.scales + n * w.layout.n_groups;  // [n_groups]
+  s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16(static_cast<__mmask32>((1u << count) - 1u), scales + g0)));
+  if constexpr (Format::symmetric) {
+    sz = _mm512_mul_ps(s, _mm512_set1_ps(static_cast<float>(Format::symmetric_zero)));
+  } else {
+    const std::uint8_t* zeros = w.zeros + n * w.layout.zero_row_bytes;  // [zero_row_bytes]
+    sz = _mm512_mul_ps(s, lane_zero_points<Format::bits>(zeros, w.layout.zero_row_bytes, g0, count));
+  }
+}
+
+// One 64-byte block of the lane-major GEMV: code i of every lane (the block's dwords
+// shifted down by Bits * i) through the 16-entry table into chain i % U of each row of
+// X. Fully unrolled, the shifts are immediates and the chain indices constants.
+template <int Bits, int M, int U>
+inline void lane_block(const std::uint8_t* block, const lane_major_activations& xl, std::int64_t xc, __m512 table,
+                       __m512 (&chain)[M][U]) {
+  constexpr int per_lane = 32 / Bits;
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes), 0, 3);
+  const __m512i v = _mm512_loadu_si512(block);
+  QMR_UNROLL_FULL
+  for (int c = 0; c < per_lane; ++c) {
+    const __m512 wv = _mm512_permutexvar_ps(_mm512_srl_epi32(v, _mm_cvtsi32_si128(Bits * c)), table);
+    for (int i = 0; i < M; ++i)
+      chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
+  }
+}
+
+// Row n's columns [c0, K) past the whole blocks, group by group with the register
+// decoder (its zero point subtracted in the integers), 16 codes (and a last 8) at a
+// time, added to acc.
+template <class Arch, class Format, int M>
+void lane_row_tail(const quant::qtensor_view& w, matrix_view<const float> x, std::int64_t n, std::int64_t c0,
+                   fbatch<Arch> (&acc)[M]) {
+  using batch = fbatch<Arch>;
+  using reg = typename batch::register_type;
+  constexpr int bits = Format::bits;
+  const auto decode = make_decoder<bits>(Arch{});
+  const std::int64_t k = w.cols();
+  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  const std::uint8_t* codes = w.codes + n * row_bytes;               // [code_row_bytes]
+  const f16* scales = w.scales + n * w.layout.n_groups;             // [n_groups]
+  while (c0 < k) {
+    const std::int64_t g = c0 / group, c1 = std::min(k, (g + 1) * group);
+    const int zero = Format::symmetric ? Format::symmetric_zero
+                                       : static_cast<int>(quant::get_code(w.zeros + n * w.layout.zero_row_bytes, g, bits));
+    const auto zv = xsimd::batch<std::int32_t, Arch>(zero).data;
+    batch gacc[M];
+    for (auto& a : gacc) a = batch(0.0f);
+    std::int64_t c = c0;
+    for (; c + 16 <= c1; c += 16) {
+      const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+      for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i]);
+    }
+    if (c < c1) {  // K is a multiple of 8: the activations of the 8 lanes past it are zero
+      const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+      for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i]);
+    }
+    const batch s(scale_f32<Arch>(scales[g], Arch{}));
+    for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(gacc[i], s, acc[i]);
+    c0 = c1;
+  }
+}
+
 // Y[0, M)[n0, n1) for 2- or 4-bit codes on AVX-512, with no shuffling of codes: a
 // 64-byte block of a row's codes is 16 dwords, dword j holding the per_lane codes
 // of columns j*per_lane + [0, per_lane). Shifted right by Bits*i, lane j holds code
 // j*per_lane + i in its low bits, and vpermps, which reads only the low 4 bits of
-// each index, turns it into float(code) through a 16-entry table (for 2 bits the
-// two bits above the code are the next code's, so the table repeats 0..3). That is
-// one shift, one permute and M FMAs per 16 codes (the register decoders take 4-6
-// operations before their FMAs), against the activations in lane-major order
-// (lane_major_activations). The sums are the register GEMV's: a group's products
-// unscaled, then its scale once (a vector of per-lane scales where a block holds
-// several groups), the zero points folded out through the per-call group sums.
+// each index, looks it up in a 16-entry table (for 2 bits the two bits above the
+// code are the next code's, so the table repeats its 4 entries). That is one shift,
+// one permute and M FMAs per 16 codes (the register decoders take 4-6 operations
+// before their FMAs), against the activations in lane-major order
+// (lane_major_activations). Two ways to apply scales and zero points:
+// - a group spans whole blocks (group >= B, or one group per row): the table holds
+//   the group's dequantized values s * (code - z), built with one FMA per group, and
+//   the FMAs run on through the row with no per-group work;
+// - a block holds several groups (lane j in group (j * per_lane) / group): the table
+//   holds the codes (minus the fixed zero of a symmetric format); per block, its
+//   chains' sum times the lanes' scales, less the lanes' scale * zero times their
+//   activation sums (asymmetric).
+// Scales and zero points come 16 groups at a time as vectors (lane_group_terms).
 // Columns past the last whole block (K % B of them) take the register decoder.
 template <class Arch, class Format, int M>
 void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
-                          matrix_view<float> y, const activation_group_sums<Arch>& x_sums, std::int64_t n0,
-                          std::int64_t n1) {
+                          matrix_view<float> y, std::int64_t n0, std::int64_t n1) {
   using batch = fbatch<Arch>;
-  using reg = typename batch::register_type;
   constexpr int bits = Format::bits;
   static_assert(bits == 2 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
   constexpr int per_lane = 32 / bits;
   constexpr std::int64_t block_cols = 16 * per_lane;  // columns per 64-byte block: 128 (4 bits), 256 (2 bits)
   // Independent chains of FMAs per row of X: 4 cover the FMA latency at M = 1.
   constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;
-  const auto decode = make_decoder<bits>(Arch{});  // the columns past the whole blocks
+  constexpr bool lane_scales = Format::group_size != quant::per_channel && Format::group_size < block_cols;
   const std::int64_t k = w.cols();
   const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
-  const std::int64_t n_groups = w.layout.n_groups;
   const std::int64_t row_bytes = w.layout.code_row_bytes;
   const std::int64_t n_blocks = xl.cols / block_cols;
-  // A block holds several groups (a scale per lane) or lies in one; then the blocks
-  // of a group (all blocks, per channel) share one sum before the scale.
-  const bool lane_scales = group < block_cols;
-  const std::int64_t unit_blocks =
-      lane_scales ? 1 : Format::group_size == quant::per_channel ? std::max<std::int64_t>(n_blocks, 1) : group / block_cols;
-  const __m512 table = bits == 4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                                 : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
-  // Lane j of a block of several groups takes the scale of the block's group
-  // (j * per_lane) / group, of the B / group scales loaded (at most 8: 2 bits, g32).
-  alignas(64) std::int32_t lane_group[16];
-  for (int j = 0; j < 16; ++j) lane_group[j] = lane_scales ? static_cast<std::int32_t>(j * per_lane / group) : 0;
-  const __m512i scale_index = _mm512_load_si512(lane_group);
-  const __mmask32 scale_mask = lane_scales ? static_cast<__mmask32>((1u << (block_cols / group)) - 1) : 0;
-  const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;  // the tail decoder's zero: folded out below
+  const __m512 codes_table = bits == 4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                                       : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+  alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero (whole-block groups)
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
-    const f16* scales = w.scales + n * n_groups;          // [n_groups]
-    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    __m512 chain[M][U];
+    for (auto& a : chain)
+      for (auto& c : a) c = _mm512_setzero_ps();
     batch acc[M];
-    for (auto& a : acc) a = batch(0.0f);
-    for (std::int64_t b = 0; b < n_blocks; b += unit_blocks) {
-      const std::int64_t b1 = std::min(n_blocks, b + unit_blocks);
-      __m512 gacc[M][U];
-      for (auto& a : gacc)
-        for (auto& c : a) c = _mm512_setzero_ps();
-      for (std::int64_t bb = b; bb < b1; ++bb) {
-        const std::uint8_t* block = codes + bb * 64;  // [64]
-        __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes),
-                           0, 3);
-        const __m512i v = _mm512_loadu_si512(block);
-        const std::int64_t xc = bb * block_cols;
-        // Code i of every lane: shifted down by Bits * i (a shift by a register count, so
-        // that the loop needs no template recursion), through the table, into chain i % U.
-        // Fully unrolled, the shifts and chain indices are constants.
-        QMR_UNROLL_FULL
-        for (int c = 0; c < per_lane; ++c) {
-          const __m512 wv = _mm512_permutexvar_ps(_mm512_srl_epi32(v, _mm_cvtsi32_si128(bits * c)), table);
-          for (int i = 0; i < M; ++i)
-            gacc[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), gacc[i][c % U]);
+    if constexpr (!lane_scales) {
+      // Blocks per group; per channel, all of them. Groups of the whole blocks, 16 at a
+      // time: a group's table costs two broadcast loads and one FMA, table * s - s * z.
+      const std::int64_t unit_blocks = Format::group_size == quant::per_channel ? std::max<std::int64_t>(n_blocks, 1)
+                                                                                 : group / block_cols;
+      const std::int64_t main_groups = (n_blocks + unit_blocks - 1) / unit_blocks;
+      for (std::int64_t g0 = 0; g0 < main_groups; g0 += 16) {
+        const int count = static_cast<int>(std::min<std::int64_t>(16, main_groups - g0));
+        __m512 sv, szv;
+        lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
+        _mm512_store_ps(s_buf, sv);
+        _mm512_store_ps(sz_buf, szv);
+        for (int j = 0; j < count; ++j) {
+          const std::int64_t b = (g0 + j) * unit_blocks, b1 = std::min(n_blocks, b + unit_blocks);
+          const __m512 table = _mm512_fmsub_ps(codes_table, _mm512_set1_ps(s_buf[j]), _mm512_set1_ps(sz_buf[j]));
+          for (std::int64_t bb = b; bb < b1; ++bb) lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
         }
       }
-      __m512 s;
-      if (lane_scales) {
-        // (a 512-bit masked load: AVX-512BW without VL)
-        const __m512i h = _mm512_maskz_loadu_epi16(scale_mask, scales + b * block_cols / group);
-        s = _mm512_permutexvar_ps(scale_index, _mm512_cvtph_ps(_mm512_castsi512_si256(h)));
-      } else {
-        s = _mm512_set1_ps(scale_f32<Arch>(scales[b * block_cols / group], Arch{}));
-      }
       for (int i = 0; i < M; ++i) {
-        __m512 t = gacc[i][0];
-        for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, gacc[i][u]);
-        acc[i] = xsimd::fma(batch(t), batch(s), acc[i]);
+        __m512 t = chain[i][0];
+        for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, chain[i][u]);
+        acc[i] = batch(t);
       }
-    }
-    // Columns [n_blocks * B, K), group by group, 16 codes (and a last 8) at a time.
-    for (std::int64_t c0 = n_blocks * block_cols; c0 < k;) {
-      const std::int64_t g = c0 / group, c1 = std::min(k, (g + 1) * group);
-      batch gacc[M];
-      for (auto& a : gacc) a = batch(0.0f);
-      std::int64_t c = c0;
-      for (; c + 16 <= c1; c += 16) {
-        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-        for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i]);
+    } else {
+      // G = B / group groups per block (2..8), lane j in the block's group j / (16 / G);
+      // 16 / G blocks per chunk of 16 groups, the chunk's vectors permuted per block.
+      constexpr int G = static_cast<int>(block_cols / Format::group_size), blocks_per_chunk = 16 / G;
+      const __m512 table = Format::symmetric ? _mm512_sub_ps(codes_table, _mm512_set1_ps(static_cast<float>(Format::symmetric_zero)))
+                                             : codes_table;
+      __m512 corr[M];  // asymmetric: sum over lanes and blocks of scale * zero * the lane's activation sum
+      for (int i = 0; i < M; ++i) {
+        acc[i] = batch(0.0f);
+        corr[i] = _mm512_setzero_ps();
       }
-      if (c < c1) {  // K is a multiple of 8: the activations of the 8 lanes past it are zero
-        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-        for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i]);
+      for (std::int64_t b0 = 0; b0 < n_blocks; b0 += blocks_per_chunk) {
+        const std::int64_t b1 = std::min(n_blocks, b0 + blocks_per_chunk);
+        __m512 sv, szv;
+        lane_group_terms<Arch, Format>(w, n, b0 * G, static_cast<int>((b1 - b0) * G), sv, szv);
+        for (std::int64_t bb = b0; bb < b1; ++bb) {
+          lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
+          // lane j's group inside the chunk: (bb - b0) * G + j / (16 / G)
+          const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((bb - b0) * G)),
+                                                 _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                                   std::countr_zero(static_cast<unsigned>(16 / G))));
+          const __m512 s_lanes = _mm512_permutexvar_ps(index, sv);
+          for (int i = 0; i < M; ++i) {
+            __m512 t = chain[i][0];
+            chain[i][0] = _mm512_setzero_ps();
+            for (int u = 1; u < U; ++u) {
+              t = _mm512_add_ps(t, chain[i][u]);
+              chain[i][u] = _mm512_setzero_ps();
+            }
+            acc[i] = batch(_mm512_fmadd_ps(t, s_lanes, acc[i].data));
+          }
+          if constexpr (!Format::symmetric) {
+            const __m512 sz_lanes = _mm512_permutexvar_ps(index, szv);
+            for (int i = 0; i < M; ++i)
+              corr[i] = _mm512_fmadd_ps(sz_lanes, _mm512_loadu_ps(xl.lane_sums(i) + bb * 16), corr[i]);
+          }
+        }
       }
-      const batch s(scale_f32<Arch>(scales[g], Arch{}));
-      for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(gacc[i], s, acc[i]);
-      c0 = c1;
+      if constexpr (!Format::symmetric)
+        for (int i = 0; i < M; ++i) acc[i] = batch(_mm512_sub_ps(acc[i].data, corr[i]));
     }
-    float corr[M] = {};  // sum over groups of scale * zero * sum_g(x)
-    for (std::int64_t g = 0; g < n_groups; ++g) {
-      const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, bits));
-      const float scaled_zero = scale_f32<Arch>(scales[g], Arch{}) * static_cast<float>(zero);
-      for (int i = 0; i < M; ++i) corr[i] += scaled_zero * x_sums.row(i)[g];
-    }
-    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - corr[i];
+    lane_row_tail<Arch, Format, M>(w, x, n, n_blocks * block_cols, acc);
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
   }
 }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -505,8 +614,7 @@ inline constexpr bool lane_major_gemv = false;
 // Declared so that gemm() can name it (two-phase lookup); never called without AVX-512.
 template <class Arch, class Format, int M>
 void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
-                          matrix_view<float> y, const activation_group_sums<Arch>& x_sums, std::int64_t n0,
-                          std::int64_t n1);
+                          matrix_view<float> y, std::int64_t n0, std::int64_t n1);
 #endif
 
 // Row r, columns [c0, c1) of a dense W as f32, into out[c1 - c0].
@@ -755,14 +863,15 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   using sums_t = std::conditional_t<detail::register_decode(Arch{}), detail::activation_group_sums<Arch>, no_sums>;
   std::optional<sums_t> x_sums;
   const bool gemv = x.rows <= matmul_tiles<Arch>::gemv_max_m && x.rows > 0;
-  if constexpr (detail::register_decode(Arch{}))
-    if (gemv) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
-  // ... and the lane-major GEMV (2 and 4 bits on AVX-512) its activations reordered.
+  // The lane-major GEMV (2 and 4 bits on AVX-512) needs its activations reordered instead.
   constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2> || detail::lane_major_gemv<Arch, 4>;
+  const bool lanes = any_lanes && gemv && (w.spec.bits == 2 || w.spec.bits == 4);
+  if constexpr (detail::register_decode(Arch{}))
+    if (gemv && !lanes) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
   using lanes_t = std::conditional_t<any_lanes, detail::lane_major_activations, no_sums>;
   std::optional<lanes_t> x_lanes;
   if constexpr (any_lanes)
-    if (gemv && (w.spec.bits == 2 || w.spec.bits == 4)) x_lanes.emplace(x, w.spec.bits);
+    if (lanes) x_lanes.emplace(x, w.spec.bits);
   detail::run<Arch>(
       w.rows(), x, y, pool,
       [&](auto rows_c, std::int64_t n0, std::int64_t n1) {
@@ -771,7 +880,7 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
           quant::with_format(w.spec, [&](auto format) {
             using F = decltype(format);
             if constexpr (detail::lane_major_gemv<Arch, F::bits>)
-              detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, *x_sums, n0, n1);
+              detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, n0, n1);
             else
               detail::gemv_quantized_registers<Arch, F, m>(w, x, y, *x_sums, n0, n1);
           });
