@@ -122,15 +122,16 @@ TEST_CASE("SIMD quantized matmul equals the reference up to summation order, eve
 }
 
 // The lane-major GEMV (2 and 4 bits on AVX-512) reorders the activations once per
-// call, on the stack up to 16384 floats and on the heap above; it takes every M of
-// the GEMV (its FMA chains differ for M = 1, 2 and above), and K ends past its last
-// whole block (128 or 256 columns) or exactly on one.
-TEST_CASE("SIMD GEMV for 2- and 4-bit codes: every M, stack- and heap-sized activations", "[simd]") {
+// call, on the stack up to 16384 floats and on the heap above; it and the 3-bit table
+// GEMV take every M of the GEMV (their FMA chains differ for M = 1, 2 and above), K
+// ends past their last whole block (128 or 256 columns; 32 for 3 bits) or exactly on
+// one, and rows of more than 16 groups take their scales and zero points in two chunks.
+TEST_CASE("SIMD GEMV for 2-, 3- and 4-bit codes: every M, stack- and heap-sized activations", "[simd]") {
   const std::uint32_t seed = fresh_seed();
   INFO("seed " << seed);
   std::mt19937 rng(seed);
   constexpr std::int64_t n = 37;
-  for (const char* fmt : {"w4g128", "w4g32s", "w2g64", "w2g256s", "w4gc", "w2gc"}) {
+  for (const char* fmt : {"w4g128", "w4g32s", "w2g64", "w2g256s", "w4gc", "w2gc", "w3g128", "w3g32s", "w3g64", "w3gc"}) {
     const format_spec spec = parse_format(fmt);
     // 2304 columns at M = 8: 18432 reordered activations, past the 16384 on the stack.
     for (std::int64_t k : {std::int64_t{2304}, std::int64_t{spec.group == per_channel ? 2312 : 2560}}) {

@@ -43,7 +43,8 @@
 //   codes take the lane-major GEMV instead (gemv_quantized_lanes: a 64-byte block
 //   shifted and looked up with vpermps in a table that holds the group's
 //   dequantized values where a group spans whole blocks, the activations reordered
-//   once per call).
+//   once per call), and 3-bit codes the table GEMV in their own order (gemv_lanes3:
+//   a byte shuffle and a shift put each code in a lane, vpermps looks it up).
 // * GEMM (M > 8), BLIS-style and vectorized along N: nr weight rows × kc columns
 //   are decoded a row at a time (the GEMV's decoders) and transposed into a
 //   k-major f32 panel [kc, nr] on the stack; then, for every mr rows of X and each
@@ -396,6 +397,9 @@ struct lane_major_activations {
 // Whether Arch runs gemv_quantized_lanes for Bits-bit codes.
 template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 4);
+// Whether Arch runs gemv_lanes3 for 3-bit codes (the table lookup in the codes' own order).
+template <class Arch, int Bits>
+inline constexpr bool table_gemv3 = std::is_base_of_v<xsimd::avx512bw, Arch> && Bits == 3;
 
 // How far ahead of its decode the lane-major GEMV prefetches the codes it streams,
 // in bytes, one prefetch per 64-byte block: the distance the a8 GEMV measured best
@@ -405,13 +409,30 @@ inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch>
 // prefetch and 5.1-9.3 with prefetchnta (the a8 GEMV's hint, measured on Zen).
 inline constexpr std::uintptr_t lane_major_prefetch_bytes = 4096;
 
-// Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of 2- or
+// The byte shuffle and shifts that give lane j of a 512-bit register 3-bit code j of
+// 16 consecutive codes (48 bits from the start of each 128-bit lane): the dword at
+// byte (3j) / 8, shifted right by (3j) % 8.
+struct lanes3_controls {
+  alignas(64) std::int8_t bytes[64];
+  alignas(64) std::int32_t shifts[16];
+};
+constexpr lanes3_controls make_lanes3_controls() {
+  lanes3_controls c{};
+  for (int j = 0; j < 16; ++j) {
+    for (int b = 0; b < 4; ++b) c.bytes[4 * j + b] = static_cast<std::int8_t>((3 * j) / 8 + b);
+    c.shifts[j] = (3 * j) % 8;
+  }
+  return c;
+}
+inline constexpr lanes3_controls lanes3_ctrl = make_lanes3_controls();
+
+// Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of 2-, 3- or
 // 4-bit codes as f32, lanes past count zero: one masked load of the row's bytes,
 // never past its end, and no trip through memory (a vector load of scalar stores
 // would stall store forwarding once per row).
 template <int Bits>
 __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, std::int64_t g0, int count) {
-  static_assert(Bits == 2 || Bits == 4);
+  static_assert(Bits == 2 || Bits == 3 || Bits == 4);
   const std::int64_t byte = g0 * Bits / 8;
   const std::int64_t n = std::min<std::int64_t>((count * Bits + 7) / 8, zero_row_bytes - byte);  // bytes to read
   const __m128i raw = _mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64{1} << n) - 1, zeros + byte));
@@ -420,6 +441,9 @@ __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, 
     const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
     z = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
+  } else if constexpr (Bits == 3) {
+    const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), _mm512_load_si512(lanes3_ctrl.bytes));
+    z = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_load_si512(lanes3_ctrl.shifts)), _mm512_set1_epi32(7));
   } else {
     const __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     z = _mm512_and_si512(_mm512_srlv_epi32(_mm512_broadcastd_epi32(raw), shift), _mm512_set1_epi32(3));
@@ -605,12 +629,101 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
     for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
   }
 }
+
+// Y[0, M)[n0, n1) for 3-bit codes on AVX-512, in the codes' own order (no repacking,
+// no reordering of X): 32 codes are 12 bytes, loaded as 16 and broadcast to the four
+// 128-bit lanes; one byte shuffle per 16 codes gives lane j the dword that starts at
+// byte (3j) / 8 of its half, a per-lane shift by (3j) % 8 puts code j in its low 3
+// bits, and vpermps, which reads the low 4 bits, looks it up in a 16-entry table that
+// holds s * ((i & 7) - z) for the group (the fourth bit is the next code's: the table
+// repeats). That is a shuffle, a shift, a permute and M FMAs per 16 codes, against
+// the 5-6 operations of the register decoder and its per-group sums and zero-point
+// correction. Groups are at least 32 codes, so a step never straddles two. Columns
+// past the last whole 32 (K % 32 of them) take the register decoder.
+template <class Arch, class Format, int M>
+void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
+                 std::int64_t n1) {
+  using batch = fbatch<Arch>;
+  static_assert(Format::bits == 3, "gemv_lanes3 takes 3-bit codes");
+  static_assert(Format::group_size == quant::per_channel || Format::group_size % 32 == 0, "a 32-code step inside one group");
+  constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;  // independent FMA chains per row of X (4 cover the latency at M = 1)
+  constexpr std::int64_t step = 32;               // codes per 12-byte load
+  const std::int64_t k = w.cols();
+  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
+  const std::int64_t row_bytes = w.layout.code_row_bytes;
+  const std::int64_t steps = k / step;  // whole steps per row
+  // The first 16 codes through lanes3_ctrl; the second 16 start 6 bytes (48 bits) later.
+  const __m512i ctrl_lo = _mm512_load_si512(lanes3_ctrl.bytes);
+  const __m512i ctrl_hi = _mm512_add_epi8(ctrl_lo, _mm512_set1_epi8(6));
+  const __m512i shifts = _mm512_load_si512(lanes3_ctrl.shifts);
+  const __m512 codes_table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+  const std::int64_t steps_per_group = Format::group_size == quant::per_channel ? std::max<std::int64_t>(steps, 1) : group / step;
+  const std::int64_t main_groups = (steps + steps_per_group - 1) / steps_per_group;
+  alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
+    __m512 chain[M][U];
+    for (auto& a : chain)
+      for (auto& c : a) c = _mm512_setzero_ps();
+    for (std::int64_t g0 = 0; g0 < main_groups; g0 += 16) {
+      const int count = static_cast<int>(std::min<std::int64_t>(16, main_groups - g0));
+      __m512 sv, szv;
+      lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
+      _mm512_store_ps(s_buf, sv);
+      _mm512_store_ps(sz_buf, szv);
+      for (int j = 0; j < count; ++j) {
+        const std::int64_t t0 = (g0 + j) * steps_per_group, t1 = std::min(steps, t0 + steps_per_group);
+        const __m512 table = _mm512_fmsub_ps(codes_table, _mm512_set1_ps(s_buf[j]), _mm512_set1_ps(sz_buf[j]));
+        // One step: 32 codes into chains A and B (constants, so the chains stay in registers).
+        const auto one_step = [&](std::int64_t t, auto a_c, auto b_c) {
+          constexpr int A = decltype(a_c)::value % U, B = decltype(b_c)::value % U;
+          const std::int64_t byte = t * 12;
+          __m512i v;  // the 16 bytes in each 128-bit lane (a broadcast load)
+          if (byte + 16 <= row_bytes) {
+            v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + byte)));
+          } else {  // the row's last step: its 12 bytes only
+            alignas(16) std::uint8_t tail[16] = {};
+            std::memcpy(tail, codes + byte, 12);
+            v = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
+          }
+          const std::int64_t c = t * step;
+          const __m512 w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_lo), shifts), table);
+          const __m512 w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_hi), shifts), table);
+          for (int i = 0; i < M; ++i) {
+            chain[i][A] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x.row(i) + c), chain[i][A]);
+            chain[i][B] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x.row(i) + c + 16), chain[i][B]);
+          }
+        };
+        std::int64_t t = t0;
+        for (; t + 2 <= t1; t += 2) {
+          __builtin_prefetch(codes + t * 12 + lane_major_prefetch_bytes, 0, 3);  // (24 bytes a pair: every line)
+          one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+          one_step(t + 1, std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
+        }
+        if (t < t1) one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+      }
+    }
+    batch acc[M];
+    for (int i = 0; i < M; ++i) {
+      __m512 sum = chain[i][0];
+      for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, chain[i][u]);
+      acc[i] = batch(sum);
+    }
+    lane_row_tail<Arch, Format, M>(w, x, n, steps * step, acc);
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
+  }
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #else
 template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = false;
+template <class Arch, int Bits>
+inline constexpr bool table_gemv3 = false;
+template <class Arch, class Format, int M>
+void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
+                 std::int64_t n1);
 // Declared so that gemm() can name it (two-phase lookup); never called without AVX-512.
 template <class Arch, class Format, int M>
 void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
@@ -866,8 +979,10 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   // The lane-major GEMV (2 and 4 bits on AVX-512) needs its activations reordered instead.
   constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2> || detail::lane_major_gemv<Arch, 4>;
   const bool lanes = any_lanes && gemv && (w.spec.bits == 2 || w.spec.bits == 4);
+  // ... and the 3-bit table GEMV (AVX-512) neither.
+  const bool table3 = detail::table_gemv3<Arch, 3> && gemv && w.spec.bits == 3;
   if constexpr (detail::register_decode(Arch{}))
-    if (gemv && !lanes) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
+    if (gemv && !lanes && !table3) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
   using lanes_t = std::conditional_t<any_lanes, detail::lane_major_activations, no_sums>;
   std::optional<lanes_t> x_lanes;
   if constexpr (any_lanes)
@@ -881,6 +996,8 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
             using F = decltype(format);
             if constexpr (detail::lane_major_gemv<Arch, F::bits>)
               detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, n0, n1);
+            else if constexpr (detail::table_gemv3<Arch, F::bits>)
+              detail::gemv_lanes3<Arch, F, m>(w, x, y, n0, n1);
             else
               detail::gemv_quantized_registers<Arch, F, m>(w, x, y, *x_sums, n0, n1);
           });
