@@ -465,6 +465,24 @@ void lane_group_terms(const quant::qtensor_view& w, std::int64_t n, std::int64_t
   }
 }
 
+// Calls body(g, table) for groups [0, groups) of row n in order, table = the group's
+// dequantized lookup table codes_table * s - s * z, the terms taken 16 groups at a time
+// (lane_group_terms) and each table built with two broadcast loads and one FMA.
+template <class Arch, class Format, class Body>
+inline void for_each_group_table(const quant::qtensor_view& w, std::int64_t n, std::int64_t groups, __m512 codes_table,
+                                 Body&& body) {
+  alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero
+  for (std::int64_t g0 = 0; g0 < groups; g0 += 16) {
+    const int count = static_cast<int>(std::min<std::int64_t>(16, groups - g0));
+    __m512 sv, szv;
+    lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
+    _mm512_store_ps(s_buf, sv);
+    _mm512_store_ps(sz_buf, szv);
+    for (int j = 0; j < count; ++j)
+      body(g0 + j, _mm512_fmsub_ps(codes_table, _mm512_set1_ps(s_buf[j]), _mm512_set1_ps(sz_buf[j])));
+  }
+}
+
 // One 64-byte block of the lane-major GEMV: code i of every lane (the block's dwords
 // shifted down by Bits * i) through the 16-entry table into chain i % U of each row of
 // X. Fully unrolled, the shifts are immediates and the chain indices constants.
@@ -554,7 +572,6 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
   const std::int64_t n_blocks = xl.cols / block_cols;
   const __m512 codes_table = bits == 4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
                                        : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
-  alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero (whole-block groups)
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     __m512 chain[M][U];
@@ -562,23 +579,14 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       for (auto& c : a) c = _mm512_setzero_ps();
     batch acc[M];
     if constexpr (!lane_scales) {
-      // Blocks per group; per channel, all of them. Groups of the whole blocks, 16 at a
-      // time: a group's table costs two broadcast loads and one FMA, table * s - s * z.
+      // Blocks per group; per channel, all of them.
       const std::int64_t unit_blocks = Format::group_size == quant::per_channel ? std::max<std::int64_t>(n_blocks, 1)
                                                                                  : group / block_cols;
       const std::int64_t main_groups = (n_blocks + unit_blocks - 1) / unit_blocks;
-      for (std::int64_t g0 = 0; g0 < main_groups; g0 += 16) {
-        const int count = static_cast<int>(std::min<std::int64_t>(16, main_groups - g0));
-        __m512 sv, szv;
-        lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
-        _mm512_store_ps(s_buf, sv);
-        _mm512_store_ps(sz_buf, szv);
-        for (int j = 0; j < count; ++j) {
-          const std::int64_t b = (g0 + j) * unit_blocks, b1 = std::min(n_blocks, b + unit_blocks);
-          const __m512 table = _mm512_fmsub_ps(codes_table, _mm512_set1_ps(s_buf[j]), _mm512_set1_ps(sz_buf[j]));
-          for (std::int64_t bb = b; bb < b1; ++bb) lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
-        }
-      }
+      for_each_group_table<Arch, Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
+        const std::int64_t b = g * unit_blocks, b1 = std::min(n_blocks, b + unit_blocks);
+        for (std::int64_t bb = b; bb < b1; ++bb) lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
+      });
       for (int i = 0; i < M; ++i) {
         __m512 t = chain[i][0];
         for (int u = 1; u < U; ++u) t = _mm512_add_ps(t, chain[i][u]);
@@ -659,50 +667,41 @@ void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matri
   const __m512 codes_table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
   const std::int64_t steps_per_group = Format::group_size == quant::per_channel ? std::max<std::int64_t>(steps, 1) : group / step;
   const std::int64_t main_groups = (steps + steps_per_group - 1) / steps_per_group;
-  alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     __m512 chain[M][U];
     for (auto& a : chain)
       for (auto& c : a) c = _mm512_setzero_ps();
-    for (std::int64_t g0 = 0; g0 < main_groups; g0 += 16) {
-      const int count = static_cast<int>(std::min<std::int64_t>(16, main_groups - g0));
-      __m512 sv, szv;
-      lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
-      _mm512_store_ps(s_buf, sv);
-      _mm512_store_ps(sz_buf, szv);
-      for (int j = 0; j < count; ++j) {
-        const std::int64_t t0 = (g0 + j) * steps_per_group, t1 = std::min(steps, t0 + steps_per_group);
-        const __m512 table = _mm512_fmsub_ps(codes_table, _mm512_set1_ps(s_buf[j]), _mm512_set1_ps(sz_buf[j]));
-        // One step: 32 codes into chains A and B (constants, so the chains stay in registers).
-        const auto one_step = [&](std::int64_t t, auto a_c, auto b_c) {
-          constexpr int A = decltype(a_c)::value % U, B = decltype(b_c)::value % U;
-          const std::int64_t byte = t * 12;
-          __m512i v;  // the 16 bytes in each 128-bit lane (a broadcast load)
-          if (byte + 16 <= row_bytes) {
-            v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + byte)));
-          } else {  // the row's last step: its 12 bytes only
-            alignas(16) std::uint8_t tail[16] = {};
-            std::memcpy(tail, codes + byte, 12);
-            v = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
-          }
-          const std::int64_t c = t * step;
-          const __m512 w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_lo), shifts), table);
-          const __m512 w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_hi), shifts), table);
-          for (int i = 0; i < M; ++i) {
-            chain[i][A] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x.row(i) + c), chain[i][A]);
-            chain[i][B] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x.row(i) + c + 16), chain[i][B]);
-          }
-        };
-        std::int64_t t = t0;
-        for (; t + 2 <= t1; t += 2) {
-          __builtin_prefetch(codes + t * 12 + lane_major_prefetch_bytes, 0, 3);  // (24 bytes a pair: every line)
-          one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
-          one_step(t + 1, std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
+    for_each_group_table<Arch, Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
+      const std::int64_t t0 = g * steps_per_group, t1 = std::min(steps, t0 + steps_per_group);
+      // One step: 32 codes into chains A and B (constants, so the chains stay in registers).
+      const auto one_step = [&](std::int64_t t, auto a_c, auto b_c) {
+        constexpr int A = decltype(a_c)::value % U, B = decltype(b_c)::value % U;
+        const std::int64_t byte = t * 12;
+        __m512i v;  // the 16 bytes in each 128-bit lane (a broadcast load)
+        if (byte + 16 <= row_bytes) {
+          v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + byte)));
+        } else {  // the row's last step: its 12 bytes only
+          alignas(16) std::uint8_t tail[16] = {};
+          std::memcpy(tail, codes + byte, 12);
+          v = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
         }
-        if (t < t1) one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+        const std::int64_t c = t * step;
+        const __m512 w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_lo), shifts), table);
+        const __m512 w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_hi), shifts), table);
+        for (int i = 0; i < M; ++i) {
+          chain[i][A] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x.row(i) + c), chain[i][A]);
+          chain[i][B] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x.row(i) + c + 16), chain[i][B]);
+        }
+      };
+      std::int64_t t = t0;
+      for (; t + 2 <= t1; t += 2) {
+        __builtin_prefetch(codes + t * 12 + lane_major_prefetch_bytes, 0, 3);  // (24 bytes a pair: every line)
+        one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+        one_step(t + 1, std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
       }
-    }
+      if (t < t1) one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+    });
     batch acc[M];
     for (int i = 0; i < M; ++i) {
       __m512 sum = chain[i][0];
