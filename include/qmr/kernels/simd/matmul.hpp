@@ -453,7 +453,7 @@ __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, 
 
 // Scales and scale * zero of groups [g0, g0 + count) of a row (count <= 16) as f32,
 // one masked f16 load and one zero-point load (symmetric formats: their fixed zero).
-template <class Arch, class Format>
+template <class Format>
 void lane_group_terms(const quant::qtensor_view& w, std::int64_t n, std::int64_t g0, int count, __m512& s, __m512& sz) {
   const f16* scales = w.scales + n * w.layout.n_groups;  // [n_groups]
   s = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16(static_cast<__mmask32>((1u << count) - 1u), scales + g0)));
@@ -468,14 +468,14 @@ void lane_group_terms(const quant::qtensor_view& w, std::int64_t n, std::int64_t
 // Calls body(g, table) for groups [0, groups) of row n in order, table = the group's
 // dequantized lookup table codes_table * s - s * z, the terms taken 16 groups at a time
 // (lane_group_terms) and each table built with two broadcast loads and one FMA.
-template <class Arch, class Format, class Body>
+template <class Format, class Body>
 inline void for_each_group_table(const quant::qtensor_view& w, std::int64_t n, std::int64_t groups, __m512 codes_table,
                                  Body&& body) {
   alignas(64) float s_buf[16], sz_buf[16];  // [16]: a chunk's scales and scale * zero
   for (std::int64_t g0 = 0; g0 < groups; g0 += 16) {
     const int count = static_cast<int>(std::min<std::int64_t>(16, groups - g0));
     __m512 sv, szv;
-    lane_group_terms<Arch, Format>(w, n, g0, count, sv, szv);
+    lane_group_terms<Format>(w, n, g0, count, sv, szv);
     _mm512_store_ps(s_buf, sv);
     _mm512_store_ps(sz_buf, szv);
     for (int j = 0; j < count; ++j)
@@ -583,7 +583,7 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       const std::int64_t unit_blocks = Format::group_size == quant::per_channel ? std::max<std::int64_t>(n_blocks, 1)
                                                                                  : group / block_cols;
       const std::int64_t main_groups = (n_blocks + unit_blocks - 1) / unit_blocks;
-      for_each_group_table<Arch, Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
+      for_each_group_table<Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
         const std::int64_t b = g * unit_blocks, b1 = std::min(n_blocks, b + unit_blocks);
         for (std::int64_t bb = b; bb < b1; ++bb) lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
       });
@@ -598,6 +598,9 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       constexpr int G = static_cast<int>(block_cols / Format::group_size), blocks_per_chunk = 16 / G;
       const __m512 table = Format::symmetric ? _mm512_sub_ps(codes_table, _mm512_set1_ps(static_cast<float>(Format::symmetric_zero)))
                                              : codes_table;
+      // lane j's group within its block: j / (16 / G)
+      const __m512i lane_group = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                   std::countr_zero(static_cast<unsigned>(16 / G)));
       __m512 corr[M];  // asymmetric: sum over lanes and blocks of scale * zero * the lane's activation sum
       for (int i = 0; i < M; ++i) {
         acc[i] = batch(0.0f);
@@ -606,13 +609,11 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       for (std::int64_t b0 = 0; b0 < n_blocks; b0 += blocks_per_chunk) {
         const std::int64_t b1 = std::min(n_blocks, b0 + blocks_per_chunk);
         __m512 sv, szv;
-        lane_group_terms<Arch, Format>(w, n, b0 * G, static_cast<int>((b1 - b0) * G), sv, szv);
+        lane_group_terms<Format>(w, n, b0 * G, static_cast<int>((b1 - b0) * G), sv, szv);
         for (std::int64_t bb = b0; bb < b1; ++bb) {
           lane_block<bits, M, U>(codes + bb * 64, xl, bb * block_cols, table, chain);
           // lane j's group inside the chunk: (bb - b0) * G + j / (16 / G)
-          const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((bb - b0) * G)),
-                                                 _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                                   std::countr_zero(static_cast<unsigned>(16 / G))));
+          const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>((bb - b0) * G)), lane_group);
           const __m512 s_lanes = _mm512_permutexvar_ps(index, sv);
           for (int i = 0; i < M; ++i) {
             __m512 t = chain[i][0];
@@ -672,7 +673,7 @@ void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matri
     __m512 chain[M][U];
     for (auto& a : chain)
       for (auto& c : a) c = _mm512_setzero_ps();
-    for_each_group_table<Arch, Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
+    for_each_group_table<Format>(w, n, main_groups, codes_table, [&](std::int64_t g, __m512 table) {
       const std::int64_t t0 = g * steps_per_group, t1 = std::min(steps, t0 + steps_per_group);
       // One step: 32 codes into chains A and B (constants, so the chains stay in registers).
       const auto one_step = [&](std::int64_t t, auto a_c, auto b_c) {
@@ -978,7 +979,7 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   // The lane-major GEMV (2 and 4 bits on AVX-512) needs its activations reordered instead.
   constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2> || detail::lane_major_gemv<Arch, 4>;
   const bool lanes = any_lanes && gemv && (w.spec.bits == 2 || w.spec.bits == 4);
-  // ... and the 3-bit table GEMV (AVX-512) neither.
+  // The 3-bit table GEMV (AVX-512) needs neither.
   const bool table3 = detail::table_gemv3<Arch, 3> && gemv && w.spec.bits == 3;
   if constexpr (detail::register_decode(Arch{}))
     if (gemv && !lanes && !table3) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
