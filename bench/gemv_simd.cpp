@@ -41,12 +41,18 @@ int main(int argc, char** argv) {
   int rotate_mb = 1024;
   std::string acts = "f32";
   double seconds = 0.15;  // per measurement: keeps the default run (8 shapes x 7 formats x 2 thread counts) near a minute
+  // Paired rounds per GEMV (a probe, then a pass over every copy; time_paired): 5 passes
+  // of >= 1 GB and 5 probes of 512 MB take ~0.8 s at the Xeon VM's 10-20 GB/s.
+  int rounds = 5;
   app.add_option("--shapes", shapes, "GEMV shapes NxK (output rows x input columns)")->capture_default_str();
   app.add_option("--formats", formats, "GEMV weight formats, bf16 or qmr specs")->capture_default_str();
   app.add_option("--threads", thread_list, "thread counts")->capture_default_str();
   app.add_option("--rotate-mb", rotate_mb, "GEMV rotates through copies of each matrix totalling at least this")
       ->capture_default_str();
   app.add_option("--seconds", seconds, "minimum time per measurement")->capture_default_str();
+  app.add_option("--rounds", rounds, "GEMV: paired rounds (a bandwidth probe, then one pass over the copies); 0 skips them")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--gemm-batches", gemm_batches, "GEMM batch sizes (rows of X); empty skips GEMM")->capture_default_str();
   app.add_option("--gemm-shape", gemm_shape, "GEMM weight shape NxK")->capture_default_str();
   app.add_option("--gemm-formats", gemm_formats, "GEMM weight formats")->capture_default_str();
@@ -76,11 +82,14 @@ int main(int argc, char** argv) {
     }
 
     std::mt19937_64 rng(1);
-    std::printf("\nGEMV, batch 1, rotating through >= %d MB of copies per matrix: weight bytes per second\n\n", rotate_mb);
+    const aligned_buffer<float> probe = bench::bandwidth_buffer(rounds > 0 ? bench::gemv_probe_bytes : 0);
+    std::printf("\nGEMV, batch 1, rotating through >= %d MB of copies per matrix: weight bytes per second; "
+                "paired: median over %d rounds of a pass's GB/s over a bandwidth probe taken just before it\n\n",
+                rotate_mb, rounds);
     std::printf("| shape NxK | format | act | MB/matrix | copies |");
-    for (const auto& l : machine) std::printf(" %dT GB/s | %dT of read bw |", l.threads, l.threads);
+    for (const auto& l : machine) std::printf(" %dT GB/s | %dT of read bw | %dT paired |", l.threads, l.threads, l.threads);
     std::printf("\n|---|---|---|---|---|");
-    for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|");
+    for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|---|");
     std::printf("\n");
     for (const std::string& shape_text : split(shapes)) {
       const auto [n, k] = parse_shape(shape_text);
@@ -101,6 +110,14 @@ int main(int argc, char** argv) {
             });
             const double gbps = static_cast<double>(copies[0].bytes()) / s;
             std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
+            if (rounds > 0) {
+              const bench::paired_gemv p = bench::time_paired(
+                  pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), rounds,
+                  [&](std::size_t i) { copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8); });
+              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.read_bps / 1e9);
+            } else {
+              std::printf(" - |");
+            }
           }
           std::printf("\n");
           std::fflush(stdout);

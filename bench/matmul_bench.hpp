@@ -11,6 +11,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "bandwidth.hpp"
+#include "median.hpp"
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/core/error.hpp"
 #include "qmr/core/tensor.hpp"
@@ -125,6 +127,42 @@ double time_calls(std::size_t copies, double min_seconds, F&& fn) {
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } while (elapsed < min_seconds || calls < copies);
   return elapsed / static_cast<double>(calls);
+}
+
+// The GEMV's bandwidth probe, one sum over it before each paired pass: 512 MB, as
+// read_bandwidth's default (the 2-vCPU Xeon VM's L3 is 105 MB; a probe near that size
+// would be partly served from it).
+inline constexpr std::size_t gemv_probe_bytes = std::size_t{512} << 20;
+
+// A GEMV's fraction of read bandwidth, paired: `rounds` times, one bandwidth probe
+// (a sum over `probe`) and right after it one pass of fn(i) over every copy, the
+// fraction of that round = weight bytes per second of the pass / the probe's bytes
+// per second; medians over the rounds. On a shared host the bandwidth drifts within
+// a run (the 2-vCPU Xeon VM measured 10-20 GB/s on 2 threads minutes apart), so a
+// bound taken once at the start misstates a later kernel's fraction by as much; a
+// probe taken within a second of the pass shares its phase. A round that a
+// descheduled vCPU stalls moves a median little.
+struct paired_gemv {
+  double fraction;      // median over rounds of the pass's bytes/s over its probe's
+  double read_bps;      // median probe, bytes/s
+  double seconds;       // median seconds per call
+};
+template <class F>
+paired_gemv time_paired(thread_pool& pool, const aligned_buffer<float>& probe, std::size_t copies,
+                        double bytes_per_call, int rounds, F&& fn) {
+  for (std::size_t i = 0; i < copies; ++i) fn(i);  // warm-up: page faults, the pool's threads
+  std::vector<double> fractions, probes, times;     // [rounds] each
+  for (int r = 0; r < rounds; ++r) {
+    const double bw = read_bandwidth(pool, probe, 1);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < copies; ++i) fn(i);
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                     static_cast<double>(copies);
+    fractions.push_back(bytes_per_call / t / bw);
+    probes.push_back(bw);
+    times.push_back(t);
+  }
+  return {median(fractions), median(probes), median(times)};
 }
 
 }  // namespace qmr::bench

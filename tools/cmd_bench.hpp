@@ -15,7 +15,10 @@
 // k, batch, threads, seconds (per call or per token), gbps (weight bytes per second),
 // bound_gbps (measured read bandwidth), fraction (of the bound: bandwidth for gemv and
 // decode, FMA peak for gemm), and for gemm gflops and peak_gflops, for decode
-// tokens_per_s, bound_tokens_per_s and bytes_per_token.
+// tokens_per_s, bound_tokens_per_s and bytes_per_token. CPU gemv records add
+// paired_fraction, paired_read_gbps and paired_median_seconds (--rounds rounds of a
+// bandwidth probe followed by one pass over the copies; bench::time_paired), the
+// fraction that holds on a host whose bandwidth drifts during the run.
 //
 // --device cuda (gemv and decode): qmr::cuda::gemv with f16 activations on rotated
 // DRAM-resident weights (any batch: past gemv_traits::max_batch in chunks), and greedy decode of a
@@ -67,6 +70,7 @@ struct bench_args {
   bool lanes = false;      // cuda gemv: the lane-layout kernel instead of the tensor-core one
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
+  int rounds = 5;          // cpu gemv: paired rounds (bench::time_paired; ~0.8 s at 10-20 GB/s)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
   int prefill = 16, decode = 16, layers = 24;
 };
@@ -85,6 +89,8 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--json", a.json, "also write one JSON record per measurement to this file (JSON Lines)");
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--rotate-mb", a.rotate_mb, "gemv: rotate through copies of each matrix totalling at least this")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--rounds", a.rounds, "cpu gemv: paired rounds (a bandwidth probe, then one pass over the copies)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--work", a.work, "decode: where the random checkpoints are written (reused when present)")
       ->capture_default_str();
@@ -181,12 +187,14 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
   const std::vector<std::int64_t> batches = parse_batches(a.batch, default_batch(a));
   const std::vector<bool> acts = parse_acts(a.act);
   std::mt19937_64 rng(1);
+  const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(gemm ? 0 : qmr::bench::gemv_probe_bytes);
   if (gemm) {
     std::printf("| kernel | quant | act | shape NxK | batch | threads | ms/call | GFLOP/s | peak GFLOP/s | of peak | weight GB/s |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   } else {
-    std::printf("| kernel | quant | act | shape NxK | batch | threads | copies | ms/call | GB/s | read GB/s | of read bw |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| kernel | quant | act | shape NxK | batch | threads | copies | ms/call | GB/s | read GB/s | of read bw | "
+                "paired (of probe GB/s) |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   for (const std::string& shape_text : qmr::bench::split(a.shape)) {
     const auto [n, k] = qmr::bench::parse_shape(shape_text);
@@ -224,9 +232,15 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
                           l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps);
             } else {
               r["fraction"] = gbps / bound;
-              std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% |\n", f.c_str(),
-                          a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, copies.size(),
-                          s * 1e3, gbps, bound, 100.0 * gbps / bound);
+              const qmr::bench::paired_gemv p = qmr::bench::time_paired(
+                  pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), a.rounds,
+                  [&](std::size_t i) { copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
+              r["paired_fraction"] = p.fraction;
+              r["paired_read_gbps"] = p.read_bps / 1e9;
+              r["paired_median_seconds"] = p.seconds;
+              std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% | %.0f%% (of %.2f) |\n",
+                          f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
+                          copies.size(), s * 1e3, gbps, bound, 100.0 * gbps / bound, 100.0 * p.fraction, p.read_bps / 1e9);
             }
             std::fflush(stdout);
             json.write(r);
