@@ -359,10 +359,17 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // (-6% to +4%).
 inline constexpr std::uintptr_t a8_prefetch_bytes = 4096;
 
-// Prefetches the cache line a8_prefetch_bytes past p. Prefetches never fault, and the
-// address goes through an integer: past the end of the codes it is no pointer at all.
+// Prefetches the cache line a8_prefetch_bytes past p, into every cache level
+// (prefetcht0, as the f32 lane-major GEMV does). On the 2-vCPU Xeon VM (8192 x 8192, 2
+// threads, alternating runs of paired fractions, bench::time_paired), prefetchnta ->
+// prefetcht0 moved w4g128 from 83-85% to 89-94% of read bandwidth, w2g64 77-82% ->
+// 79-86%, w3g128 68-79% -> 78-81% (three rounds), w8g128 82-91% -> 100-104% and
+// w6g128 89-90% -> 94% (two rounds, -O2); the Zen 5 runs that chose
+// the distance used prefetchnta and never compared the hint. Prefetches never fault,
+// and the address goes through an integer: past the end of the codes it is no
+// pointer at all.
 inline void a8_prefetch(const std::uint8_t* p) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + a8_prefetch_bytes), 0, 0);
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + a8_prefetch_bytes), 0, 3);
 }
 
 // Columns [0, result) of a row of k columns and row_bytes code bytes whose steps
