@@ -12,6 +12,8 @@
 
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/core/thread_pool.hpp"
+#include "qmr/kernels/simd/dispatch.hpp"
+#include "fma_peak.hpp"
 
 namespace qmr::bench {
 
@@ -35,6 +37,7 @@ inline double read_bandwidth(thread_pool& pool, const aligned_buffer<float>& dat
   std::vector<double> partial(static_cast<std::size_t>(pool.size()) * 64 * 16);
   double best = 0;
   volatile double sink = 0;
+  auto sum = xsimd::dispatch<simd::dispatch_archs>(read_sum_fn{});  // (its call operator is not const)
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     // Many chunks, not one per thread: with one each, the caller can claim both
@@ -44,21 +47,7 @@ inline double read_bandwidth(thread_pool& pool, const aligned_buffer<float>& dat
       for (std::int64_t c = c0; c < c1; ++c) {
         const std::size_t lo = n * static_cast<std::size_t>(c) / static_cast<std::size_t>(chunks);
         const std::size_t hi = n * static_cast<std::size_t>(c + 1) / static_cast<std::size_t>(chunks);
-        // Eight independent vector accumulators (xsimd's default arch: SSE2 in a
-        // baseline build): the scalar loop this replaces added one float at a time
-        // and measured its own add throughput, 21-23 GB/s on one Zen 5 core whose
-        // DRAM streams 28 GB/s.
-        using batch = xsimd::batch<float>;
-        constexpr std::size_t step = 8 * batch::size;
-        batch acc[8];
-        for (auto& a : acc) a = batch(0.0f);
-        std::size_t i = lo;
-        for (; i + step <= hi; i += step)
-          for (std::size_t k = 0; k < 8; ++k) acc[k] += batch::load_unaligned(data.data() + i + k * batch::size);
-        double s = 0;
-        for (; i < hi; ++i) s += data[i];
-        for (const auto& a : acc) s += xsimd::hadd(a);
-        partial[static_cast<std::size_t>(c) * 16] = s;  // 16 doubles apart: no false sharing
+        partial[static_cast<std::size_t>(c) * 16] = sum(data.data() + lo, hi - lo);  // 16 doubles apart: no false sharing
       }
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -67,7 +56,6 @@ inline double read_bandwidth(thread_pool& pool, const aligned_buffer<float>& dat
   }
   return best;
 }
-
 // A buffer of `bytes` for read_bandwidth, written once (its pages mapped).
 inline aligned_buffer<float> bandwidth_buffer(std::size_t bytes) {
   aligned_buffer<float> data(bytes / sizeof(float));
