@@ -27,7 +27,22 @@ struct options {
   bool quick = false;           // fewer shapes and runs: a smoke test
   bool lanes = false;           // also the lane-layout kernel against the tensor-core one (the formats it takes)
   bool lanes_only = false;      // only that comparison (no per-bit-width table, no cuBLAS)
+  // Filters of the per-bit-width table (empty: the defaults), e.g. one case for a profiler.
+  std::vector<std::pair<std::int64_t, std::int64_t>> shapes;
+  std::vector<int> batches, bit_widths;
 };
+
+// "a,b,c" -> its comma-separated items.
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const std::size_t end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
 
 options parse(int argc, char** argv) {
   options o;
@@ -43,8 +58,19 @@ options parse(int argc, char** argv) {
     else if (a == "--quick") o.quick = true;
     else if (a == "--lanes") o.lanes = true;
     else if (a == "--lanes-only") o.lanes = o.lanes_only = true;
-    else if (a == "--help" || a == "-h") {
-      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]");
+    else if (a == "--shapes") {
+      for (const std::string& t : split_list(value())) {
+        const std::size_t x = t.find('x');
+        if (x == std::string::npos) throw qmr::error("--shapes: '" + t + "' is not ROWSxCOLS");
+        o.shapes.push_back({std::stoll(t.substr(0, x)), std::stoll(t.substr(x + 1))});
+      }
+    } else if (a == "--batches") {
+      for (const std::string& t : split_list(value())) o.batches.push_back(std::stoi(t));
+    } else if (a == "--bits") {
+      for (const std::string& t : split_list(value())) o.bit_widths.push_back(std::stoi(t));
+    } else if (a == "--help" || a == "-h") {
+      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]\n"
+                "          [--shapes RxC,...] [--batches M,...] [--bits B,...]  (filters of the per-bit-width table)");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
   }
@@ -90,6 +116,9 @@ int main(int argc, char** argv) {
       runs = 50;
       rotate = 2.5e8;
     }
+    if (!opt.shapes.empty()) shapes = opt.shapes;
+    if (!opt.batches.empty()) batches = opt.batches;
+    if (!opt.bit_widths.empty()) bit_widths = opt.bit_widths;
 
     std::vector<record> records;
     {
