@@ -27,7 +27,7 @@ struct options {
   bool quick = false;           // fewer shapes and runs: a smoke test
   bool lanes = false;           // also the lane-layout kernel against the tensor-core one (the formats it takes)
   bool lanes_only = false;      // only that comparison (no per-bit-width table, no cuBLAS)
-  // Filters of the per-bit-width table (empty: the defaults), e.g. one case for a profiler.
+  // Filters of the per-bit-width and lane tables (empty: the defaults), e.g. one case for a profiler.
   std::vector<std::pair<std::int64_t, std::int64_t>> shapes;
   std::vector<int> batches, bit_widths;
 };
@@ -70,7 +70,7 @@ options parse(int argc, char** argv) {
       for (const std::string& t : split_list(value())) o.bit_widths.push_back(std::stoi(t));
     } else if (a == "--help" || a == "-h") {
       std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]\n"
-                "          [--shapes RxC,...] [--batches M,...] [--bits B,...]  (filters of the per-bit-width table)");
+                "          [--shapes RxC,...] [--batches M,...] [--bits B,...]  (filters of both tables)");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
   }
@@ -165,7 +165,9 @@ int main(int argc, char** argv) {
         std::vector<std::pair<std::int64_t, std::int64_t>> lane_shapes = {
             {8192, 8192}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
         if (opt.quick) lane_shapes = {{8192, 8192}, {896, 4864}};
-        const std::vector<int> lane_batches = {1, 4, 8};
+        if (!opt.shapes.empty()) lane_shapes = opt.shapes;
+        std::vector<int> lane_batches = {1, 4, 8};
+        if (!opt.batches.empty()) lane_batches = opt.batches;
         constexpr int b2b = gpu::back_to_back_calls;
         struct b2b_row {
           std::string kernel, format;
@@ -181,6 +183,8 @@ int main(int argc, char** argv) {
                 quant::format_spec::quantized(3, 128, true), quant::format_spec::quantized(4, 128, true),
                 quant::format_spec::quantized(8, 128, true), quant::format_spec::quantized(4, 128, false),
                 quant::format_spec::quantized(8, 128, false)}) {
+            if (!opt.bit_widths.empty() && std::find(opt.bit_widths.begin(), opt.bit_widths.end(), spec.bits) == opt.bit_widths.end())
+              continue;
             const auto tc = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, false, b2b);
             const auto ln = gpu::time_qmr_gemv(spec, rows, cols, lane_batches, runs, rotate, io, stream, true, b2b);
             for (std::size_t b = 0; b < lane_batches.size(); ++b)
