@@ -128,10 +128,12 @@ int main(int argc, char** argv) {
     if (!split(gemm_batches).empty()) {
       const auto [n, k] = parse_shape(gemm_shape);
       std::printf("\nGEMM %s (one matrix, cache-warm panels): GFLOP/s and fraction of the FMA peak\n\n", gemm_shape.c_str());
+      std::printf("paired: median over %d rounds of a call's GFLOP/s over an FMA-peak probe (0.05 s) taken just before it\n\n",
+                  std::max(rounds, 1));
       std::printf("| format | act | batch |");
-      for (const auto& l : machine) std::printf(" %dT GFLOP/s | %dT of peak |", l.threads, l.threads);
+      for (const auto& l : machine) std::printf(" %dT GFLOP/s | %dT of peak | %dT paired |", l.threads, l.threads, l.threads);
       std::printf("\n|---|---|---|");
-      for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|");
+      for (std::size_t i = 0; i < machine.size(); ++i) std::printf("---|---|---|");
       std::printf("\n");
       for (const std::string& f : split(gemm_formats)) {
         const matrix_copy w(quant::parse_format(f), n, k, rng);
@@ -147,6 +149,10 @@ int main(int argc, char** argv) {
                   time_calls(1, seconds, [&](std::size_t) { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
               const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / s;
               std::printf(" %.1f | %.0f%% |", flops / 1e9, 100.0 * flops / l.peak);
+              const bench::paired_gemm p = bench::time_paired_gemm(
+                  pool, flops * s, std::max(rounds, 1), 0.05,
+                  [&] { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
+              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.peak_flops / 1e9);
             }
             std::printf("\n");
             std::fflush(stdout);

@@ -12,6 +12,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "bandwidth.hpp"
+#include "fma_peak.hpp"
 #include "median.hpp"
 #include "qmr/core/aligned_buffer.hpp"
 #include "qmr/core/error.hpp"
@@ -160,6 +161,32 @@ paired_gemv time_paired(thread_pool& pool, const aligned_buffer<float>& probe, s
                      static_cast<double>(copies);
     fractions.push_back(bytes_per_call / t / bw);
     probes.push_back(bw);
+    times.push_back(t);
+  }
+  return {median(fractions), median(probes), median(times)};
+}
+
+// A GEMM's fraction of the f32 FMA peak, paired as time_paired pairs the GEMV: `rounds`
+// times, a short FMA-peak probe (fma_peak_fn over `probe_seconds`) and right after it one
+// call of fn(); medians over the rounds. The Xeon VM's 1-thread peak drifted between 85
+// and 143 GFLOP/s within a session, and one GEMM configuration read 39-58% of a peak
+// taken once at the start, in three runs minutes apart.
+struct paired_gemm {
+  double fraction;    // median over rounds of the call's FLOP/s over its probe's
+  double peak_flops;  // median probe, FLOP/s
+  double seconds;     // median seconds per call
+};
+template <class F>
+paired_gemm time_paired_gemm(thread_pool& pool, double flops_per_call, int rounds, double probe_seconds, F&& fn) {
+  fn();  // warm-up: the pool's threads, the output's pages
+  std::vector<double> fractions, probes, times;  // [rounds] each
+  for (int r = 0; r < rounds; ++r) {
+    const double peak = xsimd::dispatch<simd::dispatch_archs>(fma_peak_fn{})(pool, probe_seconds);
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fractions.push_back(flops_per_call / t / peak);
+    probes.push_back(peak);
     times.push_back(t);
   }
   return {median(fractions), median(probes), median(times)};

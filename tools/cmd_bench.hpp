@@ -18,7 +18,9 @@
 // tokens_per_s, bound_tokens_per_s and bytes_per_token. CPU gemv records add
 // paired_fraction, paired_read_gbps and paired_median_seconds (--rounds rounds of a
 // bandwidth probe followed by one pass over the copies; bench::time_paired), the
-// fraction that holds on a host whose bandwidth drifts during the run.
+// fraction that holds on a host whose bandwidth drifts during the run; gemm records
+// add paired_fraction, paired_peak_gflops and paired_median_seconds the same way (an
+// FMA-peak probe of 0.05 s before each call; bench::time_paired_gemm).
 //
 // --device cuda (gemv and decode): qmr::cuda::gemv with f16 activations on rotated
 // DRAM-resident weights (any batch: past gemv_traits::max_batch in chunks), and greedy decode of a
@@ -70,7 +72,7 @@ struct bench_args {
   bool lanes = false;      // cuda gemv: the lane-layout kernel instead of the tensor-core one
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
-  int rounds = 5;          // cpu gemv: paired rounds (bench::time_paired; ~0.8 s at 10-20 GB/s)
+  int rounds = 5;          // cpu gemv and gemm: paired rounds (bench::time_paired, time_paired_gemm)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
   int prefill = 16, decode = 16, layers = 24;
 };
@@ -90,7 +92,7 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--rotate-mb", a.rotate_mb, "gemv: rotate through copies of each matrix totalling at least this")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--rounds", a.rounds, "cpu gemv: paired rounds (a bandwidth probe, then one pass over the copies)")
+  cmd->add_option("--rounds", a.rounds, "cpu gemv and gemm: paired rounds (a bandwidth or FMA-peak probe, then one pass over the copies or one call)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--work", a.work, "decode: where the random checkpoints are written (reused when present)")
       ->capture_default_str();
@@ -189,8 +191,9 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
   std::mt19937_64 rng(1);
   const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(gemm ? 0 : qmr::bench::gemv_probe_bytes);
   if (gemm) {
-    std::printf("| kernel | quant | act | shape NxK | batch | threads | ms/call | GFLOP/s | peak GFLOP/s | of peak | weight GB/s |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("| kernel | quant | act | shape NxK | batch | threads | ms/call | GFLOP/s | peak GFLOP/s | of peak | weight GB/s | "
+                "paired (of probe GFLOP/s) |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   } else {
     std::printf("| kernel | quant | act | shape NxK | batch | threads | copies | ms/call | GB/s | read GB/s | of read bw | "
                 "paired (of probe GB/s) |\n");
@@ -227,9 +230,16 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
               r["gflops"] = gflops;
               r["peak_gflops"] = l.peak_flops / 1e9;
               r["fraction"] = gflops / (l.peak_flops / 1e9);
-              std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f |\n", f.c_str(),
-                          a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads, s * 1e3, gflops,
-                          l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps);
+              const qmr::bench::paired_gemm p = qmr::bench::time_paired_gemm(
+                  pool, gflops * 1e9 * s, a.rounds, 0.05,
+                  [&] { copies[0].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
+              r["paired_fraction"] = p.fraction;
+              r["paired_peak_gflops"] = p.peak_flops / 1e9;
+              r["paired_median_seconds"] = p.seconds;
+              std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f | %.0f%% (of %.1f) |\n",
+                          f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
+                          s * 1e3, gflops, l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps,
+                          100.0 * p.fraction, p.peak_flops / 1e9);
             } else {
               r["fraction"] = gbps / bound;
               const qmr::bench::paired_gemv p = qmr::bench::time_paired(

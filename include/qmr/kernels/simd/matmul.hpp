@@ -831,13 +831,50 @@ inline void transpose_block(const float* rows, std::int64_t row_stride, float* o
 #endif
 #endif
 
+// X packed for the GEMM's register tile, once per call: for each kc-column slice s
+// and each block b of mr rows, a [kc][mr] array (k-major) at (s * blocks + b) * kc *
+// mr, holding X(b * mr + i, s * kc + k) at k * mr + i, rows past M repeating the last
+// row. The tile's mr broadcasts of column k then read one contiguous 32-byte run
+// (AVX-512), where X's own rows, K floats apart, put all mr of them in one L1 set
+// whenever K * 4 bytes is a multiple of 4 KB (K = 4096: 8 lines of a 12-way set, beside
+// the panel's). Allocated once per call (M x K floats, rounded up to whole blocks):
+// the GEMM serves prefill (M > 8), whose call does M x N x K multiply-adds per float
+// of it; the decode GEMV never packs.
+template <class Arch>
+struct packed_x {
+  static constexpr int mr = matmul_tiles<Arch>::mr;
+  static constexpr std::int64_t kc = matmul_tiles<Arch>::kc;
+  std::int64_t blocks = 0, slices = 0;
+  aligned_buffer<float> data;  // [slices][blocks][kc][mr]
+  packed_x(matrix_view<const float> x, thread_pool* pool)
+      : blocks((x.rows + mr - 1) / mr), slices((x.cols + kc - 1) / kc),
+        data(static_cast<std::size_t>(blocks * slices * kc * mr)) {
+    const auto pack = [&](std::int64_t b0, std::int64_t b1) {
+      for (std::int64_t b = b0; b < b1; ++b) {
+        const float* rows[mr];  // [mr] X rows of block b, the last real row repeated
+        for (int i = 0; i < mr; ++i) rows[i] = x.row(std::min<std::int64_t>(b * mr + i, x.rows - 1));
+        for (std::int64_t s = 0; s < slices; ++s) {
+          float* out = slice(s, b);  // [kc][mr]
+          const std::int64_t k0 = s * kc, kl = std::min(kc, x.cols - k0);
+          for (std::int64_t k = 0; k < kl; ++k)
+            for (int i = 0; i < mr; ++i) out[k * mr + i] = rows[i][k0 + k];
+        }
+      }
+    };
+    if (pool && pool->size() > 1) pool->parallel_for(0, blocks, 1, pack);
+    else pack(0, blocks);
+  }
+  const float* slice(std::int64_t s, std::int64_t b) const { return data.data() + (s * blocks + b) * kc * mr; }
+  float* slice(std::int64_t s, std::int64_t b) { return data.data() + (s * blocks + b) * kc * mr; }
+};
+
 // Y[m0, m0 + MR)[n0, n0 + NR) (+)= X[., kc0 + [0, kl)) · panel, the register tile:
 // per column k, NR / lanes weight vectors from the k-major panel meet MR broadcast
-// activations in MR × (NR / lanes) FMAs. xr[i] points at X row m0 + i, column kc0
-// (rows past M repeat the last row; only `m_rows` rows are stored). The panel's
-// columns past `cols` are zero and are not stored; `first` says store or add.
+// activations in MR × (NR / lanes) FMAs. xp: the block's packed activations [kl][MR]
+// (packed_x; rows past M repeat the last row; only `m_rows` rows are stored). The
+// panel's columns past `cols` are zero and are not stored; `first` says store or add.
 template <class Arch>
-void micro_tile(const float* panel, std::int64_t kl, const float* const* xr, matrix_view<float> y, std::int64_t m0,
+void micro_tile(const float* panel, std::int64_t kl, const float* xp, matrix_view<float> y, std::int64_t m0,
                 int m_rows, std::int64_t n0, int cols, bool first) {
   using tiles = matmul_tiles<Arch>;
   using batch = fbatch<Arch>;
@@ -848,10 +885,11 @@ void micro_tile(const float* panel, std::int64_t kl, const float* const* xr, mat
     for (auto& b : a) b = batch(0.0f);
   for (std::int64_t k = 0; k < kl; ++k) {
     const float* wk = panel + k * NR;  // [NR] weights of column k
+    const float* xk = xp + k * MR;     // [MR] activations of column k
     batch wv[NV];
     for (int v = 0; v < NV; ++v) wv[v] = batch::load_aligned(wk + v * lanes);
     for (int i = 0; i < MR; ++i) {
-      const batch xv(xr[i][k]);
+      const batch xv(xk[i]);
       for (int v = 0; v < NV; ++v) acc[i][v] = xsimd::fma(wv[v], xv, acc[i][v]);
     }
   }
@@ -874,17 +912,15 @@ void micro_tile(const float* panel, std::int64_t kl, const float* const* xr, mat
   }
 }
 
-// Y[:, n0 + [0, cols)) (+)= X[:, k0 + [0, kl)) · panel for all M rows of X, MR
-// rows at a time: one instantiation per Arch, whatever the weight format.
+// Y[:, n0 + [0, cols)) (+)= X[:, slice s) · panel for all M rows of X, MR rows at a
+// time: one instantiation per Arch, whatever the weight format.
 template <class Arch>
-void panel_times_x(const float* panel, std::int64_t k0, std::int64_t kl, matrix_view<const float> x,
+void panel_times_x(const float* panel, std::int64_t s, std::int64_t kl, const packed_x<Arch>& xp, std::int64_t m,
                    matrix_view<float> y, std::int64_t n0, int cols) {
   constexpr int MR = matmul_tiles<Arch>::mr;
-  for (std::int64_t m0 = 0; m0 < x.rows; m0 += MR) {
-    const int m_rows = static_cast<int>(std::min<std::int64_t>(MR, x.rows - m0));
-    const float* xr[MR];  // [MR] row pointers, the last real row repeated past M
-    for (int i = 0; i < MR; ++i) xr[i] = x.row(m0 + std::min(i, m_rows - 1)) + k0;
-    micro_tile<Arch>(panel, kl, xr, y, m0, m_rows, n0, cols, k0 == 0);
+  for (std::int64_t b = 0; b < xp.blocks; ++b) {
+    const int m_rows = static_cast<int>(std::min<std::int64_t>(MR, m - b * MR));
+    micro_tile<Arch>(panel, kl, xp.slice(s, b), y, b * MR, m_rows, n0, cols, s == 0);
   }
 }
 
@@ -892,8 +928,8 @@ void panel_times_x(const float* panel, std::int64_t k0, std::int64_t kl, matrix_
 // slices. Each slice of nr weight rows is decoded a row at a time (the same decode
 // hook as the GEMV's) and transposed into the k-major panel the register tile reads.
 template <class Arch, class Decode>
-void gemm_panels(Decode&& decode, std::int64_t n, matrix_view<const float> x, matrix_view<float> y, std::int64_t p0,
-                 std::int64_t p1) {
+void gemm_panels(Decode&& decode, std::int64_t n, matrix_view<const float> x, const packed_x<Arch>& xp,
+                 matrix_view<float> y, std::int64_t p0, std::int64_t p1) {
   using tiles = matmul_tiles<Arch>;
   constexpr int NR = tiles::nr;
   constexpr std::int64_t KC = tiles::kc;
@@ -916,7 +952,7 @@ void gemm_panels(Decode&& decode, std::int64_t n, matrix_view<const float> x, ma
         for (std::int64_t c = kv; c < kl; ++c)
           for (int j = 0; j < L; ++j) panel[c * NR + j0 + j] = rows[j * KC + c];
       }
-      panel_times_x<Arch>(panel, k0, kl, x, y, n0, cols);
+      panel_times_x<Arch>(panel, k0 / KC, kl, xp, x.rows, y, n0, cols);
     }
   }
 }
@@ -955,8 +991,9 @@ void run(std::int64_t n, matrix_view<const float> x, matrix_view<float> y, threa
     return;
   }
   const std::int64_t panels = (n + tiles::nr - 1) / tiles::nr;
+  const packed_x<Arch> xp(x, pool);
   split_rows(pool, panels, tiles::nr * x.cols * x.rows,
-             [&](std::int64_t p0, std::int64_t p1) { gemm_panels<Arch>(decode, n, x, y, p0, p1); });
+             [&](std::int64_t p0, std::int64_t p1) { gemm_panels<Arch>(decode, n, x, xp, y, p0, p1); });
 }
 
 }  // namespace detail
