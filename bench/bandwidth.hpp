@@ -14,17 +14,12 @@
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
 #include "fma_peak.hpp"
+#include "list.hpp"
 
 namespace qmr::bench {
 
 // "a,b,,c" -> {"a", "b", "c"}: the benches' comma-separated option lists.
-inline std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+inline std::vector<std::string> split(const std::string& s) { return split_list(s); }
 
 // Read bandwidth in bytes/s of a sum over `data` (far larger than the caches), split
 // over the pool's threads, best of `repeats`. The sum is returned through `sink` so that

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cuda_bench.cuh"
+#include "list.hpp"
 #include "qmr/core/half.hpp"
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/io/safetensors.hpp"
@@ -39,17 +40,6 @@ struct options {
   int prefill = 32, decode = 128, layers = 24;
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    const std::size_t end = std::min(s.find(',', start), s.size());
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 options parse(int argc, char** argv) {
   options o;
   const char* env = std::getenv("QMR_MODELS_DIR");
@@ -63,12 +53,12 @@ options parse(int argc, char** argv) {
     if (a == "--json") o.json_path = value();
     else if (a == "--models-dir") o.models_dir = value();
     else if (a == "--work") o.work = value();
-    else if (a == "--models") o.models = split(value());
-    else if (a == "--formats") o.formats = split(value());
+    else if (a == "--models") o.models = qmr::bench::split_list(value());
+    else if (a == "--formats") o.formats = qmr::bench::split_list(value());
     else if (a == "--prefill") o.prefill = std::stoi(value());
     else if (a == "--decode") o.decode = std::stoi(value());
     else if (a == "--layers") o.layers = std::stoi(value());
-    else if (a == "--modes") o.modes = split(value());
+    else if (a == "--modes") o.modes = qmr::bench::split_list(value());
     else if (a == "--help" || a == "-h") {
       std::puts("cuda_decode [--json PATH] [--models qmr-math,qwen2.5-0.5b] [--formats bf16,w4g128] [--prefill 32]\n"
                 "            [--decode 128] [--modes graph,graph-nopdl,eager] [--layers 24] [--models-dir DIR] [--work DIR]");

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda_bench.cuh"
+#include "list.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/quant/qtensor.hpp"
 
@@ -32,18 +33,6 @@ struct options {
   std::vector<int> batches, bit_widths;
 };
 
-// "a,b,c" -> its comma-separated items.
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start <= s.size()) {
-    const std::size_t end = std::min(s.find(',', start), s.size());
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -59,15 +48,15 @@ options parse(int argc, char** argv) {
     else if (a == "--lanes") o.lanes = true;
     else if (a == "--lanes-only") o.lanes = o.lanes_only = true;
     else if (a == "--shapes") {
-      for (const std::string& t : split_list(value())) {
+      for (const std::string& t : qmr::bench::split_list(value())) {
         const std::size_t x = t.find('x');
         if (x == std::string::npos) throw qmr::error("--shapes: '" + t + "' is not ROWSxCOLS");
         o.shapes.push_back({std::stoll(t.substr(0, x)), std::stoll(t.substr(x + 1))});
       }
     } else if (a == "--batches") {
-      for (const std::string& t : split_list(value())) o.batches.push_back(std::stoi(t));
+      for (const std::string& t : qmr::bench::split_list(value())) o.batches.push_back(std::stoi(t));
     } else if (a == "--bits") {
-      for (const std::string& t : split_list(value())) o.bit_widths.push_back(std::stoi(t));
+      for (const std::string& t : qmr::bench::split_list(value())) o.bit_widths.push_back(std::stoi(t));
     } else if (a == "--help" || a == "-h") {
       std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]\n"
                 "          [--shapes RxC,...] [--batches M,...] [--bits B,...]  (filters of both tables)");
