@@ -48,13 +48,16 @@
 // * GEMM (M > 8), BLIS-style and vectorized along N: nr weight rows × kc columns
 //   are decoded a row at a time (the GEMV's decoders) and transposed into a
 //   k-major f32 panel [kc, nr] on the stack; then, for every mr rows of X and each
-//   column k, nr / lanes weight vectors meet mr broadcast activations in an mr × nr
-//   register tile, stored (or added to Y) once per slice. Edges: a ragged last
+//   column k, nr / lanes weight vectors meet mr broadcast activations (X packed
+//   once per call into [kc, mr] runs: packed_x) in an mr × nr register tile,
+//   stored (or added to Y) once per slice. Edges: a ragged last
 //   panel is zero-padded and stored through a buffer, a ragged last block of X
 //   repeats its last row and stores only the real ones, and K needs no multiple.
 // * Threads split the output rows (GEMV: rows, GEMM: nr-row panels) through the
-//   core pool; nothing is allocated, except the group sums of more than 4096
-//   (M × groups) activations.
+//   core pool. The GEMV allocates nothing, except the group sums of more than 4096
+//   (M × groups) activations; the GEMM allocates its packed X once per call.
+// * The dense and register GEMVs prefetch their weights 4 KB ahead, the lane-major
+//   and 3-bit table GEMVs too (gemv_prefetch_bytes, lane_major_prefetch_bytes).
 //
 // The packed layout is read as it is stored (format.hpp), with no repacking.
 // Everything that runs per ISA is a template on the Arch tag, so a translation
