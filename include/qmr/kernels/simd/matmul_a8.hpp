@@ -356,8 +356,11 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // w4g128 4864x896 +10-25%, 896x896 +8-12%, w3g128 8192x8192 +30-40%, w6g128
 // 4864x896 +30%; 4096 beat 1024 and 2048 and equalled 6144-8192. Long 4- and
 // 8-bit rows, already streaming near the read bandwidth, moved within the noise
-// (-6% to +4%).
-inline constexpr std::uintptr_t a8_prefetch_bytes = 4096;
+// (-6% to +4%). With prefetcht0 on the 2-vCPU Xeon VM (paired fractions, 2 threads,
+// two alternating rounds), 8192 beat 4096 in 7 of 8 pairs: 4096x14336 w8g128 96-98%
+// -> 100%, w4g128 91-93% -> 93-100%; 4864x896 w2g64 67-78% -> 75-88%, w3g128 71-84%
+// -> 85-87%; 8192x8192 w4g128 84-100% -> 95-100%, w2g64 89-92% -> 95-100%.
+inline constexpr std::uintptr_t a8_prefetch_bytes = 8192;
 
 // Prefetches the cache line a8_prefetch_bytes past p, into every cache level
 // (prefetcht0, as the f32 lane-major GEMV does). On the 2-vCPU Xeon VM (8192 x 8192, 2
