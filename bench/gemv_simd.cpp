@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   int rotate_mb = 1024;
   std::string acts = "f32";
   double seconds = 0.15;  // per measurement: keeps the default run (8 shapes x 7 formats x 2 thread counts) near a minute
-  // Paired rounds per GEMV (a probe, then a pass over every copy; time_paired): 5 passes
+  // Paired rounds per GEMV (a probe, then a pass over every copy; time_paired_gemv): 5 passes
   // of >= 1 GB and 5 probes of 512 MB take ~0.8 s at the Xeon VM's 10-20 GB/s.
   int rounds = 5;
   app.add_option("--shapes", shapes, "GEMV shapes NxK (output rows x input columns)")->capture_default_str();
@@ -111,10 +111,10 @@ int main(int argc, char** argv) {
             const double gbps = static_cast<double>(copies[0].bytes()) / s;
             std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
             if (rounds > 0) {
-              const bench::paired_gemv p = bench::time_paired(
+              const bench::paired_result p = bench::time_paired_gemv(
                   pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), rounds,
                   [&](std::size_t i) { copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8); });
-              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.read_bps / 1e9);
+              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
             } else {
               std::printf(" - |");
             }
@@ -149,10 +149,10 @@ int main(int argc, char** argv) {
                   time_calls(1, seconds, [&](std::size_t) { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
               const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / s;
               std::printf(" %.1f | %.0f%% |", flops / 1e9, 100.0 * flops / l.peak);
-              const bench::paired_gemm p = bench::time_paired_gemm(
+              const bench::paired_result p = bench::time_paired_gemm(
                   pool, flops * s, std::max(rounds, 1), 0.05,
                   [&] { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
-              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.peak_flops / 1e9);
+              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
             }
             std::printf("\n");
             std::fflush(stdout);

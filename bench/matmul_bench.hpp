@@ -135,61 +135,57 @@ double time_calls(std::size_t copies, double min_seconds, F&& fn) {
 // would be partly served from it).
 inline constexpr std::size_t gemv_probe_bytes = std::size_t{512} << 20;
 
-// A GEMV's fraction of read bandwidth, paired: `rounds` times, one bandwidth probe
-// (a sum over `probe`) and right after it one pass of fn(i) over every copy, the
-// fraction of that round = weight bytes per second of the pass / the probe's bytes
-// per second; medians over the rounds. On a shared host the bandwidth drifts within
-// a run (the 2-vCPU Xeon VM measured 10-20 GB/s on 2 threads minutes apart), so a
-// bound taken once at the start misstates a later kernel's fraction by as much; a
-// probe taken within a second of the pass shares its phase. A round that a
-// descheduled vCPU stalls moves a median little.
-struct paired_gemv {
-  double fraction;      // median over rounds of the pass's bytes/s over its probe's
-  double read_bps;      // median probe, bytes/s
-  double seconds;       // median seconds per call
+// A fraction of a measured limit, paired: `rounds` times, probe() measures the limit
+// (bytes/s or FLOP/s) and right after it work() returns the seconds of one call; the
+// round's fraction = amount_per_call / seconds / limit; medians over the rounds. On a
+// shared host the limits drift within a run (the 2-vCPU Xeon VM: 10-20 GB/s on 2
+// threads, and a 1-thread FMA peak of 85-143 GFLOP/s, minutes apart), so a limit taken
+// once at the start misstates a later kernel's fraction by as much; a probe taken
+// within a second of the call shares its phase. A round that a descheduled vCPU
+// stalls moves a median little.
+struct paired_result {
+  double fraction;  // median over rounds of the call's rate over its probe's
+  double limit;     // median probe (bytes/s or FLOP/s)
+  double seconds;   // median seconds per call
 };
-template <class F>
-paired_gemv time_paired(thread_pool& pool, const aligned_buffer<float>& probe, std::size_t copies,
-                        double bytes_per_call, int rounds, F&& fn) {
-  for (std::size_t i = 0; i < copies; ++i) fn(i);  // warm-up: page faults, the pool's threads
-  std::vector<double> fractions, probes, times;     // [rounds] each
+template <class Probe, class Work>
+paired_result time_paired(int rounds, double amount_per_call, Probe&& probe, Work&& work) {
+  std::vector<double> fractions, limits, times;  // [rounds] each
   for (int r = 0; r < rounds; ++r) {
-    const double bw = read_bandwidth(pool, probe, 1);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (std::size_t i = 0; i < copies; ++i) fn(i);
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
-                     static_cast<double>(copies);
-    fractions.push_back(bytes_per_call / t / bw);
-    probes.push_back(bw);
+    const double limit = probe();
+    const double t = work();
+    fractions.push_back(amount_per_call / t / limit);
+    limits.push_back(limit);
     times.push_back(t);
   }
-  return {median(fractions), median(probes), median(times)};
+  return {median(fractions), median(limits), median(times)};
 }
 
-// A GEMM's fraction of the f32 FMA peak, paired as time_paired pairs the GEMV: `rounds`
-// times, a short FMA-peak probe (fma_peak_fn over `probe_seconds`) and right after it one
-// call of fn(); medians over the rounds. The Xeon VM's 1-thread peak drifted between 85
-// and 143 GFLOP/s within a session, and one GEMM configuration read 39-58% of a peak
-// taken once at the start, in three runs minutes apart.
-struct paired_gemm {
-  double fraction;    // median over rounds of the call's FLOP/s over its probe's
-  double peak_flops;  // median probe, FLOP/s
-  double seconds;     // median seconds per call
-};
+// A GEMV over rotated copies against the read bandwidth: probes of one sum over `probe`
+// (gemv_probe_bytes), each followed by one pass of fn(i) over every copy.
 template <class F>
-paired_gemm time_paired_gemm(thread_pool& pool, double flops_per_call, int rounds, double probe_seconds, F&& fn) {
-  fn();  // warm-up: the pool's threads, the output's pages
-  std::vector<double> fractions, probes, times;  // [rounds] each
-  for (int r = 0; r < rounds; ++r) {
-    const double peak = xsimd::dispatch<simd::dispatch_archs>(fma_peak_fn{})(pool, probe_seconds);
+paired_result time_paired_gemv(thread_pool& pool, const aligned_buffer<float>& probe, std::size_t copies,
+                               double bytes_per_call, int rounds, F&& fn) {
+  for (std::size_t i = 0; i < copies; ++i) fn(i);  // warm-up: page faults, the pool's threads
+  return time_paired(rounds, bytes_per_call, [&] { return read_bandwidth(pool, probe, 1); }, [&] {
     const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fractions.push_back(flops_per_call / t / peak);
-    probes.push_back(peak);
-    times.push_back(t);
-  }
-  return {median(fractions), median(probes), median(times)};
+    for (std::size_t i = 0; i < copies; ++i) fn(i);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(copies);
+  });
+}
+
+// A GEMM call against the f32 FMA peak: probes of fma_peak_fn over `probe_seconds`, each
+// followed by one call of fn().
+template <class F>
+paired_result time_paired_gemm(thread_pool& pool, double flops_per_call, int rounds, double probe_seconds, F&& fn) {
+  fn();  // warm-up: the pool's threads, the output's pages
+  return time_paired(
+      rounds, flops_per_call, [&] { return xsimd::dispatch<simd::dispatch_archs>(fma_peak_fn{})(pool, probe_seconds); },
+      [&] {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      });
 }
 
 }  // namespace qmr::bench

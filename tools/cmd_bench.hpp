@@ -17,7 +17,7 @@
 // decode, FMA peak for gemm), and for gemm gflops and peak_gflops, for decode
 // tokens_per_s, bound_tokens_per_s and bytes_per_token. CPU gemv records add
 // paired_fraction, paired_read_gbps and paired_median_seconds (--rounds rounds of a
-// bandwidth probe followed by one pass over the copies; bench::time_paired), the
+// bandwidth probe followed by one pass over the copies; bench::time_paired_gemv), the
 // fraction that holds on a host whose bandwidth drifts during the run; gemm records
 // add paired_fraction, paired_peak_gflops and paired_median_seconds the same way (an
 // FMA-peak probe of 0.05 s before each call; bench::time_paired_gemm).
@@ -72,7 +72,7 @@ struct bench_args {
   bool lanes = false;      // cuda gemv: the lane-layout kernel instead of the tensor-core one
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
-  int rounds = 5;          // cpu gemv and gemm: paired rounds (bench::time_paired, time_paired_gemm)
+  int rounds = 5;          // cpu gemv and gemm: paired rounds (bench::time_paired_gemv, time_paired_gemm)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
   int prefill = 16, decode = 16, layers = 24;
 };
@@ -230,27 +230,27 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
               r["gflops"] = gflops;
               r["peak_gflops"] = l.peak_flops / 1e9;
               r["fraction"] = gflops / (l.peak_flops / 1e9);
-              const qmr::bench::paired_gemm p = qmr::bench::time_paired_gemm(
+              const qmr::bench::paired_result p = qmr::bench::time_paired_gemm(
                   pool, gflops * 1e9 * s, a.rounds, 0.05,
                   [&] { copies[0].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
               r["paired_fraction"] = p.fraction;
-              r["paired_peak_gflops"] = p.peak_flops / 1e9;
+              r["paired_peak_gflops"] = p.limit / 1e9;
               r["paired_median_seconds"] = p.seconds;
               std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f | %.0f%% (of %.1f) |\n",
                           f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
                           s * 1e3, gflops, l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps,
-                          100.0 * p.fraction, p.peak_flops / 1e9);
+                          100.0 * p.fraction, p.limit / 1e9);
             } else {
               r["fraction"] = gbps / bound;
-              const qmr::bench::paired_gemv p = qmr::bench::time_paired(
+              const qmr::bench::paired_result p = qmr::bench::time_paired_gemv(
                   pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), a.rounds,
                   [&](std::size_t i) { copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
               r["paired_fraction"] = p.fraction;
-              r["paired_read_gbps"] = p.read_bps / 1e9;
+              r["paired_read_gbps"] = p.limit / 1e9;
               r["paired_median_seconds"] = p.seconds;
               std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% | %.0f%% (of %.2f) |\n",
                           f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
-                          copies.size(), s * 1e3, gbps, bound, 100.0 * gbps / bound, 100.0 * p.fraction, p.read_bps / 1e9);
+                          copies.size(), s * 1e3, gbps, bound, 100.0 * gbps / bound, 100.0 * p.fraction, p.limit / 1e9);
             }
             std::fflush(stdout);
             json.write(r);
