@@ -17,6 +17,7 @@
 #include "median.hpp"
 #include "qmr/core/half.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/kernels/cuda/gemv_split.cuh"
 #include "qmr/quant/qtensor.hpp"
 
 namespace qmr::bench::gpu {
@@ -318,6 +319,39 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
   return out;
 }
 
+// qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
+// time_qmr_gemv times the others: per call, and with back_to_back > 0 also back to back,
+// plain and with PDL, in a CUDA graph with PDL, and the read ceiling of the same bytes.
+inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
+                                                std::span<const int> batches, int runs, double rotate_bytes,
+                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {
+  const quant::qtensor q = random_qtensor(spec, rows, cols);
+  std::vector<qc::device_split> w;
+  w.push_back(qc::upload_split(q.view(), stream));
+  const double bytes = static_cast<double>(w[0].weight_bytes());
+  const int copies = copies_for(static_cast<double>(w[0].data.size()), rotate_bytes);
+  for (int i = 1; i < copies; ++i) w.push_back(qc::upload_split(q.view(), stream));
+  std::vector<gemv_timing> out;
+  for (const int m : batches) {
+    const auto call = [&](int i, bool pdl) {
+      qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+    };
+    gemv_timing t{m, time_median(copies, runs, stream, [&](int i) { call(i, false); }), bytes, copies, 0};
+    if (back_to_back > 0) {
+      t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
+      t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+      t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+      t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
+        const qc::device_split& wi = w[static_cast<std::size_t>(i)];
+        read_bytes(wi.data.data(), std::min(static_cast<std::size_t>(bytes), wi.data.size()), io.sink.as<unsigned>(),
+                   wi.sm_count, stream, true);
+      });
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
 #ifdef QMR_HAVE_CUBLAS
 // The cuBLAS entry points of the f16 baseline: those of the library the program links
 // (linked_cublas: bench/cuda_gemv), or looked up in it at run time (the qmr tool, which
@@ -365,7 +399,7 @@ class cublas_handle {
 // [rows, cols] (column-major: cols x rows, transposed), for each batch M.
 inline std::vector<gemv_timing> time_cublas_f16(const cublas_handle& handle, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
-                                                const gemv_operands& io, cudaStream_t stream) {
+                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {
   const double bytes = 2.0 * static_cast<double>(rows * cols);
   const int copies = copies_for(bytes, rotate_bytes);
   std::vector<qc::device_buffer> w;
@@ -376,14 +410,20 @@ inline std::vector<gemv_timing> time_cublas_f16(const cublas_handle& handle, std
   std::vector<gemv_timing> out;
   for (const int m : batches) {
     const float alpha = 1.0f, beta = 0.0f;
-    const double s = time_median(copies, runs, stream, [&](int i) {
+    const auto call = [&](int i) {
       QMR_CUBLAS_CHECK(handle.api().gemm_ex(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), m,
                                     static_cast<int>(cols), &alpha, w[static_cast<std::size_t>(i)].data(), CUDA_R_16F,
                                     static_cast<int>(cols), io.x.data(), CUDA_R_16F, static_cast<int>(cols), &beta,
                                     io.y.data(), CUDA_R_16F, static_cast<int>(rows), CUBLAS_COMPUTE_32F,
                                     CUBLAS_GEMM_DEFAULT));
-    });
-    out.push_back({m, s, bytes, copies, 0});
+    };
+    const double s = time_median(copies, runs, stream, call);
+    gemv_timing t{m, s, bytes, copies, 0};
+    if (back_to_back > 0) {  // the same calls back to back, and captured in a CUDA graph (no PDL: not our kernels)
+      t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, call);
+      t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, call);
+    }
+    out.push_back(t);
   }
   return out;
 }

@@ -28,6 +28,8 @@ struct options {
   bool quick = false;           // fewer shapes and runs: a smoke test
   bool lanes = false;           // also the lane-layout kernel against the tensor-core one (the formats it takes)
   bool lanes_only = false;      // only that comparison (no per-bit-width table, no cuBLAS)
+  bool split = false;           // the split-K tensor-core kernel beside cuBLAS f16 (and the lane kernel at M = 1)
+  bool split_only = false;      // only that table
   // Filters of the per-bit-width and lane tables (empty: the defaults), e.g. one case for a profiler.
   std::vector<std::pair<std::int64_t, std::int64_t>> shapes;
   std::vector<int> batches, bit_widths;
@@ -47,6 +49,8 @@ options parse(int argc, char** argv) {
     else if (a == "--quick") o.quick = true;
     else if (a == "--lanes") o.lanes = true;
     else if (a == "--lanes-only") o.lanes = o.lanes_only = true;
+    else if (a == "--split") o.split = true;
+    else if (a == "--split-only") o.split = o.split_only = true;
     else if (a == "--shapes") {
       for (const std::string& t : qmr::bench::split_list(value())) {
         const std::size_t x = t.find('x');
@@ -58,7 +62,7 @@ options parse(int argc, char** argv) {
     } else if (a == "--bits") {
       for (const std::string& t : qmr::bench::split_list(value())) o.bit_widths.push_back(std::stoi(t));
     } else if (a == "--help" || a == "-h") {
-      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only]\n"
+      std::puts("cuda_gemv [--json PATH] [--rotate-bytes B (1e9)] [--runs N (100)] [--quick] [--lanes] [--lanes-only] [--split] [--split-only]\n"
                 "          [--shapes RxC,...] [--batches M,...] [--bits B,...]  (filters of both tables)");
       std::exit(0);
     } else throw qmr::error("unknown option " + a);
@@ -117,7 +121,7 @@ int main(int argc, char** argv) {
 #endif
       std::printf("\n| rows x cols | M | format | us | weight GB/s | of copy bw | cuBLAS f16 us | speedup |\n"
                   "|---|---|---|---|---|---|---|---|\n");
-      if (opt.lanes_only) shapes.clear();
+      if (opt.lanes_only || opt.split_only) shapes.clear();
       for (const auto& [rows, cols] : shapes) {
         std::vector<double> cublas_s(batches.size(), 0.0);
 #ifdef QMR_HAVE_CUBLAS
@@ -145,6 +149,65 @@ int main(int argc, char** argv) {
           }
         }
         std::fflush(stdout);
+      }
+
+      // --split: the split-K tensor-core kernel (gemv_split.cuh) against cuBLAS f16 on the same
+      // shapes and batches, every call timed three ways (events per call; 20 calls with PDL in a
+      // CUDA graph, cuBLAS's without PDL), with the lane kernel's graph time at M = 1.
+      if (opt.split) {
+        std::vector<std::pair<std::int64_t, std::int64_t>> split_shapes = {
+            {8192, 8192}, {4096, 14336}, {14336, 4096}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
+        if (opt.quick) split_shapes = {{8192, 8192}, {896, 4864}};
+        if (!opt.shapes.empty()) split_shapes = opt.shapes;
+        std::vector<int> split_batches = {1, 4, 8, 16};
+        if (!opt.batches.empty()) split_batches = opt.batches;
+        constexpr int b2b = gpu::back_to_back_calls;
+        std::printf("\n| rows x cols | M | format | split us | of copy bw | split graph us | of copy bw | read ceiling us | "
+                    "cuBLAS f16 us | cuBLAS graph us | speedup (per call) | speedup (graph) | lanes graph us | tensor-core graph us |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (const auto& [rows, cols] : split_shapes) {
+          std::vector<gpu::gemv_timing> cub(split_batches.size());
+#ifdef QMR_HAVE_CUBLAS
+          cub = gpu::time_cublas_f16(handle, rows, cols, split_batches, runs, rotate, io, stream, b2b);
+          for (const gpu::gemv_timing& t : cub) {
+            records.push_back({"cublas_f16", "f16", rows, cols, t.m, t.seconds, t.weight_bytes, t.seconds, t.copies, 0});
+            records.push_back({"cublas_f16_graph", "f16", rows, cols, t.m, t.graph_pdl_seconds, t.weight_bytes, t.graph_pdl_seconds, t.copies, 0});
+          }
+#endif
+          for (const quant::format_spec& spec :
+               {quant::format_spec::quantized(2, 64, true), quant::format_spec::quantized(3, 128, true),
+                quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(8, 128, true),
+                quant::format_spec::quantized(4, 128, false), quant::format_spec::quantized(8, 128, false)}) {
+            if (!opt.bit_widths.empty() && std::find(opt.bit_widths.begin(), opt.bit_widths.end(), spec.bits) == opt.bit_widths.end())
+              continue;
+            const auto sp = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b);
+            const std::vector<int> one = {1};
+            const auto tc = gpu::time_qmr_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, false, b2b);
+            std::vector<gpu::gemv_timing> ln;
+            if (std::find(split_batches.begin(), split_batches.end(), 1) != split_batches.end() && qc::lanes_supported(spec, cols))
+              ln = gpu::time_qmr_gemv(spec, rows, cols, one, runs, rotate, io, stream, true, b2b);
+            for (std::size_t b = 0; b < split_batches.size(); ++b) {
+              const gpu::gemv_timing& t = sp[b];
+              const gpu::gemv_timing& c = cub[b];
+              records.push_back({"qmr_gemv_split", spec.str(), rows, cols, t.m, t.seconds, t.weight_bytes, c.seconds, t.copies, 0});
+              records.push_back({"qmr_gemv_split_graph_pdl", spec.str(), rows, cols, t.m, t.graph_pdl_seconds, t.weight_bytes,
+                                 c.graph_pdl_seconds, t.copies, 0});
+              records.push_back({"qmr_gemv_split_read_ceiling", spec.str(), rows, cols, t.m, t.read_ceiling_seconds, t.weight_bytes,
+                                 0.0, t.copies, 0});
+              const double lanes_graph = t.m == 1 && !ln.empty() ? ln[0].graph_pdl_seconds : 0.0;
+              records.push_back({"qmr_gemv_graph_pdl", spec.str(), rows, cols, t.m, tc[b].graph_pdl_seconds, t.weight_bytes,
+                                 c.graph_pdl_seconds, t.copies, tc[b].threads_per_row});
+              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                          static_cast<long long>(rows), static_cast<long long>(cols), t.m, spec.str().c_str(), t.seconds * 1e6,
+                          100.0 * t.weight_bytes / t.seconds / copy_bw, t.graph_pdl_seconds * 1e6,
+                          100.0 * t.weight_bytes / t.graph_pdl_seconds / copy_bw, t.read_ceiling_seconds * 1e6,
+                          c.seconds * 1e6, c.graph_pdl_seconds * 1e6, c.seconds > 0 ? c.seconds / t.seconds : 0.0,
+                          c.graph_pdl_seconds > 0 ? c.graph_pdl_seconds / t.graph_pdl_seconds : 0.0, lanes_graph * 1e6,
+                          tc[b].graph_pdl_seconds * 1e6);
+            }
+            std::fflush(stdout);
+          }
+        }
       }
 
       // --lanes: the lane-layout kernel (gemv_lanes.cuh) beside the tensor-core one on the

@@ -89,11 +89,26 @@ namespace detail {
 // 20, 22, 24}, which tile the 32 bits.
 QMR_HOST_DEVICE constexpr int lanes_hi_translate(int s) { return s == 0 ? -2 : s == 1 ? 6 : s == 2 ? -1 : 7; }
 
+// Places `code` as column c (0 .. lanes_unit_cols(bits) - 1) of one unit: its 4
+// primary words `unit` and, for 3-bit codes, its 2 high-bit words `hi`. Pair p
+// (lanes_pair_word) decodes columns 2p and 2p + 1. Shared by the lane layout and
+// the split layout (gemv_split.cuh), which differ only in which weight a column holds.
+inline void lanes_place(qstd::uint32_t* unit, qstd::uint32_t* hi, int c, qstd::uint32_t code, int bits) {
+  const int pb = lanes_prim_bits(bits), n = 32 / pb;
+  const int j = c / n, cc = c % n, i = cc / 2, h = cc % 2;
+  unit[j] |= (code & ((1u << pb) - 1u)) << (pb * (i + (n / 2) * h));
+  if (bits == 3) {
+    const int pass = i / 4, k = i % 4, p = 2 * j + pass;  // 8 passes of 4 pairs per unit
+    const int pos = 2 * k + 2 + 16 * h + lanes_hi_translate(p % 4);
+    hi[p / 4] |= ((code >> 2) & 1u) << pos;
+  }
+}
+
 // Repacks a qtensor into the lane layout: 32-bit words, codes at word 0, the
 // high-bit plane at hi_offset / 4, the scales (f16 bits, two per word) at
 // scale_offset / 4, the zero points (bytes) at zero_offset / 4.
 inline std::vector<qstd::uint32_t> lanes_repack(const quant::qtensor_view& w) {
-  const int bits = w.spec.bits, pb = lanes_prim_bits(bits), uc = lanes_unit_cols(bits), n = 32 / pb;
+  const int bits = w.spec.bits, uc = lanes_unit_cols(bits);
   const std::int64_t rows = w.rows(), cols = w.cols();
   const lanes_layout l = lanes_layout::of(bits, rows, cols, w.layout.n_groups, !w.spec.symmetric);
   std::vector<qstd::uint32_t> out(static_cast<std::size_t>(l.bytes + 3) / 4, 0u);
@@ -101,16 +116,8 @@ inline std::vector<qstd::uint32_t> lanes_repack(const quant::qtensor_view& w) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const qstd::uint8_t* row = w.codes + r * w.layout.code_row_bytes;
     for (std::int64_t u = 0; u < l.units; ++u)
-      for (int c = 0; c < uc; ++c) {
-        const qstd::uint32_t code = quant::get_code(row, u * uc + c, bits);
-        const int j = c / n, cc = c % n, i = cc / 2, h = cc % 2;
-        out[static_cast<std::size_t>((r * l.units + u) * 4 + j)] |= (code & ((1u << pb) - 1u)) << (pb * (i + (n / 2) * h));
-        if (bits == 3) {
-          const int pass = i / 4, k = i % 4, p = 2 * j + pass;  // 8 passes of 4 pairs per unit
-          const int pos = 2 * k + 2 + 16 * h + lanes_hi_translate(p % 4);
-          hi[static_cast<std::size_t>((r * l.units + u) * 2 + p / 4)] |= ((code >> 2) & 1u) << pos;
-        }
-      }
+      for (int c = 0; c < uc; ++c)
+        lanes_place(out.data() + (r * l.units + u) * 4, hi + (r * l.units + u) * 2, c, quant::get_code(row, u * uc + c, bits), bits);
   }
   auto* sc = reinterpret_cast<qstd::uint16_t*>(out.data() + l.scale_offset / 4);
   for (std::int64_t i = 0; i < rows * w.layout.n_groups; ++i) sc[i] = w.scales[i].bits;

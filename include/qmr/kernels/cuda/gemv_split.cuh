@@ -1,0 +1,542 @@
+// Split-K tensor-core GEMV for batches of 1-16 tokens: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), register-fed mma.sync over a repacked layout in which each lane's 16-byte load is its own A fragments, the activations of a column slice staged once per block, slices summed by the last block of each band.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gemv.cuh"
+#include "gemv_lanes.cuh"
+
+namespace qmr::cuda {
+
+// ---------------------------------------------------------------------------
+// The "split layout". The rows are cut into tiles of 16 (the mma's M) and each
+// tile's columns into loads of 16 * KT columns, KT = lanes_unit_cols(Bits) / 8
+// k-steps of 16 (8 for 2- and 3-bit codes, 4 for 4-bit, 2 for 8-bit): one load
+// is one 16-byte vector per lane, 512 contiguous bytes per warp ([tile][load][lane]),
+// and a lane's vector holds exactly its A fragments of mma m16n8k16 for the KT
+// k-steps. Lane l = 4g + t owns, in k-step s, registers f = 0..3 = the column pairs
+//   row 16*tile + g + 8*(f & 1),  columns 16*s + 2t + 8*(f >> 1) + {0, 1},
+// stored as pair p = 4s + f of a lane-layout unit (lanes_place), so the lane kernel's
+// decode (one LOP3 + one HFMA2 per pair: exact (code - 2^(Bits-1)) / 2^(Bits-1) in
+// f16) gives the A registers directly. 3-bit codes add the 8-byte high-bit plane
+// ([tile][load][lane] uint2). Rows are padded to whole tiles and columns to whole
+// 128-column quanta with code 0 (their scales are 0, their activations 0). Scales
+// stay f16 [rows_pad][n_groups], zero points u8 [rows_pad][n_groups].
+//
+// The kernel. A block of 8 warps owns a band of 128 rows (a tile per warp) and one
+// slice of the columns (slice_cols, a multiple of 256 so that every group of up to
+// 256 columns starts inside it; the last slice may be shorter); the grid is
+// bands x slices, sized to fill the GPU once. The block stages its slice of x (8 or
+// 16 token rows, zero past M, rows padded by 16 bytes so that ldmatrix is
+// conflict-free), the band's scales and zero points of the slice's groups and, for
+// zero points, each token's sum of x per group. A warp streams its tile's loads
+// with 16-byte no-allocate loads, two loads per step, the next step's issued before
+// this one is decoded; per k-step it decodes 4 pairs, takes its B fragments with one
+// ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
+// the group's sums are scaled into the totals (and the zero point's share, s * (z0 -
+// z) / z0 * Σx, added). With one slice per row the block stores y; otherwise each
+// block writes its partial sums to a workspace and the last block of a band to
+// arrive (a counter per band, reset by that block) adds the slices and stores y.
+// ---------------------------------------------------------------------------
+struct gemv_split_traits {
+  static constexpr int block_warps = 8;
+  static constexpr int block_threads = 32 * block_warps;
+  static constexpr int band_rows = 16 * block_warps;
+  // 64 registers a thread: four 256-thread blocks fill an SM's 64K registers.
+#ifdef QMR_SPLIT_BLOCKS_PER_SM  // experiments only
+  static constexpr int blocks_per_sm = QMR_SPLIT_BLOCKS_PER_SM;
+#else
+  static constexpr int blocks_per_sm = 4;
+#endif
+  // Slices are multiples of 256 columns (every group up to 256 then starts in its
+  // slice) and at most 2048 (16 tokens x 2048 f16 = 64 KB of staged x per block).
+  static constexpr int slice_quantum = 256;
+  static constexpr int max_slice_cols = 2048;
+  // Columns are padded to whole loads of the widest unit (2/3-bit: 128 columns).
+  static constexpr int col_quantum = 128;
+  static constexpr int max_batch = 16;
+  // 16-byte loads per lane per step: 1 KB per warp in flight beside the step being decoded.
+#ifdef QMR_SPLIT_LOADS_PER_STEP  // experiments only
+  static constexpr int loads_per_step = QMR_SPLIT_LOADS_PER_STEP;
+#else
+  static constexpr int loads_per_step = 2;
+#endif
+};
+
+QMR_HOST_DEVICE constexpr int split_ksteps(int bits) { return lanes_unit_cols(bits) / 8; }
+QMR_HOST_DEVICE constexpr int split_load_cols(int bits) { return 16 * split_ksteps(bits); }
+static_assert(split_load_cols(2) == 128 && split_load_cols(3) == 128 && split_load_cols(4) == 64 && split_load_cols(8) == 32);
+
+inline bool split_supported(const quant::format_spec& spec) {
+  if (!spec.is_quantized()) return false;
+  if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8) return false;
+  return spec.group == quant::per_channel || (spec.group >= 16 && spec.group <= 256 && (spec.group & (spec.group - 1)) == 0);
+}
+
+// Sizes and byte offsets of one split-layout buffer, and the slicing of its columns.
+struct split_layout {
+  std::int64_t rows = 0, cols = 0, rows_pad = 0, cols_pad = 0, row_tiles = 0, loads = 0, n_groups = 0;
+  std::int64_t hi_offset = 0, scale_offset = 0, zero_offset = 0, bytes = 0;
+  int bands = 0, slices = 1, slice_cols = 0;
+  static split_layout of(int bits, std::int64_t rows, std::int64_t cols, std::int64_t n_groups, bool asym, int sm_count) {
+    using T = gemv_split_traits;
+    split_layout l;
+    l.rows = rows;
+    l.cols = cols;
+    l.n_groups = n_groups;
+    l.row_tiles = (rows + 15) / 16;
+    l.rows_pad = l.row_tiles * 16;
+    l.cols_pad = (cols + T::col_quantum - 1) / T::col_quantum * T::col_quantum;
+    l.loads = l.cols_pad / split_load_cols(bits);
+    l.hi_offset = l.row_tiles * l.loads * 512;
+    l.scale_offset = l.hi_offset + (bits == 3 ? l.row_tiles * l.loads * 256 : 0);
+    l.zero_offset = l.scale_offset + (l.rows_pad * n_groups * 2 + 15) / 16 * 16;
+    l.bytes = l.zero_offset + (asym ? (l.rows_pad * n_groups + 15) / 16 * 16 : 0);
+    l.bands = static_cast<int>((rows + T::band_rows - 1) / T::band_rows);
+    // Slices: enough blocks to fill the GPU once (blocks_per_sm per SM), none longer
+    // than max_slice_cols, none shorter than a quantum.
+    const std::int64_t quanta = (l.cols_pad + T::slice_quantum - 1) / T::slice_quantum;
+    const std::int64_t want = std::max<std::int64_t>(1, (static_cast<std::int64_t>(T::blocks_per_sm) * std::max(sm_count, 1) + l.bands - 1) / l.bands);
+    std::int64_t slices = std::max<std::int64_t>(want, (l.cols_pad + T::max_slice_cols - 1) / T::max_slice_cols);
+    slices = std::min(slices, quanta);
+    const std::int64_t per = (quanta + slices - 1) / slices;  // quanta per slice
+    l.slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
+    l.slices = static_cast<int>((l.cols_pad + l.slice_cols - 1) / l.slice_cols);
+    return l;
+  }
+};
+
+namespace detail {
+
+// Repacks a qtensor into the split layout (32-bit words, offsets as split_layout).
+inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, const split_layout& l) {
+  const int bits = w.spec.bits, uc = lanes_unit_cols(bits), lc = split_load_cols(bits);
+  std::vector<qstd::uint32_t> out(static_cast<std::size_t>(l.bytes + 3) / 4, 0u);
+  qstd::uint32_t* hi = out.data() + l.hi_offset / 4;
+  for (std::int64_t tile = 0; tile < l.row_tiles; ++tile)
+    for (std::int64_t ld = 0; ld < l.loads; ++ld)
+      for (int lane = 0; lane < 32; ++lane) {
+        const std::int64_t v = (tile * l.loads + ld) * 32 + lane;  // the lane's vector
+        const int g = lane >> 2, t = lane & 3;
+        for (int c = 0; c < uc; ++c) {
+          const int p = c / 2, h = c % 2, s = p / 4, f = p % 4;
+          const std::int64_t row = tile * 16 + g + 8 * (f & 1);
+          const std::int64_t col = ld * lc + 16 * s + 2 * t + 8 * (f >> 1) + h;
+          if (row >= l.rows || col >= l.cols) continue;  // padding: code 0
+          lanes_place(out.data() + v * 4, hi + v * 2, c, quant::get_code(w.codes + row * w.layout.code_row_bytes, col, bits), bits);
+        }
+      }
+  auto* sc = reinterpret_cast<qstd::uint16_t*>(reinterpret_cast<unsigned char*>(out.data()) + l.scale_offset);
+  for (std::int64_t i = 0; i < l.rows * l.n_groups; ++i) sc[i] = w.scales[i].bits;  // padded rows keep scale 0
+  if (!w.spec.symmetric) {
+    auto* zp = reinterpret_cast<qstd::uint8_t*>(out.data()) + l.zero_offset;
+    for (std::int64_t r = 0; r < l.rows; ++r)
+      for (std::int64_t g = 0; g < l.n_groups; ++g)
+        zp[r * l.n_groups + g] = static_cast<qstd::uint8_t>(quant::get_code(w.zeros + r * w.layout.zero_row_bytes, g, bits));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// A quantized matrix in the split layout on the device, with the workspace of its
+// slice sums (f32 [slices][16][rows_pad] and a counter per band) when it has more
+// than one slice. One GEMV at a time per tensor: calls on one stream are ordered,
+// calls on two streams at once would share the workspace.
+struct device_split {
+  quant::format_spec spec;
+  quant::qtensor_layout layout;
+  split_layout l;
+  device_buffer data;
+  device_buffer work;      // f32 [slices][max_batch][rows_pad], slices > 1 only
+  device_buffer counters;  // u32 [bands], zero between calls
+  int sm_count = 0;
+  std::int64_t rows() const { return layout.rows; }
+  std::int64_t cols() const { return layout.cols; }
+  std::int64_t weight_bytes() const { return layout.total_bytes(); }
+  std::int64_t device_bytes() const { return static_cast<std::int64_t>(data.size() + work.size() + counters.size()); }
+};
+
+// Copies a host quantized matrix to the device in the split layout and waits for the copy.
+inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stream) {
+  check(split_supported(w.spec), "upload_split: " + w.spec.str() + " has no split layout (2, 3, 4 or 8 bits; groups 16-256 or per-channel)");
+  const quant::qtensor_layout ql = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
+  check(ql.code_row_bytes == w.layout.code_row_bytes && ql.n_groups == w.layout.n_groups && ql.zero_row_bytes == w.layout.zero_row_bytes,
+        "upload_split: the layout of the " + w.spec.str() + " tensor does not match its format");
+  check(w.codes != nullptr && w.scales != nullptr && (w.spec.symmetric || w.zeros != nullptr),
+        "upload_split: the " + w.spec.str() + " tensor has a null array");
+  check(ql.cols % 8 == 0, "upload_split: " + std::to_string(ql.cols) + " columns: the split GEMV needs a multiple of 8");
+  check(ql.rows <= (1ll << 28) && ql.cols <= (1ll << 28), "upload_split: matrix too large");
+  int device = 0, sm_count = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+  device_split d;
+  d.spec = w.spec;
+  d.layout = ql;
+  d.sm_count = sm_count;
+  d.l = split_layout::of(w.spec.bits, ql.rows, ql.cols, ql.n_groups, !w.spec.symmetric, sm_count);
+  const std::vector<qstd::uint32_t> packed = detail::split_repack(w, d.l);
+  d.data = device_buffer(static_cast<std::size_t>(d.l.bytes));
+  QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), packed.data(), d.data.size(), cudaMemcpyHostToDevice, stream));
+  if (d.l.slices > 1) {
+    d.work = device_buffer(static_cast<std::size_t>(d.l.slices) * gemv_split_traits::max_batch * d.l.rows_pad * sizeof(float));
+    d.counters = device_buffer(static_cast<std::size_t>(d.l.bands) * sizeof(unsigned));
+    QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
+  }
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `packed` dies here
+  return d;
+}
+
+namespace detail {
+
+struct split_args {
+  const uint4* q;               // [row_tiles][loads][32]
+  const uint2* hq;              // [row_tiles][loads][32], 3-bit only
+  const __half* scales;         // [rows_pad][n_groups]
+  const qstd::uint8_t* zeros;   // [rows_pad][n_groups], asymmetric only
+  float* work;                  // [slices][16][rows_pad]
+  unsigned* counters;           // [bands]
+  int rows, rows_pad, cols, loads, n_groups;
+  int group_shift;              // log2(group); 31 per-channel
+  int slice_cols, slices, slice_groups;  // slice_groups: groups a slice can touch (slice_cols >> shift, at least 1)
+  int m;
+};
+
+#ifdef __CUDACC__
+QMR_DEVICE __forceinline__ void split_mma(float (&d)[4], const qstd::uint32_t (&a)[4], qstd::uint32_t b0, qstd::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Shared memory of a block: x f16 [8 NT][slice_cols + 8], then scales f16 [128][slice_groups],
+// then (asymmetric) zero points u8 [128][slice_groups] and Σx f32 [8 NT][slice_groups].
+QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
+inline int split_smem_bytes(int nt, int slice_cols, int slice_groups, bool asym) {
+  const int x = 8 * nt * split_x_stride(slice_cols) * 2;
+  const int sc = (gemv_split_traits::band_rows * slice_groups * 2 + 15) / 16 * 16;
+  const int zs = asym ? (gemv_split_traits::band_rows * slice_groups + 15) / 16 * 16 : 0;
+  const int xs = asym ? 8 * nt * slice_groups * 4 : 0;
+  return x + sc + zs + xs;
+}
+
+template <int Bits, int NT, bool Asym, class TY>
+__global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
+    gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
+  constexpr int T = gemv_split_traits::block_threads, U = gemv_split_traits::loads_per_step;
+  constexpr int KT = split_ksteps(Bits), LC = split_load_cols(Bits), TOK = 8 * NT;
+  extern __shared__ uint4 gemv_split_smem[];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
+  const int tile = band * gemv_split_traits::block_warps + warp;
+  const bool active = tile < a.rows_pad / 16;
+  const int c0 = slice * a.slice_cols;                           // the slice's first column (of cols_pad)
+  const int slen = min(a.slice_cols, a.loads * LC - c0);          // its columns
+  const int n_loads = active ? slen / LC : 0;
+  const int l0 = c0 / LC;
+
+  // The tile's loads of this slice: vector (tile, l0 + i, lane).
+  const uint4* qp = a.q + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane;
+  const uint2* hp = Bits == 3 ? a.hq + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane : nullptr;
+  uint4 qa[U], qb[U];
+  uint2 ha[U], hb[U];
+  const auto load = [&](uint4 (&q)[U], uint2 (&h)[U], int i) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (i + u < n_loads) {
+        q[u] = lanes_ld16(qp + static_cast<std::size_t>(i + u) * 32);
+        if constexpr (Bits == 3) h[u] = lanes_ld8(hp + static_cast<std::size_t>(i + u) * 32);
+      } else {
+        q[u] = make_uint4(0u, 0u, 0u, 0u);
+      }
+      if constexpr (Bits != 3) h[u] = make_uint2(0u, 0u);
+    }
+  };
+  // Shared memory: x f16 [TOK][xstride], scales f16 [128][slice_groups], zero points u8
+  // [128][slice_groups], Σx f32 [TOK][slice_groups] (split_smem_bytes).
+  const int xstride = split_x_stride(a.slice_cols);  // f16 per staged token row
+  __half* xs = reinterpret_cast<__half*>(gemv_split_smem);
+  __half* ss = xs + TOK * xstride;
+  qstd::uint8_t* zs = reinterpret_cast<qstd::uint8_t*>(ss) + (gemv_split_traits::band_rows * a.slice_groups * 2 + 15) / 16 * 16;
+  float* xsum = reinterpret_cast<float*>(zs + (gemv_split_traits::band_rows * a.slice_groups + 15) / 16 * 16);
+  // Staging loads are issued SB at a time before their stores, so that a thread waits for
+  // one memory round trip per SB items, not one per item (the scales come from DRAM).
+  constexpr int SB = 8;
+
+  pdl_launch_dependents();
+  load(qa, ha, 0);  // in flight while the block stages its operands
+  {  // The band's scales (and zero points) of the slice's groups: weights, which no kernel
+     // writes, so before pdl_wait.
+    const int g0 = c0 >> a.group_shift, n_items = gemv_split_traits::band_rows * a.slice_groups;
+    for (int i0 = tid; i0 < n_items; i0 += SB * T) {
+      __half sv[SB];
+      qstd::uint8_t zv[SB];
+#pragma unroll
+      for (int k = 0; k < SB; ++k) {
+        const int i = i0 + k * T, r = i / a.slice_groups, j = i - r * a.slice_groups;
+        const int row = band * gemv_split_traits::band_rows + r, gi = min(g0 + j, a.n_groups - 1);
+        const bool in = i < n_items && row < a.rows_pad;
+        sv[k] = in ? a.scales[static_cast<std::size_t>(row) * a.n_groups + gi] : __ushort_as_half(0);
+        zv[k] = Asym && in ? a.zeros[static_cast<std::size_t>(row) * a.n_groups + gi] : 0;
+      }
+#pragma unroll
+      for (int k = 0; k < SB; ++k)
+        if (i0 + k * T < n_items) {
+          ss[i0 + k * T] = sv[k];
+          if constexpr (Asym) zs[i0 + k * T] = zv[k];
+        }
+    }
+  }
+  if constexpr (Asym)
+    for (int i = tid; i < TOK * a.slice_groups; i += T) xsum[i] = 0.0f;
+  pdl_wait();
+  if constexpr (Asym) __syncthreads();  // xsum zeroed before the staging below adds to it
+  {  // x's slice (zero past M and past the columns); with zero points, Σx per token and group
+    const int vec_per_row = a.slice_cols / 8, n_items = TOK * vec_per_row;
+    const int xsum_width = a.group_shift >= 30 || a.group_shift >= 7 ? 16 : (1 << a.group_shift) / 8;  // lanes per group, <= 16
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    constexpr int XB = 4;  // 16-byte vectors: 4 in flight keep the registers of the weights loaded above
+    for (int i0 = tid; i0 < n_items; i0 += XB * T) {
+      uint4 v[XB];
+#pragma unroll
+      for (int k = 0; k < XB; ++k) {
+        const int i = i0 + k * T, n = i / vec_per_row, col = c0 + 8 * (i - n * vec_per_row);
+        v[k] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < n_items && n < a.m && col < a.cols) v[k] = xv[(static_cast<std::size_t>(n) * a.cols + col) / 8];  // cols % 8 == 0
+      }
+#pragma unroll
+      for (int k = 0; k < XB; ++k) {
+        const int i = i0 + k * T, n = i / vec_per_row;
+        if (i < n_items) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * (i - n * vec_per_row)) = v[k];
+        if constexpr (Asym) {
+          // n_items is a multiple of 128 and the loop's trip count the same for a whole warp, so
+          // every lane takes part in the shuffles; lanes (vectors) of one group are aligned runs of
+          // `width` lanes (a warp may hold the ends of two token rows of 16-vector multiples).
+          const qstd::uint32_t w4[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
+          float sum = 0.0f;
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
+            sum += f.x + f.y;
+          }
+          for (int o = 1; o < xsum_width; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+          if (i < n_items && (lane & (xsum_width - 1)) == 0)
+            atomicAdd(xsum + n * a.slice_groups + ((8 * (i - n * vec_per_row)) >> min(a.group_shift, 30)), sum);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  float acc[NT][4], part[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  // ldmatrix row addresses: lane l supplies row (l & 7) of matrix l >> 3; matrices
+  // (tokens 0-7 | 8-15) x (columns k..k+7 | k+8..k+15).
+  const int mi = lane >> 3;
+  // NT = 2: matrices (tokens 0-7 | 8-15) x (columns k..k+7 | k+8..k+15) of one k-step;
+  // NT = 1: tokens 0-7 x columns k, k+8, k+16, k+24: the B fragments of two k-steps.
+  const unsigned xs_lane = static_cast<unsigned>(__cvta_generic_to_shared(xs)) +
+                           static_cast<unsigned>(NT == 2 ? ((lane & 7) + 8 * (mi >> 1)) * xstride * 2 + 16 * (mi & 1)
+                                                         : (lane & 7) * xstride * 2 + 16 * mi);
+  // Where a group's sums are scaled in: after k-step s of a load when bit s of `flush` is
+  // set. Groups of at most one load (k_per_group <= KT) end at the same k-steps of every
+  // load; a longer group ends at the last k-step of some loads; the slice's end always flushes.
+  const int flush_mask = a.group_shift >= 30 ? 0x7fffffff : (1 << a.group_shift) - 1;
+  const int k_per_group = a.group_shift >= 30 ? (1 << 30) : (1 << a.group_shift) / 16;
+  unsigned flush_in_load = 0u;
+#pragma unroll
+  for (int s = 0; s < KT; ++s)
+    if (k_per_group <= KT && (s + 1) % k_per_group == 0) flush_in_load |= 1u << s;
+  const float unscale = static_cast<float>(1 << (Bits - 1));
+  const int r_lo = warp * 16 + g;  // the lane's two rows in the band: r_lo, r_lo + 8
+
+  for (int i = 0; i < n_loads; i += U) {
+    load(qb, hb, i + U);
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (i + u < n_loads) {
+        const qstd::uint32_t q[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
+        const qstd::uint32_t hw[2] = {ha[u].x, ha[u].y};
+        const int cb = (i + u) * LC;  // slice-relative first column of the load
+        const bool load_ends_group = ((cb + LC) & flush_mask) == 0 || cb + LC == slen;
+        const unsigned flush = flush_in_load | (load_ends_group ? 1u << (KT - 1) : 0u);
+        qstd::uint32_t b[4];  // B fragments: of this k-step (NT = 2), or of this one and the next (NT = 1)
+#pragma unroll
+        for (int s = 0; s < KT; ++s) {
+          qstd::uint32_t af[4];
+#pragma unroll
+          for (int f = 0; f < 4; ++f) af[f] = lanes_decode<Bits>(q, hw, 4 * s + f);
+          if (NT == 2 || s % 2 == 0) {
+            const unsigned addr = xs_lane + static_cast<unsigned>((cb + 16 * s) * 2);
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                         : "r"(addr));
+          }
+          if constexpr (NT == 2) {
+            split_mma(part[0], af, b[0], b[1]);
+            split_mma(part[1], af, b[2], b[3]);
+          } else {
+            split_mma(part[0], af, b[2 * (s % 2)], b[2 * (s % 2) + 1]);
+          }
+          if (flush & (1u << s)) {  // a group ends here, or the slice does: scale the group's sums in
+            const int j = (cb + 16 * s) >> min(a.group_shift, 30);
+            const float s0 = __half2float(ss[r_lo * a.slice_groups + j]), s1 = __half2float(ss[(r_lo + 8) * a.slice_groups + j]);
+            float z0 = 0.0f, z1 = 0.0f;
+            if constexpr (Asym) {  // (z0 - z) / z0 per row, z0 = 2^(Bits-1): the decode's units
+              z0 = (unscale - static_cast<float>(zs[r_lo * a.slice_groups + j])) / unscale;
+              z1 = (unscale - static_cast<float>(zs[(r_lo + 8) * a.slice_groups + j])) / unscale;
+            }
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {
+              float x0 = 0.0f, x1 = 0.0f;
+              if constexpr (Asym) {
+                x0 = xsum[(8 * n + 2 * t) * a.slice_groups + j];
+                x1 = xsum[(8 * n + 2 * t + 1) * a.slice_groups + j];
+              }
+              acc[n][0] = fmaf(s0, Asym ? fmaf(z0, x0, part[n][0]) : part[n][0], acc[n][0]);
+              acc[n][1] = fmaf(s0, Asym ? fmaf(z0, x1, part[n][1]) : part[n][1], acc[n][1]);
+              acc[n][2] = fmaf(s1, Asym ? fmaf(z1, x0, part[n][2]) : part[n][2], acc[n][2]);
+              acc[n][3] = fmaf(s1, Asym ? fmaf(z1, x1, part[n][3]) : part[n][3], acc[n][3]);
+#pragma unroll
+              for (int k = 0; k < 4; ++k) part[n][k] = 0.0f;
+            }
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      qa[u] = qb[u];
+      ha[u] = hb[u];
+    }
+  }
+
+  // Accumulator k of n-tile n: row r_lo + 8 (k >> 1), token 8n + 2t + (k & 1).
+  const int row0 = band * gemv_split_traits::band_rows + r_lo;
+  if (a.slices == 1) {
+    if (active)
+#pragma unroll
+      for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int row = row0 + 8 * (k >> 1), tok = 8 * n + 2 * t + (k & 1);
+          if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, acc[n][k] * unscale);
+        }
+    return;
+  }
+  // Several slices: partial sums to the workspace; the band's last block adds them up.
+  float* wk = a.work + static_cast<std::size_t>(slice) * gemv_split_traits::max_batch * a.rows_pad;
+  if (active)
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int row = row0 + 8 * (k >> 1), tok = 8 * n + 2 * t + (k & 1);
+        if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, acc[n][k]);
+      }
+  __threadfence();
+  __syncthreads();
+  __shared__ unsigned last;
+  if (tid == 0) last = atomicAdd(a.counters + band, 1u) == static_cast<unsigned>(a.slices - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int r_base = band * gemv_split_traits::band_rows;
+  const int n_rows = min(gemv_split_traits::band_rows, a.rows - r_base);
+  for (int i = tid; i < a.m * n_rows; i += T) {
+    const int tok = i / n_rows, row = r_base + (i - tok * n_rows);
+    const float* src = a.work + static_cast<std::size_t>(tok) * a.rows_pad + row;
+    const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad;  // one slice
+    float s = 0.0f;
+    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum
+      float v[SB];
+#pragma unroll
+      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : 0.0f;
+#pragma unroll
+      for (int k = 0; k < SB; ++k) s += v[k];
+    }
+    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
+  }
+  if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
+}
+
+template <int Bits, int NT, bool Asym, class TY>
+void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
+  const int smem = split_smem_bytes(NT, a.slice_cols, a.slice_groups, Asym);
+  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
+  if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
+                dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
+}
+
+template <int Bits, class TY>
+void split_dispatch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
+  const bool two = a.m > 8, asym = a.zeros != nullptr;
+  if (two) {
+    if (asym) split_launch<Bits, 2, true>(a, x, y, bands, stream, pdl);
+    else split_launch<Bits, 2, false>(a, x, y, bands, stream, pdl);
+  } else {
+    if (asym) split_launch<Bits, 1, true>(a, x, y, bands, stream, pdl);
+    else split_launch<Bits, 1, false>(a, x, y, bands, stream, pdl);
+  }
+}
+#endif  // __CUDACC__
+
+}  // namespace detail
+
+#ifdef __CUDACC__
+// y[M, rows] = x[M, cols] · Wᵀ on `stream` with the split kernel: x f16, 16-byte
+// aligned; y f16 or f32; any M >= 1 (chunks of 16 tokens, one launch each). f32
+// accumulation (the decode is exact; products are f16 x f16 into f32).
+template <class TY>
+void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
+  static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
+  check(w.data.data() != nullptr, "gemv_split: the weight tensor is empty (not uploaded)");
+  check(M >= 1, "gemv_split: batch " + std::to_string(M) + " is not positive");
+  check(x != nullptr && y != nullptr, "gemv_split: null activation or output pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_split: the activations must be 16-byte aligned");
+  const split_layout& l = w.l;
+  detail::split_args a{};
+  const auto* base = static_cast<const unsigned char*>(w.data.data());
+  a.q = reinterpret_cast<const uint4*>(base);
+  a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
+  a.scales = reinterpret_cast<const __half*>(base + l.scale_offset);
+  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + l.zero_offset);
+  a.work = l.slices > 1 ? w.work.as<float>() : nullptr;
+  a.counters = l.slices > 1 ? w.counters.as<unsigned>() : nullptr;
+  a.rows = static_cast<int>(l.rows);
+  a.rows_pad = static_cast<int>(l.rows_pad);
+  a.cols = static_cast<int>(l.cols);
+  a.loads = static_cast<int>(l.loads);
+  a.n_groups = static_cast<int>(l.n_groups);
+  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  a.slice_cols = l.slice_cols;
+  a.slices = l.slices;
+  a.slice_groups = a.group_shift >= 30 ? 1 : std::max(1, l.slice_cols >> a.group_shift);
+  const auto* xh = reinterpret_cast<const __half*>(x);
+  for (int m0 = 0; m0 < M; m0 += gemv_split_traits::max_batch) {
+    a.m = std::min(gemv_split_traits::max_batch, M - m0);
+    const __half* xc = xh + static_cast<std::int64_t>(m0) * a.cols;
+    TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
+    switch (w.spec.bits) {
+      case 2: detail::split_dispatch<2>(a, xc, yc, l.bands, stream, pdl); break;
+      case 3: detail::split_dispatch<3>(a, xc, yc, l.bands, stream, pdl); break;
+      case 4: detail::split_dispatch<4>(a, xc, yc, l.bands, stream, pdl); break;
+      case 8: detail::split_dispatch<8>(a, xc, yc, l.bands, stream, pdl); break;
+      default: throw error("gemv_split: " + std::to_string(w.spec.bits) + "-bit codes have no split layout");
+    }
+  }
+}
+#endif  // __CUDACC__
+
+}  // namespace qmr::cuda

@@ -1,0 +1,184 @@
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one and with many column slices, M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case (the slice counters must reset). Exits 77 (skip) without a GPU.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "qmr/core/thread_pool.hpp"
+#include "qmr/kernels/cuda/gemv_split.cuh"
+#include "gpu_check.hpp"
+
+namespace {
+
+using qmr::testing::gpu::failures;
+using qmr::testing::gpu::random_qtensor;
+using qmr::testing::gpu::rng;
+
+using qmr::f16;
+namespace quant = qmr::quant;
+
+constexpr int max_m = 21;
+constexpr int batches[] = {1, 3, 8, 9, 16, 21};
+
+struct stats {
+  int runs = 0;
+  double worst = 0.0;      // max |err| / tol
+  double worst_rms = 0.0;  // max over runs of ||y - ref|| / ||Σ|w·x|||
+};
+
+template <class TY>
+void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_split& dw, const qmr::cuda::device_buffer& dx,
+                   const std::vector<double>& y_ref, const std::vector<double>& abs_sum, stats& st) {
+  const std::int64_t rows = w.rows();
+  qmr::cuda::device_buffer dy(static_cast<std::size_t>(max_m * rows) * sizeof(TY));
+  std::vector<TY> y(static_cast<std::size_t>(max_m * rows));
+  // The decoded weights (code - z0) / z0 and the activations are exact f16, their
+  // products exact in f32; the tensor cores' f32 sums, the group scaling and the
+  // slice sums round at f32 (2^-24 per step, bounded by Σ|w x|), the f16 output once more.
+  const double sum_rel = 1.0e-5;
+  const double out_rel = std::is_same_v<TY, f16> ? 1.0e-3 : 0.0;
+  const char* ty = std::is_same_v<TY, f16> ? "f16" : "f32";
+  for (int M : batches)
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in both output types
+      qmr::cuda::gemv_split(dw, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
+      QMR_CUDA_CHECK(cudaDeviceSynchronize());
+      QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+      ++st.runs;
+      double num = 0.0, den = 0.0;
+      for (std::int64_t m = 0; m < max_m; ++m)
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::size_t i = static_cast<std::size_t>(m * rows + r);
+          if (m >= M) {
+            std::uint8_t bytes[sizeof(TY)];
+            std::memcpy(bytes, &y[i], sizeof(TY));
+            bool untouched = true;
+            for (std::uint8_t b : bytes) untouched = untouched && b == 0xff;
+            CHECK(untouched, "%s -> %s [%lld, %lld] M=%d: row %lld of y was written past M", w.spec.str().c_str(), ty,
+                  static_cast<long long>(rows), static_cast<long long>(w.cols()), M, static_cast<long long>(m));
+            continue;
+          }
+          const double got = static_cast<double>(qmr::to_float(y[i]));
+          const double tol = sum_rel * abs_sum[i] + out_rel * std::fabs(y_ref[i]) + 1.0e-6;
+          const double err = std::fabs(got - y_ref[i]);
+          const bool ok = std::isfinite(got) && err <= tol;
+          if (std::isfinite(err) && err / tol > st.worst) st.worst = err / tol;
+          num += err * err;
+          den += abs_sum[i] * abs_sum[i];
+          CHECK(ok, "%s -> %s [%lld, %lld] M=%d (call %d, %d slices): y[%lld, %lld] = %.8g, reference %.8g (tolerance %.3g)",
+                w.spec.str().c_str(), ty, static_cast<long long>(rows), static_cast<long long>(w.cols()), M, repeat + 1,
+                dw.l.slices, static_cast<long long>(m), static_cast<long long>(r), got, y_ref[i], tol);
+        }
+      const double rms = den > 0.0 ? std::sqrt(num / den) : 0.0;
+      if (rms > st.worst_rms) st.worst_rms = rms;
+    }
+}
+
+void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r, qmr::thread_pool& pool,
+                 stats& st) {
+  const quant::qtensor q = random_qtensor(spec, rows, cols, r);
+  const quant::qtensor_view w = q.view();
+  const qmr::cuda::device_split dw = qmr::cuda::upload_split(w, nullptr);
+  std::vector<f16> xa(static_cast<std::size_t>(max_m * cols));
+  std::vector<float> xf(xa.size());
+  for (std::size_t i = 0; i < xa.size(); ++i) {
+    xa[i] = qmr::to_f16(r.uniform(-1.0f, 1.0f));
+    xf[i] = qmr::to_float(xa[i]);
+  }
+  std::vector<double> y_ref(static_cast<std::size_t>(max_m * rows)), abs_sum(y_ref.size());
+  qmr::parallel_for(&pool, rows, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<double> row(static_cast<std::size_t>(cols));
+    for (std::int64_t n = r0; n < r1; ++n) {
+      for (std::int64_t c = 0; c < cols; ++c) row[static_cast<std::size_t>(c)] = static_cast<double>(w.value(n, c));
+      for (std::int64_t m = 0; m < max_m; ++m) {
+        double s = 0.0, a = 0.0;
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const double p = row[static_cast<std::size_t>(c)] * xf[static_cast<std::size_t>(m * cols + c)];
+          s += p;
+          a += std::fabs(p);
+        }
+        y_ref[static_cast<std::size_t>(m * rows + n)] = s;
+        abs_sum[static_cast<std::size_t>(m * rows + n)] = a;
+      }
+    }
+  });
+  qmr::cuda::device_buffer dx(xa.size() * sizeof(f16));
+  QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
+  check_outputs<float>(w, dw, dx, y_ref, abs_sum, st);
+  check_outputs<f16>(w, dw, dx, y_ref, abs_sum, st);
+}
+
+template <class F>
+bool throws(F&& f) {
+  try {
+    f();
+  } catch (const qmr::error&) {
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main() {
+  if (!qmr::testing::gpu::device_present()) return 77;
+  try {
+    qmr::testing::gpu::describe_device();
+    qmr::thread_pool pool;
+    rng r{20261203};
+    // Rows: one, ragged tiles (67 = 4 tiles + 3), ragged bands (203 rows), many bands (9000).
+    const std::int64_t row_counts[] = {1, 67, 203, 9000};
+    // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), Qwen's 896 and
+    // 4864 (several slices at 9000 rows), a long row (many slices of one band).
+    const std::int64_t col_counts[] = {16, 48, 160, 320, 896, 4864, 16384};
+    const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
+    for (int bits : {2, 3, 4, 8})
+      for (int group : {32, 64, 128, 256, quant::per_channel})
+        for (bool symmetric : {true, false}) {
+          if (quick && !((bits == 2 && group == 64) || (bits == 4 && group == 128))) continue;
+          const quant::format_spec spec = quant::format_spec::quantized(bits, group, symmetric);
+          stats st;
+          int n_shapes = 0;
+          const int failures_before = failures;
+          for (std::int64_t cols : col_counts) {
+            if (group != quant::per_channel && cols % group != 0) continue;
+            for (std::int64_t rows : row_counts) {
+              if (rows * cols > 9000 * 896 && rows > 1 && !(rows == 67 && cols == 16384)) continue;  // the float64 reference's time
+              if (quick && !((rows == 67 && cols == 896) || (rows == 203 && cols == 320) || (rows == 67 && cols == 16384))) continue;
+              ++n_shapes;
+              check_shape(spec, rows, cols, r, pool, st);
+            }
+          }
+          std::printf("%-8s %s: %d shapes, %d runs, worst error %.3f of the bound, worst ||err||/||sum|wx||| %.2e\n",
+                      spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.runs, st.worst,
+                      st.worst_rms);
+        }
+
+    // Formats without a split layout, bad batches and misaligned activations are errors.
+    rng r2{7};
+    for (const quant::format_spec spec : {quant::format_spec::quantized(6, 128, false), quant::format_spec::quantized(5, 128, true)}) {
+      const quant::qtensor q = random_qtensor(spec, 8, 128, r2);
+      CHECK(throws([&] { static_cast<void>(qmr::cuda::upload_split(q.view(), nullptr)); }), "%s: upload_split did not throw",
+            spec.str().c_str());
+    }
+    const quant::qtensor q = random_qtensor(quant::format_spec::quantized(4, 128, true), 8, 128, r2);
+    const qmr::cuda::device_split dw = qmr::cuda::upload_split(q.view(), nullptr);
+    qmr::cuda::device_buffer dx(16 * 128 * sizeof(f16)), dy(16 * 8 * sizeof(float));
+    CHECK(throws([&] { qmr::cuda::gemv_split(dw, dx.as<const f16>(), dy.as<float>(), 0, nullptr); }), "M=0 did not throw");
+    CHECK(throws([&] { qmr::cuda::gemv_split(dw, dx.as<const f16>() + 1, dy.as<float>(), 1, nullptr); }),
+          "misaligned x did not throw");
+    CHECK(throws([&] { qmr::cuda::gemv_split(qmr::cuda::device_split{}, dx.as<const f16>(), dy.as<float>(), 1, nullptr); }),
+          "an empty tensor did not throw");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  std::printf("%s: %d failures\n", failures ? "FAIL" : "ok", failures);
+  return failures ? 1 : 0;
+}

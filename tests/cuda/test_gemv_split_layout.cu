@@ -1,0 +1,115 @@
+// Host test of the split GEMV's data layout (needs no GPU): split_repack and lanes_pair_word with the PTX lop3/prmt semantics put in every lane's vector exactly the mma A fragments the kernel assumes (pair p = 4s + f of lane 4g + t holds row 16 tile + g + 8 (f & 1), columns 16 s + 2t + 8 (f >> 1) + {0, 1} of its load), decoding to (code - z0) / z0, padding to code 0; scales and zero points are copied; and split_layout's slices cover the columns in multiples of 256 of at most 2048, for random 2/3/4/8-bit tensors, symmetric and asymmetric, of ragged shapes.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "qmr/kernels/cuda/gemv_split.cuh"
+#include "gpu_check.hpp"
+
+namespace quant = qmr::quant;
+namespace qc = qmr::cuda;
+namespace qd = qmr::cuda::detail;
+
+namespace {
+
+using qmr::testing::gpu::failures;
+using qmr::testing::gpu::rng;
+
+double half_value(std::uint32_t word, int h) { return qmr::to_float(qmr::f16{static_cast<std::uint16_t>(word >> (16 * h))}); }
+// fma.rn.f16x2 on one half: the exact a * b + c rounded once to f16 (exact in float here).
+double fma_f16(double a, double b, double c) { return qmr::to_float(qmr::to_f16(static_cast<float>(a * b + c))); }
+
+template <int Bits>
+void check_format(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r) {
+  const quant::qtensor q = qmr::testing::gpu::random_qtensor(spec, rows, cols, r);
+  const quant::qtensor_view w = q.view();
+  const qc::split_layout l = qc::split_layout::of(Bits, rows, cols, w.layout.n_groups, !spec.symmetric, 132);
+  const std::vector<std::uint32_t> packed = qd::split_repack(w, l);
+  const std::string spec_name = spec.str();
+  const char* name = spec_name.c_str();
+  CHECK(static_cast<std::int64_t>(packed.size()) * 4 >= l.bytes, "%s [%lld, %lld]: buffer smaller than the layout", name,
+        static_cast<long long>(rows), static_cast<long long>(cols));
+  // Slicing: whole 128-column quanta, slices of 256-multiples (or the whole row), at most 2048, covering the row.
+  CHECK(l.cols_pad % 128 == 0 && l.cols_pad >= cols && l.cols_pad < cols + 128, "%s: cols_pad %lld", name,
+        static_cast<long long>(l.cols_pad));
+  CHECK((l.slice_cols % 256 == 0 || l.slice_cols == l.cols_pad) && l.slice_cols <= 2048 && l.slice_cols > 0, "%s: slice of %d columns",
+        name, l.slice_cols);
+  CHECK(static_cast<std::int64_t>(l.slices - 1) * l.slice_cols < l.cols_pad && static_cast<std::int64_t>(l.slices) * l.slice_cols >= l.cols_pad,
+        "%s: %d slices of %d do not cover %lld columns", name, l.slices, l.slice_cols, static_cast<long long>(l.cols_pad));
+  constexpr int UC = qc::lanes_unit_cols(Bits), LC = qc::split_load_cols(Bits);
+  const double z = static_cast<double>(1 << (Bits - 1));
+  int bad = 0;
+  for (std::int64_t tile = 0; tile < l.row_tiles; ++tile)
+    for (std::int64_t ld = 0; ld < l.loads; ++ld)
+      for (int lane = 0; lane < 32; ++lane) {
+        const std::size_t v = static_cast<std::size_t>((tile * l.loads + ld) * 32 + lane);
+        std::uint32_t qw[4], hw[2] = {0u, 0u};
+        for (int j = 0; j < 4; ++j) qw[j] = packed[v * 4 + static_cast<std::size_t>(j)];
+        if (Bits == 3)
+          for (int j = 0; j < 2; ++j) hw[j] = packed[static_cast<std::size_t>(l.hi_offset / 4) + v * 2 + static_cast<std::size_t>(j)];
+        const int g = lane >> 2, t = lane & 3;
+        for (int p = 0; p < UC / 2; ++p) {
+          const std::uint32_t word = qd::lanes_pair_word<Bits, qd::lanes_host_ops>(qw, hw, p);
+          const int e = qd::lanes_pair_exponent<Bits>(p);
+          const double s = half_value(qd::lanes_scale_bits(e), 0), sub = half_value(qd::lanes_sub_bits(e), 0);
+          const int ks = p / 4, f = p % 4;
+          for (int h = 0; h < 2; ++h) {
+            const std::int64_t row = tile * 16 + g + 8 * (f & 1), col = ld * LC + 16 * ks + 2 * t + 8 * (f >> 1) + h;
+            const double code = row < rows && col < cols ? static_cast<double>(w.code(row, col)) : 0.0;
+            const double got = fma_f16(half_value(word, h), s, sub);
+            if (got != (code - z) / z && ++bad <= 5)
+              CHECK(false, "%s [%lld, %lld]: tile %lld load %lld lane %d pair %d half %d (row %lld, col %lld) decodes to %g, want %g",
+                    name, static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(tile),
+                    static_cast<long long>(ld), lane, p, h, static_cast<long long>(row), static_cast<long long>(col), got,
+                    (code - z) / z);
+          }
+        }
+      }
+  const auto* sc = reinterpret_cast<const std::uint16_t*>(reinterpret_cast<const unsigned char*>(packed.data()) + l.scale_offset);
+  const auto* zp = reinterpret_cast<const std::uint8_t*>(packed.data()) + l.zero_offset;
+  for (std::int64_t row = 0; row < l.rows_pad; ++row)
+    for (std::int64_t gi = 0; gi < l.n_groups; ++gi) {
+      const std::size_t i = static_cast<std::size_t>(row * l.n_groups + gi);
+      const std::uint16_t want = row < rows ? w.scales[i].bits : 0;
+      if (sc[i] != want && ++bad <= 5) CHECK(false, "%s: scale of row %lld group %lld", name, static_cast<long long>(row), static_cast<long long>(gi));
+      if (!spec.symmetric && row < rows && zp[i] != w.zero(row, gi) && ++bad <= 5)
+        CHECK(false, "%s: zero point of row %lld group %lld", name, static_cast<long long>(row), static_cast<long long>(gi));
+    }
+  CHECK(bad == 0, "%s [%lld, %lld]: %d mismatches", name, static_cast<long long>(rows), static_cast<long long>(cols), bad);
+}
+
+}  // namespace
+
+int main() {
+  rng r{20261204};
+  const std::int64_t shapes[][2] = {{1, 192}, {3, 320}, {17, 896}, {2, 4864}, {1, 16384}, {7, 64}, {20, 160}, {3, 48}, {5, 16}};
+  int n = 0;
+  for (int bits : {2, 3, 4, 8})
+    for (int group : {32, 64, 128, 256, quant::per_channel})
+      for (bool symmetric : {true, false}) {
+        const quant::format_spec spec = quant::format_spec::quantized(bits, group, symmetric);
+        CHECK(qc::split_supported(spec), "%s has no split layout", spec.str().c_str());
+        for (const auto& sh : shapes) {
+          if (group != quant::per_channel && sh[1] % group != 0) continue;
+          ++n;
+          switch (bits) {
+            case 2: check_format<2>(spec, sh[0], sh[1], r); break;
+            case 3: check_format<3>(spec, sh[0], sh[1], r); break;
+            case 4: check_format<4>(spec, sh[0], sh[1], r); break;
+            case 8: check_format<8>(spec, sh[0], sh[1], r); break;
+          }
+        }
+      }
+  CHECK(!qc::split_supported(quant::format_spec::quantized(6, 64, false)), "w6g64 has a split layout");
+  CHECK(!qc::split_supported(quant::format_spec::quantized(5, 128, true)), "w5g128s has a split layout");
+  // Slicing of the issue's shapes on a 132-SM device: 8192 x 8192 fills the GPU with 64 bands x 8 slices of 1024.
+  const qc::split_layout big = qc::split_layout::of(4, 8192, 8192, 64, false, 132);
+  CHECK(big.bands == 64 && big.slices == 8 && big.slice_cols == 1024, "8192 x 8192: %d bands x %d slices of %d", big.bands,
+        big.slices, big.slice_cols);
+  const qc::split_layout head = qc::split_layout::of(4, 151936, 896, 7, false, 132);
+  CHECK(head.slices == 1 && head.slice_cols == 896, "151936 x 896: %d slices of %d (one expected)", head.slices, head.slice_cols);
+  std::printf("%s: %d shapes, %d failures\n", failures ? "FAIL" : "ok", n, failures);
+  return failures ? 1 : 0;
+}
