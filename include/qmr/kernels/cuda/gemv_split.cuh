@@ -50,11 +50,7 @@ struct gemv_split_traits {
   static constexpr int block_threads = 32 * block_warps;
   static constexpr int band_rows = 16 * block_warps;
   // 64 registers a thread: four 256-thread blocks fill an SM's 64K registers.
-#ifdef QMR_SPLIT_BLOCKS_PER_SM  // experiments only
-  static constexpr int blocks_per_sm = QMR_SPLIT_BLOCKS_PER_SM;
-#else
   static constexpr int blocks_per_sm = 4;
-#endif
   // Slices are multiples of 256 columns (every group up to 256 then starts in its
   // slice) and at most 2048 (16 tokens x 2048 f16 = 64 KB of staged x per block).
   static constexpr int slice_quantum = 256;
@@ -63,11 +59,9 @@ struct gemv_split_traits {
   static constexpr int col_quantum = 128;
   static constexpr int max_batch = 16;
   // 16-byte loads per lane per step: 1 KB per warp in flight beside the step being decoded.
-#ifdef QMR_SPLIT_LOADS_PER_STEP  // experiments only
-  static constexpr int loads_per_step = QMR_SPLIT_LOADS_PER_STEP;
-#else
+  // (4 loads per step at 3 blocks per SM, 80 registers, measured slower on an H200 at every
+  // bit width and batch: bench/results/cuda_gemv_split_20261203_s24.md.)
   static constexpr int loads_per_step = 2;
-#endif
 };
 
 QMR_HOST_DEVICE constexpr int split_ksteps(int bits) { return lanes_unit_cols(bits) / 8; }
