@@ -12,6 +12,7 @@
 
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/cuda/gemv_split.cuh"
+#include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
 namespace {
@@ -56,11 +57,7 @@ void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_split& 
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::size_t i = static_cast<std::size_t>(m * rows + r);
           if (m >= M) {
-            std::uint8_t bytes[sizeof(TY)];
-            std::memcpy(bytes, &y[i], sizeof(TY));
-            bool untouched = true;
-            for (std::uint8_t b : bytes) untouched = untouched && b == 0xff;
-            CHECK(untouched, "%s -> %s [%lld, %lld] M=%d: row %lld of y was written past M", w.spec.str().c_str(), ty,
+            CHECK(qmr::testing::gpu::untouched(y[i]), "%s -> %s [%lld, %lld] M=%d: row %lld of y was written past M", w.spec.str().c_str(), ty,
                   static_cast<long long>(rows), static_cast<long long>(w.cols()), M, static_cast<long long>(m));
             continue;
           }
@@ -91,23 +88,8 @@ void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t
     xa[i] = qmr::to_f16(r.uniform(-1.0f, 1.0f));
     xf[i] = qmr::to_float(xa[i]);
   }
-  std::vector<double> y_ref(static_cast<std::size_t>(max_m * rows)), abs_sum(y_ref.size());
-  qmr::parallel_for(&pool, rows, [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<double> row(static_cast<std::size_t>(cols));
-    for (std::int64_t n = r0; n < r1; ++n) {
-      for (std::int64_t c = 0; c < cols; ++c) row[static_cast<std::size_t>(c)] = static_cast<double>(w.value(n, c));
-      for (std::int64_t m = 0; m < max_m; ++m) {
-        double s = 0.0, a = 0.0;
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const double p = row[static_cast<std::size_t>(c)] * xf[static_cast<std::size_t>(m * cols + c)];
-          s += p;
-          a += std::fabs(p);
-        }
-        y_ref[static_cast<std::size_t>(m * rows + n)] = s;
-        abs_sum[static_cast<std::size_t>(m * rows + n)] = a;
-      }
-    }
-  });
+  std::vector<double> y_ref, abs_sum;
+  qmr::testing::gpu::reference_gemv(w, xf, max_m, pool, y_ref, abs_sum);
   qmr::cuda::device_buffer dx(xa.size() * sizeof(f16));
   QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
   check_outputs<float>(w, dw, dx, y_ref, abs_sum, st);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "qmr/kernels/cuda/gemv_split.cuh"
+#include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
 namespace quant = qmr::quant;
@@ -15,11 +16,10 @@ namespace qd = qmr::cuda::detail;
 namespace {
 
 using qmr::testing::gpu::failures;
+using qmr::testing::gpu::fma_f16;
+using qmr::testing::gpu::half_value;
 using qmr::testing::gpu::rng;
 
-double half_value(std::uint32_t word, int h) { return qmr::to_float(qmr::f16{static_cast<std::uint16_t>(word >> (16 * h))}); }
-// fma.rn.f16x2 on one half: the exact a * b + c rounded once to f16 (exact in float here).
-double fma_f16(double a, double b, double c) { return qmr::to_float(qmr::to_f16(static_cast<float>(a * b + c))); }
 
 template <int Bits>
 void check_format(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r) {

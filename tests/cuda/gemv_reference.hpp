@@ -1,0 +1,56 @@
+// Shared pieces of the CUDA GEMV tests: the float64 reference y = x · Wᵀ with Σ|w·x| per output (the scale of the error bounds), a poisoned output's untouched check, and the f16 arithmetic the host layout tests emulate.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "qmr/core/half.hpp"
+#include "qmr/core/thread_pool.hpp"
+#include "qmr/quant/qtensor.hpp"
+
+namespace qmr::testing::gpu {
+
+// y_ref[m * rows + n] = Σ_c w(n, c) x[m * cols + c] in float64, and abs_sum the same sum of
+// |w x|, for the m_rows rows of x (f32 values of the f16 activations).
+inline void reference_gemv(const quant::qtensor_view& w, const std::vector<float>& x, std::int64_t m_rows, thread_pool& pool,
+                           std::vector<double>& y_ref, std::vector<double>& abs_sum) {
+  const std::int64_t rows = w.rows(), cols = w.cols();
+  y_ref.assign(static_cast<std::size_t>(m_rows * rows), 0.0);
+  abs_sum.assign(y_ref.size(), 0.0);
+  parallel_for(&pool, rows, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<double> row(static_cast<std::size_t>(cols));
+    for (std::int64_t n = r0; n < r1; ++n) {
+      for (std::int64_t c = 0; c < cols; ++c) row[static_cast<std::size_t>(c)] = static_cast<double>(w.value(n, c));
+      for (std::int64_t m = 0; m < m_rows; ++m) {
+        double s = 0.0, a = 0.0;
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const double p = row[static_cast<std::size_t>(c)] * x[static_cast<std::size_t>(m * cols + c)];
+          s += p;
+          a += std::fabs(p);
+        }
+        y_ref[static_cast<std::size_t>(m * rows + n)] = s;
+        abs_sum[static_cast<std::size_t>(m * rows + n)] = a;
+      }
+    }
+  });
+}
+
+// Whether an output element still holds the 0xff poison written before the run.
+template <class T>
+bool untouched(const T& v) {
+  std::uint8_t bytes[sizeof(T)];
+  std::memcpy(bytes, &v, sizeof(T));
+  for (std::uint8_t b : bytes)
+    if (b != 0xff) return false;
+  return true;
+}
+
+// Half h (0 low, 1 high) of an f16x2 word, as a double.
+inline double half_value(std::uint32_t word, int h) { return to_float(f16{static_cast<std::uint16_t>(word >> (16 * h))}); }
+// fma.rn.f16x2 on one half: the exact a * b + c rounded once to f16 (exact in float for the
+// decode's and the lane kernel's operands, whose products keep within 24 bits).
+inline double fma_f16(double a, double b, double c) { return to_float(to_f16(static_cast<float>(a * b + c))); }
+
+}  // namespace qmr::testing::gpu
