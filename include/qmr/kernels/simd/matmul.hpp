@@ -272,6 +272,9 @@ struct activation_group_sums {
 // Whether a register decoder also decodes 32 codes at once (decoder.pair).
 template <class Decoder>
 inline constexpr bool has_pair_decode = requires { &Decoder::pair; };
+// Whether it has a decode without the end-of-row check (decoder.unchecked).
+template <class Decoder>
+inline constexpr bool has_unchecked_decode = requires { &Decoder::unchecked; };
 
 // Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
 // register_decode): each 8- or 16-code step becomes float(code) in one register and
@@ -293,6 +296,10 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
   const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
   const std::int64_t n_groups = w.layout.n_groups;
   const std::int64_t row_bytes = w.layout.code_row_bytes;
+  // The last column at which a step's load (16 bytes on AVX-512, 8 on AVX2) still ends
+  // inside the row (steps start at multiples of 8 columns, Bits bytes each); -lanes when
+  // none does.
+  const std::int64_t fast_cols = row_bytes >= 16 ? (row_bytes - 16) / Format::bits * 8 : -lanes;
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;                 // [n_groups]
@@ -325,6 +332,19 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
             gacc[i][U - 1] = xsimd::fma(w1, batch::load_unaligned(x.row(i) + c + lanes), gacc[i][U - 1]);
           }
         }
+      }
+      if constexpr (has_unchecked_decode<decltype(decode)>) {
+        // Steps whose whole load lies inside the row skip the decoder's end-of-row branch,
+        // which kept the loop from compiling to a compact body: 1024 x 4096 in cache, 1
+        // thread, Zen 5, AVX-512, alternating runs: w6g128 282-291 -> 227-234 us per call,
+        // w5g128 304-310 -> 226-234, w6g32 549-563 -> 472-480, per-channel w6 -12 to -16%.
+        const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
+        for (; c + U * lanes <= c_safe; c += U * lanes)
+          for (int u = 0; u < U; ++u) {
+            const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
+            for (int i = 0; i < M; ++i)
+              gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+          }
       }
       for (; c + U * lanes <= c1; c += U * lanes)
         for (int u = 0; u < U; ++u) {

@@ -154,7 +154,15 @@ struct avx2_decoder {
 
   // Codes [c, c + 8) minus zero as f32.
   __m256 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m256i zero) const {
-    const std::uint64_t word = load_block<8, Bits>(row_codes, row_bytes, c / 8 * Bits);
+    return from_word(load_block<8, Bits>(row_codes, row_bytes, c / 8 * Bits), zero);
+  }
+  // The same for a step whose 8-byte load lies inside the row (the caller checked).
+  __m256 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m256i zero) const {
+    std::uint64_t word;
+    std::memcpy(&word, row_codes + c / 8 * Bits, 8);
+    return from_word(word, zero);
+  }
+  __m256 from_word(std::uint64_t word, __m256i zero) const {
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(word)), ctrl);
     v = _mm256_sub_epi32(_mm256_and_si256(_mm256_srlv_epi32(v, shift), mask), zero);
     return _mm256_cvtepi32_ps(v);
@@ -228,6 +236,14 @@ struct avx512_decoder {
       std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(2 * Bits, row_bytes - byte)));
       block = _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
     }
+    return from_block(block, zero);
+  }
+  // The same for a step whose 16-byte load lies inside the row (the caller checked):
+  // no end-of-row branch, so that the GEMV's loop over such steps stays compact.
+  __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i zero) const {
+    return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 8 * Bits)), zero);
+  }
+  __m512 from_block(__m128i block, __m512i zero) const {
     __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl);
     v = _mm512_sub_epi32(_mm512_and_si512(_mm512_srlv_epi32(v, shift), mask), zero);
     return _mm512_cvtepi32_ps(v);
