@@ -278,6 +278,22 @@ struct gemv_timing {
   double read_ceiling_seconds = 0;  // the read ceiling of the same bytes, timed like graph_pdl_seconds
 };
 
+// The timings of one GEMV at one batch: per call (call(i, false) on copy i), and with
+// back_to_back > 0 that many calls back to back, plain and with PDL, in a CUDA graph with
+// PDL, and the read ceiling (read_copy(i): a kernel reading copy i's weight bytes).
+template <class Call, class ReadCopy>
+gemv_timing time_gemv_modes(int m, double bytes, int copies, int runs, int back_to_back, cudaStream_t stream, Call&& call,
+                            ReadCopy&& read_copy) {
+  gemv_timing t{m, time_median(copies, runs, stream, [&](int i) { call(i, false); }), bytes, copies, 0};
+  if (back_to_back > 0) {
+    t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
+    t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+    t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
+    t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, read_copy);
+  }
+  return t;
+}
+
 // qmr::cuda::gemv, y = x · Wᵀ in f16, for each batch in `batches` (any positive batch: past
 // gemv_traits::max_batch the GEMV runs in chunks). lanes: the lane-layout kernel
 // (qmr::cuda::gemv_lanes, batches 1..8, 2/3/4/8-bit formats) instead of the
@@ -301,27 +317,20 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
       if (lanes) qc::gemv_lanes(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
       else qc::gemv(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
     };
-    gemv_timing t{m, time_median(copies, runs, stream, [&](int i) { call(i, false); }), bytes, copies,
-                  lanes ? 0 : w[0].threads_per_row};
-    if (back_to_back > 0) {
-      t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
-      t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
-      t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
-      t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
-        const qc::device_qtensor& wi = w[static_cast<std::size_t>(i)];
-        const qc::device_buffer& buf = lanes ? wi.lanes : wi.blocks;
-        read_bytes(buf.data(), std::min(static_cast<std::size_t>(bytes), buf.size()), io.sink.as<unsigned>(), wi.sm_count,
-                   stream, true);
-      });
-    }
+    gemv_timing t = time_gemv_modes(m, bytes, copies, runs, back_to_back, stream, call, [&](int i) {
+      const qc::device_qtensor& wi = w[static_cast<std::size_t>(i)];
+      const qc::device_buffer& buf = lanes ? wi.lanes : wi.blocks;
+      read_bytes(buf.data(), std::min(static_cast<std::size_t>(bytes), buf.size()), io.sink.as<unsigned>(), wi.sm_count,
+                 stream, true);
+    });
+    t.threads_per_row = lanes ? 0 : w[0].threads_per_row;
     out.push_back(t);
   }
   return out;
 }
 
 // qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
-// time_qmr_gemv times the others: per call, and with back_to_back > 0 also back to back,
-// plain and with PDL, in a CUDA graph with PDL, and the read ceiling of the same bytes.
+// time_qmr_gemv times the others (time_gemv_modes).
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
                                                 const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {
@@ -336,18 +345,11 @@ inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, 
     const auto call = [&](int i, bool pdl) {
       qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
     };
-    gemv_timing t{m, time_median(copies, runs, stream, [&](int i) { call(i, false); }), bytes, copies, 0};
-    if (back_to_back > 0) {
-      t.b2b_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, false); });
-      t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
-      t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
-      t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) {
-        const qc::device_split& wi = w[static_cast<std::size_t>(i)];
-        read_bytes(wi.data.data(), std::min(static_cast<std::size_t>(bytes), wi.data.size()), io.sink.as<unsigned>(),
-                   wi.sm_count, stream, true);
-      });
-    }
-    out.push_back(t);
+    out.push_back(time_gemv_modes(m, bytes, copies, runs, back_to_back, stream, call, [&](int i) {
+      const qc::device_split& wi = w[static_cast<std::size_t>(i)];
+      read_bytes(wi.data.data(), std::min(static_cast<std::size_t>(bytes), wi.data.size()), io.sink.as<unsigned>(),
+                 wi.sm_count, stream, true);
+    }));
   }
   return out;
 }

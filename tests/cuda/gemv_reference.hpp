@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "qmr/core/half.hpp"
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/quant/qtensor.hpp"
+#include "gpu_check.hpp"
 
 namespace qmr::testing::gpu {
 
@@ -45,6 +47,35 @@ bool untouched(const T& v) {
   for (std::uint8_t b : bytes)
     if (b != 0xff) return false;
   return true;
+}
+
+// Checks the outputs y [max_m][rows] of one run at batch M against the reference: rows of
+// y past M must still hold the poison; the others must be finite and within
+// sum_rel * Σ|w x| + out_rel * |ref| + 1e-6 of it. `what` names the run in failure
+// messages. Raises worst to the largest error / tolerance; returns the typical error
+// ||y - ref|| / ||Σ|w x|||.
+template <class TY>
+double compare_outputs(const std::vector<TY>& y, int M, std::int64_t max_m, std::int64_t rows, const std::vector<double>& y_ref,
+                       const std::vector<double>& abs_sum, double sum_rel, double out_rel, const std::string& what,
+                       double& worst) {
+  double num = 0.0, den = 0.0;
+  for (std::int64_t m = 0; m < max_m; ++m)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::size_t i = static_cast<std::size_t>(m * rows + r);
+      if (m >= M) {
+        CHECK(untouched(y[i]), "%s: row %lld of y was written past M", what.c_str(), static_cast<long long>(m));
+        continue;
+      }
+      const double got = static_cast<double>(to_float(y[i]));
+      const double tol = sum_rel * abs_sum[i] + out_rel * std::fabs(y_ref[i]) + 1.0e-6;
+      const double err = std::fabs(got - y_ref[i]);
+      if (std::isfinite(err) && err / tol > worst) worst = err / tol;
+      num += err * err;
+      den += abs_sum[i] * abs_sum[i];
+      CHECK(std::isfinite(got) && err <= tol, "%s: y[%lld, %lld] = %.8g, reference %.8g (tolerance %.3g)", what.c_str(),
+            static_cast<long long>(m), static_cast<long long>(r), got, y_ref[i], tol);
+    }
+  return den > 0.0 ? std::sqrt(num / den) : 0.0;
 }
 
 // Half h (0 low, 1 high) of an f16x2 word, as a double.

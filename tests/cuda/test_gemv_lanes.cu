@@ -68,32 +68,15 @@ void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_qtensor
       QMR_CUDA_CHECK(cudaDeviceSynchronize());
       QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
       ++st.runs;
-      double num = 0.0, den = 0.0;
-      for (std::int64_t m = 0; m < max_m; ++m)
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const std::size_t i = static_cast<std::size_t>(m * rows + r);
-          if (m >= M) {
-            CHECK(qmr::testing::gpu::untouched(y[i]), "%s -> %s [%lld, %lld] M=%d: row %lld of y was written past M", w.spec.str().c_str(), ty,
-                  static_cast<long long>(rows), static_cast<long long>(w.cols()), M, static_cast<long long>(m));
-            continue;
-          }
-          const double got = static_cast<double>(qmr::to_float(y[i]));
-          const double tol = (f16_sum_rel + 8.0e-6) * abs_sum[i] + out_rel * std::fabs(y_ref[i]) + 1.0e-6;
-          const double err = std::fabs(got - y_ref[i]);
-          const bool ok = std::isfinite(got) && err <= tol;
-          if (std::isfinite(err) && err / tol > st.worst) st.worst = err / tol;
-          num += err * err;
-          den += abs_sum[i] * abs_sum[i];
-          CHECK(ok, "%s -> %s [%lld, %lld] M=%d%s: y[%lld, %lld] = %.8g, reference %.8g (tolerance %.3g)",
-                w.spec.str().c_str(), ty, static_cast<long long>(rows), static_cast<long long>(w.cols()), M,
-                via_gemv ? " (gemv)" : "", static_cast<long long>(m), static_cast<long long>(r), got, y_ref[i], tol);
-        }
+      const std::string what = w.spec.str() + " -> " + ty + " [" + std::to_string(rows) + ", " + std::to_string(w.cols()) +
+                               "] M=" + std::to_string(M) + (via_gemv ? " (gemv)" : "");
+      const double rms = qmr::testing::gpu::compare_outputs(y, M, max_m, rows, y_ref, abs_sum, f16_sum_rel + 8.0e-6, out_rel,
+                                                            what, st.worst);
       // Typical error, not the bound: ||y - ref|| / ||Σ|w·x|||. The f16 partial sums
       // round at random, so this lands near 2^-12 / sqrt(units per row), far under
       // 2e-3; a wrong column order or scale gives about 1 / sqrt(cols) (8e-3 at
       // 16384 columns). Relative to ||ref|| instead, one output whose sum happens
       // to cancel (a 1-row matrix) can fail while right (seen on the H200: w2g64s [1, 192]).
-      const double rms = den > 0.0 ? std::sqrt(num / den) : 0.0;
       if (!(rms <= 2.0e-3))
         CHECK(false, "%s -> %s [%lld, %lld] M=%d: ||y - ref|| / ||sum |w x||| = %.3g", w.spec.str().c_str(), ty,
               static_cast<long long>(rows), static_cast<long long>(w.cols()), M, rms);

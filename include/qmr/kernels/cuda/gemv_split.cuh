@@ -211,16 +211,21 @@ QMR_DEVICE __forceinline__ void split_mma(float (&d)[4], const qstd::uint32_t (&
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Shared memory of a block: x f16 [8 NT][slice_cols + 8], then scales f16 [128][slice_groups],
-// then (asymmetric) zero points u8 [128][slice_groups] and Σx f32 [8 NT][slice_groups].
+// Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then scales f16
+// [128][slice_groups], then (asymmetric) zero points u8 [128][slice_groups] and Σx f32
+// [8 NT][slice_groups]; `bytes` in all. The launch sizes it and the kernel lays it out so.
 QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
-inline int split_smem_bytes(int nt, int slice_cols, int slice_groups, bool asym) {
-  const int x = 8 * nt * split_x_stride(slice_cols) * 2;
-  const int sc = (gemv_split_traits::band_rows * slice_groups * 2 + 15) / 16 * 16;
-  const int zs = asym ? (gemv_split_traits::band_rows * slice_groups + 15) / 16 * 16 : 0;
-  const int xs = asym ? 8 * nt * slice_groups * 4 : 0;
-  return x + sc + zs + xs;
-}
+struct split_smem {
+  int scale = 0, zero = 0, xsum = 0, bytes = 0;
+  QMR_HOST_DEVICE static constexpr split_smem of(int nt, int slice_cols, int slice_groups, bool asym) {
+    split_smem m;
+    m.scale = 8 * nt * split_x_stride(slice_cols) * 2;
+    m.zero = m.scale + (gemv_split_traits::band_rows * slice_groups * 2 + 15) / 16 * 16;
+    m.xsum = m.zero + (asym ? (gemv_split_traits::band_rows * slice_groups + 15) / 16 * 16 : 0);
+    m.bytes = m.xsum + (asym ? 8 * nt * slice_groups * 4 : 0);
+    return m;
+  }
+};
 
 template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
@@ -254,13 +259,14 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       if constexpr (Bits != 3) h[u] = make_uint2(0u, 0u);
     }
   };
-  // Shared memory: x f16 [TOK][xstride], scales f16 [128][slice_groups], zero points u8
-  // [128][slice_groups], Σx f32 [TOK][slice_groups] (split_smem_bytes).
+  // Shared memory as split_smem lays it out.
   const int xstride = split_x_stride(a.slice_cols);  // f16 per staged token row
-  __half* xs = reinterpret_cast<__half*>(gemv_split_smem);
-  __half* ss = xs + TOK * xstride;
-  qstd::uint8_t* zs = reinterpret_cast<qstd::uint8_t*>(ss) + (gemv_split_traits::band_rows * a.slice_groups * 2 + 15) / 16 * 16;
-  float* xsum = reinterpret_cast<float*>(zs + (gemv_split_traits::band_rows * a.slice_groups + 15) / 16 * 16);
+  const split_smem sm = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym);
+  unsigned char* smem_bytes = reinterpret_cast<unsigned char*>(gemv_split_smem);
+  __half* xs = reinterpret_cast<__half*>(smem_bytes);                      // [TOK][xstride]
+  __half* ss = reinterpret_cast<__half*>(smem_bytes + sm.scale);           // [128][slice_groups]
+  qstd::uint8_t* zs = smem_bytes + sm.zero;                                // [128][slice_groups]
+  float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);            // [TOK][slice_groups]
   // Staging loads are issued SB at a time before their stores, so that a thread waits for
   // one memory round trip per SB items, not one per item (the scales come from DRAM).
   constexpr int SB = 8;
@@ -415,29 +421,27 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     }
   }
 
-  // Accumulator k of n-tile n: row r_lo + 8 (k >> 1), token 8n + 2t + (k & 1).
+  // f(row, token, sum) for the lane's accumulators: accumulator k of n-tile n is row
+  // r_lo + 8 (k >> 1), token 8n + 2t + (k & 1).
   const int row0 = band * gemv_split_traits::band_rows + r_lo;
+  const auto each_sum = [&](auto&& f) {
+    if (!active) return;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f(row0 + 8 * (k >> 1), 8 * n + 2 * t + (k & 1), acc[n][k]);
+  };
   if (a.slices == 1) {
-    if (active)
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          const int row = row0 + 8 * (k >> 1), tok = 8 * n + 2 * t + (k & 1);
-          if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, acc[n][k] * unscale);
-        }
+    each_sum([&](int row, int tok, float v) {
+      if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, v * unscale);
+    });
     return;
   }
   // Several slices: partial sums to the workspace; the band's last block adds them up.
   float* wk = a.work + static_cast<std::size_t>(slice) * gemv_split_traits::max_batch * a.rows_pad;
-  if (active)
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int row = row0 + 8 * (k >> 1), tok = 8 * n + 2 * t + (k & 1);
-        if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, acc[n][k]);
-      }
+  each_sum([&](int row, int tok, float v) {
+    if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, v);
+  });
   __threadfence();
   __syncthreads();
   __shared__ unsigned last;
@@ -466,7 +470,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
 
 template <int Bits, int NT, bool Asym, class TY>
 void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
-  const int smem = split_smem_bytes(NT, a.slice_cols, a.slice_groups, Asym);
+  const int smem = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym).bytes;
   const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
   if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
