@@ -82,7 +82,7 @@ if [ "${rc[configure]}" -ne 0 ]; then
 fi
 
 log "build"
-tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_gemv_lanes_layout cuda_gemv_lanes cuda_gemv_pdl cuda_dense_gemv"
+tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_gemv_lanes_layout cuda_gemv_lanes cuda_gemv_split_layout cuda_gemv_split cuda_gemv_pdl cuda_dense_gemv"
 targets="bench/cuda_gemv"
 # The model-runtime targets exist only when meson found the loader's headers (see QMR_GPU_INCLUDE).
 if grep -q '^build tests/test_cuda_forward:' "$build/build.ninja"; then
@@ -164,6 +164,9 @@ else
     sanitize "$tool" "sanitizer_$tool" cuda_gemv "QMR_GEMV_TEST_QUICK=$quick"
     # The lane-layout kernel (M = 1..8): w2g64 and w4g128, symmetric and asymmetric, two shapes.
     sanitize "$tool" "sanitizer_${tool}_lanes" cuda_gemv_lanes QMR_GEMV_TEST_QUICK=1
+    # The split-K kernel (M = 1..21): w2g64 and w4g128, symmetric and asymmetric, one and many
+    # slices per band (its shared-memory Σx atomics and the last block's slice sums).
+    sanitize "$tool" "sanitizer_${tool}_split" cuda_gemv_split QMR_GEMV_TEST_QUICK=1
     # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
     sanitize "$tool" "sanitizer_${tool}_forward" cuda_forward QMR_FORWARD_TEST_QUICK=1
   done
