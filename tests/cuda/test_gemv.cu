@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16). Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens. Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -182,6 +182,76 @@ int main() {
           std::printf("%-8s %s: %d shapes, %d runs, worst error %.3f of tolerance\n", spec.str().c_str(),
                       failures == failures_before ? "ok  " : "FAIL", n_shapes, st.runs, st.worst);
         }
+
+    // gemv_silu_mul against gemv() on the same upload and SiLU·up on the host.
+    {
+      int cases = 0;
+      const int failures_before = failures;
+      for (const quant::format_spec spec :
+           {quant::format_spec::quantized(4, 128, false), quant::format_spec::quantized(2, 64, true),
+            quant::format_spec::quantized(3, 32, false), quant::format_spec::quantized(8, 128, true),
+            quant::format_spec::quantized(6, quant::per_channel, false)})
+        for (const std::int64_t inter : {8, 200, 1000})
+          for (const std::int64_t cols : {320, 896}) {
+            if (spec.group != quant::per_channel && cols % spec.group != 0) continue;
+            const quant::qtensor q = random_qtensor(spec, 2 * inter, cols, r);  // read as silu_pairs_order
+            const qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr, /*with_lanes=*/false);
+            for (const int M : {1, 3, 9, 19}) {
+              const auto run = [&](auto tag) {
+                using TX = decltype(tag);
+                std::vector<TX> xa(static_cast<std::size_t>(M * cols));
+                for (auto& v : xa) v = to_act<TX>(r.uniform(-1.0f, 1.0f));
+                qmr::cuda::device_buffer dx(xa.size() * sizeof(TX)), dy(static_cast<std::size_t>(M * 2 * inter) * sizeof(float));
+                qmr::cuda::device_buffer da(static_cast<std::size_t>(M * inter) * sizeof(float)), dh(static_cast<std::size_t>(M * inter) * sizeof(TX));
+                QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
+                QMR_CUDA_CHECK(cudaMemset(da.data(), 0xff, da.size()));  // poison (NaN)
+                QMR_CUDA_CHECK(cudaMemset(dh.data(), 0xff, dh.size()));
+                qmr::cuda::gemv(dw, dx.as<const TX>(), dy.as<float>(), M, nullptr);
+                qmr::cuda::gemv_silu_mul(dw, dx.as<const TX>(), static_cast<int>(inter), da.as<float>(), dh.as<TX>(), M, nullptr);
+                QMR_CUDA_CHECK(cudaDeviceSynchronize());
+                std::vector<float> y(static_cast<std::size_t>(M * 2 * inter)), act(static_cast<std::size_t>(M * inter));
+                std::vector<TX> half(act.size());
+                QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+                QMR_CUDA_CHECK(cudaMemcpy(act.data(), da.data(), da.size(), cudaMemcpyDeviceToHost));
+                QMR_CUDA_CHECK(cudaMemcpy(half.data(), dh.data(), dh.size(), cudaMemcpyDeviceToHost));
+                int bad = 0;
+                for (int n = 0; n < M; ++n)
+                  for (std::int64_t j = 0; j < inter; ++j) {
+                    const std::int64_t ig = 16 * (j / 8) + j % 8;  // silu_pairs_order's gate row j; up is 8 further
+                    CHECK(!qmr::cuda::silu_pairs_order(ig).up && qmr::cuda::silu_pairs_order(ig).row == j &&
+                              qmr::cuda::silu_pairs_order(ig + 8).up && qmr::cuda::silu_pairs_order(ig + 8).row == j,
+                          "silu_pairs_order(%lld)", static_cast<long long>(ig));
+                    const float g = y[static_cast<std::size_t>(n * 2 * inter + ig)], u = y[static_cast<std::size_t>(n * 2 * inter + ig + 8)];
+                    const float want = g / (1.0f + std::exp(-g)) * u;
+                    const std::size_t o = static_cast<std::size_t>(n * inter + j);
+                    // device expf is within 2 ulp of the host's: a few f32 ulps after the division and product
+                    const bool ok = std::isfinite(act[o]) && std::fabs(act[o] - want) <= 4e-6f * std::fabs(want) + 1e-30f &&
+                                    to_act<TX>(act[o]).bits == half[o].bits;
+                    if (!ok && ++bad <= 3)
+                      CHECK(false, "gemv_silu_mul %s %s inter %lld cols %lld M=%d: token %d j %lld: act %g (half %g), want %g",
+                            spec.str().c_str(), type_name<TX>(), static_cast<long long>(inter), static_cast<long long>(cols), M, n,
+                            static_cast<long long>(j), static_cast<double>(act[o]), static_cast<double>(qmr::to_float(half[o])),
+                            static_cast<double>(want));
+                  }
+                ++cases;
+              };
+              run(f16{});
+              run(bf16{});
+            }
+          }
+      std::printf("gemv_silu_mul %s: %d cases\n", failures == failures_before ? "ok  " : "FAIL", cases);
+      CHECK(cases > 0, "gemv_silu_mul ran no case");
+      bool threw = false;
+      try {  // 2 inter rows must match: 16 rows are not gate and up of 12
+        const quant::qtensor q = random_qtensor(quant::format_spec::quantized(4, 128, true), 16, 128, r);
+        const qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
+        qmr::cuda::device_buffer dx(16 * 128 * 2), da(16 * 12 * 4), dh(16 * 12 * 2);
+        qmr::cuda::gemv_silu_mul(dw, dx.as<const f16>(), 12, da.as<float>(), dh.as<f16>(), 1, nullptr);
+      } catch (const qmr::error&) {
+        threw = true;
+      }
+      CHECK(threw, "gemv_silu_mul with a wrong intermediate size did not throw");
+    }
 
     // Errors come back as qmr::error, not as a crash or exit().
     {

@@ -10,7 +10,10 @@
 //     from the CPU path only in the order of f32 additions;
 //   - formats the GEMV does not take (7-bit) are dequantized at upload to f32.
 // With `fuse` (default), q/k/v and gate/up of one format are concatenated at
-// upload into one matrix each: 4 GEMV launches per layer instead of 7. The other
+// upload into one matrix each: 4 GEMV launches per layer instead of 7; quantized
+// gate/up go up with their rows interleaved in blocks of 8 (qc::silu_pairs_order) and
+// run as qc::gemv_silu_mul, which writes SiLU(gate)·up itself (one launch fewer per
+// layer, the same values as the GEMV and silu_mul apart). The other
 // ops are kernels/cuda/layer_ops.cuh, one kernel each: residual add + RMSNorm,
 // bias + q/k norm + RoPE (model::rope_inv_freq, the CPU's frequencies) + KV-cache
 // write, causal GQA attention, SiLU·up; the final norm, the output head and a
@@ -69,6 +72,7 @@ struct cuda_options {
   bool graphs = true;  // replay the one-token decode step as a captured CUDA graph
   bool fuse = true;    // one matrix for q/k/v and one for gate/up where their formats agree
   bool pdl = true;     // programmatic dependent launch of the session's own kernels (sm_90+)
+  bool silu_epilogue = true;  // with fuse: quantized gate/up as qc::gemv_silu_mul (SiLU·up in the GEMV)
 };
 
 namespace cuda_detail {
@@ -81,6 +85,7 @@ inline bool gemv_takes(const quant::format_spec& s) { return s.bits >= 2 && s.bi
 // A linear layer's weight on the device, [rows, cols]: quantized or dense.
 struct device_linear {
   bool quantized = false;
+  bool silu_pairs = false;  // gate and up in qc::silu_pairs_order, for qc::gemv_silu_mul
   qc::device_qtensor q;
   qc::dense_matrix d;
   std::int64_t rows = 0, cols = 0;
@@ -142,6 +147,39 @@ inline device_linear upload_linear(std::span<const linear_weight* const> parts, 
                                             make_shape({p->rows, p->cols})));
   }
   out.d = qc::upload_dense(views, stream);
+  return out;
+}
+
+// Whether gate and up go up as one matrix for qc::gemv_silu_mul: quantized in one format
+// the GEMV takes, the same shape, whole blocks of 8 rows.
+inline bool silu_pairs_fusable(const linear_weight& gate, const linear_weight& up) {
+  return gate.spec == up.spec && gate.spec.is_quantized() && gemv_takes(gate.spec) && gate.rows == up.rows &&
+         gate.cols == up.cols && gate.rows % 8 == 0;
+}
+
+// Uploads gate and up (silu_pairs_fusable) as one matrix of 2 inter rows in
+// qc::silu_pairs_order: blocks of 8 gate rows, then the same 8 up rows.
+inline device_linear upload_silu_pairs(const linear_weight& gate, const linear_weight& up, cudaStream_t stream) {
+  check(silu_pairs_fusable(gate, up), "upload_silu_pairs: gate and up differ in format or shape, or are not quantized");
+  device_linear out;
+  out.quantized = true;
+  out.silu_pairs = true;
+  out.rows = gate.rows + up.rows;
+  out.cols = gate.cols;
+  quant::qtensor cat(gate.spec, out.rows, out.cols);
+  const quant::qtensor_layout& l = cat.layout();
+  for (std::int64_t i = 0; i < out.rows; ++i) {
+    const qc::silu_pair_row src = qc::silu_pairs_order(i);
+    const quant::qtensor_view& v = src.up ? up.quantized : gate.quantized;
+    std::memcpy(cat.codes().data() + i * l.code_row_bytes, v.codes + src.row * l.code_row_bytes,
+                static_cast<std::size_t>(l.code_row_bytes));
+    std::memcpy(cat.scales().data() + i * l.n_groups, v.scales + src.row * l.n_groups,
+                static_cast<std::size_t>(l.n_groups) * sizeof(f16));
+    if (!gate.spec.symmetric)
+      std::memcpy(cat.zeros().data() + i * l.zero_row_bytes, v.zeros + src.row * l.zero_row_bytes,
+                  static_cast<std::size_t>(l.zero_row_bytes));
+  }
+  out.q = qc::upload(cat.view(), stream);
   return out;
 }
 
@@ -249,7 +287,8 @@ class cuda_session {
       upload_group_({&lw.q, &lw.k, &lw.v}, d.qkv);
       const linear_weight* o = &lw.o;
       d.o = cd::upload_linear(std::span(&o, 1), s);
-      upload_group_({&lw.gate, &lw.up}, d.gate_up);
+      if (options_.fuse && options_.silu_epilogue && cd::silu_pairs_fusable(lw.gate, lw.up)) d.gate_up.push_back(cd::upload_silu_pairs(lw.gate, lw.up, s));
+      else upload_group_({&lw.gate, &lw.up}, d.gate_up);
       const linear_weight* down = &lw.down;
       d.down = cd::upload_linear(std::span(&down, 1), s);
       const std::size_t cache = static_cast<std::size_t>(capacity) * static_cast<std::size_t>(c.kv_dim()) * sizeof(float);
@@ -413,7 +452,9 @@ class cuda_session {
         qc::add_rmsnorm(x_.as<float>(), 0, m, o_.as<const float>(), L.o_bias.as<const float>(),
                         L.mlp_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         float* gu = gate_up_.as<float>();
-        if (L.gate_up.size() == 1) {  // fused: row t is [gate | up]
+        if (L.gate_up.size() == 1 && L.gate_up[0].silu_pairs) {  // GEMV and SiLU·up in one launch
+          qc::gemv_silu_mul(L.gate_up[0].q, h_half_.as<const TA>(), inter, act_.as<float>(), act_half_.as<TA>(), m, s, pdl_);
+        } else if (L.gate_up.size() == 1) {  // fused: row t is [gate | up]
           linear_(L.gate_up[0], h_, h_half_, gu, m);
           qc::silu_mul(gu, 2 * inter, gu + inter, 2 * inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         } else {

@@ -376,6 +376,12 @@ struct gemv_args {
   int block_vectors;              // 16-byte vectors per tile block
   bool asym;                      // zero points follow the scales
   bool x_smem;                    // x (M x cols) is staged in shared memory after the rings
+  // The SiLU·up epilogue (gemv_silu_mul), when act is set: the rows are blocks of 8 gate
+  // rows then the same 8 up rows (silu_pairs_order), and instead of y the kernel writes
+  // act[n][j] = silu(gate_j) * up_j (f32) and act_half[n][j] (the activation type), j < inter.
+  float* act;
+  void* act_half;
+  int inter;
 };
 
 #ifdef __CUDACC__
@@ -710,7 +716,26 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
           }
   }
   // Accumulator i of (rb, nb): row 16*rb + 8*(i >> 1) + gid, batch row 8*nb + 2*t4 + (i & 1).
-  if (valid && wk == 0)
+  if (valid && wk == 0 && a.act != nullptr) {
+    // SiLU·up: the lane's rows gid and gid + 8 of each 16 are gate_j and up_j, j = 8 (r / 16)
+    // + gid (accumulators i and i + 2); the same formula and rounding as silu_mul (layer_ops.cuh).
+#pragma unroll
+    for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int j = 8 * (2 * group + rb) + gid;
+          const int n = 8 * nb + 2 * t4 + i;
+          if (j < a.inter && n < a.m) {
+            const float g = acc[rb][nb][i], u = acc[rb][nb][i + 2];
+            const float v = g / (1.0f + expf(-g)) * u;
+            const std::int64_t o = static_cast<std::int64_t>(n) * a.inter + j;
+            a.act[o] = v;
+            store(static_cast<TX*>(a.act_half) + o, v);
+          }
+        }
+  } else if (valid && wk == 0)
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
@@ -868,6 +893,67 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
     }
   }
 }
+
+// The gate/up GEMV of an MLP with SiLU·up in its epilogue: w holds gate [inter, cols] and
+// up [inter, cols] as one matrix of 2 inter rows in silu_pairs_order (blocks of 8 gate rows,
+// then the same 8 up rows), uploaded like any other; act[M, inter] = silu(x · gateᵀ) *
+// (x · upᵀ) in f32 and act_half[M, inter] the same in the activation type: what gemv()
+// into [gate | up] followed by qmr::cuda::silu_mul writes, bit for bit (each row's sum is
+// computed as gemv() computes it), in one launch per 16 tokens instead of two. Always the
+// tensor-core kernel (also at M = 1).
+template <class TX>
+void gemv_silu_mul(const device_qtensor& w, const TX* x, int inter, float* act, TX* act_half, int M, cudaStream_t stream,
+                   bool pdl = false) {
+  static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv_silu_mul: activations are qmr::f16 or qmr::bf16");
+  check(M >= 1, "gemv_silu_mul: batch " + std::to_string(M) + " is not positive");
+  check(x != nullptr && act != nullptr && act_half != nullptr, "gemv_silu_mul: null activation or output pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_silu_mul: the activations must be 16-byte aligned");
+  check(w.blocks.data() != nullptr, "gemv_silu_mul: the weight tensor is empty (not uploaded)");
+  check(inter > 0 && inter % 8 == 0 && w.layout.rows == 2 * static_cast<std::int64_t>(inter),
+        "gemv_silu_mul: " + std::to_string(w.layout.rows) + " rows are not gate and up of " + std::to_string(inter) +
+            " rows each (a multiple of 8)");
+  const int tpr = w.threads_per_row;
+  check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
+        "gemv_silu_mul: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
+  detail::gemv_args a{};
+  a.blocks = w.blocks.as<const uint4>();
+  a.rows = static_cast<int>(w.layout.rows);
+  a.cols = static_cast<int>(w.layout.cols);
+  a.n_tiles = static_cast<int>(w.tiles_per_row());
+  a.row_groups = static_cast<int>(w.row_groups());
+  a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
+  a.block_vectors = w.block_vectors();
+  a.asym = !w.spec.symmetric;
+  a.inter = inter;
+  const int gt = w.groups_per_tile();
+  for (int m0 = 0; m0 < M; m0 += gemv_traits::max_batch) {
+    a.m = std::min(gemv_traits::max_batch, M - m0);
+    const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;
+    a.act = act + static_cast<std::int64_t>(m0) * inter;
+    a.act_half = act_half + static_cast<std::int64_t>(m0) * inter;
+    float* unused = a.act;  // the kernel's y: not written with the epilogue
+    switch (w.spec.bits) {
+      case 2: detail::launch<2>(gt, a, xc, unused, stream, pdl); break;
+      case 3: detail::launch<3>(gt, a, xc, unused, stream, pdl); break;
+      case 4: detail::launch<4>(gt, a, xc, unused, stream, pdl); break;
+      case 5: detail::launch<5>(gt, a, xc, unused, stream, pdl); break;
+      case 6: detail::launch<6>(gt, a, xc, unused, stream, pdl); break;
+      case 8: detail::launch<8>(gt, a, xc, unused, stream, pdl); break;
+      default: throw error("gemv_silu_mul: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
+    }
+  }
+}
 #endif  // __CUDACC__
+
+// Row i of the interleaved gate/up matrix of gemv_silu_mul: gate row or up row (inter rows each).
+struct silu_pair_row {
+  bool up;
+  std::int64_t row;
+};
+QMR_HOST_DEVICE constexpr silu_pair_row silu_pairs_order(std::int64_t i) {
+  return {(i / 8) % 2 == 1, (i / 16) * 8 + i % 8};
+}
+static_assert(silu_pairs_order(0).row == 0 && !silu_pairs_order(7).up && silu_pairs_order(8).up && silu_pairs_order(8).row == 0 &&
+              silu_pairs_order(17).row == 9 && !silu_pairs_order(17).up && silu_pairs_order(31).row == 15 && silu_pairs_order(31).up);
 
 }  // namespace qmr::cuda
