@@ -842,6 +842,42 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
   }
 }
 
+namespace detail {
+// The launch arguments every GEMV over w shares (the batch and an epilogue's fields are the
+// caller's), after checking the upload; `who` names the caller in errors.
+inline gemv_args args_of(const device_qtensor& w, const char* who) {
+  check(w.blocks.data() != nullptr, std::string(who) + ": the weight tensor is empty (not uploaded)");
+  const int tpr = w.threads_per_row;
+  check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
+        std::string(who) + ": threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
+  gemv_args a{};
+  a.blocks = w.blocks.as<const uint4>();
+  a.rows = static_cast<int>(w.layout.rows);
+  a.cols = static_cast<int>(w.layout.cols);
+  a.n_tiles = static_cast<int>(w.tiles_per_row());
+  a.row_groups = static_cast<int>(w.row_groups());
+  a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
+  a.block_vectors = w.block_vectors();
+  a.asym = !w.spec.symmetric;
+  return a;
+}
+// One launch for w's bit width: the run-time bits become the kernel's template argument here.
+template <class TX, class TY>
+void launch_bits(const device_qtensor& w, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream, bool pdl,
+                 const char* who) {
+  const int gt = w.groups_per_tile();
+  switch (w.spec.bits) {
+    case 2: return launch<2>(gt, a, x, y, stream, pdl);
+    case 3: return launch<3>(gt, a, x, y, stream, pdl);
+    case 4: return launch<4>(gt, a, x, y, stream, pdl);
+    case 5: return launch<5>(gt, a, x, y, stream, pdl);
+    case 6: return launch<6>(gt, a, x, y, stream, pdl);
+    case 8: return launch<8>(gt, a, x, y, stream, pdl);
+    default: throw error(std::string(who) + ": " + std::to_string(w.spec.bits) + "-bit codes are not supported");
+  }
+}
+}  // namespace detail
+
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous). x and y are device
 // pointers, row-major; x is f16 or bf16 and 16-byte aligned; y is the same type
 // as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
@@ -859,38 +895,17 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
   check(M >= 1, "gemv: batch " + std::to_string(M) + " is not positive");
   check(x != nullptr && y != nullptr, "gemv: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv: the activations must be 16-byte aligned");
-  check(w.blocks.data() != nullptr, "gemv: the weight tensor is empty (not uploaded)");
-  const int tpr = w.threads_per_row;
-  check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
-        "gemv: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
+  detail::gemv_args a = detail::args_of(w, "gemv");
   // M = 1 with f16 activations: the lane-layout kernel (CUDA cores), where uploaded.
   if constexpr (qstd::is_same_v<TX, f16>)
     if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream, pdl);
-  detail::gemv_args a{};
-  a.blocks = w.blocks.as<const uint4>();
-  a.rows = static_cast<int>(w.layout.rows);
-  a.cols = static_cast<int>(w.layout.cols);
-  a.n_tiles = static_cast<int>(w.tiles_per_row());
-  a.row_groups = static_cast<int>(w.row_groups());
-  a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
-  a.block_vectors = w.block_vectors();
-  a.asym = !w.spec.symmetric;
-  const int gt = w.groups_per_tile();
   // Batches past max_batch run in chunks of max_batch rows, one launch each, every
   // launch reading W again (from L2 when W fits it): a stand-in for a tiled GEMM.
   for (int m0 = 0; m0 < M; m0 += gemv_traits::max_batch) {
     a.m = std::min(gemv_traits::max_batch, M - m0);
     const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;  // cols % 8 == 0: stays 16-byte aligned
     TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
-    switch (w.spec.bits) {
-      case 2: detail::launch<2>(gt, a, xc, yc, stream, pdl); break;
-      case 3: detail::launch<3>(gt, a, xc, yc, stream, pdl); break;
-      case 4: detail::launch<4>(gt, a, xc, yc, stream, pdl); break;
-      case 5: detail::launch<5>(gt, a, xc, yc, stream, pdl); break;
-      case 6: detail::launch<6>(gt, a, xc, yc, stream, pdl); break;
-      case 8: detail::launch<8>(gt, a, xc, yc, stream, pdl); break;
-      default: throw error("gemv: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
-    }
+    detail::launch_bits(w, a, xc, yc, stream, pdl, "gemv");
   }
 }
 
@@ -908,39 +923,18 @@ void gemv_silu_mul(const device_qtensor& w, const TX* x, int inter, float* act, 
   check(M >= 1, "gemv_silu_mul: batch " + std::to_string(M) + " is not positive");
   check(x != nullptr && act != nullptr && act_half != nullptr, "gemv_silu_mul: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_silu_mul: the activations must be 16-byte aligned");
-  check(w.blocks.data() != nullptr, "gemv_silu_mul: the weight tensor is empty (not uploaded)");
+  detail::gemv_args a = detail::args_of(w, "gemv_silu_mul");
   check(inter > 0 && inter % 8 == 0 && w.layout.rows == 2 * static_cast<std::int64_t>(inter),
         "gemv_silu_mul: " + std::to_string(w.layout.rows) + " rows are not gate and up of " + std::to_string(inter) +
             " rows each (a multiple of 8)");
-  const int tpr = w.threads_per_row;
-  check(tpr >= gemv_traits::min_threads_per_row && tpr <= gemv_traits::max_threads_per_row && (tpr & (tpr - 1)) == 0,
-        "gemv_silu_mul: threads_per_row " + std::to_string(tpr) + " is not a power of two in [8, 256]");
-  detail::gemv_args a{};
-  a.blocks = w.blocks.as<const uint4>();
-  a.rows = static_cast<int>(w.layout.rows);
-  a.cols = static_cast<int>(w.layout.cols);
-  a.n_tiles = static_cast<int>(w.tiles_per_row());
-  a.row_groups = static_cast<int>(w.row_groups());
-  a.warps_per_group = tpr < 32 ? 1 : tpr / 32;
-  a.block_vectors = w.block_vectors();
-  a.asym = !w.spec.symmetric;
   a.inter = inter;
-  const int gt = w.groups_per_tile();
   for (int m0 = 0; m0 < M; m0 += gemv_traits::max_batch) {
     a.m = std::min(gemv_traits::max_batch, M - m0);
     const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;
     a.act = act + static_cast<std::int64_t>(m0) * inter;
     a.act_half = act_half + static_cast<std::int64_t>(m0) * inter;
     float* unused = a.act;  // the kernel's y: not written with the epilogue
-    switch (w.spec.bits) {
-      case 2: detail::launch<2>(gt, a, xc, unused, stream, pdl); break;
-      case 3: detail::launch<3>(gt, a, xc, unused, stream, pdl); break;
-      case 4: detail::launch<4>(gt, a, xc, unused, stream, pdl); break;
-      case 5: detail::launch<5>(gt, a, xc, unused, stream, pdl); break;
-      case 6: detail::launch<6>(gt, a, xc, unused, stream, pdl); break;
-      case 8: detail::launch<8>(gt, a, xc, unused, stream, pdl); break;
-      default: throw error("gemv_silu_mul: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
-    }
+    detail::launch_bits(w, a, xc, unused, stream, pdl, "gemv_silu_mul");
   }
 }
 #endif  // __CUDACC__
