@@ -1,4 +1,4 @@
-// Host test of the CUDA GEMV's data layout (needs no GPU): the kernel's own repack (codes, scales and zero points in one block per tile) and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
+// Host test of the CUDA GEMV's data layout (needs no GPU): gemv_silu_mul's row order against its epilogue's reading; the kernel's own repack (codes, scales and zero points in one block per tile) and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -125,6 +125,27 @@ int main() {
         }
         std::printf("%-8s %s worst %.3f\n", spec.str().c_str(), failures == before ? "ok" : "FAIL", worst);
       }
+  // gemv_silu_mul's epilogue reads the lane's rows r = 32 group + 16 rb + gid and r + 8 as gate_j
+  // and up_j, j = 8 (2 group + rb) + gid: silu_pairs_order (the upload's order) must say the same
+  // and place every gate and up row exactly once.
+  for (const std::int64_t inter : {8, 16, 200, 4864}) {
+    std::vector<int> seen(static_cast<std::size_t>(2 * inter), 0);
+    for (std::int64_t r = 0; r < 2 * inter; ++r) {
+      const qmr::cuda::silu_pair_row p = qmr::cuda::silu_pairs_order(r);
+      const std::int64_t group = r / 32, rb = (r % 32) / 16, hi = (r % 16) / 8, gid = r % 8;
+      const std::int64_t j = 8 * (2 * group + rb) + gid;
+      if (p.up != (hi == 1) || p.row != j || p.row < 0 || p.row >= inter) {
+        if (++failures < 10) std::printf("silu_pairs_order(%lld) with %lld rows each: %s row %lld, the epilogue reads %s row %lld\n",
+                                         (long long)r, (long long)inter, p.up ? "up" : "gate", (long long)p.row,
+                                         hi ? "up" : "gate", (long long)j);
+        continue;
+      }
+      ++seen[static_cast<std::size_t>((p.up ? inter : 0) + p.row)];
+    }
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      if (seen[i] != 1 && ++failures < 10) std::printf("silu_pairs_order, %lld rows each: row %zu placed %d times\n", (long long)inter, i, seen[i]);
+  }
+  std::printf("silu_pairs_order: checked against the epilogue's rows\n");
   std::printf("%d failures\n", failures);
   return failures != 0;
 }
