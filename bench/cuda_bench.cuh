@@ -329,24 +329,6 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
   return out;
 }
 
-// A device copy of a split-layout tensor with its own workspace: the rotation's copies
-// (a device-to-device copy instead of a host repack and upload per copy).
-inline qc::device_split clone_split(const qc::device_split& w, cudaStream_t stream) {
-  qc::device_split d;
-  d.spec = w.spec;
-  d.layout = w.layout;
-  d.l = w.l;
-  d.sm_count = w.sm_count;
-  d.data = qc::device_buffer(w.data.size());
-  QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
-  if (w.counters.size() > 0) {
-    d.work = qc::device_buffer(w.work.size());
-    d.counters = qc::device_buffer(w.counters.size());
-    QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
-  }
-  return d;
-}
-
 // qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
 // time_qmr_gemv times the others (time_gemv_modes).
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
@@ -357,7 +339,7 @@ inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, 
   w.push_back(qc::upload_split(q.view(), stream));
   const double bytes = static_cast<double>(w[0].weight_bytes());
   const int copies = copies_for(static_cast<double>(w[0].data.size()), rotate_bytes);
-  for (int i = 1; i < copies; ++i) w.push_back(clone_split(w[0], stream));
+  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
   std::vector<gemv_timing> out;
   for (const int m : batches) {

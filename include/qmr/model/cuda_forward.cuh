@@ -108,6 +108,18 @@ inline std::vector<float> dequantize_f32(const quant::qtensor_view& w) {
   return out;
 }
 
+// Copies rows [r, r + n) of v (same format and columns as dst) to rows [i, i + n) of dst:
+// codes, scales and zero points.
+inline void copy_rows(quant::qtensor& dst, std::int64_t i, const quant::qtensor_view& v, std::int64_t r, std::int64_t n) {
+  const quant::qtensor_layout& l = dst.layout();
+  std::memcpy(dst.codes().data() + i * l.code_row_bytes, v.codes + r * l.code_row_bytes,
+              static_cast<std::size_t>(n * l.code_row_bytes));
+  std::memcpy(dst.scales().data() + i * l.n_groups, v.scales + r * l.n_groups, static_cast<std::size_t>(n * l.n_groups) * sizeof(f16));
+  if (!dst.spec().symmetric)
+    std::memcpy(dst.zeros().data() + i * l.zero_row_bytes, v.zeros + r * l.zero_row_bytes,
+                static_cast<std::size_t>(n * l.zero_row_bytes));
+}
+
 // Uploads the row blocks `parts` (can_fuse) one under the other as one matrix.
 inline device_linear upload_linear(std::span<const linear_weight* const> parts, cudaStream_t stream) {
   check(!parts.empty() && can_fuse(parts), "upload_linear: the row blocks differ in format or columns");
@@ -122,14 +134,9 @@ inline device_linear upload_linear(std::span<const linear_weight* const> parts, 
       return out;
     }
     quant::qtensor cat(spec, out.rows, out.cols);  // concatenate codes, scales and zeros row-wise
-    const quant::qtensor_layout& l = cat.layout();
     std::int64_t r0 = 0;
     for (const linear_weight* p : parts) {
-      const quant::qtensor_view& v = p->quantized;
-      std::memcpy(cat.codes().data() + r0 * l.code_row_bytes, v.codes, static_cast<std::size_t>(v.layout.code_bytes()));
-      std::memcpy(cat.scales().data() + r0 * l.n_groups, v.scales, static_cast<std::size_t>(v.layout.scale_count()) * sizeof(f16));
-      if (!spec.symmetric)
-        std::memcpy(cat.zeros().data() + r0 * l.zero_row_bytes, v.zeros, static_cast<std::size_t>(v.layout.zero_bytes()));
+      copy_rows(cat, r0, p->quantized, 0, p->rows);
       r0 += p->rows;
     }
     out.q = qc::upload(cat.view(), stream);
@@ -167,17 +174,9 @@ inline device_linear upload_silu_pairs(const linear_weight& gate, const linear_w
   out.rows = gate.rows + up.rows;
   out.cols = gate.cols;
   quant::qtensor cat(gate.spec, out.rows, out.cols);
-  const quant::qtensor_layout& l = cat.layout();
   for (std::int64_t i = 0; i < out.rows; ++i) {
     const qc::silu_pair_row src = qc::silu_pairs_order(i);
-    const quant::qtensor_view& v = src.up ? up.quantized : gate.quantized;
-    std::memcpy(cat.codes().data() + i * l.code_row_bytes, v.codes + src.row * l.code_row_bytes,
-                static_cast<std::size_t>(l.code_row_bytes));
-    std::memcpy(cat.scales().data() + i * l.n_groups, v.scales + src.row * l.n_groups,
-                static_cast<std::size_t>(l.n_groups) * sizeof(f16));
-    if (!gate.spec.symmetric)
-      std::memcpy(cat.zeros().data() + i * l.zero_row_bytes, v.zeros + src.row * l.zero_row_bytes,
-                  static_cast<std::size_t>(l.zero_row_bytes));
+    copy_rows(cat, i, src.up ? up.quantized : gate.quantized, src.row, 1);
   }
   out.q = qc::upload(cat.view(), stream);
   return out;

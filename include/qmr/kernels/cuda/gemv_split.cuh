@@ -188,6 +188,24 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
   return d;
 }
 
+// A device-side copy of an uploaded split-layout matrix with its own workspace
+// (benchmarks rotate through copies, as for gemv.cuh's clone). Asynchronous on `stream`.
+inline device_split clone(const device_split& w, cudaStream_t stream) {
+  device_split d;
+  d.spec = w.spec;
+  d.layout = w.layout;
+  d.l = w.l;
+  d.sm_count = w.sm_count;
+  d.data = device_buffer(w.data.size());
+  QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
+  if (w.counters.size() > 0) {
+    d.work = device_buffer(w.work.size());
+    d.counters = device_buffer(w.counters.size());
+    QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
+  }
+  return d;
+}
+
 namespace detail {
 
 struct split_args {
