@@ -35,9 +35,10 @@ struct options {
   std::vector<std::string> models = {"qmr-math", "qwen2.5-0.5b"};
   std::vector<std::string> formats = {"bf16", "w4g128"};
   // graph: the decode step replayed as a CUDA graph, kernels with programmatic dependent
-  // launch (the session's defaults); graph-nosilu: the same with SiLU·up in its own kernel
-  // after the gate/up GEMV (cuda_options::silu_epilogue off); graph-nopdl; eager: neither.
-  std::vector<std::string> modes = {"graph", "graph-nosilu", "graph-nopdl", "eager"};
+  // launch (the session's defaults); graph-norope: the same with bias + RoPE + KV cache in
+  // their own kernel after the q/k/v GEMV (cuda_options::rope_epilogue off); graph-noepilogue:
+  // SiLU·up in its own kernel too (silu_epilogue off as well); graph-nopdl; eager: neither.
+  std::vector<std::string> modes = {"graph", "graph-norope", "graph-noepilogue", "graph-nopdl", "eager"};
   int prefill = 32, decode = 128, layers = 24;
 };
 
@@ -62,7 +63,7 @@ options parse(int argc, char** argv) {
     else if (a == "--modes") o.modes = qmr::bench::split_list(value());
     else if (a == "--help" || a == "-h") {
       std::puts("cuda_decode [--json PATH] [--models qmr-math,qwen2.5-0.5b] [--formats bf16,w4g128] [--prefill 32]\n"
-                "            [--decode 128] [--modes graph,graph-nosilu,graph-nopdl,eager] [--layers 24] [--models-dir DIR] [--work DIR]");
+                "            [--decode 128] [--modes graph,graph-norope,graph-noepilogue,graph-nopdl,eager] [--layers 24] [--models-dir DIR] [--work DIR]");
       std::exit(0);
     } else {
       throw qmr::error("unknown argument " + a + " (--help)");
@@ -195,12 +196,13 @@ int main(int argc, char** argv) {
         std::vector<std::int32_t> prompt(static_cast<std::size_t>(opt.prefill));
         for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % vocab);
         for (const std::string& mode : opt.modes) {
-          if (mode != "graph" && mode != "graph-nosilu" && mode != "graph-nopdl" && mode != "eager")
-            throw qmr::error("--modes takes graph, graph-nosilu, graph-nopdl and eager, got " + mode);
+          if (mode != "graph" && mode != "graph-norope" && mode != "graph-noepilogue" && mode != "graph-nopdl" && mode != "eager")
+            throw qmr::error("--modes takes graph, graph-norope, graph-noepilogue, graph-nopdl and eager, got " + mode);
           qmr::model::cuda_options co;
           co.graphs = mode != "eager";
-          co.pdl = mode == "graph" || mode == "graph-nosilu";
-          co.silu_epilogue = mode != "graph-nosilu";
+          co.pdl = mode == "graph" || mode == "graph-norope" || mode == "graph-noepilogue";
+          co.rope_epilogue = mode != "graph-norope" && mode != "graph-noepilogue";
+          co.silu_epilogue = mode != "graph-noepilogue";
           const auto tu = std::chrono::steady_clock::now();
           qmr::model::cuda_session s(m, gpu::decode_capacity(prompt.size(), opt.decode), co);
           const double upload = seconds_since(tu);

@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens; qmr::cuda::gemv_qkv_rope writes the same bits into q and the KV cache as gemv() followed by qmr::cuda::qkv_rope (with and without biases, every cache row outside the chunk left alone). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +12,7 @@
 
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/kernels/cuda/layer_ops.cuh"
 #include "qmr/kernels/ref/matmul.hpp"
 #include "gpu_check.hpp"
 
@@ -251,6 +252,124 @@ int main() {
         threw = true;
       }
       CHECK(threw, "gemv_silu_mul with a wrong intermediate size did not throw");
+    }
+
+    // gemv_qkv_rope against gemv() on the same upload followed by qkv_rope: the same bits.
+    {
+      struct heads_shape {
+        int heads, kv_heads, d;
+      };
+      int cases = 0;
+      const int failures_before = failures;
+      for (const quant::format_spec spec :
+           {quant::format_spec::quantized(4, 128, false), quant::format_spec::quantized(2, 64, true),
+            quant::format_spec::quantized(3, 32, false), quant::format_spec::quantized(8, quant::per_channel, true)})
+        for (const heads_shape hs : {heads_shape{2, 1, 16}, heads_shape{14, 2, 64}, heads_shape{4, 4, 128}, heads_shape{3, 1, 48}})
+          for (const std::int64_t cols : {128, 896}) {
+            const int q_dim = hs.heads * hs.d, kv_dim = hs.kv_heads * hs.d, rows = q_dim + 2 * kv_dim;
+            const quant::qtensor q = random_qtensor(spec, rows, cols, r);  // read as qkv_pairs_order
+            const qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr, /*with_lanes=*/false);
+            // inv_freq as a model's: theta^(-2f/d), theta = 1e6 (Qwen2.5)
+            std::vector<float> inv_freq(static_cast<std::size_t>(hs.d / 2));
+            for (std::size_t f = 0; f < inv_freq.size(); ++f)
+              inv_freq[f] = static_cast<float>(std::pow(1.0e6, -2.0 * static_cast<double>(f) / hs.d));
+            qmr::cuda::device_buffer dfreq(inv_freq.size() * sizeof(float));
+            QMR_CUDA_CHECK(cudaMemcpy(dfreq.data(), inv_freq.data(), dfreq.size(), cudaMemcpyHostToDevice));
+            constexpr int capacity = 70;  // positions up to 37 * 16 % 50 + 16: rows on both sides of each chunk left alone
+            qmr::cuda::device_buffer dcos(inv_freq.size() * capacity * sizeof(float)), dsin(dcos.size());
+            qmr::cuda::rope_table(dfreq.as<const float>(), hs.d / 2, capacity, dcos.as<float>(), dsin.as<float>(), nullptr);
+            for (const bool with_bias : {false, true}) {
+              std::vector<float> bias(static_cast<std::size_t>(rows));  // [q | k | v] biases
+              for (auto& b : bias) b = r.uniform(-0.5f, 0.5f);
+              qmr::cuda::device_buffer dbias(bias.size() * sizeof(float));
+              QMR_CUDA_CHECK(cudaMemcpy(dbias.data(), bias.data(), dbias.size(), cudaMemcpyHostToDevice));
+              const float* qb = with_bias ? dbias.as<const float>() : nullptr;
+              const float* kb = with_bias ? qb + q_dim : nullptr;
+              const float* vb = with_bias ? qb + q_dim + kv_dim : nullptr;
+              for (const int M : {1, 3, 9, 16}) {
+                const int pos0 = 37 * M % 50;
+                const auto run = [&](auto tag) {
+                  using TX = decltype(tag);
+                  std::vector<TX> xa(static_cast<std::size_t>(M * cols));
+                  for (auto& v : xa) v = to_act<TX>(r.uniform(-1.0f, 1.0f));
+                  qmr::cuda::step_state st{};
+                  st.pos0 = pos0;
+                  st.n = M;
+                  qmr::cuda::device_buffer dx(xa.size() * sizeof(TX)), dstep(sizeof st);
+                  qmr::cuda::device_buffer dy(static_cast<std::size_t>(M * rows) * sizeof(float));  // [M, rows] in pairs order
+                  qmr::cuda::device_buffer dcat(dy.size());  // [M, q | k | v]
+                  const std::size_t q_bytes = static_cast<std::size_t>(M * q_dim) * sizeof(float),
+                                    cache_bytes = static_cast<std::size_t>(capacity * kv_dim) * sizeof(float);
+                  qmr::cuda::device_buffer q1(q_bytes), k1(cache_bytes), v1(cache_bytes), q2(q_bytes), k2(cache_bytes), v2(cache_bytes);
+                  QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
+                  QMR_CUDA_CHECK(cudaMemcpy(dstep.data(), &st, sizeof st, cudaMemcpyHostToDevice));
+                  for (auto* b : {&q1, &k1, &v1, &q2, &k2, &v2}) QMR_CUDA_CHECK(cudaMemset(b->data(), 0xff, b->size()));  // poison
+                  // reference: the GEMV, its rows put back in [q | k | v] order, then qkv_rope
+                  qmr::cuda::gemv(dw, dx.as<const TX>(), dy.as<float>(), M, nullptr);
+                  std::vector<float> y(static_cast<std::size_t>(M * rows)), cat(y.size());
+                  QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+                  for (int n = 0; n < M; ++n)
+                    for (int i = 0; i < rows; ++i)
+                      cat[static_cast<std::size_t>(n * rows + qmr::cuda::qkv_pairs_order(i, hs.heads, hs.kv_heads, hs.d))] =
+                          y[static_cast<std::size_t>(n * rows + i)];
+                  QMR_CUDA_CHECK(cudaMemcpy(dcat.data(), cat.data(), dcat.size(), cudaMemcpyHostToDevice));
+                  qmr::cuda::qkv_rope_args a{};
+                  a.q = dcat.as<const float>(), a.k = a.q + q_dim, a.v = a.k + kv_dim;
+                  a.ldq = a.ldk = a.ldv = rows;
+                  a.q_bias = qb, a.k_bias = kb, a.v_bias = vb;
+                  a.inv_freq = dfreq.as<const float>();
+                  a.heads = hs.heads, a.kv_heads = hs.kv_heads, a.d = hs.d;
+                  a.q_out = q1.as<float>(), a.k_cache = k1.as<float>(), a.v_cache = v1.as<float>();
+                  a.step = dstep.as<const qmr::cuda::step_state>();
+                  qmr::cuda::qkv_rope(a, M, nullptr);
+                  qmr::cuda::qkv_rope_epilogue e;
+                  e.q_bias = qb, e.k_bias = kb, e.v_bias = vb;
+                  e.rope_cos = dcos.as<const float>(), e.rope_sin = dsin.as<const float>();
+                  e.pos0 = dstep.as<const std::int32_t>();
+                  e.q_out = q2.as<float>(), e.k_cache = k2.as<float>(), e.v_cache = v2.as<float>();
+                  e.heads = hs.heads, e.kv_heads = hs.kv_heads, e.d = hs.d;
+                  qmr::cuda::gemv_qkv_rope(dw, dx.as<const TX>(), e, M, nullptr);
+                  QMR_CUDA_CHECK(cudaDeviceSynchronize());
+                  const char* names[] = {"q", "k cache", "v cache"};
+                  const qmr::cuda::device_buffer* want[] = {&q1, &k1, &v1};
+                  const qmr::cuda::device_buffer* got[] = {&q2, &k2, &v2};
+                  for (int b = 0; b < 3; ++b) {
+                    std::vector<std::uint32_t> hw(want[b]->size() / 4), hg(hw.size());
+                    QMR_CUDA_CHECK(cudaMemcpy(hw.data(), want[b]->data(), want[b]->size(), cudaMemcpyDeviceToHost));
+                    QMR_CUDA_CHECK(cudaMemcpy(hg.data(), got[b]->data(), got[b]->size(), cudaMemcpyDeviceToHost));
+                    int bad = 0;
+                    for (std::size_t i = 0; i < hw.size(); ++i)
+                      if (hw[i] != hg[i] && ++bad <= 3) {
+                        float fw, fg;
+                        std::memcpy(&fw, &hw[i], 4), std::memcpy(&fg, &hg[i], 4);
+                        CHECK(false, "gemv_qkv_rope %s %s heads %d/%d d %d cols %lld M=%d pos0 %d bias %d: %s[%zu] = %g, want %g",
+                              spec.str().c_str(), type_name<TX>(), hs.heads, hs.kv_heads, hs.d, static_cast<long long>(cols), M, pos0,
+                              with_bias ? 1 : 0, names[b], i, static_cast<double>(fg), static_cast<double>(fw));
+                      }
+                  }
+                  ++cases;
+                };
+                run(f16{});
+                run(bf16{});
+              }
+            }
+          }
+      std::printf("gemv_qkv_rope %s: %d cases\n", failures == failures_before ? "ok  " : "FAIL", cases);
+      CHECK(cases > 0, "gemv_qkv_rope ran no case");
+      bool threw = false;
+      try {  // 96 rows are not q, k and v of 2 + 2 x 1 heads of 16 (64 rows)
+        const quant::qtensor q = random_qtensor(quant::format_spec::quantized(4, 128, true), 96, 128, r);
+        const qmr::cuda::device_qtensor dw = qmr::cuda::upload(q.view(), nullptr);
+        qmr::cuda::device_buffer dx(128 * 2), dq(64 * 4), dc(64 * 4), df(8 * 4), dp(4);
+        qmr::cuda::qkv_rope_epilogue e;
+        e.rope_cos = df.as<const float>(), e.rope_sin = df.as<const float>(), e.pos0 = dp.as<const std::int32_t>();
+        e.q_out = dq.as<float>(), e.k_cache = dc.as<float>(), e.v_cache = dc.as<float>();
+        e.heads = 2, e.kv_heads = 1, e.d = 16;
+        qmr::cuda::gemv_qkv_rope(dw, dx.as<const f16>(), e, 1, nullptr);
+      } catch (const qmr::error&) {
+        threw = true;
+      }
+      CHECK(threw, "gemv_qkv_rope with rows that are not q, k and v did not throw");
     }
 
     // Errors come back as qmr::error, not as a crash or exit().

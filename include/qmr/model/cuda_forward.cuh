@@ -13,7 +13,9 @@
 // upload into one matrix each: 4 GEMV launches per layer instead of 7; quantized
 // gate/up go up with their rows interleaved in blocks of 8 (qc::silu_pairs_order) and
 // run as qc::gemv_silu_mul, which writes SiLU(gate)·up itself (one launch fewer per
-// layer, the same values as the GEMV and silu_mul apart). The other
+// layer, the same values as the GEMV and silu_mul apart); quantized q/k/v of layers
+// without q/k norms go up in qc::qkv_pairs_order and run as qc::gemv_qkv_rope, which
+// adds the biases, applies RoPE and writes the KV cache itself (one launch fewer again). The other
 // ops are kernels/cuda/layer_ops.cuh, one kernel each: residual add + RMSNorm,
 // bias + q/k norm + RoPE (model::rope_inv_freq, the CPU's frequencies) + KV-cache
 // write, causal GQA attention, SiLU·up; the final norm, the output head and a
@@ -41,6 +43,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -73,6 +76,7 @@ struct cuda_options {
   bool fuse = true;    // one matrix for q/k/v and one for gate/up where their formats agree
   bool pdl = true;     // programmatic dependent launch of the session's own kernels (sm_90+)
   bool silu_epilogue = true;  // with fuse: quantized gate/up as qc::gemv_silu_mul (SiLU·up in the GEMV)
+  bool rope_epilogue = true;  // with fuse: quantized q/k/v as qc::gemv_qkv_rope (bias, RoPE, KV cache in the GEMV)
 };
 
 namespace cuda_detail {
@@ -86,6 +90,7 @@ inline bool gemv_takes(const quant::format_spec& s) { return s.bits >= 2 && s.bi
 struct device_linear {
   bool quantized = false;
   bool silu_pairs = false;  // gate and up in qc::silu_pairs_order, for qc::gemv_silu_mul
+  bool qkv_pairs = false;   // q, k and v in qc::qkv_pairs_order, for qc::gemv_qkv_rope
   qc::device_qtensor q;
   qc::dense_matrix d;
   std::int64_t rows = 0, cols = 0;
@@ -177,6 +182,33 @@ inline device_linear upload_silu_pairs(const linear_weight& gate, const linear_w
   for (std::int64_t i = 0; i < out.rows; ++i) {
     const qc::silu_pair_row src = qc::silu_pairs_order(i);
     copy_rows(cat, i, src.up ? up.quantized : gate.quantized, src.row, 1);
+  }
+  out.q = qc::upload(cat.view(), stream);
+  return out;
+}
+
+// Whether q, k and v go up as one matrix for qc::gemv_qkv_rope: quantized in one format
+// the GEMV takes, heads and kv_heads rows of head_dim (a multiple of 16) each.
+inline bool qkv_pairs_fusable(const linear_weight& q, const linear_weight& k, const linear_weight& v, const model_config& c) {
+  const std::int64_t d = c.head_dim;
+  return q.spec == k.spec && q.spec == v.spec && q.spec.is_quantized() && gemv_takes(q.spec) && d % 16 == 0 &&
+         q.rows == c.heads * d && k.rows == c.kv_heads * d && v.rows == c.kv_heads * d && q.cols == k.cols && q.cols == v.cols;
+}
+
+// Uploads q, k and v (qkv_pairs_fusable) as one matrix in qc::qkv_pairs_order.
+inline device_linear upload_qkv_pairs(const linear_weight& q, const linear_weight& k, const linear_weight& v,
+                                      const model_config& c, cudaStream_t stream) {
+  check(qkv_pairs_fusable(q, k, v, c), "upload_qkv_pairs: q, k and v differ in format or shape, or are not quantized");
+  device_linear out;
+  out.quantized = true;
+  out.qkv_pairs = true;
+  out.rows = q.rows + k.rows + v.rows;
+  out.cols = q.cols;
+  quant::qtensor cat(q.spec, out.rows, out.cols);
+  for (std::int64_t i = 0; i < out.rows; ++i) {
+    const std::int64_t n = qc::qkv_pairs_order(i, c.heads, c.kv_heads, c.head_dim);  // row of [q | k | v]
+    const quant::qtensor_view& src = n < q.rows ? q.quantized : n < q.rows + k.rows ? k.quantized : v.quantized;
+    copy_rows(cat, i, src, n < q.rows ? n : n < q.rows + k.rows ? n - q.rows : n - q.rows - k.rows, 1);
   }
   out.q = qc::upload(cat.view(), stream);
   return out;
@@ -283,7 +315,11 @@ class cuda_session {
       d.k_bias = cd::upload_floats(lw.k_bias, s);
       d.v_bias = cd::upload_floats(lw.v_bias, s);
       d.o_bias = cd::upload_floats(lw.o_bias, s);
-      upload_group_({&lw.q, &lw.k, &lw.v}, d.qkv);
+      if (options_.fuse && options_.rope_epilogue && lw.q_norm.empty() && lw.k_norm.empty() &&
+          cd::qkv_pairs_fusable(lw.q, lw.k, lw.v, c))
+        d.qkv.push_back(cd::upload_qkv_pairs(lw.q, lw.k, lw.v, c, s));
+      else
+        upload_group_({&lw.q, &lw.k, &lw.v}, d.qkv);
       const linear_weight* o = &lw.o;
       d.o = cd::upload_linear(std::span(&o, 1), s);
       if (options_.fuse && options_.silu_epilogue && cd::silu_pairs_fusable(lw.gate, lw.up)) d.gate_up.push_back(cd::upload_silu_pairs(lw.gate, lw.up, s));
@@ -293,6 +329,15 @@ class cuda_session {
       const std::size_t cache = static_cast<std::size_t>(capacity) * static_cast<std::size_t>(c.kv_dim()) * sizeof(float);
       d.k_cache = qmr::cuda::device_buffer(cache);
       d.v_cache = qmr::cuda::device_buffer(cache);
+    }
+
+    // cos/sin per position for gemv_qkv_rope's epilogue, when a layer runs it.
+    if (std::any_of(layers_.begin(), layers_.end(), [](const cd::device_layer& l) { return l.qkv.size() == 1 && l.qkv[0].qkv_pairs; })) {
+      const std::size_t n = static_cast<std::size_t>(capacity) * static_cast<std::size_t>(c.head_dim / 2);
+      rope_cos_ = qmr::cuda::device_buffer(n * sizeof(float));
+      rope_sin_ = qmr::cuda::device_buffer(n * sizeof(float));
+      qmr::cuda::rope_table(inv_freq_.as<const float>(), static_cast<int>(c.head_dim / 2), capacity, rope_cos_.as<float>(),
+                            rope_sin_.as<float>(), s);
     }
 
     // Scratch for max_chunk rows. The *_half buffers are the quantized GEMV's inputs.
@@ -420,7 +465,18 @@ class cuda_session {
                         L.attn_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         qc::qkv_rope_args a{};
         float* qkv = qkv_.as<float>();
-        if (L.qkv.size() == 1) {  // fused: row t is [q | k | v]
+        const bool rope_in_gemv = L.qkv.size() == 1 && L.qkv[0].qkv_pairs;
+        if (rope_in_gemv) {  // GEMV, biases, RoPE and the cache in one launch
+          qc::qkv_rope_epilogue e;
+          e.q_bias = L.q_bias.as<const float>(), e.k_bias = L.k_bias.as<const float>(), e.v_bias = L.v_bias.as<const float>();
+          e.rope_cos = rope_cos_.as<const float>(), e.rope_sin = rope_sin_.as<const float>();
+          static_assert(offsetof(qc::step_state, pos0) == 0, "pos0 is read as the step state's first member");
+          e.pos0 = step_.as<const std::int32_t>();
+          e.q_out = q_.as<float>();
+          e.k_cache = L.k_cache.as<float>(), e.v_cache = L.v_cache.as<float>();
+          e.heads = c.heads, e.kv_heads = c.kv_heads, e.d = c.head_dim;
+          qc::gemv_qkv_rope(L.qkv[0].q, h_half_.as<const TA>(), e, m, s, pdl_);
+        } else if (L.qkv.size() == 1) {  // fused: row t is [q | k | v]
           linear_(L.qkv[0], h_, h_half_, qkv, m);
           a.q = qkv, a.k = qkv + q_dim, a.v = qkv + q_dim + kv_dim;
           a.ldq = a.ldk = a.ldv = q_dim + 2 * kv_dim;
@@ -441,7 +497,7 @@ class cuda_session {
         a.q_out = q_.as<float>();
         a.k_cache = L.k_cache.as<float>(), a.v_cache = L.v_cache.as<float>();
         a.step = step;
-        qc::qkv_rope(a, m, s, pdl_);
+        if (!rope_in_gemv) qc::qkv_rope(a, m, s, pdl_);
         const qc::attention_args at{q_.as<const float>(), L.k_cache.as<const float>(), L.v_cache.as<const float>(),
                                     c.heads, c.kv_heads, c.head_dim, att_.as<float>(), step};
         qc::attention(at, m, capacity_, att_half_.as<TA>(), s, pdl_);
@@ -544,6 +600,7 @@ class cuda_session {
   std::uint64_t decode_bytes_;
   qmr::cuda::stream_owner stream_;  // first: the uploads below run on it
   qmr::cuda::device_buffer inv_freq_;  // f32 [head_dim / 2]
+  qmr::cuda::device_buffer rope_cos_, rope_sin_;  // f32 [capacity, head_dim / 2] when gemv_qkv_rope runs; else empty
   cuda_detail::device_linear embed_;  // dense [vocab, hidden] for the lookups (and the head when tied)
   cuda_detail::device_linear head_own_;  // [vocab, hidden] when the head is not embed_
   const cuda_detail::device_linear* head_ = nullptr;

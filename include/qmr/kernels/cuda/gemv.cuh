@@ -363,6 +363,20 @@ inline device_qtensor clone(const device_qtensor& w, cudaStream_t stream) {
   return d;
 }
 
+// The outputs and parameters of gemv_qkv_rope's epilogue (device pointers).
+struct qkv_rope_epilogue {
+  const float* q_bias = nullptr;  // [heads d], [kv_heads d] x2; null when absent
+  const float* k_bias = nullptr;
+  const float* v_bias = nullptr;
+  const float* rope_cos = nullptr;      // [capacity, d / 2]: rope_table's cos and sin of position * inv_freq
+  const float* rope_sin = nullptr;
+  const qstd::int32_t* pos0 = nullptr;  // the position of token 0
+  float* q_out = nullptr;    // [M, heads d]
+  float* k_cache = nullptr;  // [capacity, kv_heads d]: row pos0 + t receives token t
+  float* v_cache = nullptr;
+  int heads = 0, kv_heads = 0, d = 0;
+};
+
 namespace detail {
 
 // Kernel arguments (by value).
@@ -382,6 +396,7 @@ struct gemv_args {
   float* act;
   void* act_half;
   int inter;
+  qkv_rope_epilogue rope;  // the bias + RoPE + KV-cache epilogue (gemv_qkv_rope), when rope.q_out is set
 };
 
 #ifdef __CUDACC__
@@ -735,6 +750,45 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
             store(static_cast<TX*>(a.act_half) + o, v);
           }
         }
+  } else if (valid && wk == 0 && a.rope.q_out != nullptr) {
+    // Bias, RoPE and the KV cache: the lane's rows r = 16 b + gid and r + 8 are, in
+    // qkv_pairs_order, dims f and f + d/2 of a q or k head (rotated together) or two dims
+    // of v; the same formulas as qkv_rope_kernel (layer_ops.cuh).
+    const auto& e = a.rope;
+    const int half = e.d / 2, bq = e.heads * half / 8, bk = e.kv_heads * half / 8, kv_dim = e.kv_heads * e.d;
+    const int pos0 = *e.pos0;
+#pragma unroll
+    for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          const int b = 2 * group + rb, n = 8 * nb + 2 * t4 + i;
+          if (16 * b >= a.rows || n >= a.m) continue;
+          const int pos = pos0 + n;
+          const float x1 = acc[rb][nb][i], x2 = acc[rb][nb][i + 2];
+          if (b >= bq + bk) {  // v: dims 16 (b - bq - bk) + gid and + 8 of the kv heads' rows
+            const int v = 16 * (b - bq - bk) + gid;
+            float* dst = e.v_cache + static_cast<std::int64_t>(pos) * kv_dim;
+            dst[v] = x1 + (e.v_bias != nullptr ? e.v_bias[v] : 0.0f);
+            dst[v + 8] = x2 + (e.v_bias != nullptr ? e.v_bias[v + 8] : 0.0f);
+            continue;
+          }
+          const bool is_q = b < bq;
+          const int bb = is_q ? b : b - bq, h = bb / (half / 8), f = 8 * (bb % (half / 8)) + gid;
+          const float* bias = is_q ? e.q_bias : e.k_bias;
+          const float v1 = x1 + (bias != nullptr ? bias[h * e.d + f] : 0.0f);
+          const float v2 = x2 + (bias != nullptr ? bias[h * e.d + f + half] : 0.0f);
+          // from the table, not sin/cos here: f64 sin/cos would put their slow path (and a
+          // stack frame) into every GEMV instance this kernel template generates
+          const float cs = e.rope_cos[static_cast<std::int64_t>(pos) * half + f];
+          const float sn = e.rope_sin[static_cast<std::int64_t>(pos) * half + f];
+          float* dst = is_q ? e.q_out + static_cast<std::int64_t>(n) * e.heads * e.d + h * e.d
+                            : e.k_cache + static_cast<std::int64_t>(pos) * kv_dim + h * e.d;
+          // rounded products and sums, no FMA contraction: the same bits as qkv_rope_kernel
+          dst[f] = __fsub_rn(__fmul_rn(v1, cs), __fmul_rn(v2, sn));
+          dst[f + half] = __fadd_rn(__fmul_rn(v2, cs), __fmul_rn(v1, sn));
+        }
   } else if (valid && wk == 0)
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
@@ -937,7 +991,51 @@ void gemv_silu_mul(const device_qtensor& w, const TX* x, int inter, float* act, 
     detail::launch_bits(w, a, xc, unused, stream, pdl, "gemv_silu_mul");
   }
 }
+
+// q, k and v of an attention layer as one GEMV with the bias, RoPE (cos and sin from
+// qmr::cuda::rope_table, the values qkv_rope computes) and the KV-cache write in its
+// epilogue; positions must lie inside the table and the caches. w holds
+// the q, k and v rows (heads d + 2 kv_heads d) in qkv_pairs_order, uploaded like any other
+// matrix; for token t at position *pos0 + t the kernel writes q to q_out[t] and k, v to row
+// *pos0 + t of the caches, as gemv() into [q | k | v] followed by qkv_rope_kernel without
+// q/k norms would (layer_ops.cuh), in one launch per 16 tokens instead of two. d a
+// multiple of 16. Always the tensor-core kernel.
+template <class TX>
+void gemv_qkv_rope(const device_qtensor& w, const TX* x, const qkv_rope_epilogue& e, int M,
+                   cudaStream_t stream, bool pdl = false) {
+  static_assert(qstd::is_same_v<TX, f16> || qstd::is_same_v<TX, bf16>, "gemv_qkv_rope: activations are qmr::f16 or qmr::bf16");
+  check(M >= 1 && M <= gemv_traits::max_batch, "gemv_qkv_rope: batch " + std::to_string(M) + " is not in 1..16");
+  check(x != nullptr && e.q_out != nullptr && e.k_cache != nullptr && e.v_cache != nullptr && e.rope_cos != nullptr &&
+            e.rope_sin != nullptr && e.pos0 != nullptr,
+        "gemv_qkv_rope: null activation, output, cache, RoPE table or position pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_qkv_rope: the activations must be 16-byte aligned");
+  check(e.d > 0 && e.d % 16 == 0 && e.heads > 0 && e.kv_heads > 0 &&
+            w.layout.rows == static_cast<std::int64_t>(e.heads + 2 * e.kv_heads) * e.d,
+        "gemv_qkv_rope: " + std::to_string(w.layout.rows) + " rows are not q, k and v of " + std::to_string(e.heads) + " + 2 x " +
+            std::to_string(e.kv_heads) + " heads of " + std::to_string(e.d) + " (a multiple of 16)");
+  detail::gemv_args a = detail::args_of(w, "gemv_qkv_rope");
+  a.m = M;
+  a.rope = e;
+  float* unused = e.q_out;  // the kernel's y: not written with the epilogue
+  detail::launch_bits(w, a, x, unused, stream, pdl, "gemv_qkv_rope");
+}
 #endif  // __CUDACC__
+
+// Row i of gemv_qkv_rope's matrix as a row of [q | k | v] (heads d + 2 kv_heads d rows,
+// d a multiple of 16): blocks of 16 rows; a q or k block holds dims f .. f + 7 of a head
+// and then dims f + d/2 .. f + d/2 + 7 (the pairs RoPE rotates together), q heads first,
+// then k; then v in its own order.
+QMR_HOST_DEVICE constexpr std::int64_t qkv_pairs_order(std::int64_t i, int heads, int kv_heads, int d) {
+  const std::int64_t half = d / 2, b = i / 16, w = i % 16;
+  const std::int64_t bq = heads * half / 8, bk = kv_heads * half / 8;
+  if (b >= bq + bk) return static_cast<std::int64_t>(heads + kv_heads) * d + 16 * (b - bq - bk) + w;
+  const std::int64_t bb = b < bq ? b : b - bq, base = b < bq ? 0 : static_cast<std::int64_t>(heads) * d;
+  const std::int64_t h = bb / (half / 8), f = 8 * (bb % (half / 8)) + w % 8;
+  return base + h * d + f + (w >= 8 ? half : 0);
+}
+static_assert(qkv_pairs_order(0, 2, 1, 16) == 0 && qkv_pairs_order(8, 2, 1, 16) == 8 && qkv_pairs_order(16, 2, 1, 16) == 16 &&
+              qkv_pairs_order(32, 2, 1, 16) == 32 && qkv_pairs_order(48, 2, 1, 16) == 48 &&
+              qkv_pairs_order(9, 2, 32, 32) == 17 && qkv_pairs_order(16, 2, 1, 32) == 8 && qkv_pairs_order(24, 2, 1, 32) == 24);
 
 // Row i of the interleaved gate/up matrix of gemv_silu_mul: gate row or up row (inter rows each).
 struct silu_pair_row {

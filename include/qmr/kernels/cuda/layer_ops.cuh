@@ -202,10 +202,21 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
     const float cs = static_cast<float>(cos(static_cast<double>(angle)));
     const float sn = static_cast<float>(sin(static_cast<double>(angle)));
     const float x1 = head[f], x2 = head[f + half];
-    const float r = i < half ? x1 * cs - x2 * sn : x2 * cs + x1 * sn;
+    // rounded products and sums, no FMA contraction: the same bits as gemv_qkv_rope's epilogue
+    const float r = i < half ? __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn)) : __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));
     if (kind == 0) a.q_out[static_cast<std::int64_t>(t) * a.heads * d + h * d + i] = r;
     else a.k_cache[static_cast<std::int64_t>(pos) * kv_dim + h * d + i] = r;
   }
+}
+
+// Thread (p, f) of rope_table: cos and sin of position p times inv_freq[f], as qkv_rope_kernel computes them.
+__global__ void rope_table_kernel(const float* inv_freq, int half, int capacity, float* cos_out, float* sin_out) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<std::int64_t>(capacity) * half) return;
+  const int p = static_cast<int>(i / half), f = static_cast<int>(i % half);
+  const float angle = static_cast<float>(p) * inv_freq[f];
+  cos_out[i] = static_cast<float>(cos(static_cast<double>(angle)));
+  sin_out[i] = static_cast<float>(sin(static_cast<double>(angle)));
 }
 
 // Block (head, t): softmax(q · K / sqrt(d)) · V over keys 0..pos0+t of KV head
@@ -380,6 +391,18 @@ inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream, bool pd
   const unsigned threads = static_cast<unsigned>((a.d + 31) / 32 * 32);
   launch_kernel(pdl, detail::qkv_rope_kernel, dim3(static_cast<unsigned>(m), static_cast<unsigned>(a.heads + 2 * a.kv_heads)),
                 dim3(threads), static_cast<std::size_t>(a.d) * sizeof(float), stream, a);
+}
+
+// cos_out/sin_out[capacity, half] = cos/sin(p * inv_freq[f]) for positions 0..capacity-1,
+// bit for bit what qkv_rope uses (angle in f32, cos and sin in f64, rounded): the table
+// gemv_qkv_rope's epilogue reads.
+inline void rope_table(const float* inv_freq, int half, int capacity, float* cos_out, float* sin_out, cudaStream_t stream) {
+  check(half > 0 && capacity > 0, "rope_table: " + std::to_string(capacity) + " positions of " + std::to_string(half) + " frequencies");
+  const std::int64_t n = static_cast<std::int64_t>(capacity) * half;
+  constexpr unsigned threads = 256;  // any block size works: one thread per entry
+  detail::rope_table_kernel<<<static_cast<unsigned>((n + threads - 1) / threads), threads, 0, stream>>>(inv_freq, half, capacity,
+                                                                                                      cos_out, sin_out);
+  QMR_CUDA_CHECK(cudaGetLastError());
 }
 
 // Dynamic shared memory of attention for a cache of `capacity` positions.
