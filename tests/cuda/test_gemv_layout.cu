@@ -1,4 +1,4 @@
-// Host test of the CUDA GEMV's data layout (needs no GPU): gemv_silu_mul's row order against its epilogue's reading; the kernel's own repack (codes, scales and zero points in one block per tile) and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
+// Host test of the CUDA GEMV's data layout (needs no GPU): gemv_silu_mul's and gemv_qkv_rope's row orders against their epilogues' reading; the kernel's own repack (codes, scales and zero points in one block per tile) and pair_codes, with the mma.sync m16n8k16 fragments placed as the PTX ISA defines them and the magic-number conversions, reproduce gemm_ref for every format on ragged shapes.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -146,6 +146,39 @@ int main() {
       if (seen[i] != 1 && ++failures < 10) std::printf("silu_pairs_order, %lld rows each: row %zu placed %d times\n", (long long)inter, i, seen[i]);
   }
   std::printf("silu_pairs_order: checked against the epilogue's rows\n");
+  // gemv_qkv_rope's epilogue reads rows 16 b + gid and 16 b + gid + 8 as dims f and f + d/2 of
+  // one q or k head (f = 8 (b mod d/16) + gid), or two v dims: qkv_pairs_order must agree, and
+  // place every row of [q | k | v] exactly once.
+  struct qkv_shape {
+    int heads, kv_heads, d;
+  };
+  for (const qkv_shape sh : {qkv_shape{2, 1, 16}, qkv_shape{14, 2, 64}, qkv_shape{3, 1, 48}, qkv_shape{16, 8, 128}}) {
+    const std::int64_t q_dim = sh.heads * sh.d, kv_dim = sh.kv_heads * sh.d, rows = q_dim + 2 * kv_dim, half = sh.d / 2;
+    std::vector<int> seen(static_cast<std::size_t>(rows), 0);
+    for (std::int64_t b = 0; b < rows / 16; ++b)
+      for (std::int64_t gid = 0; gid < 8; ++gid) {
+        const std::int64_t lo = qmr::cuda::qkv_pairs_order(16 * b + gid, sh.heads, sh.kv_heads, sh.d);
+        const std::int64_t hi = qmr::cuda::qkv_pairs_order(16 * b + gid + 8, sh.heads, sh.kv_heads, sh.d);
+        bool ok = lo >= 0 && lo < rows && hi >= 0 && hi < rows;
+        if (ok && lo < q_dim + kv_dim) {  // q or k: the same head, dims f and f + d/2
+          const std::int64_t base = lo < q_dim ? 0 : q_dim, f = (lo - base) % sh.d;
+          ok = hi == lo + half && f == 8 * (b % (half / 8)) + gid && (hi < q_dim) == (lo < q_dim);
+        } else if (ok) {  // v: two of its dims, in the epilogue's order
+          ok = lo == q_dim + kv_dim + 16 * (b - (q_dim + kv_dim) / 16) + gid && hi == lo + 8;
+        }
+        if (!ok) {
+          if (++failures < 10)
+            std::printf("qkv_pairs_order heads %d/%d d %d: block %lld lane %lld reads rows %lld and %lld\n", sh.heads, sh.kv_heads, sh.d,
+                        (long long)b, (long long)gid, (long long)lo, (long long)hi);
+          continue;
+        }
+        ++seen[static_cast<std::size_t>(lo)], ++seen[static_cast<std::size_t>(hi)];
+      }
+    for (std::size_t i = 0; i < seen.size(); ++i)
+      if (seen[i] != 1 && ++failures < 10)
+        std::printf("qkv_pairs_order heads %d/%d d %d: row %zu placed %d times\n", sh.heads, sh.kv_heads, sh.d, i, seen[i]);
+  }
+  std::printf("qkv_pairs_order: checked against the epilogue's rows\n");
   std::printf("%d failures\n", failures);
   return failures != 0;
 }
