@@ -221,26 +221,34 @@ __global__ void rope_table_kernel(const float* inv_freq, int half, int capacity,
 
 // Block (head, t): softmax(q · K / sqrt(d)) · V over keys 0..pos0+t of KV head
 // head / (heads / kv_heads), as the CPU's attention_. Dynamic shared memory holds
-// the scores [capacity], q [d] and the warps' partial outputs [warps, d]. Scores:
+// the partial outputs (attention_part_floats), the scores [capacity] and q [d]. Scores:
 // one thread per key, its k row read as 16-byte vectors and summed in the CPU's
 // order, so many independent loads are in flight (v1 gave each key to a warp:
-// ~0.3 ms of a Qwen2.5-0.5B token). Output: the warps split the keys, each lane
-// owns up to 8 dimensions (32 lanes x 8 = 256 per pass) and loads a coalesced V
-// row slice per key; the partial sums meet in shared memory. Writes f32 and TA.
+// ~0.3 ms of a Qwen2.5-0.5B token). Output, d a multiple of 4: thread (kg, c) owns
+// the 4 dimensions of float4 chunk c < d/4 and the keys kg, kg + groups, ... with
+// groups = 256 / (d/4) (16 for d = 64), one 16-byte V load per key, so that a block
+// covers 16 keys per step (an earlier version gave each warp a key and each lane 8
+// dimensions: d = 64 kept 2 of them busy and took 20 dependent steps for 160 keys);
+// the groups' partial sums meet in shared memory. Other d: the warps split the keys,
+// each lane owns up to 8 dimensions per pass. Writes f32 and TA.
 inline constexpr int attention_block_threads = 256;
 inline constexpr int attention_warps = attention_block_threads / 32;
-inline constexpr int attention_lane_dims = 8;  // dimensions a lane owns per pass
+inline constexpr int attention_lane_dims = 8;  // dimensions a lane owns per pass (d not a multiple of 4)
+// Floats of the partial-sum area: [groups, d] with groups * d / 4 <= 256 threads, or [warps, d].
+QMR_HOST_DEVICE constexpr int attention_part_floats(int d) {
+  return 4 * attention_block_threads > attention_warps * d ? 4 * attention_block_threads : attention_warps * d;
+}
 template <class TA>
 __global__ void __launch_bounds__(attention_block_threads)
     attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half) {
   pdl_wait();
   pdl_launch_dependents();
   __shared__ float scratch[32];
-  extern __shared__ float smem[];
+  extern __shared__ float4 attention_smem[];  // 16-byte aligned: the partial sums are stored as float4
   const int d = a.d, kv_dim = a.kv_heads * d;
-  float* p = smem;                    // [capacity]
-  float* qs = smem + capacity;        // [d]
-  float* part = qs + d;               // [attention_warps, d]
+  float* part = reinterpret_cast<float*>(attention_smem);  // [groups, d] or [attention_warps, d]: attention_part_floats(d), first (aligned)
+  float* p = part + attention_part_floats(d);     // [capacity]
+  float* qs = p + capacity;                       // [d]
   const int hd = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
   const int g = hd / (a.heads / a.kv_heads);
   const int last = a.step->pos0 + t;  // causal: keys 0..last
@@ -274,6 +282,32 @@ __global__ void __launch_bounds__(attention_block_threads)
   sum = block_sum(sum, scratch);  // its barriers also order the p[] writes above before the reads below
   const float inv = 1.0f / sum;
   const float* vbase = a.v_cache + g * d;
+  if (d % 4 == 0 && d <= 4 * attention_block_threads) {  // uniform: rows 16-byte aligned, as for the scores
+    const int chunks = d / 4, groups = attention_block_threads / chunks;
+    const int c = tid % chunks, kg = tid / chunks;
+    if (kg < groups) {  // threads past groups * chunks idle here
+      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+      for (int s = kg; s <= last; s += groups) {
+        const float w = p[s] * inv;
+        const float4 v4 = *reinterpret_cast<const float4*>(vbase + static_cast<std::int64_t>(s) * kv_dim + 4 * c);
+        acc.x = fmaf(w, v4.x, acc.x);
+        acc.y = fmaf(w, v4.y, acc.y);
+        acc.z = fmaf(w, v4.z, acc.z);
+        acc.w = fmaf(w, v4.w, acc.w);
+      }
+      *reinterpret_cast<float4*>(part + kg * d + 4 * c) = acc;
+    }
+    __syncthreads();
+    for (int i = tid; i < d; i += attention_block_threads) {
+      float acc = 0.0f;
+      for (int k = 0; k < groups; ++k) acc += part[k * d + i];
+      const std::int64_t o = static_cast<std::int64_t>(t) * a.heads * d + hd * d + i;
+      a.out[o] = acc;
+      store(out_half + o, acc);
+    }
+    return;
+  }
   for (int i0 = 0; i0 < d; i0 += 32 * attention_lane_dims) {
     float acc[attention_lane_dims];
 #pragma unroll
@@ -407,7 +441,7 @@ inline void rope_table(const float* inv_freq, int half, int capacity, float* cos
 
 // Dynamic shared memory of attention for a cache of `capacity` positions.
 inline std::size_t attention_smem_bytes(int capacity, int d) {
-  return static_cast<std::size_t>(capacity + d + detail::attention_warps * d) * sizeof(float);
+  return static_cast<std::size_t>(capacity + d + detail::attention_part_floats(d)) * sizeof(float);
 }
 // Raises attention's dynamic shared-memory limit to what `capacity` needs (once per
 // session); throws when the device has less.
