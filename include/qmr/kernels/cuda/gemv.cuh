@@ -731,25 +731,28 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
           }
   }
   // Accumulator i of (rb, nb): row 16*rb + 8*(i >> 1) + gid, batch row 8*nb + 2*t4 + (i & 1).
-  if (valid && wk == 0 && a.act != nullptr) {
-    // SiLU·up: the lane's rows gid and gid + 8 of each 16 are gate_j and up_j, j = 8 (r / 16)
-    // + gid (accumulators i and i + 2); the same formula and rounding as silu_mul (layer_ops.cuh).
+  // The epilogues take them in pairs: f(b, n, lo, hi) with lo, hi the sums of rows 16 b + gid
+  // and 16 b + gid + 8 (b = 2 group + rb, a 16-row block) for batch row n.
+  const auto for_each_pair = [&](auto&& f) {
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb)
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const int j = 8 * (2 * group + rb) + gid;
-          const int n = 8 * nb + 2 * t4 + i;
-          if (j < a.inter && n < a.m) {
-            const float g = acc[rb][nb][i], u = acc[rb][nb][i + 2];
-            const float v = g / (1.0f + expf(-g)) * u;
-            const std::int64_t o = static_cast<std::int64_t>(n) * a.inter + j;
-            a.act[o] = v;
-            store(static_cast<TX*>(a.act_half) + o, v);
-          }
-        }
+        for (int i = 0; i < 2; ++i) f(2 * group + rb, 8 * nb + 2 * t4 + i, acc[rb][nb][i], acc[rb][nb][i + 2]);
+  };
+  if (valid && wk == 0 && a.act != nullptr) {
+    // SiLU·up: the lane's rows gid and gid + 8 of each 16 are gate_j and up_j, j = 8 b + gid;
+    // the same formula and rounding as silu_mul (layer_ops.cuh).
+    for_each_pair([&](int b, int n, float g, float u) {
+      const int j = 8 * b + gid;
+      if (j < a.inter && n < a.m) {
+        const float v = g / (1.0f + expf(-g)) * u;
+        const std::int64_t o = static_cast<std::int64_t>(n) * a.inter + j;
+        a.act[o] = v;
+        store(static_cast<TX*>(a.act_half) + o, v);
+      }
+    });
   } else if (valid && wk == 0 && a.rope.q_out != nullptr) {
     // Bias, RoPE and the KV cache: the lane's rows r = 16 b + gid and r + 8 are, in
     // qkv_pairs_order, dims f and f + d/2 of a q or k head (rotated together) or two dims
@@ -757,38 +760,31 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
     const auto& e = a.rope;
     const int half = e.d / 2, bq = e.heads * half / 8, bk = e.kv_heads * half / 8, kv_dim = e.kv_heads * e.d;
     const int pos0 = *e.pos0;
-#pragma unroll
-    for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-      for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const int b = 2 * group + rb, n = 8 * nb + 2 * t4 + i;
-          if (16 * b >= a.rows || n >= a.m) continue;
-          const int pos = pos0 + n;
-          const float x1 = acc[rb][nb][i], x2 = acc[rb][nb][i + 2];
-          if (b >= bq + bk) {  // v: dims 16 (b - bq - bk) + gid and + 8 of the kv heads' rows
-            const int v = 16 * (b - bq - bk) + gid;
-            float* dst = e.v_cache + static_cast<std::int64_t>(pos) * kv_dim;
-            dst[v] = x1 + (e.v_bias != nullptr ? e.v_bias[v] : 0.0f);
-            dst[v + 8] = x2 + (e.v_bias != nullptr ? e.v_bias[v + 8] : 0.0f);
-            continue;
-          }
-          const bool is_q = b < bq;
-          const int bb = is_q ? b : b - bq, h = bb / (half / 8), f = 8 * (bb % (half / 8)) + gid;
-          const float* bias = is_q ? e.q_bias : e.k_bias;
-          const float v1 = x1 + (bias != nullptr ? bias[h * e.d + f] : 0.0f);
-          const float v2 = x2 + (bias != nullptr ? bias[h * e.d + f + half] : 0.0f);
-          // from the table, not sin/cos here: f64 sin/cos would put their slow path (and a
-          // stack frame) into every GEMV instance this kernel template generates
-          const float cs = e.rope_cos[static_cast<std::int64_t>(pos) * half + f];
-          const float sn = e.rope_sin[static_cast<std::int64_t>(pos) * half + f];
-          float* dst = is_q ? e.q_out + static_cast<std::int64_t>(n) * e.heads * e.d + h * e.d
-                            : e.k_cache + static_cast<std::int64_t>(pos) * kv_dim + h * e.d;
-          // rounded products and sums, no FMA contraction: the same bits as qkv_rope_kernel
-          dst[f] = __fsub_rn(__fmul_rn(v1, cs), __fmul_rn(v2, sn));
-          dst[f + half] = __fadd_rn(__fmul_rn(v2, cs), __fmul_rn(v1, sn));
-        }
+    for_each_pair([&](int b, int n, float x1, float x2) {
+      if (16 * b >= a.rows || n >= a.m) return;
+      const int pos = pos0 + n;
+      if (b >= bq + bk) {  // v: dims 16 (b - bq - bk) + gid and + 8 of the kv heads' rows
+        const int v = 16 * (b - bq - bk) + gid;
+        float* dst = e.v_cache + static_cast<std::int64_t>(pos) * kv_dim;
+        dst[v] = x1 + (e.v_bias != nullptr ? e.v_bias[v] : 0.0f);
+        dst[v + 8] = x2 + (e.v_bias != nullptr ? e.v_bias[v + 8] : 0.0f);
+        return;
+      }
+      const bool is_q = b < bq;
+      const int bb = is_q ? b : b - bq, h = bb / (half / 8), f = 8 * (bb % (half / 8)) + gid;
+      const float* bias = is_q ? e.q_bias : e.k_bias;
+      const float v1 = x1 + (bias != nullptr ? bias[h * e.d + f] : 0.0f);
+      const float v2 = x2 + (bias != nullptr ? bias[h * e.d + f + half] : 0.0f);
+      // from the table, not sin/cos here: f64 sin/cos would put their slow path (and a
+      // stack frame) into every GEMV instance this kernel template generates
+      const float cs = e.rope_cos[static_cast<std::int64_t>(pos) * half + f];
+      const float sn = e.rope_sin[static_cast<std::int64_t>(pos) * half + f];
+      float* dst = is_q ? e.q_out + static_cast<std::int64_t>(n) * e.heads * e.d + h * e.d
+                        : e.k_cache + static_cast<std::int64_t>(pos) * kv_dim + h * e.d;
+      // rounded products and sums, no FMA contraction: the same bits as qkv_rope_kernel
+      dst[f] = __fsub_rn(__fmul_rn(v1, cs), __fmul_rn(v2, sn));
+      dst[f + half] = __fadd_rn(__fmul_rn(v2, cs), __fmul_rn(v1, sn));
+    });
   } else if (valid && wk == 0)
 #pragma unroll
     for (int rb = 0; rb < 2; ++rb)
