@@ -404,6 +404,16 @@ QMR_DEVICE __forceinline__ void store(float* y, float v) { *y = v; }
 QMR_DEVICE __forceinline__ void store(f16* y, float v) { y->bits = __half_as_ushort(__float2half_rn(v)); }
 QMR_DEVICE __forceinline__ void store(bf16* y, float v) { y->bits = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
 
+// RoPE's rotate-half of the pair (x1, x2) = dims (f, f + d/2): the new x1 and the new x2.
+// Rounded products and sums, no FMA contraction, so that every kernel that rotates
+// (qkv_rope_kernel, gemv_qkv_rope's epilogue) gives the same bits.
+QMR_DEVICE __forceinline__ float rope_first(float x1, float x2, float cs, float sn) {
+  return __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn));
+}
+QMR_DEVICE __forceinline__ float rope_second(float x1, float x2, float cs, float sn) {
+  return __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));
+}
+
 // The subtrahend of the conversion for zero point z, per activation type: the
 // negated pair -(magic + z) for the f16x2/bf16x2 FMA below, or for 8-bit codes
 // with bf16 (whose 8-bit mantissa cannot hold magic + 255) the float 2^23 + z.
@@ -781,9 +791,8 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
       const float sn = e.rope_sin[static_cast<std::int64_t>(pos) * half + f];
       float* dst = is_q ? e.q_out + static_cast<std::int64_t>(n) * e.heads * e.d + h * e.d
                         : e.k_cache + static_cast<std::int64_t>(pos) * kv_dim + h * e.d;
-      // rounded products and sums, no FMA contraction: the same bits as qkv_rope_kernel
-      dst[f] = __fsub_rn(__fmul_rn(v1, cs), __fmul_rn(v2, sn));
-      dst[f + half] = __fadd_rn(__fmul_rn(v2, cs), __fmul_rn(v1, sn));
+      dst[f] = rope_first(v1, v2, cs, sn);
+      dst[f + half] = rope_second(v1, v2, cs, sn);
     });
   } else if (valid && wk == 0)
 #pragma unroll

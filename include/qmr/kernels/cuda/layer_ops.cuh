@@ -90,6 +90,14 @@ QMR_DEVICE __forceinline__ float to_f32(f16 v) { return __half2float(__ushort_as
 
 inline constexpr int ops_block_threads = 256;
 
+// cos and sin of RoPE's angle for position pos and frequency freq: the angle in f32, cos
+// and sin in f64 as the CPU, rounded. qkv_rope_kernel and rope_table_kernel both use it.
+QMR_DEVICE __forceinline__ void rope_cos_sin(int pos, float freq, float& cs, float& sn) {
+  const float angle = static_cast<float>(pos) * freq;
+  cs = static_cast<float>(cos(static_cast<double>(angle)));
+  sn = static_cast<float>(sin(static_cast<double>(angle)));
+}
+
 // x[t] = table[tokens[t]] in f32 (the host has checked the ids). Grid: M blocks.
 template <class TW>
 __global__ void embed_kernel(const TW* __restrict__ table, int hidden, const step_state* __restrict__ step,
@@ -198,12 +206,10 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
   __syncthreads();
   if (i < d) {
     const int f = i < half ? i : i - half;
-    const float angle = static_cast<float>(pos) * a.inv_freq[f];
-    const float cs = static_cast<float>(cos(static_cast<double>(angle)));
-    const float sn = static_cast<float>(sin(static_cast<double>(angle)));
+    float cs, sn;
+    rope_cos_sin(pos, a.inv_freq[f], cs, sn);
     const float x1 = head[f], x2 = head[f + half];
-    // rounded products and sums, no FMA contraction: the same bits as gemv_qkv_rope's epilogue
-    const float r = i < half ? __fsub_rn(__fmul_rn(x1, cs), __fmul_rn(x2, sn)) : __fadd_rn(__fmul_rn(x2, cs), __fmul_rn(x1, sn));
+    const float r = i < half ? rope_first(x1, x2, cs, sn) : rope_second(x1, x2, cs, sn);
     if (kind == 0) a.q_out[static_cast<std::int64_t>(t) * a.heads * d + h * d + i] = r;
     else a.k_cache[static_cast<std::int64_t>(pos) * kv_dim + h * d + i] = r;
   }
@@ -213,10 +219,7 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
 __global__ void rope_table_kernel(const float* inv_freq, int half, int capacity, float* cos_out, float* sin_out) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<std::int64_t>(capacity) * half) return;
-  const int p = static_cast<int>(i / half), f = static_cast<int>(i % half);
-  const float angle = static_cast<float>(p) * inv_freq[f];
-  cos_out[i] = static_cast<float>(cos(static_cast<double>(angle)));
-  sin_out[i] = static_cast<float>(sin(static_cast<double>(angle)));
+  rope_cos_sin(static_cast<int>(i / half), inv_freq[i % half], cos_out[i], sin_out[i]);
 }
 
 // Block (head, t): softmax(q · K / sqrt(d)) · V over keys 0..pos0+t of KV head
