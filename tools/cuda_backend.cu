@@ -109,7 +109,7 @@ std::unique_ptr<gpu_session> make_cuda_session(const qmr::model::model& m, int c
   return std::make_unique<cuda_gpu_session>(m, capacity);
 }
 
-// The GEMV takes any batch (past gemv_traits::max_batch in chunks of it); 4096 rows of X
+// The GEMV takes any batch (from gemm_traits::min_batch on as the tiled GEMM); 4096 rows of X
 // bound the benchmark's activation buffer at 128 MB for the longest row (16384 columns).
 int cuda_gemv_max_batch() { return 4096; }
 

@@ -1,4 +1,5 @@
-// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19}, f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens; qmr::cuda::gemv_qkv_rope writes the same bits into q and the KV cache as gemv() followed by qmr::cuda::qkv_rope (with and without biases, every cache row outside the chunk left alone). Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19} (19: two launches; tests/cuda/test_gemm.cu covers the tiled GEMM of larger batches), f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens; qmr::cuda::gemv_qkv_rope writes the same bits into q and the KV cache as gemv() followed by qmr::cuda::qkv_rope (with and without biases, every cache row outside the chunk left alone). Exits 77 (skip) without a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -207,7 +208,11 @@ int main() {
                 QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
                 QMR_CUDA_CHECK(cudaMemset(da.data(), 0xff, da.size()));  // poison (NaN)
                 QMR_CUDA_CHECK(cudaMemset(dh.data(), 0xff, dh.size()));
-                qmr::cuda::gemv(dw, dx.as<const TX>(), dy.as<float>(), M, nullptr);
+                // gemv_silu_mul sums as the 16-token GEMV does: the reference in launches of
+                // at most 16 tokens (from gemm_traits::min_batch on, gemv() takes the tiled GEMM).
+                constexpr int chunk = qmr::cuda::gemv_traits::max_batch;
+                for (int m0 = 0; m0 < M; m0 += chunk)
+                  qmr::cuda::gemv(dw, dx.as<const TX>() + m0 * cols, dy.as<float>() + m0 * 2 * inter, std::min(chunk, M - m0), nullptr);
                 qmr::cuda::gemv_silu_mul(dw, dx.as<const TX>(), static_cast<int>(inter), da.as<float>(), dh.as<TX>(), M, nullptr);
                 QMR_CUDA_CHECK(cudaDeviceSynchronize());
                 std::vector<float> y(static_cast<std::size_t>(M * 2 * inter)), act(static_cast<std::size_t>(M * inter));

@@ -9,4 +9,11 @@ QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, bf16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DEFINE, bf16, float)
 #undef QMR_CUDA_GEMV_DEFINE
 
+// The tiled GEMM's kernels (gemm_kernel, batches from gemm_traits::min_batch).
+#define QMR_CUDA_GEMM_DEFINE(B, GT, TX, TY) \
+  template void gemm_launch_one<B, GT, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t, bool);
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DEFINE, bf16, bf16)
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DEFINE, bf16, float)
+#undef QMR_CUDA_GEMM_DEFINE
+
 }  // namespace qmr::cuda::detail

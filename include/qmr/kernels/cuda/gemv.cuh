@@ -1,4 +1,4 @@
-// Dequantizing GEMV on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..16, W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation; at M = 1 optionally the CUDA-core lane-layout kernel of gemv_lanes.cuh.
+// Dequantizing GEMV and GEMM on CUDA: y[M, rows] = x[M, cols] · Wᵀ for M = 1..16 (GEMV) and larger batches (a tiled GEMM), W in any qmr packed format (2-8 bits, groups 32-256 or per-channel, symmetric or asymmetric), f16/bf16 activations, weights decoded to exact integers for mma.sync tensor-core tiles, f32 accumulation; at M = 1 optionally the CUDA-core lane-layout kernel of gemv_lanes.cuh.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -148,6 +148,41 @@ QMR_HOST_DEVICE constexpr int x_smem_budget(int bits, int gt, bool asym) {
 }
 // The ring is reused for the final cross-warp sum: [warp][8 * n-blocks accumulators][lane] f32.
 static_assert(gemv_smem_bytes(2, 1, false) >= gemv_traits::block_warps * 16 * 32 * 4);
+
+// The tiled GEMM's shape (gemm_kernel below).
+struct gemm_traits {
+  static constexpr int warps_rows = 2;     // row groups (32 rows each) per k-slice
+  static constexpr int warps_tokens = 2;   // token slices per k-slice
+  static constexpr int warp_tokens = 32;   // tokens per warp: 4 n-blocks of mma N = 8
+  static constexpr int nb = warp_tokens / gemv_traits::nblock;
+  static constexpr int slice_warps = warps_rows * warps_tokens;  // the warps of one k-slice
+  static constexpr int block_tokens = warps_tokens * warp_tokens;
+  // Up to 4 k-slices per block (split-K inside the block: slice i takes every 4th, 2nd
+  // or every tile from tile i), so that small grids still bring 16 warps to each SM:
+  // 512 threads, hence at most 128 registers a thread (__launch_bounds__).
+  static constexpr int max_ksplit = 4;
+  static constexpr int max_threads = 32 * slice_warps * max_ksplit;
+  static constexpr int target_warps_per_sm = 16;  // 16 x 32 x 128 registers = the register file
+  // Activation row stride in elements: 128 + 16, so that rows sit 288 bytes apart
+  // (8 banks): the 8-byte B-fragment loads of a half-warp (rows gid..gid+3, 32
+  // bytes each) cover all 32 banks once. A multiple of 8 keeps cp.async's 16 bytes aligned.
+  static constexpr int x_stride = gemv_traits::tile_cols + 16;
+  static constexpr int x_stage_bytes = block_tokens * x_stride * 2;  // f16 or bf16
+  // Shared memory an SM gives its blocks (sm_90: 228 KB, 1 KB of it reserved per block).
+  static constexpr int sm_smem_bytes = 227 * 1024;
+  // Batches from here on take the GEMM (see gemv()); below it, one or two launches of
+  // the GEMV (16 tokens each). On an H200 two GEMV launches beat the GEMM on long rows
+  // (4096 x 14336 w4g128 at 32 tokens: 72 against 78 us) and the GEMM wins from 33 tokens
+  // on every shape measured (bench/results/cuda_gemm_20261204_s27.md).
+  static constexpr int min_batch = 33;
+  static_assert(x_stage_bytes % 16 == 0 && x_stride % 8 == 0);
+};
+// Bytes of one k-slice's stage: its tile's activations and the two row groups' tile blocks.
+QMR_HOST_DEVICE constexpr int gemm_stage_bytes(int block_vectors) {
+  return gemm_traits::x_stage_bytes + gemm_traits::warps_rows * block_vectors * 16;
+}
+// The largest stage (w8g32 asymmetric, 280 vectors) fits two stages of four k-slices in an SM.
+static_assert(2 * gemm_traits::max_ksplit * gemm_stage_bytes(block_vectors(8, 4, true)) <= gemm_traits::sm_smem_bytes);
 
 // A quantized matrix on the device, repacked at upload into the "GPU layout"
 // (see detail::repack): for each group of 32 rows and each 128-column tile one
@@ -386,10 +421,11 @@ struct gemv_args {
   int n_tiles;                    // 128-column tiles per row
   int row_groups;                 // groups of 32 rows
   int warps_per_group;            // power of two, 1..8
-  int m;                          // batch, 1..16
+  int m;                          // batch: 1..16 for gemv_kernel, any for gemm_kernel
   int block_vectors;              // 16-byte vectors per tile block
   bool asym;                      // zero points follow the scales
   bool x_smem;                    // x (M x cols) is staged in shared memory after the rings
+  int gemm_stages;                // gemm_kernel: ring stages (2 or 3); its k-slices are warps_per_group
   // The SiLU·up epilogue (gemv_silu_mul), when act is set: the rows are blocks of 8 gate
   // rows then the same 8 up rows (silu_pairs_order), and instead of y the kernel writes
   // act[n][j] = silu(gate_j) * up_j (f32) and act_half[n][j] (the activation type), j < inter.
@@ -833,6 +869,260 @@ void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream,
   }
 }
 
+// ---------------------------------------------------------------------------
+// The tiled GEMM for batches from gemm_traits::min_batch (prefill, batched
+// scoring, benchmarks at M = 64 and 256): the same GPU layout, decode and
+// numerics as gemv_kernel (exact integer weights into mma.sync, f32 partial sums
+// per quantization group scaled into f32 totals), but each decoded weight
+// fragment serves 32 tokens and each staged activation tile 64 tokens, so the
+// weights are read once per 64 tokens (not once per 16) and the activations come
+// from shared memory, each load feeding two warps.
+//
+// A k-slice of 4 warps owns 2 row groups (64 rows) x 64 tokens: warp (wr, wn) the
+// rows of group 2 blockIdx.y + wr and tokens 64 blockIdx.x + 32 wn .. + 31, as
+// two 16-row A blocks x four 8-token n-blocks (32 f32 totals per lane). A block
+// holds KS = 1, 2 or 4 k-slices (a.warps_per_group; split-K inside the block, for
+// grids too small to fill the GPU): slice ks takes tiles ks, ks + KS, ... The
+// block walks its tile rounds through a ring of a.gemm_stages (2 or 3) shared-memory
+// stages, each holding per slice the tile's activations [64 tokens][x_stride]
+// (zero-filled past M and past the last column) and the two row groups' tile
+// blocks, filled by cp.async one or two rounds ahead; one barrier per round. The
+// slices' totals meet in shared memory at the end. Blocks are ordered
+// token-block-fastest, so that the blocks reading one row band's weights run
+// together and share them in L2.
+// ---------------------------------------------------------------------------
+
+// cp.async of 16 bytes, or of `bytes` (0 or 16) with the rest zero-filled: past M and
+// past the last column the activation stage reads zeros, not memory.
+QMR_DEVICE __forceinline__ void cp_async16_zfill(void* smem, const void* gmem, int bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(bytes) : "memory");
+}
+
+template <int Bits, int GT, class TX, class TY>
+__global__ void __launch_bounds__(gemm_traits::max_threads, 1)
+    gemm_kernel(const gemv_args a, const TX* __restrict__ x, TY* __restrict__ y) {
+  using T = gemm_traits;
+  constexpr int NB = T::nb;
+  constexpr int ksteps = gemv_traits::tile_cols / gemv_traits::kstep_cols;  // 8
+  constexpr int steps_per_group = ksteps / GT;
+  constexpr int x_vectors = T::x_stage_bytes / 16;         // 16-byte vectors of a slice's activations
+  constexpr int row_vectors = gemv_traits::tile_cols / 8;  // 16-byte vectors of one token's tile columns
+  extern __shared__ uint4 gemm_smem[];  // [stages][KS] of {x [block_tokens][x_stride], blocks [warps_rows][bv]}
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int KS = a.warps_per_group, S = a.gemm_stages;
+  const int ks = warp / T::slice_warps, wr = warp % T::warps_rows, wn = (warp / T::warps_rows) % T::warps_tokens;
+  const int gid = lane >> 2, t4 = lane & 3;
+  const int group0 = static_cast<int>(blockIdx.y) * T::warps_rows;
+  const int group = group0 + wr;
+  const int m0 = static_cast<int>(blockIdx.x) * T::block_tokens;
+  const int bv = a.block_vectors;
+  const int slice_vectors = x_vectors + T::warps_rows * bv;
+  const int rounds = (a.n_tiles + KS - 1) / KS;
+
+  pdl_launch_dependents();
+  pdl_wait();  // x is the previous kernel's output; a GEMM's prologue is small beside its loop
+
+  // Round r into stage st: each slice's 128 threads copy their own tile (tile r KS + ks):
+  // thread lt its column vector xc of tokens xn0, xn0 + 8, ... (zero past M and past cols:
+  // cols % 8 == 0, so a 16-byte vector is all in or all out), then its share of the two
+  // row groups' blocks (the last row band's missing group reads the last group again; its
+  // results are not stored). The addresses are fixed per thread but for the tile's offset.
+  const int lt = tid % (32 * T::slice_warps), xc = lt % row_vectors, xn0 = lt / row_vectors;
+  constexpr int x_copies = T::block_tokens * row_vectors / (32 * T::slice_warps);  // 8 per thread
+  constexpr int x_token_step = 32 * T::slice_warps / row_vectors;                  // 8 tokens apart
+  static_assert(T::warps_rows == 2, "gemm_kernel: the loader picks between two row groups' blocks");
+  const uint4* wsrc0 = a.blocks + static_cast<std::int64_t>(min(group0, a.row_groups - 1)) * a.n_tiles * bv;
+  const uint4* wsrc1 = a.blocks + static_cast<std::int64_t>(min(group0 + 1, a.row_groups - 1)) * a.n_tiles * bv;
+  const auto load = [&](int r, int st) {
+    const int t = r * KS + ks;
+    if (t >= a.n_tiles) return;
+    uint4* base = gemm_smem + (st * KS + ks) * slice_vectors;
+    const int col = t * gemv_traits::tile_cols + 8 * xc;
+#pragma unroll
+    for (int i = 0; i < x_copies; ++i) {
+      const int n = xn0 + x_token_step * i;
+      const bool in = col < a.cols && m0 + n < a.m;
+      const TX* src = in ? x + (static_cast<std::int64_t>(m0 + n) * a.cols + col) : x;
+      cp_async16_zfill(base + n * (T::x_stride / 8) + xc, src, in ? 16 : 0);
+    }
+    uint4* wd = base + x_vectors;  // [warps_rows][bv]
+    for (int v = lt; v < T::warps_rows * bv; v += 32 * T::slice_warps) {
+      const bool second = v >= bv;
+      cp_async16_zfill(wd + v, (second ? wsrc1 : wsrc0) + static_cast<std::int64_t>(t) * bv + (second ? v - bv : v), 16);
+    }
+  };
+
+  float acc[2][NB][4];
+#pragma unroll
+  for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
+
+  for (int i = 0; i < S - 1; ++i) {
+    if (i < rounds) load(i, i);
+    cp_async_commit();  // empty groups past the end keep the wait counts uniform
+  }
+  // The lane's B-fragment row in a slice's activations: token 32 wn + 8 nb + gid, columns from 4 t4.
+  const int x_lane = (T::warp_tokens * wn + gid) * T::x_stride + 4 * t4;
+  // Tokens of the warp's slice below M: n-blocks past them skip their loads and mma (a
+  // batch of 17 runs 3 of a block's 8 n-blocks, not 8), a warp with none skips its tiles.
+  const int n_valid = a.m - m0 - T::warp_tokens * wn;
+  int st = 0;  // the stage of round r
+  for (int r = 0; r < rounds; ++r) {
+    // Round r has landed (this thread's copies; S - 2 newer groups may be in flight)...
+    if (S == 3) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    __syncthreads();  // ...and every thread's; every warp is also done with round r - 1's stage, refilled here
+    if (r + S - 1 < rounds) load(r + S - 1, st == 0 ? S - 1 : st - 1);
+    cp_async_commit();
+    const int t = r * KS + ks;
+    if (t < a.n_tiles && n_valid > 0) {
+      const uint4* slice = gemm_smem + (st * KS + ks) * slice_vectors;
+      const TX* xs = reinterpret_cast<const TX*>(slice) + x_lane;
+      const uint4* wb = slice + x_vectors + wr * bv;
+      qstd::uint32_t w[4 * Bits];
+#pragma unroll
+      for (int v = 0; v < Bits; ++v) {
+        const uint4 q = wb[v * 32 + lane];
+        w[4 * v + 0] = q.x;
+        w[4 * v + 1] = q.y;
+        w[4 * v + 2] = q.z;
+        w[4 * v + 3] = q.w;
+      }
+      const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(wb + 32 * Bits);
+      const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(wb + 32 * Bits + 4 * GT);
+#pragma unroll
+      for (int j = 0; j < GT; ++j) {
+        float sc[2][2];
+        qstd::uint32_t zc[2][2];  // [row block][lane row gid, gid + 8]
+#pragma unroll
+        for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+          for (int hi = 0; hi < 2; ++hi) {
+            const int row = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
+            sc[rb][hi] = __half2float(__ushort_as_half(msc[row]));
+            zc[rb][hi] = a.asym ? static_cast<qstd::uint32_t>(mz[row]) : (1u << (Bits - 1));
+          }
+        float d[2][NB][4];  // the group's partial sums
+#pragma unroll
+        for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) d[rb][nb][i] = 0.0f;
+#pragma unroll
+        for (int s = j * steps_per_group; s < (j + 1) * steps_per_group; ++s) {
+          uint2 b[NB];
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb)
+            if (8 * nb < n_valid) b[nb] = *reinterpret_cast<const uint2*>(xs + 8 * nb * T::x_stride + gemv_traits::kstep_cols * s);
+#pragma unroll
+          for (int rb = 0; rb < 2; ++rb) {
+            qstd::uint32_t af[4];
+#pragma unroll
+            for (int reg = 0; reg < 4; ++reg) af[reg] = decode_pair<Bits, TX>(w, 4 * (2 * s + rb) + reg, zc[rb][reg & 1]);
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb)
+              if (8 * nb < n_valid) mma(d[rb][nb], af, b[nb], TX{});
+          }
+        }
+#pragma unroll
+        for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb) {
+            acc[rb][nb][0] = fmaf(sc[rb][0], d[rb][nb][0], acc[rb][nb][0]);
+            acc[rb][nb][1] = fmaf(sc[rb][0], d[rb][nb][1], acc[rb][nb][1]);
+            acc[rb][nb][2] = fmaf(sc[rb][1], d[rb][nb][2], acc[rb][nb][2]);
+            acc[rb][nb][3] = fmaf(sc[rb][1], d[rb][nb][3], acc[rb][nb][3]);
+          }
+      }
+    }
+    st = st + 1 == S ? 0 : st + 1;
+  }
+  cp_async_wait<0>();  // nothing may land in the stages once they are reused below
+
+  if (KS > 1) {  // the slices meet in shared memory (uniform branch): [slice 1..KS-1][slice warp][32 totals][lane]
+    float* partial = reinterpret_cast<float*>(gemm_smem);
+    const int w4 = warp % T::slice_warps;
+    __syncthreads();
+    if (ks > 0)
+#pragma unroll
+      for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            partial[(((ks - 1) * T::slice_warps + w4) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane] = acc[rb][nb][i];
+    __syncthreads();
+    if (ks == 0)
+#pragma unroll
+      for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            for (int k = 1; k < KS; ++k)
+              acc[rb][nb][i] += partial[(((k - 1) * T::slice_warps + w4) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane];
+  }
+  if (ks != 0 || group >= a.row_groups) return;
+  // Accumulator i of (rb, nb): row 16 rb + 8 (i >> 1) + gid of the group, token 8 nb + 2 t4 + (i & 1) of the warp's.
+#pragma unroll
+  for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int r = group * gemv_traits::group_rows + 16 * rb + 8 * (i >> 1) + gid;
+        const int n = m0 + T::warp_tokens * wn + 8 * nb + 2 * t4 + (i & 1);
+        if (r < a.rows && n < a.m) store(y + static_cast<std::int64_t>(n) * a.rows + r, acc[rb][nb][i]);
+      }
+}
+
+// The block's k-slices and stages for a grid of `blocks` blocks: split-K (2 or 4 slices)
+// while the grid brings fewer than target_warps_per_sm warps to each SM and each slice
+// keeps two tiles or more; three stages where the SM's shared memory still holds as many
+// blocks as its registers do, else two.
+struct gemm_plan {
+  int ksplit = 1, stages = 2;
+};
+inline gemm_plan plan_gemm(std::int64_t blocks, int n_tiles, int block_vectors, int sm_count) {
+  using T = gemm_traits;
+  gemm_plan p;
+  const std::int64_t want = static_cast<std::int64_t>(T::target_warps_per_sm) * std::max(sm_count, 1);
+  while (p.ksplit < T::max_ksplit && blocks * T::slice_warps * 2 * p.ksplit <= want && 2 * p.ksplit * 2 <= n_tiles) p.ksplit *= 2;
+  const int per_sm = T::target_warps_per_sm / (T::slice_warps * p.ksplit);  // blocks the registers allow
+  const int stage = p.ksplit * gemm_stage_bytes(block_vectors);
+  p.stages = per_sm * (3 * stage + 1024) <= T::sm_smem_bytes ? 3 : 2;
+  return p;
+}
+
+template <int Bits, int GT, class TX, class TY>
+void gemm_launch_one(gemv_args a, const TX* x, TY* y, cudaStream_t stream, bool pdl) {
+  using T = gemm_traits;
+  const unsigned token_blocks = static_cast<unsigned>((a.m + T::block_tokens - 1) / T::block_tokens);
+  const unsigned row_blocks = static_cast<unsigned>((a.row_groups + T::warps_rows - 1) / T::warps_rows);
+  check(row_blocks <= 65535u, "gemm: " + std::to_string(a.rows) + " rows exceed the grid's 65535 row blocks");
+  const auto kernel = gemm_kernel<Bits, GT, TX, TY>;
+  const int smem = a.gemm_stages * a.warps_per_group * gemm_stage_bytes(a.block_vectors);
+  QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  launch_kernel(pdl, kernel, dim3(token_blocks, row_blocks), dim3(32 * T::slice_warps * a.warps_per_group),
+                static_cast<std::size_t>(smem), stream, a, x, y);
+}
+
+template <int Bits, class TX, class TY>
+void gemm_launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream, bool pdl) {
+  switch (gt) {
+    case 1: return gemm_launch_one<Bits, 1>(a, x, y, stream, pdl);
+    case 2: return gemm_launch_one<Bits, 2>(a, x, y, stream, pdl);
+    case 4: return gemm_launch_one<Bits, 4>(a, x, y, stream, pdl);
+    default: throw error("gemm: " + std::to_string(gt) + " groups per tile is not supported");
+  }
+}
+
 // Every launch_one that gemv() can call: M(Bits, GT, NB, TX, TY) for each bit width,
 // groups per tile and n-block count, at one (activation, output) type pair.
 #define QMR_CUDA_GEMV_NB(M, B, GT, TX, TY) M(B, GT, 1, TX, TY) M(B, GT, 2, TX, TY)
@@ -841,6 +1131,11 @@ void launch(int gt, const gemv_args& a, const TX* x, TY* y, cudaStream_t stream,
 #define QMR_CUDA_GEMV_INSTANCES(M, TX, TY)                                                    \
   QMR_CUDA_GEMV_GT(M, 2, TX, TY) QMR_CUDA_GEMV_GT(M, 3, TX, TY) QMR_CUDA_GEMV_GT(M, 4, TX, TY) \
   QMR_CUDA_GEMV_GT(M, 5, TX, TY) QMR_CUDA_GEMV_GT(M, 6, TX, TY) QMR_CUDA_GEMV_GT(M, 8, TX, TY)
+// Every gemm_launch_one: M(Bits, GT, TX, TY) for each bit width and groups per tile.
+#define QMR_CUDA_GEMM_GT(M, B, TX, TY) M(B, 1, TX, TY) M(B, 2, TX, TY) M(B, 4, TX, TY)
+#define QMR_CUDA_GEMM_INSTANCES(M, TX, TY)                                                    \
+  QMR_CUDA_GEMM_GT(M, 2, TX, TY) QMR_CUDA_GEMM_GT(M, 3, TX, TY) QMR_CUDA_GEMM_GT(M, 4, TX, TY) \
+  QMR_CUDA_GEMM_GT(M, 5, TX, TY) QMR_CUDA_GEMM_GT(M, 6, TX, TY) QMR_CUDA_GEMM_GT(M, 8, TX, TY)
 
 // A program whose files all use the GEMV can compile its 144 kernels once (two
 // architectures each, minutes of nvcc): one file instantiates them with
@@ -855,6 +1150,13 @@ QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, f16, float)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, bf16)
 QMR_CUDA_GEMV_INSTANCES(QMR_CUDA_GEMV_DECLARE, bf16, float)
 #undef QMR_CUDA_GEMV_DECLARE
+#define QMR_CUDA_GEMM_DECLARE(B, GT, TX, TY) \
+  extern template void gemm_launch_one<B, GT, TX, TY>(gemv_args, const TX*, TY*, cudaStream_t, bool);
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DECLARE, f16, f16)
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DECLARE, f16, float)
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DECLARE, bf16, bf16)
+QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DECLARE, bf16, float)
+#undef QMR_CUDA_GEMM_DECLARE
 #endif
 #endif  // __CUDACC__
 
@@ -935,12 +1237,32 @@ void launch_bits(const device_qtensor& w, const gemv_args& a, const TX* x, TY* y
     default: throw error(std::string(who) + ": " + std::to_string(w.spec.bits) + "-bit codes are not supported");
   }
 }
+// The same for the GEMM (a.m the whole batch).
+template <class TX, class TY>
+void gemm_bits(const device_qtensor& w, gemv_args a, const TX* x, TY* y, cudaStream_t stream, bool pdl) {
+  const int gt = w.groups_per_tile();
+  const std::int64_t blocks = ((a.m + gemm_traits::block_tokens - 1) / gemm_traits::block_tokens) *
+                              ((a.row_groups + gemm_traits::warps_rows - 1) / gemm_traits::warps_rows);
+  const gemm_plan p = plan_gemm(blocks, a.n_tiles, a.block_vectors, w.sm_count);
+  a.warps_per_group = p.ksplit;
+  a.gemm_stages = p.stages;
+  switch (w.spec.bits) {
+    case 2: return gemm_launch<2>(gt, a, x, y, stream, pdl);
+    case 3: return gemm_launch<3>(gt, a, x, y, stream, pdl);
+    case 4: return gemm_launch<4>(gt, a, x, y, stream, pdl);
+    case 5: return gemm_launch<5>(gt, a, x, y, stream, pdl);
+    case 6: return gemm_launch<6>(gt, a, x, y, stream, pdl);
+    case 8: return gemm_launch<8>(gt, a, x, y, stream, pdl);
+    default: throw error("gemm: " + std::to_string(w.spec.bits) + "-bit codes are not supported");
+  }
+}
 }  // namespace detail
 
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous). x and y are device
 // pointers, row-major; x is f16 or bf16 and 16-byte aligned; y is the same type
 // as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
-// with a second n-block of mma per weight fragment, more in chunks of 16. With f16
+// with a second n-block of mma per weight fragment, from gemm_traits::min_batch on
+// the tiled GEMM (gemm_kernel, one launch, 64 tokens per block). With f16
 // activations, M = 1 and a lane layout uploaded (upload(..., with_lanes = true)),
 // the lane-layout kernel runs instead (gemv_lanes). `pdl` (sm_90+; ignored before):
 // programmatic dependent launch, so that the kernel's blocks start, and issue their
@@ -958,8 +1280,12 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
   // M = 1 with f16 activations: the lane-layout kernel (CUDA cores), where uploaded.
   if constexpr (qstd::is_same_v<TX, f16>)
     if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream, pdl);
-  // Batches past max_batch run in chunks of max_batch rows, one launch each, every
-  // launch reading W again (from L2 when W fits it): a stand-in for a tiled GEMM.
+  // From gemm_traits::min_batch tokens on: the tiled GEMM, one launch.
+  if (M >= gemm_traits::min_batch) {
+    a.m = M;
+    return detail::gemm_bits(w, a, x, y, stream, pdl);
+  }
+  // 9..16 tokens: one launch with two n-blocks; 17..min_batch - 1 two launches.
   for (int m0 = 0; m0 < M; m0 += gemv_traits::max_batch) {
     a.m = std::min(gemv_traits::max_batch, M - m0);
     const TX* xc = x + static_cast<std::int64_t>(m0) * a.cols;  // cols % 8 == 0: stays 16-byte aligned
