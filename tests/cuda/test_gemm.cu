@@ -1,10 +1,9 @@
-// GPU test: qmr::cuda::gemv's tiled GEMM path (batches from gemm_traits::min_batch) matches qmr::ref::gemm_ref on fresh random data for every format (2-8 bits, groups 32-256 and per-channel, symmetric and asymmetric), ragged shapes (row groups that leave a block's second warp row idle, partial 128-column tiles, token counts that end inside a 64-token block), batches 33..130 (one to three token blocks), f16/bf16 activations with outputs in the activation type and f32; outputs poisoned so unwritten or over-written elements are caught; the same upload and activations through the 16-token GEMV agree. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tiled GEMM path (batches from gemm_traits::min_batch) matches the float64 reference (gemv_reference.hpp) on fresh random data for every format (2-8 bits, groups 32-256 and per-channel, symmetric and asymmetric), ragged shapes (row groups that leave a block's second warp row idle, partial 128-column tiles, token counts that end inside a 64-token block), batches 33..130 (one to three token blocks), f16/bf16 activations with outputs in the activation type and f32; outputs poisoned so unwritten or over-written elements are caught; the same upload and activations through the 16-token GEMV agree. Exits 77 (skip) without a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -13,7 +12,7 @@
 
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
-#include "qmr/kernels/ref/matmul.hpp"
+#include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
 namespace {
@@ -60,7 +59,7 @@ struct stats {
 // Every batch for one (activation, output) type pair; y_ref and abs_sum for max_m tokens.
 template <class TX, class TY>
 void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_qtensor& dw, const qmr::cuda::device_buffer& dx,
-                   const std::vector<float>& y_ref, const std::vector<float>& abs_sum, stats& st) {
+                   const std::vector<double>& y_ref, const std::vector<double>& abs_sum, stats& st) {
   const std::int64_t rows = w.rows();
   qmr::cuda::device_buffer dy(static_cast<std::size_t>(max_m * rows) * sizeof(TY));
   std::vector<TY> y(static_cast<std::size_t>(max_m * rows));
@@ -70,33 +69,10 @@ void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_qtensor
     QMR_CUDA_CHECK(cudaDeviceSynchronize());
     QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
     ++st.runs;
-    int bad = 0;
-    for (std::int64_t m = 0; m < max_m && bad < 3; ++m)
-      for (std::int64_t r = 0; r < rows && bad < 3; ++r) {
-        const std::size_t i = static_cast<std::size_t>(m * rows + r);
-        if (m >= M) {
-          std::uint8_t bytes[sizeof(TY)];
-          std::memcpy(bytes, &y[i], sizeof(TY));
-          bool untouched = true;
-          for (std::uint8_t b : bytes) untouched = untouched && b == 0xff;
-          if (!untouched) ++bad;
-          CHECK(untouched, "%s x %s -> %s [%lld, %lld] M=%d: y[%lld, %lld] was written past M", w.spec.str().c_str(),
-                type_name<TX>(), type_name<TY>(), static_cast<long long>(rows), static_cast<long long>(w.cols()), M,
-                static_cast<long long>(m), static_cast<long long>(r));
-          continue;
-        }
-        const float got = qmr::to_float(y[i]);
-        // f32 accumulation in any order (Σ|w x| scaled) plus the output's rounding.
-        const double tol = 8.0e-6 * abs_sum[i] + out_rel<TY>() * std::fabs(y_ref[i]) + 1.0e-6;
-        const double err = std::fabs(static_cast<double>(got) - y_ref[i]);
-        const bool ok = std::isfinite(got) && err <= tol;
-        if (!ok) ++bad;
-        if (std::isfinite(err) && err / tol > st.worst) st.worst = err / tol;
-        CHECK(ok, "%s x %s -> %s [%lld, %lld] M=%d: y[%lld, %lld] = %.8g, reference %.8g (tolerance %.3g)",
-              w.spec.str().c_str(), type_name<TX>(), type_name<TY>(), static_cast<long long>(rows),
-              static_cast<long long>(w.cols()), M, static_cast<long long>(m), static_cast<long long>(r),
-              static_cast<double>(got), static_cast<double>(y_ref[i]), tol);
-      }
+    // f32 accumulation in any order (Σ|w x| scaled) plus the output's rounding.
+    const std::string what = w.spec.str() + " x " + type_name<TX>() + " -> " + type_name<TY>() + " [" +
+                             std::to_string(rows) + ", " + std::to_string(w.cols()) + "] M=" + std::to_string(M);
+    qmr::testing::gpu::compare_outputs(y, M, max_m, rows, y_ref, abs_sum, 8.0e-6, out_rel<TY>(), what, st.worst);
   }
 }
 
@@ -110,22 +86,8 @@ void check_activation(const quant::qtensor_view& w, const qmr::cuda::device_qten
     xa[i] = to_act<TX>(r.uniform(-1.0f, 1.0f));
     xf[i] = qmr::to_float(xa[i]);
   }
-  std::vector<float> y_ref(static_cast<std::size_t>(max_m * rows)), abs_sum(y_ref.size());
-  qmr::ref::gemm_ref(w, qmr::matrix_view<const float>(xf.data(), max_m, cols),
-                     qmr::matrix_view<float>(y_ref.data(), max_m, rows), &pool);
-  // Σ|w·x| per output: the scale of the f32 rounding error of any summation order.
-  qmr::parallel_for(&pool, rows, [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<float> row(static_cast<std::size_t>(cols));
-    for (std::int64_t n = r0; n < r1; ++n) {
-      for (std::int64_t c = 0; c < cols; ++c) row[static_cast<std::size_t>(c)] = std::fabs(w.value(n, c));
-      for (std::int64_t m = 0; m < max_m; ++m) {
-        double s = 0.0;
-        for (std::int64_t c = 0; c < cols; ++c)
-          s += static_cast<double>(row[static_cast<std::size_t>(c)]) * std::fabs(xf[static_cast<std::size_t>(m * cols + c)]);
-        abs_sum[static_cast<std::size_t>(m * rows + n)] = static_cast<float>(s);
-      }
-    }
-  });
+  std::vector<double> y_ref, abs_sum;
+  qmr::testing::gpu::reference_gemv(w, xf, max_m, pool, y_ref, abs_sum);
   qmr::cuda::device_buffer dx(xa.size() * sizeof(TX));
   QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
   check_outputs<TX, TX>(w, dw, dx, y_ref, abs_sum, st);
@@ -134,6 +96,7 @@ void check_activation(const quant::qtensor_view& w, const qmr::cuda::device_qten
   // The GEMM against the GEMV on the same data: 16-token launches over the same batch,
   // same numerics (exact weights, f32 group sums scaled in f32), another summation order.
   const int M = 40;
+  static_assert(M >= qmr::cuda::gemm_traits::min_batch && M <= max_m);
   qmr::cuda::device_buffer dg(static_cast<std::size_t>(M * rows) * sizeof(float)), dv(dg.size());
   qmr::cuda::gemv(dw, dx.as<const TX>(), dg.as<float>(), M, nullptr);
   for (int m0 = 0; m0 < M; m0 += qmr::cuda::gemv_traits::max_batch)

@@ -589,6 +589,40 @@ QMR_DEVICE __forceinline__ qstd::uint64_t evict_first_policy() {
   return p;
 }
 
+// The lane's 4 Bits code words of a tile block in shared memory (Bits 16-byte vectors, [vector][lane]).
+template <int Bits>
+QMR_DEVICE __forceinline__ void load_lane_words(const uint4* block, int lane, qstd::uint32_t (&w)[4 * Bits]) {
+#pragma unroll
+  for (int v = 0; v < Bits; ++v) {
+    const uint4 q = block[v * 32 + lane];
+    w[4 * v + 0] = q.x;
+    w[4 * v + 1] = q.y;
+    w[4 * v + 2] = q.z;
+    w[4 * v + 3] = q.w;
+  }
+}
+// Scale and zero point of the lane's rows gid and gid + 8 of 16-row block rb, for
+// quantization group j of a tile block (the block's parameters follow its Bits x 32 code vectors).
+template <int Bits, int GT>
+QMR_DEVICE __forceinline__ void lane_group_params(const uint4* block, bool asym, int j, int rb, int gid, float (&sc)[2],
+                                                  qstd::uint32_t (&zc)[2]) {
+  const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(block + 32 * Bits);
+  const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(block + 32 * Bits + 4 * GT);
+#pragma unroll
+  for (int hi = 0; hi < 2; ++hi) {
+    const int r = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
+    sc[hi] = __half2float(__ushort_as_half(msc[r]));
+    zc[hi] = asym ? static_cast<qstd::uint32_t>(mz[r]) : (1u << (Bits - 1));
+  }
+}
+// acc += scale x a group's partial sums d (mma accumulator order: 0, 1 row gid; 2, 3 row gid + 8).
+QMR_DEVICE __forceinline__ void scale_into(float (&acc)[4], const float (&d)[4], const float (&sc)[2]) {
+  acc[0] = fmaf(sc[0], d[0], acc[0]);
+  acc[1] = fmaf(sc[0], d[1], acc[1]);
+  acc[2] = fmaf(sc[1], d[2], acc[2]);
+  acc[3] = fmaf(sc[1], d[3], acc[3]);
+}
+
 // Warp (group, wk) of a block handles row group `group` and tiles wk, wk + wpg,
 // ...: its i-th tile block is copied (cp.async, Bits vectors per lane plus the
 // parameters by the first lanes) into ring slot i % S, S - 1 tiles ahead of
@@ -685,16 +719,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
       read = read + 1 == S ? 0 : read + 1;
       const int t = wk + i * wpg;
       qstd::uint32_t w[4 * Bits];
-#pragma unroll
-      for (int v = 0; v < Bits; ++v) {
-        const uint4 q = slot[v * 32 + lane];
-        w[4 * v + 0] = q.x;
-        w[4 * v + 1] = q.y;
-        w[4 * v + 2] = q.z;
-        w[4 * v + 3] = q.w;
-      }
-      const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(slot + 32 * Bits);
-      const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(slot + 32 * Bits + 4 * GT);
+      load_lane_words<Bits>(slot, lane, w);
       uint2 xs[NB][ksteps];  // activations: L1/L2 hits
       const bool full_tile = (t + 1) * gemv_traits::tile_cols <= a.cols;  // all but a ragged last tile
 #pragma unroll
@@ -713,12 +738,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
         for (int rb = 0; rb < 2; ++rb) {
           float sc[2];
           qstd::uint32_t zc[2];  // zero points of the lane's two rows
-#pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            const int r = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
-            sc[hi] = __half2float(__ushort_as_half(msc[r]));
-            zc[hi] = a.asym ? static_cast<qstd::uint32_t>(mz[r]) : (1u << (Bits - 1));
-          }
+          lane_group_params<Bits, GT>(slot, a.asym, j, rb, gid, sc, zc);
           // Two accumulator chains (even and odd k-steps) halve the dependent mma
           // sequence a warp waits on; one when a group has only two k-steps.
           constexpr int C = steps_per_group >= 4 ? 2 : 1;
@@ -743,10 +763,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
             if constexpr (C == 2)
 #pragma unroll
               for (int i2 = 0; i2 < 4; ++i2) d[0][nb][i2] += d[1][nb][i2];
-            acc[rb][nb][0] = fmaf(sc[0], d[0][nb][0], acc[rb][nb][0]);
-            acc[rb][nb][1] = fmaf(sc[0], d[0][nb][1], acc[rb][nb][1]);
-            acc[rb][nb][2] = fmaf(sc[1], d[0][nb][2], acc[rb][nb][2]);
-            acc[rb][nb][3] = fmaf(sc[1], d[0][nb][3], acc[rb][nb][3]);
+            scale_into(acc[rb][nb], d[0][nb], sc);
           }
         }
       }
@@ -984,28 +1001,13 @@ __global__ void __launch_bounds__(gemm_traits::max_threads, 1)
       const TX* xs = reinterpret_cast<const TX*>(slice) + x_lane;
       const uint4* wb = slice + x_vectors + wr * bv;
       qstd::uint32_t w[4 * Bits];
-#pragma unroll
-      for (int v = 0; v < Bits; ++v) {
-        const uint4 q = wb[v * 32 + lane];
-        w[4 * v + 0] = q.x;
-        w[4 * v + 1] = q.y;
-        w[4 * v + 2] = q.z;
-        w[4 * v + 3] = q.w;
-      }
-      const qstd::uint16_t* msc = reinterpret_cast<const qstd::uint16_t*>(wb + 32 * Bits);
-      const qstd::uint8_t* mz = reinterpret_cast<const qstd::uint8_t*>(wb + 32 * Bits + 4 * GT);
+      load_lane_words<Bits>(wb, lane, w);
 #pragma unroll
       for (int j = 0; j < GT; ++j) {
         float sc[2][2];
         qstd::uint32_t zc[2][2];  // [row block][lane row gid, gid + 8]
 #pragma unroll
-        for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-          for (int hi = 0; hi < 2; ++hi) {
-            const int row = j * gemv_traits::group_rows + 16 * rb + 8 * hi + gid;
-            sc[rb][hi] = __half2float(__ushort_as_half(msc[row]));
-            zc[rb][hi] = a.asym ? static_cast<qstd::uint32_t>(mz[row]) : (1u << (Bits - 1));
-          }
+        for (int rb = 0; rb < 2; ++rb) lane_group_params<Bits, GT>(wb, a.asym, j, rb, gid, sc[rb], zc[rb]);
         float d[2][NB][4];  // the group's partial sums
 #pragma unroll
         for (int rb = 0; rb < 2; ++rb)
@@ -1032,12 +1034,7 @@ __global__ void __launch_bounds__(gemm_traits::max_threads, 1)
 #pragma unroll
         for (int rb = 0; rb < 2; ++rb)
 #pragma unroll
-          for (int nb = 0; nb < NB; ++nb) {
-            acc[rb][nb][0] = fmaf(sc[rb][0], d[rb][nb][0], acc[rb][nb][0]);
-            acc[rb][nb][1] = fmaf(sc[rb][0], d[rb][nb][1], acc[rb][nb][1]);
-            acc[rb][nb][2] = fmaf(sc[rb][1], d[rb][nb][2], acc[rb][nb][2]);
-            acc[rb][nb][3] = fmaf(sc[rb][1], d[rb][nb][3], acc[rb][nb][3]);
-          }
+          for (int nb = 0; nb < NB; ++nb) scale_into(acc[rb][nb], d[rb][nb], sc[rb]);
       }
     }
     st = st + 1 == S ? 0 : st + 1;
