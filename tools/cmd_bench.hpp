@@ -23,7 +23,7 @@
 // FMA-peak probe of 0.05 s before each call; bench::time_paired_gemm).
 //
 // --device cuda (gemv and decode): qmr::cuda::gemv with f16 activations on rotated
-// DRAM-resident weights (any batch: past gemv_traits::max_batch in chunks), and greedy decode of a
+// DRAM-resident weights (any batch: from gemm_traits::min_batch tokens the tiled GEMM), and greedy decode of a
 // model::cuda_session, timed as bench/cuda_gemv and bench/cuda_decode do (bench/cuda_bench.cuh,
 // --runs timed calls per GEMV measurement). The records keep the fields above, with act
 // "f16", isa "sm_XX", threads 0 (one host thread launches), bound_gbps the device's measured
