@@ -1,10 +1,11 @@
-// Shared pieces of the CUDA GEMV tests: the float64 reference y = x · Wᵀ with Σ|w·x| per output (the scale of the error bounds), a poisoned output's untouched check, and the f16 arithmetic the host layout tests emulate.
+// Shared pieces of the CUDA GEMV tests: activation conversion and type names, the float64 reference y = x · Wᵀ with Σ|w·x| per output (the scale of the error bounds), a poisoned output's untouched check, and the f16 arithmetic the host layout tests emulate.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "qmr/core/half.hpp"
@@ -13,6 +14,27 @@
 #include "gpu_check.hpp"
 
 namespace qmr::testing::gpu {
+
+// An activation of type T (f16 or bf16) from a float, rounded to nearest even.
+template <class T>
+T to_act(float v) {
+  if constexpr (std::is_same_v<T, f16>) return to_f16(v);
+  else return to_bf16(v);
+}
+// The name of an activation or output type in failure messages.
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, f16>) return "f16";
+  else if constexpr (std::is_same_v<T, bf16>) return "bf16";
+  else return "f32";
+}
+// Relative rounding of the output type (twice its half-ulp; 0 for f32).
+template <class T>
+float out_rel() {
+  if constexpr (std::is_same_v<T, f16>) return 1.0e-3f;
+  else if constexpr (std::is_same_v<T, bf16>) return 8.0e-3f;
+  else return 0.0f;
+}
 
 // y_ref[m * rows + n] = Σ_c w(n, c) x[m * cols + c] in float64, and abs_sum the same sum of
 // |w x|, for the m_rows rows of x (f32 values of the f16 activations).

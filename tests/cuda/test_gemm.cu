@@ -25,24 +25,9 @@ using qmr::bf16;
 using qmr::f16;
 namespace quant = qmr::quant;
 
-template <class T>
-T to_act(float v) {
-  if constexpr (std::is_same_v<T, f16>) return qmr::to_f16(v);
-  else return qmr::to_bf16(v);
-}
-template <class T>
-const char* type_name() {
-  if constexpr (std::is_same_v<T, f16>) return "f16";
-  else if constexpr (std::is_same_v<T, bf16>) return "bf16";
-  else return "f32";
-}
-// Relative rounding of the output type (twice its half-ulp).
-template <class T>
-float out_rel() {
-  if constexpr (std::is_same_v<T, f16>) return 1.0e-3f;
-  else if constexpr (std::is_same_v<T, bf16>) return 8.0e-3f;
-  else return 0.0f;
-}
+using qmr::testing::gpu::out_rel;
+using qmr::testing::gpu::to_act;
+using qmr::testing::gpu::type_name;
 
 // min_batch (33): the smallest GEMM batch (one ragged token block, the second warp slice
 // with one token); 64: one full block; 65 and 77: a second block with one and 13 tokens;

@@ -15,6 +15,7 @@
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/kernels/cuda/layer_ops.cuh"
 #include "qmr/kernels/ref/matmul.hpp"
+#include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
 namespace {
@@ -27,28 +28,9 @@ using qmr::bf16;
 using qmr::f16;
 namespace quant = qmr::quant;
 
-template <class T>
-T to_act(float v) {
-  if constexpr (std::is_same_v<T, f16>) return qmr::to_f16(v);
-  else return qmr::to_bf16(v);
-}
-template <class T>
-float out_to_float(T v) {
-  return qmr::to_float(v);
-}
-template <class T>
-const char* type_name() {
-  if constexpr (std::is_same_v<T, f16>) return "f16";
-  else if constexpr (std::is_same_v<T, bf16>) return "bf16";
-  else return "f32";
-}
-// Relative rounding of the output type (twice its half-ulp).
-template <class T>
-float out_rel() {
-  if constexpr (std::is_same_v<T, f16>) return 1.0e-3f;
-  else if constexpr (std::is_same_v<T, bf16>) return 8.0e-3f;
-  else return 0.0f;
-}
+using qmr::testing::gpu::out_rel;
+using qmr::testing::gpu::to_act;
+using qmr::testing::gpu::type_name;
 
 constexpr int max_m = qmr::cuda::gemv_traits::max_batch + 3;
 constexpr int batches[] = {1, 3, 8, 9, 16, max_m};  // one n-block (1..8), two (9..16), two launches
@@ -92,7 +74,7 @@ void check_outputs(const quant::qtensor_view& w, qmr::cuda::device_qtensor& dw, 
                   static_cast<long long>(w.cols()), M, tpr, static_cast<long long>(m));
             continue;
           }
-          const float got = out_to_float(y[i]);
+          const float got = qmr::to_float(y[i]);
           const double tol = 8.0e-6 * abs_sum[i] + out_rel<TY>() * std::fabs(y_ref[i]) + 1.0e-6;
           const double err = std::fabs(static_cast<double>(got) - y_ref[i]);
           const bool ok = std::isfinite(got) && err <= tol;

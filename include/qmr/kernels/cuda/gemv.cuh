@@ -648,13 +648,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
   const int bv = a.block_vectors;
   const int mv = bv - 32 * Bits;  // parameter vectors of a block
 
-  float acc[2][NB][4];
-#pragma unroll
-  for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
+  float acc[2][NB][4] = {};  // the lane's totals
 
   pdl_launch_dependents();
   const TX* xsm = reinterpret_cast<const TX*>(gemv_smem + gemv_traits::block_warps * S * bv);
@@ -970,13 +964,7 @@ __global__ void __launch_bounds__(gemm_traits::max_threads, 1)
     }
   };
 
-  float acc[2][NB][4];
-#pragma unroll
-  for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[rb][nb][i] = 0.0f;
+  float acc[2][NB][4] = {};  // the lane's totals
 
   for (int i = 0; i < S - 1; ++i) {
     if (i < rounds) load(i, i);
@@ -1008,13 +996,7 @@ __global__ void __launch_bounds__(gemm_traits::max_threads, 1)
         qstd::uint32_t zc[2][2];  // [row block][lane row gid, gid + 8]
 #pragma unroll
         for (int rb = 0; rb < 2; ++rb) lane_group_params<Bits, GT>(wb, a.asym, j, rb, gid, sc[rb], zc[rb]);
-        float d[2][NB][4];  // the group's partial sums
-#pragma unroll
-        for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-          for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) d[rb][nb][i] = 0.0f;
+        float d[2][NB][4] = {};  // the group's partial sums
 #pragma unroll
         for (int s = j * steps_per_group; s < (j + 1) * steps_per_group; ++s) {
           uint2 b[NB];
