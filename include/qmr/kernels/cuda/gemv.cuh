@@ -183,6 +183,8 @@ QMR_HOST_DEVICE constexpr int gemm_stage_bytes(int block_vectors) {
 }
 // The largest stage (w8g32 asymmetric, 280 vectors) fits two stages of four k-slices in an SM.
 static_assert(2 * gemm_traits::max_ksplit * gemm_stage_bytes(block_vectors(8, 4, true)) <= gemm_traits::sm_smem_bytes);
+// The slices' final sums reuse the stages: a slice's 4 warps x 32 totals x 32 lanes of f32 fit its two stages.
+static_assert(2 * gemm_traits::x_stage_bytes >= gemm_traits::slice_warps * 8 * gemm_traits::nb * 32 * 4);
 
 // A quantized matrix on the device, repacked at upload into the "GPU layout"
 // (see detail::repack): for each group of 32 rows and each 128-column tile one
@@ -623,6 +625,31 @@ QMR_DEVICE __forceinline__ void scale_into(float (&acc)[4], const float (&d)[4],
   acc[3] = fmaf(sc[1], d[3], acc[3]);
 }
 
+// Warps that summed different tiles of the same rows meet in shared memory: each writes its
+// totals to slot `slot` of partial ([slot][8 NB totals][lane] f32, conflict-free), and after a
+// barrier the lead warp adds slots first + k * stride, k = 1 .. count - 1, in that order.
+template <int NB>
+QMR_DEVICE __forceinline__ void store_partial(float* partial, int slot, int lane, const float (&acc)[2][NB][4]) {
+#pragma unroll
+  for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) partial[(slot * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane] = acc[rb][nb][i];
+}
+template <int NB>
+QMR_DEVICE __forceinline__ void add_partials(const float* partial, int first, int stride, int count, int lane,
+                                             float (&acc)[2][NB][4]) {
+#pragma unroll
+  for (int rb = 0; rb < 2; ++rb)
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        for (int k = 1; k < count; ++k)
+          acc[rb][nb][i] += partial[((first + k * stride) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane];
+}
+
 // Warp (group, wk) of a block handles row group `group` and tiles wk, wk + wpg,
 // ...: its i-th tile block is copied (cp.async, Bits vectors per lane plus the
 // parameters by the first lanes) into ring slot i % S, S - 1 tiles ahead of
@@ -766,26 +793,11 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
   }
 
   if (wpg > 1) {  // the group's warps meet in shared memory (uniform branch); the ring is free now
-    float* partial = reinterpret_cast<float*>(gemv_smem);  // [warp][8 * NB accumulators][lane]: conflict-free
+    float* partial = reinterpret_cast<float*>(gemv_smem);
     __syncthreads();
-#pragma unroll
-    for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-      for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) partial[(warp * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane] = acc[rb][nb][i];
+    store_partial(partial, warp, lane, acc);
     __syncthreads();
-    if (wk == 0)
-#pragma unroll
-      for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-        for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            float sum = acc[rb][nb][i];
-            for (int k = 1; k < wpg; ++k) sum += partial[((warp + k) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane];
-            acc[rb][nb][i] = sum;
-          }
+    if (wk == 0) add_partials(partial, warp, 1, wpg, lane, acc);
   }
   // Accumulator i of (rb, nb): row 16*rb + 8*(i >> 1) + gid, batch row 8*nb + 2*t4 + (i & 1).
   // The epilogues take them in pairs: f(b, n, lo, hi) with lo, hi the sums of rows 16 b + gid
@@ -1023,28 +1035,12 @@ __global__ void __launch_bounds__(gemm_traits::max_threads, 1)
   }
   cp_async_wait<0>();  // nothing may land in the stages once they are reused below
 
-  if (KS > 1) {  // the slices meet in shared memory (uniform branch): [slice 1..KS-1][slice warp][32 totals][lane]
+  if (KS > 1) {  // the slices meet in shared memory (uniform branch; the stages are free now): slot = warp
     float* partial = reinterpret_cast<float*>(gemm_smem);
-    const int w4 = warp % T::slice_warps;
     __syncthreads();
-    if (ks > 0)
-#pragma unroll
-      for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-        for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-            partial[(((ks - 1) * T::slice_warps + w4) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane] = acc[rb][nb][i];
+    if (ks > 0) store_partial(partial, warp, lane, acc);
     __syncthreads();
-    if (ks == 0)
-#pragma unroll
-      for (int rb = 0; rb < 2; ++rb)
-#pragma unroll
-        for (int nb = 0; nb < NB; ++nb)
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-            for (int k = 1; k < KS; ++k)
-              acc[rb][nb][i] += partial[(((k - 1) * T::slice_warps + w4) * 8 * NB + 4 * (NB * rb + nb) + i) * 32 + lane];
+    if (ks == 0) add_partials(partial, warp, T::slice_warps, KS, lane, acc);
   }
   if (ks != 0 || group >= a.row_groups) return;
   // Accumulator i of (rb, nb): row 16 rb + 8 (i >> 1) + gid of the group, token 8 nb + 2 t4 + (i & 1) of the warp's.
