@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv on dense f32/f16/bf16 weights (kernels/cuda/dense_gemv.cuh) matches qmr::ref::gemm_ref on fresh random data, for ragged and model shapes (every warps-per-row choice, columns not a multiple of 8), M = 1, 3, 8, poisoned outputs. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv on dense f32/f16/bf16 weights (kernels/cuda/dense_gemv.cuh) matches qmr::ref::gemm_ref on fresh random data, for ragged and model shapes (every warps-per-row choice, columns not a multiple of 8), M = 1, 3, 8 and 21 (three launches, the last ragged), poisoned outputs. Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -34,7 +34,7 @@ void check_shape(std::int64_t rows, std::int64_t cols, rng& r) {
   const qmr::tensor_view wv = qmr::tensor_view::contiguous(reinterpret_cast<const std::byte*>(w.data()),
                                                            qmr::dtype_of<T>(), qmr::make_shape({rows, cols}));
   const qmr::cuda::dense_matrix dw = qmr::cuda::upload_dense(std::span(&wv, 1), nullptr);
-  constexpr int max_m = 8;
+  constexpr int max_m = 21;  // three launches of dense_max_batch = 8 rows, the last of 5
   std::vector<float> x(static_cast<std::size_t>(max_m * cols));
   for (float& v : x) v = r.uniform(-1.0f, 1.0f);
   std::vector<float> ref(static_cast<std::size_t>(max_m * rows)), abs_sum(ref.size(), 0.0f);
@@ -47,7 +47,7 @@ void check_shape(std::int64_t rows, std::int64_t cols, rng& r) {
   qmr::cuda::device_buffer dx(x.size() * sizeof(float)), dy(ref.size() * sizeof(float));
   QMR_CUDA_CHECK(cudaMemcpy(dx.data(), x.data(), dx.size(), cudaMemcpyHostToDevice));
   std::vector<float> y(ref.size());
-  for (int M : {1, 3, 8}) {
+  for (int M : {1, 3, 8, 21}) {
     QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));
     qmr::cuda::gemv(dw, dx.as<const float>(), dy.as<float>(), M, nullptr);
     QMR_CUDA_CHECK(cudaDeviceSynchronize());

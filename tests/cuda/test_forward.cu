@@ -1,4 +1,4 @@
-// GPU test: the CUDA forward pass (model/cuda_forward.cuh) against the CPU session with the scalar reference kernels, for every fixture model under tests/data/hf and the bundled model, dense and after in-memory RTN (w4g128, w8g128): logits of a prompt and of 32 decode steps within a tolerance, and greedy generation giving the CPU's tokens. Exits 77 (skip) without a GPU.
+// GPU test: the CUDA forward pass (model/cuda_forward.cuh) against the CPU session with the scalar reference kernels, for every fixture model under tests/data/hf and the bundled model, dense and after in-memory RTN (w4g128, w8g128): logits of a prompt and of 32 decode steps within a tolerance, every position's logits of an 80-token prompt prefilled in chunks of 256, 40 and 24 tokens (the GEMM, the GEMV without and with the fused epilogues) within it, and greedy generation giving the CPU's tokens. Exits 77 (skip) without a GPU.
 //
 // Tolerances, max |GPU logit - CPU logit| over every position and vocabulary entry,
 // relative to the scale s = max(1, max |CPU logit|):
@@ -44,6 +44,7 @@ using qmr::testing::gpu::failures;
 const char* const fixture_models[] = {"llama-gqa2",         "llama-gqa1-tied-rope-llama3", "qwen2-gqa7-bias",
                                       "qwen3-qknorm-linear-rope", "qwen2-bf16-sharded",   "qwen3-f16-tied"};
 int decode_steps = 32;  // 8 with QMR_FORWARD_TEST_QUICK
+constexpr int long_prompt_tokens = 80;
 
 fs::path env_dir(const char* var, const fs::path& fallback) {
   const char* v = std::getenv(var);
@@ -86,6 +87,7 @@ std::int32_t argmax(const float* x, std::int64_t n) { return static_cast<std::in
 
 struct result {
   float prompt_diff = 0, decode_diff = 0, scale = 0, tol = 0, eager_diff = 0, hf_diff = -1;
+  float long_diff = 0, long_tol = 0;  // the long prompt's logits, every chunking, against the CPU's
   int agree = 0;  // leading greedy tokens equal to the CPU's
   bool near_tie = false;
 };
@@ -114,7 +116,8 @@ result run_case(const fs::path& dir, const std::string& format, cuda_activation 
   qmr::model::cuda_session eager(m, capacity, plain);
 
   result r;
-  // Prompt: every position's logits (prefill in chunks of 8 on the GPU).
+  // Prompt: every position's logits (one prefill chunk on the GPU: the GEMV's 8- or 16-token
+  // launches with the fused epilogues, or two launches without them from 17 tokens).
   const auto cl = cpu.forward(prompt, true);
   const std::vector<float> cpu_prompt(cl.data, cl.data + prompt.size() * V);
   const auto gl = gpu.forward(prompt, true);
@@ -164,6 +167,26 @@ result run_case(const fs::path& dir, const std::string& format, cuda_activation 
                 cpu_tokens[k], gpu_tok, static_cast<double>(margin), static_cast<double>(r.tol),
                 r.near_tie ? ": a near-tie, accepted" : "");
   }
+
+  // A long prompt (the fixture's ids, continued with ids spread over the vocabulary)
+  // prefilled in chunks of 256 (one chunk: the GEMM, a ragged second token block), 40
+  // (the GEMM, then a chunk at position 40) and 24 (two 16-token GEMV launches without
+  // the fused epilogues, then 8 tokens with them): every position's logits against the CPU's.
+  std::vector<std::int32_t> long_prompt(long_prompt_tokens);
+  for (std::size_t i = 0; i < long_prompt.size(); ++i)
+    long_prompt[i] = i < prompt.size() ? prompt[i] : static_cast<std::int32_t>((i * 7919 + 11) % V);
+  qmr::model::session cpu_long(m, long_prompt_tokens, &pool);
+  cpu_long.set_kernel(qmr::model::matmul_kernel::reference);
+  const auto cll = cpu_long.forward(long_prompt, true);
+  const std::vector<float> cpu_long_logits(cll.data, cll.data + long_prompt.size() * V);
+  r.long_tol = rel * std::max(1.0f, max_abs(cpu_long_logits.data(), cpu_long_logits.size()));
+  for (const int chunk : {256, 40, 24}) {
+    qmr::model::cuda_options lo = go;
+    lo.prefill_chunk = chunk;
+    qmr::model::cuda_session g(m, long_prompt_tokens, lo);
+    const auto gl = g.forward(long_prompt, true);
+    r.long_diff = std::max(r.long_diff, max_abs_diff(gl.data, cpu_long_logits.data(), cpu_long_logits.size()));
+  }
   return r;
 }
 
@@ -199,17 +222,17 @@ int main() {
     cases.push_back({"qmr-math", models / "qmr-math", "w4g128", cuda_activation::bf16, false});
   }
 
-  std::printf("%-28s %-7s %-4s %9s %9s %9s %9s %9s %9s %s\n", "model", "format", "act", "max|Δ|pr", "max|Δ|dec",
-              "tol", "max|lgt|", "eager|Δ|", "hf|Δ|", "greedy");
+  std::printf("%-28s %-7s %-4s %9s %9s %9s %9s %9s %9s %9s %s\n", "model", "format", "act", "max|Δ|pr", "max|Δ|dec",
+              "max|Δ|80", "tol", "max|lgt|", "eager|Δ|", "hf|Δ|", "greedy");
   for (const case_t& c : cases) {
     try {
       const result r = run_case(c.dir, c.format, c.act, c.hf, pool);
       const bool tokens_ok = r.agree == decode_steps || r.near_tie;
-      const bool ok = r.prompt_diff <= r.tol && r.decode_diff <= r.tol && r.eager_diff <= 1e-5f * r.scale &&
+      const bool ok = r.prompt_diff <= r.tol && r.decode_diff <= r.tol && r.long_diff <= r.long_tol && r.eager_diff <= 1e-5f * r.scale &&
                       (r.hf_diff < 0 || r.hf_diff <= 2e-3f) && tokens_ok;
-      std::printf("%-28s %-7s %-4s %9.2e %9.2e %9.2e %9.3g %9.2e %9.2e %d/%d%s%s\n", c.name.c_str(), c.format.c_str(),
+      std::printf("%-28s %-7s %-4s %9.2e %9.2e %9.2e %9.2e %9.3g %9.2e %9.2e %d/%d%s%s\n", c.name.c_str(), c.format.c_str(),
                   c.act == cuda_activation::f16 ? "f16" : "bf16", static_cast<double>(r.prompt_diff),
-                  static_cast<double>(r.decode_diff), static_cast<double>(r.tol), static_cast<double>(r.scale),
+                  static_cast<double>(r.decode_diff), static_cast<double>(r.long_diff), static_cast<double>(r.tol), static_cast<double>(r.scale),
                   static_cast<double>(r.eager_diff), static_cast<double>(r.hf_diff), r.agree, decode_steps,
                   r.near_tie ? " (near-tie)" : "", ok ? "" : "  FAIL");
       std::fflush(stdout);

@@ -1,4 +1,4 @@
-// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19} (19: two launches; tests/cuda/test_gemm.cu covers the tiled GEMM of larger batches), f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens; qmr::cuda::gemv_qkv_rope writes the same bits into q and the KV cache as gemv() followed by qmr::cuda::qkv_rope (with and without biases, every cache row outside the chunk left alone). Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::gemv's tensor-core kernel (uploads without the lane layout) matches qmr::ref::gemm_ref on fresh random data for every format, ragged shapes, every launch shape, M in {1, 3, 8, 9, 16, 19} (19: two launches; tests/cuda/test_gemm.cu covers the tiled GEMM of larger batches), f16/bf16 activations and f16/bf16 outputs (the activation type) and f32 outputs (from f16); qmr::cuda::gemv_silu_mul writes SiLU(gate)·up of the GEMV's own sums (f32 within expf's rounding, the activation-type copy its exact rounding), poisoned outputs, ragged row groups, two launches past 16 tokens; qmr::cuda::gemv_qkv_rope writes the same bits into q and the KV cache as gemv() followed by qmr::cuda::qkv_rope (with and without biases, every cache row outside the chunk left alone), and so does qkv_rope reading the GEMV's rows in qkv_pairs_order (pairs); silu_mul_pairs on the GEMV's rows gives gemv_silu_mul's bits. Exits 77 (skip) without a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -196,13 +196,26 @@ int main() {
                 for (int m0 = 0; m0 < M; m0 += chunk)
                   qmr::cuda::gemv(dw, dx.as<const TX>() + m0 * cols, dy.as<float>() + m0 * 2 * inter, std::min(chunk, M - m0), nullptr);
                 qmr::cuda::gemv_silu_mul(dw, dx.as<const TX>(), static_cast<int>(inter), da.as<float>(), dh.as<TX>(), M, nullptr);
+                // silu_mul_pairs (what the forward runs after the GEMM) on the reference sums: the same bits
+                qmr::cuda::device_buffer da2(da.size()), dh2(dh.size());
+                QMR_CUDA_CHECK(cudaMemset(da2.data(), 0xff, da2.size()));
+                QMR_CUDA_CHECK(cudaMemset(dh2.data(), 0xff, dh2.size()));
+                qmr::cuda::silu_mul_pairs(dy.as<const float>(), static_cast<int>(inter), M, da2.as<float>(), dh2.as<TX>(), nullptr);
                 QMR_CUDA_CHECK(cudaDeviceSynchronize());
-                std::vector<float> y(static_cast<std::size_t>(M * 2 * inter)), act(static_cast<std::size_t>(M * inter));
-                std::vector<TX> half(act.size());
+                std::vector<float> y(static_cast<std::size_t>(M * 2 * inter)), act(static_cast<std::size_t>(M * inter)), act2(act.size());
+                std::vector<TX> half(act.size()), half2(act.size());
                 QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
                 QMR_CUDA_CHECK(cudaMemcpy(act.data(), da.data(), da.size(), cudaMemcpyDeviceToHost));
                 QMR_CUDA_CHECK(cudaMemcpy(half.data(), dh.data(), dh.size(), cudaMemcpyDeviceToHost));
-                int bad = 0;
+                QMR_CUDA_CHECK(cudaMemcpy(act2.data(), da2.data(), da2.size(), cudaMemcpyDeviceToHost));
+                QMR_CUDA_CHECK(cudaMemcpy(half2.data(), dh2.data(), dh2.size(), cudaMemcpyDeviceToHost));
+                int bad = 0, bad_pairs = 0;
+                for (std::size_t o = 0; o < act.size(); ++o)
+                  if ((std::memcmp(&act[o], &act2[o], 4) != 0 || half[o].bits != half2[o].bits) && ++bad_pairs <= 3)
+                    CHECK(false, "silu_mul_pairs %s %s inter %lld M=%d: act[%zu] = %g (half %g), gemv_silu_mul %g (half %g)",
+                          spec.str().c_str(), type_name<TX>(), static_cast<long long>(inter), M, o, static_cast<double>(act2[o]),
+                          static_cast<double>(qmr::to_float(half2[o])), static_cast<double>(act[o]),
+                          static_cast<double>(qmr::to_float(half[o])));
                 for (int n = 0; n < M; ++n)
                   for (std::int64_t j = 0; j < inter; ++j) {
                     const std::int64_t ig = 16 * (j / 8) + j % 8;  // silu_pairs_order's gate row j; up is 8 further
@@ -288,9 +301,11 @@ int main() {
                   const std::size_t q_bytes = static_cast<std::size_t>(M * q_dim) * sizeof(float),
                                     cache_bytes = static_cast<std::size_t>(capacity * kv_dim) * sizeof(float);
                   qmr::cuda::device_buffer q1(q_bytes), k1(cache_bytes), v1(cache_bytes), q2(q_bytes), k2(cache_bytes), v2(cache_bytes);
+                  qmr::cuda::device_buffer q3(q_bytes), k3(cache_bytes), v3(cache_bytes);  // qkv_rope reading the pairs order
                   QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xa.data(), dx.size(), cudaMemcpyHostToDevice));
                   QMR_CUDA_CHECK(cudaMemcpy(dstep.data(), &st, sizeof st, cudaMemcpyHostToDevice));
-                  for (auto* b : {&q1, &k1, &v1, &q2, &k2, &v2}) QMR_CUDA_CHECK(cudaMemset(b->data(), 0xff, b->size()));  // poison
+                  for (auto* b : {&q1, &k1, &v1, &q2, &k2, &v2, &q3, &k3, &v3})
+                    QMR_CUDA_CHECK(cudaMemset(b->data(), 0xff, b->size()));  // poison
                   // reference: the GEMV, its rows put back in [q | k | v] order, then qkv_rope
                   qmr::cuda::gemv(dw, dx.as<const TX>(), dy.as<float>(), M, nullptr);
                   std::vector<float> y(static_cast<std::size_t>(M * rows)), cat(y.size());
@@ -309,6 +324,11 @@ int main() {
                   a.q_out = q1.as<float>(), a.k_cache = k1.as<float>(), a.v_cache = v1.as<float>();
                   a.step = dstep.as<const qmr::cuda::step_state>();
                   qmr::cuda::qkv_rope(a, M, nullptr);
+                  qmr::cuda::qkv_rope_args ap = a;  // the GEMV's rows as they come, in qkv_pairs_order
+                  ap.q = dy.as<const float>(), ap.k = ap.v = nullptr;
+                  ap.pairs = true;
+                  ap.q_out = q3.as<float>(), ap.k_cache = k3.as<float>(), ap.v_cache = v3.as<float>();
+                  qmr::cuda::qkv_rope(ap, M, nullptr);
                   qmr::cuda::qkv_rope_epilogue e;
                   e.q_bias = qb, e.k_bias = kb, e.v_bias = vb;
                   e.rope_cos = dcos.as<const float>(), e.rope_sin = dsin.as<const float>();
@@ -317,10 +337,10 @@ int main() {
                   e.heads = hs.heads, e.kv_heads = hs.kv_heads, e.d = hs.d;
                   qmr::cuda::gemv_qkv_rope(dw, dx.as<const TX>(), e, M, nullptr);
                   QMR_CUDA_CHECK(cudaDeviceSynchronize());
-                  const char* names[] = {"q", "k cache", "v cache"};
-                  const qmr::cuda::device_buffer* want[] = {&q1, &k1, &v1};
-                  const qmr::cuda::device_buffer* got[] = {&q2, &k2, &v2};
-                  for (int b = 0; b < 3; ++b) {
+                  const char* names[] = {"q", "k cache", "v cache", "q (pairs)", "k cache (pairs)", "v cache (pairs)"};
+                  const qmr::cuda::device_buffer* want[] = {&q1, &k1, &v1, &q1, &k1, &v1};
+                  const qmr::cuda::device_buffer* got[] = {&q2, &k2, &v2, &q3, &k3, &v3};
+                  for (int b = 0; b < 6; ++b) {
                     std::vector<std::uint32_t> hw(want[b]->size() / 4), hg(hw.size());
                     QMR_CUDA_CHECK(cudaMemcpy(hw.data(), want[b]->data(), want[b]->size(), cudaMemcpyDeviceToHost));
                     QMR_CUDA_CHECK(cudaMemcpy(hg.data(), got[b]->data(), got[b]->size(), cudaMemcpyDeviceToHost));
@@ -329,8 +349,8 @@ int main() {
                       if (hw[i] != hg[i] && ++bad <= 3) {
                         float fw, fg;
                         std::memcpy(&fw, &hw[i], 4), std::memcpy(&fg, &hg[i], 4);
-                        CHECK(false, "gemv_qkv_rope %s %s heads %d/%d d %d cols %lld M=%d pos0 %d bias %d: %s[%zu] = %g, want %g",
-                              spec.str().c_str(), type_name<TX>(), hs.heads, hs.kv_heads, hs.d, static_cast<long long>(cols), M, pos0,
+                        CHECK(false, "%s %s %s heads %d/%d d %d cols %lld M=%d pos0 %d bias %d: %s[%zu] = %g, want %g",
+                              b < 3 ? "gemv_qkv_rope" : "qkv_rope (pairs)", spec.str().c_str(), type_name<TX>(), hs.heads, hs.kv_heads, hs.d, static_cast<long long>(cols), M, pos0,
                               with_bias ? 1 : 0, names[b], i, static_cast<double>(fg), static_cast<double>(fw));
                       }
                   }

@@ -1,13 +1,15 @@
 // The transformer forward pass on a CUDA GPU: a cuda_session uploads a loaded model's weights once and runs forward(tokens) -> logits (or a greedy token) with f32 activations and KV cache on the device, tracking the CPU session of forward.hpp.
 //
-// What runs where. Every linear layer is one GEMV launch per chunk of up to 8
-// tokens (prefill runs in such chunks, decode one token at a time):
+// What runs where. A prompt runs in chunks of cuda_options::prefill_chunk tokens
+// (256), decode one token at a time; every linear layer is one matmul per chunk:
 //   - quantized weights: kernels/cuda/gemv.cuh (codes repacked at upload for the
-//     tensor cores); its activations are f16 (default) or bf16, rounded from the
-//     f32 activations by the kernel that produces them, and it accumulates in f32;
-//   - dense f32/f16/bf16 weights: kernels/cuda/dense_gemv.cuh, the weights in
-//     their checkpoint dtype and the activations in f32, so a dense model differs
-//     from the CPU path only in the order of f32 additions;
+//     tensor cores), the GEMV for up to 16 tokens (one launch per 16 up to 32) and
+//     the tiled GEMM from 33; its activations are f16 (default) or bf16, rounded
+//     from the f32 activations by the kernel that produces them, and it accumulates
+//     in f32;
+//   - dense f32/f16/bf16 weights: kernels/cuda/dense_gemv.cuh (one launch per 8
+//     tokens), the weights in their checkpoint dtype and the activations in f32, so
+//     a dense model differs from the CPU path only in the order of f32 additions;
 //   - formats the GEMV does not take (7-bit) are dequantized at upload to f32.
 // With `fuse` (default), q/k/v and gate/up of one format are concatenated at
 // upload into one matrix each: 4 GEMV launches per layer instead of 7; quantized
@@ -15,8 +17,10 @@
 // run as qc::gemv_silu_mul, which writes SiLU(gate)·up itself (one launch fewer per
 // layer, the same values as the GEMV and silu_mul apart); quantized q/k/v of layers
 // without q/k norms go up in qc::qkv_pairs_order and run as qc::gemv_qkv_rope, which
-// adds the biases, applies RoPE and writes the KV cache itself (one launch fewer again). The other
-// ops are kernels/cuda/layer_ops.cuh, one kernel each: residual add + RMSNorm,
+// adds the biases, applies RoPE and writes the KV cache itself (one launch fewer again).
+// Chunks past 16 tokens run the plain GEMM on these interleaved matrices, and
+// qc::silu_mul_pairs / qc::qkv_rope (`pairs`) read the interleaved rows: one upload
+// serves both. The other ops are kernels/cuda/layer_ops.cuh, one kernel each: residual add + RMSNorm,
 // bias + q/k norm + RoPE (model::rope_inv_freq, the CPU's frequencies) + KV-cache
 // write, causal GQA attention, SiLU·up; the final norm, the output head and a
 // device argmax end the step. With `graphs` (default) the one-token decode step is
@@ -77,6 +81,12 @@ struct cuda_options {
   bool pdl = true;     // programmatic dependent launch of the session's own kernels (sm_90+)
   bool silu_epilogue = true;  // with fuse: quantized gate/up as qc::gemv_silu_mul (SiLU·up in the GEMV)
   bool rope_epilogue = true;  // with fuse: quantized q/k/v as qc::gemv_qkv_rope (bias, RoPE, KV cache in the GEMV)
+  // Tokens per forward chunk (1..qmr::cuda::step_state::max_tokens): a longer prompt runs
+  // in chunks of this many. From qmr::cuda::gemm_traits::min_batch tokens the quantized
+  // matmuls run the tiled GEMM (one pass over the weights per 64 tokens); the default
+  // gives the GEMM 4 token blocks per row band, which fills an H200 even on 896-row
+  // matrices. Scratch grows with it: ~(6 hidden + 5 intermediate) f32 per token.
+  int prefill_chunk = 256;
 };
 
 namespace cuda_detail {
@@ -266,15 +276,21 @@ struct device_layer {
 // to the current CUDA device. Not copyable or movable (it owns a stream and a graph).
 class cuda_session {
  public:
-  // tokens per GEMV launch: what both the quantized and the dense GEMV take
-  static constexpr int max_chunk = std::min(qmr::cuda::gemv_traits::max_batch, qmr::cuda::detail::dense_max_batch);
+  // Rows of logits the head computes per launch when every position's logits are
+  // asked for: one GEMM token block (the head is the largest matrix; past
+  // gemm_traits::min_batch rows it runs as the GEMM), 39 MB of f32 for a 152K vocabulary.
+  static constexpr int head_rows = 64;
 
   // capacity: the most positions the KV cache holds. Uploads every weight (and
   // waits for it); `m` may go once this returns.
   cuda_session(const model& m, int capacity, const cuda_options& o = {})
-      : config_(m.config()), options_(o), capacity_(capacity), decode_bytes_(m.decode_bytes_per_token()) {
+      : config_(m.config()), options_(o), capacity_(capacity), chunk_(o.prefill_chunk),
+        decode_bytes_(m.decode_bytes_per_token()) {
     namespace cd = cuda_detail;
     check(capacity > 0, "cuda_session capacity must be positive");
+    check(chunk_ >= 1 && chunk_ <= qmr::cuda::step_state::max_tokens,
+          "cuda_options::prefill_chunk " + std::to_string(chunk_) + " is outside 1.." +
+              std::to_string(qmr::cuda::step_state::max_tokens));
     const model_config& c = config_;
     const model_weights& w = m.weights();
     const cudaStream_t s = stream_.s;
@@ -340,10 +356,10 @@ class cuda_session {
                             rope_sin_.as<float>(), s);
     }
 
-    // Scratch for max_chunk rows. The *_half buffers are the quantized GEMV's inputs.
+    // Scratch for chunk_ rows (logits: head_rows). The *_half buffers are the quantized GEMV's inputs.
     const auto f32 = [](std::int64_t n) { return qmr::cuda::device_buffer(static_cast<std::size_t>(n) * sizeof(float)); };
     const auto half = [](std::int64_t n) { return qmr::cuda::device_buffer(static_cast<std::size_t>(n) * 2); };
-    const std::int64_t M = max_chunk, qkv = c.q_dim() + 2 * c.kv_dim();
+    const std::int64_t M = chunk_, qkv = c.q_dim() + 2 * c.kv_dim();
     x_ = f32(M * c.hidden);
     h_ = f32(M * c.hidden);
     h_half_ = half(M * c.hidden);
@@ -355,7 +371,7 @@ class cuda_session {
     gate_up_ = f32(M * 2 * c.intermediate);
     act_ = f32(M * c.intermediate);
     act_half_ = half(M * c.intermediate);
-    logits_ = f32(M * c.vocab);
+    logits_ = f32(std::min<std::int64_t>(M, head_rows) * c.vocab);
     step_ = qmr::cuda::device_buffer(sizeof(qmr::cuda::step_state));
     next_ = qmr::cuda::device_buffer(sizeof(std::int32_t));
     argmax_scratch_ = qmr::cuda::device_buffer(qmr::cuda::argmax_scratch_bytes);
@@ -440,13 +456,15 @@ class cuda_session {
 
   // Enqueues one chunk of m tokens (step_ already holds it on the device... once the
   // copy enqueued first has run): every layer, then for the last `rows` rows the
-  // final norm and the head into logits_, and when `argmax` the last row's argmax
-  // into next_host_.
-  void enqueue_(int m, int rows, bool argmax) {
+  // final norm and the head into logits_, head_rows at a time, each slice copied to
+  // host_dst (row-major [rows, vocab]) when given (then rows <= head_rows unless
+  // host_dst is), and when `argmax` the last row's argmax into next_host_.
+  void enqueue_(int m, int rows, bool argmax, float* host_dst) {
     const model_config& c = config_;
     const cudaStream_t s = stream_.s;
     namespace qc = ::qmr::cuda;
-    QMR_CUDA_CHECK(cudaMemcpyAsync(step_.data(), step_host_.p, sizeof(qc::step_state), cudaMemcpyHostToDevice, s));
+    check(host_dst != nullptr || rows <= head_rows, "cuda_session: more rows of logits than the buffer holds");
+    QMR_CUDA_CHECK(cudaMemcpyAsync(step_.data(), step_host_.p, qc::step_state_bytes(m), cudaMemcpyHostToDevice, s));
     const auto* step = step_.as<const qc::step_state>();
     switch (embed_.d.type) {
       case dtype::f32: qc::embed(embed_.d.data.as<const float>(), c.hidden, step, m, x_.as<float>(), s); break;
@@ -465,7 +483,12 @@ class cuda_session {
                         L.attn_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         qc::qkv_rope_args a{};
         float* qkv = qkv_.as<float>();
-        const bool rope_in_gemv = L.qkv.size() == 1 && L.qkv[0].qkv_pairs;
+        // Layers uploaded for the epilogues take them while the GEMV runs the chunk (up to
+        // 16 tokens); larger chunks run the GEMM into [m, rows] and the epilogue's kernel
+        // reads the interleaved rows.
+        const bool epilogue = m <= qc::gemv_traits::max_batch;
+        const bool pairs = L.qkv.size() == 1 && L.qkv[0].qkv_pairs;
+        const bool rope_in_gemv = pairs && epilogue;
         if (rope_in_gemv) {  // GEMV, biases, RoPE and the cache in one launch
           qc::qkv_rope_epilogue e;
           e.q_bias = L.q_bias.as<const float>(), e.k_bias = L.k_bias.as<const float>(), e.v_bias = L.v_bias.as<const float>();
@@ -476,13 +499,14 @@ class cuda_session {
           e.k_cache = L.k_cache.as<float>(), e.v_cache = L.v_cache.as<float>();
           e.heads = c.heads, e.kv_heads = c.kv_heads, e.d = c.head_dim;
           qc::gemv_qkv_rope(L.qkv[0].q, h_half_.as<const TA>(), e, m, s, pdl_);
-        } else if (L.qkv.size() == 1) {  // fused: row t is [q | k | v]
+        } else if (L.qkv.size() == 1) {  // fused: row t is [q | k | v], or the same in qkv_pairs_order
           linear_(L.qkv[0], h_, h_half_, qkv, m);
           a.q = qkv, a.k = qkv + q_dim, a.v = qkv + q_dim + kv_dim;
           a.ldq = a.ldk = a.ldv = q_dim + 2 * kv_dim;
+          a.pairs = pairs;
         } else {
-          float* k = qkv + max_chunk * q_dim;
-          float* v = k + max_chunk * kv_dim;
+          float* k = qkv + static_cast<std::int64_t>(chunk_) * q_dim;
+          float* v = k + static_cast<std::int64_t>(chunk_) * kv_dim;
           linear_(L.qkv[0], h_, h_half_, qkv, m);
           linear_(L.qkv[1], h_, h_half_, k, m);
           linear_(L.qkv[2], h_, h_half_, v, m);
@@ -507,29 +531,42 @@ class cuda_session {
         qc::add_rmsnorm(x_.as<float>(), 0, m, o_.as<const float>(), L.o_bias.as<const float>(),
                         L.mlp_norm.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
         float* gu = gate_up_.as<float>();
-        if (L.gate_up.size() == 1 && L.gate_up[0].silu_pairs) {  // GEMV and SiLU·up in one launch
+        if (L.gate_up.size() == 1 && L.gate_up[0].silu_pairs && epilogue) {  // GEMV and SiLU·up in one launch
           qc::gemv_silu_mul(L.gate_up[0].q, h_half_.as<const TA>(), inter, act_.as<float>(), act_half_.as<TA>(), m, s, pdl_);
+        } else if (L.gate_up.size() == 1 && L.gate_up[0].silu_pairs) {  // the GEMM, then SiLU·up from the pairs
+          linear_(L.gate_up[0], h_, h_half_, gu, m);
+          qc::silu_mul_pairs(gu, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         } else if (L.gate_up.size() == 1) {  // fused: row t is [gate | up]
           linear_(L.gate_up[0], h_, h_half_, gu, m);
           qc::silu_mul(gu, 2 * inter, gu + inter, 2 * inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         } else {
           linear_(L.gate_up[0], h_, h_half_, gu, m);
-          linear_(L.gate_up[1], h_, h_half_, gu + max_chunk * inter, m);
-          qc::silu_mul(gu, inter, gu + max_chunk * inter, inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
+          float* up = gu + static_cast<std::int64_t>(chunk_) * inter;
+          linear_(L.gate_up[1], h_, h_half_, up, m);
+          qc::silu_mul(gu, inter, up, inter, inter, m, act_.as<float>(), act_half_.as<TA>(), s, pdl_);
         }
         linear_(L.down, act_, act_half_, o_.as<float>(), m);  // added to x by the next norm
       }
-      if (rows == 0) return;
-      // Final norm of the last `rows` rows (x += the last down first) and the head.
-      qc::add_rmsnorm(x_.as<float>(), m - rows, rows, c.layers > 0 ? o_.as<const float>() : nullptr, nullptr,
-                      final_norm_.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
     });
-    if (rows == 0) return;
-    linear_(*head_, h_, h_half_, logits_.as<float>(), rows);
-    if (argmax) {
-      qc::argmax(logits_.as<const float>() + static_cast<std::int64_t>(rows - 1) * c.vocab, c.vocab,
-                 argmax_scratch_.data(), next_.as<std::int32_t>(), s, pdl_);
-      QMR_CUDA_CHECK(cudaMemcpyAsync(next_host_.p, next_.data(), sizeof(std::int32_t), cudaMemcpyDeviceToHost, s));
+    // Final norm of the last `rows` rows (x += the last down first) and the head, in
+    // slices of head_rows; a slice's logits go to the host before the next overwrites them.
+    for (int r0 = 0; r0 < rows; r0 += head_rows) {
+      const int n = std::min(head_rows, rows - r0);
+      with_activation_([&](auto tag) {
+        using TA = decltype(tag);
+        qc::add_rmsnorm(x_.as<float>(), m - rows + r0, n, c.layers > 0 ? o_.as<const float>() : nullptr, nullptr,
+                        final_norm_.as<const float>(), c.hidden, c.rms_norm_eps, h_.as<float>(), h_half_.as<TA>(), s, pdl_);
+      });
+      linear_(*head_, h_, h_half_, logits_.as<float>(), n);
+      if (argmax && r0 + n == rows) {
+        qc::argmax(logits_.as<const float>() + static_cast<std::int64_t>(n - 1) * c.vocab, c.vocab, argmax_scratch_.data(),
+                   next_.as<std::int32_t>(), s, pdl_);
+        QMR_CUDA_CHECK(cudaMemcpyAsync(next_host_.p, next_.data(), sizeof(std::int32_t), cudaMemcpyDeviceToHost, s));
+      }
+      if (host_dst != nullptr)
+        QMR_CUDA_CHECK(cudaMemcpyAsync(host_dst + static_cast<std::int64_t>(r0) * c.vocab, logits_.data(),
+                                       static_cast<std::size_t>(n) * static_cast<std::size_t>(c.vocab) * sizeof(float),
+                                       cudaMemcpyDeviceToHost, s));
     }
   }
 
@@ -549,38 +586,39 @@ class cuda_session {
     if (host_logits)
       host_logits_.resize(static_cast<std::size_t>(all_logits ? n : 1) * static_cast<std::size_t>(c.vocab));
     const cudaStream_t s = stream_.s;
-    for (int c0 = 0; c0 < n; c0 += max_chunk) {
-      const int m = std::min(max_chunk, n - c0);
+    for (int c0 = 0; c0 < n; c0 += chunk_) {
+      const int m = std::min(chunk_, n - c0);
       const bool last = c0 + m == n;
       const int rows = all_logits ? m : (last ? 1 : 0);
       qmr::cuda::step_state& st = *step_host_.p;  // the previous chunk's copy has completed (synchronized below)
       st.pos0 = length_ + c0;
       st.n = m;
       for (int t = 0; t < m; ++t) st.tokens[t] = tokens[static_cast<std::size_t>(c0 + t)];
+      float* dst = host_logits && rows > 0
+                       ? host_logits_.data() + static_cast<std::size_t>(all_logits ? c0 : 0) * static_cast<std::size_t>(c.vocab)
+                       : nullptr;
       if (m == 1 && rows == 1 && options_.graphs) {
         if (graph_.exec == nullptr) capture_decode_();
         QMR_CUDA_CHECK(cudaGraphLaunch(graph_.exec, s));
+        if (dst != nullptr)
+          QMR_CUDA_CHECK(cudaMemcpyAsync(dst, logits_.data(), static_cast<std::size_t>(c.vocab) * sizeof(float),
+                                         cudaMemcpyDeviceToHost, s));
       } else {
-        enqueue_(m, rows, last);
-      }
-      if (host_logits && rows > 0) {
-        float* dst = host_logits_.data() + static_cast<std::size_t>(all_logits ? c0 : 0) * static_cast<std::size_t>(c.vocab);
-        QMR_CUDA_CHECK(cudaMemcpyAsync(dst, logits_.data(), static_cast<std::size_t>(rows) * c.vocab * sizeof(float),
-                                       cudaMemcpyDeviceToHost, s));
+        enqueue_(m, rows, last, dst);
       }
       QMR_CUDA_CHECK(cudaStreamSynchronize(s));
     }
     length_ += n;
   }
 
-  // Captures enqueue_(1, 1, true) (a decode step: copy of the step, the layers, head,
+  // Captures enqueue_(1, 1, true, nullptr) (a decode step: copy of the step, the layers, head,
   // argmax) as a graph; its replays read the step that the host writes before each.
   void capture_decode_() {
     const cudaStream_t s = stream_.s;
     QMR_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     cudaGraph_t graph = nullptr;
     try {
-      enqueue_(1, 1, true);
+      enqueue_(1, 1, true, nullptr);
     } catch (...) {
       static_cast<void>(cudaStreamEndCapture(s, &graph));
       if (graph != nullptr) static_cast<void>(cudaGraphDestroy(graph));
@@ -596,6 +634,7 @@ class cuda_session {
   cuda_options options_;
   bool pdl_ = false;  // options_.pdl on a device that has it
   int capacity_;
+  int chunk_;  // options_.prefill_chunk
   int length_ = 0;
   std::uint64_t decode_bytes_;
   qmr::cuda::stream_owner stream_;  // first: the uploads below run on it
@@ -606,7 +645,7 @@ class cuda_session {
   const cuda_detail::device_linear* head_ = nullptr;
   qmr::cuda::device_buffer final_norm_;  // f32 [hidden]
   std::vector<cuda_detail::device_layer> layers_;
-  // Scratch, [max_chunk, width] each; *_half in the activation type.
+  // Scratch, [chunk_, width] each (logits_ [min(chunk_, head_rows), vocab]); *_half in the activation type.
   qmr::cuda::device_buffer x_, h_, h_half_, qkv_, q_, att_, att_half_, o_, gate_up_, act_, act_half_, logits_;
   qmr::cuda::device_buffer step_;  // step_state
   qmr::cuda::device_buffer next_;  // i32: the argmax

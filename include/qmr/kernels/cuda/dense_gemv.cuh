@@ -3,6 +3,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -174,11 +175,11 @@ inline int dense_warps_per_row(std::int64_t rows, std::int64_t vec_chunks) {
 
 #ifdef __CUDACC__
 // y[M, rows] = x[M, cols] · Wᵀ on `stream` (asynchronous): x and y f32 device
-// pointers, row-major, x 16-byte aligned; M is 1..8. `pdl`: programmatic
-// dependent launch (launch.cuh).
+// pointers, row-major, x 16-byte aligned; M is any positive batch, one launch per
+// dense_max_batch rows (the kernel is a GEMV: a batch's launches each re-read W).
+// `pdl`: programmatic dependent launch (launch.cuh).
 inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStream_t stream, bool pdl = false) {
-  check(M >= 1 && M <= detail::dense_max_batch,
-        "dense gemv: batch " + std::to_string(M) + " is outside 1.." + std::to_string(detail::dense_max_batch));
+  check(M >= 1, "dense gemv: batch " + std::to_string(M) + " is not positive");
   check(x != nullptr && y != nullptr && w.data.data() != nullptr, "dense gemv: null pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "dense gemv: the activations must be 16-byte aligned");
   const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
@@ -188,8 +189,11 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
   const unsigned blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
   const auto launch = [&](const auto* weights) {
     using TW = std::remove_cv_t<std::remove_pointer_t<decltype(weights)>>;
-    launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads), 0, stream, weights,
-                  rows, cols, vec_chunks, wpr, x, M, y);
+    for (int m0 = 0; m0 < M; m0 += detail::dense_max_batch) {  // x + m0 * cols stays 16-byte aligned (m0 % 8 == 0)
+      const std::int64_t xo = static_cast<std::int64_t>(m0) * cols, yo = static_cast<std::int64_t>(m0) * rows;
+      launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads), 0, stream, weights,
+                    rows, cols, vec_chunks, wpr, x + xo, std::min(detail::dense_max_batch, M - m0), y + yo);
+    }
   };
   switch (w.type) {
     case dtype::f32: launch(w.data.as<const float>()); break;

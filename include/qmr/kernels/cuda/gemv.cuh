@@ -1343,6 +1343,24 @@ static_assert(qkv_pairs_order(0, 2, 1, 16) == 0 && qkv_pairs_order(8, 2, 1, 16) 
               qkv_pairs_order(32, 2, 1, 16) == 32 && qkv_pairs_order(48, 2, 1, 16) == 48 &&
               qkv_pairs_order(9, 2, 32, 32) == 17 && qkv_pairs_order(16, 2, 1, 32) == 8 && qkv_pairs_order(24, 2, 1, 32) == 24);
 
+// The inverse: the row of gemv_qkv_rope's matrix that holds row c of [q | k | v].
+QMR_HOST_DEVICE constexpr std::int64_t qkv_pairs_index(std::int64_t c, int heads, int kv_heads, int d) {
+  const std::int64_t half = d / 2, qk = static_cast<std::int64_t>(heads + kv_heads) * d;
+  if (c >= qk) return c;  // v keeps its order, after the q and k blocks
+  const bool is_k = c >= static_cast<std::int64_t>(heads) * d;
+  const std::int64_t r = is_k ? c - static_cast<std::int64_t>(heads) * d : c;
+  const std::int64_t h = r / d, j = r % d, f = j < half ? j : j - half;
+  const std::int64_t block = (is_k ? heads * half / 8 : 0) + h * (half / 8) + f / 8;
+  return 16 * block + f % 8 + (j < half ? 0 : 8);
+}
+// qkv_pairs_index undoes qkv_pairs_order for every row of a small GQA shape (2 q heads, 1 kv head, d 32).
+constexpr bool qkv_pairs_round_trip(int heads, int kv_heads, int d) {
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(heads + 2 * kv_heads) * d; ++i)
+    if (qkv_pairs_index(qkv_pairs_order(i, heads, kv_heads, d), heads, kv_heads, d) != i) return false;
+  return true;
+}
+static_assert(qkv_pairs_round_trip(2, 1, 32) && qkv_pairs_round_trip(3, 3, 16) && qkv_pairs_round_trip(14, 2, 64));
+
 // Row i of the interleaved gate/up matrix of gemv_silu_mul: gate row or up row (inter rows each).
 struct silu_pair_row {
   bool up;

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -20,10 +21,18 @@ namespace qmr::cuda {
 // captured CUDA graph replays every decode step: the host changes the step by a
 // copy that is part of the graph.
 struct step_state {
+  // Tokens one forward call may run: the prefill chunk's upper bound (cuda_options::
+  // prefill_chunk). 256 lets the tiled GEMM run four 64-token blocks per row band
+  // while the state stays 1 KB; only the first n tokens are copied per step.
+  static constexpr int max_tokens = 256;
   qstd::int32_t pos0 = 0;
   qstd::int32_t n = 0;
-  qstd::int32_t tokens[gemv_traits::max_batch] = {};
+  qstd::int32_t tokens[max_tokens] = {};
 };
+// Bytes of a step_state that carry a step of n tokens (the host copies only these).
+inline constexpr std::size_t step_state_bytes(int n) {
+  return offsetof(step_state, tokens) + static_cast<std::size_t>(n) * sizeof(qstd::int32_t);
+}
 
 // Arguments of qkv_rope (by value).
 struct qkv_rope_args {
@@ -39,6 +48,9 @@ struct qkv_rope_args {
   double eps;
   const float* inv_freq;  // [d/2], model::rope_inv_freq
   int heads, kv_heads, d;
+  // pairs: q, k and v are one row of gemv_qkv_rope's matrix, in qkv_pairs_order (what
+  // gemv() of that matrix writes): row t at q + t*ldq, k and v unused.
+  bool pairs;
   float* q_out;    // [M, heads*d]: q after bias, norm and RoPE
   float* k_cache;  // [capacity, kv_heads*d]: row pos0 + t receives k (after RoPE) ...
   float* v_cache;  // ... and v of token t
@@ -191,7 +203,14 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
                                  : a.v + static_cast<std::int64_t>(t) * a.ldv;
   const float* bias = kind == 0 ? a.q_bias : kind == 1 ? a.k_bias : a.v_bias;
   float val = 0.0f;
-  if (i < d) val = src[h * d + i] + (bias != nullptr ? bias[h * d + i] : 0.0f);
+  if (i < d) {
+    const float raw = a.pairs ? a.q[static_cast<std::int64_t>(t) * a.ldq +
+                                    qkv_pairs_index((kind == 0 ? 0 : kind == 1 ? a.heads * d : (a.heads + a.kv_heads) * d) +
+                                                        h * d + i,
+                                                    a.heads, a.kv_heads, d)]
+                              : src[h * d + i];
+    val = raw + (bias != nullptr ? bias[h * d + i] : 0.0f);
+  }
   if (kind == 2) {
     if (i < d) a.v_cache[static_cast<std::int64_t>(pos) * kv_dim + h * d + i] = val;
     return;  // uniform per block: no barrier below is skipped by part of it
@@ -339,7 +358,9 @@ __global__ void __launch_bounds__(attention_block_threads)
 }
 
 // act = silu(gate) * up = gate / (1 + exp(-gate)) * up, [M, inter], f32 and TA.
-template <class TA>
+// Pairs: gate and up are one row of gemv_silu_mul's matrix in silu_pairs_order (gate
+// j at column 16 (j / 8) + j % 8, up j 8 columns later), at gate + t*ldg; up unused.
+template <class TA, bool Pairs>
 __global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const float* __restrict__ up, int ldu, int inter,
                                 int m, float* __restrict__ act, TA* __restrict__ act_half) {
   pdl_wait();
@@ -348,8 +369,9 @@ __global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const f
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t t = i / inter, j = i % inter;
-    const float g = gate[t * ldg + j];
-    const float v = g / (1.0f + expf(-g)) * up[t * ldu + j];
+    const std::int64_t gj = Pairs ? 16 * (j / 8) + j % 8 : j;
+    const float g = gate[t * ldg + gj];
+    const float v = g / (1.0f + expf(-g)) * (Pairs ? gate[t * ldg + gj + 8] : up[t * ldu + j]);
     act[i] = v;
     store(act_half + i, v);
   }
@@ -425,6 +447,7 @@ void add_rmsnorm(float* x, int row0, int rows, const float* add, const float* bi
 
 inline void qkv_rope(const qkv_rope_args& a, int m, cudaStream_t stream, bool pdl = false) {
   check(a.d % 2 == 0 && a.d <= 1024, "qkv_rope: head_dim " + std::to_string(a.d) + " must be even and at most 1024");
+  check(!a.pairs || a.d % 16 == 0, "qkv_rope: rows in qkv_pairs_order need head_dim " + std::to_string(a.d) + " a multiple of 16");
   const unsigned threads = static_cast<unsigned>((a.d + 31) / 32 * 32);
   launch_kernel(pdl, detail::qkv_rope_kernel, dim3(static_cast<unsigned>(m), static_cast<unsigned>(a.heads + 2 * a.kv_heads)),
                 dim3(threads), static_cast<std::size_t>(a.d) * sizeof(float), stream, a);
@@ -466,13 +489,24 @@ void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaS
                 dim3(detail::attention_block_threads), attention_smem_bytes(capacity, a.d), stream, a, capacity, out_half);
 }
 
+namespace detail {
+// Blocks of silu_mul for n outputs: one per 256, at most 4096 (the kernel strides).
+inline unsigned silu_blocks(std::int64_t n) { return static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 4096)); }
+}  // namespace detail
+
 template <class TA>
 void silu_mul(const float* gate, int ldg, const float* up, int ldu, int inter, int m, float* act, TA* act_half,
               cudaStream_t stream, bool pdl = false) {
-  const std::int64_t n = static_cast<std::int64_t>(m) * inter;
-  const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((n + 255) / 256, 4096));
-  launch_kernel(pdl, detail::silu_mul_kernel<TA>, dim3(blocks), dim3(256), 0, stream, gate, ldg, up, ldu, inter, m, act,
-                act_half);
+  launch_kernel(pdl, detail::silu_mul_kernel<TA, false>, dim3(detail::silu_blocks(static_cast<std::int64_t>(m) * inter)),
+                dim3(256), 0, stream, gate, ldg, up, ldu, inter, m, act, act_half);
+}
+// The same from gate/up rows in silu_pairs_order, [m, 2 inter] (gemv() of gemv_silu_mul's
+// matrix): what gemv_silu_mul writes, for batches the GEMM runs. inter a multiple of 8.
+template <class TA>
+void silu_mul_pairs(const float* gate_up, int inter, int m, float* act, TA* act_half, cudaStream_t stream, bool pdl = false) {
+  check(inter > 0 && inter % 8 == 0, "silu_mul_pairs: " + std::to_string(inter) + " rows are not a multiple of 8");
+  launch_kernel(pdl, detail::silu_mul_kernel<TA, true>, dim3(detail::silu_blocks(static_cast<std::int64_t>(m) * inter)),
+                dim3(256), 0, stream, gate_up, 2 * inter, static_cast<const float*>(nullptr), 0, inter, m, act, act_half);
 }
 
 // Scratch argmax needs on the device.
