@@ -22,7 +22,7 @@
 // qc::silu_mul_pairs / qc::qkv_rope (`pairs`) read the interleaved rows: one upload
 // serves both. The other ops are kernels/cuda/layer_ops.cuh, one kernel each: residual add + RMSNorm,
 // bias + q/k norm + RoPE (model::rope_inv_freq, the CPU's frequencies) + KV-cache
-// write, causal GQA attention, SiLU·up; the final norm, the output head and a
+// write, causal GQA attention (a decode step's keys split into runs over the SMs), SiLU·up; the final norm, the output head and a
 // device argmax end the step. With `graphs` (default) the one-token decode step is
 // captured once as a CUDA graph and replayed (a step's position and token are read
 // from device memory, see qmr::cuda::step_state): ~9 launches per layer cost one
@@ -379,6 +379,9 @@ class cuda_session {
     int device = 0, major = 0;
     QMR_CUDA_CHECK(cudaGetDevice(&device));
     QMR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
+    attention_runs_ = qmr::cuda::device_buffer(qmr::cuda::attention_workspace_bytes(static_cast<int>(c.head_dim), sm_count_));
+    QMR_CUDA_CHECK(cudaMemsetAsync(attention_runs_.data(), 0, attention_runs_.size(), s));  // the counters start at zero
     pdl_ = options_.pdl && major >= 9;
     QMR_CUDA_CHECK(cudaStreamSynchronize(s));
   }
@@ -524,7 +527,7 @@ class cuda_session {
         if (!rope_in_gemv) qc::qkv_rope(a, m, s, pdl_);
         const qc::attention_args at{q_.as<const float>(), L.k_cache.as<const float>(), L.v_cache.as<const float>(),
                                     c.heads, c.kv_heads, c.head_dim, att_.as<float>(), step};
-        qc::attention(at, m, capacity_, att_half_.as<TA>(), s, pdl_);
+        qc::attention(at, m, capacity_, att_half_.as<TA>(), s, pdl_, attention_runs_.data(), sm_count_);
         linear_(L.o, att_, att_half_, o_.as<float>(), m);
 
         // MLP block: x += o (+ bias); h = norm(x); down(silu(gate(h)) * up(h)).
@@ -633,6 +636,7 @@ class cuda_session {
   model_config config_;
   cuda_options options_;
   bool pdl_ = false;  // options_.pdl on a device that has it
+  int sm_count_ = 0;  // the device's SMs: how far attention splits a decode step's keys
   int capacity_;
   int chunk_;  // options_.prefill_chunk
   int length_ = 0;
@@ -650,6 +654,7 @@ class cuda_session {
   qmr::cuda::device_buffer step_;  // step_state
   qmr::cuda::device_buffer next_;  // i32: the argmax
   qmr::cuda::device_buffer argmax_scratch_;
+  qmr::cuda::device_buffer attention_runs_;  // attention_workspace_bytes: split attention's counters and runs
   cuda_detail::pinned<qmr::cuda::step_state> step_host_;
   cuda_detail::pinned<std::int32_t> next_host_;
   cuda_detail::graph_owner graph_;  // the decode step, captured on first use

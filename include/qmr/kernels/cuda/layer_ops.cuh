@@ -253,7 +253,23 @@ __global__ void rope_table_kernel(const float* inv_freq, int half, int capacity,
 // dimensions: d = 64 kept 2 of them busy and took 20 dependent steps for 160 keys);
 // the groups' partial sums meet in shared memory. Other d: the warps split the keys,
 // each lane owns up to 8 dimensions per pass. Writes f32 and TA.
+//
+// Split keys (splits > 1, blockIdx.z = run): a decode step has one block per head,
+// 14 blocks for Qwen2.5-0.5B on 132 SMs, each walking every key (~12 us a layer at
+// 512 positions). Then the keys 0..last are cut into runs = min(splits, keys / 128
+// rounded down, at least 1) equal runs, one block each (blocks past `runs` return at once); a block
+// writes its run's unnormalized output, its max score and its sum of
+// exp(score - max) to the workspace ([t][head][run][d + 2]), and the block that
+// finishes last (a counter per (t, head), which it resets to zero for the next
+// launch) rescales the runs to the common max and writes the output
+// (flash-decoding, without a second launch). With one run the block writes the
+// output itself, as unsplit. The runs are cut on the device from pos0, so a captured
+// decode graph serves every length, and short rows keep the one-block cost.
 inline constexpr int attention_block_threads = 256;
+// Keys per run, at least: a run's fixed cost (q, the block reductions, the counter and
+// the combine) is ~1-2 us against ~18 ns a key (H200, Qwen2.5-0.5B, d 64), so shorter
+// runs lose (bench/results/cuda_attention_split_20261204_s28.md: 64 and 128 tried).
+inline constexpr int attention_split_keys = 128;
 inline constexpr int attention_warps = attention_block_threads / 32;
 inline constexpr int attention_lane_dims = 8;  // dimensions a lane owns per pass (d not a multiple of 4)
 // Floats of the partial-sum area: [groups, d] with groups * d / 4 <= 256 threads, or [warps, d].
@@ -262,10 +278,12 @@ QMR_HOST_DEVICE constexpr int attention_part_floats(int d) {
 }
 template <class TA>
 __global__ void __launch_bounds__(attention_block_threads)
-    attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half) {
+    attention_kernel(const attention_args a, int capacity, TA* __restrict__ out_half, int splits, unsigned* __restrict__ counters,
+                     float* __restrict__ partial) {
   pdl_wait();
   pdl_launch_dependents();
   __shared__ float scratch[32];
+  __shared__ bool last_block;  // split runs: whether this block finished its row's runs last
   extern __shared__ float4 attention_smem[];  // 16-byte aligned: the partial sums are stored as float4
   const int d = a.d, kv_dim = a.kv_heads * d;
   float* part = reinterpret_cast<float*>(attention_smem);  // [groups, d] or [attention_warps, d]: attention_part_floats(d), first (aligned)
@@ -274,12 +292,17 @@ __global__ void __launch_bounds__(attention_block_threads)
   const int hd = static_cast<int>(blockIdx.x), t = static_cast<int>(blockIdx.y);
   const int g = hd / (a.heads / a.kv_heads);
   const int last = a.step->pos0 + t;  // causal: keys 0..last
+  // this block's run of keys, [k0, k1): run blockIdx.z of `runs` equal runs of at least attention_split_keys keys
+  const int runs = max(1, min(splits, (last + 1) / attention_split_keys));
+  if (static_cast<int>(blockIdx.z) >= runs) return;  // uniform per block, before any barrier
+  const int per = (last + runs) / runs;
+  const int k0 = min(last + 1, static_cast<int>(blockIdx.z) * per), k1 = min(last + 1, k0 + per);
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const float scale = 1.0f / sqrtf(static_cast<float>(d));
   for (int i = tid; i < d; i += attention_block_threads) qs[i] = a.q[static_cast<std::int64_t>(t) * a.heads * d + hd * d + i];
   __syncthreads();
   const float* kbase = a.k_cache + g * d;
-  for (int s = tid; s <= last; s += attention_block_threads) {
+  for (int s = k0 + tid; s < k1; s += attention_block_threads) {
     const float* kv = kbase + static_cast<std::int64_t>(s) * kv_dim;
     float dot = 0.0f;
     if (d % 4 == 0) {  // rows start 16-byte aligned: kv_dim and g*d are multiples of 4
@@ -297,12 +320,61 @@ __global__ void __launch_bounds__(attention_block_threads)
   }
   __syncthreads();
   float mx = -INFINITY;
-  for (int s = tid; s <= last; s += attention_block_threads) mx = fmaxf(mx, p[s]);
+  for (int s = k0 + tid; s < k1; s += attention_block_threads) mx = fmaxf(mx, p[s]);
   mx = block_max(mx, scratch);
   float sum = 0.0f;
-  for (int s = tid; s <= last; s += attention_block_threads) sum += (p[s] = expf(p[s] - mx));
+  for (int s = k0 + tid; s < k1; s += attention_block_threads) sum += (p[s] = expf(p[s] - mx));
   sum = block_sum(sum, scratch);  // its barriers also order the p[] writes above before the reads below
-  const float inv = 1.0f / sum;
+  // Weights p[s] * inv: normalized when the block has every key, else left to the combine
+  // (x 1 is exact). An empty run has mx = -inf and sum = 0, which the combine skips.
+  const float inv = runs == 1 ? 1.0f / sum : 1.0f;
+  const std::int64_t row = static_cast<std::int64_t>(t) * a.heads + hd;  // this (t, head)
+  float* runs_of_row = runs == 1 ? nullptr : partial + row * splits * (d + 2);  // [runs][d + 2]
+  float* run = runs == 1 ? nullptr : runs_of_row + static_cast<int>(blockIdx.z) * (d + 2);
+  if (runs > 1 && tid == 0) run[d] = mx, run[d + 1] = sum;
+  // Output element i (the block's sum over its keys): to out and out_half, or to the run.
+  const auto emit = [&](int i, float acc) {
+    if (runs > 1) {
+      run[i] = acc;
+      return;
+    }
+    const std::int64_t o = row * d + i;
+    a.out[o] = acc;
+    store(out_half + o, acc);
+  };
+  // After the runs are written: the last block of the row combines them.
+  const auto combine = [&]() {
+    if (runs == 1) return;
+    __threadfence();  // this block's run is visible device-wide before the count says so
+    __syncthreads();
+    if (tid == 0) {
+      last_block = atomicAdd(counters + row, 1u) == static_cast<unsigned>(runs - 1);
+      if (last_block) counters[row] = 0;  // every run has counted: ready for the next launch
+    }
+    __syncthreads();
+    if (!last_block) return;
+    __threadfence();
+    // out = sum_r acc_r exp(max_r - M) / sum_r sum_r exp(max_r - M), M the largest run max
+    // (a run without keys, max -inf, skipped). __ldcg: the other blocks' runs, from L2.
+    float big = -INFINITY;
+    for (int r = 0; r < runs; ++r) big = fmaxf(big, __ldcg(runs_of_row + r * (d + 2) + d));
+    float total = 0.0f;
+    for (int r = 0; r < runs; ++r) {
+      const float mr = __ldcg(runs_of_row + r * (d + 2) + d);
+      if (mr != -INFINITY) total += __ldcg(runs_of_row + r * (d + 2) + d + 1) * expf(mr - big);
+    }
+    const float inv_total = 1.0f / total;
+    for (int i = tid; i < d; i += attention_block_threads) {
+      float acc = 0.0f;
+      for (int r = 0; r < runs; ++r) {
+        const float mr = __ldcg(runs_of_row + r * (d + 2) + d);
+        if (mr != -INFINITY) acc = fmaf(__ldcg(runs_of_row + r * (d + 2) + i), expf(mr - big), acc);
+      }
+      const std::int64_t o = row * d + i;
+      a.out[o] = acc * inv_total;
+      store(out_half + o, acc * inv_total);
+    }
+  };
   const float* vbase = a.v_cache + g * d;
   if (d % 4 == 0 && d <= 4 * attention_block_threads) {  // uniform: rows 16-byte aligned, as for the scores
     const int chunks = d / 4, groups = attention_block_threads / chunks;
@@ -310,7 +382,7 @@ __global__ void __launch_bounds__(attention_block_threads)
     if (kg < groups) {  // threads past groups * chunks idle here
       float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 4
-      for (int s = kg; s <= last; s += groups) {
+      for (int s = k0 + kg; s < k1; s += groups) {
         const float w = p[s] * inv;
         const float4 v4 = *reinterpret_cast<const float4*>(vbase + static_cast<std::int64_t>(s) * kv_dim + 4 * c);
         acc.x = fmaf(w, v4.x, acc.x);
@@ -324,10 +396,9 @@ __global__ void __launch_bounds__(attention_block_threads)
     for (int i = tid; i < d; i += attention_block_threads) {
       float acc = 0.0f;
       for (int k = 0; k < groups; ++k) acc += part[k * d + i];
-      const std::int64_t o = static_cast<std::int64_t>(t) * a.heads * d + hd * d + i;
-      a.out[o] = acc;
-      store(out_half + o, acc);
+      emit(i, acc);
     }
+    combine();
     return;
   }
   for (int i0 = 0; i0 < d; i0 += 32 * attention_lane_dims) {
@@ -335,7 +406,7 @@ __global__ void __launch_bounds__(attention_block_threads)
 #pragma unroll
     for (int j = 0; j < attention_lane_dims; ++j) acc[j] = 0.0f;
 #pragma unroll 2
-    for (int s = warp; s <= last; s += attention_warps) {
+    for (int s = k0 + warp; s < k1; s += attention_warps) {
       const float w = p[s] * inv;
       const float* vv = vbase + static_cast<std::int64_t>(s) * kv_dim + i0 + lane;
 #pragma unroll
@@ -351,10 +422,9 @@ __global__ void __launch_bounds__(attention_block_threads)
     float acc = 0.0f;
 #pragma unroll
     for (int w = 0; w < attention_warps; ++w) acc += part[w * d + i];
-    const std::int64_t o = static_cast<std::int64_t>(t) * a.heads * d + hd * d + i;
-    a.out[o] = acc;
-    store(out_half + o, acc);
+    emit(i, acc);
   }
+  combine();
 }
 
 // act = silu(gate) * up = gate / (1 + exp(-gate)) * up, [M, inter], f32 and TA.
@@ -483,10 +553,44 @@ void prepare_attention(int capacity, int d) {
   QMR_CUDA_CHECK(cudaFuncSetAttribute(detail::attention_kernel<TA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(attention_smem_bytes(capacity, d))));
 }
+// The most key runs per (head, token) of attention (see attention_kernel): 1 when m x
+// heads blocks already fill the SMs (prefill); else enough runs to bring a block to
+// every SM, at most attention_max_splits and, over the capacity, at least
+// attention_split_keys keys each (the kernel cuts fewer while the row is short).
+inline constexpr int attention_max_splits = 16;  // the combine reads every run per output: 16 keeps it short
+inline int attention_splits(int m, int heads, int capacity, int sm_count) {
+  const std::int64_t blocks = static_cast<std::int64_t>(m) * heads;
+  if (blocks >= sm_count) return 1;
+  const std::int64_t fill = (sm_count + blocks - 1) / blocks;
+  const std::int64_t by_keys = capacity / detail::attention_split_keys;
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({fill, by_keys, attention_max_splits})));
+}
+// The workspace attention's runs need on a device of sm_count SMs, for any m that splits
+// (m x heads < sm_count rows): a u32 counter per row, then per row attention_max_splits
+// runs of d + 2 floats. Zero it once (cudaMemset) before the first call; the kernel
+// leaves the counters at zero. One workspace serves one sm_count (it places the runs).
+inline std::size_t attention_counter_bytes(int sm_count) {
+  return (static_cast<std::size_t>(sm_count) * sizeof(unsigned) + 15) / 16 * 16;  // the runs start 16-byte aligned
+}
+inline std::size_t attention_workspace_bytes(int d, int sm_count) {
+  return attention_counter_bytes(sm_count) +
+         static_cast<std::size_t>(sm_count) * attention_max_splits * static_cast<std::size_t>(d + 2) * sizeof(float);
+}
+// out[m, heads d] = causal attention of the m queries (f32 and TA), one launch.
+// workspace: null (one block per head and token), or attention_workspace_bytes(d,
+// sm_count) of zeroed device memory, and then up to attention_splits(m, heads,
+// capacity, sm_count) runs of keys per head and token.
 template <class TA>
-void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream, bool pdl = false) {
-  launch_kernel(pdl, detail::attention_kernel<TA>, dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(m)),
-                dim3(detail::attention_block_threads), attention_smem_bytes(capacity, a.d), stream, a, capacity, out_half);
+void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream, bool pdl = false,
+               void* workspace = nullptr, int sm_count = 0) {
+  const int splits = workspace == nullptr ? 1 : attention_splits(m, a.heads, capacity, sm_count);
+  auto* counters = static_cast<unsigned*>(workspace);
+  float* runs = workspace == nullptr ? nullptr
+                                     : reinterpret_cast<float*>(static_cast<char*>(workspace) + attention_counter_bytes(sm_count));
+  launch_kernel(pdl, detail::attention_kernel<TA>,
+                dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(m), static_cast<unsigned>(splits)),
+                dim3(detail::attention_block_threads), attention_smem_bytes(capacity, a.d), stream, a, capacity, out_half,
+                splits, counters, runs);
 }
 
 namespace detail {
