@@ -1,8 +1,9 @@
-// GPU test: qmr::cuda::attention (kernels/cuda/layer_ops.cuh), one block per head and token and with the keys split into runs (flash-decoding, the decode step's path), matches a float64 causal GQA softmax attention on fresh random q and KV caches: head shapes with d a multiple of 4 and not, 1-40 queries at positions from 0 to the end of the cache, runs from 1 to 16 (an SM count forced high), f16/bf16 copies equal to the rounded f32 output, poisoned outputs with the row past the batch left alone. Exits 77 (skip) without a GPU.
+// GPU test: qmr::cuda::attention (kernels/cuda/layer_ops.cuh), one block per head and token, with the keys split into runs (flash-decoding, the decode step's path) and query-tiled (prefill batches), matches a float64 causal GQA softmax attention on fresh random q and KV caches: head shapes with d a multiple of 4 and not, 1-100 queries at positions from 0 to the end of the cache, runs from 1 to 16 (an SM count forced high), f16/bf16 copies equal to the rounded f32 output, poisoned outputs with the row past the batch left alone. Exits 77 (skip) without a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -77,7 +78,10 @@ int run_shape(heads_shape hs, int sm_count, rng& r) {
   QMR_CUDA_CHECK(cudaMemset(ws_forced.data(), 0, ws_forced.size()));
   int cases = 0;
   // (m, pos0): single queries at the first, a run boundary's and the last position; batches.
-  const int runs[][2] = {{1, 0}, {1, 1}, {1, 255}, {1, 256}, {1, 517}, {1, capacity - 1}, {3, 300}, {16, 5}, {16, 1900}, {40, 300}};
+  // From attention_tiled_min_batch (16) queries the query-tiled kernel runs (d a multiple of 8):
+  // a ragged tile, tiles from position 0, a chunk late in the cache.
+  const int runs[][2] = {{1, 0},   {1, 1},   {1, 255},  {1, 256},   {1, 517}, {1, capacity - 1}, {3, 300},
+                         {15, 40}, {16, 5},  {16, 1900}, {40, 300}, {100, 0}, {33, 2000},       {64, 63}};
   for (const auto& mp : runs) {
     const int m = mp[0], pos0 = mp[1];
     std::vector<float> q(static_cast<std::size_t>(m) * q_dim);
@@ -108,6 +112,7 @@ int run_shape(heads_shape hs, int sm_count, rng& r) {
       // runs the kernel cuts for the first query: min(splits, keys / 128 rounded down), at least 1
       const int splits =
           std::max(1, std::min(sms == 0 ? 1 : qmr::cuda::attention_splits(m, hs.heads, capacity, sms), (pos0 + 1) / 128));
+      const bool tiled = qmr::cuda::attention_use_tiled(m, hs.heads, d, sms);
       int bad = 0;
       for (std::size_t i = 0; i < n_out; ++i) {
         bool ok;
@@ -121,8 +126,8 @@ int run_shape(heads_shape hs, int sm_count, rng& r) {
           ok = std::fabs(out[i] - want[i]) <= 1e-5 && to_act<TA>(out[i]).bits == half[i].bits;
         }
         if (!ok && ++bad <= 3)
-          CHECK(false, "attention %s heads %d/%d d %d m %d pos0 %d runs %d: out[%zu] = %.8g (half %g), want %.8g",
-                type_name<TA>(), hs.heads, hs.kv_heads, d, m, pos0, splits, i, static_cast<double>(out[i]),
+          CHECK(false, "attention %s heads %d/%d d %d m %d pos0 %d %s %d: out[%zu] = %.8g (half %g), want %.8g",
+                type_name<TA>(), hs.heads, hs.kv_heads, d, m, pos0, tiled ? "tiled" : "runs", splits, i, static_cast<double>(out[i]),
                 static_cast<double>(qmr::to_float(half[i])), i < want.size() ? want[i] : 0.0);
       }
       ++cases;
@@ -145,11 +150,17 @@ int main() {
   CHECK(qmr::cuda::attention_splits(1, 14, 100, 132) == 1, "100 positions: one run");
   CHECK(qmr::cuda::attention_splits(16, 14, capacity, 132) == 1, "16 x 14 blocks fill 132 SMs: one run");
   CHECK(qmr::cuda::attention_splits(1, 2, 4096, 132) == 16, "at most 16 runs");
+  CHECK(qmr::cuda::attention_use_tiled(256, 14, 64, 132) && !qmr::cuda::attention_use_tiled(256, 8, 32, 132) &&
+            !qmr::cuda::attention_use_tiled(15, 14, 64, 0) && !qmr::cuda::attention_use_tiled(64, 2, 30, 0),
+        "query tiles: 112 blocks on 132 SMs yes, 64 no; not below 16 queries or for d 30");
   int cases = 0;
-  // Qwen2.5-0.5B (GQA 7), Llama-style MHA at d 128, d 48, d 30 (not a multiple of 4: the per-lane path), the bundled model
+  // Qwen2.5-0.5B (GQA 7), Llama-style MHA at d 128, d 48, d 30 (not a multiple of 4: the per-lane path), the bundled model.
+  // QMR_ATTENTION_TEST_QUICK (for compute-sanitizer): the Qwen shape in f16 alone.
+  const bool quick = std::getenv("QMR_ATTENTION_TEST_QUICK") != nullptr;
   for (const heads_shape hs : {heads_shape{14, 2, 64}, heads_shape{4, 4, 128}, heads_shape{3, 1, 48}, heads_shape{2, 1, 30},
                                heads_shape{8, 4, 32}}) {
     cases += run_shape<f16>(hs, prop.multiProcessorCount, r);
+    if (quick) break;
     cases += run_shape<bf16>(hs, prop.multiProcessorCount, r);
   }
   std::printf("attention %s: %d cases\n", failures == 0 ? "ok  " : "FAIL", cases);

@@ -427,6 +427,129 @@ __global__ void __launch_bounds__(attention_block_threads)
   combine();
 }
 
+// Prefill attention, query-tiled (flash-attention on CUDA cores, f32): block (head,
+// tile) takes attention_q_tile consecutive queries of one head and walks the keys
+// 0..last of its last query in tiles of attention_k_tile keys, each K and V tile
+// staged in shared memory once for all its queries. One block per query (attention_kernel)
+// re-reads every earlier key per query from L2: at 2048 positions that read, ~170 MB per
+// token over 24 Qwen2.5-0.5B layers, set the prefill's speed. The softmax is online
+// (running max and sum per query, rescaled per tile), so the sums round differently
+// from the one-pass kernel, within f32. Thread (r, c) of the 256: query row r = tid / 8
+// of the tile, and the 8 threads of a row (one warp's consecutive lanes) hold that row's
+// scores k = c + 8j of the key tile and its output dims c + 8t, so a row's running max,
+// sum and rescale stay in registers and its shuffles stay in the warp. d a multiple of
+// 8, at most attention_tiled_max_d. Every loop bound is uniform over the block, so the
+// whole warp runs each shuffle (segments of 8 lanes).
+inline constexpr int attention_q_tile = 32;          // 256 threads / 8 per query row
+inline constexpr int attention_k_tile = 64;          // 8 scores per thread per tile
+inline constexpr int attention_tiled_max_d = 128;    // 16 output dims per thread; Q, K, V tiles ~93 KB of smem at 128
+inline constexpr int attention_row_threads = 8;      // threads per query row
+inline constexpr int attention_tile_pad = 4;         // floats after each smem row: 16-byte aligned, rows 4 banks apart
+QMR_HOST_DEVICE constexpr int attention_tiled_floats(int d) {
+  return (attention_q_tile + 2 * attention_k_tile) * (d + attention_tile_pad) + attention_q_tile * (attention_k_tile + 1);
+}
+template <class TA>
+__global__ void __launch_bounds__(attention_block_threads)
+    attention_tiled_kernel(const attention_args a, int m, TA* __restrict__ out_half) {
+  static_assert(attention_q_tile * attention_row_threads == attention_block_threads, "one thread row of 8 per query");
+  constexpr int QT = attention_q_tile, KT = attention_k_tile, R = attention_row_threads;
+  constexpr int max_dims = attention_tiled_max_d / R;  // output dims a thread owns, at most
+  pdl_wait();
+  pdl_launch_dependents();
+  extern __shared__ float4 attention_tiled_smem[];
+  const int d = a.d, ds = d + attention_tile_pad, kv_dim = a.kv_heads * d;
+  float* qs = reinterpret_cast<float*>(attention_tiled_smem);  // [QT][ds]
+  float* ks = qs + QT * ds;                                   // [KT][ds]
+  float* vs = ks + KT * ds;                                   // [KT][ds]
+  float* ps = vs + KT * ds;                                   // [QT][KT + 1]: a tile's probabilities
+  const int hd = static_cast<int>(blockIdx.x), q0 = static_cast<int>(blockIdx.y) * QT;
+  const int g = hd / (a.heads / a.kv_heads);
+  const int nq = min(QT, m - q0);
+  const int tid = static_cast<int>(threadIdx.x), r = tid / R, c = tid % R;
+  const int pos0 = a.step->pos0;
+  const int last_r = pos0 + q0 + r;               // this row's last key (rows past nq: never written)
+  const int last_block = pos0 + q0 + nq - 1;      // the block's last key
+  const float scale = 1.0f / sqrtf(static_cast<float>(d));
+  for (int i = tid; i < QT * d; i += attention_block_threads) {
+    const int qr = i / d, qi = i % d;
+    qs[qr * ds + qi] = qr < nq ? a.q[static_cast<std::int64_t>(q0 + qr) * a.heads * d + hd * d + qi] : 0.0f;
+  }
+  const int dims = d / R;
+  float acc[max_dims];
+#pragma unroll
+  for (int t = 0; t < max_dims; ++t) acc[t] = 0.0f;
+  float row_max = -INFINITY, row_sum = 0.0f;
+  const float* kbase = a.k_cache + g * d;
+  const float* vbase = a.v_cache + g * d;
+  for (int k0 = 0; k0 <= last_block; k0 += KT) {
+    __syncthreads();  // the previous tile's K, V and probabilities are no longer read (and Q is written)
+    const int nk = min(KT, last_block + 1 - k0);
+    for (int i = tid; i < KT * (d / 4); i += attention_block_threads) {  // float4: rows 16-byte aligned (d % 8 == 0)
+      const int kr = i / (d / 4), kc = 4 * (i % (d / 4));
+      float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
+      if (kr < nk) {
+        kv = *reinterpret_cast<const float4*>(kbase + static_cast<std::int64_t>(k0 + kr) * kv_dim + kc);
+        vv = *reinterpret_cast<const float4*>(vbase + static_cast<std::int64_t>(k0 + kr) * kv_dim + kc);
+      }
+      *reinterpret_cast<float4*>(ks + kr * ds + kc) = kv;
+      *reinterpret_cast<float4*>(vs + kr * ds + kc) = vv;
+    }
+    __syncthreads();
+    // scores of row r against keys k0 + c + 8j, masked past the row's last key
+    float sc[KT / R];
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < KT / R; ++j) {
+      const int kk = c + R * j;
+      float dot = 0.0f;
+      for (int i = 0; i < d; i += 4) {
+        const float4 qv = *reinterpret_cast<const float4*>(qs + r * ds + i);
+        const float4 kv = *reinterpret_cast<const float4*>(ks + kk * ds + i);
+        dot = fmaf(qv.x, kv.x, dot);
+        dot = fmaf(qv.y, kv.y, dot);
+        dot = fmaf(qv.z, kv.z, dot);
+        dot = fmaf(qv.w, kv.w, dot);
+      }
+      sc[j] = k0 + kk <= last_r ? dot * scale : -INFINITY;
+      tile_max = fmaxf(tile_max, sc[j]);
+    }
+#pragma unroll
+    for (int off = R / 2; off > 0; off >>= 1) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off, R));
+    // Every row sees key k0 <= its last key in its first tile, so new_max is finite from then on.
+    const float new_max = fmaxf(row_max, tile_max);
+    const float rescale = expf(row_max - new_max);  // 0 on the first tile (row_max = -inf)
+    float tile_sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < KT / R; ++j) {
+      const float pj = expf(sc[j] - new_max);  // 0 where masked
+      ps[r * (KT + 1) + c + R * j] = pj;
+      tile_sum += pj;
+    }
+#pragma unroll
+    for (int off = R / 2; off > 0; off >>= 1) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off, R);
+    row_sum = row_sum * rescale + tile_sum;
+    row_max = new_max;
+    __syncwarp();  // the row's probabilities, written by its 8 lanes, are read by all 8 below
+#pragma unroll
+    for (int t = 0; t < max_dims; ++t) {
+      if (t >= dims) break;
+      float o = acc[t] * rescale;
+      const int col = c + R * t;
+      for (int kk = 0; kk < nk; ++kk) o = fmaf(ps[r * (KT + 1) + kk], vs[kk * ds + col], o);
+      acc[t] = o;
+    }
+  }
+  if (r >= nq) return;
+  const float inv = 1.0f / row_sum;
+#pragma unroll
+  for (int t = 0; t < max_dims; ++t) {
+    if (t >= dims) break;
+    const std::int64_t o = static_cast<std::int64_t>(q0 + r) * a.heads * d + hd * d + c + R * t;
+    a.out[o] = acc[t] * inv;
+    store(out_half + o, acc[t] * inv);
+  }
+}
+
 // act = silu(gate) * up = gate / (1 + exp(-gate)) * up, [M, inter], f32 and TA.
 // Pairs: gate and up are one row of gemv_silu_mul's matrix in silu_pairs_order (gate
 // j at column 16 (j / 8) + j % 8, up j 8 columns later), at gate + t*ldg; up unused.
@@ -539,6 +662,20 @@ inline void rope_table(const float* inv_freq, int half, int capacity, float* cos
 inline std::size_t attention_smem_bytes(int capacity, int d) {
   return static_cast<std::size_t>(capacity + d + detail::attention_part_floats(d)) * sizeof(float);
 }
+// The query-tiled prefill kernel (attention_tiled_kernel): head_dim a multiple of 8 up to
+// 128; batches from attention_tiled_min_batch queries (below, the per-query kernel's
+// blocks already cover the keys with fewer idle rows), and, given the SM count, grids of
+// at least half a block per SM: each tiled block walks its keys alone, so a small grid
+// leaves SMs idle. On an H200, 256-query chunks: 14 heads x 8 tiles = 112 blocks
+// (Qwen2.5-0.5B) gain 16-28% prefill at 1-2K positions, 8 x 8 = 64 (the bundled model)
+// lose 11% at 1K (bench/results/cuda_attention_split_20261204_s28.md).
+inline bool attention_tiled_takes(int d) { return d % detail::attention_row_threads == 0 && d <= detail::attention_tiled_max_d; }
+inline constexpr int attention_tiled_min_batch = detail::attention_q_tile / 2;
+inline bool attention_use_tiled(int m, int heads, int d, int sm_count) {
+  const std::int64_t blocks = static_cast<std::int64_t>(heads) * ((m + detail::attention_q_tile - 1) / detail::attention_q_tile);
+  return m >= attention_tiled_min_batch && attention_tiled_takes(d) && (sm_count == 0 || 2 * blocks >= sm_count);
+}
+inline std::size_t attention_tiled_smem_bytes(int d) { return static_cast<std::size_t>(detail::attention_tiled_floats(d)) * sizeof(float); }
 // Raises attention's dynamic shared-memory limit to what `capacity` needs (once per
 // session); throws when the device has less.
 template <class TA>
@@ -552,6 +689,14 @@ void prepare_attention(int capacity, int d) {
                 " bytes of shared memory per block, the device allows " + std::to_string(optin));
   QMR_CUDA_CHECK(cudaFuncSetAttribute(detail::attention_kernel<TA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(attention_smem_bytes(capacity, d))));
+  if (attention_tiled_takes(d)) {
+    const std::size_t tiled = attention_tiled_smem_bytes(d);
+    if (tiled > static_cast<std::size_t>(optin))
+      throw error("attention: query tiles of head_dim " + std::to_string(d) + " need " + std::to_string(tiled) +
+                  " bytes of shared memory per block, the device allows " + std::to_string(optin));
+    QMR_CUDA_CHECK(cudaFuncSetAttribute(detail::attention_tiled_kernel<TA>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(tiled)));
+  }
 }
 // The most key runs per (head, token) of attention (see attention_kernel): 1 when m x
 // heads blocks already fill the SMs (prefill); else enough runs to bring a block to
@@ -576,13 +721,20 @@ inline std::size_t attention_workspace_bytes(int d, int sm_count) {
   return attention_counter_bytes(sm_count) +
          static_cast<std::size_t>(sm_count) * attention_max_splits * static_cast<std::size_t>(d + 2) * sizeof(float);
 }
-// out[m, heads d] = causal attention of the m queries (f32 and TA), one launch.
-// workspace: null (one block per head and token), or attention_workspace_bytes(d,
-// sm_count) of zeroed device memory, and then up to attention_splits(m, heads,
-// capacity, sm_count) runs of keys per head and token.
+// out[m, heads d] = causal attention of the m queries (f32 and TA), one launch: query
+// tiles where attention_use_tiled(m, heads, d, sm_count) (sm_count 0: whenever the batch
+// and d allow), else one block per head and token, or with workspace =
+// attention_workspace_bytes(d, sm_count) of zeroed device memory up to
+// attention_splits(m, heads, capacity, sm_count) runs of keys per head and token.
 template <class TA>
 void attention(const attention_args& a, int m, int capacity, TA* out_half, cudaStream_t stream, bool pdl = false,
                void* workspace = nullptr, int sm_count = 0) {
+  if (attention_use_tiled(m, a.heads, a.d, sm_count)) {  // prefill: query tiles
+    launch_kernel(pdl, detail::attention_tiled_kernel<TA>,
+                  dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>((m + detail::attention_q_tile - 1) / detail::attention_q_tile)),
+                  dim3(detail::attention_block_threads), attention_tiled_smem_bytes(a.d), stream, a, m, out_half);
+    return;
+  }
   const int splits = workspace == nullptr ? 1 : attention_splits(m, a.heads, capacity, sm_count);
   auto* counters = static_cast<unsigned*>(workspace);
   float* runs = workspace == nullptr ? nullptr
