@@ -85,7 +85,7 @@ struct cuda_options {
   // in chunks of this many. From qmr::cuda::gemm_traits::min_batch tokens the quantized
   // matmuls run the tiled GEMM (one pass over the weights per 64 tokens); the default
   // gives the GEMM 4 token blocks per row band, which fills an H200 even on 896-row
-  // matrices. Scratch grows with it: ~(6 hidden + 5 intermediate) f32 per token.
+  // matrices. Scratch grows with it: ~(6 hidden + 3.5 intermediate) floats per token.
   int prefill_chunk = 256;
 };
 
