@@ -82,7 +82,7 @@ if [ "${rc[configure]}" -ne 0 ]; then
 fi
 
 log "build"
-tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_gemv_lanes_layout cuda_gemv_lanes cuda_gemv_split_layout cuda_gemv_split cuda_gemv_pdl cuda_dense_gemv"
+tests="cuda_half_dequant cuda_gemv_layout cuda_gemv cuda_gemm cuda_gemv_lanes_layout cuda_gemv_lanes cuda_gemv_split_layout cuda_gemv_split cuda_gemv_pdl cuda_dense_gemv cuda_attention"
 targets="bench/cuda_gemv"
 # The model-runtime targets exist only when meson found the loader's headers (see QMR_GPU_INCLUDE).
 if grep -q '^build tests/test_cuda_forward:' "$build/build.ninja"; then
@@ -167,6 +167,11 @@ else
     # The split-K kernel (M = 1..21): w2g64 and w4g128, symmetric and asymmetric, one and many
     # slices per band (its shared-memory Σx atomics and the last block's slice sums).
     sanitize "$tool" "sanitizer_${tool}_split" cuda_gemv_split QMR_GEMV_TEST_QUICK=1
+    # The tiled GEMM (from 33 tokens): 3- and 4-bit at g32 and per-channel under memcheck,
+    # asymmetric w4g32 with its split-K sums under racecheck.
+    sanitize "$tool" "sanitizer_${tool}_gemm" cuda_gemm "QMR_GEMM_TEST_QUICK=$quick"
+    # Attention: split decode runs (the last block's combine) and prefill query tiles, Qwen shape, f16.
+    sanitize "$tool" "sanitizer_${tool}_attention" cuda_attention QMR_ATTENTION_TEST_QUICK=1
     # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
     sanitize "$tool" "sanitizer_${tool}_forward" cuda_forward QMR_FORWARD_TEST_QUICK=1
   done
