@@ -36,7 +36,8 @@
 // read_ceiling_seconds (a kernel that only reads the same bytes, timed as graph_pdl_seconds:
 // what any kernel reading them reaches at that size); --lanes times the lane-layout kernel
 // (kernel "gemv_lanes").
-// Decode records add prefill_tokens_per_s.
+// Decode records add prompt_tokens (--prompt, the context the timed tokens follow) and,
+// on cuda, prefill_tokens_per_s.
 #pragma once
 
 #include <algorithm>
@@ -98,6 +99,9 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
       ->capture_default_str();
   cmd->add_option("--layers", a.layers, "decode: transformer layers of the random model")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--tokens", a.decode, "decode: tokens decoded per measurement")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prompt", a.prefill, "decode: prompt tokens before them (decode speed at that context; on cuda also prefill tok/s)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--device", a.device, "cpu (the SIMD kernels) or cuda (the GPU GEMV and forward pass; gemv and decode)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
@@ -364,7 +368,7 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
                     {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", l.threads},
                     {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                     {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
-                    {"layers", a.layers}, {"paired_fraction", paired}, {"paired_read_gbps", paired_bw / 1e9},
+                    {"layers", a.layers}, {"prompt_tokens", a.prefill}, {"paired_fraction", paired}, {"paired_read_gbps", paired_bw / 1e9},
                     {"paired_median_seconds", median_seconds},
                     {"median_fraction", bytes / median_seconds / l.read_bytes_per_s}});
       }
@@ -454,7 +458,7 @@ inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& de
                 {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", 0},
                 {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                 {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
-                {"prefill_tokens_per_s", prefill_tps}, {"layers", a.layers}});
+                {"prefill_tokens_per_s", prefill_tps}, {"prompt_tokens", a.prefill}, {"layers", a.layers}});
   }
   return 0;
 }
