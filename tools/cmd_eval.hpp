@@ -63,7 +63,7 @@ struct eval_args {
   std::int64_t max_operand = 0;
   int shots = 0, max_tokens = 320, window = 128;
   unsigned threads = 1;
-  bool quiet = false, chat = false;
+  bool quiet = false, chat = false, no_prefix_reuse = false;
   calib_args calib;  // for gptq:/awq:/sq: items of --quant
   std::string device = "cpu";
 
@@ -90,6 +90,9 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->check(CLI::IsMember({"qa", "cot"}))
       ->capture_default_str();
   cmd->add_flag("--chat", a.chat, "wrap each generative prompt as a ChatML user turn (instruct models)");
+  cmd->add_flag("--no-prefix-reuse", a.no_prefix_reuse,
+                "generative: prefill every prompt whole (by default the prompts' common prefix, e.g. the n-shot "
+                "exemplars, is prefilled once per session)");
   cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
   cmd->add_option("--quant", a.quant,
                   "precisions, comma-separated, each [rtn:|gptq:|awq:|sq:](stored|FORMAT|@PLAN)[+clip][+a8|+a4]: 'stored' "
@@ -306,9 +309,10 @@ struct run_summary {
 inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eval::gen_results& r, double seconds,
                                       unsigned threads) {
   double prefill = 0, decode = 0;
-  std::int64_t decode_tokens = 0;
+  std::int64_t decode_tokens = 0, prefilled = 0;
   for (const auto& rec : r.records) {
     prefill += rec.prefill_seconds;
+    prefilled += rec.prompt_tokens - rec.prefix_tokens;  // a reused prefix was not prefilled for the item
     decode += rec.decode_seconds;
     decode_tokens += std::max(0, rec.output_tokens - 1);  // the first output token comes from the prefill
   }
@@ -316,7 +320,7 @@ inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eva
   double item_seconds = 0;
   for (const auto& rec : r.records) item_seconds += rec.seconds;
   return {{"model_bytes", m.weight_bytes()},
-          {"prefill_tokens_per_s", prefill > 0 ? static_cast<double>(r.prompt_tokens) / prefill : 0.0},
+          {"prefill_tokens_per_s", prefill > 0 ? static_cast<double>(prefilled) / prefill : 0.0},
           {"decode_tokens_per_s", decode > 0 ? static_cast<double>(decode_tokens) / decode : 0.0},
           {"time_to_first_token_ms", 1000.0 * prefill / n},
           {"peak_rss_mb", peak_rss_mb()},
@@ -348,6 +352,7 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   qmr::eval::gen_options o;
   o.max_tokens = a.max_tokens;
   o.threads = a.item_threads();
+  o.reuse_prefix = !a.no_prefix_reuse;
   o.stop_strings = t.stop_strings;
   if (a.chat) {
     const auto im_end = tok.token_to_id("<|im_end|>");

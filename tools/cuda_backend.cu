@@ -37,6 +37,7 @@ class cuda_gpu_session final : public gpu_session {
   int length() const override { return s_.length(); }
   int capacity() const override { return s_.capacity(); }
   void reset() override { s_.reset(); }
+  void truncate(int n) override { s_.truncate(n); }
   qmr::matrix_view<const float> forward(std::span<const std::int32_t> tokens, bool all_logits) override {
     return s_.forward(tokens, all_logits);
   }

@@ -25,6 +25,7 @@ class gpu_session {
   virtual int length() const = 0;
   virtual int capacity() const = 0;
   virtual void reset() = 0;
+  virtual void truncate(int n) = 0;  // keeps the first n positions of the cache
   // Logits of every position ([n, vocab]) or only of the last ([1, vocab]), on the host;
   // valid until the next call.
   virtual qmr::matrix_view<const float> forward(std::span<const std::int32_t> tokens, bool all_logits = false) = 0;

@@ -87,6 +87,64 @@ TEST_CASE("the generative runner records greedy outputs identically on 1 and 2 t
 }
 
 
+TEST_CASE("the common prompt prefix keeps one token of each prompt and a minimum length", "[extract]") {
+  std::vector<std::int32_t> base(40);
+  for (std::size_t i = 0; i < base.size(); ++i) base[i] = static_cast<std::int32_t>(i);
+  auto a = base, b = base, c = base;
+  b[30] = 999;
+  REQUIRE(eval::common_prompt_prefix({a, b}) == 30);
+  REQUIRE(eval::common_prompt_prefix({a}) == 0);                  // one prompt: nothing to share
+  REQUIRE(eval::common_prompt_prefix({a, c}) == 39);              // equal prompts keep their last token
+  c.resize(20);
+  REQUIRE(eval::common_prompt_prefix({a, c}) == 19);
+  c.resize(eval::min_reused_prefix);                              // 15 shared tokens: below the minimum
+  REQUIRE(eval::common_prompt_prefix({a, b, c}) == 0);
+}
+
+TEST_CASE("reusing the prompts' common prefix gives the outputs of full prefills", "[extract]") {
+  const auto m = model::model::load(testing::fixture_dir("llama-gqa2"));
+  const auto tok = text::tokenizer::load(testing::fixture_dir("llama-gqa2") / "tokenizer.json");
+  const auto ref = testing::load_reference("llama-gqa2");
+  // A shared few-shot-like preamble before each reference prompt.
+  std::string preamble;
+  for (const auto& c : ref.continuations) preamble += tok.decode(c.prompt) + " " + tok.decode(c.greedy, true) + "\n";
+  std::vector<eval::gen_item> items;
+  for (std::size_t i = 0; i < ref.continuations.size(); ++i)
+    items.push_back({"item" + std::to_string(i), preamble + tok.decode(ref.continuations[i].prompt), "0", "t", 1});
+  REQUIRE(items.size() >= 2);
+  eval::gen_options o;
+  o.max_tokens = 8;
+  o.stop_strings.clear();
+  o.threads = 2;
+  // The reference kernels: every logit is computed in one order whatever the batch, so the
+  // reused prefix must give the same bits as a full prefill.
+  const auto make = [&m](int capacity) {
+    auto s = std::make_unique<model::session>(m, capacity);
+    s->set_kernel(model::matmul_kernel::reference);
+    return s;
+  };
+  const auto reused = eval::run_generative_on(m, tok, items, o, make);
+  o.reuse_prefix = false;
+  const auto whole = eval::run_generative_on(m, tok, items, o, make);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (const auto& it : items) prompts.push_back(tok.encode(it.prompt));
+  const std::size_t prefix = eval::common_prompt_prefix(prompts);
+  REQUIRE(prefix >= eval::min_reused_prefix);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    INFO(i);
+    REQUIRE(reused.records[i].prefix_tokens == static_cast<int>(prefix));
+    REQUIRE(whole.records[i].prefix_tokens == 0);
+    REQUIRE(reused.records[i].prompt_tokens == whole.records[i].prompt_tokens);
+    REQUIRE(reused.records[i].output_tokens == 8);
+    REQUIRE(reused.records[i].output == whole.records[i].output);
+  }
+  // The record round-trips with its prefix count; journals without the field read as 0.
+  auto j = eval::to_json(reused.records[0]);
+  REQUIRE(eval::record_from_json(j, "x").prefix_tokens == static_cast<int>(prefix));
+  j.erase("prefix_tokens");
+  REQUIRE(eval::record_from_json(j, "x").prefix_tokens == 0);
+}
+
 TEST_CASE("GSM8K and SVAMP readers, n-shot prompts", "[datasets]") {
   const std::filesystem::path root = std::getenv("QMR_TEST_DATA");
   const auto gsm = eval::read_gsm8k_jsonl(root / "tasks" / "gsm8k_sample.jsonl");

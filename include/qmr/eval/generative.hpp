@@ -1,8 +1,10 @@
 // Generative exact-match evaluation: greedy answers to prompts, answers extracted as lm-eval does, accuracy with Wilson intervals by level and type.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +38,9 @@ struct gen_record {
   bool correct = false;
   bool truncated = false;  // stopped at max_tokens or the session's capacity, not at a stop token or string
   int prompt_tokens = 0, output_tokens = 0;
+  // Of prompt_tokens, the leading ones this item did not prefill: the items' common prefix,
+  // prefilled once per session (gen_options::reuse_prefix); prefill_seconds covers the rest.
+  int prefix_tokens = 0;
   double seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 struct gen_options {
@@ -45,7 +50,30 @@ struct gen_options {
   std::vector<std::int32_t> extra_stop_tokens;  // besides the model's end-of-text ids (e.g. <|im_end|> for chat)
   // Called with each finished record, one call at a time (e.g. to append it to a journal).
   std::function<void(const gen_record&)> on_record;
+  // Prefill the prompts' longest common prefix (n-shot exemplars, a system prompt) once per
+  // session and rewind to it for every item, which then prefills only its own tokens. The
+  // logits equal a full prefill's up to the matmul kernels' summation order for the
+  // different batch sizes (bit for bit with the reference kernels), and do not depend on
+  // the items' order or thread.
+  bool reuse_prefix = true;
 };
+
+// Shortest common prefix worth reusing: below it the saved prefill is a few tokens' work.
+inline constexpr std::size_t min_reused_prefix = 16;
+
+// The tokens every prompt starts with, keeping at least one token of each for its own
+// prefill (the first generated token's logits); 0 for fewer than two prompts or a prefix
+// shorter than min_reused_prefix.
+inline std::size_t common_prompt_prefix(const std::vector<std::vector<std::int32_t>>& prompts) {
+  if (prompts.size() < 2) return 0;
+  std::size_t n = prompts[0].size();
+  for (const auto& p : prompts) {
+    n = std::min(n, p.empty() ? 0 : p.size() - 1);
+    n = static_cast<std::size_t>(std::mismatch(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(n), prompts[0].begin()).first -
+                                 p.begin());
+  }
+  return n >= min_reused_prefix ? n : 0;
+}
 
 
 struct group_stats {
@@ -85,8 +113,10 @@ inline void summarize(gen_results& r) {
 
 // Greedy answers to `items`, each worker thread (o.threads) with its own session from
 // make_session(capacity), which returns a std::unique_ptr to a model::session or to any
-// session type with reset(), length(), capacity() and a generate(session&, ...) overload that
-// argument-dependent lookup finds, as model::generate's (e.g. a GPU session, one thread).
+// session type with reset(), truncate(), forward(), length(), capacity() and a
+// generate(session&, ...) overload that argument-dependent lookup finds, as
+// model::generate's (e.g. a GPU session, one thread). With o.reuse_prefix each session
+// prefills the prompts' common prefix once (common_prompt_prefix).
 template <class MakeSession>
 gen_results run_generative_on(const model::model& m, const text::tokenizer& tok, std::span<const gen_item> items,
                               const gen_options& o, MakeSession&& make_session, const progress_callback& progress = {}) {
@@ -100,6 +130,7 @@ gen_results run_generative_on(const model::model& m, const text::tokenizer& tok,
     check(!prompts[i].empty(), "item " + items[i].id + " has an empty prompt");
     longest = std::max(longest, static_cast<int>(prompts[i].size()));
   }
+  const std::size_t prefix = o.reuse_prefix ? common_prompt_prefix(prompts) : 0;
   model::sampling_options sampling;  // greedy
   sampling.max_tokens = o.max_tokens;
   sampling.stop_tokens = model::default_stop_tokens(m);
@@ -112,12 +143,14 @@ gen_results run_generative_on(const model::model& m, const text::tokenizer& tok,
   std::atomic<std::size_t> next{0};
   pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
     const auto s = make_session(longest + o.max_tokens + 1);
+    if (prefix > 0) s->forward(std::span<const std::int32_t>(prompts[0].data(), prefix));  // the shared prefix, once
     for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
       const gen_item& item = items[i];
       const auto t0 = std::chrono::steady_clock::now();
-      s->reset();
+      if (prefix > 0) s->truncate(static_cast<int>(prefix));  // back to the end of the shared prefix
+      else s->reset();
       using model::generate;
-      const auto g = generate(*s, prompts[i], sampling, {}, o.stop_strings,
+      const auto g = generate(*s, std::span<const std::int32_t>(prompts[i]).subspan(prefix), sampling, {}, o.stop_strings,
                               [&](std::span<const std::int32_t> ids) { return tok.decode(ids, true); });
       std::vector<std::int32_t> out = g.tokens;
       if (g.reason == model::stop_reason::stop_token) out.pop_back();
@@ -134,6 +167,7 @@ gen_results run_generative_on(const model::model& m, const text::tokenizer& tok,
       rec.level = item.level;
       rec.correct = !rec.extracted.empty() && normalize_answer(rec.extracted) == normalize_answer(item.gold);
       rec.prompt_tokens = static_cast<int>(prompts[i].size());
+      rec.prefix_tokens = static_cast<int>(prefix);
       rec.output_tokens = static_cast<int>(g.tokens.size());
       rec.truncated = g.reason == model::stop_reason::max_tokens || g.reason == model::stop_reason::capacity;
       rec.prefill_seconds = g.prefill_seconds;
@@ -169,6 +203,7 @@ inline nlohmann::json to_json(const gen_record& rec) {
           {"level", rec.level},
           {"truncated", rec.truncated},
           {"prompt_tokens", rec.prompt_tokens},
+          {"prefix_tokens", rec.prefix_tokens},
           {"tokens", rec.output_tokens},
           {"seconds", rec.seconds},
           {"prefill_seconds", rec.prefill_seconds},
@@ -190,6 +225,7 @@ inline gen_record record_from_json(const nlohmann::json& j, const std::string& w
     rec.level = j.at("level").get<int>();
     rec.truncated = j.at("truncated").get<bool>();
     rec.prompt_tokens = j.at("prompt_tokens").get<int>();
+    rec.prefix_tokens = j.value("prefix_tokens", 0);  // absent in journals written before prefix reuse
     rec.output_tokens = j.at("tokens").get<int>();
     rec.seconds = j.at("seconds").get<double>();
     rec.prefill_seconds = j.at("prefill_seconds").get<double>();
