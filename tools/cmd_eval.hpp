@@ -7,7 +7,9 @@
 // accuracy, ci95}), errors (count per error kind, generative tasks), efficiency (model_bytes,
 // prefill_tokens_per_s, decode_tokens_per_s, time_to_first_token_ms, peak_rss_mb, seconds,
 // threads), and items (one record per problem: id, prompt, output, extracted, gold, correct,
-// error_kind, error_detail, tokens, seconds, ...). Perplexity and ARC runs carry their own metrics.
+// error_kind, error_detail, tokens, seconds, prompt_tokens, prefix_tokens — the leading
+// prompt tokens shared by every item and prefilled once per session, see
+// gen_options::reuse_prefix and --no-prefix-reuse —, ...). Perplexity and ARC runs carry their own metrics.
 // FILE.csv holds one summary row per precision; FILE.items.jsonl is the journal.
 // --device cuda runs every forward pass on the GPU (model/cuda_forward.cuh, one session, items
 // in turn; run objects then carry "device": "cuda"); activation quantization (+a8/+a4) stays
