@@ -337,6 +337,12 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
   INFO(lanes_batch.output);
   REQUIRE(lanes_batch.status == 1);
   REQUIRE(lanes_batch.output.find("with --lanes takes 1-8 rows of X") != std::string::npos);
+  // decode's --prompt (the context before the timed tokens) takes 1 or more tokens: refused before any model is written.
+  const result no_prompt = run("bench --kernel decode --quant w4g128 --prompt 0");
+  INFO(no_prompt.output);
+  REQUIRE(no_prompt.status != 0);
+  REQUIRE(no_prompt.status != -1);
+  REQUIRE(no_prompt.output.find("--prompt") != std::string::npos);
   const std::vector<std::string> bogus_commands = {"generate --model " + model + " --prompt hi --device bogus",
                                                    "eval --model " + model + " --device bogus",
                                                    "bench --device bogus --shape 64x256"};
