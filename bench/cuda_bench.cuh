@@ -18,6 +18,7 @@
 #include "qmr/core/half.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/kernels/cuda/gemv_split.cuh"
+#include "qmr/kernels/cuda/gemv_stream.cuh"
 #include "qmr/quant/qtensor.hpp"
 
 namespace qmr::bench::gpu {
@@ -333,7 +334,8 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
 // time_qmr_gemv times the others (time_gemv_modes).
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
-                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {
+                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0,
+                                                bool stream_kernel = false) {
   const quant::qtensor q = random_qtensor(spec, rows, cols);
   std::vector<qc::device_split> w;
   w.push_back(qc::upload_split(q.view(), stream));
@@ -344,7 +346,8 @@ inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, 
   std::vector<gemv_timing> out;
   for (const int m : batches) {
     const auto call = [&](int i, bool pdl) {
-      qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+      if (stream_kernel) qc::gemv_stream(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+      else qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
     };
     out.push_back(time_gemv_modes(m, bytes, copies, runs, back_to_back, stream, call, [&](int i) {
       const qc::device_split& wi = w[static_cast<std::size_t>(i)];

@@ -163,8 +163,10 @@ int main(int argc, char** argv) {
         if (!opt.batches.empty()) split_batches = opt.batches;
         constexpr int b2b = gpu::back_to_back_calls;
         std::printf("\n| rows x cols | M | format | split us | of copy bw | split graph us | of copy bw | read ceiling us | "
-                    "cuBLAS f16 us | cuBLAS graph us | speedup (per call) | speedup (graph) | lanes graph us | tensor-core graph us |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                    "cuBLAS f16 us | cuBLAS graph us | speedup (per call) | speedup (graph) | lanes graph us | tensor-core graph us | "
+                    "stream us | stream graph us | of copy bw | stream speedup (graph) |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        const bool stream_ok = qc::stream_available();
         for (const auto& [rows, cols] : split_shapes) {
           std::vector<gpu::gemv_timing> cub(split_batches.size());
 #ifdef QMR_HAVE_CUBLAS
@@ -181,6 +183,8 @@ int main(int argc, char** argv) {
             if (!opt.bit_widths.empty() && std::find(opt.bit_widths.begin(), opt.bit_widths.end(), spec.bits) == opt.bit_widths.end())
               continue;
             const auto sp = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b);
+            std::vector<gpu::gemv_timing> st(split_batches.size());
+            if (stream_ok) st = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b, true);
             const std::vector<int> one = {1};
             const auto tc = gpu::time_qmr_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, false, b2b);
             std::vector<gpu::gemv_timing> ln;
@@ -197,13 +201,21 @@ int main(int argc, char** argv) {
               const double lanes_graph = t.m == 1 && !ln.empty() ? ln[0].graph_pdl_seconds : 0.0;
               records.push_back({"qmr_gemv_graph_pdl", spec.str(), rows, cols, t.m, tc[b].graph_pdl_seconds, t.weight_bytes,
                                  c.graph_pdl_seconds, t.copies, tc[b].threads_per_row});
-              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+              if (stream_ok) {
+                records.push_back({"qmr_gemv_stream", spec.str(), rows, cols, t.m, st[b].seconds, t.weight_bytes, c.seconds, t.copies, 0});
+                records.push_back({"qmr_gemv_stream_graph_pdl", spec.str(), rows, cols, t.m, st[b].graph_pdl_seconds, t.weight_bytes,
+                                   c.graph_pdl_seconds, t.copies, 0});
+              }
+              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"
+                          " %.2f | %.2f | %.0f%% | %.2f |\n",
                           static_cast<long long>(rows), static_cast<long long>(cols), t.m, spec.str().c_str(), t.seconds * 1e6,
                           100.0 * t.weight_bytes / t.seconds / copy_bw, t.graph_pdl_seconds * 1e6,
                           100.0 * t.weight_bytes / t.graph_pdl_seconds / copy_bw, t.read_ceiling_seconds * 1e6,
                           c.seconds * 1e6, c.graph_pdl_seconds * 1e6, c.seconds > 0 ? c.seconds / t.seconds : 0.0,
                           c.graph_pdl_seconds > 0 ? c.graph_pdl_seconds / t.graph_pdl_seconds : 0.0, lanes_graph * 1e6,
-                          tc[b].graph_pdl_seconds * 1e6);
+                          tc[b].graph_pdl_seconds * 1e6, st[b].seconds * 1e6, st[b].graph_pdl_seconds * 1e6,
+                          st[b].graph_pdl_seconds > 0 ? 100.0 * t.weight_bytes / st[b].graph_pdl_seconds / copy_bw : 0.0,
+                          st[b].graph_pdl_seconds > 0 ? c.graph_pdl_seconds / st[b].graph_pdl_seconds : 0.0);
             }
             std::fflush(stdout);
           }

@@ -1,4 +1,4 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one and with many column slices, M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case (the slice counters must reset). Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMVs (qmr::cuda::gemv_split, and gemv_stream on sm_90+) match a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one and with many column slices, M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case (the slice counters must reset). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +12,7 @@
 
 #include "qmr/core/thread_pool.hpp"
 #include "qmr/kernels/cuda/gemv_split.cuh"
+#include "qmr/kernels/cuda/gemv_stream.cuh"
 #include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
@@ -45,14 +46,20 @@ void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_split& 
   const double sum_rel = 1.0e-5;
   const double out_rel = std::is_same_v<TY, f16> ? 1.0e-3 : 0.0;
   const char* ty = std::is_same_v<TY, f16> ? "f16" : "f32";
+  // The split kernel, then (sm_90+) the stream kernel over the same upload; calls alternate,
+  // so each kernel's slice counters must be back at 0 for the other.
+  const bool stream_ok = qmr::cuda::stream_available();
+  for (int kernel = 0; kernel < (stream_ok ? 2 : 1); ++kernel)
   for (int M : batches)
     for (int repeat = 0; repeat < 2; ++repeat) {
       QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in both output types
-      qmr::cuda::gemv_split(dw, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
+      if (kernel == 0) qmr::cuda::gemv_split(dw, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
+      else qmr::cuda::gemv_stream(dw, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
       QMR_CUDA_CHECK(cudaDeviceSynchronize());
       QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
       ++st.runs;
-      const std::string what = w.spec.str() + " -> " + ty + " [" + std::to_string(rows) + ", " + std::to_string(w.cols()) +
+      const std::string what = std::string(kernel == 0 ? "split " : "stream ") + w.spec.str() + " -> " + ty + " [" +
+                               std::to_string(rows) + ", " + std::to_string(w.cols()) +
                                "] M=" + std::to_string(M) + " (call " + std::to_string(repeat + 1) + ", " +
                                std::to_string(dw.l.slices) + " slices)";
       const double rms =
@@ -141,6 +148,11 @@ int main() {
           "misaligned x did not throw");
     CHECK(throws([&] { qmr::cuda::gemv_split(qmr::cuda::device_split{}, dx.as<const f16>(), dy.as<float>(), 1, nullptr); }),
           "an empty tensor did not throw");
+    if (qmr::cuda::stream_available()) {
+      CHECK(throws([&] { qmr::cuda::gemv_stream(dw, dx.as<const f16>(), dy.as<float>(), 0, nullptr); }), "stream: M=0 did not throw");
+      CHECK(throws([&] { qmr::cuda::gemv_stream(dw, dx.as<const f16>() + 1, dy.as<float>(), 1, nullptr); }),
+            "stream: misaligned x did not throw");
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
