@@ -20,6 +20,7 @@
 #include "cmd_quantize.hpp"
 #include "cuda_backend.hpp"
 #include "qmr/eval/synth.hpp"
+#include "qmr/io/gguf.hpp"
 #include "qmr/io/inspect.hpp"
 #include "qmr/model/generate.hpp"
 #include "qmr/quant/quantize_checkpoint.hpp"
@@ -37,7 +38,56 @@ std::string human_bytes(std::uint64_t b) {
   return buf;
 }
 
+// A GGUF file (llama.cpp's format): its metadata (arrays summarized) and its tensor table.
+int run_inspect_gguf(const std::string& path, bool as_json) {
+  const qmr::io::gguf_file f = qmr::io::gguf_file::open(path);
+  std::uint64_t bytes = 0, params = 0;
+  for (const auto& t : f.tensors()) {
+    bytes += t.nbytes;
+    params += t.numel();
+  }
+  const auto summary = [](const qmr::io::gguf_kv& kv) -> nlohmann::json {
+    if (kv.type != qmr::io::gguf_type::array) return kv.value;
+    return std::to_string(kv.value.size()) + " x " + std::string(qmr::io::gguf_type_name(static_cast<std::uint32_t>(kv.element_type)));
+  };
+  if (as_json) {
+    nlohmann::json j = {{"path", path}, {"format", "gguf"}, {"version", f.version()}, {"alignment", f.alignment()},
+                        {"metadata", nlohmann::json::object()}, {"tensors", nlohmann::json::array()}, {"bytes", bytes},
+                        {"parameters", params}};
+    for (const auto& kv : f.metadata()) j["metadata"][kv.key] = summary(kv);
+    for (const auto& t : f.tensors())
+      j["tensors"].push_back({{"name", t.name},
+                              {"format", std::string(t.type->name)},
+                              {"shape", t.shape()},
+                              {"bytes", t.nbytes},
+                              {"bits_per_weight", 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel())},
+                              {"offset", f.data_offset() + t.offset}});
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  std::printf("GGUF version %u, alignment %u, %zu metadata entries\n", f.version(), f.alignment(), f.metadata().size());
+  for (const auto& kv : f.metadata()) {
+    std::string v = summary(kv).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (v.size() > 80) v = v.substr(0, 77) + "...";
+    std::printf("  %s (%s) = %s\n", kv.key.c_str(), std::string(qmr::io::gguf_type_name(static_cast<std::uint32_t>(kv.type))).c_str(), v.c_str());
+  }
+  std::size_t width = 4;
+  for (const auto& t : f.tensors()) width = std::max(width, t.name.size());
+  std::printf("%-*s  %-8s  %-18s  %14s  %7s\n", static_cast<int>(width), "name", "format", "shape", "bytes", "bits/w");
+  for (const auto& t : f.tensors()) {
+    std::string shape = "[";
+    for (const std::int64_t d : t.shape()) shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
+    shape += "]";
+    std::printf("%-*s  %-8s  %-18s  %14llu  %7.3f\n", static_cast<int>(width), t.name.c_str(), std::string(t.type->name).c_str(),
+                shape.c_str(), static_cast<unsigned long long>(t.nbytes), 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel()));
+  }
+  std::printf("%zu tensors, %llu parameters, %s, %.3f bits per parameter\n", f.tensors().size(), static_cast<unsigned long long>(params),
+              human_bytes(bytes).c_str(), params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0);
+  return 0;
+}
+
 int run_inspect(const std::string& path, bool as_json) {
+  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return run_inspect_gguf(path, as_json);
   const auto checkpoint = qmr::io::checkpoint::open(path);
   const auto rows = qmr::io::inspect_checkpoint(checkpoint);
   std::uint64_t bytes = 0;
@@ -328,8 +378,8 @@ int main(int argc, char** argv) {
 
   std::string inspect_path;
   bool inspect_json = false;
-  auto* inspect = app.add_subcommand("inspect", "List the tensors of a safetensors file or checkpoint directory");
-  inspect->add_option("path", inspect_path, "a .safetensors file or a model directory")->required();
+  auto* inspect = app.add_subcommand("inspect", "List the tensors of a safetensors file, checkpoint directory or GGUF file");
+  inspect->add_option("path", inspect_path, "a .safetensors file, a model directory or a .gguf file")->required();
   inspect->add_flag("--json", inspect_json, "print JSON instead of a table");
 
   std::string q_in, q_out, q_group = "128", q_format;

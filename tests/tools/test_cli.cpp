@@ -1,7 +1,8 @@
-// End-to-end tests of the qmr binary: inspect, quantize, logits, tokenize, generate, and their errors.
+// End-to-end tests of the qmr binary: inspect (safetensors and GGUF), quantize, logits, tokenize, generate, and their errors.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -477,4 +478,54 @@ TEST_CASE("qmr quantize warns when the model predicts its calibration set worse 
   const result negative = run(common + " --damp -1 --out " + (dir / "neg").string());
   CHECK(negative.status != 0);
   CHECK(negative.output.find("--damp") != std::string::npos);
+}
+
+TEST_CASE("qmr inspect lists a GGUF file's metadata and tensors, and names a broken one", "[cli]") {
+  qmr::testing::temp_dir dir;
+  // GGUF v3: one metadata entry (general.architecture = "llama"), one Q8_0 tensor "w" of
+  // ggml dims {32, 2} (row-major [2, 32], two 34-byte blocks) at offset 0 of the data section.
+  std::string b;
+  const auto put = [&b](auto v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  const auto str = [&](const std::string& s) {
+    put(static_cast<std::uint64_t>(s.size()));
+    b += s;
+  };
+  put(0x46554747u);
+  put(3u);
+  put(static_cast<std::uint64_t>(1));
+  put(static_cast<std::uint64_t>(1));
+  str("general.architecture");
+  put(8u);
+  str("llama");
+  str("w");
+  put(2u);
+  put(static_cast<std::uint64_t>(32));
+  put(static_cast<std::uint64_t>(2));
+  put(8u);
+  put(static_cast<std::uint64_t>(0));
+  b.resize((b.size() + 31) / 32 * 32, '\0');
+  const std::size_t data_at = b.size();
+  b.append(68, '\x01');
+  std::ofstream(dir / "m.gguf", std::ios::binary) << b;
+  const result ok = run("inspect " + (dir / "m.gguf").string());
+  INFO(ok.output);
+  REQUIRE(ok.status == 0);
+  CHECK(ok.output.find("GGUF version 3, alignment 32, 1 metadata entries") != std::string::npos);
+  CHECK(ok.output.find("general.architecture (string) = \"llama\"") != std::string::npos);
+  CHECK(ok.output.find("Q8_0") != std::string::npos);
+  CHECK(ok.output.find("[2, 32]") != std::string::npos);
+  CHECK(ok.output.find("1 tensors, 64 parameters") != std::string::npos);
+  const result js = run("inspect --json " + (dir / "m.gguf").string());
+  REQUIRE(js.status == 0);
+  const nlohmann::json j = nlohmann::json::parse(js.output);
+  CHECK(j["tensors"][0]["bytes"] == 68);
+  CHECK(j["tensors"][0]["offset"] == data_at);
+  CHECK(j["metadata"]["general.architecture"] == "llama");
+
+  b.resize(data_at + 40);  // the tensor's second block cut short
+  std::ofstream(dir / "cut.gguf", std::ios::binary) << b;
+  const result cut = run("inspect " + (dir / "cut.gguf").string());
+  REQUIRE(cut.status == 1);
+  CHECK(cut.output.find("cut.gguf") != std::string::npos);
+  CHECK(cut.output.find("tensor \"w\": bytes [0, 68)") != std::string::npos);
 }
