@@ -1,4 +1,4 @@
-// GGUF reader: metadata and tensor tables of files built here byte by byte, f32 decoding of the plain and 32-element block types against values written into the blocks, and rejection (a qmr::error naming the field, never a crash) of malformed files: every truncation, random byte flips, and each broken field.
+// GGUF reader: metadata and tensor tables of files built here byte by byte, f32 decoding of the plain, 32-element block and Q4_K/Q5_K/Q6_K types against values written into the blocks, and rejection (a qmr::error naming the field, never a crash) of malformed files: every truncation, random byte flips, and each broken field.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -215,7 +215,7 @@ gguf_builder sample() {
   g.add("blk.0.attn_k.weight", {16}, 30, bf16s);
   for (const block_case& c : block_cases())
     g.add("blk.1.type" + std::to_string(c.type) + ".weight", {32, 2}, c.type, c.data);
-  g.add("output.weight", {256, 1}, 12, std::vector<std::uint8_t>(144, 7));  // Q4_K: sized, not decoded
+  g.add("output.weight", {256, 1}, 10, std::vector<std::uint8_t>(84, 7));  // Q2_K: sized, not decoded
   return g;
 }
 
@@ -264,10 +264,10 @@ TEST_CASE("gguf: metadata, tensor table and zero-copy data of a valid file", "[i
       CHECK(k[static_cast<std::size_t>(i)] == -1.0f * i);
     }
     const auto* head = f.find_tensor("output.weight");
-    CHECK(head->nbytes == 144);
-    CHECK(head->type->name == "Q4_K");
+    CHECK(head->nbytes == 84);
+    CHECK(head->type->name == "Q2_K");
     CHECK_FALSE(qmr::io::gguf_dequantizable(*head->type));
-    CHECK_THROWS_WITH(qmr::io::gguf_dequantize(*head), Contains("Q4_K"));
+    CHECK_THROWS_WITH(qmr::io::gguf_dequantize(*head), Contains("Q2_K"));
     if (from_file) {  // the views point into the mapping, at the offsets the file gives
       for (const auto& t : f.tensors()) CHECK((t.offset % 32) == 0);
     }
@@ -445,4 +445,74 @@ TEST_CASE("gguf: malformed fields are refused with the field named", "[io][gguf]
     CHECK_THROWS_WITH(parse(b), Contains("tensors \"a\" and \"b\" overlap"));
   }
   CHECK_THROWS_WITH(gguf_file::open("/nonexistent/m.gguf"), Contains("/nonexistent/m.gguf"));
+}
+
+TEST_CASE("gguf: Q4_K, Q5_K and Q6_K blocks decode element by element", "[io][gguf]") {
+  std::mt19937 rng(77);
+  const auto random_bytes = [&rng](std::size_t n) {
+    std::vector<std::uint8_t> v(n);
+    for (auto& b : v) b = static_cast<std::uint8_t>(rng());
+    return v;
+  };
+  // 6-bit scale and minimum of sub-block j from the 12 packed bytes (llama.cpp's K packing).
+  const auto scale_min = [](const std::uint8_t* p, int j) {
+    return j < 4 ? std::pair<int, int>{p[j] & 63, p[j + 4] & 63}
+                 : std::pair<int, int>{(p[j + 4] & 15) | ((p[j - 4] >> 6) << 4), (p[j + 4] >> 4) | ((p[j] >> 6) << 4)};
+  };
+  const int blocks = 2;
+  gguf_builder g;
+  std::vector<std::vector<float>> want(3);
+  std::vector<std::vector<std::uint8_t>> data(3);
+  for (int b = 0; b < blocks; ++b) {
+    const float d = 0.01f * (b + 1), dmin = 0.02f * (b + 2);
+    for (int kind = 0; kind < 2; ++kind) {  // Q4_K, Q5_K: d dmin | scales[12] | (qh[32]) | qs[128]
+      std::vector<std::uint8_t> blk;
+      put_half(blk, d);
+      put_half(blk, dmin);
+      const std::vector<std::uint8_t> scales = random_bytes(12), qh = random_bytes(32), qs = random_bytes(128);
+      blk.insert(blk.end(), scales.begin(), scales.end());
+      if (kind == 1) blk.insert(blk.end(), qh.begin(), qh.end());
+      blk.insert(blk.end(), qs.begin(), qs.end());
+      const float dq = qmr::to_float(qmr::to_f16(d)), dmq = qmr::to_float(qmr::to_f16(dmin));
+      for (int e = 0; e < 256; ++e) {
+        const int sb = e / 32, l = e % 32, byte = qs[static_cast<std::size_t>(32 * (sb / 2) + l)];
+        int q = sb % 2 ? byte >> 4 : byte & 15;
+        if (kind == 1) q += 16 * ((qh[static_cast<std::size_t>(l)] >> sb) & 1);
+        const auto [sc, mn] = scale_min(scales.data(), sb);
+        want[static_cast<std::size_t>(kind)].push_back(dq * static_cast<float>(sc) * static_cast<float>(q) - dmq * static_cast<float>(mn));
+      }
+      data[static_cast<std::size_t>(kind)].insert(data[static_cast<std::size_t>(kind)].end(), blk.begin(), blk.end());
+    }
+    {  // Q6_K: ql[128] | qh[64] | scales i8[16] | d
+      const std::vector<std::uint8_t> ql = random_bytes(128), qh = random_bytes(64), sc = random_bytes(16);
+      std::vector<std::uint8_t> blk(ql);
+      blk.insert(blk.end(), qh.begin(), qh.end());
+      blk.insert(blk.end(), sc.begin(), sc.end());
+      put_half(blk, d);
+      const float dq = qmr::to_float(qmr::to_f16(d));
+      for (int e = 0; e < 256; ++e) {
+        const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+        const int low = ql[static_cast<std::size_t>(64 * h + l + (k % 2 ? 32 : 0))];
+        const int q = ((k < 2 ? low & 15 : low >> 4) | (((qh[static_cast<std::size_t>(32 * h + l)] >> (2 * k)) & 3) << 4)) - 32;
+        const int s = static_cast<std::int8_t>(sc[static_cast<std::size_t>(8 * h + 2 * k + l / 16)]);
+        want[2].push_back(dq * static_cast<float>(s) * static_cast<float>(q));
+      }
+      data[2].insert(data[2].end(), blk.begin(), blk.end());
+    }
+  }
+  const std::uint32_t types[] = {12, 13, 14};
+  for (int i = 0; i < 3; ++i) g.add("k" + std::to_string(types[i]), {256, blocks}, types[i], data[static_cast<std::size_t>(i)]);
+  const std::vector<std::uint8_t> bytes = g.bytes();
+  const gguf_file f = parse(bytes);
+  for (int i = 0; i < 3; ++i) {
+    const auto* t = f.find_tensor("k" + std::to_string(types[i]));
+    REQUIRE(t != nullptr);
+    INFO(t->type->name);
+    REQUIRE(qmr::io::gguf_dequantizable(*t->type));
+    const std::vector<float> got = qmr::io::gguf_dequantize(*t);
+    REQUIRE(got.size() == want[static_cast<std::size_t>(i)].size());
+    int bad = 0;
+    for (std::size_t e = 0; e < got.size(); ++e) bad += got[e] != want[static_cast<std::size_t>(i)][e];
+    CHECK(bad == 0);
+  }
 }

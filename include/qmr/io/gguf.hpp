@@ -1,4 +1,4 @@
-// GGUF (llama.cpp's model file): a validating, zero-copy reader of the header, the metadata and the tensor table, and f32 dequantization of its plain and 32-element block types.
+// GGUF (llama.cpp's model file): a validating, zero-copy reader of the header, the metadata and the tensor table, and f32 dequantization of its plain, 32-element block and Q4_K/Q5_K/Q6_K types.
 #pragma once
 
 #include <algorithm>
@@ -292,17 +292,30 @@ class gguf_file {
   std::vector<gguf_tensor> tensors_;
 };
 
-// Whether gguf_dequantize takes this type: the plain floats and the 32-element block types
-// (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1). The 256-element "K" and i-quant blocks are listed and
-// sized but not decoded.
+// Whether gguf_dequantize takes this type: the plain floats, the 32-element block types
+// (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1) and the K types of the common llama.cpp presets
+// (Q4_K, Q5_K, Q6_K). Q2_K, Q3_K, Q8_K and the i-quants are listed and sized but not decoded.
 inline bool gguf_dequantizable(const ggml_type_info& t) {
   switch (t.id) {
-    case 0: case 1: case 30: case 2: case 3: case 6: case 7: case 8: case 9: return true;
+    case 0: case 1: case 30: case 2: case 3: case 6: case 7: case 8: case 9: case 12: case 13: case 14: return true;
     default: return false;
   }
 }
 
-// Decodes `n` elements (a multiple of the type's block) of `type` from `src` into `dst`.
+namespace detail {
+// Sub-block j (0..7) of a Q4_K/Q5_K block: its 6-bit scale and minimum, packed in 12 bytes:
+// bytes 0-3 hold scales 0-3 in their low 6 bits, bytes 4-7 minimums 0-3; bytes 8-11 hold the
+// low 4 bits of scale j (low nibble) and minimum j (high nibble) for j = 4..7, whose top 2
+// bits are the top bits of bytes j - 4 (scale) and j (minimum).
+inline std::pair<int, int> gguf_k_scale_min(const std::byte* scales, int j) {
+  const auto b = [scales](int i) { return std::to_integer<int>(scales[i]); };
+  if (j < 4) return {b(j) & 63, b(j + 4) & 63};
+  return {(b(j + 4) & 15) | ((b(j - 4) >> 6) << 4), (b(j + 4) >> 4) | ((b(j) >> 6) << 4)};
+}
+}  // namespace detail
+
+// Decodes `n` elements (a multiple of the type's block) of `type` from `src` into `dst`,
+// computing as llama.cpp's reference decoders do (the scale products first, in f32).
 // Block layouts (one block = 32 elements, f16 = the block's scale d, and for Q4_1/Q5_1 its
 // minimum m; codes q, element value q·d (+ m), or (q - 8)·d and (q - 16)·d for the
 // symmetric 4- and 5-bit types):
@@ -311,6 +324,16 @@ inline bool gguf_dequantizable(const ggml_type_info& t) {
 //   Q5_0 d | u32 high bits (bit j: element j's fifth bit) | 16 B low nibbles, as Q4_0
 //   Q5_1 d m | u32 high bits | 16 B low nibbles
 //   Q8_0 d | 32 i8          Q8_1 d s | 32 i8 (s = d · Σq, not needed to decode)
+// and 256-element K blocks of 8 sub-blocks of 32 (16 of 16 for Q6_K):
+//   Q4_K d dmin | 12 B scales/minimums (gguf_k_scale_min) | 128 B codes: 64-element chunk c uses
+//        bytes [32c, 32c + 32), sub-block 2c in their low nibbles, 2c + 1 in their high ones;
+//        element = d·scale·q - dmin·minimum
+//   Q5_K as Q4_K, then 32 B of fifth bits before the codes: element 32c' + l (sub-block c')
+//        takes bit c' of byte l
+//   Q6_K 128 B low nibbles | 64 B high 2-bit pairs | 16 i8 scales | d: each 128-element half h
+//        uses low bytes [64h, 64h + 64) and high bytes [32h, 32h + 32); element 128h + 32k + l
+//        (k = 0..3) takes the low (k < 2) or high nibble of low byte 64h + l + 32 (k & 1) and
+//        bits 2k, 2k + 1 of high byte 32h + l, minus 32, times d · scale[8h + 2k + l / 16]
 inline void gguf_dequantize(const ggml_type_info& type, const std::byte* src, std::uint64_t n, float* dst) {
   check(gguf_dequantizable(type), "gguf: cannot dequantize " + std::string(type.name) + " tensors yet");
   check(n % type.block_elems == 0, "gguf: " + std::to_string(n) + " elements are not whole " + std::string(type.name) + " blocks");
@@ -330,6 +353,44 @@ inline void gguf_dequantize(const ggml_type_info& type, const std::byte* src, st
         std::uint16_t b;
         std::memcpy(&b, src + 2 * i, 2);
         dst[i] = to_float(bf16{b});
+      }
+      return;
+    case 12:    // Q4_K
+    case 13: {  // Q5_K
+      const bool fifth = type.id == 13;
+      for (std::uint64_t b = 0; b < n / 256; ++b, src += type.block_bytes, dst += 256) {
+        const float d = half_at(src), dmin = half_at(src + 2);
+        const std::byte* scales = src + 4;
+        const std::byte* qh = src + 16;                 // Q5_K only
+        const std::byte* qs = src + (fifth ? 48 : 16);  // [128]
+        for (int c = 0; c < 4; ++c)
+          for (int h = 0; h < 2; ++h) {
+            const int sb = 2 * c + h;
+            const auto [sc, mn] = detail::gguf_k_scale_min(scales, sb);
+            const float ds = d * static_cast<float>(sc), dm = dmin * static_cast<float>(mn);
+            for (int l = 0; l < 32; ++l) {
+              std::uint32_t q = h == 0 ? byte_at(qs, 32 * c + l) & 15u : byte_at(qs, 32 * c + l) >> 4;
+              if (fifth) q |= ((byte_at(qh, l) >> sb) & 1u) << 4;
+              dst[32 * sb + l] = ds * static_cast<float>(q) - dm;
+            }
+          }
+      }
+      return;
+    }
+    case 14:  // Q6_K
+      for (std::uint64_t b = 0; b < n / 256; ++b, src += type.block_bytes, dst += 256) {
+        const std::byte* ql = src;        // [128]
+        const std::byte* qh = src + 128;  // [64]
+        const std::byte* sc = src + 192;  // [16] i8
+        const float d = half_at(src + 208);
+        for (int h = 0; h < 2; ++h)
+          for (int k = 0; k < 4; ++k)
+            for (int l = 0; l < 32; ++l) {
+              const std::uint32_t lo = byte_at(ql, 64 * h + l + 32 * (k & 1));
+              const std::uint32_t q = ((k < 2 ? lo & 15u : lo >> 4) | (((byte_at(qh, 32 * h + l) >> (2 * k)) & 3u) << 4));
+              const int scale = static_cast<std::int8_t>(byte_at(sc, 8 * h + 2 * k + l / 16));
+              dst[128 * h + 32 * k + l] = d * static_cast<float>(scale) * static_cast<float>(static_cast<int>(q) - 32);
+            }
       }
       return;
     default: break;
