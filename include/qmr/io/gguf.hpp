@@ -343,6 +343,10 @@ inline void gguf_dequantize(const ggml_type_info& type, const std::byte* src, st
     return to_float(f16{b});
   };
   const auto byte_at = [](const std::byte* p, int i) { return std::to_integer<std::uint32_t>(p[i]); };
+  const auto signed_at = [](const std::byte* p, int i) {  // an i8 field, two's complement
+    const int u = std::to_integer<int>(p[i]);
+    return u >= 128 ? u - 256 : u;
+  };
   switch (type.id) {
     case 0: std::memcpy(dst, src, n * 4); return;
     case 1:
@@ -388,7 +392,7 @@ inline void gguf_dequantize(const ggml_type_info& type, const std::byte* src, st
             for (int l = 0; l < 32; ++l) {
               const std::uint32_t lo = byte_at(ql, 64 * h + l + 32 * (k & 1));
               const std::uint32_t q = ((k < 2 ? lo & 15u : lo >> 4) | (((byte_at(qh, 32 * h + l) >> (2 * k)) & 3u) << 4));
-              const int scale = static_cast<std::int8_t>(byte_at(sc, 8 * h + 2 * k + l / 16));
+              const int scale = signed_at(sc, 8 * h + 2 * k + l / 16);
               dst[128 * h + 32 * k + l] = d * static_cast<float>(scale) * static_cast<float>(static_cast<int>(q) - 32);
             }
       }
@@ -427,7 +431,7 @@ inline void gguf_dequantize(const ggml_type_info& type, const std::byte* src, st
       case 8:    // Q8_0
       case 9: {  // Q8_1
         const std::byte* qs = src + (type.id == 9 ? 4 : 2);
-        for (int j = 0; j < 32; ++j) dst[j] = static_cast<float>(static_cast<std::int8_t>(byte_at(qs, j))) * d;
+        for (int j = 0; j < 32; ++j) dst[j] = static_cast<float>(signed_at(qs, j)) * d;
         break;
       }
       default: break;  // unreachable: gguf_dequantizable
