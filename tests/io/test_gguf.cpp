@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <span>
 #include <string>
@@ -338,41 +339,78 @@ TEST_CASE("gguf: malformed fields are refused with the field named", "[io][gguf]
     g.version = 1;
     fails_with(g, "version 1 is not supported");
   }
-  {
+  // One broken field each: the builder edit and the words the error must contain.
+  const std::vector<std::pair<std::function<void(gguf_builder&)>, std::string>> cases = {
+      {[](gguf_builder& g) {
+         g.kv<std::uint8_t>("flag", 7, 2);
+       },
+       "metadata \"flag\": bool value 2"},
+      {[](gguf_builder& g) {
+         g.kv<std::uint32_t>("odd", 13, 0);
+       },
+       "metadata \"odd\": unknown value type 13"},
+      {[](gguf_builder& g) {
+         g.kv<std::uint32_t>("k", 4, 1);
+         g.kv<std::uint32_t>("k", 4, 2);
+       },
+       "\"k\" appears twice"},
+      {[](gguf_builder& g) {
+         std::vector<std::uint8_t> b;
+         gguf_builder::put<std::uint32_t>(b, 5);
+         gguf_builder::put<std::uint64_t>(b, std::uint64_t{1} << 40);
+         g.kv_raw("big", 9, b);
+       },
+       "cannot fit"},
+      {[](gguf_builder& g) {
+         std::vector<std::uint8_t> b;
+         for (int i = 0; i < 6; ++i) {  // six levels of arrays, one element each
+           gguf_builder::put<std::uint32_t>(b, 9);
+           gguf_builder::put<std::uint64_t>(b, 1);
+         }
+         gguf_builder::put<std::uint32_t>(b, 4);
+         gguf_builder::put<std::uint64_t>(b, 0);
+         g.kv_raw("deep", 9, b);
+       },
+       "nested deeper"},
+      {[](gguf_builder& g) {
+         g.kv<std::uint32_t>("general.alignment", 4, 24);
+       },
+       "not a power of two"},
+      {[](gguf_builder& g) {
+         g.kv<std::uint64_t>("general.alignment", 10, 64);
+       },
+       "not a u32"},
+      {[](gguf_builder& g) {
+         g.add("w", {32, 1, 1, 1, 1}, 0, std::vector<std::uint8_t>(128));
+       },
+       "tensor \"w\": 5 dimensions"},
+      {[](gguf_builder& g) {
+         g.add("w", {32, 0}, 0, {});
+       },
+       "tensor \"w\": dimension 1 = 0"},
+      {[](gguf_builder& g) {
+         g.add("w", {std::uint64_t{1} << 40, std::uint64_t{1} << 40}, 0, {});
+       },
+       "overflows"},
+      {[](gguf_builder& g) {
+         g.add("w", {32}, 99, std::vector<std::uint8_t>(32));
+       },
+       "tensor \"w\": ggml type 99 is not supported"},
+      {[](gguf_builder& g) {
+         g.add("w", {48}, 8, std::vector<std::uint8_t>(34 * 2));
+       },
+       "not whole Q8_0 blocks"},
+      {[](gguf_builder& g) {
+         g.add("a", {8}, 0, std::vector<std::uint8_t>(32));
+         g.add("a", {8}, 0, std::vector<std::uint8_t>(32));
+       },
+       "tensor \"a\" appears twice"},
+  };
+  for (const auto& [edit, what] : cases) {
+    INFO(what);
     gguf_builder g;
-    g.kv<std::uint8_t>("flag", 7, 2);
-    fails_with(g, "metadata \"flag\": bool value 2");
-  }
-  {
-    gguf_builder g;
-    g.kv<std::uint32_t>("odd", 13, 0);
-    fails_with(g, "metadata \"odd\": unknown value type 13");
-  }
-  {
-    gguf_builder g;
-    g.kv<std::uint32_t>("k", 4, 1);
-    g.kv<std::uint32_t>("k", 4, 2);
-    fails_with(g, "\"k\" appears twice");
-  }
-  {
-    gguf_builder g;
-    std::vector<std::uint8_t> b;
-    gguf_builder::put<std::uint32_t>(b, 5);
-    gguf_builder::put<std::uint64_t>(b, std::uint64_t{1} << 40);
-    g.kv_raw("big", 9, b);
-    fails_with(g, "cannot fit");
-  }
-  {
-    gguf_builder g;
-    std::vector<std::uint8_t> b;
-    for (int i = 0; i < 6; ++i) {  // six levels of arrays, one element each
-      gguf_builder::put<std::uint32_t>(b, 9);
-      gguf_builder::put<std::uint64_t>(b, 1);
-    }
-    gguf_builder::put<std::uint32_t>(b, 4);
-    gguf_builder::put<std::uint64_t>(b, 0);
-    g.kv_raw("deep", 9, b);
-    fails_with(g, "nested deeper");
+    edit(g);
+    fails_with(g, what);
   }
   {
     gguf_builder g;
@@ -380,47 +418,6 @@ TEST_CASE("gguf: malformed fields are refused with the field named", "[io][gguf]
     std::vector<std::uint8_t> b = g.bytes();
     b[24] = 0xff;  // the key's length: past the end
     CHECK_THROWS_WITH(parse(b), Contains("metadata key 0"));
-  }
-  {
-    gguf_builder g;
-    g.kv<std::uint32_t>("general.alignment", 4, 24);
-    fails_with(g, "not a power of two");
-  }
-  {
-    gguf_builder g;
-    g.kv<std::uint64_t>("general.alignment", 10, 64);
-    fails_with(g, "not a u32");
-  }
-  {
-    gguf_builder g;
-    g.add("w", {32, 1, 1, 1, 1}, 0, std::vector<std::uint8_t>(128));
-    fails_with(g, "tensor \"w\": 5 dimensions");
-  }
-  {
-    gguf_builder g;
-    g.add("w", {32, 0}, 0, {});
-    fails_with(g, "tensor \"w\": dimension 1 = 0");
-  }
-  {
-    gguf_builder g;
-    g.add("w", {std::uint64_t{1} << 40, std::uint64_t{1} << 40}, 0, {});
-    fails_with(g, "overflows");
-  }
-  {
-    gguf_builder g;
-    g.add("w", {32}, 99, std::vector<std::uint8_t>(32));
-    fails_with(g, "tensor \"w\": ggml type 99 is not supported");
-  }
-  {
-    gguf_builder g;
-    g.add("w", {48}, 8, std::vector<std::uint8_t>(34 * 2));
-    fails_with(g, "not whole Q8_0 blocks");
-  }
-  {
-    gguf_builder g;
-    g.add("a", {8}, 0, std::vector<std::uint8_t>(32));
-    g.add("a", {8}, 0, std::vector<std::uint8_t>(32));
-    fails_with(g, "tensor \"a\" appears twice");
   }
   {  // a tensor whose bytes run past the file: declared larger than what is written
     gguf_builder g;
