@@ -245,6 +245,172 @@ struct split_smem {
   }
 };
 
+// The pieces the split kernel and the stream kernel (gemv_stream.cuh) share.
+
+// Lane l's ldmatrix row address in x staged at xs_base (shared-memory address, rows of
+// xstride f16): lane l supplies row (l & 7) of matrix l >> 3. NT = 2: matrices (tokens 0-7 |
+// 8-15) x (columns k..k+7 | k+8..k+15) of one k-step; NT = 1: tokens 0-7 x columns k, k+8,
+// k+16, k+24, the B fragments of two k-steps.
+template <int NT>
+QMR_DEVICE __forceinline__ unsigned split_xs_lane(unsigned xs_base, int xstride, int lane) {
+  const int mi = lane >> 3;
+  return xs_base + static_cast<unsigned>(NT == 2 ? ((lane & 7) + 8 * (mi >> 1)) * xstride * 2 + 16 * (mi & 1)
+                                                 : (lane & 7) * xstride * 2 + 16 * mi);
+}
+
+// Where a group's sums are scaled in: after k-step s of a load when bit s of the returned
+// mask is set. Groups of at most one load (k_per_group <= KT) end at the same k-steps of
+// every load; a longer group ends at the last k-step of some loads (flush_mask: the column
+// bits a group's end clears); the slice's end always flushes (split_load_mma).
+template <int Bits>
+QMR_DEVICE __forceinline__ unsigned split_flush_in_load(int group_shift, int& flush_mask) {
+  constexpr int KT = split_ksteps(Bits);
+  flush_mask = group_shift >= 30 ? 0x7fffffff : (1 << group_shift) - 1;
+  const int k_per_group = group_shift >= 30 ? (1 << 30) : (1 << group_shift) / 16;
+  unsigned flush = 0u;
+#pragma unroll
+  for (int s = 0; s < KT; ++s)
+    if (k_per_group <= KT && (s + 1) % k_per_group == 0) flush |= 1u << s;
+  return flush;
+}
+//
+// Stages a band's scales (and zero points) of a slice's groups: ss/zs [band_rows][slice_groups].
+// Loads are issued SB at a time before their stores, so that a thread waits for one memory
+// round trip per SB items, not one per item (the scales come from DRAM).
+template <bool Asym>
+QMR_DEVICE __forceinline__ void split_stage_scales(const split_args& a, int row0, int band_rows, int c0, __half* ss,
+                                                   qstd::uint8_t* zs, int tid, int threads) {
+  constexpr int SB = 8;
+  const int g0 = c0 >> a.group_shift, n_items = band_rows * a.slice_groups;
+  for (int i0 = tid; i0 < n_items; i0 += SB * threads) {
+    __half sv[SB];
+    qstd::uint8_t zv[SB];
+#pragma unroll
+    for (int k = 0; k < SB; ++k) {
+      const int i = i0 + k * threads, r = i / a.slice_groups, j = i - r * a.slice_groups;
+      const int row = row0 + r, gi = min(g0 + j, a.n_groups - 1);
+      const bool in = i < n_items && row < a.rows_pad;
+      sv[k] = in ? a.scales[static_cast<std::size_t>(row) * a.n_groups + gi] : __ushort_as_half(0);
+      zv[k] = Asym && in ? a.zeros[static_cast<std::size_t>(row) * a.n_groups + gi] : 0;
+    }
+#pragma unroll
+    for (int k = 0; k < SB; ++k)
+      if (i0 + k * threads < n_items) {
+        ss[i0 + k * threads] = sv[k];
+        if constexpr (Asym) zs[i0 + k * threads] = zv[k];
+      }
+  }
+}
+
+// One load of a warp's tile: its KT k-steps decoded from the lane's 16 bytes (q, and hw for
+// 3-bit codes), each multiplied with the B fragments of x staged at xs_lane (ldmatrix) into
+// part, and at each group's end (or the slice's, slen) the group's sums scaled into acc.
+// cb: the load's first column, slice-relative.
+template <int Bits, int NT, bool Asym>
+QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int cb, int slen,
+                                               unsigned flush_in_load, int flush_mask, unsigned xs_lane, const __half* ss,
+                                               const qstd::uint8_t* zs, const float* xsum, const split_args& a, int r_lo, int t,
+                                               float (&part)[NT][4], float (&acc)[NT][4]) {
+  constexpr int KT = split_ksteps(Bits), LC = split_load_cols(Bits);
+  constexpr float unscale = static_cast<float>(1 << (Bits - 1));
+  const bool load_ends_group = ((cb + LC) & flush_mask) == 0 || cb + LC == slen;
+  const unsigned flush = flush_in_load | (load_ends_group ? 1u << (KT - 1) : 0u);
+  qstd::uint32_t b[4];  // B fragments: of this k-step (NT = 2), or of this one and the next (NT = 1)
+#pragma unroll
+  for (int s = 0; s < KT; ++s) {
+    qstd::uint32_t af[4];
+#pragma unroll
+    for (int f = 0; f < 4; ++f) af[f] = lanes_decode<Bits>(q, hw, 4 * s + f);
+    if (NT == 2 || s % 2 == 0) {
+      const unsigned addr = xs_lane + static_cast<unsigned>((cb + 16 * s) * 2);
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                   : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                   : "r"(addr));
+    }
+    if constexpr (NT == 2) {
+      split_mma(part[0], af, b[0], b[1]);
+      split_mma(part[1], af, b[2], b[3]);
+    } else {
+      split_mma(part[0], af, b[2 * (s % 2)], b[2 * (s % 2) + 1]);
+    }
+    if (flush & (1u << s)) {  // a group ends here, or the slice does: scale the group's sums in
+      const int j = (cb + 16 * s) >> min(a.group_shift, 30);
+      const float s0 = __half2float(ss[r_lo * a.slice_groups + j]), s1 = __half2float(ss[(r_lo + 8) * a.slice_groups + j]);
+      float z0 = 0.0f, z1 = 0.0f;
+      if constexpr (Asym) {  // (z0 - z) / z0 per row, z0 = 2^(Bits-1): the decode's units
+        z0 = (unscale - static_cast<float>(zs[r_lo * a.slice_groups + j])) / unscale;
+        z1 = (unscale - static_cast<float>(zs[(r_lo + 8) * a.slice_groups + j])) / unscale;
+      }
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+        float x0 = 0.0f, x1 = 0.0f;
+        if constexpr (Asym) {
+          x0 = xsum[(8 * n + 2 * t) * a.slice_groups + j];
+          x1 = xsum[(8 * n + 2 * t + 1) * a.slice_groups + j];
+        }
+        acc[n][0] = fmaf(s0, Asym ? fmaf(z0, x0, part[n][0]) : part[n][0], acc[n][0]);
+        acc[n][1] = fmaf(s0, Asym ? fmaf(z0, x1, part[n][1]) : part[n][1], acc[n][1]);
+        acc[n][2] = fmaf(s1, Asym ? fmaf(z1, x0, part[n][2]) : part[n][2], acc[n][2]);
+        acc[n][3] = fmaf(s1, Asym ? fmaf(z1, x1, part[n][3]) : part[n][3], acc[n][3]);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) part[n][k] = 0.0f;
+      }
+    }
+  }
+}
+
+// The block's sums to y: stored directly with one slice; otherwise each block writes its
+// partial sums to the workspace and the last block of the band to arrive (a counter per
+// band, reset by that block) adds the slices and stores y. Accumulator k of n-tile n is row
+// r_lo + 8 (k >> 1) of the band, token 8n + 2t + (k & 1). Called last, by every thread.
+template <int NT, class TY>
+QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int band, int band_rows, int threads,
+                                             int r_lo, int t, bool active, int slice, int tid, float unscale, TY* y) {
+  constexpr int SB = 8;  // workspace loads in flight a thread
+  const int row0 = band * band_rows + r_lo;
+  const auto each_sum = [&](auto&& f) {
+    if (!active) return;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f(row0 + 8 * (k >> 1), 8 * n + 2 * t + (k & 1), acc[n][k]);
+  };
+  if (a.slices == 1) {
+    each_sum([&](int row, int tok, float v) {
+      if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, v * unscale);
+    });
+    return;
+  }
+  float* wk = a.work + static_cast<std::size_t>(slice) * gemv_split_traits::max_batch * a.rows_pad;
+  each_sum([&](int row, int tok, float v) {
+    if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, v);
+  });
+  __threadfence();
+  __syncthreads();
+  __shared__ unsigned last;
+  if (tid == 0) last = atomicAdd(a.counters + band, 1u) == static_cast<unsigned>(a.slices - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int r_base = band * band_rows;
+  const int n_rows = min(band_rows, a.rows - r_base);
+  for (int i = tid; i < a.m * n_rows; i += threads) {
+    const int tok = i / n_rows, row = r_base + (i - tok * n_rows);
+    const float* src = a.work + static_cast<std::size_t>(tok) * a.rows_pad + row;
+    const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad;  // one slice
+    float s = 0.0f;
+    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum
+      float v[SB];
+#pragma unroll
+      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : 0.0f;
+#pragma unroll
+      for (int k = 0; k < SB; ++k) s += v[k];
+    }
+    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
+  }
+  if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
+}
+
 template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
@@ -285,34 +451,12 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   __half* ss = reinterpret_cast<__half*>(smem_bytes + sm.scale);           // [128][slice_groups]
   qstd::uint8_t* zs = smem_bytes + sm.zero;                                // [128][slice_groups]
   float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);            // [TOK][slice_groups]
-  // Staging loads are issued SB at a time before their stores, so that a thread waits for
-  // one memory round trip per SB items, not one per item (the scales come from DRAM).
-  constexpr int SB = 8;
 
   pdl_launch_dependents();
   load(qa, ha, 0);  // in flight while the block stages its operands
-  {  // The band's scales (and zero points) of the slice's groups: weights, which no kernel
-     // writes, so before pdl_wait.
-    const int g0 = c0 >> a.group_shift, n_items = gemv_split_traits::band_rows * a.slice_groups;
-    for (int i0 = tid; i0 < n_items; i0 += SB * T) {
-      __half sv[SB];
-      qstd::uint8_t zv[SB];
-#pragma unroll
-      for (int k = 0; k < SB; ++k) {
-        const int i = i0 + k * T, r = i / a.slice_groups, j = i - r * a.slice_groups;
-        const int row = band * gemv_split_traits::band_rows + r, gi = min(g0 + j, a.n_groups - 1);
-        const bool in = i < n_items && row < a.rows_pad;
-        sv[k] = in ? a.scales[static_cast<std::size_t>(row) * a.n_groups + gi] : __ushort_as_half(0);
-        zv[k] = Asym && in ? a.zeros[static_cast<std::size_t>(row) * a.n_groups + gi] : 0;
-      }
-#pragma unroll
-      for (int k = 0; k < SB; ++k)
-        if (i0 + k * T < n_items) {
-          ss[i0 + k * T] = sv[k];
-          if constexpr (Asym) zs[i0 + k * T] = zv[k];
-        }
-    }
-  }
+  // The band's scales (and zero points) of the slice's groups: weights, which no kernel
+  // writes, so before pdl_wait.
+  split_stage_scales<Asym>(a, band * gemv_split_traits::band_rows, gemv_split_traits::band_rows, c0, ss, zs, tid, T);
   if constexpr (Asym)
     for (int i = tid; i < TOK * a.slice_groups; i += T) xsum[i] = 0.0f;
   pdl_wait();
@@ -358,23 +502,9 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
-  // ldmatrix row addresses: lane l supplies row (l & 7) of matrix l >> 3; matrices
-  // (tokens 0-7 | 8-15) x (columns k..k+7 | k+8..k+15).
-  const int mi = lane >> 3;
-  // NT = 2: matrices (tokens 0-7 | 8-15) x (columns k..k+7 | k+8..k+15) of one k-step;
-  // NT = 1: tokens 0-7 x columns k, k+8, k+16, k+24: the B fragments of two k-steps.
-  const unsigned xs_lane = static_cast<unsigned>(__cvta_generic_to_shared(xs)) +
-                           static_cast<unsigned>(NT == 2 ? ((lane & 7) + 8 * (mi >> 1)) * xstride * 2 + 16 * (mi & 1)
-                                                         : (lane & 7) * xstride * 2 + 16 * mi);
-  // Where a group's sums are scaled in: after k-step s of a load when bit s of `flush` is
-  // set. Groups of at most one load (k_per_group <= KT) end at the same k-steps of every
-  // load; a longer group ends at the last k-step of some loads; the slice's end always flushes.
-  const int flush_mask = a.group_shift >= 30 ? 0x7fffffff : (1 << a.group_shift) - 1;
-  const int k_per_group = a.group_shift >= 30 ? (1 << 30) : (1 << a.group_shift) / 16;
-  unsigned flush_in_load = 0u;
-#pragma unroll
-  for (int s = 0; s < KT; ++s)
-    if (k_per_group <= KT && (s + 1) % k_per_group == 0) flush_in_load |= 1u << s;
+  const unsigned xs_lane = split_xs_lane<NT>(static_cast<unsigned>(__cvta_generic_to_shared(xs)), xstride, lane);
+  int flush_mask = 0;
+  const unsigned flush_in_load = split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
   const int r_lo = warp * 16 + g;  // the lane's two rows in the band: r_lo, r_lo + 8
 
@@ -385,51 +515,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       if (i + u < n_loads) {
         const qstd::uint32_t q[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
         const qstd::uint32_t hw[2] = {ha[u].x, ha[u].y};
-        const int cb = (i + u) * LC;  // slice-relative first column of the load
-        const bool load_ends_group = ((cb + LC) & flush_mask) == 0 || cb + LC == slen;
-        const unsigned flush = flush_in_load | (load_ends_group ? 1u << (KT - 1) : 0u);
-        qstd::uint32_t b[4];  // B fragments: of this k-step (NT = 2), or of this one and the next (NT = 1)
-#pragma unroll
-        for (int s = 0; s < KT; ++s) {
-          qstd::uint32_t af[4];
-#pragma unroll
-          for (int f = 0; f < 4; ++f) af[f] = lanes_decode<Bits>(q, hw, 4 * s + f);
-          if (NT == 2 || s % 2 == 0) {
-            const unsigned addr = xs_lane + static_cast<unsigned>((cb + 16 * s) * 2);
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                         : "r"(addr));
-          }
-          if constexpr (NT == 2) {
-            split_mma(part[0], af, b[0], b[1]);
-            split_mma(part[1], af, b[2], b[3]);
-          } else {
-            split_mma(part[0], af, b[2 * (s % 2)], b[2 * (s % 2) + 1]);
-          }
-          if (flush & (1u << s)) {  // a group ends here, or the slice does: scale the group's sums in
-            const int j = (cb + 16 * s) >> min(a.group_shift, 30);
-            const float s0 = __half2float(ss[r_lo * a.slice_groups + j]), s1 = __half2float(ss[(r_lo + 8) * a.slice_groups + j]);
-            float z0 = 0.0f, z1 = 0.0f;
-            if constexpr (Asym) {  // (z0 - z) / z0 per row, z0 = 2^(Bits-1): the decode's units
-              z0 = (unscale - static_cast<float>(zs[r_lo * a.slice_groups + j])) / unscale;
-              z1 = (unscale - static_cast<float>(zs[(r_lo + 8) * a.slice_groups + j])) / unscale;
-            }
-#pragma unroll
-            for (int n = 0; n < NT; ++n) {
-              float x0 = 0.0f, x1 = 0.0f;
-              if constexpr (Asym) {
-                x0 = xsum[(8 * n + 2 * t) * a.slice_groups + j];
-                x1 = xsum[(8 * n + 2 * t + 1) * a.slice_groups + j];
-              }
-              acc[n][0] = fmaf(s0, Asym ? fmaf(z0, x0, part[n][0]) : part[n][0], acc[n][0]);
-              acc[n][1] = fmaf(s0, Asym ? fmaf(z0, x1, part[n][1]) : part[n][1], acc[n][1]);
-              acc[n][2] = fmaf(s1, Asym ? fmaf(z1, x0, part[n][2]) : part[n][2], acc[n][2]);
-              acc[n][3] = fmaf(s1, Asym ? fmaf(z1, x1, part[n][3]) : part[n][3], acc[n][3]);
-#pragma unroll
-              for (int k = 0; k < 4; ++k) part[n][k] = 0.0f;
-            }
-          }
-        }
+        split_load_mma<Bits, NT, Asym>(q, hw, (i + u) * LC, slen, flush_in_load, flush_mask, xs_lane, ss, zs, xsum, a, r_lo, t, part, acc);
       }
     }
 #pragma unroll
@@ -439,51 +525,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     }
   }
 
-  // f(row, token, sum) for the lane's accumulators: accumulator k of n-tile n is row
-  // r_lo + 8 (k >> 1), token 8n + 2t + (k & 1).
-  const int row0 = band * gemv_split_traits::band_rows + r_lo;
-  const auto each_sum = [&](auto&& f) {
-    if (!active) return;
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) f(row0 + 8 * (k >> 1), 8 * n + 2 * t + (k & 1), acc[n][k]);
-  };
-  if (a.slices == 1) {
-    each_sum([&](int row, int tok, float v) {
-      if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, v * unscale);
-    });
-    return;
-  }
-  // Several slices: partial sums to the workspace; the band's last block adds them up.
-  float* wk = a.work + static_cast<std::size_t>(slice) * gemv_split_traits::max_batch * a.rows_pad;
-  each_sum([&](int row, int tok, float v) {
-    if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, v);
-  });
-  __threadfence();
-  __syncthreads();
-  __shared__ unsigned last;
-  if (tid == 0) last = atomicAdd(a.counters + band, 1u) == static_cast<unsigned>(a.slices - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int r_base = band * gemv_split_traits::band_rows;
-  const int n_rows = min(gemv_split_traits::band_rows, a.rows - r_base);
-  for (int i = tid; i < a.m * n_rows; i += T) {
-    const int tok = i / n_rows, row = r_base + (i - tok * n_rows);
-    const float* src = a.work + static_cast<std::size_t>(tok) * a.rows_pad + row;
-    const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad;  // one slice
-    float s = 0.0f;
-    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum
-      float v[SB];
-#pragma unroll
-      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : 0.0f;
-#pragma unroll
-      for (int k = 0; k < SB; ++k) s += v[k];
-    }
-    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
-  }
-  if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
+  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
 }
 
 template <int Bits, int NT, bool Asym, class TY>

@@ -180,28 +180,8 @@ __global__ void __launch_bounds__(gemv_stream_traits::block_threads, 1)
     for (int st = 0; st < min(S, n_stages); ++st) issue(st);  // weights: no kernel writes them, so before pdl_wait
   pdl_launch_dependents();
 
-  {  // The band's scales (and zero points) of the slice's groups, SB loads in flight a thread.
-    constexpr int SB = 8;
-    const int g0 = c0 >> a.group_shift, n_items = TR::band_rows * a.slice_groups;
-    for (int i0 = tid; i0 < n_items; i0 += SB * T) {
-      __half sv[SB];
-      qstd::uint8_t zv[SB];
-#pragma unroll
-      for (int k = 0; k < SB; ++k) {
-        const int i = i0 + k * T, r = i / a.slice_groups, j = i - r * a.slice_groups;
-        const int row = band * TR::band_rows + r, gi = min(g0 + j, a.n_groups - 1);
-        const bool in = i < n_items && row < a.rows_pad;
-        sv[k] = in ? a.scales[static_cast<std::size_t>(row) * a.n_groups + gi] : __ushort_as_half(0);
-        zv[k] = Asym && in ? a.zeros[static_cast<std::size_t>(row) * a.n_groups + gi] : 0;
-      }
-#pragma unroll
-      for (int k = 0; k < SB; ++k)
-        if (i0 + k * T < n_items) {
-          ss[i0 + k * T] = sv[k];
-          if constexpr (Asym) zs[i0 + k * T] = zv[k];
-        }
-    }
-  }
+  // The band's scales (and zero points) of the slice's groups.
+  split_stage_scales<Asym>(a, band * TR::band_rows, TR::band_rows, c0, ss, zs, tid, T);
 
   pdl_wait();  // x is the previous kernel's output
   // x's slice: the batch's rows by bulk copies (columns [c0, min(c0 + slen, cols))), zeros
@@ -242,17 +222,9 @@ __global__ void __launch_bounds__(gemv_stream_traits::block_threads, 1)
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
-  const int mi = lane >> 3;
-  // ldmatrix row addresses as in the split kernel: NT = 2: (tokens 0-7 | 8-15) x (columns
-  // k..k+7 | k+8..k+15) of one k-step; NT = 1: tokens 0-7 x columns k, k+8, k+16, k+24.
-  const unsigned xs_lane = smem_u32(xs) + static_cast<unsigned>(NT == 2 ? ((lane & 7) + 8 * (mi >> 1)) * xstride * 2 + 16 * (mi & 1)
-                                                                       : (lane & 7) * xstride * 2 + 16 * mi);
-  const int flush_mask = a.group_shift >= 30 ? 0x7fffffff : (1 << a.group_shift) - 1;
-  const int k_per_group = a.group_shift >= 30 ? (1 << 30) : (1 << a.group_shift) / 16;
-  unsigned flush_in_load = 0u;
-#pragma unroll
-  for (int s = 0; s < KT; ++s)
-    if (k_per_group <= KT && (s + 1) % k_per_group == 0) flush_in_load |= 1u << s;
+  const unsigned xs_lane = split_xs_lane<NT>(smem_u32(xs), xstride, lane);
+  int flush_mask = 0;
+  const unsigned flush_in_load = split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
   const int r_lo = warp * 16 + g;  // the lane's two rows in the band: r_lo, r_lo + 8
 
@@ -281,99 +253,12 @@ __global__ void __launch_bounds__(gemv_stream_traits::block_threads, 1)
       if (li < n_loads) {
         const qstd::uint32_t q[4] = {qv[u].x, qv[u].y, qv[u].z, qv[u].w};
         const qstd::uint32_t hw[2] = {hv[u].x, hv[u].y};
-        const int cb = li * LC;  // slice-relative first column of the load
-        const bool load_ends_group = ((cb + LC) & flush_mask) == 0 || cb + LC == slen;
-        const unsigned flush = flush_in_load | (load_ends_group ? 1u << (KT - 1) : 0u);
-        qstd::uint32_t b[4];
-#pragma unroll
-        for (int s = 0; s < KT; ++s) {
-          qstd::uint32_t af[4];
-#pragma unroll
-          for (int f = 0; f < 4; ++f) af[f] = lanes_decode<Bits>(q, hw, 4 * s + f);
-          if (NT == 2 || s % 2 == 0) {
-            const unsigned addr = xs_lane + static_cast<unsigned>((cb + 16 * s) * 2);
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                         : "r"(addr));
-          }
-          if constexpr (NT == 2) {
-            split_mma(part[0], af, b[0], b[1]);
-            split_mma(part[1], af, b[2], b[3]);
-          } else {
-            split_mma(part[0], af, b[2 * (s % 2)], b[2 * (s % 2) + 1]);
-          }
-          if (flush & (1u << s)) {
-            const int j = (cb + 16 * s) >> min(a.group_shift, 30);
-            const float s0 = __half2float(ss[r_lo * a.slice_groups + j]), s1 = __half2float(ss[(r_lo + 8) * a.slice_groups + j]);
-            float z0 = 0.0f, z1 = 0.0f;
-            if constexpr (Asym) {
-              z0 = (unscale - static_cast<float>(zs[r_lo * a.slice_groups + j])) / unscale;
-              z1 = (unscale - static_cast<float>(zs[(r_lo + 8) * a.slice_groups + j])) / unscale;
-            }
-#pragma unroll
-            for (int n = 0; n < NT; ++n) {
-              float x0 = 0.0f, x1 = 0.0f;
-              if constexpr (Asym) {
-                x0 = xsum[(8 * n + 2 * t) * a.slice_groups + j];
-                x1 = xsum[(8 * n + 2 * t + 1) * a.slice_groups + j];
-              }
-              acc[n][0] = fmaf(s0, Asym ? fmaf(z0, x0, part[n][0]) : part[n][0], acc[n][0]);
-              acc[n][1] = fmaf(s0, Asym ? fmaf(z0, x1, part[n][1]) : part[n][1], acc[n][1]);
-              acc[n][2] = fmaf(s1, Asym ? fmaf(z1, x0, part[n][2]) : part[n][2], acc[n][2]);
-              acc[n][3] = fmaf(s1, Asym ? fmaf(z1, x1, part[n][3]) : part[n][3], acc[n][3]);
-#pragma unroll
-              for (int k = 0; k < 4; ++k) part[n][k] = 0.0f;
-            }
-          }
-        }
+        split_load_mma<Bits, NT, Asym>(q, hw, li * LC, slen, flush_in_load, flush_mask, xs_lane, ss, zs, xsum, a, r_lo, t, part, acc);
       }
     }
   }
 
-  // Output, as the split kernel: accumulator k of n-tile n is row r_lo + 8 (k >> 1), token 8n + 2t + (k & 1).
-  const int row0 = band * TR::band_rows + r_lo;
-  const auto each_sum = [&](auto&& f) {
-    if (!active) return;
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int k = 0; k < 4; ++k) f(row0 + 8 * (k >> 1), 8 * n + 2 * t + (k & 1), acc[n][k]);
-  };
-  if (a.slices == 1) {
-    each_sum([&](int row, int tok, float v) {
-      if (row < a.rows && tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, v * unscale);
-    });
-    return;
-  }
-  float* wk = a.work + static_cast<std::size_t>(slice) * gemv_split_traits::max_batch * a.rows_pad;
-  each_sum([&](int row, int tok, float v) {
-    if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, v);
-  });
-  __threadfence();
-  __syncthreads();
-  __shared__ unsigned last;
-  if (tid == 0) last = atomicAdd(a.counters + band, 1u) == static_cast<unsigned>(a.slices - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int r_base = band * TR::band_rows;
-  const int n_rows = min(TR::band_rows, a.rows - r_base);
-  constexpr int SB = 8;
-  for (int i = tid; i < a.m * n_rows; i += T) {
-    const int tok = i / n_rows, row = r_base + (i - tok * n_rows);
-    const float* src = a.work + static_cast<std::size_t>(tok) * a.rows_pad + row;
-    const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad;  // one slice
-    float s = 0.0f;
-    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {
-      float v[SB];
-#pragma unroll
-      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : 0.0f;
-#pragma unroll
-      for (int k = 0; k < SB; ++k) s += v[k];
-    }
-    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
-  }
-  if (tid == 0) a.counters[band] = 0u;  // ready for the next call
+  split_finish<NT>(a, acc, band, TR::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
 #else
   __trap();  // launched only on sm_90+ (gemv_stream checks)
 #endif
