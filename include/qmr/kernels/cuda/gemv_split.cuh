@@ -537,15 +537,66 @@ void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaSt
                 dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
 }
 
-template <int Bits, class TY>
-void split_dispatch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
-  const bool two = a.m > 8, asym = a.zeros != nullptr;
-  if (two) {
-    if (asym) split_launch<Bits, 2, true>(a, x, y, bands, stream, pdl);
-    else split_launch<Bits, 2, false>(a, x, y, bands, stream, pdl);
-  } else {
-    if (asym) split_launch<Bits, 1, true>(a, x, y, bands, stream, pdl);
-    else split_launch<Bits, 1, false>(a, x, y, bands, stream, pdl);
+// Checks a GEMV call's operands; `who` names the entry point in the errors.
+template <class TY>
+void split_check_call(const device_split& w, const f16* x, const TY* y, int M, const char* who) {
+  check(w.data.data() != nullptr, std::string(who) + ": the weight tensor is empty (not uploaded)");
+  check(M >= 1, std::string(who) + ": batch " + std::to_string(M) + " is not positive");
+  check(x != nullptr && y != nullptr, std::string(who) + ": null activation or output pointer");
+  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, std::string(who) + ": the activations must be 16-byte aligned");
+}
+
+// The kernel arguments of an uploaded split-layout matrix cut into `slices` slices of
+// `slice_cols` columns (the workspace is used only with several slices).
+inline split_args split_make_args(const device_split& w, int slice_cols, int slices) {
+  const split_layout& l = w.l;
+  split_args a{};
+  const auto* base = static_cast<const unsigned char*>(w.data.data());
+  a.q = reinterpret_cast<const uint4*>(base);
+  a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
+  a.scales = reinterpret_cast<const __half*>(base + l.scale_offset);
+  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + l.zero_offset);
+  a.work = slices > 1 ? w.work.as<float>() : nullptr;
+  a.counters = slices > 1 ? w.counters.as<unsigned>() : nullptr;
+  a.rows = static_cast<int>(l.rows);
+  a.rows_pad = static_cast<int>(l.rows_pad);
+  a.cols = static_cast<int>(l.cols);
+  a.loads = static_cast<int>(l.loads);
+  a.n_groups = static_cast<int>(l.n_groups);
+  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  a.slice_cols = slice_cols;
+  a.slices = slices;
+  a.slice_groups = a.group_shift >= 30 ? 1 : std::max(1, slice_cols >> a.group_shift);
+  return a;
+}
+
+// Runs the batch in chunks of 16 tokens: for each, launch.template operator()<Bits, NT, Asym>(a,
+// x, y) with the chunk's operands. The one place where the bit width, the 8- or 16-token
+// tile and the zero points become template arguments, over the closed set the layout has.
+template <class TY, class Launch>
+void split_run_chunks(split_args a, const f16* x, TY* y, int M, int bits, const char* who, const Launch& launch) {
+  const auto* xh = reinterpret_cast<const __half*>(x);
+  for (int m0 = 0; m0 < M; m0 += gemv_split_traits::max_batch) {
+    a.m = std::min(gemv_split_traits::max_batch, M - m0);
+    const __half* xc = xh + static_cast<std::int64_t>(m0) * a.cols;
+    TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
+    const auto tile = [&]<int Bits>() {
+      const bool two = a.m > 8, asym = a.zeros != nullptr;
+      if (two) {
+        if (asym) launch.template operator()<Bits, 2, true>(a, xc, yc);
+        else launch.template operator()<Bits, 2, false>(a, xc, yc);
+      } else {
+        if (asym) launch.template operator()<Bits, 1, true>(a, xc, yc);
+        else launch.template operator()<Bits, 1, false>(a, xc, yc);
+      }
+    };
+    switch (bits) {
+      case 2: tile.template operator()<2>(); break;
+      case 3: tile.template operator()<3>(); break;
+      case 4: tile.template operator()<4>(); break;
+      case 8: tile.template operator()<8>(); break;
+      default: throw error(std::string(who) + ": " + std::to_string(bits) + "-bit codes have no split layout");
+    }
   }
 }
 #endif  // __CUDACC__
@@ -559,41 +610,12 @@ void split_dispatch(const split_args& a, const __half* x, TY* y, int bands, cuda
 template <class TY>
 void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
-  check(w.data.data() != nullptr, "gemv_split: the weight tensor is empty (not uploaded)");
-  check(M >= 1, "gemv_split: batch " + std::to_string(M) + " is not positive");
-  check(x != nullptr && y != nullptr, "gemv_split: null activation or output pointer");
-  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_split: the activations must be 16-byte aligned");
+  detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
-  detail::split_args a{};
-  const auto* base = static_cast<const unsigned char*>(w.data.data());
-  a.q = reinterpret_cast<const uint4*>(base);
-  a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
-  a.scales = reinterpret_cast<const __half*>(base + l.scale_offset);
-  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + l.zero_offset);
-  a.work = l.slices > 1 ? w.work.as<float>() : nullptr;
-  a.counters = l.slices > 1 ? w.counters.as<unsigned>() : nullptr;
-  a.rows = static_cast<int>(l.rows);
-  a.rows_pad = static_cast<int>(l.rows_pad);
-  a.cols = static_cast<int>(l.cols);
-  a.loads = static_cast<int>(l.loads);
-  a.n_groups = static_cast<int>(l.n_groups);
-  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
-  a.slice_cols = l.slice_cols;
-  a.slices = l.slices;
-  a.slice_groups = a.group_shift >= 30 ? 1 : std::max(1, l.slice_cols >> a.group_shift);
-  const auto* xh = reinterpret_cast<const __half*>(x);
-  for (int m0 = 0; m0 < M; m0 += gemv_split_traits::max_batch) {
-    a.m = std::min(gemv_split_traits::max_batch, M - m0);
-    const __half* xc = xh + static_cast<std::int64_t>(m0) * a.cols;
-    TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
-    switch (w.spec.bits) {
-      case 2: detail::split_dispatch<2>(a, xc, yc, l.bands, stream, pdl); break;
-      case 3: detail::split_dispatch<3>(a, xc, yc, l.bands, stream, pdl); break;
-      case 4: detail::split_dispatch<4>(a, xc, yc, l.bands, stream, pdl); break;
-      case 8: detail::split_dispatch<8>(a, xc, yc, l.bands, stream, pdl); break;
-      default: throw error("gemv_split: " + std::to_string(w.spec.bits) + "-bit codes have no split layout");
-    }
-  }
+  detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
+                           [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
+                             detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl);
+                           });
 }
 #endif  // __CUDACC__
 

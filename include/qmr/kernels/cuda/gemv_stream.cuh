@@ -273,17 +273,6 @@ void stream_launch(const split_args& a, const __half* x, TY* y, int bands, cudaS
                 dim3(gemv_stream_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
 }
 
-template <int Bits, class TY>
-void stream_dispatch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
-  const bool two = a.m > 8, asym = a.zeros != nullptr;
-  if (two) {
-    if (asym) stream_launch<Bits, 2, true>(a, x, y, bands, stream, pdl);
-    else stream_launch<Bits, 2, false>(a, x, y, bands, stream, pdl);
-  } else {
-    if (asym) stream_launch<Bits, 1, true>(a, x, y, bands, stream, pdl);
-    else stream_launch<Bits, 1, false>(a, x, y, bands, stream, pdl);
-  }
-}
 #endif  // __CUDACC__
 
 }  // namespace detail
@@ -304,10 +293,7 @@ inline bool stream_available() {
 template <class TY>
 void gemv_stream(const device_split& w, const f16* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_stream: the output is f16 or float");
-  check(w.data.data() != nullptr, "gemv_stream: the weight tensor is empty (not uploaded)");
-  check(M >= 1, "gemv_stream: batch " + std::to_string(M) + " is not positive");
-  check(x != nullptr && y != nullptr, "gemv_stream: null activation or output pointer");
-  check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_stream: the activations must be 16-byte aligned");
+  detail::split_check_call(w, x, y, M, "gemv_stream");
   const split_layout& l = w.l;
   const int group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
   const stream_plan p = stream_plan::of(l, w.spec.bits, group_shift, !w.spec.symmetric, w.sm_count);
@@ -317,36 +303,10 @@ void gemv_stream(const device_split& w, const f16* x, TY* y, int M, cudaStream_t
   // Its slice sums use the split kernel's workspace: [slices][16][rows_pad] f32 and a counter per band.
   check(p.slices == 1 || (p.slices <= l.slices && l.slices > 1 && p.bands <= l.bands),
         "gemv_stream: the split workspace of " + w.spec.str() + " is too small for " + std::to_string(p.slices) + " slices");
-  detail::split_args a{};
-  const auto* base = static_cast<const unsigned char*>(w.data.data());
-  a.q = reinterpret_cast<const uint4*>(base);
-  a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
-  a.scales = reinterpret_cast<const __half*>(base + l.scale_offset);
-  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + l.zero_offset);
-  a.work = p.slices > 1 ? w.work.as<float>() : nullptr;
-  a.counters = p.slices > 1 ? w.counters.as<unsigned>() : nullptr;
-  a.rows = static_cast<int>(l.rows);
-  a.rows_pad = static_cast<int>(l.rows_pad);
-  a.cols = static_cast<int>(l.cols);
-  a.loads = static_cast<int>(l.loads);
-  a.n_groups = static_cast<int>(l.n_groups);
-  a.group_shift = group_shift;
-  a.slice_cols = p.slice_cols;
-  a.slices = p.slices;
-  a.slice_groups = p.slice_groups;
-  const auto* xh = reinterpret_cast<const __half*>(x);
-  for (int m0 = 0; m0 < M; m0 += gemv_stream_traits::max_batch) {
-    a.m = std::min(gemv_stream_traits::max_batch, M - m0);
-    const __half* xc = xh + static_cast<std::int64_t>(m0) * a.cols;
-    TY* yc = y + static_cast<std::int64_t>(m0) * a.rows;
-    switch (w.spec.bits) {
-      case 2: detail::stream_dispatch<2>(a, xc, yc, p.bands, stream, pdl); break;
-      case 3: detail::stream_dispatch<3>(a, xc, yc, p.bands, stream, pdl); break;
-      case 4: detail::stream_dispatch<4>(a, xc, yc, p.bands, stream, pdl); break;
-      case 8: detail::stream_dispatch<8>(a, xc, yc, p.bands, stream, pdl); break;
-      default: throw error("gemv_stream: " + std::to_string(w.spec.bits) + "-bit codes have no split layout");
-    }
-  }
+  detail::split_run_chunks(detail::split_make_args(w, p.slice_cols, p.slices), x, y, M, w.spec.bits, "gemv_stream",
+                           [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
+                             detail::stream_launch<Bits, NT, Asym>(a, xc, yc, p.bands, stream, pdl);
+                           });
 }
 #endif  // __CUDACC__
 
