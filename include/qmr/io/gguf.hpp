@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -173,6 +174,10 @@ class gguf_file {
 
   // Arrays of arrays are legal GGUF; this deep is not.
   static constexpr int max_array_depth = 4;
+  // Counts are checked against the bytes left, not against memory: a vector reserves at most
+  // this many entries ahead (a real file's largest array, the vocabulary, has ~150K) and grows
+  // as entries actually parse.
+  static constexpr std::uint64_t max_reserve = 1u << 18;
 
   static nlohmann::json read_value(cursor& c, std::uint32_t type, const std::string& what, int depth, gguf_type* element_type) {
     switch (static_cast<gguf_type>(type)) {
@@ -202,7 +207,7 @@ class gguf_file {
         if (n > c.left() / min_size) c.fail(what + ": " + std::to_string(n) + " elements cannot fit in the " + std::to_string(c.left()) + " bytes left");
         if (element_type != nullptr) *element_type = static_cast<gguf_type>(et);
         nlohmann::json a = nlohmann::json::array();
-        a.get_ref<nlohmann::json::array_t&>().reserve(static_cast<std::size_t>(n));
+        a.get_ref<nlohmann::json::array_t&>().reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, max_reserve)));
         for (std::uint64_t i = 0; i < n; ++i) a.push_back(read_value(c, et, what, depth + 1, nullptr));
         return a;
       }
@@ -222,12 +227,13 @@ class gguf_file {
     // An entry takes at least 12 bytes (empty key, type, a one-byte value); a tensor info 28.
     if (n_kv > c.left() / 12) c.fail("metadata count " + std::to_string(n_kv) + " cannot fit in the file");
     if (n_tensors > c.left() / 28) c.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the file");
-    kv_.reserve(static_cast<std::size_t>(n_kv));
+    kv_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n_kv, max_reserve)));
+    std::unordered_set<std::string> seen;  // names so far: a hash lookup each, so that a file of millions of entries cannot take quadratic time
     for (std::uint64_t i = 0; i < n_kv; ++i) {
       gguf_kv kv;
       kv.key = c.read_string("metadata key " + std::to_string(i));
       if (kv.key.empty()) c.fail("metadata key " + std::to_string(i) + " is empty");
-      if (find(kv.key) != nullptr) c.fail("metadata key \"" + kv.key + "\" appears twice");
+      if (!seen.insert(kv.key).second) c.fail("metadata key \"" + kv.key + "\" appears twice");
       const auto type = c.read<std::uint32_t>("type of \"" + kv.key + "\"");
       kv.type = static_cast<gguf_type>(type);
       kv.value = read_value(c, type, "metadata \"" + kv.key + "\"", 0, &kv.element_type);
@@ -239,13 +245,14 @@ class gguf_file {
       alignment_ = a->value.get<std::uint32_t>();
       if (alignment_ == 0 || !std::has_single_bit(alignment_)) c.fail("general.alignment " + std::to_string(alignment_) + " is not a power of two");
     }
-    tensors_.reserve(static_cast<std::size_t>(n_tensors));
+    tensors_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n_tensors, max_reserve)));
+    seen.clear();
     for (std::uint64_t i = 0; i < n_tensors; ++i) {
       gguf_tensor t;
       t.name = c.read_string("name of tensor " + std::to_string(i));
       const std::string what = "tensor \"" + t.name + "\"";
       if (t.name.empty()) c.fail("tensor " + std::to_string(i) + " has an empty name");
-      if (find_tensor(t.name) != nullptr) c.fail(what + " appears twice");
+      if (!seen.insert(t.name).second) c.fail(what + " appears twice");
       const auto n_dims = c.read<std::uint32_t>(what + " (n_dims)");
       if (n_dims < 1 || n_dims > 4) c.fail(what + ": " + std::to_string(n_dims) + " dimensions (ggml has 1 to 4)");
       std::uint64_t numel = 1;
