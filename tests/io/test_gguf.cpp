@@ -14,6 +14,7 @@
 #include "qmr/core/error.hpp"
 #include "qmr/core/half.hpp"
 #include "qmr/io/gguf.hpp"
+#include "qmr/io/gguf_quant.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -512,4 +513,36 @@ TEST_CASE("gguf: Q4_K, Q5_K and Q6_K blocks decode element by element", "[io][gg
     for (std::size_t e = 0; e < got.size(); ++e) bad += got[e] != want[static_cast<std::size_t>(i)][e];
     CHECK(bad == 0);
   }
+}
+
+TEST_CASE("gguf: Q4_0 and Q8_0 tensors become w4g32s and w8g32s qtensors with every value unchanged", "[io][gguf]") {
+  std::mt19937 rng(4032);
+  const int rows = 3, cols = 96;  // three 32-element blocks a row
+  gguf_builder g;
+  for (const std::uint32_t type : {2u, 8u}) {
+    std::vector<std::uint8_t> data;
+    for (int b = 0; b < rows * cols / 32; ++b) {
+      const float d = (static_cast<float>(rng() % 2000) - 1000.0f) / 4096.0f;  // both signs, and zero
+      put_half(data, d);
+      for (int j = 0; j < (type == 2 ? 16 : 32); ++j) data.push_back(static_cast<std::uint8_t>(rng()));
+    }
+    g.add(type == 2 ? "q4" : "q8", {cols, rows}, type, data);
+  }
+  g.add("q4_1", {32}, 3, std::vector<std::uint8_t>(20, 1));
+  const std::vector<std::uint8_t> bytes = g.bytes();
+  const gguf_file f = parse(bytes);
+  for (const char* name : {"q4", "q8"}) {
+    INFO(name);
+    const qmr::io::gguf_tensor& t = *f.find_tensor(name);
+    const qmr::quant::qtensor q = qmr::io::gguf_to_qtensor(t);
+    CHECK(q.spec().str() == (t.type->id == 2 ? "w4g32s" : "w8g32s"));
+    REQUIRE(q.rows() == rows);
+    REQUIRE(q.cols() == cols);
+    const std::vector<float> want = qmr::io::gguf_dequantize(t);
+    int bad = 0;
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) bad += q.view().value(r, c) != want[static_cast<std::size_t>(r * cols + c)];
+    CHECK(bad == 0);
+  }
+  CHECK_THROWS_WITH(qmr::io::gguf_to_qtensor(*f.find_tensor("q4_1")), Contains("Q4_1 has no exact qmr format"));
 }
