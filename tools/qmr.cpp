@@ -38,14 +38,42 @@ std::string human_bytes(std::uint64_t b) {
   return buf;
 }
 
+// Bytes and parameters of an inspect listing.
+std::pair<std::uint64_t, std::int64_t> inspect_totals(const std::vector<qmr::io::inspect_entry>& rows) {
+  std::uint64_t bytes = 0;
+  std::int64_t params = 0;
+  for (const auto& r : rows) {
+    bytes += r.bytes;
+    params += r.shape.numel();
+  }
+  return {bytes, params};
+}
+
+// One tensor of an inspect listing as JSON: the fields both file kinds print.
+nlohmann::json inspect_json(const qmr::io::inspect_entry& r) {
+  const std::vector<std::int64_t> shape(r.shape.dims.begin(), r.shape.dims.begin() + r.shape.rank);
+  return {{"name", r.name}, {"format", r.format}, {"shape", shape}, {"bytes", r.bytes}, {"bits_per_weight", r.bits_per_weight}};
+}
+
+// The listing as a table: name, format, shape, bytes, bits per weight.
+void print_inspect_table(const std::vector<qmr::io::inspect_entry>& rows) {
+  std::size_t width = 4;
+  for (const auto& r : rows) width = std::max(width, r.name.size());
+  std::printf("%-*s  %-8s  %-18s  %14s  %7s\n", static_cast<int>(width), "name", "format", "shape", "bytes", "bits/w");
+  for (const auto& r : rows)
+    std::printf("%-*s  %-8s  %-18s  %14llu  %7.3f\n", static_cast<int>(width), r.name.c_str(), r.format.c_str(),
+                r.shape.str().c_str(), static_cast<unsigned long long>(r.bytes), r.bits_per_weight);
+}
+
+double bits_per_parameter(std::uint64_t bytes, std::int64_t params) {
+  return params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
+}
+
 // A GGUF file (llama.cpp's format): its metadata (arrays summarized) and its tensor table.
 int run_inspect_gguf(const std::string& path, bool as_json) {
   const qmr::io::gguf_file f = qmr::io::gguf_file::open(path);
-  std::uint64_t bytes = 0, params = 0;
-  for (const auto& t : f.tensors()) {
-    bytes += t.nbytes;
-    params += t.numel();
-  }
+  const auto rows = qmr::io::inspect_gguf(f);
+  const auto [bytes, params] = inspect_totals(rows);
   const auto summary = [](const qmr::io::gguf_kv& kv) -> nlohmann::json {
     if (kv.type != qmr::io::gguf_type::array) return kv.value;
     return std::to_string(kv.value.size()) + " x " + std::string(qmr::io::gguf_type_name(static_cast<std::uint32_t>(kv.element_type)));
@@ -55,13 +83,11 @@ int run_inspect_gguf(const std::string& path, bool as_json) {
                         {"metadata", nlohmann::json::object()}, {"tensors", nlohmann::json::array()}, {"bytes", bytes},
                         {"parameters", params}};
     for (const auto& kv : f.metadata()) j["metadata"][kv.key] = summary(kv);
-    for (const auto& t : f.tensors())
-      j["tensors"].push_back({{"name", t.name},
-                              {"format", std::string(t.type->name)},
-                              {"shape", t.shape()},
-                              {"bytes", t.nbytes},
-                              {"bits_per_weight", 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel())},
-                              {"offset", f.data_offset() + t.offset}});
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      nlohmann::json t = inspect_json(rows[i]);
+      t["offset"] = f.data_offset() + f.tensors()[i].offset;
+      j["tensors"].push_back(std::move(t));
+    }
     std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
@@ -71,56 +97,34 @@ int run_inspect_gguf(const std::string& path, bool as_json) {
     if (v.size() > 80) v = v.substr(0, 77) + "...";
     std::printf("  %s (%s) = %s\n", kv.key.c_str(), std::string(qmr::io::gguf_type_name(static_cast<std::uint32_t>(kv.type))).c_str(), v.c_str());
   }
-  std::size_t width = 4;
-  for (const auto& t : f.tensors()) width = std::max(width, t.name.size());
-  std::printf("%-*s  %-8s  %-18s  %14s  %7s\n", static_cast<int>(width), "name", "format", "shape", "bytes", "bits/w");
-  for (const auto& t : f.tensors()) {
-    std::string shape = "[";
-    for (const std::int64_t d : t.shape()) shape += (shape.size() > 1 ? ", " : "") + std::to_string(d);
-    shape += "]";
-    std::printf("%-*s  %-8s  %-18s  %14llu  %7.3f\n", static_cast<int>(width), t.name.c_str(), std::string(t.type->name).c_str(),
-                shape.c_str(), static_cast<unsigned long long>(t.nbytes), 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel()));
-  }
-  std::printf("%zu tensors, %llu parameters, %s, %.3f bits per parameter\n", f.tensors().size(), static_cast<unsigned long long>(params),
-              human_bytes(bytes).c_str(), params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0);
+  print_inspect_table(rows);
+  std::printf("%zu tensors, %lld parameters, %s, %.3f bits per parameter\n", rows.size(), static_cast<long long>(params),
+              human_bytes(bytes).c_str(), bits_per_parameter(bytes, params));
   return 0;
 }
 
 int run_inspect(const std::string& path, bool as_json) {
-  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) return run_inspect_gguf(path, as_json);
+  if (std::filesystem::path(path).extension() == ".gguf") return run_inspect_gguf(path, as_json);
   const auto checkpoint = qmr::io::checkpoint::open(path);
   const auto rows = qmr::io::inspect_checkpoint(checkpoint);
-  std::uint64_t bytes = 0;
-  std::int64_t params = 0, quantized = 0;
-  for (const auto& r : rows) {
-    bytes += r.bytes;
-    params += r.shape.numel();
-    quantized += r.quantized;
-  }
+  const auto [bytes, params] = inspect_totals(rows);
+  std::int64_t quantized = 0;
+  for (const auto& r : rows) quantized += r.quantized;
   if (as_json) {
     nlohmann::json j = {{"path", path}, {"tensors", nlohmann::json::array()}, {"bytes", bytes}, {"parameters", params}};
     for (const auto& r : rows) {
-      std::vector<std::int64_t> shape(r.shape.dims.begin(), r.shape.dims.begin() + r.shape.rank);
-      j["tensors"].push_back({{"name", r.name},
-                              {"format", r.format},
-                              {"shape", shape},
-                              {"bytes", r.bytes},
-                              {"bits_per_weight", r.bits_per_weight},
-                              {"quantized", r.quantized},
-                              {"file", r.file}});
+      nlohmann::json t = inspect_json(r);
+      t["quantized"] = r.quantized;
+      t["file"] = r.file;
+      j["tensors"].push_back(std::move(t));
     }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::size_t width = 4;
-  for (const auto& r : rows) width = std::max(width, r.name.size());
-  std::printf("%-*s  %-8s  %-18s  %14s  %7s\n", static_cast<int>(width), "name", "format", "shape", "bytes", "bits/w");
-  for (const auto& r : rows)
-    std::printf("%-*s  %-8s  %-18s  %14llu  %7.3f\n", static_cast<int>(width), r.name.c_str(), r.format.c_str(),
-                r.shape.str().c_str(), static_cast<unsigned long long>(r.bytes), r.bits_per_weight);
+  print_inspect_table(rows);
   std::printf("%zu tensors (%lld quantized) in %zu file(s), %lld parameters, %s, %.3f bits per parameter\n", rows.size(),
               static_cast<long long>(quantized), checkpoint.shards().size(), static_cast<long long>(params),
-              human_bytes(bytes).c_str(), params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0);
+              human_bytes(bytes).c_str(), bits_per_parameter(bytes, params));
   return 0;
 }
 

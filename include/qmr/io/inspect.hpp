@@ -1,4 +1,4 @@
-// What a checkpoint holds, tensor by tensor: name, dtype or quantized format, logical shape, bytes, bits per weight.
+// What a checkpoint or GGUF file holds, tensor by tensor: name, dtype or quantized format, logical shape, bytes, bits per weight.
 #pragma once
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gguf.hpp"
 #include "quantized.hpp"
 #include "safetensors.hpp"
 
@@ -55,6 +56,26 @@ inline std::vector<inspect_entry> inspect_checkpoint(const checkpoint& c) {
     }
   }
   std::sort(out.begin(), out.end(), [](const inspect_entry& a, const inspect_entry& b) { return a.name < b.name; });
+  return out;
+}
+
+// Lists a GGUF file's tensors in file order: ggml type name, row-major shape, bytes;
+// `quantized` for the block types (more than one element per block).
+inline std::vector<inspect_entry> inspect_gguf(const gguf_file& f) {
+  std::vector<inspect_entry> out;
+  for (const gguf_tensor& t : f.tensors()) {
+    inspect_entry row;
+    row.name = t.name;
+    row.format = std::string(t.type->name);
+    const std::vector<std::int64_t> dims = t.shape();
+    row.shape.rank = static_cast<int>(dims.size());  // 1 to 4 (the reader's check), within max_rank
+    std::copy(dims.begin(), dims.end(), row.shape.dims.begin());
+    row.bytes = t.nbytes;
+    row.bits_per_weight = 8.0 * static_cast<double>(t.nbytes) / static_cast<double>(t.numel());
+    row.file = f.name();
+    row.quantized = t.type->block_elems > 1;
+    out.push_back(std::move(row));
+  }
   return out;
 }
 

@@ -118,6 +118,11 @@ struct gemv_traits {
 };
 static_assert(gemv_traits::tile_bytes(3) == 32 * 16 * 3 && gemv_traits::tile_bytes(8) == 4096);
 
+// log2 of a format's group size, as the kernels take it: 31 (wider than any row) per channel.
+inline int group_shift_of(const quant::format_spec& spec) {
+  return spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(spec.group));
+}
+
 // Quantization groups per 128-column tile: 4 (g32), 2 (g64), else 1 (a group
 // spans the tile: g128, g256, per-channel).
 QMR_HOST_DEVICE constexpr int groups_per_tile(int group) {
@@ -300,7 +305,7 @@ inline std::vector<qstd::uint32_t> repack(const quant::qtensor_view& w) {
   const int gt = groups_per_tile(w.spec.group);
   const bool asym = !w.spec.symmetric;
   const std::size_t block_words = static_cast<std::size_t>(block_vectors(bits, gt, asym)) * 4;
-  const int group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  const int group_shift = group_shift_of(w.spec);
   std::vector<qstd::uint32_t> out(static_cast<std::size_t>(groups * tiles) * block_words, 0u);
   qstd::uint32_t lane_w[32];
   for (std::int64_t g = 0; g < groups; ++g)
@@ -1166,7 +1171,7 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
   a.cols = static_cast<int>(w.layout.cols);
   a.units = static_cast<int>(w.lanes_l.units);
   a.n_groups = static_cast<int>(w.layout.n_groups);
-  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  a.group_shift = group_shift_of(w.spec);
   a.m = M;
   const auto* xh = reinterpret_cast<const __half*>(x);
   switch (w.spec.bits) {

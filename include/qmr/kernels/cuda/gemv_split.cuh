@@ -64,6 +64,10 @@ struct gemv_split_traits {
   static constexpr int loads_per_step = 2;
 };
 
+// Groups a slice of slice_cols columns can touch (slices start on group boundaries): 1 per channel.
+inline constexpr int split_slice_groups(int group_shift, int slice_cols) {
+  return group_shift >= 30 ? 1 : std::max(1, slice_cols >> group_shift);
+}
 QMR_HOST_DEVICE constexpr int split_ksteps(int bits) { return lanes_unit_cols(bits) / 8; }
 QMR_HOST_DEVICE constexpr int split_load_cols(int bits) { return 16 * split_ksteps(bits); }
 static_assert(split_load_cols(2) == 128 && split_load_cols(3) == 128 && split_load_cols(4) == 64 && split_load_cols(8) == 32);
@@ -415,7 +419,7 @@ template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
   constexpr int T = gemv_split_traits::block_threads, U = gemv_split_traits::loads_per_step;
-  constexpr int KT = split_ksteps(Bits), LC = split_load_cols(Bits), TOK = 8 * NT;
+  constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
   extern __shared__ uint4 gemv_split_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
@@ -563,10 +567,10 @@ inline split_args split_make_args(const device_split& w, int slice_cols, int sli
   a.cols = static_cast<int>(l.cols);
   a.loads = static_cast<int>(l.loads);
   a.n_groups = static_cast<int>(l.n_groups);
-  a.group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
+  a.group_shift = group_shift_of(w.spec);
   a.slice_cols = slice_cols;
   a.slices = slices;
-  a.slice_groups = a.group_shift >= 30 ? 1 : std::max(1, slice_cols >> a.group_shift);
+  a.slice_groups = split_slice_groups(a.group_shift, slice_cols);
   return a;
 }
 

@@ -57,7 +57,6 @@ struct gemv_stream_traits {
   static constexpr int slice_quantum = 256;  // as the split layout: every group starts in its slice
   // Dynamic shared memory of one block: below sm_90's 227 KB opt-in limit (the static `last` flag takes a few bytes).
   static constexpr int max_smem = 226 * 1024;
-  static constexpr int max_batch = 16;
 };
 
 // The stream kernel's grid and shared memory for one matrix: computed at each call
@@ -86,7 +85,7 @@ struct stream_plan {
       const std::int64_t per = (quanta + slices - 1) / slices;
       p.slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
       p.slices = static_cast<int>((l.cols_pad + p.slice_cols - 1) / p.slice_cols);
-      p.slice_groups = group_shift >= 30 ? 1 : std::max(1, p.slice_cols >> group_shift);
+      p.slice_groups = split_slice_groups(group_shift, p.slice_cols);
       p.smem = smem_bytes(bits, 2, p.slice_cols, p.slice_groups, asym);
       if (p.smem <= T::max_smem || slices >= quanta) break;
     }
@@ -128,7 +127,7 @@ __global__ void __launch_bounds__(gemv_stream_traits::block_threads, 1)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   using TR = gemv_stream_traits;
   constexpr int T = TR::block_threads, S = TR::stages, LPS = TR::loads_per_stage;
-  constexpr int KT = split_ksteps(Bits), LC = split_load_cols(Bits), TOK = 8 * NT;
+  constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
   constexpr unsigned stage_q = LPS * 512, stage_h = Bits == 3 ? LPS * 256 : 0;  // bytes of one warp's stage
   extern __shared__ uint4 gemv_stream_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -295,8 +294,7 @@ void gemv_stream(const device_split& w, const f16* x, TY* y, int M, cudaStream_t
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_stream: the output is f16 or float");
   detail::split_check_call(w, x, y, M, "gemv_stream");
   const split_layout& l = w.l;
-  const int group_shift = w.spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(w.spec.group));
-  const stream_plan p = stream_plan::of(l, w.spec.bits, group_shift, !w.spec.symmetric, w.sm_count);
+  const stream_plan p = stream_plan::of(l, w.spec.bits, group_shift_of(w.spec), !w.spec.symmetric, w.sm_count);
   check(p.smem <= gemv_stream_traits::max_smem,
         "gemv_stream: a " + std::to_string(l.rows) + " x " + std::to_string(l.cols) + " " + w.spec.str() + " slice needs " +
             std::to_string(p.smem) + " bytes of shared memory");
