@@ -237,24 +237,27 @@ void gemv_quantized(const quantized_source& src, matrix_view<const float> x, mat
 }
 
 // Group sums of the activations, sum[i][g] = sum of X(i, c) over group g's columns
-// (in column order, f32), for the zero-point fold of gemv_quantized_registers.
-// Kept on the caller's stack up to stack_floats, else allocated once per call.
+// (in column order, f32), for the zero-point fold of gemv_quantized_registers; each
+// row padded with zeros to a multiple of 16 groups (row_groups), so that the fold
+// reads them 16 at a time as whole vectors. Kept on the caller's stack up to
+// stack_floats, else allocated once per call.
 template <class Arch>
 struct activation_group_sums {
   static constexpr std::int64_t stack_floats = 4096;  // 16 KB: M = 8 rows of K = 16384 at g32
   alignas(64) float stack[stack_floats];
   aligned_buffer<float> heap;
-  const float* data = nullptr;  // [M, n_groups]
-  std::int64_t n_groups = 0;
+  const float* data = nullptr;  // [M, row_groups]
+  std::int64_t row_groups = 0;
 
-  activation_group_sums(matrix_view<const float> x, std::int64_t group, std::int64_t groups) : n_groups(groups) {
+  activation_group_sums(matrix_view<const float> x, std::int64_t group, std::int64_t groups)
+      : row_groups((groups + 15) / 16 * 16) {
     float* out = stack;
-    if (x.rows * groups > stack_floats) {
-      heap = aligned_buffer<float>(static_cast<std::size_t>(x.rows * groups));
+    if (x.rows * row_groups > stack_floats) {
+      heap = aligned_buffer<float>(static_cast<std::size_t>(x.rows * row_groups));
       out = heap.data();
     }
     constexpr std::int64_t lanes = fbatch<Arch>::size;
-    for (std::int64_t i = 0; i < x.rows; ++i)
+    for (std::int64_t i = 0; i < x.rows; ++i) {
       for (std::int64_t g = 0; g < groups; ++g) {
         const float* xg = x.row(i) + g * group;  // [group]
         fbatch<Arch> v(0.0f);
@@ -262,19 +265,20 @@ struct activation_group_sums {
         for (; c + lanes <= group; c += lanes) v += fbatch<Arch>::load_unaligned(xg + c);
         float s = xsimd::hadd(v);
         for (; c < group; ++c) s += xg[c];
-        out[i * groups + g] = s;
+        out[i * row_groups + g] = s;
       }
+      for (std::int64_t g = groups; g < row_groups; ++g) out[i * row_groups + g] = 0.0f;
+    }
     data = out;
   }
-  const float* row(std::int64_t i) const { return data + i * n_groups; }
+  const float* row(std::int64_t i) const { return data + i * row_groups; }
 };
 
-// Whether a register decoder also decodes 32 codes at once (decoder.pair).
-template <class Decoder>
-inline constexpr bool has_pair_decode = requires { &Decoder::pair; };
-// Whether it has a decode without the end-of-row check (decoder.unchecked).
-template <class Decoder>
-inline constexpr bool has_unchecked_decode = requires { &Decoder::unchecked; };
+// Chains of FMAs per row of X within one group of the register GEMV, for a group of
+// Steps decode steps: 4 cover the FMA latency at M = 1 (with 2, an 8-bit w8g128 row
+// in L2 ran at half the port bound), fewer where M rows give their own chains.
+template <int M, int Steps>
+inline constexpr int register_chains = std::max(1, std::min(M == 1 ? 4 : M == 2 ? 2 : 1, Steps));
 
 // Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
 // register_decode): each 8- or 16-code step becomes float(code) in one register and
@@ -284,98 +288,140 @@ inline constexpr bool has_unchecked_decode = requires { &Decoder::unchecked; };
 // per-call group sums. Codes are exact in f32, so this differs from the reference
 // (sum of (scale * (code - zero)) * x) only in the rounding of the per-group
 // products and of the two partial sums, far inside the summation-order bound.
+//
+// Per-group work is kept off the decode loop, which is what bounds it: the scales
+// and scale * zero come 16 groups at a time into a stack buffer (the correction is
+// then one vector FMA per 16 groups), and a group whose every load lies inside the
+// row, with a compile-time group size, runs as a fixed-count loop of decode steps
+// with no end-of-row checks and its prefetches issued up front. (With the checks,
+// per-group scalar conversions and a per-group prefetch loop, w8g128 ran at 11.8
+// GB/s from L2 on one Emerald Rapids core against ~24 for the bare decode loop.)
 template <class Arch, class Format, int M>
 void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
                               const activation_group_sums<Arch>& x_sums, std::int64_t n0, std::int64_t n1) {
   using batch = fbatch<Arch>;
   using reg = typename batch::register_type;
+  constexpr int bits = Format::bits;
   constexpr std::int64_t lanes = batch::size;
-  constexpr int U = M == 1 ? 2 : 1;  // independent chains per group at M = 1
-  const auto decode = make_decoder<Format::bits>(Arch{});
+  constexpr bool fixed_group = Format::group_size != quant::per_channel;
+  constexpr std::int64_t steps = fixed_group ? Format::group_size / lanes : 0;  // decode steps per fixed group
+  constexpr int U = register_chains<M, static_cast<int>(steps)>;
+  constexpr int UV = register_chains<M, 2>;  // chains of the per-channel and ragged groups
+  constexpr std::int64_t group_bytes = fixed_group ? Format::group_size * bits / 8 : 0;
+  static_assert(!fixed_group || (Format::group_size % lanes == 0 && steps % U == 0), "a fixed group is whole decode steps");
+  const auto decode = make_decoder<bits>(Arch{});
   const std::int64_t k = w.cols();
-  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
+  const std::int64_t group = fixed_group ? Format::group_size : k;
   const std::int64_t n_groups = w.layout.n_groups;
   const std::int64_t row_bytes = w.layout.code_row_bytes;
   // The last column at which a step's load (16 bytes on AVX-512, 8 on AVX2) still ends
   // inside the row (steps start at multiples of 8 columns, Bits bytes each); -lanes when
-  // none does.
-  const std::int64_t fast_cols = row_bytes >= 16 ? (row_bytes - 16) / Format::bits * 8 : -lanes;
+  // none does. Groups ending at or before fast_end run unchecked.
+  const std::int64_t fast_cols = row_bytes >= 16 ? (row_bytes - 16) / bits * 8 : -lanes;
+  const std::int64_t fast_groups = fixed_group ? std::max<std::int64_t>(0, std::min(k, fast_cols + lanes)) / group : 0;
+  // The decoders subtract zv; a constant 0 lets the compiler drop the subtraction.
+  const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;                 // [n_groups]
     const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
-    batch acc[M];
-    for (auto& a : acc) a = batch(0.0f);
-    float corr[M] = {};
-    // The decoders subtract zv; a constant 0 lets the compiler drop the subtraction.
-    const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;
-    for (std::int64_t g = 0; g < n_groups; ++g) {
-      const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
-      {  // the group's code lines, gemv_prefetch_bytes ahead
-        const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * Format::bits / 8) + gemv_prefetch_bytes;
-        for (std::int64_t b = 0; b < (c1 - c0) * Format::bits / 8; b += 64)
-          __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+    batch acc[M], corr[M];
+    for (int i = 0; i < M; ++i) acc[i] = corr[i] = batch(0.0f);
+    for (std::int64_t g0 = 0; g0 < n_groups; g0 += 16) {
+      const std::int64_t count = std::min<std::int64_t>(16, n_groups - g0);
+      alignas(64) float s_buf[16];   // [16]: the chunk's scales
+      alignas(64) float sz_buf[16];  // [16]: scale * zero, zero past count (the padded sums are zero too)
+      for (std::int64_t j = 0; j < 16; ++j) {
+        const float s = j < count ? scale_f32<Arch>(scales[g0 + j], Arch{}) : 0.0f;
+        const int zero = Format::symmetric ? Format::symmetric_zero
+                         : j < count      ? static_cast<int>(quant::get_code(zeros, g0 + j, bits))
+                                          : 0;
+        s_buf[j] = s;
+        sz_buf[j] = s * static_cast<float>(zero);
       }
-      const int zero = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, g, Format::bits));
-      batch gacc[M][U];
-      for (auto& a : gacc)
-        for (auto& b : a) b = batch(0.0f);
-      std::int64_t c = c0;
-      if constexpr (has_pair_decode<decltype(decode)>) {
-        // 32 codes per decode (4 bits on AVX-512), into both chains at M = 1.
-        for (; c + 2 * lanes <= c1; c += 2 * lanes) {
-          reg pair[2];
-          decode.pair(codes, c, pair);
-          const batch w0(pair[0]), w1(pair[1]);
+      for (int i = 0; i < M; ++i)
+        for (std::int64_t q = 0; q < 16; q += lanes)
+          corr[i] = xsimd::fma(batch::load_aligned(sz_buf + q), batch::load_unaligned(x_sums.row(i) + g0 + q), corr[i]);
+      for (std::int64_t j = 0; j < count; ++j) {
+        const std::int64_t g = g0 + j;
+        const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
+        batch t[M];
+        // A per-channel group, or one with loads near the row's end: UV chains, checked steps.
+        const auto any_group = [&] {
+          {  // the group's code lines, gemv_prefetch_bytes ahead
+            const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
+            for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
+              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+          }
+          batch gacc[M][UV];
+          for (auto& a : gacc)
+            for (auto& b : a) b = batch(0.0f);
+          std::int64_t c = c0;
+          // Steps whose whole load lies inside the row skip the decoder's end-of-row branch.
+          const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
+          for (; c + UV * lanes <= c_safe; c += UV * lanes)
+            for (int u = 0; u < UV; ++u) {
+              const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
+              for (int i = 0; i < M; ++i)
+                gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+            }
+          for (; c + lanes <= c1; c += lanes) {
+            const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+            for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+          }
+          if constexpr (lanes == 16) {
+            // K is a multiple of 8: a per-channel row may end with 8 codes; the
+            // activations of the 8 lanes past it are zero.
+            if (c < c1) {
+              const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+              for (int i = 0; i < M; ++i)
+                gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
+            }
+          }
           for (int i = 0; i < M; ++i) {
-            gacc[i][0] = xsimd::fma(w0, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
-            gacc[i][U - 1] = xsimd::fma(w1, batch::load_unaligned(x.row(i) + c + lanes), gacc[i][U - 1]);
+            t[i] = gacc[i][0];
+            for (int u = 1; u < UV; ++u) t[i] += gacc[i][u];
           }
-        }
-      }
-      if constexpr (has_unchecked_decode<decltype(decode)>) {
-        // Steps whose whole load lies inside the row skip the decoder's end-of-row branch,
-        // which kept the loop from compiling to a compact body: 1024 x 4096 in cache, 1
-        // thread, Zen 5, AVX-512, alternating runs: w6g128 282-291 -> 227-234 us per call,
-        // w5g128 304-310 -> 226-234, w6g32 549-563 -> 472-480, per-channel w6 -12 to -16%.
-        const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
-        for (; c + U * lanes <= c_safe; c += U * lanes)
-          for (int u = 0; u < U; ++u) {
-            const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
-            for (int i = 0; i < M; ++i)
-              gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+        };
+        if constexpr (fixed_group) {
+          if (g < fast_groups) {
+            // A whole group, every load inside the row: the group's code lines prefetched
+            // gemv_prefetch_bytes ahead (one per 64 bytes; a group of fewer bytes prefetches
+            // the line of its last byte where that line starts inside the group, so each
+            // line once), then Steps decodes into U chains.
+            const std::uint8_t* gc = codes + c0 * bits / 8;  // [group_bytes]
+            const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
+            if constexpr (group_bytes >= 64) {
+              for (std::int64_t b = 0; b < group_bytes; b += 64)
+                __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+            } else {
+              const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
+              if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
+            }
+            batch ch[M][U];
+            for (auto& a : ch)
+              for (auto& b : a) b = batch(0.0f);
+            for (std::int64_t st = 0; st < steps; st += U)
+              for (int u = 0; u < U; ++u) {
+                const std::int64_t c = c0 + (st + u) * lanes;
+                const batch wv(static_cast<reg>(decode.unchecked(codes, c, zv)));
+                for (int i = 0; i < M; ++i) ch[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), ch[i][u]);
+              }
+            for (int i = 0; i < M; ++i) {
+              t[i] = ch[i][0];
+              for (int u = 1; u < U; ++u) t[i] += ch[i][u];
+            }
+          } else {
+            any_group();
           }
-      }
-      for (; c + U * lanes <= c1; c += U * lanes)
-        for (int u = 0; u < U; ++u) {
-          const batch wv(static_cast<reg>(decode(codes, row_bytes, c + u * lanes, zv)));
-          for (int i = 0; i < M; ++i)
-            gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+        } else {
+          any_group();
         }
-      for (; c + lanes <= c1; c += lanes) {
-        const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-        for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
-      }
-      if constexpr (lanes == 16) {
-        // K is a multiple of 8: a per-channel row may end with 8 codes; the
-        // activations of the 8 lanes past it are zero.
-        if (c < c1) {
-          const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-          for (int i = 0; i < M; ++i)
-            gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
-        }
-      }
-      const float scale = scale_f32<Arch>(scales[g], Arch{});
-      const batch s(scale);
-      const float scaled_zero = scale * static_cast<float>(zero);
-      for (int i = 0; i < M; ++i) {
-        batch t = gacc[i][0];
-        for (int u = 1; u < U; ++u) t += gacc[i][u];
-        acc[i] = xsimd::fma(t, s, acc[i]);
-        corr[i] += scaled_zero * x_sums.row(i)[g];
+        const batch s(s_buf[j]);
+        for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(t[i], s, acc[i]);
       }
     }
-    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - corr[i];
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - xsimd::hadd(corr[i]);
   }
 }
 

@@ -172,6 +172,10 @@ struct avx2_decoder {
 template <>
 struct avx2_decoder<8> {
   __m256 operator()(const std::uint8_t* row_codes, std::int64_t, std::int64_t c, __m256i zero) const {
+    return unchecked(row_codes, c, zero);
+  }
+  // Never past the step's own 8 bytes, so every step is unchecked.
+  __m256 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m256i zero) const {
     const __m128i block = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_codes + c));
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(block), zero));
   }
@@ -183,6 +187,10 @@ struct avx2_decoder<2> {
   __m256i shift = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   __m256i mask = _mm256_set1_epi32(3);
   __m256 operator()(const std::uint8_t* row_codes, std::int64_t, std::int64_t c, __m256i zero) const {
+    return unchecked(row_codes, c, zero);
+  }
+  // Never past the step's own 2 bytes, so every step is unchecked.
+  __m256 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m256i zero) const {
     std::uint16_t word;
     std::memcpy(&word, row_codes + c / 4, 2);
     const __m256i v = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(word), shift), mask);
@@ -198,6 +206,15 @@ struct avx2_decoder<3> {
     std::uint32_t word = 0;
     if (byte + 4 <= row_bytes) std::memcpy(&word, row_codes + byte, 4);  // constant sizes: no memcpy call
     else std::memcpy(&word, row_codes + byte, 3);
+    return from_word(word, zero);
+  }
+  // The same for a step whose 4-byte load lies inside the row (the caller checked).
+  __m256 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m256i zero) const {
+    std::uint32_t word;
+    std::memcpy(&word, row_codes + c / 8 * 3, 4);
+    return from_word(word, zero);
+  }
+  __m256 from_word(std::uint32_t word, __m256i zero) const {
     const __m256i v =
         _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shift), mask);
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(v, zero));
@@ -258,6 +275,11 @@ struct avx512_decoder<8> {
     else block = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_codes + c));  // the row's last 8 codes
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(block), zero));
   }
+  // The same for a step whose 16 codes lie inside the row (the caller checked).
+  __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i zero) const {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c));
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(block), zero));
+  }
 };
 // 4 bits: the 8 bytes split into low and high nibbles and interleaved back into
 // code order in a 128-bit register (ports the 512-bit ops leave free), then
@@ -279,19 +301,6 @@ struct avx512_decoder<4> {
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(block, 4), mask);
     const __m128i codes = _mm_unpacklo_epi8(lo, hi);
     return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(codes), zero));
-  }
-  // Codes [c, c + 32) as two registers (the zero point is folded out by the caller):
-  // the 16 bytes widened to one byte per lane, split into the even (low nibble) and
-  // odd (high nibble) codes, and interleaved back with two vpermt2d: 7 ops for 32
-  // codes instead of 2 x 6. c + 32 lies within the row.
-  void pair(const std::uint8_t* row_codes, std::int64_t c, __m512 (&out)[2]) const {
-    const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 2)));
-    const __m512i even = _mm512_and_si512(bytes, _mm512_set1_epi32(0x0F));
-    const __m512i odd = _mm512_srli_epi32(bytes, 4);
-    const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-    out[0] = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, first, odd));
-    out[1] = _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(even, second, odd));
   }
 };
 // 2 bits: the 16 codes are one dword; broadcast it and shift each lane by its
