@@ -154,6 +154,39 @@ TEST_CASE("SIMD GEMV for 2-, 3- and 4-bit codes: every M, stack- and heap-sized 
   }
 }
 
+// The register GEMV (5, 6 and 8 bits on AVX-512, every width on AVX2) takes scales and
+// zero points 16 groups at a time: rows of 17-37 groups run two or three chunks, the
+// last one ragged, and the last group of a row takes the end-of-row checked steps
+// while the ones before it run unchecked; every M of the GEMV (chains differ for M =
+// 1, 2 and above).
+TEST_CASE("SIMD register GEMV over several 16-group chunks, every group size", "[simd]") {
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  constexpr std::int64_t n = 7;
+  for (int bits : {3, 5, 6, 8})
+    for (int group : {32, 64, 128, 256})
+      for (bool sym : {false, true}) {
+        const format_spec spec = format_spec::quantized(bits, group, sym);
+        const std::int64_t k = group * (group == 32 ? 37 : group == 64 ? 33 : 17);
+        const qtensor q = testing::random_qtensor(spec, n, k, rng);
+        std::vector<float> wd(static_cast<std::size_t>(n * k));
+        dequantize(q.view(), {wd.data(), n, k});
+        for (std::int64_t m : {1, 2, 5, 8}) {
+          const auto x = gaussian(static_cast<std::size_t>(m * k), rng);
+          const auto mag = magnitudes(wd, n, k, x, m, k);
+          std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+          ref::gemm_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
+          for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
+            INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
+            std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
+            matmul(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
+            require_equal_up_to_order(y, y_ref, mag, k);
+          });
+        }
+      }
+}
+
 TEST_CASE("SIMD dense matmul equals the reference up to summation order for f32, f16 and bf16", "[simd]") {
   const std::uint32_t seed = fresh_seed();
   INFO("seed " << seed);

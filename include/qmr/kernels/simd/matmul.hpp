@@ -44,7 +44,10 @@
 //   shifted and looked up with vpermps in a table that holds the group's
 //   dequantized values where a group spans whole blocks, the activations reordered
 //   once per call), and 3-bit codes the table GEMV in their own order (gemv_lanes3:
-//   a byte shuffle and a shift put each code in a lane, vpermps looks it up).
+//   a byte shuffle and a shift put each code in a lane, vpermps looks it up). In the
+//   register GEMV on AVX-512, 5-bit codes are looked up the same way in 32 values
+//   (vpermt2ps), and 6-bit codes become the float 1 + code / 64 by placing their bits
+//   under the exponent of 1.0f (the scale and zero-point fold absorb the 64 and the 1).
 // * GEMM (M > 8), BLIS-style and vectorized along N: nr weight rows × kc columns
 //   are decoded a row at a time (the GEMV's decoders) and transposed into a
 //   k-major f32 panel [kc, nr] on the stack; then, for every mr rows of X and each
@@ -274,11 +277,31 @@ struct activation_group_sums {
   const float* row(std::int64_t i) const { return data + i * row_groups; }
 };
 
+// How a register decoder's value relates to the code: (code + offset) / scale, the
+// plain code unless the decoder says otherwise.
+template <class Decoder>
+inline constexpr float decoded_code_scale = [] {
+  if constexpr (requires { Decoder::code_scale; }) return Decoder::code_scale;
+  else return 1.0f;
+}();
+template <class Decoder>
+inline constexpr int decoded_code_offset = [] {
+  if constexpr (requires { Decoder::code_offset; }) return Decoder::code_offset;
+  else return 0;
+}();
+
+#if XSIMD_WITH_AVX512BW
+template <class Format>
+void lane_group_terms(const quant::qtensor_view& w, std::int64_t n, std::int64_t g0, int count, __m512& s, __m512& sz);
+#endif
+
 // Chains of FMAs per row of X within one group of the register GEMV, for a group of
-// Steps decode steps: 4 cover the FMA latency at M = 1 (with 2, an 8-bit w8g128 row
-// in L2 ran at half the port bound), fewer where M rows give their own chains.
-template <int M, int Steps>
-inline constexpr int register_chains = std::max(1, std::min(M == 1 ? 4 : M == 2 ? 2 : 1, Steps));
+// Steps decode steps: at M = 1, 4 cover the FMA latency behind the 8-bit decode (1.5
+// cycles a step; with 2, w8g128 in L2 ran at half its port bound) and 2 behind the
+// slower ones (2+ cycles a step; 4 only added reduction work per group: w6g64 from L2
+// 10.6-11.7 GB/s with 4, 10.8-12.3 with 2); fewer where M rows give their own chains.
+template <int M, int Steps, int Bits>
+inline constexpr int register_chains = std::max(1, std::min(M == 1 ? (Bits == 8 ? 4 : 2) : M == 2 ? 2 : 1, Steps));
 
 // Y[0, M)[n0, n1) for a quantized W of one Format, decoded in registers (ISAs with
 // register_decode): each 8- or 16-code step becomes float(code) in one register and
@@ -305,11 +328,15 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
   constexpr std::int64_t lanes = batch::size;
   constexpr bool fixed_group = Format::group_size != quant::per_channel;
   constexpr std::int64_t steps = fixed_group ? Format::group_size / lanes : 0;  // decode steps per fixed group
-  constexpr int U = register_chains<M, static_cast<int>(steps)>;
-  constexpr int UV = register_chains<M, 2>;  // chains of the per-channel and ragged groups
+  constexpr int U = register_chains<M, static_cast<int>(steps), bits>;
+  constexpr int UV = register_chains<M, 2, bits>;  // chains of the per-channel and ragged groups
   constexpr std::int64_t group_bytes = fixed_group ? Format::group_size * bits / 8 : 0;
   static_assert(!fixed_group || (Format::group_size % lanes == 0 && steps % U == 0), "a fixed group is whole decode steps");
   const auto decode = make_decoder<bits>(Arch{});
+  // A decoder may give (code + code_offset) / code_scale rather than the code (6 bits on
+  // AVX-512): the scale is then scale * code_scale, and the fold scale * (zero + code_offset).
+  constexpr float code_scale = decoded_code_scale<decltype(decode)>;
+  constexpr int code_offset = decoded_code_offset<decltype(decode)>;
   const std::int64_t k = w.cols();
   const std::int64_t group = fixed_group ? Format::group_size : k;
   const std::int64_t n_groups = w.layout.n_groups;
@@ -321,107 +348,124 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
   const std::int64_t fast_groups = fixed_group ? std::max<std::int64_t>(0, std::min(k, fast_cols + lanes)) / group : 0;
   // The decoders subtract zv; a constant 0 lets the compiler drop the subtraction.
   const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;
-  for (std::int64_t n = n0; n < n1; ++n) {
+  // Groups [g0, g0 + 16) of row n into its sums acc and corr.
+  const auto chunk = [&](std::int64_t n, std::int64_t g0, batch (&acc)[M], batch (&corr)[M]) {
     const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;                 // [n_groups]
     const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
-    batch acc[M], corr[M];
-    for (int i = 0; i < M; ++i) acc[i] = corr[i] = batch(0.0f);
-    for (std::int64_t g0 = 0; g0 < n_groups; g0 += 16) {
-      const std::int64_t count = std::min<std::int64_t>(16, n_groups - g0);
-      alignas(64) float s_buf[16];   // [16]: the chunk's scales
-      alignas(64) float sz_buf[16];  // [16]: scale * zero, zero past count (the padded sums are zero too)
+    const std::int64_t count = std::min<std::int64_t>(16, n_groups - g0);
+    alignas(64) float s_buf[16];   // [16]: the chunk's scales (times code_scale)
+    alignas(64) float sz_buf[16];  // [16]: scale * (zero + code_offset), zero past count (as the padded sums)
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      // As vectors: one f16 load and one zero-point load per 16 groups.
+      __m512 sv, szv;
+      lane_group_terms<Format>(w, n, g0, static_cast<int>(count), sv, szv);
+      _mm512_store_ps(s_buf, _mm512_mul_ps(sv, _mm512_set1_ps(code_scale)));
+      _mm512_store_ps(sz_buf, _mm512_fmadd_ps(sv, _mm512_set1_ps(static_cast<float>(code_offset)), szv));
+    } else
+#endif
+    {
       for (std::int64_t j = 0; j < 16; ++j) {
         const float s = j < count ? scale_f32<Arch>(scales[g0 + j], Arch{}) : 0.0f;
         const int zero = Format::symmetric ? Format::symmetric_zero
                          : j < count      ? static_cast<int>(quant::get_code(zeros, g0 + j, bits))
                                           : 0;
-        s_buf[j] = s;
-        sz_buf[j] = s * static_cast<float>(zero);
+        s_buf[j] = s * code_scale;
+        sz_buf[j] = s * static_cast<float>(zero + code_offset);
       }
-      for (int i = 0; i < M; ++i)
-        for (std::int64_t q = 0; q < 16; q += lanes)
-          corr[i] = xsimd::fma(batch::load_aligned(sz_buf + q), batch::load_unaligned(x_sums.row(i) + g0 + q), corr[i]);
-      for (std::int64_t j = 0; j < count; ++j) {
-        const std::int64_t g = g0 + j;
-        const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
-        batch t[M];
-        // A per-channel group, or one with loads near the row's end: UV chains, checked steps.
-        const auto any_group = [&] {
-          {  // the group's code lines, gemv_prefetch_bytes ahead
-            const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
-            for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
-              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+    }
+    for (int i = 0; i < M; ++i)
+      for (std::int64_t q = 0; q < 16; q += lanes)
+        corr[i] = xsimd::fma(batch::load_aligned(sz_buf + q), batch::load_unaligned(x_sums.row(i) + g0 + q), corr[i]);
+    for (std::int64_t j = 0; j < count; ++j) {
+      const std::int64_t g = g0 + j;
+      const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
+      batch t[M];
+      // A per-channel group, or one with loads near the row's end: UV chains, checked steps.
+      const auto any_group = [&] {
+        {  // the group's code lines, gemv_prefetch_bytes ahead
+          const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
+          for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
+            __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+        }
+        batch gacc[M][UV];
+        for (auto& a : gacc)
+          for (auto& b : a) b = batch(0.0f);
+        std::int64_t c = c0;
+        // Steps whose whole load lies inside the row skip the decoder's end-of-row branch.
+        const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
+        for (; c + UV * lanes <= c_safe; c += UV * lanes)
+          for (int u = 0; u < UV; ++u) {
+            const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
+            for (int i = 0; i < M; ++i)
+              gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
           }
-          batch gacc[M][UV];
-          for (auto& a : gacc)
-            for (auto& b : a) b = batch(0.0f);
-          std::int64_t c = c0;
-          // Steps whose whole load lies inside the row skip the decoder's end-of-row branch.
-          const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
-          for (; c + UV * lanes <= c_safe; c += UV * lanes)
-            for (int u = 0; u < UV; ++u) {
-              const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
-              for (int i = 0; i < M; ++i)
-                gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
-            }
-          for (; c + lanes <= c1; c += lanes) {
+        for (; c + lanes <= c1; c += lanes) {
+          const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+          for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+        }
+        if constexpr (lanes == 16) {
+          // K is a multiple of 8: a per-channel row may end with 8 codes; the
+          // activations of the 8 lanes past it are zero.
+          if (c < c1) {
             const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-            for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+            for (int i = 0; i < M; ++i)
+              gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
           }
-          if constexpr (lanes == 16) {
-            // K is a multiple of 8: a per-channel row may end with 8 codes; the
-            // activations of the 8 lanes past it are zero.
-            if (c < c1) {
-              const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-              for (int i = 0; i < M; ++i)
-                gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
-            }
-          }
-          for (int i = 0; i < M; ++i) {
-            t[i] = gacc[i][0];
-            for (int u = 1; u < UV; ++u) t[i] += gacc[i][u];
-          }
-        };
-        if constexpr (fixed_group) {
-          if (g < fast_groups) {
-            // A whole group, every load inside the row: the group's code lines prefetched
-            // gemv_prefetch_bytes ahead (one per 64 bytes; a group of fewer bytes prefetches
-            // the line of its last byte where that line starts inside the group, so each
-            // line once), then Steps decodes into U chains.
-            const std::uint8_t* gc = codes + c0 * bits / 8;  // [group_bytes]
-            const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
-            if constexpr (group_bytes >= 64) {
-              for (std::int64_t b = 0; b < group_bytes; b += 64)
-                __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
-            } else {
-              const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
-              if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
-            }
-            batch ch[M][U];
-            for (auto& a : ch)
-              for (auto& b : a) b = batch(0.0f);
-            for (std::int64_t st = 0; st < steps; st += U)
-              for (int u = 0; u < U; ++u) {
-                const std::int64_t c = c0 + (st + u) * lanes;
-                const batch wv(static_cast<reg>(decode.unchecked(codes, c, zv)));
-                for (int i = 0; i < M; ++i) ch[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), ch[i][u]);
-              }
-            for (int i = 0; i < M; ++i) {
-              t[i] = ch[i][0];
-              for (int u = 1; u < U; ++u) t[i] += ch[i][u];
-            }
+        }
+        for (int i = 0; i < M; ++i) {
+          t[i] = gacc[i][0];
+          for (int u = 1; u < UV; ++u) t[i] += gacc[i][u];
+        }
+      };
+      if constexpr (fixed_group) {
+        if (g < fast_groups) {
+          // A whole group, every load inside the row: the group's code lines prefetched
+          // gemv_prefetch_bytes ahead (one per 64 bytes; a group of fewer bytes prefetches
+          // the line of its last byte where that line starts inside the group, so each
+          // line once), then Steps decodes into U chains.
+          const std::uint8_t* gc = codes + c0 * bits / 8;  // [group_bytes]
+          const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
+          if constexpr (group_bytes >= 64) {
+            for (std::int64_t b = 0; b < group_bytes; b += 64)
+              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
           } else {
-            any_group();
+            const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
+            if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
+          }
+          batch ch[M][U];
+          for (auto& a : ch)
+            for (auto& b : a) b = batch(0.0f);
+          for (std::int64_t st = 0; st < steps; st += U)
+            for (int u = 0; u < U; ++u) {
+              const std::int64_t c = c0 + (st + u) * lanes;
+              const batch wv(static_cast<reg>(decode.unchecked(codes, c, zv)));
+              for (int i = 0; i < M; ++i) ch[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), ch[i][u]);
+            }
+          for (int i = 0; i < M; ++i) {
+            t[i] = ch[i][0];
+            for (int u = 1; u < U; ++u) t[i] += ch[i][u];
           }
         } else {
           any_group();
         }
-        const batch s(s_buf[j]);
-        for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(t[i], s, acc[i]);
+      } else {
+        any_group();
       }
+      const batch s(s_buf[j]);
+      for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(t[i], s, acc[i]);
     }
-    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]) - xsimd::hadd(corr[i]);
+  };
+  // (Bands of rows sharing each chunk of X, to read a row of X longer than L1 from L2
+  // once per band, measured no gain: 4096 x 14336 w8g128 on one core 76-79% of read
+  // bandwidth with bands of 2 rows, 71% with 4, 76% without; 8192 x 8192 lost 6-20
+  // points with bands of 8.)
+  for (std::int64_t n = n0; n < n1; ++n) {
+    batch acc[M], corr[M];  // the row's scaled sums and zero-point folds
+    for (int i = 0; i < M; ++i) acc[i] = corr[i] = batch(0.0f);
+    for (std::int64_t g0 = 0; g0 < n_groups; g0 += 16) chunk(n, g0, acc, corr);
+    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i] - corr[i]);
   }
 }
 
@@ -522,13 +566,12 @@ constexpr lanes3_controls make_lanes3_controls() {
 }
 inline constexpr lanes3_controls lanes3_ctrl = make_lanes3_controls();
 
-// Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of 2-, 3- or
-// 4-bit codes as f32, lanes past count zero: one masked load of the row's bytes,
+// Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of Bits-bit
+// codes as f32, lanes past count zero: one masked load of the row's bytes,
 // never past its end, and no trip through memory (a vector load of scalar stores
 // would stall store forwarding once per row).
 template <int Bits>
 __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, std::int64_t g0, int count) {
-  static_assert(Bits == 2 || Bits == 3 || Bits == 4);
   const std::int64_t byte = g0 * Bits / 8;
   const std::int64_t n = std::min<std::int64_t>((count * Bits + 7) / 8, zero_row_bytes - byte);  // bytes to read
   const __m128i raw = _mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64{1} << n) - 1, zeros + byte));
@@ -540,9 +583,15 @@ __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, 
   } else if constexpr (Bits == 3) {
     const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), _mm512_load_si512(lanes3_ctrl.bytes));
     z = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_load_si512(lanes3_ctrl.shifts)), _mm512_set1_epi32(7));
-  } else {
+  } else if constexpr (Bits == 2) {
     const __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     z = _mm512_and_si512(_mm512_srlv_epi32(_mm512_broadcastd_epi32(raw), shift), _mm512_set1_epi32(3));
+  } else if constexpr (Bits == 8) {
+    z = _mm512_cvtepu8_epi32(raw);
+  } else {  // 5 and 6 bits: each zero's two bytes into its lane, shifted and masked
+    const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), _mm512_loadu_si512(unpack_tables<Bits>::shuffle.data()));
+    z = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_loadu_si512(unpack_tables<Bits>::shift.data())),
+                         _mm512_set1_epi32((1 << Bits) - 1));
   }
   return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>((1u << count) - 1u), z);
 }

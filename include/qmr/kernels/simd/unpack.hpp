@@ -266,6 +266,67 @@ struct avx512_decoder {
     return _mm512_cvtepi32_ps(v);
   }
 };
+// 5 bits: the byte shuffle and a shift leave code j in the low 5 bits of lane j
+// with the next code's bits above, and vpermt2ps, which reads only the low 5 bits
+// of each index, looks it up in the 32 values 0..31 held in two registers: 4 ops per
+// 16 codes with the FMA (the shift-mask-convert decoder takes 5; the decode bounds
+// the GEMV's speed at 5 and 6 bits).
+template <>
+struct avx512_decoder<5> {
+  __m512i ctrl = _mm512_loadu_si512(unpack_tables<5>::shuffle.data());
+  __m512i shift = _mm512_loadu_si512(unpack_tables<5>::shift.data());
+  __m512 low = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 high = _mm512_setr_ps(16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+
+  // Codes [c, c + 16) as f32 (the caller folds the zero point out: zero must be 0);
+  // near the end of the row only the row's bytes are read.
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i) const {
+    const std::int64_t byte = c / 8 * 5;
+    if (byte + 16 <= row_bytes) return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte)));
+    std::uint64_t words[2] = {0, 0};
+    std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(10, row_bytes - byte)));
+    return from_block(_mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0])));
+  }
+  __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i) const {
+    return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 8 * 5)));
+  }
+  __m512 from_block(__m128i block) const {
+    const __m512i v = _mm512_srlv_epi32(_mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl), shift);
+    return _mm512_permutex2var_ps(low, v, high);
+  }
+};
+// 6 bits: the byte shuffle and a left shift put code j at bits [17, 23) of lane j,
+// and one ternary-logic op keeps those bits under the exponent of 1.0f, giving the
+// float 1 + code / 64 exactly (code_scale, code_offset): 4 ops per 16 codes with the
+// FMA instead of 5. The GEMV multiplies by scale * 64 and folds scale * (64 + zero)
+// times the group's activation sum out, so the products are exact as before and only
+// the rounding of the sums changes: the partial sums carry sum x beside sum code x / 64,
+// at most about twice their magnitude, far inside the summation-order bound.
+template <>
+struct avx512_decoder<6> {
+  static constexpr float code_scale = 64.0f;  // the decoded value is (code + code_offset) / code_scale
+  static constexpr int code_offset = 64;
+  __m512i ctrl = _mm512_loadu_si512(unpack_tables<6>::shuffle.data());
+  __m512i shift = _mm512_sub_epi32(_mm512_set1_epi32(17), _mm512_loadu_si512(unpack_tables<6>::shift.data()));  // 17 - 6j mod 8
+  __m512i field = _mm512_set1_epi32(0x3F << 17);
+  __m512i one = _mm512_set1_epi32(0x3F800000);  // 1.0f
+
+  __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i) const {
+    const std::int64_t byte = c / 8 * 6;
+    if (byte + 16 <= row_bytes) return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte)));
+    std::uint64_t words[2] = {0, 0};
+    std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(12, row_bytes - byte)));
+    return from_block(_mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0])));
+  }
+  __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i) const {
+    return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 8 * 6)));
+  }
+  __m512 from_block(__m128i block) const {
+    const __m512i v = _mm512_sllv_epi32(_mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl), shift);
+    // (v & field) | one: truth table 0xEA for (A & B) | C with A = v, B = field, C = one.
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(v, field, one, 0xEA));
+  }
+};
 // 8 bits: each code is one byte, widened straight to its lane (vpmovzxbd).
 template <>
 struct avx512_decoder<8> {
