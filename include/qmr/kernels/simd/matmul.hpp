@@ -174,8 +174,11 @@ inline void store_sums(fbatch<Arch> (&acc)[M][U], const float (&tail)[M], matrix
 // one prefetch per 64 bytes inside the FMA loop), on 1 thread 76-77% -> 96-98%,
 // 151936 x 896 (Qwen2.5-0.5B's lm_head) on 2 threads 73-82% -> 97-98%; w8g128 8192 x
 // 8192 on 2 threads 50-54% -> 68-76% (w6g128, bound by its decode, 31-34% either way).
-// (An earlier Zen 5 run with prefetchnta had measured no gain for bf16.) Past the
-// row's end the address is only an integer: prefetches never fault.
+// (An earlier Zen 5 run with prefetchnta had measured no gain for bf16.) On the
+// Emerald Rapids VM, the reworked register GEMV at 8192 bytes (the a8 GEMV's distance)
+// lost 1-10 points on every w8/w6/w5 g128 shape of two alternating rounds, and
+// prefetcht2 moved nothing beyond the noise. Past the row's end the address is only an
+// integer: prefetches never fault.
 inline constexpr std::uintptr_t gemv_prefetch_bytes = 4096;
 inline constexpr std::int64_t dense_chunk_cols = 256;
 
