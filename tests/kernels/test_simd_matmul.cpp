@@ -83,6 +83,24 @@ std::vector<float> gaussian(std::size_t n, std::mt19937& rng) {
   return v;
 }
 
+// A fresh random [n, k] matrix of spec and M rows of X: every ISA's single-threaded
+// GEMM equals the reference up to summation order.
+void check_gemv(const format_spec& spec, std::int64_t n, std::int64_t k, std::int64_t m, std::mt19937& rng) {
+  const qtensor q = testing::random_qtensor(spec, n, k, rng);
+  std::vector<float> wd(static_cast<std::size_t>(n * k));
+  dequantize(q.view(), {wd.data(), n, k});
+  const auto x = gaussian(static_cast<std::size_t>(m * k), rng);
+  const auto mag = magnitudes(wd, n, k, x, m, k);
+  std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+  ref::gemm_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
+  for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
+    INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
+    std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
+    matmul(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
+    require_equal_up_to_order(y, y_ref, mag, k);
+  });
+}
+
 }  // namespace
 
 TEST_CASE("SIMD quantized matmul equals the reference up to summation order, every format and ISA", "[simd]") {
@@ -135,21 +153,7 @@ TEST_CASE("SIMD GEMV for 2-, 3- and 4-bit codes: every M, stack- and heap-sized 
     const format_spec spec = parse_format(fmt);
     // 2304 columns at M = 8: 18432 reordered activations, past the 16384 on the stack.
     for (std::int64_t k : {std::int64_t{2304}, std::int64_t{spec.group == per_channel ? 2312 : 2560}}) {
-      const qtensor q = testing::random_qtensor(spec, n, k, rng);
-      std::vector<float> wd(static_cast<std::size_t>(n * k));
-      dequantize(q.view(), {wd.data(), n, k});
-      for (std::int64_t m = 1; m <= 8; ++m) {
-        const auto x = gaussian(static_cast<std::size_t>(m * k), rng);
-        const auto mag = magnitudes(wd, n, k, x, m, k);
-        std::vector<float> y_ref(static_cast<std::size_t>(m * n));
-        ref::gemm_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
-        for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
-          INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
-          std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
-          matmul(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
-          require_equal_up_to_order(y, y_ref, mag, k);
-        });
-      }
+      for (std::int64_t m = 1; m <= 8; ++m) check_gemv(spec, n, k, m, rng);
     }
   }
 }
@@ -169,21 +173,7 @@ TEST_CASE("SIMD register GEMV over several 16-group chunks, every group size", "
       for (bool sym : {false, true}) {
         const format_spec spec = format_spec::quantized(bits, group, sym);
         const std::int64_t k = group * (group == 32 ? 37 : group == 64 ? 33 : 17);
-        const qtensor q = testing::random_qtensor(spec, n, k, rng);
-        std::vector<float> wd(static_cast<std::size_t>(n * k));
-        dequantize(q.view(), {wd.data(), n, k});
-        for (std::int64_t m : {1, 2, 5, 8}) {
-          const auto x = gaussian(static_cast<std::size_t>(m * k), rng);
-          const auto mag = magnitudes(wd, n, k, x, m, k);
-          std::vector<float> y_ref(static_cast<std::size_t>(m * n));
-          ref::gemm_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
-          for_each_isa<qtensor_view>([&](const std::string& isa, auto matmul) {
-            INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
-            std::vector<float> y(static_cast<std::size_t>(m * n), NAN);
-            matmul(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
-            require_equal_up_to_order(y, y_ref, mag, k);
-          });
-        }
+        for (std::int64_t m : {1, 2, 5, 8}) check_gemv(spec, n, k, m, rng);
       }
 }
 

@@ -234,6 +234,18 @@ avx2_decoder<Bits> make_decoder(xsimd::avx2) {
 #endif
 constexpr bool register_decode(xsimd::avx512bw) { return true; }
 
+// The 2 * Bits bytes of codes [c, c + 16) of a row in the low bytes of a 128-bit
+// register: one 16-byte load where it lies inside the row, else only the row's bytes
+// (zeros above).
+template <int Bits>
+inline __m128i load_code_block(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c) {
+  const std::int64_t byte = c / 8 * Bits;
+  if (byte + 16 <= row_bytes) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
+  std::uint64_t words[2] = {0, 0};
+  std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(2 * Bits, row_bytes - byte)));
+  return _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
+}
+
 template <int Bits>
 struct avx512_decoder {
   __m512i ctrl = _mm512_loadu_si512(unpack_tables<Bits>::shuffle.data());
@@ -244,16 +256,7 @@ struct avx512_decoder {
   // bytes are read (the lanes past it then hold garbage codes, finite, which the
   // caller multiplies by zeroed activations).
   __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i zero) const {
-    const std::int64_t byte = c / 8 * Bits;
-    __m128i block;
-    if (byte + 16 <= row_bytes) {
-      block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
-    } else {
-      std::uint64_t words[2] = {0, 0};
-      std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(2 * Bits, row_bytes - byte)));
-      block = _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
-    }
-    return from_block(block, zero);
+    return from_block(load_code_block<Bits>(row_codes, row_bytes, c), zero);
   }
   // The same for a step whose 16-byte load lies inside the row (the caller checked):
   // no end-of-row branch, so that the GEMV's loop over such steps stays compact.
@@ -281,11 +284,7 @@ struct avx512_decoder<5> {
   // Codes [c, c + 16) as f32 (the caller folds the zero point out: zero must be 0);
   // near the end of the row only the row's bytes are read.
   __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i) const {
-    const std::int64_t byte = c / 8 * 5;
-    if (byte + 16 <= row_bytes) return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte)));
-    std::uint64_t words[2] = {0, 0};
-    std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(10, row_bytes - byte)));
-    return from_block(_mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0])));
+    return from_block(load_code_block<5>(row_codes, row_bytes, c));
   }
   __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i) const {
     return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 8 * 5)));
@@ -312,11 +311,7 @@ struct avx512_decoder<6> {
   __m512i one = _mm512_set1_epi32(0x3F800000);  // 1.0f
 
   __m512 operator()(const std::uint8_t* row_codes, std::int64_t row_bytes, std::int64_t c, __m512i) const {
-    const std::int64_t byte = c / 8 * 6;
-    if (byte + 16 <= row_bytes) return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte)));
-    std::uint64_t words[2] = {0, 0};
-    std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(12, row_bytes - byte)));
-    return from_block(_mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0])));
+    return from_block(load_code_block<6>(row_codes, row_bytes, c));
   }
   __m512 unchecked(const std::uint8_t* row_codes, std::int64_t c, __m512i) const {
     return from_block(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + c / 8 * 6)));
