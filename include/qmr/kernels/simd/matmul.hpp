@@ -154,8 +154,8 @@ inline void accumulate(LoadW&& load_w, std::int64_t c0, std::int64_t c1, const f
 }
 
 // A lambda the compiler must inline (GCC and clang spelling): the register GEMV's
-// per-chunk and per-group bodies, which GCC -O2 otherwise leaves as calls, their
-// sums then held in memory across each group.
+// checked-group body: GCC -O2 left such lambdas as calls with their sums in memory
+// (w8g32 on AVX2 from L2: 6.5 GB/s against 11.8 inlined).
 #define QMR_LAMBDA_INLINE __attribute__((always_inline))
 // Full unrolling of a loop with a constant trip count (GCC and clang spellings).
 #if defined(__clang__)
@@ -357,142 +357,129 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
   const std::int64_t row_bytes = w.layout.code_row_bytes;
   // The last column at which a step's load (16 bytes on AVX-512, 8 on AVX2) still ends
   // inside the row (steps start at multiples of 8 columns, Bits bytes each); -lanes when
-  // none does. Groups ending at or before fast_end run unchecked.
+  // none does. Fixed groups [0, fast_groups) end at or before it and run unchecked.
   const std::int64_t fast_cols = row_bytes >= 16 ? (row_bytes - 16) / bits * 8 : -lanes;
   const std::int64_t fast_groups = fixed_group ? std::max<std::int64_t>(0, std::min(k, fast_cols + lanes)) / group : 0;
   // The decoders subtract zv; a constant 0 lets the compiler drop the subtraction.
   const auto zv = xsimd::batch<std::int32_t, Arch>(0).data;
-  // Groups [g0, g0 + 16) of row n into its sums acc and corr.
-  // The sums are copied into locals for the chunk: where the lambda is not inlined
-  // (GCC -O2), adding into the caller's array put a store and a reload into each group's
-  // chain (w8g32 on AVX2 from L2: 6.2 GB/s against 11.3 inlined at -O3).
-  const auto chunk = [&](std::int64_t n, std::int64_t g0, batch (&acc_io)[M], batch (&corr_io)[M]) QMR_LAMBDA_INLINE {
-    batch acc[M], corr[M];
-    for (int i = 0; i < M; ++i) {
-      acc[i] = acc_io[i];
-      corr[i] = corr_io[i];
-    }
-    const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
-    const f16* scales = w.scales + n * n_groups;                 // [n_groups]
-    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
-    const std::int64_t count = std::min<std::int64_t>(16, n_groups - g0);
-    alignas(64) float s_buf[16];   // [16]: the chunk's scales (times code_scale)
-    alignas(64) float sz_buf[16];  // [16]: scale * (zero + code_offset), zero past count (as the padded sums)
-#if XSIMD_WITH_AVX512BW
-    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      // As vectors: one f16 load and one zero-point load per 16 groups.
-      __m512 sv, szv;
-      lane_group_terms<Format>(w, n, g0, static_cast<int>(count), sv, szv);
-      _mm512_store_ps(s_buf, _mm512_mul_ps(sv, _mm512_set1_ps(code_scale)));
-      _mm512_store_ps(sz_buf, _mm512_fmadd_ps(sv, _mm512_set1_ps(static_cast<float>(code_offset)), szv));
-    } else
-#endif
-    {
-      for (std::int64_t j = 0; j < 16; ++j) {
-        const float s = j < count ? scale_f32<Arch>(scales[g0 + j], Arch{}) : 0.0f;
-        const int zero = Format::symmetric ? Format::symmetric_zero
-                         : j < count      ? static_cast<int>(quant::get_code(zeros, g0 + j, bits))
-                                          : 0;
-        s_buf[j] = s * code_scale;
-        sz_buf[j] = s * static_cast<float>(zero + code_offset);
-      }
-    }
-    for (int i = 0; i < M; ++i)
-      for (std::int64_t q = 0; q < 16; q += lanes)
-        corr[i] = xsimd::fma(batch::load_aligned(sz_buf + q), batch::load_unaligned(x_sums.row(i) + g0 + q), corr[i]);
-    for (std::int64_t j = 0; j < count; ++j) {
-      const std::int64_t g = g0 + j;
-      const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
-      batch t[M];
-      // A per-channel group, or one with loads near the row's end: UV chains, checked steps.
-      const auto any_group = [&]() QMR_LAMBDA_INLINE {
-        {  // the group's code lines, gemv_prefetch_bytes ahead
-          const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
-          for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
-            __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
-        }
-        batch gacc[M][UV];
-        for (auto& a : gacc)
-          for (auto& b : a) b = batch(0.0f);
-        std::int64_t c = c0;
-        // Steps whose whole load lies inside the row skip the decoder's end-of-row branch.
-        const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
-        for (; c + UV * lanes <= c_safe; c += UV * lanes)
-          QMR_UNROLL_FULL
-          for (int u = 0; u < UV; ++u) {
-            const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
-            for (int i = 0; i < M; ++i)
-              gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
-          }
-        for (; c + lanes <= c1; c += lanes) {
-          const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-          for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
-        }
-        if constexpr (lanes == 16) {
-          // K is a multiple of 8: a per-channel row may end with 8 codes; the
-          // activations of the 8 lanes past it are zero.
-          if (c < c1) {
-            const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-            for (int i = 0; i < M; ++i)
-              gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
-          }
-        }
-        for (int i = 0; i < M; ++i) {
-          t[i] = gacc[i][0];
-          for (int u = 1; u < UV; ++u) t[i] += gacc[i][u];
-        }
-      };
-      if constexpr (fixed_group) {
-        if (g < fast_groups) {
-          // A whole group, every load inside the row: the group's code lines prefetched
-          // gemv_prefetch_bytes ahead (one per 64 bytes; a group of fewer bytes prefetches
-          // the line of its last byte where that line starts inside the group, so each
-          // line once), then Steps decodes into U chains.
-          const std::uint8_t* gc = codes + c0 * bits / 8;  // [group_bytes]
-          const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
-          if constexpr (group_bytes >= 64) {
-            for (std::int64_t b = 0; b < group_bytes; b += 64)
-              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
-          } else {
-            const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
-            if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
-          }
-          batch ch[M][U];
-          for (auto& a : ch)
-            for (auto& b : a) b = batch(0.0f);
-          for (std::int64_t st = 0; st < steps; st += U)
-            QMR_UNROLL_FULL
-            for (int u = 0; u < U; ++u) {
-              const std::int64_t c = c0 + (st + u) * lanes;
-              const batch wv(static_cast<reg>(decode.unchecked(codes, c, zv)));
-              for (int i = 0; i < M; ++i) ch[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), ch[i][u]);
-            }
-          for (int i = 0; i < M; ++i) {
-            t[i] = ch[i][0];
-            for (int u = 1; u < U; ++u) t[i] += ch[i][u];
-          }
-        } else {
-          any_group();
-        }
-      } else {
-        any_group();
-      }
-      const batch s(s_buf[j]);
-      for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(t[i], s, acc[i]);
-    }
-    for (int i = 0; i < M; ++i) {
-      acc_io[i] = acc[i];
-      corr_io[i] = corr[i];
-    }
-  };
   // (Bands of rows sharing each chunk of X, to read a row of X longer than L1 from L2
   // once per band, measured no gain: 4096 x 14336 w8g128 on one core 76-79% of read
   // bandwidth with bands of 2 rows, 71% with 4, 76% without; 8192 x 8192 lost 6-20
   // points with bands of 8.)
   for (std::int64_t n = n0; n < n1; ++n) {
+    const std::uint8_t* codes = w.codes + n * row_bytes;        // [code_row_bytes]
+    const f16* scales = w.scales + n * n_groups;                 // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
     batch acc[M], corr[M];  // the row's scaled sums and zero-point folds
     for (int i = 0; i < M; ++i) acc[i] = corr[i] = batch(0.0f);
-    for (std::int64_t g0 = 0; g0 < n_groups; g0 += 16) chunk(n, g0, acc, corr);
+    // Groups 16 at a time: one chunk of scales and scale * zero each.
+    for (std::int64_t g0 = 0; g0 < n_groups; g0 += 16) {
+      const std::int64_t count = std::min<std::int64_t>(16, n_groups - g0);
+      alignas(64) float s_buf[16];   // [16]: the chunk's scales (times code_scale)
+      alignas(64) float sz_buf[16];  // [16]: scale * (zero + code_offset), zero past count (as the padded sums)
+#if XSIMD_WITH_AVX512BW
+      if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+        // As vectors: one f16 load and one zero-point load per 16 groups.
+        __m512 sv, szv;
+        lane_group_terms<Format>(w, n, g0, static_cast<int>(count), sv, szv);
+        _mm512_store_ps(s_buf, _mm512_mul_ps(sv, _mm512_set1_ps(code_scale)));
+        _mm512_store_ps(sz_buf, _mm512_fmadd_ps(sv, _mm512_set1_ps(static_cast<float>(code_offset)), szv));
+      } else
+#endif
+      {
+        for (std::int64_t j = 0; j < 16; ++j) {
+          const float s = j < count ? scale_f32<Arch>(scales[g0 + j], Arch{}) : 0.0f;
+          const int zero = Format::symmetric ? Format::symmetric_zero
+                           : j < count      ? static_cast<int>(quant::get_code(zeros, g0 + j, bits))
+                                            : 0;
+          s_buf[j] = s * code_scale;
+          sz_buf[j] = s * static_cast<float>(zero + code_offset);
+        }
+      }
+      for (int i = 0; i < M; ++i)
+        for (std::int64_t q = 0; q < 16; q += lanes)
+          corr[i] = xsimd::fma(batch::load_aligned(sz_buf + q), batch::load_unaligned(x_sums.row(i) + g0 + q), corr[i]);
+      for (std::int64_t j = 0; j < count; ++j) {
+        const std::int64_t g = g0 + j;
+        const std::int64_t c0 = g * group, c1 = std::min(k, c0 + group);
+        batch t[M];
+        // A per-channel group, or one with loads near the row's end: UV chains, checked steps.
+        const auto any_group = [&]() QMR_LAMBDA_INLINE {
+          {  // the group's code lines, gemv_prefetch_bytes ahead
+            const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
+            for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
+              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+          }
+          batch gacc[M][UV];
+          for (auto& a : gacc)
+            for (auto& b : a) b = batch(0.0f);
+          std::int64_t c = c0;
+          // Steps whose whole load lies inside the row skip the decoder's end-of-row branch.
+          const std::int64_t c_safe = std::min(c1, fast_cols + lanes);
+          for (; c + UV * lanes <= c_safe; c += UV * lanes)
+            QMR_UNROLL_FULL
+            for (int u = 0; u < UV; ++u) {
+              const batch wv(static_cast<reg>(decode.unchecked(codes, c + u * lanes, zv)));
+              for (int i = 0; i < M; ++i)
+                gacc[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c + u * lanes), gacc[i][u]);
+            }
+          for (; c + lanes <= c1; c += lanes) {
+            const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+            for (int i = 0; i < M; ++i) gacc[i][0] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i][0]);
+          }
+          if constexpr (lanes == 16) {
+            // K is a multiple of 8: a per-channel row may end with 8 codes; the
+            // activations of the 8 lanes past it are zero.
+            if (c < c1) {
+              const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
+              for (int i = 0; i < M; ++i)
+                gacc[i][0] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i][0]);
+            }
+          }
+          for (int i = 0; i < M; ++i) {
+            t[i] = gacc[i][0];
+            for (int u = 1; u < UV; ++u) t[i] += gacc[i][u];
+          }
+        };
+        if constexpr (fixed_group) {
+          if (g < fast_groups) {
+            // A whole group, every load inside the row: the group's code lines prefetched
+            // gemv_prefetch_bytes ahead (one per 64 bytes; a group of fewer bytes prefetches
+            // the line of its last byte where that line starts inside the group, so each
+            // line once), then Steps decodes into U chains.
+            const std::uint8_t* gc = codes + c0 * bits / 8;  // [group_bytes]
+            const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
+            if constexpr (group_bytes >= 64) {
+              for (std::int64_t b = 0; b < group_bytes; b += 64)
+                __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+            } else {
+              const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
+              if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
+            }
+            batch ch[M][U];
+            for (auto& a : ch)
+              for (auto& b : a) b = batch(0.0f);
+            for (std::int64_t st = 0; st < steps; st += U)
+              QMR_UNROLL_FULL
+              for (int u = 0; u < U; ++u) {
+                const std::int64_t c = c0 + (st + u) * lanes;
+                const batch wv(static_cast<reg>(decode.unchecked(codes, c, zv)));
+                for (int i = 0; i < M; ++i) ch[i][u] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), ch[i][u]);
+              }
+            for (int i = 0; i < M; ++i) {
+              t[i] = ch[i][0];
+              for (int u = 1; u < U; ++u) t[i] += ch[i][u];
+            }
+          } else {
+            any_group();
+          }
+        } else {
+          any_group();
+        }
+        const batch s(s_buf[j]);
+        for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(t[i], s, acc[i]);
+      }
+    }
     for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i] - corr[i]);
   }
 }
@@ -598,19 +585,9 @@ __m512 lane_zero_points(const std::uint8_t* zeros, std::int64_t zero_row_bytes, 
   const std::int64_t n = std::min<std::int64_t>((count * Bits + 7) / 8, zero_row_bytes - byte);  // bytes to read
   const __m128i raw = _mm512_castsi512_si128(_mm512_maskz_loadu_epi8((__mmask64{1} << n) - 1, zeros + byte));
   __m512i z;
-  if constexpr (Bits == 4) {
-    const __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0x0F));
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F));
-    z = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));
-  } else if constexpr (Bits == 3) {
-    const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), _mm512_load_si512(lanes3_ctrl.bytes));
-    z = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_load_si512(lanes3_ctrl.shifts)), _mm512_set1_epi32(7));
-  } else if constexpr (Bits == 2) {
-    const __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    z = _mm512_and_si512(_mm512_srlv_epi32(_mm512_broadcastd_epi32(raw), shift), _mm512_set1_epi32(3));
-  } else if constexpr (Bits == 8) {
+  if constexpr (Bits == 8) {
     z = _mm512_cvtepu8_epi32(raw);
-  } else {  // 5 and 6 bits: each zero's two bytes into its lane, shifted and masked
+  } else {  // each zero's two bytes into its lane, shifted and masked (as avx512_decoder)
     const __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), _mm512_loadu_si512(unpack_tables<Bits>::shuffle.data()));
     z = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_loadu_si512(unpack_tables<Bits>::shift.data())),
                          _mm512_set1_epi32((1 << Bits) - 1));
