@@ -1145,10 +1145,10 @@ QMR_CUDA_GEMM_INSTANCES(QMR_CUDA_GEMM_DECLARE, bf16, float)
 #ifdef __CUDACC__
 // The lane-layout path alone (gemv_lanes.cuh): y[M, rows] = x[M, cols] · Wᵀ for
 // M = 1..8 with f16 activations, f16 or f32 outputs, on CUDA cores with f16x2
-// partial sums over each lane's unit (8-32 products per f16 half; the f16
-// rounding of those sums is the error to expect, not f32's), so activations must
-// stay below about 2000 in magnitude (a partial sum of 32 of them must stay a
-// finite f16). gemv() calls it for M = 1; M > 1 is here for tests and benchmarks
+// partial sums of code * x over each lane's unit (8-32 products per f16 half; the
+// f16 rounding of those sums, relative to Σ|code * x|, is the error to expect, not
+// f32's). x is rescaled per unit by a power of two, so any finite f16 activations
+// work. gemv() calls it for M = 1; M > 1 is here for tests and benchmarks
 // (the tensor-core kernel is faster at M = 4 and 8 on an H200).
 template <class TY>
 void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_t stream, bool pdl = false) {
@@ -1158,8 +1158,8 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
   check(x != nullptr && y != nullptr, "gemv_lanes: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_lanes: the activations must be 16-byte aligned");
   const int mb = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;  // the kernel's batch rows (detail::lanes_dispatch_mb)
-  // shared memory of lanes_launch: x in whole 128-byte blocks, then the asymmetric unit sums
-  check(static_cast<std::int64_t>(mb) * w.cols() * 2 + 128 + (w.spec.symmetric ? 0 : mb * w.lanes_l.units * 4) <= 220 * 1024,
+  // shared memory of lanes_launch: x in whole 128-byte blocks, then each unit's float2 {2^(24 - t), Σx}
+  check(static_cast<std::int64_t>(mb) * w.cols() * 2 + 128 + mb * w.lanes_l.units * 8 <= 220 * 1024,
         "gemv_lanes: " + std::to_string(M) + " x " + std::to_string(w.cols()) + " activations do not fit shared memory");
   detail::lanes_args a{};
   const auto* base = static_cast<const unsigned char*>(w.lanes.data());

@@ -1,4 +1,4 @@
-// Lane-unit GEMV on CUDA cores for small batches: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), each lane decoding the codes of one 16-byte load into f16x2 pairs (LOP3/PRMT magic numbers), f16x2 dot products per unit scaled into f32.
+// Lane-unit GEMV on CUDA cores for small batches: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), each lane decoding the codes of one 16-byte load into f16x2 pairs (one LOP3/PRMT a pair: the codes as exact f16 subnormals, against x staged with a power-of-two scale per unit), f16x2 dot products per unit scaled into f32.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -27,12 +27,16 @@ namespace qmr::cuda {
 // a unit, word j (32 bits) holds n = 32 / pb fields of pb bits (pb = primary
 // plane bits: 2 for 3-bit codes): column n*j + 2i + h (i < n/2, h < 2) is field
 // i + (n/2)*h, so masking the field pair (i, i + n/2) puts the codes of columns
-// 2i and 2i+1 in the two f16 halves, where ORing 1024 (0x6400) gives exact f16
-// values 1024 + 2^(pb*k) * code that one HFMA2 turns into (code - 2^(Bits-1)) /
-// 2^(Bits-1), exactly. Scales stay [rows][groups] f16 (2-byte loads, 4..8 lanes
-// share one) and, for asymmetric formats, zero points [rows][groups] u8, whose
-// term s * (z0 - z) * Σx over the unit uses unit sums of x computed once per
-// block. Bytes: codes Bits/8 per weight, nothing padded, plus scales and zeros.
+// 2i and 2i+1 in the two f16 halves (at bit pb*k of each, k = i % (8/pb), after
+// one 8-bit shift per pass of 8/pb pairs): as they are, exact f16 subnormals
+// code * 2^(pb*k - 24) (the lane kernel's decode); ORing 1024 (0x6400) instead
+// gives exact f16 values 1024 + 2^(pb*k) * code that one HFMA2 turns into
+// (code - 2^(Bits-1)) / 2^(Bits-1) (the split kernel's, gemv_split.cuh).
+// Scales stay [rows][groups] f16 (2-byte loads, 4..8 lanes share one) and, for
+// asymmetric formats, zero points [rows][groups] u8, whose term s * z * Σx over
+// the unit uses unit sums of x computed once per block (as does the symmetric
+// z = 2^(Bits-1)). Bytes: codes Bits/8 per weight, nothing padded, plus scales
+// and zeros.
 // ---------------------------------------------------------------------------
 struct gemv_lanes_traits {
   // Measured on an H200 (8192 x 8192, M = 1, bench_runs/cuda_proto): two rows
@@ -187,21 +191,36 @@ QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_sub_bits(int e) {
 static_assert(lanes_scale_bits(7) == 0x20002000u && lanes_sub_bits(7) == 0xc880c880u, "2^-7 and -9 in f16");
 static_assert(lanes_sub_bits(3) == 0xd808d808u, "-129 in f16");
 
-// Pair p (0 .. unit_cols/2 - 1, constant in the kernel) of a unit: columns 2p and
-// 2p + 1 as the magic-number word of lanes_pair_exponent. q: the unit's 4 primary
-// words; hw: its 2 high-bit words (3-bit only).
-template <int Bits, class Ops>
-QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_word(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p) {
-  constexpr qstd::uint32_t magic = 0x64006400u;  // f16 1024, twice
+// The bit position of pair p's codes inside each f16 half of its word (see
+// lanes_pair_fields): 0 for 8-bit codes, pb * (p's field within its 8-bit pass) below.
+template <int Bits>
+QMR_HOST_DEVICE constexpr int lanes_pair_shift(int p) {
   if constexpr (Bits == 8) {
-    // word p/2: pair 2j from bytes 0 and 2, pair 2j+1 from bytes 1 and 3, each under a 0x64 byte
-    return Ops::byte_perm(q[p / 2], magic, (p & 1) ? 0x7371u : 0x7270u);
+    return 0;
+  } else {
+    constexpr int pb = lanes_prim_bits(Bits), n = 32 / pb, per_pass = 8 / pb;
+    return pb * ((p % (n / 2)) % per_pass);
+  }
+}
+
+// Pair p (0 .. unit_cols/2 - 1, constant in the kernel) of a unit: columns 2p and
+// 2p + 1, each half holding its code at bit lanes_pair_shift(p) ORed with `base`
+// (the same 16 bits in both halves). base 0x6400 (f16 1024) gives the magic-number
+// word of lanes_pair_exponent (lanes_pair_word); base 0 gives f16 subnormals
+// code * 2^(shift - 24), exact, with no conversion at all (the lane kernel's decode).
+// q: the unit's 4 primary words; hw: its 2 high-bit words (3-bit only).
+template <int Bits, class Ops>
+QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_fields(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p,
+                                                                 qstd::uint32_t base) {
+  if constexpr (Bits == 8) {
+    // word p/2: pair 2j from bytes 0 and 2, pair 2j+1 from bytes 1 and 3, each under base's high byte
+    return Ops::byte_perm(q[p / 2], base, (p & 1) ? 0x7371u : 0x7270u);
   } else {
     constexpr int pb = lanes_prim_bits(Bits), n = 32 / pb, per_pass = 8 / pb;
     const int j = p / (n / 2), i = p % (n / 2);
     const int pass = i / per_pass, k = i % per_pass;  // one 8-bit shift per pass
     const qstd::uint32_t w = pass ? (q[j] >> (8 * pass)) : q[j];
-    qstd::uint32_t v = Ops::and_or(w, (((1u << pb) - 1u) * 0x10001u) << (pb * k), magic);
+    qstd::uint32_t v = Ops::and_or(w, (((1u << pb) - 1u) * 0x10001u) << (pb * k), base);
     if constexpr (Bits == 3) {
       const int P = 2 * j + pass, t = lanes_hi_translate(P % 4);
       const qstd::uint32_t h = hw[P / 4];
@@ -210,6 +229,14 @@ QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_word(const qstd::uint3
     return v;
   }
 }
+// Pair p as the magic-number word of lanes_pair_exponent: f16 1024 + 2^(e - Bits + 1) * code per half.
+template <int Bits, class Ops>
+QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_word(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p) {
+  return lanes_pair_fields<Bits, Ops>(q, hw, p, 0x64006400u);  // f16 1024, twice
+}
+static_assert(lanes_pair_exponent<2>(5) == lanes_pair_shift<2>(5) + 1 && lanes_pair_exponent<3>(3) == lanes_pair_shift<3>(3) + 2 &&
+              lanes_pair_exponent<4>(1) == lanes_pair_shift<4>(1) + 3 && lanes_pair_exponent<8>(0) == lanes_pair_shift<8>(0) + 7,
+              "the magic-number word's exponent is the field's shift plus its width less one");
 
 #ifdef __CUDACC__
 QMR_DEVICE __forceinline__ qstd::uint32_t lanes_hfma2(qstd::uint32_t a, qstd::uint32_t b, qstd::uint32_t c) {
@@ -246,12 +273,23 @@ QMR_DEVICE __forceinline__ void lanes_store(f16* y, float v) { y->bits = __half_
 // pairs gw, gw + W, ... (W warps in all). Its work is a flat sequence of items
 // (row pair, step): step s covers units 32 s .. 32 s + 31 of both rows, one per
 // lane; the loads of item it + 1 are issued before item it is decoded, across
-// row-pair boundaries. x (m rows, zero rows up to MB) is staged once per block in
-// shared memory as 16-byte slots, slot s at s ^ ((s >> 3) & 7), so that the 8
-// lanes of an LDS.128 phase (consecutive units) hit distinct banks. Per unit and
-// row: an f16x2 dot product over the unit (8..32 products per half), converted
-// to f32 and scaled by the group's scale. Lanes past a row's last unit re-read
-// that unit (clamped) with a zero scale.
+// row-pair boundaries. Lanes past a row's last unit re-read that unit (clamped)
+// with a zero scale.
+//
+// The decode is one LOP3 (PRMT for 8-bit; two LOP3 for 3-bit) per pair of codes:
+// the codes' bits masked into f16 halves with a zero exponent are the exact
+// subnormals code * 2^(s - 24), s = lanes_pair_shift(p), so the HFMA2 that turns
+// magic-number words into (code - z) / z is gone. Instead x is staged scaled:
+// once per block, x (m rows, zero rows up to MB) is copied into shared memory as
+// 16-byte slots (slot s at s ^ ((s >> 3) & 7), so that the 8 lanes of an LDS.128
+// phase, consecutive units, hit distinct banks), then each unit's columns are
+// multiplied by 2^(t - s) with t = 14 - floor(log2 max|x| over the unit) (exact
+// powers of two, the largest |x| * 2^t in [2^14, 2^15)), and the unit keeps
+// {2^(24 - t), Σx} as f32. Each product code * x * 2^(t - 24) then sits in the
+// f16 range the old decode's products had (the largest at most 2^(Bits+1) x 2^-9,
+// 32 of them per half), and per unit and row the f16x2 sum P gives
+// Σ (code - z) x = 2^(24 - t) P - z Σx in f32, scaled by the group's scale
+// (z = 2^(Bits-1), or the zero point).
 template <int Bits, int MB, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? gemv_lanes_traits::blocks_per_sm : 1)
     gemv_lanes_kernel(const lanes_args a, const __half* __restrict__ x, TY* __restrict__ y) {
@@ -309,42 +347,58 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
   // Launched with PDL, the first weights stream in while the previous kernel (which
   // may write x, or read the y written below) drains; nothing else is touched before.
   pdl_wait();
+  const int row_slots = a.cols / 8;
   {
-    const int row_slots = a.cols / 8, nslots = MB * row_slots;
+    const int nslots = MB * row_slots;
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     for (int s = static_cast<int>(threadIdx.x); s < nslots; s += T)
       gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? xv[s] : make_uint4(0u, 0u, 0u, 0u);
   }
   __syncthreads();
-  // Asymmetric: Σx over each unit, f32 [MB][units] after the staged x (whole 8-slot blocks).
-  float* xsum = reinterpret_cast<float*>(gemv_lanes_smem + (MB * (a.cols / 8) + 7) / 8 * 8);
-  if constexpr (Asym) {
-    const int row_slots = a.cols / 8;
-    for (int t = static_cast<int>(threadIdx.x); t < MB * a.units; t += T) {
-      const int m = t / a.units, u = t - m * a.units;
-      float sum = 0.0f;
+  // Per unit of each batch row: the columns rescaled in place by 2^(t - shift), and
+  // {2^(24 - t), Σx} as float2 [MB][units] after the staged x (whole 8-slot blocks).
+  float2* unit_f = reinterpret_cast<float2*>(gemv_lanes_smem + (MB * row_slots + 7) / 8 * 8);
+  for (int t = static_cast<int>(threadIdx.x); t < MB * a.units; t += T) {
+    const int m = t / a.units, u = t - m * a.units;
+    float sum = 0.0f, amax = 0.0f;
 #pragma unroll
-      for (int sl = 0; sl < P; ++sl) {
-        const int s = m * row_slots + u * P + sl;
-        const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
-        const qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
+    for (int sl = 0; sl < P; ++sl) {
+      const int s = m * row_slots + u * P + sl;
+      const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
+      const qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
-          sum += f.x + f.y;
-        }
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
+        sum += f.x + f.y;
+        amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
       }
-      xsum[t] = sum;
     }
-    __syncthreads();
+    // amax is a finite f16 (at most 65504, so ex >= -1) or 0 (any exponent serves)
+    const int ex = amax > 0.0f ? 14 - ilogbf(amax) : 0;
+#pragma unroll
+    for (int sl = 0; sl < P; ++sl) {  // a second pass over the slots: holding them would spill
+      const int s = m * row_slots + u * P + sl;
+      const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
+      qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        // 2^(ex - shift) as an f32 bit pattern: ex - shift lies in [-9, 38], a normal exponent
+        const float k = __int_as_float((127 + ex - lanes_pair_shift<Bits>(sl * 4 + e)) << 23);
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
+        const __half2 h = __floats2half2_rn(f.x * k, f.y * k);
+        w4[e] = *reinterpret_cast<const qstd::uint32_t*>(&h);
+      }
+      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = make_uint4(w4[0], w4[1], w4[2], w4[3]);
+    }
+    unit_f[t] = make_float2(__int_as_float((127 + 24 - ex) << 23), sum);
   }
+  __syncthreads();
 
   float acc[R][MB];
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MB; ++m) acc[r][m] = 0.0f;
-  const int row_slots = a.cols / 8;
   for (int it = 0; it < n_items; ++it) {
     const int nstep = step + 1 == steps ? 0 : step + 1;
     const int nrs = nstep == 0 ? rs + W : rs;
@@ -372,7 +426,7 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
         const qstd::uint32_t hw[2] = {ha[r].x, ha[r].y};
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const qstd::uint32_t wp = lanes_decode<Bits>(q, hw, sl * 4 + e);
+          const qstd::uint32_t wp = lanes_pair_fields<Bits, lanes_device_ops>(q, hw, sl * 4 + e, 0u);
 #pragma unroll
           for (int m = 0; m < MB; ++m) {
             const qstd::uint32_t xx = e == 0 ? xv[m].x : e == 1 ? xv[m].y : e == 2 ? xv[m].z : xv[m].w;
@@ -381,25 +435,20 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
         }
       }
     }
-    float xs_u[MB];  // Σx over the unit (asymmetric only)
+    float2 uf[MB];  // {2^(24 - t), Σx} of the unit
 #pragma unroll
-    for (int m = 0; m < MB; ++m) xs_u[m] = Asym ? xsum[m * a.units + u] : 0.0f;
+    for (int m = 0; m < MB; ++m) uf[m] = unit_f[m * a.units + u];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const float sc = __half2float(sa[r]);
-      // (z0 - z) / z0 for z0 = 2^(Bits-1): the zero point's share of each x, in the decode's units
-      const float zf = Asym ? static_cast<float>(static_cast<int>(1u << (Bits - 1)) - static_cast<int>(za[r])) *
-                                  (1.0f / static_cast<float>(1 << (Bits - 1)))
-                            : 0.0f;
+      const float z = Asym ? static_cast<float>(za[r]) : static_cast<float>(1 << (Bits - 1));
 #pragma unroll
       for (int m = 0; m < MB; ++m) {
         const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&part[r][m]));
-        const float t = Asym ? fmaf(zf, xs_u[m], f.x + f.y) : f.x + f.y;
-        acc[r][m] = fmaf(sc, t, acc[r][m]);
+        acc[r][m] = fmaf(sc, fmaf(uf[m].x, f.x + f.y, -z * uf[m].y), acc[r][m]);
       }
     }
     if (nstep == 0) {  // the row pair is done: sum over the warp, store, reset
-      constexpr float unscale = static_cast<float>(1 << (Bits - 1));
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -408,7 +457,7 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
 #pragma unroll
           for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
           const int row = rs * R + r;
-          if (lane == 0 && row < a.rows && m < a.m) lanes_store(y + static_cast<std::size_t>(m) * a.rows + row, v * unscale);
+          if (lane == 0 && row < a.rows && m < a.m) lanes_store(y + static_cast<std::size_t>(m) * a.rows + row, v);
           acc[r][m] = 0.0f;
         }
     }
@@ -432,8 +481,8 @@ void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cud
   const int want = (n_rs + WPB - 1) / WPB;
   const int cap = (MB <= 2 ? gemv_lanes_traits::blocks_per_sm : 1) * (sm_count > 0 ? sm_count : 1);
   const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
-  // x in whole 8-slot swizzle blocks, then (asymmetric) the unit sums
-  const int smem = (MB * a.cols * 2 + 127) / 128 * 128 + (Asym ? MB * a.units * 4 : 0);
+  // x in whole 8-slot swizzle blocks, then each unit's {2^(24 - t), Σx}
+  const int smem = (MB * a.cols * 2 + 127) / 128 * 128 + MB * a.units * 8;
   const auto kernel = gemv_lanes_kernel<Bits, MB, Asym, TY>;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
