@@ -175,6 +175,12 @@ else
     # The forward pass on two small models (dense and quantized layers; graph, PDL and plain launches).
     sanitize "$tool" "sanitizer_${tool}_forward" cuda_forward QMR_FORWARD_TEST_QUICK=1
   done
+  # synccheck (barriers reached by the whole block, no divergent __syncwarp): the kernels
+  # with block barriers inside data-dependent loops (attention's prefill tiles and split
+  # combine, the split GEMV's staging and last-block sums, the lane kernel's staging).
+  sanitize synccheck sanitizer_synccheck_attention cuda_attention QMR_ATTENTION_TEST_QUICK=1
+  sanitize synccheck sanitizer_synccheck_split cuda_gemv_split QMR_GEMV_TEST_QUICK=1
+  sanitize synccheck sanitizer_synccheck_lanes cuda_gemv_lanes QMR_GEMV_TEST_QUICK=1
 fi
 
 log "done: results in $out"
