@@ -171,26 +171,6 @@ struct lanes_device_ops {
 };
 #endif
 
-// The exponent e of pair p's magic-number word: its halves hold f16 1024 +
-// 2^(e - Bits + 1) * code, so v * 2^-e - (2^(10-e) + 1) = (code - z) / z with
-// z = 2^(Bits-1), exactly (e <= 8).
-template <int Bits>
-QMR_HOST_DEVICE constexpr int lanes_pair_exponent(int p) {
-  if constexpr (Bits == 8) {
-    return 7;
-  } else {
-    constexpr int pb = lanes_prim_bits(Bits), n = 32 / pb, per_pass = 8 / pb;
-    return pb * ((p % (n / 2)) % per_pass) + (Bits == 3 ? 3 : pb) - 1;
-  }
-}
-// f16x2 bit patterns of the decode's FMA operands for exponent e: 2^-e and -(2^(10-e) + 1).
-QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_scale_bits(int e) { return static_cast<qstd::uint32_t>((15 - e) << 10) * 0x10001u; }
-QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_sub_bits(int e) {
-  return (static_cast<qstd::uint32_t>(((25 - e) << 10) | (1 << e)) * 0x10001u) | 0x80008000u;
-}
-static_assert(lanes_scale_bits(7) == 0x20002000u && lanes_sub_bits(7) == 0xc880c880u, "2^-7 and -9 in f16");
-static_assert(lanes_sub_bits(3) == 0xd808d808u, "-129 in f16");
-
 // The bit position of pair p's codes inside each f16 half of its word (see
 // lanes_pair_fields): 0 for 8-bit codes, pb * (p's field within its 8-bit pass) below.
 template <int Bits>
@@ -202,6 +182,20 @@ QMR_HOST_DEVICE constexpr int lanes_pair_shift(int p) {
     return pb * ((p % (n / 2)) % per_pass);
   }
 }
+// The exponent e of pair p's magic-number word: its halves hold f16 1024 +
+// 2^(e - Bits + 1) * code, so v * 2^-e - (2^(10-e) + 1) = (code - z) / z with
+// z = 2^(Bits-1), exactly (e <= 8): the code's shift plus its width less one.
+template <int Bits>
+QMR_HOST_DEVICE constexpr int lanes_pair_exponent(int p) {
+  return lanes_pair_shift<Bits>(p) + Bits - 1;
+}
+// f16x2 bit patterns of the decode's FMA operands for exponent e: 2^-e and -(2^(10-e) + 1).
+QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_scale_bits(int e) { return static_cast<qstd::uint32_t>((15 - e) << 10) * 0x10001u; }
+QMR_HOST_DEVICE constexpr qstd::uint32_t lanes_sub_bits(int e) {
+  return (static_cast<qstd::uint32_t>(((25 - e) << 10) | (1 << e)) * 0x10001u) | 0x80008000u;
+}
+static_assert(lanes_scale_bits(7) == 0x20002000u && lanes_sub_bits(7) == 0xc880c880u, "2^-7 and -9 in f16");
+static_assert(lanes_sub_bits(3) == 0xd808d808u, "-129 in f16");
 
 // Pair p (0 .. unit_cols/2 - 1, constant in the kernel) of a unit: columns 2p and
 // 2p + 1, each half holding its code at bit lanes_pair_shift(p) ORed with `base`
@@ -234,9 +228,9 @@ template <int Bits, class Ops>
 QMR_HOST_DEVICE __forceinline__ qstd::uint32_t lanes_pair_word(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int p) {
   return lanes_pair_fields<Bits, Ops>(q, hw, p, 0x64006400u);  // f16 1024, twice
 }
-static_assert(lanes_pair_exponent<2>(5) == lanes_pair_shift<2>(5) + 1 && lanes_pair_exponent<3>(3) == lanes_pair_shift<3>(3) + 2 &&
-              lanes_pair_exponent<4>(1) == lanes_pair_shift<4>(1) + 3 && lanes_pair_exponent<8>(0) == lanes_pair_shift<8>(0) + 7,
-              "the magic-number word's exponent is the field's shift plus its width less one");
+// The top code bit lands on the magic word's bit e: pairs 3 (2-bit), 3 (3-bit), 1 (4-bit) and 0 (8-bit) at bits 7 and 8.
+static_assert(lanes_pair_exponent<2>(3) == 7 && lanes_pair_exponent<2>(4) == 1 && lanes_pair_exponent<3>(3) == 8 &&
+              lanes_pair_exponent<4>(1) == 7 && lanes_pair_exponent<8>(1) == 7, "magic-number exponents");
 
 #ifdef __CUDACC__
 QMR_DEVICE __forceinline__ qstd::uint32_t lanes_hfma2(qstd::uint32_t a, qstd::uint32_t b, qstd::uint32_t c) {
