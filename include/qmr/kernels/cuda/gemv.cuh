@@ -1158,8 +1158,7 @@ void gemv_lanes(const device_qtensor& w, const f16* x, TY* y, int M, cudaStream_
   check(x != nullptr && y != nullptr, "gemv_lanes: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv_lanes: the activations must be 16-byte aligned");
   const int mb = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;  // the kernel's batch rows (detail::lanes_dispatch_mb)
-  // shared memory of lanes_launch: x in whole 128-byte blocks, then each unit's float2 {2^(24 - t), Σx}
-  check(static_cast<std::int64_t>(mb) * w.cols() * 2 + 128 + mb * w.lanes_l.units * 8 <= 220 * 1024,
+  check(lanes_smem_bytes(mb, w.cols(), w.lanes_l.units) <= 220 * 1024,  // lanes_launch's shared memory
         "gemv_lanes: " + std::to_string(M) + " x " + std::to_string(w.cols()) + " activations do not fit shared memory");
   detail::lanes_args a{};
   const auto* base = static_cast<const unsigned char*>(w.lanes.data());

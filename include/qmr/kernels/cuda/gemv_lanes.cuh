@@ -68,6 +68,12 @@ inline bool lanes_supported(const quant::format_spec& spec, std::int64_t cols) {
   return spec.group >= uc && spec.group % uc == 0 && (spec.group & (spec.group - 1)) == 0;
 }
 
+// Dynamic shared memory of one lane-kernel block (gemv_lanes_kernel): x of mb batch
+// rows in whole 128-byte swizzle blocks, then each unit's float2 {2^(24 - t), Σx}.
+inline std::int64_t lanes_smem_bytes(int mb, std::int64_t cols, std::int64_t units) {
+  return (mb * cols * 2 + 127) / 128 * 128 + mb * units * 8;
+}
+
 // Byte offsets of the three arrays inside one lane-layout buffer.
 struct lanes_layout {
   std::int64_t units = 0;        // per row
@@ -475,8 +481,7 @@ void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cud
   const int want = (n_rs + WPB - 1) / WPB;
   const int cap = (MB <= 2 ? gemv_lanes_traits::blocks_per_sm : 1) * (sm_count > 0 ? sm_count : 1);
   const unsigned blocks = static_cast<unsigned>(want < cap ? want : cap);
-  // x in whole 8-slot swizzle blocks, then each unit's {2^(24 - t), Σx}
-  const int smem = (MB * a.cols * 2 + 127) / 128 * 128 + MB * a.units * 8;
+  const int smem = static_cast<int>(lanes_smem_bytes(MB, a.cols, a.units));
   const auto kernel = gemv_lanes_kernel<Bits, MB, Asym, TY>;
   if (smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
