@@ -39,13 +39,13 @@
 //   the zero point folded out: sum (code - z) x = sum code x - z sum x, with the
 //   activations' group sums taken once per call (a different rounding of the same
 //   exact terms, well within the summation-order bound); other ISAs decode 256
-//   columns at a time into an L1-resident f32 stack buffer. On AVX-512, 2- and 4-bit
-//   codes take the lane-major GEMV instead (gemv_quantized_lanes: a 64-byte block
-//   loaded at byte offsets 0-3, shifted by 4 and looked up with vpermps in a table
-//   (two for 2-bit codes, two codes a nibble) that holds the group's
-//   dequantized values where a group spans whole blocks, the activations reordered
-//   once per call), and 3-bit codes the table GEMV in their own order (gemv_lanes3:
-//   a byte shuffle and a shift put each code in a lane, vpermps looks it up). In the
+//   columns at a time into an L1-resident f32 stack buffer. On AVX-512, 2-, 3- and
+//   4-bit codes take the lane-major GEMV instead (gemv_quantized_lanes: a 64-byte
+//   block loaded at byte offsets 0-3, shifted by 4 and looked up with vpermps in a
+//   table (two for 2-bit codes, two codes a nibble); a 48-byte block of 3-bit codes
+//   spread to 24 bits a lane by one dword and one byte permute, then shifted by 3c; the
+//   table holds the group's dequantized values where a group spans whole blocks, the
+//   activations are reordered once per call). In the
 //   register GEMV on AVX-512, 5-bit codes are looked up the same way in 32 values
 //   (vpermt2ps), and 6-bit codes become the float 1 + code / 64 by placing their bits
 //   under the exponent of 1.0f (the scale and zero-point fold absorb the 64 and the 1).
@@ -61,7 +61,7 @@
 //   core pool. The GEMV allocates nothing, except the group sums of more than 4096
 //   (M × groups) activations; the GEMM allocates its packed X once per call.
 // * The dense and register GEMVs prefetch their weights 4 KB ahead, the lane-major
-//   and 3-bit table GEMVs too (gemv_prefetch_bytes, lane_major_prefetch_bytes).
+//   GEMV too (gemv_prefetch_bytes, lane_major_prefetch_bytes).
 //
 // The packed layout is read as it is stored (format.hpp), with no repacking.
 // Everything that runs per ISA is a template on the Arch tag, so a translation
@@ -491,7 +491,7 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
 
 // The activations of the lane-major GEMV (gemv_quantized_lanes), each row of X
 // reordered for the blocks of 16 dwords it meets: with per_lane = 32 / Bits codes
-// per dword and B = 16 * per_lane columns per block, xl[b*B + 16*i + j] =
+// per dword (8 for 3 bits) and B = 16 * per_lane columns per block, xl[b*B + 16*i + j] =
 // X[b*B + j*per_lane + i] over the whole blocks [0, cols) of the row (the rest of
 // the row is read in its own order). Built once per call, before the rows are split.
 struct lane_major_activations {
@@ -509,8 +509,10 @@ struct lane_major_activations {
   std::int64_t cols = 0;
   std::int64_t sum_cols = 0;
 
+  // Codes per dword lane of a block: 32 / Bits, and 8 for 3-bit codes (24 of a dword's 32 bits).
+  static constexpr std::int64_t per_lane_of(int bits) { return bits == 3 ? 8 : 32 / bits; }
   lane_major_activations(matrix_view<const float> x, int bits) {
-    const std::int64_t per_lane = 32 / bits, block = 16 * per_lane;
+    const std::int64_t per_lane = per_lane_of(bits), block = 16 * per_lane;
     cols = x.cols - x.cols % block;
     sum_cols = cols / per_lane;
     float* out = stack;
@@ -550,10 +552,7 @@ struct lane_major_activations {
 #endif
 // Whether Arch runs gemv_quantized_lanes for Bits-bit codes.
 template <class Arch, int Bits>
-inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 4);
-// Whether Arch runs gemv_lanes3 for 3-bit codes (the table lookup in the codes' own order).
-template <class Arch, int Bits>
-inline constexpr bool table_gemv3 = std::is_base_of_v<xsimd::avx512bw, Arch> && Bits == 3;
+inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 3 || Bits == 4);
 
 // How far ahead of its decode the lane-major GEMV prefetches the codes it streams,
 // in bytes, one prefetch per 64-byte block: the distance the a8 GEMV measured best
@@ -562,23 +561,6 @@ inline constexpr bool table_gemv3 = std::is_base_of_v<xsimd::avx512bw, Arch> && 
 // alternating rounds, w4g128 streamed at 8.9-10.6 GB/s with it, 8.2-8.7 with no
 // prefetch and 5.1-9.3 with prefetchnta (the a8 GEMV's hint, measured on Zen).
 inline constexpr std::uintptr_t lane_major_prefetch_bytes = 4096;
-
-// The byte shuffle and shifts that give lane j of a 512-bit register 3-bit code j of
-// 16 consecutive codes (48 bits from the start of each 128-bit lane): the dword at
-// byte (3j) / 8, shifted right by (3j) % 8.
-struct lanes3_controls {
-  alignas(64) std::int8_t bytes[64];
-  alignas(64) std::int32_t shifts[16];
-};
-constexpr lanes3_controls make_lanes3_controls() {
-  lanes3_controls c{};
-  for (int j = 0; j < 16; ++j) {
-    for (int b = 0; b < 4; ++b) c.bytes[4 * j + b] = static_cast<std::int8_t>((3 * j) / 8 + b);
-    c.shifts[j] = (3 * j) % 8;
-  }
-  return c;
-}
-inline constexpr lanes3_controls lanes3_ctrl = make_lanes3_controls();
 
 // Zero points [g0, g0 + count) of a row (count <= 16, g0 a multiple of 16) of Bits-bit
 // codes as f32, lanes past count zero: one masked load of the row's bytes,
@@ -639,8 +621,9 @@ inline void for_each_group_table(const quant::qtensor_view& w, std::int64_t n, s
 // 4 bits, which hold one 4-bit code, or two 2-bit codes (the lower in bits 0-1: table,
 // the upper in bits 2-3: table_hi).
 inline __m512 lane_codes_table(int bits) {
-  return bits == 4 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                   : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+  return bits == 4   ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+         : bits == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)  // bit 3: the next code's
+                     : _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
 }
 inline __m512 lane_codes_table_hi() { return _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); }
 
@@ -654,14 +637,30 @@ inline __m512 lane_codes_table_hi() { return _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1,
 // down by Bits * c for every code took a whole shift. Guard: the block may end its
 // buffer (the tensor's last row), so the loads past offset 0 are masked to its 64 bytes
 // (a masked-off byte is never read); otherwise they read up to 3 bytes past the block:
-// the next block, or the next row. Measured in L2 (1024 x 4096, one thread, this host):
+// the next block, or the next row. A 3-bit block is 48 bytes read as 64 (masked to its
+// 48 when guarded); its lanes use bytes 0-48, byte 48 only as the table's ignored bit. Measured in L2 (1024 x 4096, one thread, this host):
 // 2-bit 12-16% faster than shifting the block by 2 * c for every code; 4-bit as fast at
 // group 128, 8% faster at group 32 (shifting each offset load by 8 b instead: slower).
 template <int Bits, int M, int U, bool Guard = false>
 inline void lane_block(const std::uint8_t* block, const lane_major_activations& xl, std::int64_t xc, __m512 table,
                        __m512 table_hi, __m512 (&chain)[M][U]) {
-  static_assert(Bits == 2 || Bits == 4);
+  static_assert(Bits == 2 || Bits == 3 || Bits == 4);
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes), 0, 3);
+  if constexpr (Bits == 3) {
+    // 48 bytes, 8 codes a lane: lane j's 24 bits start at byte 3j. vpermd gives 128-bit
+    // lane L the dwords 3L..3L+3 (bytes 12L..12L+15) and a byte shuffle within each
+    // lane the dword at byte 3j; then code c of every lane is a shift by 3c away.
+    const __m512i raw = Guard ? _mm512_maskz_loadu_epi8((__mmask64{1} << 48) - 1, block)
+                              : _mm512_loadu_si512(reinterpret_cast<const void*>(block));
+    const __m512i dwords = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12), raw);
+    const __m512i v = _mm512_shuffle_epi8(dwords, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12)));
+    QMR_UNROLL_FULL
+    for (int c = 0; c < 8; ++c) {
+      const __m512 wv = _mm512_permutexvar_ps(c == 0 ? v : _mm512_srli_epi32(v, 3 * c), table);
+      for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
+    }
+    return;
+  }
   QMR_UNROLL_FULL
   for (int b = 0; b < 4; ++b) {
     const __m512i v = Guard && b > 0 ? _mm512_maskz_loadu_epi8(~__mmask64{0} >> b, block + b)
@@ -722,15 +721,17 @@ void lane_row_tail(const quant::qtensor_view& w, matrix_view<const float> x, std
   }
 }
 
-// Y[0, M)[n0, n1) for 2- or 4-bit codes on AVX-512, with no shuffling of codes: a
-// 64-byte block of a row's codes is 16 dwords, dword j holding the per_lane codes
-// of columns j*per_lane + [0, per_lane). vpermps, which reads only the low 4 bits of
-// each index, looks lane j's codes up in a 16-entry table once they are at the bottom
-// of the lane (lane_block: loads at byte offsets 0-3 and one shift by 4 reach every
-// nibble; a 2-bit nibble holds two codes, looked up in two tables). That is a half
-// (4 bits) or a quarter (2 bits) of a shift, one permute and M FMAs per 16 codes (the
-// register decoders take 4-6 operations before their FMAs), against the activations
-// in lane-major order (lane_major_activations). Two ways to apply scales and zero points:
+// Y[0, M)[n0, n1) for 2-, 3- or 4-bit codes on AVX-512, with no repacking of codes: a
+// 64-byte block of a row's 2- or 4-bit codes is 16 dwords, dword j holding the per_lane
+// codes of columns j*per_lane + [0, per_lane); a 48-byte block of 3-bit codes is 16
+// runs of 24 bits, run j holding columns 8j + [0, 8), spread to the 16 lanes. vpermps,
+// which reads only the low 4 bits of each index, looks lane j's codes up in a 16-entry
+// table once they are at the bottom of the lane (lane_block: loads at byte offsets 0-3
+// and one shift by 4 reach every nibble, a 2-bit nibble holding two codes looked up in
+// two tables; 3-bit codes a shift by 3c each). That is a half (4 bits), a quarter (2
+// bits) or 7/8 (3 bits, plus 1/8 of two permutes) of a shift, one permute and M FMAs
+// per 16 codes (the register decoders take 4-6 operations before their FMAs), against
+// the activations in lane-major order (lane_major_activations). Two ways to apply scales and zero points:
 // - a group spans whole blocks (group >= B, or one group per row): the table holds
 //   the group's dequantized values s * (code - z), built with one FMA per group, and
 //   the FMAs run on through the row with no per-group work;
@@ -745,9 +746,10 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
                           matrix_view<float> y, std::int64_t n0, std::int64_t n1) {
   using batch = fbatch<Arch>;
   constexpr int bits = Format::bits;
-  static_assert(bits == 2 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
-  constexpr int per_lane = 32 / bits;
-  constexpr std::int64_t block_cols = 16 * per_lane;  // columns per 64-byte block: 128 (4 bits), 256 (2 bits)
+  static_assert(bits == 2 || bits == 3 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
+  constexpr int per_lane = static_cast<int>(lane_major_activations::per_lane_of(bits));
+  constexpr std::int64_t block_cols = 16 * per_lane;  // columns per block: 128 (3 and 4 bits), 256 (2 bits)
+  constexpr std::int64_t block_bytes = block_cols * bits / 8;  // 64, or 48 for 3-bit codes
   // Independent chains of FMAs per row of X: 4 cover the FMA latency at M = 1.
   constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;
   constexpr bool lane_scales = Format::group_size != quant::per_channel && Format::group_size < block_cols;
@@ -757,12 +759,12 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
   const std::int64_t n_blocks = xl.cols / block_cols;
   const __m512 codes_table = lane_codes_table(bits), codes_table_hi = lane_codes_table_hi();
   // The last row's last block may end the codes' buffer (lane_block's Guard): when no tail follows it.
-  const bool last_block_ends = row_bytes == n_blocks * 64;
+  const bool last_block_ends = row_bytes == n_blocks * block_bytes;
   // One row, its blocks' loads guarded or not (a branch per block in the loop cost 13% at w4g128, in L2).
   const auto row = [&](std::int64_t n, auto guard) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const auto block = [&](std::int64_t bb, __m512 table, __m512 table_hi, __m512 (&chain)[M][U]) {
-      lane_block<bits, M, U, decltype(guard)::value>(codes + bb * 64, xl, bb * block_cols, table, table_hi, chain);
+      lane_block<bits, M, U, decltype(guard)::value>(codes + bb * block_bytes, xl, bb * block_cols, table, table_hi, chain);
     };
     __m512 chain[M][U];
     for (auto& a : chain)
@@ -833,91 +835,12 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
   }
 }
 
-// Y[0, M)[n0, n1) for 3-bit codes on AVX-512, in the codes' own order (no repacking,
-// no reordering of X): 32 codes are 12 bytes, loaded as 16 and broadcast to the four
-// 128-bit lanes; one byte shuffle per 16 codes gives lane j the dword that starts at
-// byte (3j) / 8 of its half, a per-lane shift by (3j) % 8 puts code j in its low 3
-// bits, and vpermps, which reads the low 4 bits, looks it up in a 16-entry table that
-// holds s * ((i & 7) - z) for the group (the fourth bit is the next code's: the table
-// repeats). That is a shuffle, a shift, a permute and M FMAs per 16 codes, against
-// the 5-6 operations of the register decoder and its per-group sums and zero-point
-// correction. Groups are at least 32 codes, so a step never straddles two. Columns
-// past the last whole 32 (K % 32 of them) take the register decoder.
-template <class Arch, class Format, int M>
-void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
-                 std::int64_t n1) {
-  using batch = fbatch<Arch>;
-  static_assert(Format::bits == 3, "gemv_lanes3 takes 3-bit codes");
-  static_assert(Format::group_size == quant::per_channel || Format::group_size % 32 == 0, "a 32-code step inside one group");
-  constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;  // independent FMA chains per row of X (4 cover the latency at M = 1)
-  constexpr std::int64_t step = 32;               // codes per 12-byte load
-  const std::int64_t k = w.cols();
-  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
-  const std::int64_t row_bytes = w.layout.code_row_bytes;
-  const std::int64_t steps = k / step;  // whole steps per row
-  // The first 16 codes through lanes3_ctrl; the second 16 start 6 bytes (48 bits) later.
-  const __m512i ctrl_lo = _mm512_load_si512(lanes3_ctrl.bytes);
-  const __m512i ctrl_hi = _mm512_add_epi8(ctrl_lo, _mm512_set1_epi8(6));
-  const __m512i shifts = _mm512_load_si512(lanes3_ctrl.shifts);
-  const __m512 codes_table = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
-  const std::int64_t steps_per_group = Format::group_size == quant::per_channel ? std::max<std::int64_t>(steps, 1) : group / step;
-  const std::int64_t main_groups = (steps + steps_per_group - 1) / steps_per_group;
-  for (std::int64_t n = n0; n < n1; ++n) {
-    const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
-    __m512 chain[M][U];
-    for (auto& a : chain)
-      for (auto& c : a) c = _mm512_setzero_ps();
-    for_each_group_table<Format>(w, n, main_groups, codes_table, codes_table, [&](std::int64_t g, __m512 table, __m512) {
-      const std::int64_t t0 = g * steps_per_group, t1 = std::min(steps, t0 + steps_per_group);
-      // One step: 32 codes into chains A and B (constants, so the chains stay in registers).
-      const auto one_step = [&](std::int64_t t, auto a_c, auto b_c) {
-        constexpr int A = decltype(a_c)::value % U, B = decltype(b_c)::value % U;
-        const std::int64_t byte = t * 12;
-        __m512i v;  // the 16 bytes in each 128-bit lane (a broadcast load)
-        if (byte + 16 <= row_bytes) {
-          v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + byte)));
-        } else {  // the row's last step: its 12 bytes only
-          alignas(16) std::uint8_t tail[16] = {};
-          std::memcpy(tail, codes + byte, 12);
-          v = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
-        }
-        const std::int64_t c = t * step;
-        const __m512 w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_lo), shifts), table);
-        const __m512 w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(_mm512_shuffle_epi8(v, ctrl_hi), shifts), table);
-        for (int i = 0; i < M; ++i) {
-          chain[i][A] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x.row(i) + c), chain[i][A]);
-          chain[i][B] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x.row(i) + c + 16), chain[i][B]);
-        }
-      };
-      std::int64_t t = t0;
-      for (; t + 2 <= t1; t += 2) {
-        __builtin_prefetch(codes + t * 12 + lane_major_prefetch_bytes, 0, 3);  // (24 bytes a pair: every line)
-        one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
-        one_step(t + 1, std::integral_constant<int, 2>{}, std::integral_constant<int, 3>{});
-      }
-      if (t < t1) one_step(t, std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
-    });
-    batch acc[M];
-    for (int i = 0; i < M; ++i) {
-      __m512 sum = chain[i][0];
-      for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, chain[i][u]);
-      acc[i] = batch(sum);
-    }
-    lane_row_tail<Arch, Format, M>(w, x, n, steps * step, acc);
-    for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
-  }
-}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 #else
 template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = false;
-template <class Arch, int Bits>
-inline constexpr bool table_gemv3 = false;
-template <class Arch, class Format, int M>
-void gemv_lanes3(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y, std::int64_t n0,
-                 std::int64_t n1);
 // Declared so that gemm() can name it (two-phase lookup); never called without AVX-512.
 template <class Arch, class Format, int M>
 void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
@@ -1207,13 +1130,12 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
   using sums_t = std::conditional_t<detail::register_decode(Arch{}), detail::activation_group_sums<Arch>, no_sums>;
   std::optional<sums_t> x_sums;
   const bool gemv = x.rows <= matmul_tiles<Arch>::gemv_max_m && x.rows > 0;
-  // The lane-major GEMV (2 and 4 bits on AVX-512) needs its activations reordered instead.
-  constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2> || detail::lane_major_gemv<Arch, 4>;
-  const bool lanes = any_lanes && gemv && (w.spec.bits == 2 || w.spec.bits == 4);
-  // The 3-bit table GEMV (AVX-512) needs neither.
-  const bool table3 = detail::table_gemv3<Arch, 3> && gemv && w.spec.bits == 3;
+  // The lane-major GEMV (2, 3 and 4 bits on AVX-512) needs its activations reordered instead.
+  constexpr bool any_lanes = detail::lane_major_gemv<Arch, 2>;  // (the same ISAs run 2, 3 and 4 bits)
+  static_assert(any_lanes == detail::lane_major_gemv<Arch, 3> && any_lanes == detail::lane_major_gemv<Arch, 4>);
+  const bool lanes = any_lanes && gemv && w.spec.bits >= 2 && w.spec.bits <= 4;
   if constexpr (detail::register_decode(Arch{}))
-    if (gemv && !lanes && !table3) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
+    if (gemv && !lanes) x_sums.emplace(x, w.layout.group, w.layout.n_groups);
   using lanes_t = std::conditional_t<any_lanes, detail::lane_major_activations, no_sums>;
   std::optional<lanes_t> x_lanes;
   if constexpr (any_lanes)
@@ -1227,8 +1149,6 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
             using F = decltype(format);
             if constexpr (detail::lane_major_gemv<Arch, F::bits>)
               detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, n0, n1);
-            else if constexpr (detail::table_gemv3<Arch, F::bits>)
-              detail::gemv_lanes3<Arch, F, m>(w, x, y, n0, n1);
             else
               detail::gemv_quantized_registers<Arch, F, m>(w, x, y, *x_sums, n0, n1);
           });
