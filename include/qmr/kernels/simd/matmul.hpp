@@ -492,8 +492,9 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
 // The activations of the lane-major GEMV (gemv_quantized_lanes), each row of X
 // reordered for the blocks of 16 dwords it meets: with per_lane = 32 / Bits codes
 // per dword (8 for 3 bits) and B = 16 * per_lane columns per block, xl[b*B + 16*i + j] =
-// X[b*B + j*per_lane + i] over the whole blocks [0, cols) of the row (the rest of
-// the row is read in its own order). Built once per call, before the rows are split.
+// X[b*B + j*per_lane + i] over the blocks [0, cols) of the row, cols = K rounded up
+// to whole blocks, the columns past K zero (so whatever codes a ragged last block
+// reads there add nothing). Built once per call, before the rows are split.
 struct lane_major_activations {
   // 64 KB on the caller's stack: M = 1 up to K = 16384, M = 8 up to K = 2048 (every
   // decode shape of the 0.5B-1B models) without an allocation.
@@ -513,7 +514,7 @@ struct lane_major_activations {
   static constexpr std::int64_t per_lane_of(int bits) { return bits == 3 ? 8 : 32 / bits; }
   lane_major_activations(matrix_view<const float> x, int bits) {
     const std::int64_t per_lane = per_lane_of(bits), block = 16 * per_lane;
-    cols = x.cols - x.cols % block;
+    cols = (x.cols + block - 1) / block * block;  // a ragged last block padded with zeros
     sum_cols = cols / per_lane;
     float* out = stack;
     float* out_sums = stack_sums;
@@ -531,8 +532,10 @@ struct lane_major_activations {
         for (std::int64_t j = 0; j < 16; ++j) {
           float sum = 0.0f;
           for (std::int64_t i = 0; i < per_lane; ++i) {
-            o[b + 16 * i + j] = xr[b + j * per_lane + i];
-            sum += xr[b + j * per_lane + i];
+            const std::int64_t c = b + j * per_lane + i;
+            const float v = c < x.cols ? xr[c] : 0.0f;
+            o[b + 16 * i + j] = v;
+            sum += v;
           }
           os[b / per_lane + j] = sum;
         }
@@ -635,23 +638,29 @@ inline __m512 lane_codes_table_hi() { return _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1,
 // looked up in `table` (the lower) and `table_hi` (the upper). Per 16 codes that is half
 // a shift (4 bits) or a quarter (2 bits), a permute and M FMAs, where shifting the block
 // down by Bits * c for every code took a whole shift. Guard: the block may end its
-// buffer (the tensor's last row), so the loads past offset 0 are masked to its 64 bytes
-// (a masked-off byte is never read); otherwise they read up to 3 bytes past the block:
-// the next block, or the next row. A 3-bit block is 48 bytes read as 64 (masked to its
-// 48 when guarded); its lanes use bytes 0-48, byte 48 only as the table's ignored bit. Measured in L2 (1024 x 4096, one thread, this host):
+// buffer (the tensor's last row), so its loads are masked to its `valid` bytes (a
+// masked-off byte is never read); otherwise they read up to 3 bytes past the block:
+// the next block, or the next row. A 3-bit block is 48 bytes read as 64; its lanes use
+// bytes 0-48, byte 48 only as the table's ignored bit. A row's ragged last block
+// (K not a multiple of the block's columns) reads the next row's bytes, or, guarded,
+// zeros: either way against zero activations (lane_major_activations). Measured in L2 (1024 x 4096, one thread, this host):
 // 2-bit 12-16% faster than shifting the block by 2 * c for every code; 4-bit as fast at
 // group 128, 8% faster at group 32 (shifting each offset load by 8 b instead: slower).
 template <int Bits, int M, int U, bool Guard = false>
 inline void lane_block(const std::uint8_t* block, const lane_major_activations& xl, std::int64_t xc, __m512 table,
-                       __m512 table_hi, __m512 (&chain)[M][U]) {
+                       __m512 table_hi, std::int64_t valid, __m512 (&chain)[M][U]) {
+  // Guard: bytes [0, valid - offset) of a load at `offset`, the rest zero and never read.
+  const auto guarded = [&](int offset) {
+    const std::int64_t n = std::max<std::int64_t>(0, valid - offset);
+    return _mm512_maskz_loadu_epi8(n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1, block + offset);
+  };
   static_assert(Bits == 2 || Bits == 3 || Bits == 4);
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes), 0, 3);
   if constexpr (Bits == 3) {
     // 48 bytes, 8 codes a lane: lane j's 24 bits start at byte 3j. vpermd gives 128-bit
     // lane L the dwords 3L..3L+3 (bytes 12L..12L+15) and a byte shuffle within each
     // lane the dword at byte 3j; then code c of every lane is a shift by 3c away.
-    const __m512i raw = Guard ? _mm512_maskz_loadu_epi8((__mmask64{1} << 48) - 1, block)
-                              : _mm512_loadu_si512(reinterpret_cast<const void*>(block));
+    const __m512i raw = Guard ? guarded(0) : _mm512_loadu_si512(reinterpret_cast<const void*>(block));
     const __m512i dwords = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12), raw);
     const __m512i v = _mm512_shuffle_epi8(dwords, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12)));
     QMR_UNROLL_FULL
@@ -663,8 +672,7 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
   }
   QMR_UNROLL_FULL
   for (int b = 0; b < 4; ++b) {
-    const __m512i v = Guard && b > 0 ? _mm512_maskz_loadu_epi8(~__mmask64{0} >> b, block + b)
-                                     : _mm512_loadu_si512(reinterpret_cast<const void*>(block + b));
+    const __m512i v = Guard ? guarded(b) : _mm512_loadu_si512(reinterpret_cast<const void*>(block + b));
     QMR_UNROLL_FULL
     for (int h = 0; h < 2; ++h) {
       const __m512i index = h == 0 ? v : _mm512_srli_epi32(v, 4);
@@ -681,43 +689,6 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
         }
       }
     }
-  }
-}
-
-// Row n's columns [c0, K) past the whole blocks, group by group with the register
-// decoder (its zero point subtracted in the integers), 16 codes (and a last 8) at a
-// time, added to acc.
-template <class Arch, class Format, int M>
-void lane_row_tail(const quant::qtensor_view& w, matrix_view<const float> x, std::int64_t n, std::int64_t c0,
-                   fbatch<Arch> (&acc)[M]) {
-  using batch = fbatch<Arch>;
-  using reg = typename batch::register_type;
-  constexpr int bits = Format::bits;
-  const auto decode = make_decoder<bits>(Arch{});
-  const std::int64_t k = w.cols();
-  const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
-  const std::int64_t row_bytes = w.layout.code_row_bytes;
-  const std::uint8_t* codes = w.codes + n * row_bytes;               // [code_row_bytes]
-  const f16* scales = w.scales + n * w.layout.n_groups;             // [n_groups]
-  while (c0 < k) {
-    const std::int64_t g = c0 / group, c1 = std::min(k, (g + 1) * group);
-    const int zero = Format::symmetric ? Format::symmetric_zero
-                                       : static_cast<int>(quant::get_code(w.zeros + n * w.layout.zero_row_bytes, g, bits));
-    const auto zv = xsimd::batch<std::int32_t, Arch>(zero).data;
-    batch gacc[M];
-    for (auto& a : gacc) a = batch(0.0f);
-    std::int64_t c = c0;
-    for (; c + 16 <= c1; c += 16) {
-      const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-      for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch::load_unaligned(x.row(i) + c), gacc[i]);
-    }
-    if (c < c1) {  // K is a multiple of 8: the activations of the 8 lanes past it are zero
-      const batch wv(static_cast<reg>(decode(codes, row_bytes, c, zv)));
-      for (int i = 0; i < M; ++i) gacc[i] = xsimd::fma(wv, batch(load_low_half(x.row(i) + c, Arch{})), gacc[i]);
-    }
-    const batch s(scale_f32<Arch>(scales[g], Arch{}));
-    for (int i = 0; i < M; ++i) acc[i] = xsimd::fma(gacc[i], s, acc[i]);
-    c0 = c1;
   }
 }
 
@@ -740,10 +711,10 @@ void lane_row_tail(const quant::qtensor_view& w, matrix_view<const float> x, std
 //   chains' sum times the lanes' scales, less the lanes' scale * zero times their
 //   activation sums (asymmetric).
 // Scales and zero points come 16 groups at a time as vectors (lane_group_terms).
-// Columns past the last whole block (K % B of them) take the register decoder.
+// A ragged last block (K % B columns) is read whole against zero activations.
 template <class Arch, class Format, int M>
-void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
-                          matrix_view<float> y, std::int64_t n0, std::int64_t n1) {
+void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<float> y,
+                          std::int64_t n0, std::int64_t n1) {
   using batch = fbatch<Arch>;
   constexpr int bits = Format::bits;
   static_assert(bits == 2 || bits == 3 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
@@ -756,15 +727,18 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
   const std::int64_t k = w.cols();
   const std::int64_t group = Format::group_size == quant::per_channel ? k : Format::group_size;
   const std::int64_t row_bytes = w.layout.code_row_bytes;
-  const std::int64_t n_blocks = xl.cols / block_cols;
+  const std::int64_t n_blocks = xl.cols / block_cols;  // the last one ragged where K is not a multiple of block_cols
   const __m512 codes_table = lane_codes_table(bits), codes_table_hi = lane_codes_table_hi();
-  // The last row's last block may end the codes' buffer (lane_block's Guard): when no tail follows it.
-  const bool last_block_ends = row_bytes == n_blocks * block_bytes;
+  // A block's loads reach 67 bytes past its start (64 at offsets 0-3): rows whose last
+  // block would read past the codes' buffer take lane_block's Guard (the last row or,
+  // with rows shorter than a block, the last few).
+  const std::int64_t safe_rows = (w.rows() * row_bytes - ((n_blocks - 1) * block_bytes + 67)) / row_bytes;  // rows [0, this) need none
   // One row, its blocks' loads guarded or not (a branch per block in the loop cost 13% at w4g128, in L2).
   const auto row = [&](std::int64_t n, auto guard) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const auto block = [&](std::int64_t bb, __m512 table, __m512 table_hi, __m512 (&chain)[M][U]) {
-      lane_block<bits, M, U, decltype(guard)::value>(codes + bb * block_bytes, xl, bb * block_cols, table, table_hi, chain);
+      lane_block<bits, M, U, decltype(guard)::value>(codes + bb * block_bytes, xl, bb * block_cols, table, table_hi,
+                                                     row_bytes - bb * block_bytes, chain);
     };
     __m512 chain[M][U];
     for (auto& a : chain)
@@ -800,8 +774,8 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       }
       for (std::int64_t b0 = 0; b0 < n_blocks; b0 += blocks_per_chunk) {
         const std::int64_t b1 = std::min(n_blocks, b0 + blocks_per_chunk);
-        __m512 sv, szv;
-        lane_group_terms<Format>(w, n, b0 * G, static_cast<int>((b1 - b0) * G), sv, szv);
+        __m512 sv, szv;  // (a ragged last block holds fewer groups)
+        lane_group_terms<Format>(w, n, b0 * G, static_cast<int>(std::min<std::int64_t>((b1 - b0) * G, w.layout.n_groups - b0 * G)), sv, szv);
         for (std::int64_t bb = b0; bb < b1; ++bb) {
           block(bb, table, table_hi, chain);
           // lane j's group inside the chunk: (bb - b0) * G + j / (16 / G)
@@ -826,11 +800,10 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       if constexpr (!Format::symmetric)
         for (int i = 0; i < M; ++i) acc[i] = batch(_mm512_sub_ps(acc[i].data, corr[i]));
     }
-    lane_row_tail<Arch, Format, M>(w, x, n, n_blocks * block_cols, acc);
     for (int i = 0; i < M; ++i) y(i, n) = xsimd::hadd(acc[i]);
   };
   for (std::int64_t n = n0; n < n1; ++n) {
-    if (n + 1 == w.rows() && last_block_ends) row(n, std::true_type{});  // the last block of all: guarded
+    if (n >= safe_rows) row(n, std::true_type{});
     else row(n, std::false_type{});
   }
 }
@@ -843,8 +816,8 @@ template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = false;
 // Declared so that gemm() can name it (two-phase lookup); never called without AVX-512.
 template <class Arch, class Format, int M>
-void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<const float> x,
-                          matrix_view<float> y, std::int64_t n0, std::int64_t n1);
+void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activations& xl, matrix_view<float> y,
+                          std::int64_t n0, std::int64_t n1);
 #endif
 
 // Row r, columns [c0, c1) of a dense W as f32, into out[c1 - c0].
@@ -1148,7 +1121,7 @@ void gemm(const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<
           quant::with_format(w.spec, [&](auto format) {
             using F = decltype(format);
             if constexpr (detail::lane_major_gemv<Arch, F::bits>)
-              detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, x, y, n0, n1);
+              detail::gemv_quantized_lanes<Arch, F, m>(w, *x_lanes, y, n0, n1);
             else
               detail::gemv_quantized_registers<Arch, F, m>(w, x, y, *x_sums, n0, n1);
           });
