@@ -620,9 +620,9 @@ inline void for_each_group_table(const quant::qtensor_view& w, std::int64_t n, s
   }
 }
 
-// The 2- and 4-bit lookup tables of the lane-major GEMV: vpermps reads an index's low
-// 4 bits, which hold one 4-bit code, or two 2-bit codes (the lower in bits 0-1: table,
-// the upper in bits 2-3: table_hi).
+// The lookup tables of the lane-major GEMV: vpermps reads an index's low 4 bits, which
+// hold one 4-bit code, one 3-bit code and a bit of the next, or two 2-bit codes (the
+// lower in bits 0-1: table, the upper in bits 2-3: table_hi).
 inline __m512 lane_codes_table(int bits) {
   return bits == 4   ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
          : bits == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)  // bit 3: the next code's
@@ -630,22 +630,23 @@ inline __m512 lane_codes_table(int bits) {
 }
 inline __m512 lane_codes_table_hi() { return _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); }
 
-// One 64-byte block of the lane-major GEMV into chain c % U of each row of X (c: the
-// code's index in its lane), fully unrolled. Byte b of lane j is the low byte of lane j
-// in the 64 bytes loaded b bytes later, so four loads (offsets 0-3, on the load ports)
-// and one shift by 4 of each put every nibble of the block at the bottom of its lane,
-// where vpermps reads its index: a 4-bit code, looked up in `table`, or two 2-bit codes,
-// looked up in `table` (the lower) and `table_hi` (the upper). Per 16 codes that is half
-// a shift (4 bits) or a quarter (2 bits), a permute and M FMAs, where shifting the block
-// down by Bits * c for every code took a whole shift. Guard: the block may end its
-// buffer (the tensor's last row), so its loads are masked to its `valid` bytes (a
-// masked-off byte is never read); otherwise they read up to 3 bytes past the block:
-// the next block, or the next row. A 3-bit block is 48 bytes read as 64; its lanes use
-// bytes 0-48, byte 48 only as the table's ignored bit. A row's ragged last block
-// (K not a multiple of the block's columns) reads the next row's bytes, or, guarded,
-// zeros: either way against zero activations (lane_major_activations). Measured in L2 (1024 x 4096, one thread, this host):
-// 2-bit 12-16% faster than shifting the block by 2 * c for every code; 4-bit as fast at
-// group 128, 8% faster at group 32 (shifting each offset load by 8 b instead: slower).
+// One block of the lane-major GEMV (64 bytes; 48 for 3-bit codes) into chain c % U of
+// each row of X (c: the code's index in its lane), fully unrolled. Byte b of lane j is
+// the low byte of lane j in the 64 bytes loaded b bytes later, so four loads (offsets
+// 0-3, on the load ports) and one shift by 4 of each put every nibble of the block at
+// the bottom of its lane, where vpermps reads its index: a 4-bit code, looked up in
+// `table`, or two 2-bit codes, looked up in `table` (the lower) and `table_hi` (the
+// upper). Per 16 codes that is half a shift (4 bits) or a quarter (2 bits), a permute
+// and M FMAs, where shifting the block down by Bits * c for every code took a whole
+// shift. Measured in L2 (1024 x 4096, one thread, stop 32's host): 2-bit 10-15% faster
+// than that, 4-bit as fast (shifting one load by 8b then 4 instead: slower). A 3-bit
+// block is 48 bytes read as 64 (its lanes use bytes 0-48, byte 48 only as the table's
+// ignored bit). Unguarded, a block's loads read up to 67 bytes from its start: the
+// next block, or the next row, and a row's ragged last block (K not a multiple of the
+// block's columns) reads the next row's codes against zero activations
+// (lane_major_activations). Guard: those reads may pass the end of the codes' buffer
+// (the last row or rows), so the loads are masked to the row's `valid` bytes from the
+// block on (a masked-off byte is never read).
 template <int Bits, int M, int U, bool Guard = false>
 inline void lane_block(const std::uint8_t* block, const lane_major_activations& xl, std::int64_t xc, __m512 table,
                        __m512 table_hi, std::int64_t valid, __m512 (&chain)[M][U]) {
