@@ -615,7 +615,8 @@ inline void for_each_group_table(const quant::qtensor_view& w, std::int64_t n, s
     _mm512_store_ps(sz_buf, szv);
     for (int j = 0; j < count; ++j) {
       const __m512 s = _mm512_set1_ps(s_buf[j]), sz = _mm512_set1_ps(sz_buf[j]);
-      body(g0 + j, _mm512_fmsub_ps(codes_table, s, sz), _mm512_fmsub_ps(codes_table_hi, s, sz));
+      const __m512 table = _mm512_fmsub_ps(codes_table, s, sz);
+      body(g0 + j, table, Format::bits == 2 ? _mm512_fmsub_ps(codes_table_hi, s, sz) : table);  // (table_hi: 2-bit only)
     }
   }
 }
@@ -655,6 +656,10 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
     const std::int64_t n = std::max<std::int64_t>(0, valid - offset);
     return _mm512_maskz_loadu_epi8(n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1, block + offset);
   };
+  // Code c of every lane (weights wv) times its activations, into chain c % U of each row of X.
+  const auto fma_code = [&](__m512 wv, int c) {
+    for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
+  };
   static_assert(Bits == 2 || Bits == 3 || Bits == 4);
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes), 0, 3);
   if constexpr (Bits == 3) {
@@ -665,10 +670,7 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
     const __m512i dwords = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12), raw);
     const __m512i v = _mm512_shuffle_epi8(dwords, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12)));
     QMR_UNROLL_FULL
-    for (int c = 0; c < 8; ++c) {
-      const __m512 wv = _mm512_permutexvar_ps(c == 0 ? v : _mm512_srli_epi32(v, 3 * c), table);
-      for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
-    }
+    for (int c = 0; c < 8; ++c) fma_code(_mm512_permutexvar_ps(c == 0 ? v : _mm512_srli_epi32(v, 3 * c), table), c);
     return;
   }
   QMR_UNROLL_FULL
@@ -678,16 +680,10 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
     for (int h = 0; h < 2; ++h) {
       const __m512i index = h == 0 ? v : _mm512_srli_epi32(v, 4);
       if constexpr (Bits == 4) {
-        const int c = 2 * b + h;
-        const __m512 wv = _mm512_permutexvar_ps(index, table);
-        for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
-      } else {
-        const int c = 4 * b + 2 * h;
-        const __m512 w0 = _mm512_permutexvar_ps(index, table), w1 = _mm512_permutexvar_ps(index, table_hi);
-        for (int i = 0; i < M; ++i) {
-          chain[i][c % U] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
-          chain[i][(c + 1) % U] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xl.row(i) + xc + 16 * (c + 1)), chain[i][(c + 1) % U]);
-        }
+        fma_code(_mm512_permutexvar_ps(index, table), 2 * b + h);
+      } else {  // the nibble's lower and upper 2-bit codes
+        fma_code(_mm512_permutexvar_ps(index, table), 4 * b + 2 * h);
+        fma_code(_mm512_permutexvar_ps(index, table_hi), 4 * b + 2 * h + 1);
       }
     }
   }
@@ -764,7 +760,8 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
       // 16 / G blocks per chunk of 16 groups, the chunk's vectors permuted per block.
       constexpr int G = static_cast<int>(block_cols / Format::group_size), blocks_per_chunk = 16 / G;
       const __m512 zero = _mm512_set1_ps(Format::symmetric ? static_cast<float>(Format::symmetric_zero) : 0.0f);
-      const __m512 table = _mm512_sub_ps(codes_table, zero), table_hi = _mm512_sub_ps(codes_table_hi, zero);
+      const __m512 table = _mm512_sub_ps(codes_table, zero);
+      const __m512 table_hi = bits == 2 ? _mm512_sub_ps(codes_table_hi, zero) : table;  // (2-bit only)
       // lane j's group within its block: j / (16 / G)
       const __m512i lane_group = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                    std::countr_zero(static_cast<unsigned>(16 / G)));
