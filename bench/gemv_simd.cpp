@@ -56,16 +56,22 @@ int main(int argc, char** argv) {
   app.add_option("--gemm-batches", gemm_batches, "GEMM batch sizes (rows of X); empty skips GEMM")->capture_default_str();
   app.add_option("--gemm-shape", gemm_shape, "GEMM weight shape NxK")->capture_default_str();
   app.add_option("--gemm-formats", gemm_formats, "GEMM weight formats")->capture_default_str();
-  app.add_option("--act", acts, "activation modes: f32 (exact activations), a8 (int8 per 32 columns), or both: f32,a8")
+  app.add_option("--act", acts, "activation modes: f32 (exact activations), a8 (int8 per 32 columns), lut (f32 through the table GEMV over weights repacked at load, 2-4 bits, AVX-512), or a list: f32,a8,lut")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     std::printf("SIMD kernels dispatched to %s (a8 mode: %s)\n\n", dispatched_isa(), simd::a8_dispatched_isa());
     std::vector<bool> a8_modes;
+    bool lut_mode = false;  // "lut": f32 activations through the table GEMV over repacked 2-4-bit weights
     for (const std::string& a : split(acts)) {
-      if (a != "f32" && a != "a8") throw error("--act '" + a + "': expected f32 or a8");
-      a8_modes.push_back(a == "a8");
+      if (a != "f32" && a != "a8" && a != "lut") throw error("--act '" + a + "': expected f32, a8 or lut");
+      if (a == "lut") lut_mode = true;
+      else a8_modes.push_back(a == "a8");
+    }
+    if (lut_mode && !simd::lut_gemv_fast()) {
+      std::printf("(--act lut skipped: the table GEMV needs AVX-512BW)\n");
+      lut_mode = false;
     }
     struct limits {
       int threads;
@@ -114,6 +120,32 @@ int main(int argc, char** argv) {
               const bench::paired_result p = bench::time_paired_gemv(
                   pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), rounds,
                   [&](std::size_t i) { copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8); });
+              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
+            } else {
+              std::printf(" - |");
+            }
+          }
+          std::printf("\n");
+          std::fflush(stdout);
+        }
+        if (lut_mode && spec.is_quantized() && simd::lut_supported_bits(spec.bits)) {
+          // The same copies repacked (lut_gemv.hpp); GB/s counts the bytes of the format.
+          std::vector<simd::lut_matrix> luts;
+          for (const matrix_copy& c : copies) luts.emplace_back(c.q.view());
+          const auto call = [&](thread_pool& pool, std::size_t i) {
+            simd::lut_gemv_dispatched(luts[i], std::span<const float>(x), std::span<float>(y), &pool);
+          };
+          std::printf("| %s | %s | lut | %.1f | %zu |", shape_text.c_str(), f.c_str(),
+                      static_cast<double>(copies[0].bytes()) / 1e6, copies.size());
+          for (const auto& l : machine) {
+            thread_pool pool(static_cast<unsigned>(l.threads));
+            const double s = time_calls(luts.size(), seconds, [&](std::size_t i) { call(pool, i); });
+            const double gbps = static_cast<double>(copies[0].bytes()) / s;
+            std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
+            if (rounds > 0) {
+              const bench::paired_result p = bench::time_paired_gemv(
+                  pool, probe, luts.size(), static_cast<double>(copies[0].bytes()), rounds,
+                  [&](std::size_t i) { call(pool, i); });
               std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
             } else {
               std::printf(" - |");

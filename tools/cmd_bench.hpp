@@ -1,7 +1,7 @@
 // `qmr bench`: the SIMD kernels' speed beside the machine's limits measured in the same run (read bandwidth, f32 FMA peak), as a table and as JSON Lines.
 //
 //   qmr bench --kernel gemv|gemm|decode --quant SPEC[,SPEC...] --shape NxK[,NxK...]
-//             [--batch B[,B...]] [--threads T[,T...]] [--act f32|a8[,...]] [--json FILE] [--device cpu|cuda]
+//             [--batch B[,B...]] [--threads T[,T...]] [--act f32|a8|lut[,...]] [--json FILE] [--device cpu|cuda]
 //
 // gemv: batch rows of X (1-8) times an N×K matrix, rotating through copies totalling
 // --rotate-mb so that every call reads its weights from DRAM; the bound is the
@@ -87,7 +87,7 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--batch", a.batch, "rows of X, comma-separated (gemv: 1-8, on cuda up to the GPU GEMV's limit, default 1; "
                   "gemm: default 64)");
   cmd->add_option("--threads", a.threads, "thread counts, comma-separated")->capture_default_str();
-  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), or f32,a8")
+  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), lut (decode: f32 through the table GEMV over 2-4-bit weights repacked at load, AVX-512), or a list: f32,a8,lut")
       ->capture_default_str();
   cmd->add_option("--json", a.json, "also write one JSON record per measurement to this file (JSON Lines)");
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
@@ -120,13 +120,23 @@ struct bench_limits {
   double peak_flops;  // 0 until a gemm needs it
 };
 
-inline std::vector<bool> parse_acts(const std::string& text) {
-  std::vector<bool> modes;
+// --act's modes: f32, a8, and (decode only) lut, f32 through the table GEMV over
+// weights the model repacked (model::repack_lut).
+inline std::vector<std::string> parse_act_modes(const std::string& text, bool lut_allowed) {
+  std::vector<std::string> modes;
   for (const std::string& a : qmr::bench::split(text)) {
-    if (a != "f32" && a != "a8") throw qmr::error("--act '" + a + "': expected f32 or a8");
-    modes.push_back(a == "a8");
+    if (a == "lut" && !lut_allowed)
+      throw qmr::error("--act lut: --kernel decode only (bench/gemv_simd --act lut times the table GEMV alone)");
+    if (a != "f32" && a != "a8" && a != "lut") throw qmr::error("--act '" + a + "': expected f32, a8 or lut");
+    modes.push_back(a);
   }
   if (modes.empty()) throw qmr::error("--act: no activation mode given");
+  return modes;
+}
+
+inline std::vector<bool> parse_acts(const std::string& text) {
+  std::vector<bool> modes;
+  for (const std::string& a : parse_act_modes(text, false)) modes.push_back(a == "a8");
   return modes;
 }
 
@@ -308,7 +318,7 @@ inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
 
 // Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
-  const std::vector<bool> acts = parse_acts(a.act);
+  const std::vector<std::string> acts = parse_act_modes(a.act, true);
   const qmr::io::synthetic_config shape = decode_shape(a);
   std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt\n\n", a.layers,
               a.decode, a.prefill);
@@ -317,13 +327,22 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
   std::mt19937 rng(7);
   const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(paired_probe_bytes);
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    const auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads));
-    for (const bool a8 : acts) {
+    auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads));
+    for (const std::string& act : acts) {
+      const bool a8 = act == "a8", lut = act == "lut";
       if (a8 && f == "bf16") continue;
+      if (lut) {
+        qmr::thread_pool pool(limits.back().threads);
+        if (m.repack_lut(&pool) == 0) {
+          std::printf("| decode | %s | lut | - | (no 2-4-bit weights, or no AVX-512BW: nothing repacked) |\n", f.c_str());
+          continue;
+        }
+      }
       for (const bench_limits& l : limits) {
         qmr::thread_pool pool(l.threads);
         qmr::model::session s(m, a.prefill + a.decode + 1, &pool);
         if (a8) s.set_kernel(qmr::model::matmul_kernel::simd_a8);
+        if (lut) s.set_kernel(qmr::model::matmul_kernel::simd_lut);
         std::vector<std::int32_t> prompt(static_cast<std::size_t>(a.prefill));
         std::uniform_int_distribution<std::int32_t> id(0, static_cast<std::int32_t>(m.config().vocab) - 1);
         for (auto& t : prompt) t = id(rng);
@@ -360,10 +379,10 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
         const double paired = qmr::bench::median(fractions), paired_bw = qmr::bench::median(probes),
                      median_seconds = qmr::bench::median(times);
         std::printf("| decode | %s | %s | %u | %.1f | %.2f | %.2f | %.0f%% | %.2f | %.2f | %.0f%% |\n", f.c_str(),
-                    a8 ? "a8" : "f32", l.threads, bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound,
+                    act.c_str(), l.threads, bytes / 1e6, tps, bound_tps, 100.0 * tps / bound_tps, gbps, bound,
                     100.0 * paired);
         std::fflush(stdout);
-        json.write({{"kernel", "decode"}, {"quant", f}, {"act", a8 ? "a8" : "f32"},
+        json.write({{"kernel", "decode"}, {"quant", f}, {"act", act},
                     {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
                     {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", l.threads},
                     {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
@@ -504,7 +523,7 @@ inline int run_bench(const bench_args& a) {
     throw qmr::error("--lanes: the lane-layout kernel is a GPU GEMV (--device cuda --kernel gemv)");
   if (a.device == "cuda") return detail::run_cuda_bench(a);  // checks its own arguments, then the device
   require_device(a.device);
-  detail::parse_acts(a.act);
+  detail::parse_act_modes(a.act, a.kernel == "decode");
   if (a.kernel == "gemv")
     for (const std::int64_t b : detail::parse_batches(a.batch, 1))
       if (b > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");

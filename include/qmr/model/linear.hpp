@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 
 #include "../core/tensor.hpp"
@@ -21,6 +23,10 @@ struct linear_weight {
   tensor_view dense;              // when !spec.is_quantized(): a view into the mapped file
   quant::qtensor_view quantized;  // when spec.is_quantized()
   std::int64_t rows = 0, cols = 0;
+  // `quantized` repacked for the table GEMV (simd/lut_gemv.hpp), when the model was
+  // asked for it (model::repack_lut) and the format has 2-4 bits: matmul_kernel::simd_lut
+  // then runs one row of X through it. Shared by copies (a tied output head).
+  std::shared_ptr<const simd::lut_matrix> lut;
 
   std::uint64_t bytes() const {
     return spec.is_quantized() ? static_cast<std::uint64_t>(quantized.layout.total_bytes()) : dense.nbytes();
@@ -33,8 +39,10 @@ struct linear_weight {
 // the order of the additions. simd_a8 is the int8-activation mode
 // (simd::gemm_a8_best, numerics in kernels/ref/matmul_a8.hpp): the inputs of
 // quantized weights are quantized to int8 per 32 columns, which changes the
-// results; dense weights keep the f32 kernels.
-enum class matmul_kernel { simd, reference, simd_a8 };
+// results; dense weights keep the f32 kernels. simd_lut is simd with the table GEMV
+// for one row of X over weights the model repacked (linear_weight::lut; others as
+// simd): f32 numerics like simd, in another summation order.
+enum class matmul_kernel { simd, reference, simd_a8, simd_lut };
 
 namespace detail {
 
@@ -56,9 +64,31 @@ inline void matmul_views(bool quantized, const tensor_view& dense, const quant::
 
 }  // namespace detail
 
+namespace detail {
+
+// Whether rows [r0, r1) of w run through its table GEMV: kernel simd_lut, one row of
+// X, a repacked w, and rows on its 16-row tiles.
+inline bool takes_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, std::int64_t x_rows,
+                      matmul_kernel kernel) {
+  return kernel == matmul_kernel::simd_lut && x_rows == 1 && w.lut != nullptr && r0 % simd::lut_tile_rows == 0 &&
+         (r1 % simd::lut_tile_rows == 0 || r1 == w.rows);
+}
+
+inline void matmul_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                       matrix_view<float> y, thread_pool* pool) {
+  simd::lut_gemv_best(*w.lut, r0, r1, std::span<const float>(x.row(0), static_cast<std::size_t>(x.cols)),
+                      std::span<float>(y.row(0), static_cast<std::size_t>(r1 - r0)), pool);
+}
+
+}  // namespace detail
+
 // Y[M, rows] = X[M, cols] · Wᵀ.
 inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool,
                    matmul_kernel kernel = matmul_kernel::simd) {
+  if (detail::takes_lut(w, 0, w.rows, x.rows, kernel)) {
+    ref::detail::check_gemm_shapes(w.rows, w.cols, x, y);
+    return detail::matmul_lut(w, 0, w.rows, x, y, pool);
+  }
   detail::matmul_views(w.spec.is_quantized(), w.dense, w.quantized, x, y, pool, kernel);
 }
 
@@ -72,6 +102,10 @@ inline void matmul_rows(const linear_weight& w, std::int64_t r0, std::int64_t r1
   if (r0 < 0 || r0 >= r1 || r1 > w.rows)
     throw error("matmul_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") outside " + w.name +
                 "'s " + std::to_string(w.rows));
+  if (detail::takes_lut(w, r0, r1, x.rows, kernel)) {
+    ref::detail::check_gemm_shapes(r1 - r0, w.cols, x, y);
+    return detail::matmul_lut(w, r0, r1, x, y, pool);
+  }
   if (w.spec.is_quantized()) {
     quant::qtensor_view q = w.quantized;  // [r1 - r0] rows, the same format
     q.layout.rows = r1 - r0;

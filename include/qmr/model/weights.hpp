@@ -105,6 +105,34 @@ class model {
     return kept;
   }
 
+  // Repacks every 2-, 3- and 4-bit linear for the table GEMV (simd/lut_gemv.hpp), which
+  // sessions with matmul_kernel::simd_lut run at one row of X (decode). The repack is a
+  // second copy of those weights in memory (the mapped checkpoint stays, for prefill's
+  // GEMM); changing a weight afterwards (set_quantized, set_dense) drops its repack.
+  // Returns how many linears were repacked: none where lut_gemv_fast() is false (no
+  // AVX-512BW), as the scalar loop over the repack would be slower than the SIMD GEMVs.
+  int repack_lut(thread_pool* pool = nullptr) {
+    if (!simd::lut_gemv_fast()) return 0;
+    std::vector<linear_weight*> todo;
+    const auto add = [&](linear_weight& w) {
+      if (w.spec.is_quantized() && simd::lut_supported_bits(w.spec.bits) && w.lut == nullptr) todo.push_back(&w);
+    };
+    add(weights_.embed);
+    for (auto& l : weights_.layers)
+      for (linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) add(*w);
+    if (!config_.tie_word_embeddings) add(weights_.lm_head);
+    const auto one = [&](std::int64_t i0, std::int64_t i1) {
+      for (std::int64_t i = i0; i < i1; ++i) {
+        linear_weight& w = *todo[static_cast<std::size_t>(i)];
+        w.lut = std::make_shared<const simd::lut_matrix>(w.quantized);
+      }
+    };
+    if (pool) pool->parallel_for(0, static_cast<std::int64_t>(todo.size()), 1, one);
+    else one(0, static_cast<std::int64_t>(todo.size()));
+    sync_tied_();
+    return static_cast<int>(todo.size());
+  }
+
   // --- Changing weights in memory (plans, GPTQ, AWQ, SmoothQuant) ---------------------------
 
   // Every linear weight as precision plans name them: the embedding, each layer's q, k, v, o,
@@ -151,6 +179,7 @@ class model {
     w.spec = owned_.back()->spec();
     w.quantized = owned_.back()->view();
     w.dense = {};
+    w.lut.reset();  // a repack of the old weights
     sync_tied_();
   }
   // w now holds `values` [rows, cols] stored densely as `type` (f32, f16 or bf16), owned by the model.
@@ -169,6 +198,7 @@ class model {
     w.spec = quant::format_spec::dense_of(type);
     w.dense = tensor_view::contiguous(reinterpret_cast<const std::byte*>(buf->data()), type, make_shape({w.rows, w.cols}));
     w.quantized = {};
+    w.lut.reset();
     owned_dense_.push_back(std::move(buf));
     sync_tied_();
   }

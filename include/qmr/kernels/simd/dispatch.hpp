@@ -15,6 +15,7 @@
 #include "../../core/thread_pool.hpp"
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
+#include "lut_gemv.hpp"
 #include "matmul.hpp"
 #include "matmul_a8.hpp"
 
@@ -59,6 +60,13 @@ struct gemm_a8_fn {
 struct quantize_a8_fn {
   template <class Arch>
   void operator()(Arch, matrix_view<const float> x, std::int8_t* q, float* scales) const;
+};
+
+// The table GEMV over a repacked W (lut_gemv.hpp).
+struct lut_gemv_fn {
+  template <class Arch>
+  void operator()(Arch, const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<const float> x,
+                  std::span<float> y, thread_pool* pool) const;
 };
 
 namespace detail {
@@ -139,6 +147,34 @@ void gemm_dispatched(const W& w, matrix_view<const float> x, matrix_view<float> 
   }
 }
 
+// y[r1 - r0] = W[r0:r1, :] · x over a lut_matrix (rows on 16-row tiles, see
+// lut_gemv) on the best ISA of dispatch_archs this CPU has: the table kernel on
+// AVX-512BW, a scalar loop over the same layout elsewhere (build a lut_matrix only
+// where lut_gemv_fast() says the kernel runs). A template for the same reason as
+// gemm_dispatched.
+template <class W>
+void lut_gemv_dispatched(const W& w, std::int64_t r0, std::int64_t r1, std::span<const float> x, std::span<float> y,
+                         thread_pool* pool = nullptr) {
+  static_assert(std::is_same_v<W, lut_matrix>, "lut_gemv_dispatched takes a simd::lut_matrix");
+  dispatch_best_arch(lut_gemv_fn{}, w, r0, r1, x, y, pool);
+}
+template <class W>
+void lut_gemv_dispatched(const W& w, std::span<const float> x, std::span<float> y, thread_pool* pool = nullptr) {
+  lut_gemv_dispatched(w, 0, w.rows(), x, y, pool);
+}
+
+// Whether lut_gemv_best runs the table kernel on this CPU: a dispatching binary with
+// AVX-512BW in its list on a CPU that has it, or a program compiled for AVX-512BW.
+inline bool lut_gemv_fast() {
+#if defined(QMR_SIMD_DISPATCH) && defined(__x86_64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
+  return xsimd::available_architectures().avx512bw != 0;
+#elif defined(QMR_SIMD_DISPATCH)
+  return false;
+#else
+  return std::is_base_of_v<xsimd::avx512bw, xsimd::default_arch>;
+#endif
+}
+
 // Y[M, N] = quantize_a8(X[M, K]) · W[N, K]ᵀ, the int8-activation mode, on the best
 // kernel this CPU runs: avx512vnni (x86-64 dispatching binaries carry its translation
 // unit, dispatch/simd_avx512vnni.cpp), else the best of dispatch_archs. A template
@@ -189,6 +225,18 @@ void gemm_a8_best(const W& w, matrix_view<const float> x, matrix_view<float> y, 
   gemm_a8_dispatched(w, x, y, pool);
 #else
   gemm_a8<a8_default_arch>(w, x, y, pool);
+#endif
+}
+
+// The table GEMV a program gets (lut_gemv.hpp): dispatched as gemm_best is, else
+// the ISA it is compiled for; lut_gemv_fast() says whether that is the AVX-512 kernel.
+template <class W>
+void lut_gemv_best(const W& w, std::int64_t r0, std::int64_t r1, std::span<const float> x, std::span<float> y,
+                   thread_pool* pool = nullptr) {
+#if defined(QMR_SIMD_DISPATCH)
+  lut_gemv_dispatched(w, r0, r1, x, y, pool);
+#else
+  lut_gemv<xsimd::default_arch>(w, r0, r1, x, y, pool);
 #endif
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "dispatch.hpp"
+#include "lut_gemv.hpp"
 #include "matmul.hpp"
 #include "matmul_a8.hpp"
 
@@ -17,6 +18,12 @@ template <class Arch>
 void gemm_dense_fn::operator()(Arch, const tensor_view& w, matrix_view<const float> x, matrix_view<float> y,
                                thread_pool* pool) const {
   gemm<Arch>(w, x, y, pool);
+}
+
+template <class Arch>
+void lut_gemv_fn::operator()(Arch, const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<const float> x,
+                             std::span<float> y, thread_pool* pool) const {
+  lut_gemv<Arch>(w, r0, r1, x, y, pool);
 }
 
 template <class Arch>
@@ -49,4 +56,7 @@ void quantize_a8_fn::operator()(Arch, matrix_view<const float> x, std::int8_t* q
                                                                qmr::matrix_view<float>, qmr::thread_pool*) const; \
   template void qmr::simd::gemm_dense_fn::operator()<ARCH>(ARCH, const qmr::tensor_view&,                       \
                                                            qmr::matrix_view<const float>, qmr::matrix_view<float>, \
-                                                           qmr::thread_pool*) const
+                                                           qmr::thread_pool*) const; \
+  template void qmr::simd::lut_gemv_fn::operator()<ARCH>(ARCH, const qmr::simd::lut_matrix&, std::int64_t,      \
+                                                         std::int64_t, std::span<const float>, std::span<float>, \
+                                                         qmr::thread_pool*) const
