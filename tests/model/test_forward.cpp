@@ -236,7 +236,9 @@ TEST_CASE("decode steps give the same logits bit for bit on one thread and on a 
   for (const char* spec : {"bf16", "w4g64"}) {
     auto m = model::model::load(testing::default_model_dir());
     if (std::string(spec) != "bf16") m.quantize(quant::parse_format(spec));
-    for (const auto kernel : {model::matmul_kernel::simd, model::matmul_kernel::simd_a8, model::matmul_kernel::reference}) {
+    m.repack_lut();  // simd_lut's table GEMV takes the 4-bit linears where the CPU has AVX-512BW
+    for (const auto kernel : {model::matmul_kernel::simd, model::matmul_kernel::simd_a8, model::matmul_kernel::reference,
+                              model::matmul_kernel::simd_lut}) {
       if (kernel == model::matmul_kernel::simd_a8 && std::string(spec) == "bf16") continue;  // a8 needs quantized weights
       INFO(spec << ", kernel " << static_cast<int>(kernel));
       model::session one(m, 32), two(m, 32, &pool);
@@ -254,4 +256,47 @@ TEST_CASE("decode steps give the same logits bit for bit on one thread and on a 
       }
     }
   }
+}
+
+TEST_CASE("the table GEMV's decode (simd_lut) equals the plain SIMD decode up to summation order", "[forward]") {
+  // The bundled model at 2, 3 and 4 bits: decode steps through repacked linears (where the
+  // CPU has AVX-512BW; elsewhere nothing is repacked and simd_lut is simd) against simd.
+  for (const char* spec : {"w2g32", "w3g64s", "w4g128"}) {
+    INFO(spec);
+    auto m = model::model::load(testing::default_model_dir());
+    m.quantize(quant::parse_format(spec));
+    const int repacked = m.repack_lut();
+    if (simd::lut_gemv_fast()) {
+      REQUIRE(repacked == 7 * m.config().layers);  // every layer's linears (quantize keeps the embedding)
+      REQUIRE(m.weights().layers[0].q.lut != nullptr);
+    } else {
+      REQUIRE(repacked == 0);
+    }
+    model::session plain(m, 32), lut(m, 32);
+    lut.set_kernel(model::matmul_kernel::simd_lut);
+    std::vector<std::int32_t> ids = {5, 17, 300, 42, 9};
+    auto a = plain.forward(ids);
+    auto b = lut.forward(ids);
+    for (int step = 0; step < 4; ++step) {
+      // f32 sums of the same products in two orders, through a few layers: a few ulp of
+      // logits of magnitude ~10 per step, far below a quantization step's effect.
+      float largest = 0;
+      for (std::int64_t i = 0; i < a.cols; ++i) largest = std::max(largest, std::fabs(a.row(0)[i]));
+      const float d = max_abs_diff(a.row(0), b.row(0), static_cast<std::size_t>(a.cols));
+      INFO("step " << step << ": max |logit| " << largest << ", max difference " << d);
+      REQUIRE(largest > 1.0f);
+      REQUIRE(d <= 1e-4f * largest);
+      const std::int32_t next[] = {argmax(a.row(0), a.cols)};
+      a = plain.forward(next);
+      b = lut.forward(next);
+    }
+  }
+  // Changing a weight drops its repack (it would be stale).
+  auto m = model::model::load(testing::default_model_dir());
+  m.quantize(quant::parse_format("w4g64"));
+  m.repack_lut();
+  auto& q = m.layer(0).q;
+  std::vector<float> w(static_cast<std::size_t>(q.rows * q.cols), 0.01f);  // [rows, cols]
+  m.set_quantized(q, quant::quantize_rtn({w.data(), q.rows, q.cols}, quant::parse_format("w4g64")));
+  REQUIRE(m.weights().layers[0].q.lut == nullptr);
 }
