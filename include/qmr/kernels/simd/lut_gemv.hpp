@@ -67,10 +67,13 @@ namespace qmr::simd {
 //            3-bit: 32 columns are 3 blocks: two of the codes' low 2 bits as
 //                   2-bit blocks (columns 0-15, 16-31), then one of their high
 //                   bits, bit i column i
-//   scales f16 [tiles][n_groups][16]
-//   zeros  u8  [tiles][n_groups][2·Bits]  asymmetric only: the 16 rows' zero
-//          points packed as the on-disk zeros are (bits [Bits·l, Bits·l + Bits)
-//          row l), + 8 bytes of padding
+//   scales f16 [chunks][tiles][groups of the chunk][16]   (per-channel: [tiles][16])
+//   zeros  u8  [chunks][tiles][groups of the chunk][2·Bits]  asymmetric only: the
+//          16 rows' zero points packed as the on-disk zeros are (bits
+//          [Bits·l, Bits·l + Bits) row l), + 8 bytes of padding
+//          (chunk-major as the codes, so that a thread streams them beside its
+//          codes: tile-major, each tile's scales of a chunk were a line 2 KB from
+//          the last, a DRAM miss per tile and chunk that no prefetcher follows)
 // Columns come in chunks of lut_chunk_cols(Bits) (the tables of one chunk stay
 // in L1 while every tile of a thread passes), a chunk spans whole groups, and
 // per-channel rows are padded with zero codes to whole units (lut_unit_cols).
@@ -114,6 +117,7 @@ class lut_matrix {
     chunks_ = (padded_cols_ + lut_chunk_cols(bits) - 1) / lut_chunk_cols(bits);
     codes_ = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(chunks_ * tiles_ * full_chunk_blocks() *
                                                                    lut_block_bytes + lut_block_bytes));
+    chunk_groups_ = spec_.group == quant::per_channel ? 1 : lut_chunk_cols(bits) / spec_.group;
     scales_ = aligned_buffer<f16>(static_cast<std::size_t>(tiles_ * n_groups_ * lut_tile_rows));
     if (!spec_.symmetric) zeros_ = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(tiles_ * n_groups_ * 2 * bits + 8));
     const std::int64_t unit = lut_unit_cols(bits), unit_bytes = unit * bits / 8;
@@ -141,7 +145,8 @@ class lut_matrix {
           std::memcpy(dst + b * lut_block_bytes, &dwords[b], 4);
       }
       for (std::int64_t g = 0; g < n_groups_; ++g) {
-        scales_[static_cast<std::size_t>(scale_index(r, g))] = w.scale(r, g);
+        scales_[static_cast<std::size_t>(group_slot(r / lut_tile_rows, g) * lut_tile_rows + r % lut_tile_rows)] =
+            w.scale(r, g);
         if (!spec_.symmetric) set_zero(r, g, w.zero(r, g));
       }
     }
@@ -178,9 +183,13 @@ class lut_matrix {
   const std::uint8_t* chunk_tile(std::int64_t c, std::int64_t t) const {
     return codes_.data() + (c * tiles_ * full_chunk_blocks() + t * chunk_blocks(c)) * lut_block_bytes;
   }
-  const f16* tile_scales(std::int64_t t) const { return scales_.data() + t * n_groups_ * lut_tile_rows; }
-  const std::uint8_t* tile_zeros(std::int64_t t) const {
-    return spec_.symmetric ? nullptr : zeros_.data() + t * n_groups_ * 2 * spec_.bits;
+  // The 16 scales (zero points) of tile t and group g; those of the groups after g
+  // in g's chunk follow.
+  const f16* scales_at(std::int64_t t, std::int64_t g) const {
+    return scales_.data() + group_slot(t, g) * lut_tile_rows;
+  }
+  const std::uint8_t* zeros_at(std::int64_t t, std::int64_t g) const {
+    return spec_.symmetric ? nullptr : zeros_.data() + group_slot(t, g) * 2 * spec_.bits;
   }
 
   // Element readers (the scalar path and the tests): the code, scale and zero
@@ -191,10 +200,10 @@ class lut_matrix {
     if (hi_byte >= 0) v |= ((codes_[static_cast<std::size_t>(hi_byte)] >> hi_shift(c)) & 1u) << 2;
     return v;
   }
-  f16 scale(std::int64_t r, std::int64_t g) const { return scales_[static_cast<std::size_t>(scale_index(r, g))]; }
+  f16 scale(std::int64_t r, std::int64_t g) const { return scales_at(r / lut_tile_rows, g)[r % lut_tile_rows]; }
   std::uint32_t zero(std::int64_t r, std::int64_t g) const {
     if (spec_.symmetric) return 1u << (spec_.bits - 1);
-    return quant::get_code(tile_zeros(r / lut_tile_rows) + g * 2 * spec_.bits, r % lut_tile_rows, spec_.bits);
+    return quant::get_code(zeros_at(r / lut_tile_rows, g), r % lut_tile_rows, spec_.bits);
   }
 
  private:
@@ -231,22 +240,26 @@ class lut_matrix {
   static int hi_shift(std::int64_t c) { return static_cast<int>(c % 32 % 8); }
   void set_zero(std::int64_t r, std::int64_t g, std::uint32_t z) {
     const int bits = spec_.bits;
-    std::uint8_t* p = zeros_.data() + (r / lut_tile_rows * n_groups_ + g) * 2 * bits;
+    std::uint8_t* p = zeros_.data() + group_slot(r / lut_tile_rows, g) * 2 * bits;
     const std::int64_t bit = bits * (r % lut_tile_rows);
     for (int k = 0; k < bits; ++k) {
       const std::int64_t at = bit + k;
       p[at / 8] = static_cast<std::uint8_t>((p[at / 8] & ~(1u << (at % 8))) | (((z >> k) & 1u) << (at % 8)));
     }
   }
-  std::int64_t scale_index(std::int64_t r, std::int64_t g) const {
-    return (r / lut_tile_rows * n_groups_ + g) * lut_tile_rows + r % lut_tile_rows;
+  // Where tile t's parameters of group g sit among [chunks][tiles][groups of the chunk]
+  // (chunks before g's are full), in units of one tile's group.
+  std::int64_t group_slot(std::int64_t t, std::int64_t g) const {
+    const std::int64_t c = g / chunk_groups_, in_chunk = std::min(chunk_groups_, n_groups_ - c * chunk_groups_);
+    return c * tiles_ * chunk_groups_ + t * in_chunk + g % chunk_groups_;
   }
 
   quant::format_spec spec_{};
   std::int64_t rows_ = 0, cols_ = 0, tiles_ = 0, group_ = 0, n_groups_ = 0, padded_cols_ = 0, chunks_ = 0;
+  std::int64_t chunk_groups_ = 1;  // groups per full chunk (per-channel: the row's one group)
   aligned_buffer<std::uint8_t> codes_;  // [chunks][tiles][chunk blocks][64] + 64
-  aligned_buffer<f16> scales_;          // [tiles][n_groups][16]
-  aligned_buffer<std::uint8_t> zeros_;  // [tiles][n_groups][2·bits] + 8; asymmetric only
+  aligned_buffer<f16> scales_;          // [chunks][tiles][groups of the chunk][16]
+  aligned_buffer<std::uint8_t> zeros_;  // [chunks][tiles][groups of the chunk][2·bits] + 8; asymmetric only
 };
 
 namespace detail {
@@ -378,8 +391,8 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
       float* yt = y + (t - t0) * lut_tile_rows;
       __m512 yacc = ch == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows_mask, yt);
       const std::uint8_t* p = w.chunk_tile(ch, t);
-      const f16* scales = w.tile_scales(t);
-      const std::uint8_t* zeros = w.tile_zeros(t);
+      const f16* scales = w.scales_at(t, g0);         // [chunk_groups][16]
+      const std::uint8_t* zeros = w.zeros_at(t, g0);  // [chunk_groups][2·Bits]
       const float* tb = tab;
       // One segment: the blocks of a group (or, per-channel, of the chunk).
       const auto segment = [&](std::int64_t seg_blocks, std::int64_t g) QMR_LAMBDA_INLINE {
@@ -408,12 +421,12 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
           for (std::int64_t b = 0; b < seg_blocks; ++b) block();
         }
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + g * lut_tile_rows)));
+        const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + (g - g0) * lut_tile_rows)));
         yacc = _mm512_fmadd_ps(s, sum, yacc);
         // The zero point, once per group: where the group ends.
         if (Group != 0 || last_chunk) {
           const __m512 z = Symmetric ? _mm512_set1_ps(static_cast<float>(1 << (Bits - 1)))
-                                     : lut_zero_points<Bits>(zeros + g * 2 * Bits);
+                                     : lut_zero_points<Bits>(zeros + (g - g0) * 2 * Bits);
           const float xs = Group == 0 ? x_total : gsum[g - g0];
           yacc = _mm512_fnmadd_ps(_mm512_mul_ps(s, z), _mm512_set1_ps(xs), yacc);
         }

@@ -63,7 +63,8 @@
 // * The dense and register GEMVs prefetch their weights 4 KB ahead, the lane-major
 //   GEMV too (gemv_prefetch_bytes, lane_major_prefetch_bytes).
 //
-// The packed layout is read as it is stored (format.hpp), with no repacking.
+// The packed layout is read as it is stored (format.hpp), with no repacking. (The
+// table GEMV of lut_gemv.hpp, opt-in, runs one row of X over a load-time repack.)
 // Everything that runs per ISA is a template on the Arch tag, so a translation
 // unit compiled for one ISA never emits a symbol another one could pick up.
 
