@@ -56,14 +56,14 @@ int main(int argc, char** argv) {
   app.add_option("--gemm-batches", gemm_batches, "GEMM batch sizes (rows of X); empty skips GEMM")->capture_default_str();
   app.add_option("--gemm-shape", gemm_shape, "GEMM weight shape NxK")->capture_default_str();
   app.add_option("--gemm-formats", gemm_formats, "GEMM weight formats")->capture_default_str();
-  app.add_option("--act", acts, "activation modes: f32 (exact activations), a8 (int8 per 32 columns), lut (f32 through the table GEMV over weights repacked at load, 2-4 bits, AVX-512), or a list: f32,a8,lut")
+  app.add_option("--act", acts, "activation modes: f32 (exact activations), a8 (int8 per 32 columns), lut (f32 through the table GEMV over weights repacked at load, 2-6 bits, AVX-512), or a list: f32,a8,lut")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     std::printf("SIMD kernels dispatched to %s (a8 mode: %s)\n\n", dispatched_isa(), simd::a8_dispatched_isa());
     std::vector<bool> a8_modes;
-    bool lut_mode = false;  // "lut": f32 activations through the table GEMV over repacked 2-4-bit weights
+    bool lut_mode = false;  // "lut": f32 activations through the table GEMV over repacked 2-6-bit weights
     for (const std::string& a : split(acts)) {
       if (a != "f32" && a != "a8" && a != "lut") throw error("--act '" + a + "': expected f32, a8 or lut");
       if (a == "lut") lut_mode = true;

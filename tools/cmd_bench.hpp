@@ -87,7 +87,7 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--batch", a.batch, "rows of X, comma-separated (gemv: 1-8, on cuda up to the GPU GEMV's limit, default 1; "
                   "gemm: default 64)");
   cmd->add_option("--threads", a.threads, "thread counts, comma-separated")->capture_default_str();
-  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), lut (decode: f32 through the table GEMV over 2-4-bit weights repacked at load, AVX-512), or a list: f32,a8,lut")
+  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), lut (decode: f32 through the table GEMV over 2-6-bit weights repacked at load, AVX-512), or a list: f32,a8,lut")
       ->capture_default_str();
   cmd->add_option("--json", a.json, "also write one JSON record per measurement to this file (JSON Lines)");
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
@@ -334,7 +334,7 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
       if (lut) {
         qmr::thread_pool pool(limits.back().threads);
         if (m.repack_lut(&pool) == 0) {
-          std::printf("| decode | %s | lut | - | (no 2-4-bit weights, or no AVX-512BW: nothing repacked) |\n", f.c_str());
+          std::printf("| decode | %s | lut | - | (no 2-6-bit weights, or no AVX-512BW: nothing repacked) |\n", f.c_str());
           continue;
         }
       }

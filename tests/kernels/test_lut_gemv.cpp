@@ -1,4 +1,4 @@
-// The table GEMV's repack holds every code, scale and zero point of its source, and the GEMV equals the scalar reference up to summation order for every 2-, 3- and 4-bit format, ISA, ragged shape and row range.
+// The table GEMV's repack holds every code, scale and zero point of its source, and the GEMV equals the scalar reference up to summation order for every 2- to 6-bit format, ISA, ragged shape and row range.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -22,10 +22,10 @@ namespace {
 
 using qmr::testing::fresh_seed;
 
-// Every 2-, 3- and 4-bit format: groups 32-256 and per-channel, both symmetries.
+// Every 2- to 6-bit format: groups 32-256 and per-channel, both symmetries.
 std::vector<format_spec> lut_formats() {
   std::vector<format_spec> out;
-  for (const int bits : {2, 3, 4})
+  for (const int bits : {2, 3, 4, 5, 6})
     for (const int group : {32, 64, 128, 256, per_channel})
       for (const bool sym : {false, true}) out.push_back(format_spec::quantized(bits, group, sym));
   return out;
@@ -85,7 +85,7 @@ TEST_CASE("lut_matrix holds every code, scale and zero point of its source", "[s
       }
 }
 
-TEST_CASE("Table GEMV equals the reference up to summation order, every 2-4-bit format, ISA and row range",
+TEST_CASE("Table GEMV equals the reference up to summation order, every 2-6-bit format, ISA and row range",
           "[simd][lut]") {
   const std::uint32_t seed = fresh_seed();
   INFO("seed " << seed);
@@ -133,8 +133,8 @@ TEST_CASE("Table GEMV equals the reference up to summation order, every 2-4-bit 
 
 TEST_CASE("Table GEMV rejects what it cannot run, naming it", "[simd][lut]") {
   std::mt19937 rng(fresh_seed());
-  const qtensor w5 = testing::random_qtensor(format_spec::quantized(5, 32, false), 16, 64, rng);
-  REQUIRE_THROWS_WITH(simd::lut_matrix(w5.view()), Catch::Contains("w5g32") && Catch::Contains("2-, 3- and 4-bit"));
+  const qtensor w8 = testing::random_qtensor(format_spec::quantized(8, 32, false), 16, 64, rng);
+  REQUIRE_THROWS_WITH(simd::lut_matrix(w8.view()), Catch::Contains("w8g32") && Catch::Contains("2- to 6-bit"));
   const qtensor q = testing::random_qtensor(format_spec::quantized(4, 32, false), 40, 64, rng);
   const simd::lut_matrix m(q.view());
   std::vector<float> x(64), y(40), short_x(63);

@@ -259,9 +259,9 @@ TEST_CASE("decode steps give the same logits bit for bit on one thread and on a 
 }
 
 TEST_CASE("the table GEMV's decode (simd_lut) equals the plain SIMD decode up to summation order", "[forward]") {
-  // The bundled model at 2, 3 and 4 bits: decode steps through repacked linears (where the
+  // The bundled model at 2, 3, 4 and 5 bits: decode steps through repacked linears (where the
   // CPU has AVX-512BW; elsewhere nothing is repacked and simd_lut is simd) against simd.
-  for (const char* spec : {"w2g32", "w3g64s", "w4g128"}) {
+  for (const char* spec : {"w2g32", "w3g64s", "w4g128", "w5g32"}) {
     INFO(spec);
     auto m = model::model::load(testing::default_model_dir());
     m.quantize(quant::parse_format(spec));

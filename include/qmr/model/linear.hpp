@@ -24,7 +24,7 @@ struct linear_weight {
   quant::qtensor_view quantized;  // when spec.is_quantized()
   std::int64_t rows = 0, cols = 0;
   // `quantized` repacked for the table GEMV (simd/lut_gemv.hpp), when the model was
-  // asked for it (model::repack_lut) and the format has 2-4 bits: matmul_kernel::simd_lut
+  // asked for it (model::repack_lut) and the format has 2-6 bits: matmul_kernel::simd_lut
   // then runs one row of X through it. Shared by copies (a tied output head).
   std::shared_ptr<const simd::lut_matrix> lut;
 

@@ -105,7 +105,7 @@ class model {
     return kept;
   }
 
-  // Repacks every 2-, 3- and 4-bit linear for the table GEMV (simd/lut_gemv.hpp), which
+  // Repacks every 2- to 6-bit linear for the table GEMV (simd/lut_gemv.hpp), which
   // sessions with matmul_kernel::simd_lut run at one row of X (decode). The repack is a
   // second copy of those weights in memory (the mapped checkpoint stays, for prefill's
   // GEMM); changing a weight afterwards (set_quantized, set_dense) drops its repack.

@@ -1,4 +1,4 @@
-// The table-lookup GEMV (y = W·x, one row of f32 activations) for 2-, 3- and 4-bit codes over a load-time repack of W into 16-row tiles (lut_matrix), f32 activations and accumulation.
+// The table-lookup GEMV (y = W·x, one row of f32 activations) for 2- to 6-bit codes over a load-time repack of W into 16-row tiles (lut_matrix), f32 activations and accumulation.
 #pragma once
 
 #include <algorithm>
@@ -41,15 +41,16 @@ namespace qmr::simd {
 // 2.25-3.1 vector operations per 16 codes, and on a 2-core VM they run at half of
 // the DRAM read bandwidth. Here the 16 f32 lanes of a vector are 16 output rows
 // instead of 16 columns. One vpermps then looks up, for 16 rows at once, a 4-bit
-// index of weight bits in a 16-entry table of activation sums built once per call:
-//   2-bit codes: the index is the codes of two columns a, b:
-//       T[i] = (i & 3)·x_a + (i >> 2)·x_b
-//   4-bit codes: the index is one column's code: T[i] = i·x_a
-//   3-bit codes: the low 2 bits as 2-bit pairs, the high bit of four columns a..d
-//       as one index: T[i] = 4·(i₀·x_a + i₁·x_b + i₂·x_c + i₃·x_d)
-// so every 64 bits of weights cost one vpermps and one vaddps (plus half a shift)
-// whatever the width: 1.8x fewer operations at 2 bits, 1.7x at 3 than the
-// lane-major GEMV. The group's scale and zero point apply per 16 rows afterwards:
+// index of weight bits in a 16-entry table of activation sums built once per call.
+// A code of B bits is split into its low L bits (L = 2 for B = 2, 3; else 4) and
+// its high H = B - L bits, each indexing tables of its own:
+//   2-bit fields, two columns a, b an index:   T[i] = w·((i & 3)·x_a + (i >> 2)·x_b)
+//   4-bit fields, one column an index:         T[i] = w·i·x_a
+//   1-bit fields, four columns a..d an index:  T[i] = w·(i₀·x_a + i₁·x_b + i₂·x_c + i₃·x_d)
+// with w = 1 for the low field and 2^L for the high one. So every 64 bits of
+// weights cost one vpermps and one vaddps (plus half a shift) whatever the width:
+// 1.8x fewer operations at 2 bits, 1.7x at 3 and 1.3x at 5 than the other GEMVs.
+// The group's scale and zero point apply per 16 rows afterwards:
 //   y_r = Σ_g s_rg·(Σ_{c∈g} code_rc·x_c) − Σ_g s_rg·z_rg·(Σ_{c∈g} x_c).
 // Numerics: each table entry is the f32 sum of up to four exact-integer multiples
 // of activations (code·x rounded once, as the reference rounds scale·code·x), so
@@ -60,23 +61,22 @@ namespace qmr::simd {
 //   codes  u8 [chunks][tiles][blocks of the chunk][64], + 64 bytes of padding
 //          a 64-byte block is 16 dwords, dword l belonging to row 16·tile + l and
 //          holding 8 four-bit table indices (nibble q: bits [4q, 4q + 4));
-//          nibble q of block b meets table 8b + q of its chunk. Per bit width:
-//            2-bit: a block is 16 columns, bits [2i, 2i + 2) column i (the
-//                   on-disk bitstream of the row, 4 bytes of it)
-//            4-bit: a block is 8 columns, bits [4i, 4i + 4) column i (likewise)
-//            3-bit: 32 columns are 3 blocks: two of the codes' low 2 bits as
-//                   2-bit blocks (columns 0-15, 16-31), then one of their high
-//                   bits, bit i column i
+//          nibble q of block b meets table 8b + q of its chunk. Every 32 columns
+//          are B blocks: first the low fields (L = 2: two blocks of 16 columns,
+//          bits [2i, 2i + 2) column i; L = 4: four blocks of 8 columns, bits
+//          [4i, 4i + 4) column i), then the high ones (H = 1: one block of 32
+//          columns, bit i column i; H = 2: two blocks of 16 columns as for L = 2).
+//          At 2 and 4 bits a block's dword is 4 bytes of the row's bitstream.
 //   scales f16 [chunks][tiles][groups of the chunk][16]   (per-channel: [tiles][16])
-//   zeros  u8  [chunks][tiles][groups of the chunk][2·Bits]  asymmetric only: the
+//   zeros  u8  [chunks][tiles][groups of the chunk][2·B]  asymmetric only: the
 //          16 rows' zero points packed as the on-disk zeros are (bits
-//          [Bits·l, Bits·l + Bits) row l), + 8 bytes of padding
+//          [B·l, B·l + B) row l), + 16 bytes of padding
 //          (chunk-major as the codes, so that a thread streams them beside its
 //          codes: tile-major, each tile's scales of a chunk were a line 2 KB from
 //          the last, a DRAM miss per tile and chunk that no prefetcher follows)
-// Columns come in chunks of lut_chunk_cols(Bits) (the tables of one chunk stay
-// in L1 while every tile of a thread passes), a chunk spans whole groups, and
-// per-channel rows are padded with zero codes to whole units (lut_unit_cols).
+// Columns come in chunks of lut_chunk_cols(B) (the tables of one chunk stay in L1
+// while every tile of a thread passes), a chunk spans whole groups, and
+// per-channel rows are padded with zero codes to a multiple of 32 columns.
 // Storage equals the format's (tiles round rows up to 16).
 // ---------------------------------------------------------------------------
 
@@ -84,65 +84,61 @@ namespace qmr::simd {
 inline constexpr std::int64_t lut_tile_rows = 16;
 // Bytes per block: 16 rows × one dword of eight 4-bit table indices.
 inline constexpr std::int64_t lut_block_bytes = 64;
+// Columns per unit: B whole blocks (32 columns × B bits a row = B dwords).
+inline constexpr std::int64_t lut_unit_cols = 32;
 
-// Whether a width has a table GEMV.
-constexpr bool lut_supported_bits(int bits) { return bits == 2 || bits == 3 || bits == 4; }
-// Columns whose blocks are whole: a 2-bit block is 16 columns, a 4-bit block 8,
-// and 32 columns of 3-bit codes are 3 blocks.
-constexpr std::int64_t lut_unit_cols(int bits) { return bits == 2 ? 16 : bits == 3 ? 32 : 8; }
-constexpr std::int64_t lut_unit_blocks(int bits) { return bits == 3 ? 3 : 1; }
-// Columns per chunk: tables of 64 bytes take 32 (2-bit), 48 (3-bit) or 64 (4-bit)
-// bytes a column, so a chunk's tables are 16, 24 and 16 KB, in L1 (48 KB on the
-// Xeon VMs, 32 KB on older cores) beside the streamed codes. A multiple of every
-// group size and unit.
-constexpr std::int64_t lut_chunk_cols(int bits) { return bits == 4 ? 256 : 512; }
-// Tables per chunk (the largest: 3-bit, 16 blocks of 32 columns × 24 tables).
-inline constexpr std::int64_t lut_max_chunk_tables = 512 / 32 * 24;
+// Whether a width has a table GEMV (8-bit codes decode faster than two lookups).
+constexpr bool lut_supported_bits(int bits) { return bits >= 2 && bits <= 6; }
+// The low field's width (the high one's is bits - it).
+constexpr int lut_low_bits(int bits) { return bits <= 3 ? 2 : 4; }
+// Columns per chunk: tables (8·B of 64 bytes per 32 columns) of 16 KB at 2 bits, 24
+// KB at 3 and 6, 16 and 20 at 4 and 5, in L1 (48 KB on the Xeon VMs, 32 KB on older
+// cores) beside the streamed codes. A multiple of every group size.
+constexpr std::int64_t lut_chunk_cols(int bits) { return bits <= 3 ? 512 : 256; }
+// Tables per chunk, at most (3- and 6-bit: 384).
+inline constexpr std::int64_t lut_max_chunk_tables = 384;
+static_assert(lut_chunk_cols(3) / lut_unit_cols * 8 * 3 <= lut_max_chunk_tables &&
+              lut_chunk_cols(6) / lut_unit_cols * 8 * 6 <= lut_max_chunk_tables);
 
 // W repacked for lut_gemv (layout above). Build it once per weight, at load time.
 class lut_matrix {
  public:
   lut_matrix() = default;
 
-  // The repack of a 2-, 3- or 4-bit W; other widths are an error naming them.
+  // The repack of a 2- to 6-bit W; other widths are an error naming them.
   explicit lut_matrix(const quant::qtensor_view& w) : spec_(w.spec), rows_(w.rows()), cols_(w.cols()) {
     check(lut_supported_bits(spec_.bits),
-          "lut_matrix: the table GEMV takes 2-, 3- and 4-bit codes, not " + spec_.str());
+          "lut_matrix: the table GEMV takes 2- to 6-bit codes, not " + spec_.str());
     check(rows_ > 0 && cols_ > 0, "lut_matrix: empty weight");
-    const int bits = spec_.bits;
+    const int bits = spec_.bits, low = lut_low_bits(bits);
     tiles_ = (rows_ + lut_tile_rows - 1) / lut_tile_rows;
     group_ = w.layout.group;
     n_groups_ = w.layout.n_groups;
-    padded_cols_ = (cols_ + lut_unit_cols(bits) - 1) / lut_unit_cols(bits) * lut_unit_cols(bits);
+    padded_cols_ = (cols_ + lut_unit_cols - 1) / lut_unit_cols * lut_unit_cols;
     chunks_ = (padded_cols_ + lut_chunk_cols(bits) - 1) / lut_chunk_cols(bits);
+    chunk_groups_ = spec_.group == quant::per_channel ? 1 : lut_chunk_cols(bits) / spec_.group;
     codes_ = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(chunks_ * tiles_ * full_chunk_blocks() *
                                                                    lut_block_bytes + lut_block_bytes));
-    chunk_groups_ = spec_.group == quant::per_channel ? 1 : lut_chunk_cols(bits) / spec_.group;
     scales_ = aligned_buffer<f16>(static_cast<std::size_t>(tiles_ * n_groups_ * lut_tile_rows));
-    if (!spec_.symmetric) zeros_ = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(tiles_ * n_groups_ * 2 * bits + 8));
-    const std::int64_t unit = lut_unit_cols(bits), unit_bytes = unit * bits / 8;
+    if (!spec_.symmetric) zeros_ = aligned_buffer<std::uint8_t>(static_cast<std::size_t>(tiles_ * n_groups_ * 2 * bits + 16));
+    const std::int64_t unit_bytes = lut_unit_cols * bits / 8;
     for (std::int64_t r = 0; r < rows_; ++r) {
-      // A unit of the row at a time: its bytes (zero past the row's end) become
-      // the row's dwords in the unit's blocks, one for 2- and 4-bit codes (the same
-      // bits), three for 3-bit ones (low 2 bits of columns 0-15, 16-31; high bits).
+      // A unit of the row at a time: its bytes (zero past the row's end) become the
+      // row's dwords in the unit's B blocks.
       const std::uint8_t* row = w.codes + r * w.layout.code_row_bytes;
-      for (std::int64_t c = 0; c < padded_cols_; c += unit) {
-        std::uint8_t bytes[12] = {};  // the unit's codes: 4 bytes, or 12 for 32 3-bit codes
+      for (std::int64_t c = 0; c < padded_cols_; c += lut_unit_cols) {
+        std::uint8_t bytes[lut_unit_cols * 6 / 8] = {};  // the unit's codes, 32 of at most 6 bits
         const std::int64_t have = std::min(unit_bytes, w.layout.code_row_bytes - c * bits / 8);
         std::memcpy(bytes, row + c * bits / 8, static_cast<std::size_t>(have));
-        std::uint32_t dwords[3] = {};
-        if (bits == 3) {
-          for (int i = 0; i < 32; ++i) {
-            const std::uint32_t v = quant::get_code(bytes, i, 3);
-            dwords[i / 16] |= (v & 3u) << (2 * (i % 16));
-            dwords[2] |= (v >> 2) << i;
-          }
-        } else {
-          std::memcpy(&dwords[0], bytes, 4);
+        std::uint32_t dwords[6] = {};  // [bits]
+        for (int i = 0; i < lut_unit_cols; ++i) {
+          const std::uint32_t v = quant::get_code(bytes, i, bits);
+          const field lo = low_field(i, low), hi = high_field(i, bits, low);
+          dwords[lo.block] |= (v & ((1u << low) - 1)) << lo.bit;
+          if (bits > low) dwords[hi.block] |= (v >> low) << hi.bit;
         }
-        std::uint8_t* dst = unit_dword(r, c);
-        for (std::int64_t b = 0; b < lut_unit_blocks(bits); ++b)
-          std::memcpy(dst + b * lut_block_bytes, &dwords[b], 4);
+        std::uint8_t* dst = codes_.data() + unit_offset(r, c);
+        for (int b = 0; b < bits; ++b) std::memcpy(dst + b * lut_block_bytes, &dwords[b], 4);
       }
       for (std::int64_t g = 0; g < n_groups_; ++g) {
         scales_[static_cast<std::size_t>(group_slot(r / lut_tile_rows, g) * lut_tile_rows + r % lut_tile_rows)] =
@@ -164,20 +160,14 @@ class lut_matrix {
   std::uint64_t format_bytes() const {
     return static_cast<std::uint64_t>(quant::qtensor_layout::of(spec_, rows_, cols_).total_bytes());
   }
-  // Bytes the GEMV streams: the format's bytes plus the padding rows of the last tile.
-  std::uint64_t bytes() const {
-    return static_cast<std::uint64_t>(tiles_ * lut_tile_rows) * format_bytes() / static_cast<std::uint64_t>(rows_);
-  }
 
-  // Blocks of a chunk: full chunks, and the last one's whole units.
+  // Blocks of a full chunk, and of chunk c (the last one may be shorter).
   std::int64_t full_chunk_blocks() const {
-    return std::min(lut_chunk_cols(spec_.bits), padded_cols_) / lut_unit_cols(spec_.bits) *
-           lut_unit_blocks(spec_.bits);
+    return std::min(lut_chunk_cols(spec_.bits), padded_cols_) / lut_unit_cols * spec_.bits;
   }
-  std::int64_t chunk_blocks(std::int64_t chunk) const {
-    const int bits = spec_.bits;
-    const std::int64_t cc = std::min(lut_chunk_cols(bits), padded_cols_ - chunk * lut_chunk_cols(bits));
-    return cc / lut_unit_cols(bits) * lut_unit_blocks(bits);
+  std::int64_t chunk_blocks(std::int64_t c) const {
+    return std::min(lut_chunk_cols(spec_.bits), padded_cols_ - c * lut_chunk_cols(spec_.bits)) / lut_unit_cols *
+           spec_.bits;
   }
   // The first block of tile t in chunk c: chunks before c are full.
   const std::uint8_t* chunk_tile(std::int64_t c, std::int64_t t) const {
@@ -195,9 +185,14 @@ class lut_matrix {
   // Element readers (the scalar path and the tests): the code, scale and zero
   // point of W(r, c) as the source qtensor holds them.
   std::uint32_t code(std::int64_t r, std::int64_t c) const {
-    const auto [byte, shift, lo_mask, hi_byte] = code_place(r, c);
-    std::uint32_t v = (codes_[static_cast<std::size_t>(byte)] >> shift) & lo_mask;
-    if (hi_byte >= 0) v |= ((codes_[static_cast<std::size_t>(hi_byte)] >> hi_shift(c)) & 1u) << 2;
+    const int bits = spec_.bits, low = lut_low_bits(bits);
+    const std::int64_t i = c % lut_unit_cols;
+    const std::uint8_t* unit = codes_.data() + unit_offset(r, c - i);
+    const auto read = [&](field f, int width) {
+      return (unit[f.block * lut_block_bytes + f.bit / 8] >> (f.bit % 8)) & ((1u << width) - 1);
+    };
+    std::uint32_t v = read(low_field(static_cast<int>(i), low), low);
+    if (bits > low) v |= read(high_field(static_cast<int>(i), bits, low), bits - low) << low;
     return v;
   }
   f16 scale(std::int64_t r, std::int64_t g) const { return scales_at(r / lut_tile_rows, g)[r % lut_tile_rows]; }
@@ -207,37 +202,25 @@ class lut_matrix {
   }
 
  private:
-  struct place {
-    std::int64_t byte;
-    int shift;
-    std::uint32_t lo_mask;
-    std::int64_t hi_byte;  // 3-bit: the byte of the high bit, else -1
+  // Where a field of column i (0-31) of a unit lives: the unit's block and the bit
+  // in its dword (fields never straddle a byte: widths 1, 2 and 4 at their multiples).
+  struct field {
+    int block;
+    int bit;
   };
-  // Where W(r, c)'s bits live. The dword of row r in block b of its tile and chunk
-  // starts at (block start) + 4·(r mod 16).
-  place code_place(std::int64_t r, std::int64_t c) const {
-    const int bits = spec_.bits;
-    const std::int64_t chunk = c / lut_chunk_cols(bits), cc = c % lut_chunk_cols(bits);
-    const std::int64_t base = chunk_tile(chunk, r / lut_tile_rows) - codes_.data() + 4 * (r % lut_tile_rows);
-    if (bits == 3) {
-      const std::int64_t unit = cc / 32, i = cc % 32;
-      const std::int64_t lo_block = 3 * unit + i / 16, hi_block = 3 * unit + 2;
-      const std::int64_t lo_bit = 2 * (i % 16);
-      return {base + lo_block * lut_block_bytes + lo_bit / 8, static_cast<int>(lo_bit % 8), 3u,
-              base + hi_block * lut_block_bytes + i / 8};
-    }
-    const std::int64_t per_block = 32 / bits, block = cc / per_block, bit = bits * (cc % per_block);
-    return {base + block * lut_block_bytes + bit / 8, static_cast<int>(bit % 8), (1u << bits) - 1, -1};
+  static field low_field(int i, int low) {
+    return low == 2 ? field{i / 16, 2 * (i % 16)} : field{i / 8, 4 * (i % 8)};
   }
-  // Row r's dword in the first block of the unit starting at column c.
-  std::uint8_t* unit_dword(std::int64_t r, std::int64_t c) {
+  static field high_field(int i, int bits, int low) {
+    return bits - low == 1 ? field{low, i} : field{low + i / 16, 2 * (i % 16)};
+  }
+  // The offset of row r's dword in the first block of the unit starting at column c.
+  std::int64_t unit_offset(std::int64_t r, std::int64_t c) const {
     const int bits = spec_.bits;
     const std::int64_t chunk = c / lut_chunk_cols(bits), cc = c % lut_chunk_cols(bits);
-    const std::int64_t block = cc / lut_unit_cols(bits) * lut_unit_blocks(bits);
-    return codes_.data() + (chunk_tile(chunk, r / lut_tile_rows) - codes_.data()) + block * lut_block_bytes +
+    return (chunk_tile(chunk, r / lut_tile_rows) - codes_.data()) + cc / lut_unit_cols * bits * lut_block_bytes +
            4 * (r % lut_tile_rows);
   }
-  static int hi_shift(std::int64_t c) { return static_cast<int>(c % 32 % 8); }
   void set_zero(std::int64_t r, std::int64_t g, std::uint32_t z) {
     const int bits = spec_.bits;
     std::uint8_t* p = zeros_.data() + group_slot(r / lut_tile_rows, g) * 2 * bits;
@@ -259,7 +242,7 @@ class lut_matrix {
   std::int64_t chunk_groups_ = 1;  // groups per full chunk (per-channel: the row's one group)
   aligned_buffer<std::uint8_t> codes_;  // [chunks][tiles][chunk blocks][64] + 64
   aligned_buffer<f16> scales_;          // [chunks][tiles][groups of the chunk][16]
-  aligned_buffer<std::uint8_t> zeros_;  // [chunks][tiles][groups of the chunk][2·bits] + 8; asymmetric only
+  aligned_buffer<std::uint8_t> zeros_;  // [chunks][tiles][groups of the chunk][2·bits] + 16; asymmetric only
 };
 
 namespace detail {
@@ -286,48 +269,55 @@ inline void lut_gemv_scalar(const lut_matrix& w, const float* x, float* y, std::
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 // The tables of chunk [c0, c0 + cc) (columns past k read as zero activations)
-// into tab[tables][16], in the order the chunk's blocks meet them, and the
-// activation sums of the chunk's groups (grouped formats) into gsum.
+// into tab[tables][16], in the order the chunk's blocks meet them: per 32 columns,
+// the low fields' tables, then the high fields' (times 2^L, exact in f32).
 template <int Bits>
 inline void lut_build_tables(const float* x, std::int64_t k, std::int64_t c0, std::int64_t cc, float* tab) {
+  constexpr int low = lut_low_bits(Bits), high = Bits - low;
   const auto at = [&](std::int64_t c) { return c0 + c < k ? x[c0 + c] : 0.0f; };
-  // The table's entry index i as its 2-bit fields (0..3), and as its 4 bits.
+  // An entry's index i as its two 2-bit fields, its four bits, and itself.
   const __m512 lo = _mm512_setr_ps(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
   const __m512 hi = _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const auto pair = [&](std::int64_t c, float* out) {
-    _mm512_store_ps(out, _mm512_fmadd_ps(hi, _mm512_set1_ps(at(c + 1)), _mm512_mul_ps(lo, _mm512_set1_ps(at(c)))));
+  const __m512 b0 = _mm512_setr_ps(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+  const __m512 b1 = _mm512_setr_ps(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1);
+  const __m512 b2 = _mm512_setr_ps(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+  const __m512 b3 = _mm512_setr_ps(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const auto pair = [&](std::int64_t c, __m512 w) {  // columns c, c + 1
+    const __m512 t = _mm512_mul_ps(_mm512_mul_ps(lo, w), _mm512_set1_ps(at(c)));
+    _mm512_store_ps(tab, _mm512_fmadd_ps(_mm512_mul_ps(hi, w), _mm512_set1_ps(at(c + 1)), t));
+    tab += 16;
   };
-  if constexpr (Bits == 2) {
-    for (std::int64_t c = 0; c < cc; c += 2, tab += 16) pair(c, tab);
-  } else if constexpr (Bits == 4) {
-    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (std::int64_t c = 0; c < cc; ++c, tab += 16) _mm512_store_ps(tab, _mm512_mul_ps(iota, _mm512_set1_ps(at(c))));
-  } else {
-    static_assert(Bits == 3);
-    // Bit j of the index, times 4 (the high bit's weight): exact in f32.
-    const __m512 b0 = _mm512_setr_ps(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
-    const __m512 b1 = _mm512_setr_ps(0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4);
-    const __m512 b2 = _mm512_setr_ps(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512 b3 = _mm512_setr_ps(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
-    for (std::int64_t u = 0; u < cc; u += 32) {
-      for (std::int64_t c = u; c < u + 32; c += 2, tab += 16) pair(c, tab);
-      for (std::int64_t c = u; c < u + 32; c += 4, tab += 16) {
-        __m512 t = _mm512_mul_ps(b0, _mm512_set1_ps(at(c)));
-        t = _mm512_fmadd_ps(b1, _mm512_set1_ps(at(c + 1)), t);
-        t = _mm512_fmadd_ps(b2, _mm512_set1_ps(at(c + 2)), t);
-        _mm512_store_ps(tab, _mm512_fmadd_ps(b3, _mm512_set1_ps(at(c + 3)), t));
-      }
+  const auto quad = [&](std::int64_t c, __m512 w) {  // columns c .. c + 3
+    __m512 t = _mm512_mul_ps(_mm512_mul_ps(b0, w), _mm512_set1_ps(at(c)));
+    t = _mm512_fmadd_ps(_mm512_mul_ps(b1, w), _mm512_set1_ps(at(c + 1)), t);
+    t = _mm512_fmadd_ps(_mm512_mul_ps(b2, w), _mm512_set1_ps(at(c + 2)), t);
+    _mm512_store_ps(tab, _mm512_fmadd_ps(_mm512_mul_ps(b3, w), _mm512_set1_ps(at(c + 3)), t));
+    tab += 16;
+  };
+  const __m512 one = _mm512_set1_ps(1.0f), high_weight = _mm512_set1_ps(static_cast<float>(1 << low));
+  for (std::int64_t u = 0; u < cc; u += lut_unit_cols) {
+    if constexpr (low == 2) {
+      for (std::int64_t c = u; c < u + lut_unit_cols; c += 2) pair(c, one);
+    } else {
+      for (std::int64_t c = u; c < u + lut_unit_cols; ++c, tab += 16)
+        _mm512_store_ps(tab, _mm512_mul_ps(iota, _mm512_set1_ps(at(c))));
     }
+    if constexpr (high == 1)
+      for (std::int64_t c = u; c < u + lut_unit_cols; c += 4) quad(c, high_weight);
+    if constexpr (high == 2)
+      for (std::int64_t c = u; c < u + lut_unit_cols; c += 2) pair(c, high_weight);
   }
 }
 
 // The 16 zero points of one tile and group as f32: 2·Bits bytes, lane l's at
 // bits [Bits·l, Bits·l + Bits). Each dword lane gathers the two bytes its bits
-// start in (one byte shuffle of the broadcast qword), shifts and masks them.
+// start in (one byte shuffle of the 16 bytes broadcast to every 128-bit lane),
+// shifts and masks them.
 template <int Bits>
 inline __m512 lut_zero_points(const std::uint8_t* z) {
-  std::uint64_t word = 0;
-  std::memcpy(&word, z, 8);  // the buffer has 8 bytes of padding past its end
+  // 16 bytes: the buffer has 16 bytes of padding past its end.
+  const __m512i bytes = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(z)));
   alignas(64) static constexpr auto control = [] {
     struct table {
       std::int8_t shuffle[64];
@@ -335,8 +325,7 @@ inline __m512 lut_zero_points(const std::uint8_t* z) {
     } t{};
     for (int l = 0; l < 16; ++l) {
       const int bit = Bits * l;
-      // Byte bit/8 and the one after it of the 8-byte word (broadcast to both
-      // qwords of each 128-bit lane) into bytes 0-1 of dword l; bytes 2-3 zero.
+      // Byte bit/8 and the one after it into bytes 0-1 of dword l; bytes 2-3 zero.
       t.shuffle[4 * l + 0] = static_cast<std::int8_t>(bit / 8);
       t.shuffle[4 * l + 1] = static_cast<std::int8_t>(bit / 8 + 1);
       t.shuffle[4 * l + 2] = static_cast<std::int8_t>(-128);
@@ -345,8 +334,7 @@ inline __m512 lut_zero_points(const std::uint8_t* z) {
     }
     return t;
   }();
-  const __m512i v = _mm512_shuffle_epi8(_mm512_set1_epi64(static_cast<long long>(word)),
-                                        _mm512_load_si512(control.shuffle));
+  const __m512i v = _mm512_shuffle_epi8(bytes, _mm512_load_si512(control.shuffle));
   const __m512i codes = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_load_si512(control.shift)),
                                          _mm512_set1_epi32((1 << Bits) - 1));
   return _mm512_cvtepi32_ps(codes);
