@@ -20,14 +20,16 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens, "decoded tokens, each timed")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--prompt", prompt_len, "random prompt tokens before them (the attention's context)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "thread pool size")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--kernels", kernel, "simd (f32 activations) or simd_a8 (int8 activations)")->capture_default_str()->check(CLI::IsMember({"simd", "simd_a8"}));
+  app.add_option("--kernels", kernel, "simd (f32 activations), simd_a8 (int8 activations) or simd_lut (f32, the table GEMV over the 2-6-bit linears repacked)")->capture_default_str()->check(CLI::IsMember({"simd", "simd_a8", "simd_lut"}));
   CLI11_PARSE(app, argc, argv);
   try {
     using clock = std::chrono::steady_clock;
-    const auto m = qmr::model::model::load(model_dir);
+    auto m = qmr::model::model::load(model_dir);
     qmr::thread_pool pool(threads);
+    if (kernel == "simd_lut") std::printf("%d linears repacked for the table GEMV\n", m.repack_lut(&pool));
     qmr::model::session s(m, prompt_len + tokens, &pool);
     if (kernel == "simd_a8") s.set_kernel(qmr::model::matmul_kernel::simd_a8);
+    if (kernel == "simd_lut") s.set_kernel(qmr::model::matmul_kernel::simd_lut);
     std::mt19937 rng(7);
     std::uniform_int_distribution<std::int32_t> id(0, static_cast<std::int32_t>(m.config().vocab) - 1);
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(prompt_len));
