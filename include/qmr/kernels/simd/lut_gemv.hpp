@@ -362,7 +362,7 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
     const std::int64_t blocks = w.chunk_blocks(ch);
     // Groups of this chunk and their activation sums (column order).
     constexpr std::int64_t max_chunk_groups = chunk_cols / 32;
-    float gsum[max_chunk_groups];
+    float gsum[max_chunk_groups];  // [chunk_groups]
     const std::int64_t g0 = Group == 0 ? 0 : c0 / Group;
     const std::int64_t chunk_groups = Group == 0 ? 1 : cc / Group;
     for (std::int64_t g = 0; g < chunk_groups; ++g) {
@@ -409,7 +409,8 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
           for (std::int64_t b = 0; b < seg_blocks; ++b) block();
         }
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + (g - g0) * lut_tile_rows)));
+        const __m512 s =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + (g - g0) * lut_tile_rows)));
         yacc = _mm512_fmadd_ps(s, sum, yacc);
         // The zero point, once per group: where the group ends.
         if (Group != 0 || last_chunk) {
