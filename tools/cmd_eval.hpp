@@ -66,6 +66,7 @@ struct eval_args {
   int shots = 0, max_tokens = 320, window = 128;
   unsigned threads = 1;
   bool quiet = false, chat = false, no_prefix_reuse = false;
+  bool lut = false;  // generative tasks on the CPU: decode through the table GEMV (model::repack_lut)
   calib_args calib;  // for gptq:/awq:/sq: items of --quant
   std::string device = "cpu";
 
@@ -117,6 +118,9 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "no progress bar");
+  cmd->add_flag("--lut", a.lut,
+                "generative tasks on the CPU: decode the 2-6-bit linears through the table GEMV over a load-time "
+                "repack (AVX-512; f32 numerics in another summation order; a second copy of those weights in memory)");
   return cmd;
 }
 
@@ -335,8 +339,9 @@ inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eva
 inline run_summary run_generative_spec(const eval_args& a, const generative_task& t, const std::string& spec,
                                        journal& jr) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto m = load_in(a, spec);
+  auto m = load_in(a, spec);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  const bool lut = a.lut && !a.on_gpu() && m.repack_lut() > 0;
 
   // Resume: records already in the journal for this precision are kept, the rest are run.
   std::map<std::string, qmr::eval::gen_record> done;
@@ -367,7 +372,14 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   const auto progress = [&](std::size_t k, std::size_t) { bar(already + k, t.items.size()); };
   auto r = a.on_gpu() ? qmr::eval::run_generative_on(
                             m, tok, todo, o, [&m](int capacity) { return make_cuda_session(m, capacity); }, progress)
-                      : qmr::eval::run_generative(m, tok, todo, o, progress);
+                      : qmr::eval::run_generative_on(
+                            m, tok, todo, o,
+                            [&m, lut](int capacity) {
+                              auto s = std::make_unique<qmr::model::session>(m, capacity);
+                              if (lut) s->set_kernel(qmr::model::matmul_kernel::simd_lut);
+                              return s;
+                            },
+                            progress);
   // Records in item order, fresh and journaled alike.
   std::map<std::string, qmr::eval::gen_record> fresh;
   for (auto& rec : r.records) fresh.emplace(rec.id, std::move(rec));
@@ -386,6 +398,7 @@ inline run_summary run_generative_spec(const eval_args& a, const generative_task
   s.json["model"] = a.dir;
   s.json["device"] = a.device;
   s.json["efficiency"] = efficiency_json(m, r, seconds, a.item_threads());
+  s.json["efficiency"]["decode_kernel"] = lut ? "lut" : "simd";
   if (a.task == "synthetic") {
     s.json["seed"] = a.seed;
     s.json["synth_version"] = qmr::eval::synth_version;
@@ -663,8 +676,10 @@ inline int run_eval(const eval_args& a) {
   nlohmann::json key = run_key;
   for (const auto& spec : specs)
     if (parse_recipe(spec).needs_calibration()) key["calib"] = a.calib.json();
-  // The GPU's f16 activations can change answers; CPU journals keep their old key.
+  // The GPU's f16 activations can change answers; CPU journals keep their old key. So can
+  // the table GEMV's summation order (a near-tie at a greedy step), rarely.
   if (a.on_gpu()) key["device"] = a.device;
+  if (a.lut && generative && !a.on_gpu()) key["kernel"] = "lut";
   journal jr;
   if (!a.out.empty() && generative) jr = journal(a.out + ".items.jsonl", key.dump());
 

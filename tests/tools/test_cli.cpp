@@ -14,6 +14,7 @@
 
 #include "../temp_dir.hpp"
 #include "qmr/io/synthetic_checkpoint.hpp"
+#include "qmr/kernels/simd/dispatch.hpp"  // lut_gemv_fast
 
 namespace {
 
@@ -258,6 +259,16 @@ TEST_CASE("qmr eval on the bundled model: a sweep, identical on 1 and 2 threads,
   REQUIRE(header.rfind("task,weights,n,metric,value", 0) == 0);
   REQUIRE(row1.rfind("synthetic,stored,22,accuracy,", 0) == 0);
 
+  // --lut: the same precision decoded through the table GEMV where the CPU has AVX-512
+  // (the run records which kernel decoded); f32 numerics, so 2-bit RTN still costs accuracy.
+  const result lut = run(common + " --quant w2g32 --threads 2 --lut --out " + (dir / "lut.json").string());
+  INFO(lut.output);
+  REQUIRE(lut.status == 0);
+  const auto l = read_json(dir / "lut.json");
+  REQUIRE(l["n"] == 22);
+  REQUIRE(l["efficiency"]["decode_kernel"] == (qmr::simd::lut_gemv_fast() ? "lut" : "simd"));
+  REQUIRE(l["accuracy"].get<double>() < a["runs"][0]["accuracy"].get<double>());
+
   // A journal from other arguments is refused, naming the file.
   const result other = run("eval --model " + models_dir() + " --levels 1 --n 11 --seed 78 --quiet --out " + (dir / "one.json").string());
   REQUIRE(other.status != 0);
@@ -440,7 +451,11 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
 
   const result bad_act = run("bench --act a4 --shape 64x256");
   REQUIRE(bad_act.status == 1);
-  REQUIRE(bad_act.output.find("--act 'a4': expected f32 or a8") != std::string::npos);
+  REQUIRE(bad_act.output.find("--act 'a4': expected f32, a8 or lut") != std::string::npos);
+  // The table GEMV's mode runs in the decode benchmark (bench/gemv_simd times it alone).
+  const result lut_gemv = run("bench --act lut --shape 64x256");
+  REQUIRE(lut_gemv.status == 1);
+  REQUIRE(lut_gemv.output.find("--act lut: --kernel decode only") != std::string::npos);
   const result bad_shape = run("bench --shape 64");
   REQUIRE(bad_shape.status == 1);
   REQUIRE(bad_shape.output.find("shape '64': expected NxK") != std::string::npos);
