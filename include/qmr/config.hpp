@@ -32,3 +32,15 @@ namespace qmr { namespace qstd = ::cuda::std; }
 #include <type_traits>
 namespace qmr { namespace qstd = ::std; }
 #endif
+
+// Around AVX-512 kernels: GCC 12's intrinsics start from _mm512_undefined_*(), which it
+// reports as (maybe-)uninitialized where they are inlined (GCC bug 105593, fixed in 13).
+#if defined(__GNUC__) && !defined(__clang__)
+#define QMR_INTRINSIC_WARNINGS_OFF                                     \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define QMR_INTRINSIC_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#else
+#define QMR_INTRINSIC_WARNINGS_OFF
+#define QMR_INTRINSIC_WARNINGS_ON
+#endif

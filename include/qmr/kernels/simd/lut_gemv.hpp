@@ -12,6 +12,7 @@
 #include "../../core/aligned_buffer.hpp"
 #include "../../core/error.hpp"
 #include "../../core/half.hpp"
+#include "../../config.hpp"
 #include "../../core/thread_pool.hpp"
 #include "../../quant/format.hpp"
 #include "../../quant/pack.hpp"
@@ -262,12 +263,7 @@ inline void lut_gemv_scalar(const lut_matrix& w, const float* x, float* y, std::
 }
 
 #if XSIMD_WITH_AVX512BW
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports the intrinsics' own undefined-vector arguments (as in matmul.hpp).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+QMR_INTRINSIC_WARNINGS_OFF
 // The tables of chunk [c0, c0 + cc) (columns past k read as zero activations)
 // into tab[tables][16], in the order the chunk's blocks meet them: per 32 columns,
 // the low fields' tables, then the high fields' (times 2^L, exact in f32).
@@ -429,9 +425,7 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
     }
   }
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+QMR_INTRINSIC_WARNINGS_ON
 #endif
 
 }  // namespace detail
