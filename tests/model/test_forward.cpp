@@ -291,6 +291,15 @@ TEST_CASE("the table GEMV's decode (simd_lut) equals the plain SIMD decode up to
       b = lut.forward(next);
     }
   }
+  // A quantized tied embedding is repacked once, as the output head; lookups keep its checkpoint rows.
+  if (simd::lut_gemv_fast()) {
+    auto tied = model::model::load(testing::default_model_dir());
+    REQUIRE(tied.config().tie_word_embeddings);
+    tied.quantize(quant::parse_format("w4g64"), {}, {});
+    REQUIRE(tied.repack_lut() == 1 + 7 * tied.config().layers);
+    REQUIRE(tied.weights().lm_head.lut != nullptr);
+    REQUIRE(tied.weights().lm_head.lut == tied.weights().embed.lut);
+  }
   // Changing a weight drops its repack (it would be stale).
   auto m = model::model::load(testing::default_model_dir());
   m.quantize(quant::parse_format("w4g64"));

@@ -349,7 +349,8 @@ class session {
       std::int64_t grain = split_grain(pool_->size(), total, in.cols * in.rows, min_matmul_chunk_macs, 2);
       // The table GEMV takes whole 16-row tiles (the linears' row counts are multiples of
       // 16 in every supported model; a piece off the tiles takes the plain GEMV).
-      if (kernel_ == matmul_kernel::simd_lut) grain = (grain + simd::lut_tile_rows - 1) / simd::lut_tile_rows * simd::lut_tile_rows;
+      if (kernel_ == matmul_kernel::simd_lut)
+        grain = (grain + simd::lut_tile_rows - 1) / simd::lut_tile_rows * simd::lut_tile_rows;
       pool_->parallel_for(0, total, grain, [&](std::int64_t r0, std::int64_t r1) {
         std::int64_t base = 0;  // first row of the current linear in [0, total)
         for (const linear_job& j : jobs) {

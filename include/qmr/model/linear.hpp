@@ -62,10 +62,6 @@ inline void matmul_views(bool quantized, const tensor_view& dense, const quant::
   }
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // Whether rows [r0, r1) of w run through its table GEMV: kernel simd_lut, one row of
 // X, a repacked w, and rows on its 16-row tiles.
 inline bool takes_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, std::int64_t x_rows,

@@ -117,10 +117,10 @@ class model {
     const auto add = [&](linear_weight& w) {
       if (w.spec.is_quantized() && simd::lut_supported_bits(w.spec.bits) && w.lut == nullptr) todo.push_back(&w);
     };
-    add(weights_.embed);
+    // The embedding only as the tied output head: its lookups read the checkpoint's rows.
+    add(config_.tie_word_embeddings ? weights_.embed : weights_.lm_head);
     for (auto& l : weights_.layers)
       for (linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) add(*w);
-    if (!config_.tie_word_embeddings) add(weights_.lm_head);
     const auto one = [&](std::int64_t i0, std::int64_t i1) {
       for (std::int64_t i = i0; i < i1; ++i) {
         linear_weight& w = *todo[static_cast<std::size_t>(i)];
