@@ -257,7 +257,7 @@ int run_tokenize(const std::string& dir, const std::string& text, const std::str
 struct generate_args {
   std::string dir, prompt, system;
   int max_tokens = 128;
-  bool chat = false, quiet = false;
+  bool chat = false, quiet = false, lut = false;
   qmr::model::sampling_options sampling;
   std::vector<std::string> stop;
   unsigned threads = 1;
@@ -287,7 +287,7 @@ std::vector<std::int32_t> stop_tokens(const qmr::model::model& m, const qmr::tex
 
 int run_generate(const generate_args& a) {
   qmr_cli::require_device(a.device);
-  const auto m = qmr::model::model::load(a.dir);
+  auto m = qmr::model::model::load(a.dir);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   std::string prompt = a.prompt;
   if (a.chat) {
@@ -330,7 +330,11 @@ int run_generate(const generate_args& a) {
     g = generate(*s, ids, o, on_token, a.stop, detokenize);
   } else {
     qmr::thread_pool pool(a.threads);
+    const bool lut = a.lut && m.repack_lut(&pool) > 0;
+    if (a.lut && !lut && !a.quiet)
+      std::fprintf(stderr, "[--lut: nothing repacked (no 2-6-bit linears, or no AVX-512BW); the default kernels decode]\n");
     qmr::model::session s(m, capacity, &pool);
+    if (lut) s.set_kernel(qmr::model::matmul_kernel::simd_lut);
     g = qmr::model::generate(s, ids, o, on_token, a.stop, detokenize);
   }
   flush(true);
@@ -457,6 +461,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   generate->add_flag("--quiet", g.quiet, "no speed line on stderr");
+  generate->add_flag("--lut", g.lut,
+                     "cpu: decode the 2-6-bit linears through the table GEMV over a load-time repack (AVX-512; f32 "
+                     "numerics in another summation order; a second copy of those weights in memory)");
 
   std::size_t s_n = 0;
   std::string s_types, s_levels, s_out;

@@ -181,6 +181,15 @@ TEST_CASE("qmr generate runs a checkpoint and its quantized copy", "[cli]") {
   REQUIRE(q.output.find("tok/s decode") != std::string::npos);
   const result chat = run("generate --model " + (dir / "q").string() + " --prompt hi --chat --max-tokens 4 --temperature 0.8 --seed 3 --quiet");
   REQUIRE(chat.status == 0);
+  // --lut decodes through the table GEMV (AVX-512; elsewhere the default kernels): f32 numerics,
+  // so the fixture's 8 greedy tokens come out the same.
+  const std::string greedy_q = "generate --model " + (dir / "q").string() + " --prompt 'The answer is' --max-tokens 8 --quiet";
+  const result plain = run(greedy_q);
+  const result lut = run(greedy_q + " --lut");
+  INFO(lut.output);
+  REQUIRE(plain.status == 0);
+  REQUIRE(lut.status == 0);
+  REQUIRE(lut.output == plain.output);
 }
 
 namespace {
