@@ -105,21 +105,19 @@ int main(int argc, char** argv) {
             bench::make_copies(spec, n, k, static_cast<std::uint64_t>(rotate_mb) << 20, rng);
         std::vector<float> x(static_cast<std::size_t>(k)), y(static_cast<std::size_t>(n));  // x [K], y [N]
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
-        for (const bool a8 : a8_modes) {
-          if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
-          std::printf("| %s | %s | %s | %.1f | %zu |", shape_text.c_str(), f.c_str(), a8 ? "a8" : "f32",
+        // One table row: call(pool, i) runs copy i, timed on every thread count.
+        const auto measure = [&](const char* act, auto&& call) {
+          std::printf("| %s | %s | %s | %.1f | %zu |", shape_text.c_str(), f.c_str(), act,
                       static_cast<double>(copies[0].bytes()) / 1e6, copies.size());
           for (const auto& l : machine) {
             thread_pool pool(static_cast<unsigned>(l.threads));
-            const double s = time_calls(copies.size(), seconds, [&](std::size_t i) {
-              copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8);
-            });
+            const double s = time_calls(copies.size(), seconds, [&](std::size_t i) { call(pool, i); });
             const double gbps = static_cast<double>(copies[0].bytes()) / s;
             std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
             if (rounds > 0) {
-              const bench::paired_result p = bench::time_paired_gemv(
-                  pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), rounds,
-                  [&](std::size_t i) { copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8); });
+              const bench::paired_result p =
+                  bench::time_paired_gemv(pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), rounds,
+                                          [&](std::size_t i) { call(pool, i); });
               std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
             } else {
               std::printf(" - |");
@@ -127,32 +125,20 @@ int main(int argc, char** argv) {
           }
           std::printf("\n");
           std::fflush(stdout);
+        };
+        for (const bool a8 : a8_modes) {
+          if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
+          measure(a8 ? "a8" : "f32", [&](thread_pool& pool, std::size_t i) {
+            copies[i].matmul({x.data(), 1, k}, {y.data(), 1, n}, pool, a8);
+          });
         }
         if (lut_mode && spec.is_quantized() && simd::lut_supported_bits(spec.bits)) {
           // The same copies repacked (lut_gemv.hpp); GB/s counts the bytes of the format.
           std::vector<simd::lut_matrix> luts;
           for (const matrix_copy& c : copies) luts.emplace_back(c.q.view());
-          const auto call = [&](thread_pool& pool, std::size_t i) {
+          measure("lut", [&](thread_pool& pool, std::size_t i) {
             simd::lut_gemv_dispatched(luts[i], std::span<const float>(x), std::span<float>(y), &pool);
-          };
-          std::printf("| %s | %s | lut | %.1f | %zu |", shape_text.c_str(), f.c_str(),
-                      static_cast<double>(copies[0].bytes()) / 1e6, copies.size());
-          for (const auto& l : machine) {
-            thread_pool pool(static_cast<unsigned>(l.threads));
-            const double s = time_calls(luts.size(), seconds, [&](std::size_t i) { call(pool, i); });
-            const double gbps = static_cast<double>(copies[0].bytes()) / s;
-            std::printf(" %.2f | %.0f%% |", gbps / 1e9, 100.0 * gbps / l.bandwidth);
-            if (rounds > 0) {
-              const bench::paired_result p = bench::time_paired_gemv(
-                  pool, probe, luts.size(), static_cast<double>(copies[0].bytes()), rounds,
-                  [&](std::size_t i) { call(pool, i); });
-              std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
-            } else {
-              std::printf(" - |");
-            }
-          }
-          std::printf("\n");
-          std::fflush(stdout);
+          });
         }
       }
     }

@@ -222,14 +222,9 @@ class lut_matrix {
     return (chunk_tile(chunk, r / lut_tile_rows) - codes_.data()) + cc / lut_unit_cols * bits * lut_block_bytes +
            4 * (r % lut_tile_rows);
   }
+  // Row r's zero point of group g, packed as the on-disk zeros are (the buffer starts zeroed).
   void set_zero(std::int64_t r, std::int64_t g, std::uint32_t z) {
-    const int bits = spec_.bits;
-    std::uint8_t* p = zeros_.data() + group_slot(r / lut_tile_rows, g) * 2 * bits;
-    const std::int64_t bit = bits * (r % lut_tile_rows);
-    for (int k = 0; k < bits; ++k) {
-      const std::int64_t at = bit + k;
-      p[at / 8] = static_cast<std::uint8_t>((p[at / 8] & ~(1u << (at % 8))) | (((z >> k) & 1u) << (at % 8)));
-    }
+    quant::put_code(zeros_.data() + group_slot(r / lut_tile_rows, g) * 2 * spec_.bits, r % lut_tile_rows, spec_.bits, z);
   }
   // Where tile t's parameters of group g sit among [chunks][tiles][groups of the chunk]
   // (chunks before g's are full), in units of one tile's group.
