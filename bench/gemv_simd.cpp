@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -155,21 +156,31 @@ int main(int argc, char** argv) {
       std::printf("\n");
       for (const std::string& f : split(gemm_formats)) {
         const matrix_copy w(quant::parse_format(f), n, k, rng);
+        // "f32", "a8", and "lut" (lut_gemm over the table repack: the prefill of a model repacked for decode).
+        std::vector<std::string> modes;
         for (const bool a8 : a8_modes)
+          if (!a8 || w.spec.is_quantized()) modes.emplace_back(a8 ? "a8" : "f32");
+        std::optional<simd::lut_matrix> lut;
+        if (lut_mode && w.spec.is_quantized() && simd::lut_supported_bits(w.spec.bits)) {
+          lut.emplace(w.q.view());
+          modes.emplace_back("lut");
+        }
+        for (const std::string& mode : modes)
           for (const std::string& b : split(gemm_batches)) {
-            if (a8 && !w.spec.is_quantized()) continue;
             const std::int64_t m = std::stoll(b);
             std::vector<float> x(static_cast<std::size_t>(m * k), 0.5f), y(static_cast<std::size_t>(m * n));  // [M, K], [M, N]
-            std::printf("| %s | %s | %lld |", f.c_str(), a8 ? "a8" : "f32", static_cast<long long>(m));
+            const auto call = [&](thread_pool& pool) {
+              if (mode == "lut") simd::lut_gemm_dispatched(*lut, 0, n, {x.data(), m, k}, {y.data(), m, n}, &pool);
+              else w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, mode == "a8");
+            };
+            std::printf("| %s | %s | %lld |", f.c_str(), mode.c_str(), static_cast<long long>(m));
             for (const auto& l : machine) {
               thread_pool pool(static_cast<unsigned>(l.threads));
-              const double s =
-                  time_calls(1, seconds, [&](std::size_t) { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
+              const double s = time_calls(1, seconds, [&](std::size_t) { call(pool); });
               const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / s;
               std::printf(" %.1f | %.0f%% |", flops / 1e9, 100.0 * flops / l.peak);
-              const bench::paired_result p = bench::time_paired_gemm(
-                  pool, flops * s, std::max(rounds, 1), 0.05,
-                  [&] { w.matmul({x.data(), m, k}, {y.data(), m, n}, pool, a8); });
+              const bench::paired_result p =
+                  bench::time_paired_gemm(pool, flops * s, std::max(rounds, 1), 0.05, [&] { call(pool); });
               std::printf(" %.0f%% of %.1f |", 100.0 * p.fraction, p.limit / 1e9);
             }
             std::printf("\n");

@@ -1,4 +1,4 @@
-// The table GEMV's repack holds every code, scale and zero point of its source, and the GEMV equals the scalar reference up to summation order for every 2- to 6-bit format, ISA, ragged shape and row range.
+// The table GEMV's repack holds every code, scale and zero point of its source; the GEMV, and the GEMM over the repack's panels, equal the scalar reference up to summation order for every 2- to 6-bit format, ISA, ragged shape and row range.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -57,6 +57,24 @@ void for_each_lut_isa(F&& fn) {
     fn(std::string(name),
        static_cast<gemv_fn>([](const simd::lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<const float> x,
                                std::span<float> y, thread_pool* p) { simd::lut_gemv_fn{}(Arch{}, w, r0, r1, x, y, p); }));
+  });
+}
+
+// As for_each_lut_isa, for lut_gemm (any number of rows of X).
+template <class F>
+void for_each_lut_gemm_isa(F&& fn) {
+  using gemm_fn = void (*)(const simd::lut_matrix&, std::int64_t, std::int64_t, matrix_view<const float>,
+                           matrix_view<float>, thread_pool*);
+#if !defined(QMR_SIMD_DISPATCH)
+  fn(std::string("default_arch"),
+     static_cast<gemm_fn>([](const simd::lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                             matrix_view<float> y, thread_pool* p) { simd::lut_gemm<xsimd::default_arch>(w, r0, r1, x, y, p); }));
+#endif
+  testing::for_each_dispatched_isa([&](auto arch, const char* name) {
+    using Arch = decltype(arch);
+    fn(std::string(name),
+       static_cast<gemm_fn>([](const simd::lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                               matrix_view<float> y, thread_pool* p) { simd::lut_gemm_fn{}(Arch{}, w, r0, r1, x, y, p); }));
   });
 }
 
@@ -131,6 +149,60 @@ TEST_CASE("Table GEMV equals the reference up to summation order, every 2-6-bit 
 #endif
 }
 
+TEST_CASE("GEMM over the table repack equals the reference up to summation order, any rows of X and row range",
+          "[simd][lut]") {
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  thread_pool pool(3);
+  int isas = 0;
+  for_each_lut_gemm_isa([&](const std::string& isa, auto gemm) {
+    ++isas;
+    for (const format_spec& spec : lut_formats())
+      for (const std::int64_t k : lut_cols_for(spec.group)) {
+        // 53 rows: a panel of three tiles and a ragged one (AVX-512: 48 + 5 rows).
+        const std::int64_t n = 53;
+        const qtensor q = testing::random_qtensor(spec, n, k, rng);
+        const simd::lut_matrix w(q.view());
+        // 2 rows of X (one GEMM block, rows repeated) and 19 (three blocks of 8, ragged);
+        // 1 row goes to the table GEMV.
+        for (const std::int64_t m : {std::int64_t{1}, std::int64_t{2}, std::int64_t{19}}) {
+          INFO(isa << " " << spec.str() << " [" << n << ", " << k << "], M = " << m);
+          const std::vector<float> x = testing::gaussian(static_cast<std::size_t>(m * k), static_cast<std::uint32_t>(rng()));
+          const matrix_view<const float> xv(x.data(), m, k, k);
+          std::vector<float> y_ref(static_cast<std::size_t>(m * n));  // [m, n]
+          ref::gemm_ref(q.view(), xv, matrix_view<float>(y_ref.data(), m, n, n));
+          std::vector<float> y(static_cast<std::size_t>(m * n), -12345.0f);  // [m, n], poisoned
+          gemm(w, 0, n, xv, matrix_view<float>(y.data(), m, n, n), &pool);
+          std::int64_t outside = 0;
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t r = 0; r < n; ++r) {
+              double mag = 0;
+              for (std::int64_t c = 0; c < k; ++c)
+                mag += std::fabs(static_cast<double>(q.view().value(r, c)) * x[static_cast<std::size_t>(i * k + c)]);
+              const double bound = 2.0 * static_cast<double>(k) * std::ldexp(1.0, -24) * mag;
+              outside += !(std::fabs(y[static_cast<std::size_t>(i * n + r)] - y_ref[static_cast<std::size_t>(i * n + r)]) <= bound);
+            }
+          REQUIRE(outside == 0);
+          // Rows [16, n) alone, into a strided Y, single-threaded: the same values bit for bit.
+          const std::int64_t stride = n + 3;
+          std::vector<float> part(static_cast<std::size_t>(m * stride), -12345.0f);  // [m, stride]
+          gemm(w, 16, n, xv, matrix_view<float>(part.data(), m, n - 16, stride), nullptr);
+          std::int64_t differ = 0;
+          for (std::int64_t i = 0; i < m; ++i) {
+            for (std::int64_t r = 16; r < n; ++r)
+              differ += part[static_cast<std::size_t>(i * stride + r - 16)] != y[static_cast<std::size_t>(i * n + r)];
+            for (std::int64_t r = n - 16; r < stride; ++r) differ += part[static_cast<std::size_t>(i * stride + r)] != -12345.0f;
+          }
+          REQUIRE(differ == 0);
+        }
+      }
+  });
+#if defined(QMR_SIMD_DISPATCH)
+  REQUIRE(isas > 0);
+#endif
+}
+
 TEST_CASE("Table GEMV rejects what it cannot run, naming it", "[simd][lut]") {
   std::mt19937 rng(fresh_seed());
   const qtensor w8 = testing::random_qtensor(format_spec::quantized(8, 32, false), 16, 64, rng);
@@ -144,4 +216,11 @@ TEST_CASE("Table GEMV rejects what it cannot run, naming it", "[simd][lut]") {
   REQUIRE_THROWS_WITH(simd::lut_gemv<xsimd::default_arch>(m, 0, 20, x, std::span<float>(y).first(20)),
                       Catch::Contains("16-row tiles"));
   REQUIRE_THROWS_WITH(simd::lut_gemv<xsimd::default_arch>(m, 16, 40, x, y), Catch::Contains("y has 40 values for 24"));
+  std::vector<float> x2(2 * 64), y2(2 * 40);
+  REQUIRE_THROWS_WITH(simd::lut_gemm<xsimd::default_arch>(m, 0, 40, {x2.data(), 2, 63, 64}, {y2.data(), 2, 40, 40}),
+                      Catch::Contains("X has 63 columns, W has 64"));
+  REQUIRE_THROWS_WITH(simd::lut_gemm<xsimd::default_arch>(m, 0, 40, {x2.data(), 2, 64, 64}, {y2.data(), 2, 24, 40}),
+                      Catch::Contains("Y is [2, 24], want [2, 40]"));
+  REQUIRE_THROWS_WITH(simd::lut_gemm<xsimd::default_arch>(m, 4, 40, {x2.data(), 2, 64, 64}, {y2.data(), 2, 36, 40}),
+                      Catch::Contains("16-row tiles"));
 }

@@ -244,7 +244,8 @@ TEST_CASE("decode steps give the same logits bit for bit on one thread and on a 
       model::session one(m, 32), two(m, 32, &pool);
       one.set_kernel(kernel);
       two.set_kernel(kernel);
-      std::vector<std::int32_t> ids = {5, 17, 300, 42, 9};
+      // 11 prompt tokens: the prefill takes the GEMMs (more than 8 rows), split in panels on the pool.
+      std::vector<std::int32_t> ids = {5, 17, 300, 42, 9, 77, 1, 250, 3, 64, 128};
       auto a = one.forward(ids);
       auto b = two.forward(ids);
       for (int step = 0; step < 6; ++step) {
@@ -258,9 +259,9 @@ TEST_CASE("decode steps give the same logits bit for bit on one thread and on a 
   }
 }
 
-TEST_CASE("the table GEMV's decode (simd_lut) equals the plain SIMD decode up to summation order", "[forward]") {
-  // The bundled model at 2, 3, 4 and 5 bits: decode steps through repacked linears (where the
-  // CPU has AVX-512BW; elsewhere nothing is repacked and simd_lut is simd) against simd.
+TEST_CASE("simd_lut's prefill and decode over the repack equal the plain SIMD ones up to summation order", "[forward]") {
+  // The bundled model at 2, 3, 4 and 5 bits: a prefill and decode steps through repacked linears
+  // (where the CPU has AVX-512BW; elsewhere nothing is repacked and simd_lut is simd) against simd.
   for (const char* spec : {"w2g32", "w3g64s", "w4g128", "w5g32"}) {
     INFO(spec);
     auto m = model::model::load(testing::default_model_dir());
@@ -274,7 +275,25 @@ TEST_CASE("the table GEMV's decode (simd_lut) equals the plain SIMD decode up to
     }
     model::session plain(m, 32), lut(m, 32);
     lut.set_kernel(model::matmul_kernel::simd_lut);
-    std::vector<std::int32_t> ids = {5, 17, 300, 42, 9};
+    // 12 prompt tokens: the prefill runs lut_gemm over the repack (more than 8 rows of X),
+    // every position's logits compared; then decode steps through the table GEMV.
+    std::vector<std::int32_t> ids = {5, 17, 300, 42, 9, 77, 1, 250, 3, 64, 128, 11};
+    {
+      const auto pa = plain.forward(ids, true);
+      const auto pb = lut.forward(ids, true);
+      REQUIRE(pa.rows == static_cast<std::int64_t>(ids.size()));
+      const std::size_t all = static_cast<std::size_t>(pa.rows * pa.cols);
+      float largest = 0;
+      for (std::size_t i = 0; i < all; ++i) largest = std::max(largest, std::fabs(pa.data[i]));
+      const float d = max_abs_diff(pa.data, pb.data, all);
+      INFO("prefill: max |logit| " << largest << ", max difference " << d);
+      REQUIRE(largest > 1.0f);
+      // Both GEMMs fill the same k-major panels with the same values s·(code - z) and run
+      // the same register tile over them: the prefill's logits agree bit for bit.
+      REQUIRE(d == 0.0f);
+    }
+    plain.reset();
+    lut.reset();
     auto a = plain.forward(ids);
     auto b = lut.forward(ids);
     for (int step = 0; step < 4; ++step) {

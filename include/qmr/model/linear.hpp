@@ -39,9 +39,10 @@ struct linear_weight {
 // the order of the additions. simd_a8 is the int8-activation mode
 // (simd::gemm_a8_best, numerics in kernels/ref/matmul_a8.hpp): the inputs of
 // quantized weights are quantized to int8 per 32 columns, which changes the
-// results; dense weights keep the f32 kernels. simd_lut is simd with the table GEMV
-// for one row of X over weights the model repacked (linear_weight::lut; others as
-// simd): f32 numerics like simd, in another summation order.
+// results; dense weights keep the f32 kernels. simd_lut runs the weights the model
+// repacked (linear_weight::lut; others as simd) from the repack: the table GEMV for
+// one row of X, a GEMM over its panels for more than 8 (prefill). f32 numerics like
+// simd, in another summation order.
 enum class matmul_kernel { simd, reference, simd_a8, simd_lut };
 
 namespace detail {
@@ -62,18 +63,20 @@ inline void matmul_views(bool quantized, const tensor_view& dense, const quant::
   }
 }
 
-// Whether rows [r0, r1) of w run through its table GEMV: kernel simd_lut, one row of
-// X, a repacked w, and rows on its 16-row tiles.
+// Whether rows [r0, r1) of w run over its repack: kernel simd_lut, a repacked w, rows
+// on its 16-row tiles, and one row of X (the table GEMV) or more than the GEMV's
+// gemv_max_m (a prefill: the GEMM over the repack's panels, which packs X per call as
+// the other GEMMs do). 2-8 rows keep the streaming GEMV over the format, which
+// allocates nothing per call.
 inline bool takes_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, std::int64_t x_rows,
                       matmul_kernel kernel) {
-  return kernel == matmul_kernel::simd_lut && x_rows == 1 && w.lut != nullptr && r0 % simd::lut_tile_rows == 0 &&
-         (r1 % simd::lut_tile_rows == 0 || r1 == w.rows);
+  return kernel == matmul_kernel::simd_lut && w.lut != nullptr && (x_rows == 1 || x_rows > 8) &&
+         r0 % simd::lut_tile_rows == 0 && (r1 % simd::lut_tile_rows == 0 || r1 == w.rows);
 }
 
 inline void matmul_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
                        matrix_view<float> y, thread_pool* pool) {
-  simd::lut_gemv_best(*w.lut, r0, r1, std::span<const float>(x.row(0), static_cast<std::size_t>(x.cols)),
-                      std::span<float>(y.row(0), static_cast<std::size_t>(r1 - r0)), pool);
+  simd::lut_gemm_best(*w.lut, r0, r1, x, y, pool);
 }
 
 }  // namespace detail

@@ -68,6 +68,12 @@ struct lut_gemv_fn {
   void operator()(Arch, const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<const float> x,
                   std::span<float> y, thread_pool* pool) const;
 };
+// Any number of rows of X over a repacked W (lut_gemm).
+struct lut_gemm_fn {
+  template <class Arch>
+  void operator()(Arch, const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                  matrix_view<float> y, thread_pool* pool) const;
+};
 
 namespace detail {
 
@@ -163,6 +169,15 @@ void lut_gemv_dispatched(const W& w, std::span<const float> x, std::span<float> 
   lut_gemv_dispatched(w, 0, w.rows(), x, y, pool);
 }
 
+// Y[M, r1 - r0] = X · W[r0:r1, :]ᵀ over a lut_matrix, any M (lut_gemm), dispatched
+// as lut_gemv_dispatched is.
+template <class W>
+void lut_gemm_dispatched(const W& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                         matrix_view<float> y, thread_pool* pool = nullptr) {
+  static_assert(std::is_same_v<W, lut_matrix>, "lut_gemm_dispatched takes a simd::lut_matrix");
+  dispatch_best_arch(lut_gemm_fn{}, w, r0, r1, x, y, pool);
+}
+
 // Whether lut_gemv_best runs the table kernel on this CPU: a dispatching binary with
 // AVX-512BW in its list on a CPU that has it, or a program compiled for AVX-512BW.
 inline bool lut_gemv_fast() {
@@ -237,6 +252,17 @@ void lut_gemv_best(const W& w, std::int64_t r0, std::int64_t r1, std::span<const
   lut_gemv_dispatched(w, r0, r1, x, y, pool);
 #else
   lut_gemv<xsimd::default_arch>(w, r0, r1, x, y, pool);
+#endif
+}
+
+// The lut_gemm a program gets, as lut_gemv_best.
+template <class W>
+void lut_gemm_best(const W& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x, matrix_view<float> y,
+                   thread_pool* pool = nullptr) {
+#if defined(QMR_SIMD_DISPATCH)
+  lut_gemm_dispatched(w, r0, r1, x, y, pool);
+#else
+  lut_gemm<xsimd::default_arch>(w, r0, r1, x, y, pool);
 #endif
 }
 

@@ -27,6 +27,12 @@ void lut_gemv_fn::operator()(Arch, const lut_matrix& w, std::int64_t r0, std::in
 }
 
 template <class Arch>
+void lut_gemm_fn::operator()(Arch, const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+                             matrix_view<float> y, thread_pool* pool) const {
+  lut_gemm<Arch>(w, r0, r1, x, y, pool);
+}
+
+template <class Arch>
 void gemm_a8_fn::operator()(Arch, const quant::qtensor_view& w, matrix_view<const float> x, matrix_view<float> y,
                             thread_pool* pool) const {
   gemm_a8<Arch>(w, x, y, pool);
@@ -59,4 +65,7 @@ void quantize_a8_fn::operator()(Arch, matrix_view<const float> x, std::int8_t* q
                                                            qmr::thread_pool*) const; \
   template void qmr::simd::lut_gemv_fn::operator()<ARCH>(ARCH, const qmr::simd::lut_matrix&, std::int64_t,      \
                                                          std::int64_t, std::span<const float>, std::span<float>, \
-                                                         qmr::thread_pool*) const
+                                                         qmr::thread_pool*) const;                              \
+  template void qmr::simd::lut_gemm_fn::operator()<ARCH>(ARCH, const qmr::simd::lut_matrix&, std::int64_t,      \
+                                                         std::int64_t, qmr::matrix_view<const float>,           \
+                                                         qmr::matrix_view<float>, qmr::thread_pool*) const

@@ -420,8 +420,60 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
     }
   }
 }
+
+// Rows [16·t, 16·t + 16) and columns [k0, k0 + kl) of W dequantized into a k-major
+// GEMM panel: column k0 + c's 16 values at out[c·stride, c·stride + 16). k0 is a
+// multiple of 32 and [k0, k0 + kl) lies in one chunk. Per column, 16 rows at once:
+// each field a shift and a mask of its block's dwords, then (code - z)·s as the
+// reference dequantizes (exact code - z, one rounding).
+template <int Bits, int Group, bool Symmetric>
+void lut_dequant_tile(const lut_matrix& w, std::int64_t t, std::int64_t k0, std::int64_t kl, float* out,
+                      std::int64_t stride) {
+  constexpr int low = lut_low_bits(Bits), high = Bits - low;
+  constexpr std::int64_t chunk_cols = lut_chunk_cols(Bits);
+  const __m512i low_mask = _mm512_set1_epi32((1 << low) - 1), high_mask = _mm512_set1_epi32((1 << high) - 1);
+  std::int64_t g_at = -1;  // the group whose scale and zero point s, z hold
+  __m512 s = _mm512_setzero_ps(), z = _mm512_setzero_ps();
+  for (std::int64_t u0 = 0; u0 < kl; u0 += lut_unit_cols) {
+    const std::int64_t c = k0 + u0;
+    const std::uint8_t* p = w.chunk_tile(c / chunk_cols, t) + (c % chunk_cols) / lut_unit_cols * Bits * lut_block_bytes;
+    __m512i blk[Bits];  // [Bits] the unit's blocks: 16 row dwords each
+    for (int b = 0; b < Bits; ++b) blk[b] = _mm512_loadu_si512(p + b * lut_block_bytes);
+    const int n_i = static_cast<int>(std::min<std::int64_t>(lut_unit_cols, kl - u0));
+    for (int i = 0; i < n_i; ++i) {
+      const std::int64_t g = Group == 0 ? 0 : (c + i) / Group;
+      if (g != g_at) {
+        s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.scales_at(t, g))));
+        z = Symmetric ? _mm512_set1_ps(static_cast<float>(1 << (Bits - 1))) : lut_zero_points<Bits>(w.zeros_at(t, g));
+        g_at = g;
+      }
+      // The fields' places as lut_matrix::low_field / high_field give them.
+      const int lo_block = low == 2 ? i / 16 : i / 8, lo_bit = low == 2 ? 2 * (i % 16) : 4 * (i % 8);
+      __m512i code = _mm512_and_si512(_mm512_srl_epi32(blk[lo_block], _mm_cvtsi32_si128(lo_bit)), low_mask);
+      if constexpr (high > 0) {
+        const int hi_block = high == 1 ? low : low + i / 16, hi_bit = high == 1 ? i : 2 * (i % 16);
+        const __m512i h = _mm512_and_si512(_mm512_srl_epi32(blk[hi_block], _mm_cvtsi32_si128(hi_bit)), high_mask);
+        code = _mm512_or_si512(code, _mm512_slli_epi32(h, low));
+      }
+      _mm512_storeu_ps(out + (u0 + i) * stride, _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(code), z), s));
+    }
+  }
+}
 QMR_INTRINSIC_WARNINGS_ON
 #endif
+
+// Rows [n0, n0 + rows) and columns [k0, k0 + kl) of W into the k-major panel, read
+// back one value at a time (ISAs without the table kernel): W(n0 + j, k0 + c) at
+// panel[c·nr + j]; columns j from `rows` to nr are zero.
+inline void lut_dequant_panel_scalar(const lut_matrix& w, std::int64_t n0, int rows, std::int64_t k0,
+                                     std::int64_t kl, float* panel, int nr) {
+  for (std::int64_t c = 0; c < kl; ++c) {
+    const std::int64_t g = (k0 + c) / w.group();
+    for (int j = 0; j < nr; ++j)
+      panel[c * nr + j] =
+          j < rows ? quant::dequant_value(w.scale(n0 + j, g), w.code(n0 + j, k0 + c), w.zero(n0 + j, g)) : 0.0f;
+  }
+}
 
 }  // namespace detail
 
@@ -462,6 +514,71 @@ void lut_gemv(const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<c
   };
   if (parts > 1) pool->parallel_for(0, parts, 1, run);
   else run(0, parts);
+}
+
+// Y[M, r1 - r0] = X[M, cols] · W[r0:r1, :]ᵀ for a repacked W, any M: one row of X
+// through lut_gemv; more through matmul.hpp's register-tiled GEMM, its k-major
+// panels of nr rows dequantized straight from the tiles (nr = 48 on AVX-512: three
+// whole tiles, columns in 128-column slices that never cross a chunk). Prefill then
+// needs no other copy of W. Rows as lut_gemv's (r0 on a tile, r1 on one or W's
+// end); every output row's sum runs in the same order whatever r0 is, so a row
+// range gives the same rows of the whole product bit for bit.
+template <class Arch = xsimd::default_arch>
+void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
+              matrix_view<float> y, thread_pool* pool = nullptr) {
+  check(x.cols == w.cols(), "lut_gemm: X has " + std::to_string(x.cols) + " columns, W has " + std::to_string(w.cols()));
+  check(0 <= r0 && r0 < r1 && r1 <= w.rows() && r0 % lut_tile_rows == 0 &&
+            (r1 % lut_tile_rows == 0 || r1 == w.rows()),
+        "lut_gemm: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") of " + std::to_string(w.rows()) +
+            " do not start and end on 16-row tiles");
+  check(y.rows == x.rows && y.cols == r1 - r0,
+        "lut_gemm: Y is [" + std::to_string(y.rows) + ", " + std::to_string(y.cols) + "], want [" +
+            std::to_string(x.rows) + ", " + std::to_string(r1 - r0) + "]");
+  if (x.rows == 0) return;
+  if (x.rows == 1)
+    return lut_gemv<Arch>(w, r0, r1, std::span<const float>(x.row(0), static_cast<std::size_t>(x.cols)),
+                          std::span<float>(y.row(0), static_cast<std::size_t>(r1 - r0)), pool);
+  using tiles = matmul_tiles<Arch>;
+  constexpr int NR = tiles::nr;
+  constexpr std::int64_t KC = tiles::kc;
+  static_assert(lut_chunk_cols(2) % KC == 0 && lut_chunk_cols(4) % KC == 0 && KC % lut_unit_cols == 0,
+                "a panel's column slice must lie in one chunk and start a unit");
+  const std::int64_t n = r1 - r0, k = x.cols;
+  const std::int64_t panels = (n + NR - 1) / NR;
+  const detail::packed_x<Arch> xp(x, pool);
+  detail::split_rows(pool, panels, NR * x.cols * x.rows, [&](std::int64_t p0, std::int64_t p1) {
+    alignas(64) float panel[KC * NR];  // [kc, nr] f32 weights, k-major: W[r0 + n0 + j, k0 + c] at c * nr + j
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const std::int64_t n0 = p * NR;
+      const int cols = static_cast<int>(std::min<std::int64_t>(NR, n - n0));
+      for (std::int64_t k0 = 0; k0 < k; k0 += KC) {
+        const std::int64_t kl = std::min(KC, k - k0);
+        bool done = false;
+#if XSIMD_WITH_AVX512BW
+        if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch> && NR % lut_tile_rows == 0) {
+          quant::with_format(w.spec(), [&](auto format) {
+            using F = decltype(format);
+            if constexpr (lut_supported_bits(F::bits)) {
+              for (int j = 0; j < NR; j += static_cast<int>(lut_tile_rows)) {
+                if (j < cols) {
+                  detail::lut_dequant_tile<F::bits, F::group_size, F::symmetric>(w, (r0 + n0 + j) / lut_tile_rows, k0,
+                                                                                 kl, panel + j, NR);
+                } else {
+                  for (std::int64_t c = 0; c < kl; ++c) std::fill_n(panel + c * NR + j, lut_tile_rows, 0.0f);
+                }
+              }
+            }
+          });
+          done = true;
+        }
+#endif
+        if (!done) detail::lut_dequant_panel_scalar(w, r0 + n0, cols, k0, kl, panel, NR);
+        // A last tile's rows past W hold (0 - z)·s = 0 (zero scales), and panel_times_x
+        // stores only `cols` columns.
+        detail::panel_times_x<Arch>(panel, k0 / KC, kl, xp, x.rows, y, n0, cols);
+      }
+    }
+  });
 }
 
 // y[rows] = W · x[cols], every row.
