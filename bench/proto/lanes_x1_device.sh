@@ -3,7 +3,7 @@
 # from bench/proto/lanes_x1_build.sh: the GPU tests, the sanitizers on the quick lane test, then the M = 1 bench of the
 # landed kernel (base), the patch (units_per_step 2) and units_per_step 4, alternating, twice; and, on the same card,
 # the split kernel's M = 1, 4, 16 table against cuBLAS (the issue's 3x target at M = 16). Writes log.txt, bench.txt,
-# split.txt, test_*.txt and san_*.txt under $OUT (8 files at most come back: the tests' outputs are concatenated).
+# split.txt, tests.txt, san_*.txt and ncu_split16.txt (ncu of the split kernel at M = 16) under $OUT (8 files at most come back).
 set -u
 cd "$(dirname "$0")/../.." && tar xzf gpu_carry/x1.tgz -C /tmp
 F=/tmp/x1; L=$OUT/log.txt
@@ -21,4 +21,11 @@ for r in 1 2; do for v in base x1 u4; do b=$F/cuda_gemv_$v; [ $v = x1 ] && b=$F/
   timeout 90 $b --lanes-only --runs 30 --rotate-bytes 1e9 --shapes $S --batches 1 >> $OUT/bench.txt 2>&1; echo "$v r$r rc=$?" >> $L; done; done
 timeout 200 $F/cuda_gemv --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,14336x4096,4096x14336 --bits 2,3,4,8 \
   --batches 1,4,16 > $OUT/split.txt 2>&1; echo "split rc=$?" >> $L
+# Where the split kernel's M = 16 time goes (issue 7's 3x-cuBLAS target): one launch of 8192 x 8192 4-bit under ncu.
+NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
+timeout 150 $NCU --clock-control none --kernel-name regex:gemv_split_kernel --launch-skip 20 --launch-count 1 \
+  --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats --section WarpStateStats \
+  --section LaunchStats --section InstructionStats \
+  $F/cuda_gemv --split-only --runs 5 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4 --batches 16 > $OUT/ncu_split16.txt 2>&1
+echo "ncu split M=16 rc=$?" >> $L
 cat $L
