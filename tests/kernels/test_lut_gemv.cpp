@@ -164,9 +164,10 @@ TEST_CASE("GEMM over the table repack equals the reference up to summation order
         const std::int64_t n = 53;
         const qtensor q = testing::random_qtensor(spec, n, k, rng);
         const simd::lut_matrix w(q.view());
-        // 2 rows of X (one GEMM block, rows repeated) and 19 (three blocks of 8, ragged);
-        // 1 row goes to the table GEMV.
-        for (const std::int64_t m : {std::int64_t{1}, std::int64_t{2}, std::int64_t{19}}) {
+        // 1 row goes to the table GEMV; up to mr rows are one register block packed on
+        // the stack (2; 8 fills AVX-512's, past AVX2's 6), more are packed per call (9: a
+        // ragged second block, 19).
+        for (const std::int64_t m : {std::int64_t{1}, std::int64_t{2}, std::int64_t{8}, std::int64_t{9}, std::int64_t{19}}) {
           INFO(isa << " " << spec.str() << " [" << n << ", " << k << "], M = " << m);
           const std::vector<float> x = testing::gaussian(static_cast<std::size_t>(m * k), static_cast<std::uint32_t>(rng()));
           const matrix_view<const float> xv(x.data(), m, k, k);

@@ -41,8 +41,8 @@ struct linear_weight {
 // quantized weights are quantized to int8 per 32 columns, which changes the
 // results; dense weights keep the f32 kernels. simd_lut runs the weights the model
 // repacked (linear_weight::lut; others as simd) from the repack: the table GEMV for
-// one row of X, a GEMM over its panels for more than 8 (prefill). f32 numerics like
-// simd, in another summation order.
+// one row of X, a GEMM over its panels for more. f32 numerics like simd, in another
+// summation order.
 enum class matmul_kernel { simd, reference, simd_a8, simd_lut };
 
 namespace detail {
@@ -63,15 +63,12 @@ inline void matmul_views(bool quantized, const tensor_view& dense, const quant::
   }
 }
 
-// Whether rows [r0, r1) of w run over its repack: kernel simd_lut, a repacked w, rows
-// on its 16-row tiles, and one row of X (the table GEMV) or more than the GEMV's
-// gemv_max_m (a prefill: the GEMM over the repack's panels, which packs X per call as
-// the other GEMMs do). 2-8 rows keep the streaming GEMV over the format, which
-// allocates nothing per call.
-inline bool takes_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, std::int64_t x_rows,
-                      matmul_kernel kernel) {
-  return kernel == matmul_kernel::simd_lut && w.lut != nullptr && (x_rows == 1 || x_rows > 8) &&
-         r0 % simd::lut_tile_rows == 0 && (r1 % simd::lut_tile_rows == 0 || r1 == w.rows);
+// Whether rows [r0, r1) of w run over its repack: kernel simd_lut, a repacked w, and
+// rows on its 16-row tiles (any rows of X: the table GEMV for one, lut_gemm's panels
+// for more).
+inline bool takes_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, matmul_kernel kernel) {
+  return kernel == matmul_kernel::simd_lut && w.lut != nullptr && r0 % simd::lut_tile_rows == 0 &&
+         (r1 % simd::lut_tile_rows == 0 || r1 == w.rows);
 }
 
 inline void matmul_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
@@ -84,7 +81,7 @@ inline void matmul_lut(const linear_weight& w, std::int64_t r0, std::int64_t r1,
 // Y[M, rows] = X[M, cols] · Wᵀ.
 inline void matmul(const linear_weight& w, matrix_view<const float> x, matrix_view<float> y, thread_pool* pool,
                    matmul_kernel kernel = matmul_kernel::simd) {
-  if (detail::takes_lut(w, 0, w.rows, x.rows, kernel)) {
+  if (detail::takes_lut(w, 0, w.rows, kernel)) {
     ref::detail::check_gemm_shapes(w.rows, w.cols, x, y);
     return detail::matmul_lut(w, 0, w.rows, x, y, pool);
   }
@@ -101,7 +98,7 @@ inline void matmul_rows(const linear_weight& w, std::int64_t r0, std::int64_t r1
   if (r0 < 0 || r0 >= r1 || r1 > w.rows)
     throw error("matmul_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") outside " + w.name +
                 "'s " + std::to_string(w.rows));
-  if (detail::takes_lut(w, r0, r1, x.rows, kernel)) {
+  if (detail::takes_lut(w, r0, r1, kernel)) {
     ref::detail::check_gemm_shapes(r1 - r0, w.cols, x, y);
     return detail::matmul_lut(w, r0, r1, x, y, pool);
   }

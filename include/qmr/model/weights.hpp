@@ -107,9 +107,9 @@ class model {
 
   // Repacks every 2- to 6-bit linear for the table GEMV (simd/lut_gemv.hpp), which
   // sessions with matmul_kernel::simd_lut run for one row of X (decode) and, through
-  // lut_gemm's panels, for prefills (more than 8 rows). The repack is a second copy of
-  // those weights in memory; the format's copy (a mapped checkpoint's pages) is then
-  // read only at 2-8 rows of X, by other kernels and by tools that read the format.
+  // lut_gemm's panels, for more (prefill). The repack is a second copy of those weights
+  // in memory; a simd_lut forward pass no longer reads the format's copy (a mapped
+  // checkpoint's pages), which other kernels and the tools that read the format keep.
   // Changing a weight afterwards (set_quantized, set_dense) drops its repack.
   // Returns how many linears were repacked: none where lut_gemv_fast() is false (no
   // AVX-512BW), as the scalar loop over the repack would be slower than the SIMD GEMVs.

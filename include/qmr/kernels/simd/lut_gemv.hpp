@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -519,8 +520,8 @@ void lut_gemv(const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<c
 // Y[M, r1 - r0] = X[M, cols] · W[r0:r1, :]ᵀ for a repacked W, any M: one row of X
 // through lut_gemv; more through matmul.hpp's register-tiled GEMM, its k-major
 // panels of nr rows dequantized straight from the tiles (nr = 48 on AVX-512: three
-// whole tiles, columns in 128-column slices that never cross a chunk). Prefill then
-// needs no other copy of W. Rows as lut_gemv's (r0 on a tile, r1 on one or W's
+// whole tiles, columns in 128-column slices that never cross a chunk). A forward
+// pass then needs no other copy of W. Up to mr rows allocate nothing. Rows as lut_gemv's (r0 on a tile, r1 on one or W's
 // end); every output row's sum runs in the same order whatever r0 is, so a row
 // range gives the same rows of the whole product bit for bit.
 template <class Arch = xsimd::default_arch>
@@ -543,11 +544,17 @@ void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view
   constexpr std::int64_t KC = tiles::kc;
   static_assert(lut_chunk_cols(2) % KC == 0 && lut_chunk_cols(4) % KC == 0 && KC % lut_unit_cols == 0,
                 "a panel's column slice must lie in one chunk and start a unit");
+  constexpr int MR = tiles::mr;
   const std::int64_t n = r1 - r0, k = x.cols;
   const std::int64_t panels = (n + NR - 1) / NR;
-  const detail::packed_x<Arch> xp(x, pool);
+  // Up to mr rows of X (decode-sized calls) are one register block, packed per column
+  // slice on the stack next to the panel: no allocation per call. More are packed once.
+  const bool one_block = x.rows <= MR;
+  std::optional<detail::packed_x<Arch>> xp;
+  if (!one_block) xp.emplace(x, pool);
   detail::split_rows(pool, panels, NR * x.cols * x.rows, [&](std::int64_t p0, std::int64_t p1) {
     alignas(64) float panel[KC * NR];  // [kc, nr] f32 weights, k-major: W[r0 + n0 + j, k0 + c] at c * nr + j
+    alignas(64) float xs[KC * MR];     // [kc, mr] one block of X's slice (one_block), rows past M repeating the last
     for (std::int64_t p = p0; p < p1; ++p) {
       const std::int64_t n0 = p * NR;
       const int cols = static_cast<int>(std::min<std::int64_t>(NR, n - n0));
@@ -573,9 +580,15 @@ void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view
         }
 #endif
         if (!done) detail::lut_dequant_panel_scalar(w, r0 + n0, cols, k0, kl, panel, NR);
-        // A last tile's rows past W hold (0 - z)·s = 0 (zero scales), and panel_times_x
-        // stores only `cols` columns.
-        detail::panel_times_x<Arch>(panel, k0 / KC, kl, xp, x.rows, y, n0, cols);
+        // A last tile's rows past W hold (0 - z)·s = 0 (zero scales), and the register
+        // tile stores only `cols` columns.
+        if (one_block) {
+          for (std::int64_t c = 0; c < kl; ++c)
+            for (int i = 0; i < MR; ++i) xs[c * MR + i] = x(std::min<std::int64_t>(i, x.rows - 1), k0 + c);
+          detail::micro_tile<Arch>(panel, kl, xs, y, 0, static_cast<int>(x.rows), n0, cols, k0 == 0);
+        } else {
+          detail::panel_times_x<Arch>(panel, k0 / KC, kl, *xp, x.rows, y, n0, cols);
+        }
       }
     }
   });
