@@ -87,7 +87,7 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--batch", a.batch, "rows of X, comma-separated (gemv: 1-8, on cuda up to the GPU GEMV's limit, default 1; "
                   "gemm: default 64)");
   cmd->add_option("--threads", a.threads, "thread counts, comma-separated")->capture_default_str();
-  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), lut (decode: f32 through the table GEMV over 2-6-bit weights repacked at load, AVX-512), or a list: f32,a8,lut")
+  cmd->add_option("--act", a.act, "activations: f32 (exact), a8 (int8 per 32 columns, integer dot products), lut (f32 over 2-6-bit weights repacked at load: the table GEMV for one row of X, lut_gemm for more; AVX-512), or a list: f32,a8,lut")
       ->capture_default_str();
   cmd->add_option("--json", a.json, "also write one JSON record per measurement to this file (JSON Lines)");
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
@@ -120,23 +120,16 @@ struct bench_limits {
   double peak_flops;  // 0 until a gemm needs it
 };
 
-// --act's modes: f32, a8, and (decode only) lut, f32 through the table GEMV over
-// weights the model repacked (model::repack_lut).
-inline std::vector<std::string> parse_act_modes(const std::string& text, bool lut_allowed) {
+// --act's modes: f32, a8, and lut: f32 through the table GEMV (one row of X) and
+// lut_gemm (more) over weights repacked at load (simd::lut_matrix; in decode,
+// model::repack_lut).
+inline std::vector<std::string> parse_act_modes(const std::string& text) {
   std::vector<std::string> modes;
   for (const std::string& a : qmr::bench::split(text)) {
-    if (a == "lut" && !lut_allowed)
-      throw qmr::error("--act lut: --kernel decode only (bench/gemv_simd --act lut times the table GEMV alone)");
     if (a != "f32" && a != "a8" && a != "lut") throw qmr::error("--act '" + a + "': expected f32, a8 or lut");
     modes.push_back(a);
   }
   if (modes.empty()) throw qmr::error("--act: no activation mode given");
-  return modes;
-}
-
-inline std::vector<bool> parse_acts(const std::string& text) {
-  std::vector<bool> modes;
-  for (const std::string& a : parse_act_modes(text, false)) modes.push_back(a == "a8");
   return modes;
 }
 
@@ -201,7 +194,7 @@ class json_lines {
 inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const bool gemm = a.kernel == "gemm";
   const std::vector<std::int64_t> batches = parse_batches(a.batch, default_batch(a));
-  const std::vector<bool> acts = parse_acts(a.act);
+  const std::vector<std::string> acts = parse_act_modes(a.act);
   std::mt19937_64 rng(1);
   const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(gemm ? 0 : qmr::bench::gemv_probe_bytes);
   if (gemm) {
@@ -221,23 +214,36 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
         throw qmr::error("format '" + f + "': the dense benchmark format is bf16");
       const std::uint64_t rotate = gemm ? 0 : static_cast<std::uint64_t>(a.rotate_mb) << 20;
       const std::vector<qmr::bench::matrix_copy> copies = qmr::bench::make_copies(spec, n, k, rotate, rng);
+      // lut: the same copies repacked (GB/s counts the format's bytes, which the repack holds).
+      const bool lut_runs = spec.is_quantized() && qmr::simd::lut_supported_bits(spec.bits) && qmr::simd::lut_gemv_fast();
+      std::vector<qmr::simd::lut_matrix> luts;
+      if (lut_runs && std::find(acts.begin(), acts.end(), "lut") != acts.end())
+        for (const auto& c : copies) luts.emplace_back(c.q.view());
       for (const std::int64_t batch : batches) {
         std::vector<float> x(static_cast<std::size_t>(batch * k)), y(static_cast<std::size_t>(batch * n));  // [B, K], [B, N]
         for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.5f + 0.001f * static_cast<float>(i % 97);
-        for (const bool a8 : acts) {
+        for (const std::string& act : acts) {
+          const bool a8 = act == "a8", lut = act == "lut";
           if (a8 && !spec.is_quantized()) continue;  // dense weights have no a8 mode
+          if (lut && !lut_runs) {
+            std::printf("| %s | %s | lut | %s | - | (not 2-6-bit, or no AVX-512BW: no table kernel) |\n", a.kernel.c_str(),
+                        f.c_str(), shape_text.c_str());
+            continue;
+          }
+          const auto call = [&](qmr::thread_pool& pool, std::size_t i) {
+            if (lut) qmr::simd::lut_gemm_dispatched(luts[i], 0, n, {x.data(), batch, k}, {y.data(), batch, n}, &pool);
+            else copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8);
+          };
+          const char* isa = a8 ? qmr::simd::a8_dispatched_isa() : lut ? "avx512bw" : qmr::bench::dispatched_isa();
           for (bench_limits& l : limits) {
             qmr::thread_pool pool(l.threads);
             if (gemm && l.peak_flops == 0)
               l.peak_flops = xsimd::dispatch<qmr::simd::dispatch_archs>(qmr::bench::fma_peak_fn{})(pool, 0.2);
-            const double s = qmr::bench::time_calls(copies.size(), a.seconds, [&](std::size_t i) {
-              copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8);
-            });
+            const double s = qmr::bench::time_calls(copies.size(), a.seconds, [&](std::size_t i) { call(pool, i); });
             const double gbps = static_cast<double>(copies[0].bytes()) / s / 1e9;
             const double bound = l.read_bytes_per_s / 1e9;
             const double gflops = 2.0 * static_cast<double>(batch) * static_cast<double>(n) * static_cast<double>(k) / s / 1e9;
-            nlohmann::json r = {{"kernel", a.kernel}, {"quant", f}, {"act", a8 ? "a8" : "f32"},
-                                {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
+            nlohmann::json r = {{"kernel", a.kernel}, {"quant", f}, {"act", act}, {"isa", isa},
                                 {"m", n}, {"k", k}, {"batch", batch}, {"threads", l.threads}, {"seconds", s},
                                 {"gbps", gbps}, {"bound_gbps", bound}};
             if (gemm) {
@@ -246,24 +252,24 @@ inline int run_matmul_bench(const bench_args& a, std::vector<bench_limits>& limi
               r["fraction"] = gflops / (l.peak_flops / 1e9);
               const qmr::bench::paired_result p = qmr::bench::time_paired_gemm(
                   pool, gflops * 1e9 * s, a.rounds, 0.05,
-                  [&] { copies[0].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
+                  [&] { call(pool, 0); });
               r["paired_fraction"] = p.fraction;
               r["paired_peak_gflops"] = p.limit / 1e9;
               r["paired_median_seconds"] = p.seconds;
               std::printf("| gemm | %s | %s | %s | %lld | %u | %.3f | %.1f | %.1f | %.0f%% | %.2f | %.0f%% (of %.1f) |\n",
-                          f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
+                          f.c_str(), act.c_str(), shape_text.c_str(), static_cast<long long>(batch), l.threads,
                           s * 1e3, gflops, l.peak_flops / 1e9, 100.0 * gflops / (l.peak_flops / 1e9), gbps,
                           100.0 * p.fraction, p.limit / 1e9);
             } else {
               r["fraction"] = gbps / bound;
               const qmr::bench::paired_result p = qmr::bench::time_paired_gemv(
                   pool, probe, copies.size(), static_cast<double>(copies[0].bytes()), a.rounds,
-                  [&](std::size_t i) { copies[i].matmul({x.data(), batch, k}, {y.data(), batch, n}, pool, a8); });
+                  [&](std::size_t i) { call(pool, i); });
               r["paired_fraction"] = p.fraction;
               r["paired_read_gbps"] = p.limit / 1e9;
               r["paired_median_seconds"] = p.seconds;
               std::printf("| gemv | %s | %s | %s | %lld | %u | %zu | %.3f | %.2f | %.2f | %.0f%% | %.0f%% (of %.2f) |\n",
-                          f.c_str(), a8 ? "a8" : "f32", shape_text.c_str(), static_cast<long long>(batch), l.threads,
+                          f.c_str(), act.c_str(), shape_text.c_str(), static_cast<long long>(batch), l.threads,
                           copies.size(), s * 1e3, gbps, bound, 100.0 * gbps / bound, 100.0 * p.fraction, p.limit / 1e9);
             }
             std::fflush(stdout);
@@ -318,7 +324,7 @@ inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
 
 // Decode tokens/s of the Qwen2.5-0.5B-shaped random model per format, like bench/model_decode.
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
-  const std::vector<std::string> acts = parse_act_modes(a.act, true);
+  const std::vector<std::string> acts = parse_act_modes(a.act);
   const qmr::io::synthetic_config shape = decode_shape(a);
   std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt\n\n", a.layers,
               a.decode, a.prefill);
@@ -523,7 +529,7 @@ inline int run_bench(const bench_args& a) {
     throw qmr::error("--lanes: the lane-layout kernel is a GPU GEMV (--device cuda --kernel gemv)");
   if (a.device == "cuda") return detail::run_cuda_bench(a);  // checks its own arguments, then the device
   require_device(a.device);
-  detail::parse_act_modes(a.act, a.kernel == "decode");
+  detail::parse_act_modes(a.act);
   if (a.kernel == "gemv")
     for (const std::int64_t b : detail::parse_batches(a.batch, 1))
       if (b > 8) throw qmr::error("gemv batch is 1-8 rows of X (--kernel gemm for more)");

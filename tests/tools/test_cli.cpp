@@ -461,10 +461,29 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
   const result bad_act = run("bench --act a4 --shape 64x256");
   REQUIRE(bad_act.status == 1);
   REQUIRE(bad_act.output.find("--act 'a4': expected f32, a8 or lut") != std::string::npos);
-  // The table GEMV's mode runs in the decode benchmark (bench/gemv_simd times it alone).
-  const result lut_gemv = run("bench --act lut --shape 64x256");
-  REQUIRE(lut_gemv.status == 1);
-  REQUIRE(lut_gemv.output.find("--act lut: --kernel decode only") != std::string::npos);
+  // lut: the table GEMV (batch 1) and lut_gemm (batch 16) over the repacked copies, where the CPU has AVX-512BW;
+  // elsewhere (and for 8-bit or dense weights) a row that says so, and no record.
+  const std::string lut_json = (dir / "lut.jsonl").string();
+  const result lut = run("bench --kernel gemv --quant w3g32,w8g32 --shape 64x256 --batch 1,3 --act lut --threads 1 "
+                         "--rotate-mb 1 --seconds 0.01 --json " + lut_json);
+  INFO(lut.output);
+  REQUIRE(lut.status == 0);
+  REQUIRE(lut.output.find("| gemv | w8g32 | lut | 64x256 | - | (not 2-6-bit, or no AVX-512BW") != std::string::npos);
+  std::ifstream lin(lut_json);
+  std::vector<nlohmann::json> lut_records;
+  for (std::string l; std::getline(lin, l);) lut_records.push_back(nlohmann::json::parse(l));
+  if (qmr::simd::lut_gemv_fast()) {
+    REQUIRE(lut_records.size() == 2);  // w3g32 at batch 1 and 3
+    for (const auto& r : lut_records) {
+      REQUIRE(r["act"] == "lut");
+      REQUIRE(r["quant"] == "w3g32");
+      REQUIRE(r["gbps"].get<double>() > 0);
+    }
+    REQUIRE(lut_records[1]["batch"] == 3);
+  } else {
+    REQUIRE(lut_records.empty());
+    REQUIRE(lut.output.find("| gemv | w3g32 | lut | 64x256 | - |") != std::string::npos);
+  }
   const result bad_shape = run("bench --shape 64");
   REQUIRE(bad_shape.status == 1);
   REQUIRE(bad_shape.output.find("shape '64': expected NxK") != std::string::npos);
