@@ -200,6 +200,15 @@ nlohmann::json read_json(const std::filesystem::path& p) {
   return nlohmann::json::parse(in);
 }
 
+// The records of a JSON-lines file (qmr bench --json), one per line.
+std::vector<nlohmann::json> read_json_lines(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
 std::string models_dir() {
   const char* root = std::getenv("QMR_MODELS_DIR");
   REQUIRE(root != nullptr);
@@ -431,9 +440,7 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
   INFO(gemv.output);
   REQUIRE(gemv.status == 0);
   REQUIRE(gemv.output.find("| gemv | w4g32 | a8 | 40x512 | 1 | 1 |") != std::string::npos);
-  std::ifstream in(json);
-  std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  const std::vector<nlohmann::json> records = read_json_lines(json);
   REQUIRE(records.size() == 6);  // 2 shapes x (w4g32 f32 and a8, bf16 f32)
   for (const auto& r : records) {
     for (const char* key : {"kernel", "quant", "act", "m", "k", "batch", "threads", "seconds", "gbps", "bound_gbps", "fraction"})
@@ -469,9 +476,7 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
   INFO(lut.output);
   REQUIRE(lut.status == 0);
   REQUIRE(lut.output.find("| gemv | w8g32 | lut | 64x256 | - | (not 2-6-bit, or no AVX-512BW") != std::string::npos);
-  std::ifstream lin(lut_json);
-  std::vector<nlohmann::json> lut_records;
-  for (std::string l; std::getline(lin, l);) lut_records.push_back(nlohmann::json::parse(l));
+  const std::vector<nlohmann::json> lut_records = read_json_lines(lut_json);
   if (qmr::simd::lut_gemv_fast()) {
     REQUIRE(lut_records.size() == 2);  // w3g32 at batch 1 and 3
     for (const auto& r : lut_records) {

@@ -178,7 +178,7 @@ void lut_gemm_dispatched(const W& w, std::int64_t r0, std::int64_t r1, matrix_vi
   dispatch_best_arch(lut_gemm_fn{}, w, r0, r1, x, y, pool);
 }
 
-// Whether lut_gemv_best runs the table kernel on this CPU: a dispatching binary with
+// Whether lut_gemm_best runs the table kernel on this CPU: a dispatching binary with
 // AVX-512BW in its list on a CPU that has it, or a program compiled for AVX-512BW.
 inline bool lut_gemv_fast() {
 #if defined(QMR_SIMD_DISPATCH) && defined(__x86_64__) && !defined(QMR_SIMD_DISPATCH_NO_AVX512)
@@ -243,19 +243,9 @@ void gemm_a8_best(const W& w, matrix_view<const float> x, matrix_view<float> y, 
 #endif
 }
 
-// The table GEMV a program gets (lut_gemv.hpp): dispatched as gemm_best is, else
-// the ISA it is compiled for; lut_gemv_fast() says whether that is the AVX-512 kernel.
-template <class W>
-void lut_gemv_best(const W& w, std::int64_t r0, std::int64_t r1, std::span<const float> x, std::span<float> y,
-                   thread_pool* pool = nullptr) {
-#if defined(QMR_SIMD_DISPATCH)
-  lut_gemv_dispatched(w, r0, r1, x, y, pool);
-#else
-  lut_gemv<xsimd::default_arch>(w, r0, r1, x, y, pool);
-#endif
-}
-
-// The lut_gemm a program gets, as lut_gemv_best.
+// The table kernels a program gets (lut_gemv.hpp): Y = X · W[r0:r1, :]ᵀ through lut_gemm
+// (the table GEMV for one row of X), dispatched as gemm_best is, else the ISA it is
+// compiled for; lut_gemv_fast() says whether that is the AVX-512 kernel.
 template <class W>
 void lut_gemm_best(const W& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x, matrix_view<float> y,
                    thread_pool* pool = nullptr) {
