@@ -468,7 +468,7 @@ TEST_CASE("qmr bench prints a table and writes one JSON record per measurement",
   const result bad_act = run("bench --act a4 --shape 64x256");
   REQUIRE(bad_act.status == 1);
   REQUIRE(bad_act.output.find("--act 'a4': expected f32, a8 or lut") != std::string::npos);
-  // lut: the table GEMV (batch 1) and lut_gemm (batch 16) over the repacked copies, where the CPU has AVX-512BW;
+  // lut: the table GEMV (batch 1) and lut_gemm (batch 3) over the repacked copies, where the CPU has AVX-512BW;
   // elsewhere (and for 8-bit or dense weights) a row that says so, and no record.
   const std::string lut_json = (dir / "lut.jsonl").string();
   const result lut = run("bench --kernel gemv --quant w3g32,w8g32 --shape 64x256 --batch 1,3 --act lut --threads 1 "
