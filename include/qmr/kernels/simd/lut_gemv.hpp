@@ -521,9 +521,10 @@ void lut_gemv(const lut_matrix& w, std::int64_t r0, std::int64_t r1, std::span<c
 // through lut_gemv; more through matmul.hpp's register-tiled GEMM, its k-major
 // panels of nr rows dequantized straight from the tiles (nr = 48 on AVX-512: three
 // whole tiles, columns in 128-column slices that never cross a chunk). A forward
-// pass then needs no other copy of W. Up to mr rows allocate nothing. Rows as lut_gemv's (r0 on a tile, r1 on one or W's
-// end); every output row's sum runs in the same order whatever r0 is, so a row
-// range gives the same rows of the whole product bit for bit.
+// pass then needs no other copy of W. Up to mr rows allocate nothing. Rows as
+// lut_gemv's (r0 on a tile, r1 on one or W's end); every output row's sum runs in
+// the same order whatever r0 is, so a row range gives the same rows of the whole
+// product bit for bit.
 template <class Arch = xsimd::default_arch>
 void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view<const float> x,
               matrix_view<float> y, thread_pool* pool = nullptr) {
