@@ -184,6 +184,19 @@ class lut_matrix {
     return spec_.symmetric ? nullptr : zeros_.data() + group_slot(t, g) * 2 * spec_.bits;
   }
 
+  // Where a field of column i (0-31) of a unit lives: the unit's block and the bit
+  // in its dword (fields never straddle a byte: widths 1, 2 and 4 at their multiples).
+  struct field {
+    int block;
+    int bit;
+  };
+  static constexpr field low_field(int i, int low) {
+    return low == 2 ? field{i / 16, 2 * (i % 16)} : field{i / 8, 4 * (i % 8)};
+  }
+  static constexpr field high_field(int i, int bits, int low) {
+    return bits - low == 1 ? field{low, i} : field{low + i / 16, 2 * (i % 16)};
+  }
+
   // Element readers (the scalar path and the tests): the code, scale and zero
   // point of W(r, c) as the source qtensor holds them.
   std::uint32_t code(std::int64_t r, std::int64_t c) const {
@@ -204,18 +217,6 @@ class lut_matrix {
   }
 
  private:
-  // Where a field of column i (0-31) of a unit lives: the unit's block and the bit
-  // in its dword (fields never straddle a byte: widths 1, 2 and 4 at their multiples).
-  struct field {
-    int block;
-    int bit;
-  };
-  static field low_field(int i, int low) {
-    return low == 2 ? field{i / 16, 2 * (i % 16)} : field{i / 8, 4 * (i % 8)};
-  }
-  static field high_field(int i, int bits, int low) {
-    return bits - low == 1 ? field{low, i} : field{low + i / 16, 2 * (i % 16)};
-  }
   // The offset of row r's dword in the first block of the unit starting at column c.
   std::int64_t unit_offset(std::int64_t r, std::int64_t c) const {
     const int bits = spec_.bits;
@@ -448,12 +449,11 @@ void lut_dequant_tile(const lut_matrix& w, std::int64_t t, std::int64_t k0, std:
         z = Symmetric ? _mm512_set1_ps(static_cast<float>(1 << (Bits - 1))) : lut_zero_points<Bits>(w.zeros_at(t, g));
         g_at = g;
       }
-      // The fields' places as lut_matrix::low_field / high_field give them.
-      const int lo_block = low == 2 ? i / 16 : i / 8, lo_bit = low == 2 ? 2 * (i % 16) : 4 * (i % 8);
-      __m512i code = _mm512_and_si512(_mm512_srl_epi32(blk[lo_block], _mm_cvtsi32_si128(lo_bit)), low_mask);
+      const lut_matrix::field lo = lut_matrix::low_field(i, low);
+      __m512i code = _mm512_and_si512(_mm512_srl_epi32(blk[lo.block], _mm_cvtsi32_si128(lo.bit)), low_mask);
       if constexpr (high > 0) {
-        const int hi_block = high == 1 ? low : low + i / 16, hi_bit = high == 1 ? i : 2 * (i % 16);
-        const __m512i h = _mm512_and_si512(_mm512_srl_epi32(blk[hi_block], _mm_cvtsi32_si128(hi_bit)), high_mask);
+        const lut_matrix::field hi = lut_matrix::high_field(i, Bits, low);
+        const __m512i h = _mm512_and_si512(_mm512_srl_epi32(blk[hi.block], _mm_cvtsi32_si128(hi.bit)), high_mask);
         code = _mm512_or_si512(code, _mm512_slli_epi32(h, low));
       }
       _mm512_storeu_ps(out + (u0 + i) * stride, _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(code), z), s));
@@ -553,14 +553,19 @@ void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view
   const bool one_block = x.rows <= MR;
   std::optional<detail::packed_x<Arch>> xp;
   if (!one_block) xp.emplace(x, pool);
+  // Column slices outer, panels inner: one_block packs each slice of X once, and the
+  // repack's codes are chunk-major. Every output still sums its slices in order.
   detail::split_rows(pool, panels, NR * x.cols * x.rows, [&](std::int64_t p0, std::int64_t p1) {
     alignas(64) float panel[KC * NR];  // [kc, nr] f32 weights, k-major: W[r0 + n0 + j, k0 + c] at c * nr + j
     alignas(64) float xs[KC * MR];     // [kc, mr] one block of X's slice (one_block), rows past M repeating the last
-    for (std::int64_t p = p0; p < p1; ++p) {
-      const std::int64_t n0 = p * NR;
-      const int cols = static_cast<int>(std::min<std::int64_t>(NR, n - n0));
-      for (std::int64_t k0 = 0; k0 < k; k0 += KC) {
-        const std::int64_t kl = std::min(KC, k - k0);
+    for (std::int64_t k0 = 0; k0 < k; k0 += KC) {
+      const std::int64_t kl = std::min(KC, k - k0);
+      if (one_block)
+        for (std::int64_t c = 0; c < kl; ++c)
+          for (int i = 0; i < MR; ++i) xs[c * MR + i] = x(std::min<std::int64_t>(i, x.rows - 1), k0 + c);
+      for (std::int64_t p = p0; p < p1; ++p) {
+        const std::int64_t n0 = p * NR;
+        const int cols = static_cast<int>(std::min<std::int64_t>(NR, n - n0));
         bool done = false;
 #if XSIMD_WITH_AVX512BW
         if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch> && NR % lut_tile_rows == 0) {
@@ -583,13 +588,8 @@ void lut_gemm(const lut_matrix& w, std::int64_t r0, std::int64_t r1, matrix_view
         if (!done) detail::lut_dequant_panel_scalar(w, r0 + n0, cols, k0, kl, panel, NR);
         // A last tile's rows past W hold (0 - z)·s = 0 (zero scales), and the register
         // tile stores only `cols` columns.
-        if (one_block) {
-          for (std::int64_t c = 0; c < kl; ++c)
-            for (int i = 0; i < MR; ++i) xs[c * MR + i] = x(std::min<std::int64_t>(i, x.rows - 1), k0 + c);
-          detail::micro_tile<Arch>(panel, kl, xs, y, 0, static_cast<int>(x.rows), n0, cols, k0 == 0);
-        } else {
-          detail::panel_times_x<Arch>(panel, k0 / KC, kl, *xp, x.rows, y, n0, cols);
-        }
+        if (one_block) detail::micro_tile<Arch>(panel, kl, xs, y, 0, static_cast<int>(x.rows), n0, cols, k0 == 0);
+        else detail::panel_times_x<Arch>(panel, k0 / KC, kl, *xp, x.rows, y, n0, cols);
       }
     }
   });
