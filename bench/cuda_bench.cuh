@@ -18,7 +18,6 @@
 #include "qmr/core/half.hpp"
 #include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/kernels/cuda/gemv_split.cuh"
-#include "qmr/kernels/cuda/gemv_stream.cuh"
 #include "qmr/quant/qtensor.hpp"
 
 namespace qmr::bench::gpu {
@@ -331,14 +330,18 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
 }
 
 // qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
-// time_qmr_gemv times the others (time_gemv_modes).
+// time_qmr_gemv times the others (time_gemv_modes). clusters = false: slices summed through
+// the workspace even where the device runs clusters; *clustered (if given): whether the
+// calls summed their slices in clusters.
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
                                                 const gemv_operands& io, cudaStream_t stream, int back_to_back = 0,
-                                                bool stream_kernel = false) {
+                                                bool clusters = true, bool* clustered = nullptr) {
   const quant::qtensor q = random_qtensor(spec, rows, cols);
   std::vector<qc::device_split> w;
   w.push_back(qc::upload_split(q.view(), stream));
+  w[0].cluster = w[0].cluster && clusters;
+  if (clustered != nullptr) *clustered = qc::detail::split_uses_cluster(w[0], w[0].l.slices);
   const double bytes = static_cast<double>(w[0].weight_bytes());
   const int copies = copies_for(static_cast<double>(w[0].data.size()), rotate_bytes);
   for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
@@ -346,8 +349,7 @@ inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, 
   std::vector<gemv_timing> out;
   for (const int m : batches) {
     const auto call = [&](int i, bool pdl) {
-      if (stream_kernel) qc::gemv_stream(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
-      else qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
+      qc::gemv_split(w[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), m, stream, pdl);
     };
     out.push_back(time_gemv_modes(m, bytes, copies, runs, back_to_back, stream, call, [&](int i) {
       const qc::device_split& wi = w[static_cast<std::size_t>(i)];

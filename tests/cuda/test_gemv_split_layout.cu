@@ -1,4 +1,4 @@
-// Host test of the split GEMV's data layout (needs no GPU): split_repack and lanes_pair_word with the PTX lop3/prmt semantics put in every lane's vector exactly the mma A fragments the kernel assumes (pair p = 4s + f of lane 4g + t holds row 16 tile + g + 8 (f & 1), columns 16 s + 2t + 8 (f >> 1) + {0, 1} of its load), decoding to (code - z0) / z0, padding to code 0; scales and zero points are copied; and split_layout's slices cover the columns in multiples of 256 of at most 2048 (and the stream kernel's plan covers them, fits shared memory and the split workspace), for random 2/3/4/8-bit tensors, symmetric and asymmetric, of ragged shapes.
+// Host test of the split GEMV's data layout (needs no GPU): split_repack and lanes_pair_word with the PTX lop3/prmt semantics put in every lane's vector exactly the mma A fragments the kernel assumes (pair p = 4s + f of lane 4g + t holds row 16 tile + g + 8 (f & 1), columns 16 s + 2t + 8 (f >> 1) + {0, 1} of its load), decoding to (code - z0) / z0, padding to code 0; scales and zero factors (z0 - z) / z0 sit in each tile's f16x2 row pairs (rows g, g + 8), exactly; and split_layout's slices cover the columns in multiples of 256 of at most 2048 (and every layout's block fits sm_90's shared memory, its slices can hold a cluster's sums), for random 2/3/4/8-bit tensors, symmetric and asymmetric, of ragged shapes.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "qmr/kernels/cuda/gemv_split.cuh"
-#include "qmr/kernels/cuda/gemv_stream.cuh"
 #include "gemv_reference.hpp"
 #include "gpu_check.hpp"
 
@@ -70,15 +69,20 @@ void check_format(const quant::format_spec& spec, std::int64_t rows, std::int64_
           }
         }
       }
+  // Scale pairs and zero-factor pairs: word (tile, group, g) = f16x2 {row 16 tile + g, row 16 tile + g + 8}, 0 for padded rows.
   const auto* sc = reinterpret_cast<const std::uint16_t*>(reinterpret_cast<const unsigned char*>(packed.data()) + l.scale_offset);
-  const auto* zp = reinterpret_cast<const std::uint8_t*>(packed.data()) + l.zero_offset;
+  const auto* zf = reinterpret_cast<const std::uint16_t*>(reinterpret_cast<const unsigned char*>(packed.data()) + l.zero_offset);
+  const double z0 = static_cast<double>(1 << (spec.bits - 1));
   for (std::int64_t row = 0; row < l.rows_pad; ++row)
     for (std::int64_t gi = 0; gi < l.n_groups; ++gi) {
-      const std::size_t i = static_cast<std::size_t>(row * l.n_groups + gi);
-      const std::uint16_t want = row < rows ? w.scales[i].bits : 0;
+      const std::size_t i = static_cast<std::size_t>(((row / 16) * l.n_groups + gi) * 16 + (row % 8) * 2 + (row % 16) / 8);
+      const std::uint16_t want = row < rows ? w.scales[static_cast<std::size_t>(row * l.n_groups + gi)].bits : 0;
       if (sc[i] != want && ++bad <= 5) CHECK(false, "%s: scale of row %lld group %lld", name, static_cast<long long>(row), static_cast<long long>(gi));
-      if (!spec.symmetric && row < rows && zp[i] != w.zero(row, gi) && ++bad <= 5)
-        CHECK(false, "%s: zero point of row %lld group %lld", name, static_cast<long long>(row), static_cast<long long>(gi));
+      if (spec.symmetric) continue;
+      const double want_zf = row < rows ? (z0 - w.zero(row, gi)) / z0 : 0.0;
+      if (qmr::to_float(qmr::f16{zf[i]}) != want_zf && ++bad <= 5)
+        CHECK(false, "%s: zero factor of row %lld group %lld is %g, want %g", name, static_cast<long long>(row),
+              static_cast<long long>(gi), static_cast<double>(qmr::to_float(qmr::f16{zf[i]})), want_zf);
     }
   CHECK(bad == 0, "%s [%lld, %lld]: %d mismatches", name, static_cast<long long>(rows), static_cast<long long>(cols), bad);
 }
@@ -113,40 +117,36 @@ int main() {
         big.slices, big.slice_cols);
   const qc::split_layout head = qc::split_layout::of(4, 151936, 896, 7, false, 132);
   CHECK(head.slices == 1 && head.slice_cols == 896, "151936 x 896: %d slices of %d (one expected)", head.slices, head.slice_cols);
-  // The stream kernel's plan (gemv_stream.cuh), over the split layout of the same matrix: its
-  // slices cover the columns in 256-multiples, fit shared memory, and its slice sums fit the split
-  // kernel's workspace (gemv_stream refuses the call otherwise), on H100 PCIe (114 SMs) and
-  // H100 SXM / H200 (132) counts.
-  int n_plans = 0;
+  // Every layout of the issue's and Qwen's shapes (and ragged ones) on H100 PCIe (114 SMs) and
+  // H100 SXM / H200 (132): slices cover the columns in 256-multiples, and a band's 2-8 slices
+  // summed in a cluster leave their sums in x's shared bytes.
+  int n_layouts = 0;
   for (int sms : {114, 132})
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 128, 256, quant::per_channel})
         for (bool asym : {false, true})
           for (std::int64_t rows : {1, 67, 203, 896, 4864, 8192, 9000, 14336, 151936})
-            for (std::int64_t cols : {16, 48, 160, 896, 4864, 8192, 14336, 16384, 65536}) {
+            for (std::int64_t cols : {16, 48, 160, 896, 1792, 2048, 4864, 8192, 14336, 16384, 65536}) {
               if (group != quant::per_channel && cols % group != 0) continue;
               const std::int64_t n_groups = group == quant::per_channel ? 1 : cols / group;
               const int shift = group == quant::per_channel ? 31 : std::countr_zero(static_cast<unsigned>(group));
               const qc::split_layout l = qc::split_layout::of(bits, rows, cols, n_groups, asym, sms);
-              const qc::stream_plan p = qc::stream_plan::of(l, bits, shift, asym, sms);
-              ++n_plans;
-              const std::string what = "stream plan w" + std::to_string(bits) + " g" + std::to_string(group) + (asym ? "" : "s") +
+              ++n_layouts;
+              const std::string what = "split layout w" + std::to_string(bits) + " g" + std::to_string(group) + (asym ? "" : "s") +
                                        " [" + std::to_string(rows) + ", " + std::to_string(cols) + "] on " + std::to_string(sms) + " SMs";
-              CHECK(p.smem <= qc::gemv_stream_traits::max_smem, "%s: %d bytes of shared memory", what.c_str(), p.smem);
-              CHECK(qc::stream_plan::smem_bytes(bits, 1, p.slice_cols, p.slice_groups, asym) <= p.smem, "%s: NT = 1 takes more", what.c_str());
-              CHECK((p.slice_cols % 256 == 0 || p.slice_cols == l.cols_pad) && p.slice_cols > 0, "%s: slice of %d", what.c_str(), p.slice_cols);
-              CHECK(static_cast<std::int64_t>(p.slices - 1) * p.slice_cols < l.cols_pad &&
-                        static_cast<std::int64_t>(p.slices) * p.slice_cols >= l.cols_pad,
-                    "%s: %d slices of %d do not cover %lld columns", what.c_str(), p.slices, p.slice_cols, static_cast<long long>(l.cols_pad));
-              CHECK(static_cast<std::int64_t>(p.bands) * qc::gemv_stream_traits::band_rows >= l.rows_pad, "%s: %d bands", what.c_str(), p.bands);
-              CHECK(p.slices == 1 || (p.slices <= l.slices && l.slices > 1 && p.bands <= l.bands),
-                    "%s: %d slices x %d bands against the split workspace's %d x %d", what.c_str(), p.slices, p.bands, l.slices, l.bands);
-              CHECK(p.slice_groups == (shift >= 30 ? 1 : std::max(1, p.slice_cols >> shift)), "%s: %d groups a slice", what.c_str(), p.slice_groups);
+              CHECK((l.slice_cols % 256 == 0 || l.slice_cols == l.cols_pad) && l.slice_cols > 0 &&
+                        l.slice_cols <= qc::gemv_split_traits::max_slice_cols,
+                    "%s: slice of %d", what.c_str(), l.slice_cols);
+              CHECK(static_cast<std::int64_t>(l.slices - 1) * l.slice_cols < l.cols_pad &&
+                        static_cast<std::int64_t>(l.slices) * l.slice_cols >= l.cols_pad,
+                    "%s: %d slices of %d do not cover %lld columns", what.c_str(), l.slices, l.slice_cols, static_cast<long long>(l.cols_pad));
+              CHECK(static_cast<std::int64_t>(l.bands) * qc::gemv_split_traits::band_rows >= l.rows_pad, "%s: %d bands", what.c_str(), l.bands);
+              CHECK(l.slices < 2 || qd::split_x_stride(l.slice_cols) * 2 >= qc::gemv_split_traits::band_rows * 4,
+                    "%s: %d slices of %d columns cannot hold a cluster's sums", what.c_str(), l.slices, l.slice_cols);
+              const int sg = qc::split_slice_groups(shift, l.slice_cols);
+              CHECK(qd::split_smem::of(2, l.slice_cols, sg, asym).bytes <= 227 * 1024,
+                    "%s: %d bytes of shared memory a block", what.c_str(), qd::split_smem::of(2, l.slice_cols, sg, asym).bytes);
             }
-  // 8192 x 8192 on 132 SMs: 32 bands of 256 rows x 4 slices of 2048 columns, 128 blocks (one wave, one block per SM).
-  const qc::stream_plan sp = qc::stream_plan::of(big, 4, 7, true, 132);
-  CHECK(sp.bands == 32 && sp.slices == 4 && sp.slice_cols == 2048, "8192 x 8192 stream plan: %d bands x %d slices of %d", sp.bands,
-        sp.slices, sp.slice_cols);
-  std::printf("%s: %d shapes, %d stream plans, %d failures\n", failures ? "FAIL" : "ok", n, n_plans, failures);
+  std::printf("%s: %d shapes, %d layouts, %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, failures);
   return failures ? 1 : 0;
 }

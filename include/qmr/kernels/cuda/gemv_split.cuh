@@ -28,7 +28,11 @@ namespace qmr::cuda {
 // f16) gives the A registers directly. 3-bit codes add the 8-byte high-bit plane
 // ([tile][load][lane] uint2). Rows are padded to whole tiles and columns to whole
 // 128-column quanta with code 0 (their scales are 0, their activations 0). Scales
-// stay f16 [rows_pad][n_groups], zero points u8 [rows_pad][n_groups].
+// are stored per tile as the lanes read them: u32 [row_tiles][n_groups][8], word g =
+// f16x2 {scale of row 16 tile + g, of row 16 tile + g + 8} (lane 4g + t's two rows),
+// so that a warp stages its tile's groups of a slice with contiguous 16-byte loads
+// and reads one word per group end. With zero points, the same array of f16x2 zero
+// factors (z0 - z) / z0 (z0 = 2^(Bits-1): exact in f16 for every z of Bits <= 8 bits).
 //
 // The kernel. A block of 8 warps owns a band of 128 rows (a tile per warp) and one
 // slice of the columns (slice_cols, a multiple of 256 so that every group of up to
@@ -41,9 +45,18 @@ namespace qmr::cuda {
 // this one is decoded; per k-step it decodes 4 pairs, takes its B fragments with one
 // ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
 // the group's sums are scaled into the totals (and the zero point's share, s * (z0 -
-// z) / z0 * Σx, added). With one slice per row the block stores y; otherwise each
-// block writes its partial sums to a workspace and the last block of a band to
-// arrive (a counter per band, reset by that block) adds the slices and stores y.
+// z) / z0 * Σx, added). With one slice per row the block stores y. With 2-8 slices
+// on sm_90 the slices of a band are one thread-block cluster: each block leaves its
+// sums in its shared memory and block r of the cluster adds every block's sums of
+// its share of the outputs (distributed shared memory, in slice order) and stores
+// them. Otherwise each block writes its partial sums to a workspace and the last
+// block of a band to arrive (a counter per band, reset by that block) adds the
+// slices (in slice order: both paths give the same bits) and stores y.
+//
+// Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so what a block
+// does besides streaming weights counts: x arrives by cp.async (no register round
+// trip), each warp stages only its own tile's scales, and the ldmatrix addresses
+// are a base plus constants.
 // ---------------------------------------------------------------------------
 struct gemv_split_traits {
   static constexpr int block_warps = 8;
@@ -62,6 +75,8 @@ struct gemv_split_traits {
   // (4 loads per step at 3 blocks per SM, 80 registers, measured slower on an H200 at every
   // bit width and batch: bench/results/cuda_gemv_split_20261203_s24.md.)
   static constexpr int loads_per_step = 2;
+  // Slices of a band summed in one thread-block cluster (sm_90): at most the portable cluster size.
+  static constexpr int max_cluster = 8;
 };
 
 // Groups a slice of slice_cols columns can touch (slices start on group boundaries): 1 per channel.
@@ -95,8 +110,8 @@ struct split_layout {
     l.loads = l.cols_pad / split_load_cols(bits);
     l.hi_offset = l.row_tiles * l.loads * 512;
     l.scale_offset = l.hi_offset + (bits == 3 ? l.row_tiles * l.loads * 256 : 0);
-    l.zero_offset = l.scale_offset + (l.rows_pad * n_groups * 2 + 15) / 16 * 16;
-    l.bytes = l.zero_offset + (asym ? (l.rows_pad * n_groups + 15) / 16 * 16 : 0);
+    l.zero_offset = l.scale_offset + l.row_tiles * n_groups * 32;  // u32 [row_tiles][n_groups][8]
+    l.bytes = l.zero_offset + (asym ? l.row_tiles * n_groups * 32 : 0);
     l.bands = static_cast<int>((rows + T::band_rows - 1) / T::band_rows);
     // Slices: enough blocks to fill the GPU once (blocks_per_sm per SM), none longer
     // than max_slice_cols, none shorter than a quantum.
@@ -131,14 +146,28 @@ inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, co
           lanes_place(out.data() + v * 4, hi + v * 2, c, quant::get_code(w.codes + row * w.layout.code_row_bytes, col, bits), bits);
         }
       }
-  auto* sc = reinterpret_cast<qstd::uint16_t*>(reinterpret_cast<unsigned char*>(out.data()) + l.scale_offset);
-  for (std::int64_t i = 0; i < l.rows * l.n_groups; ++i) sc[i] = w.scales[i].bits;  // padded rows keep scale 0
-  if (!w.spec.symmetric) {
-    auto* zp = reinterpret_cast<qstd::uint8_t*>(out.data()) + l.zero_offset;
-    for (std::int64_t r = 0; r < l.rows; ++r)
-      for (std::int64_t g = 0; g < l.n_groups; ++g)
-        zp[r * l.n_groups + g] = static_cast<qstd::uint8_t>(quant::get_code(w.zeros + r * w.layout.zero_row_bytes, g, bits));
-  }
+  // Scale pairs and zero-factor pairs: word (tile, group, g) = {row 16 tile + g, row 16 tile + g + 8};
+  // padded rows keep 0 in both halves.
+  qstd::uint32_t* sp = out.data() + l.scale_offset / 4;
+  qstd::uint32_t* zp = out.data() + l.zero_offset / 4;
+  const float z0 = static_cast<float>(1 << (bits - 1));
+  for (std::int64_t tile = 0; tile < l.row_tiles; ++tile)
+    for (std::int64_t gi = 0; gi < l.n_groups; ++gi)
+      for (int g = 0; g < 8; ++g) {
+        qstd::uint32_t s2 = 0, z2 = 0;
+        for (int h = 0; h < 2; ++h) {
+          const std::int64_t row = tile * 16 + g + 8 * h;
+          if (row >= l.rows) continue;
+          s2 |= static_cast<qstd::uint32_t>(w.scales[row * l.n_groups + gi].bits) << (16 * h);
+          if (!w.spec.symmetric) {
+            const auto z = static_cast<float>(quant::get_code(w.zeros + row * w.layout.zero_row_bytes, gi, bits));
+            z2 |= static_cast<qstd::uint32_t>(to_f16((z0 - z) / z0).bits) << (16 * h);  // exact: an integer of <= 8 bits / 2^(bits-1)
+          }
+        }
+        const std::int64_t word = (tile * l.n_groups + gi) * 8 + g;
+        sp[word] = s2;
+        if (!w.spec.symmetric) zp[word] = z2;
+      }
   return out;
 }
 
@@ -156,6 +185,7 @@ struct device_split {
   device_buffer work;      // f32 [slices][max_batch][rows_pad], slices > 1 only
   device_buffer counters;  // u32 [bands], zero between calls
   int sm_count = 0;
+  bool cluster = false;    // the device launches thread-block clusters (sm_90+): 2-8 slices are summed in one
   std::int64_t rows() const { return layout.rows; }
   std::int64_t cols() const { return layout.cols; }
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
@@ -172,13 +202,15 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
         "upload_split: the " + w.spec.str() + " tensor has a null array");
   check(ql.cols % 8 == 0, "upload_split: " + std::to_string(ql.cols) + " columns: the split GEMV needs a multiple of 8");
   check(ql.rows <= (1ll << 28) && ql.cols <= (1ll << 28), "upload_split: matrix too large");
-  int device = 0, sm_count = 0;
+  int device = 0, sm_count = 0, cluster = 0;
   QMR_CUDA_CHECK(cudaGetDevice(&device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, device));
   device_split d;
   d.spec = w.spec;
   d.layout = ql;
   d.sm_count = sm_count;
+  d.cluster = cluster != 0;
   d.l = split_layout::of(w.spec.bits, ql.rows, ql.cols, ql.n_groups, !w.spec.symmetric, sm_count);
   const std::vector<qstd::uint32_t> packed = detail::split_repack(w, d.l);
   d.data = device_buffer(static_cast<std::size_t>(d.l.bytes));
@@ -200,6 +232,7 @@ inline device_split clone(const device_split& w, cudaStream_t stream) {
   d.layout = w.layout;
   d.l = w.l;
   d.sm_count = w.sm_count;
+  d.cluster = w.cluster;
   d.data = device_buffer(w.data.size());
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
   if (w.counters.size() > 0) {
@@ -215,8 +248,8 @@ namespace detail {
 struct split_args {
   const uint4* q;               // [row_tiles][loads][32]
   const uint2* hq;              // [row_tiles][loads][32], 3-bit only
-  const __half* scales;         // [rows_pad][n_groups]
-  const qstd::uint8_t* zeros;   // [rows_pad][n_groups], asymmetric only
+  const uint4* scales;          // scale pairs u32 [row_tiles][n_groups][8], as uint4 [row_tiles][n_groups][2]
+  const uint4* zeros;           // zero-factor pairs, the same shape; asymmetric only (else null)
   float* work;                  // [slices][16][rows_pad]
   unsigned* counters;           // [bands]
   int rows, rows_pad, cols, loads, n_groups;
@@ -232,23 +265,36 @@ QMR_DEVICE __forceinline__ void split_mma(float (&d)[4], const qstd::uint32_t (&
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+QMR_DEVICE __forceinline__ unsigned split_smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+// 16 bytes global -> shared without a register round trip (sm_80+); src_bytes 0 writes zeros.
+QMR_DEVICE __forceinline__ void split_cp_async16(unsigned dst, const void* src, unsigned src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+QMR_DEVICE __forceinline__ float2 split_half2_float2(qstd::uint32_t v) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&v));
+}
+#endif  // __CUDACC__
 
-// Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then scales f16
-// [128][slice_groups], then (asymmetric) zero points u8 [128][slice_groups] and Σx f32
-// [8 NT][slice_groups]; `bytes` in all. The launch sizes it and the kernel lays it out so.
+// Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then per warp
+// its tile's scale pairs u32 [warps][slice_groups][8], then (asymmetric) the zero-factor pairs,
+// the same shape, and Σx f32 [8 NT][slice_groups]; `bytes` in all. The launch sizes it and the
+// kernel lays it out so. With a cluster, x's bytes take the block's sums at the end (f32
+// [8 NT][band_rows]: no larger, since a slice of a matrix with several has >= 256 columns).
 QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
 struct split_smem {
   int scale = 0, zero = 0, xsum = 0, bytes = 0;
-  QMR_HOST_DEVICE static constexpr split_smem of(int nt, int slice_cols, int slice_groups, bool asym) {
+  QMR_HOST_DEVICE static constexpr split_smem of(int nt, int slice_cols, int slice_groups, bool asym,
+                                                 int warps = gemv_split_traits::block_warps) {
     split_smem m;
     m.scale = 8 * nt * split_x_stride(slice_cols) * 2;
-    m.zero = m.scale + (gemv_split_traits::band_rows * slice_groups * 2 + 15) / 16 * 16;
-    m.xsum = m.zero + (asym ? (gemv_split_traits::band_rows * slice_groups + 15) / 16 * 16 : 0);
+    m.zero = m.scale + warps * slice_groups * 32;
+    m.xsum = m.zero + (asym ? warps * slice_groups * 32 : 0);
     m.bytes = m.xsum + (asym ? 8 * nt * slice_groups * 4 : 0);
     return m;
   }
 };
 
+#ifdef __CUDACC__
 // The pieces the split kernel and the stream kernel (gemv_stream.cuh) share.
 
 // Lane l's ldmatrix row address in x staged at xs_base (shared-memory address, rows of
@@ -277,46 +323,67 @@ QMR_DEVICE __forceinline__ unsigned split_flush_in_load(int group_shift, int& fl
     if (k_per_group <= KT && (s + 1) % k_per_group == 0) flush |= 1u << s;
   return flush;
 }
-//
-// Stages a band's scales (and zero points) of a slice's groups: ss/zs [band_rows][slice_groups].
-// Loads are issued SB at a time before their stores, so that a thread waits for one memory
-// round trip per SB items, not one per item (the scales come from DRAM).
+
+// Stages one warp's tile's scale pairs (and zero-factor pairs) of a slice's groups into sp
+// (zp), u32 [slice_groups][8] in shared memory: contiguous 16-byte loads, two a group; the
+// groups past the matrix's last (padding columns of the last slice) get 0, which their
+// zero sums never see as NaN. Only the warp reads them (after a __syncwarp or a barrier).
 template <bool Asym>
-QMR_DEVICE __forceinline__ void split_stage_scales(const split_args& a, int row0, int band_rows, int c0, __half* ss,
-                                                   qstd::uint8_t* zs, int tid, int threads) {
-  constexpr int SB = 8;
-  const int g0 = c0 >> a.group_shift, n_items = band_rows * a.slice_groups;
-  for (int i0 = tid; i0 < n_items; i0 += SB * threads) {
-    __half sv[SB];
-    qstd::uint8_t zv[SB];
+QMR_DEVICE __forceinline__ void split_stage_tile_scales(const split_args& a, int tile, int c0, qstd::uint32_t* sp,
+                                                        qstd::uint32_t* zp, int lane) {
+  const int g0 = c0 >> a.group_shift;  // 0 per channel (shift 31)
+  const int n_vec = 2 * a.slice_groups, n_in = 2 * min(a.slice_groups, a.n_groups - g0);
+  const std::size_t src0 = (static_cast<std::size_t>(tile) * a.n_groups + g0) * 2;
+  for (int v = lane; v < n_vec; v += 32) {
+    reinterpret_cast<uint4*>(sp)[v] = v < n_in ? a.scales[src0 + v] : make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (Asym) reinterpret_cast<uint4*>(zp)[v] = v < n_in ? a.zeros[src0 + v] : make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+// Σx per token row and group of a staged slice (asymmetric formats), for the token rows
+// n0, n0 + step, ... below TOK: one warp per row, so each sum has one writer and a fixed
+// order (16-byte vectors, lanes of a group reduced by shuffles). xsum f32 [TOK][slice_groups].
+template <int TOK>
+QMR_DEVICE __forceinline__ void split_sum_x(const split_args& a, const __half* xs, int xstride, int vec_per_row, float* xsum,
+                                            int n0, int step, int lane) {
+  // lanes (vectors of 8 columns) per group, at most 32: group 16 -> 2, ..., >= 256 and per channel -> 32
+  const int lpg = a.group_shift >= 8 ? 32 : 1 << (a.group_shift - 3);
+  for (int n = n0; n < TOK; n += step) {
+    float* xr = xsum + n * a.slice_groups;
+    for (int j = lane; j < a.slice_groups; j += 32) xr[j] = 0.0f;
+    __syncwarp();
+    for (int v0 = 0; v0 < vec_per_row; v0 += 32) {  // the same trip count for the whole warp: every lane shuffles
+      const int v = v0 + lane;
+      float sum = 0.0f;
+      if (v < vec_per_row) {
+        const uint4 w = *reinterpret_cast<const uint4*>(xs + n * xstride + 8 * v);
+        const qstd::uint32_t w4[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-    for (int k = 0; k < SB; ++k) {
-      const int i = i0 + k * threads, r = i / a.slice_groups, j = i - r * a.slice_groups;
-      const int row = row0 + r, gi = min(g0 + j, a.n_groups - 1);
-      const bool in = i < n_items && row < a.rows_pad;
-      sv[k] = in ? a.scales[static_cast<std::size_t>(row) * a.n_groups + gi] : __ushort_as_half(0);
-      zv[k] = Asym && in ? a.zeros[static_cast<std::size_t>(row) * a.n_groups + gi] : 0;
-    }
-#pragma unroll
-    for (int k = 0; k < SB; ++k)
-      if (i0 + k * threads < n_items) {
-        ss[i0 + k * threads] = sv[k];
-        if constexpr (Asym) zs[i0 + k * threads] = zv[k];
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = split_half2_float2(w4[e]);
+          sum += f.x + f.y;
+        }
       }
+      for (int o = 1; o < lpg; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      // A group of < 32 vectors lies in one pass and is written once; a longer one gets one
+      // sum a pass from lane 0, always the same thread.
+      if (v < vec_per_row && (lane & (lpg - 1)) == 0) xr[(8 * v) >> min(a.group_shift, 30)] += sum;
+    }
   }
 }
 
 // One load of a warp's tile: its KT k-steps decoded from the lane's 16 bytes (q, and hw for
-// 3-bit codes), each multiplied with the B fragments of x staged at xs_lane (ldmatrix) into
-// part, and at each group's end (or the slice's, slen) the group's sums scaled into acc.
-// cb: the load's first column, slice-relative.
+// 3-bit codes), each multiplied with the B fragments of x (ldmatrix at xs_load + 32 s:
+// xs_load is the lane's address of the load's first column) into part, and at each group's
+// end (or the slice's, slen) the group's sums scaled into acc with the warp's staged scale
+// pairs sp (zero-factor pairs zp) of the slice's groups. cb: the load's first column,
+// slice-relative.
 template <int Bits, int NT, bool Asym>
 QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], const qstd::uint32_t (&hw)[2], int cb, int slen,
-                                               unsigned flush_in_load, int flush_mask, unsigned xs_lane, const __half* ss,
-                                               const qstd::uint8_t* zs, const float* xsum, const split_args& a, int r_lo, int t,
-                                               float (&part)[NT][4], float (&acc)[NT][4]) {
+                                               unsigned flush_in_load, int flush_mask, unsigned xs_load, const qstd::uint32_t* sp,
+                                               const qstd::uint32_t* zp, const float* xsum, int group_shift, int slice_groups,
+                                               int g, int t, float (&part)[NT][4], float (&acc)[NT][4]) {
   constexpr int KT = split_ksteps(Bits), LC = split_load_cols(Bits);
-  constexpr float unscale = static_cast<float>(1 << (Bits - 1));
   const bool load_ends_group = ((cb + LC) & flush_mask) == 0 || cb + LC == slen;
   const unsigned flush = flush_in_load | (load_ends_group ? 1u << (KT - 1) : 0u);
   qstd::uint32_t b[4];  // B fragments: of this k-step (NT = 2), or of this one and the next (NT = 1)
@@ -326,10 +393,9 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
 #pragma unroll
     for (int f = 0; f < 4; ++f) af[f] = lanes_decode<Bits>(q, hw, 4 * s + f);
     if (NT == 2 || s % 2 == 0) {
-      const unsigned addr = xs_lane + static_cast<unsigned>((cb + 16 * s) * 2);
       asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                    : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
-                   : "r"(addr));
+                   : "r"(xs_load + 32u * static_cast<unsigned>(s)));
     }
     if constexpr (NT == 2) {
       split_mma(part[0], af, b[0], b[1]);
@@ -338,24 +404,21 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
       split_mma(part[0], af, b[2 * (s % 2)], b[2 * (s % 2) + 1]);
     }
     if (flush & (1u << s)) {  // a group ends here, or the slice does: scale the group's sums in
-      const int j = (cb + 16 * s) >> min(a.group_shift, 30);
-      const float s0 = __half2float(ss[r_lo * a.slice_groups + j]), s1 = __half2float(ss[(r_lo + 8) * a.slice_groups + j]);
-      float z0 = 0.0f, z1 = 0.0f;
-      if constexpr (Asym) {  // (z0 - z) / z0 per row, z0 = 2^(Bits-1): the decode's units
-        z0 = (unscale - static_cast<float>(zs[r_lo * a.slice_groups + j])) / unscale;
-        z1 = (unscale - static_cast<float>(zs[(r_lo + 8) * a.slice_groups + j])) / unscale;
-      }
+      const int j = (cb + 16 * s) >> min(group_shift, 30);
+      const float2 sc = split_half2_float2(sp[8 * j + g]);  // rows g and g + 8 of the tile
+      float2 zf = make_float2(0.0f, 0.0f);                    // (z0 - z) / z0: the decode's units
+      if constexpr (Asym) zf = split_half2_float2(zp[8 * j + g]);
 #pragma unroll
       for (int n = 0; n < NT; ++n) {
         float x0 = 0.0f, x1 = 0.0f;
         if constexpr (Asym) {
-          x0 = xsum[(8 * n + 2 * t) * a.slice_groups + j];
-          x1 = xsum[(8 * n + 2 * t + 1) * a.slice_groups + j];
+          x0 = xsum[(8 * n + 2 * t) * slice_groups + j];
+          x1 = xsum[(8 * n + 2 * t + 1) * slice_groups + j];
         }
-        acc[n][0] = fmaf(s0, Asym ? fmaf(z0, x0, part[n][0]) : part[n][0], acc[n][0]);
-        acc[n][1] = fmaf(s0, Asym ? fmaf(z0, x1, part[n][1]) : part[n][1], acc[n][1]);
-        acc[n][2] = fmaf(s1, Asym ? fmaf(z1, x0, part[n][2]) : part[n][2], acc[n][2]);
-        acc[n][3] = fmaf(s1, Asym ? fmaf(z1, x1, part[n][3]) : part[n][3], acc[n][3]);
+        acc[n][0] = fmaf(sc.x, Asym ? fmaf(zf.x, x0, part[n][0]) : part[n][0], acc[n][0]);
+        acc[n][1] = fmaf(sc.x, Asym ? fmaf(zf.x, x1, part[n][1]) : part[n][1], acc[n][1]);
+        acc[n][2] = fmaf(sc.y, Asym ? fmaf(zf.y, x0, part[n][2]) : part[n][2], acc[n][2]);
+        acc[n][3] = fmaf(sc.y, Asym ? fmaf(zf.y, x1, part[n][3]) : part[n][3], acc[n][3]);
 #pragma unroll
         for (int k = 0; k < 4; ++k) part[n][k] = 0.0f;
       }
@@ -415,15 +478,63 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
-template <int Bits, int NT, bool Asym, class TY>
+// The block's sums to y when the band's slices are one cluster (sm_90; a.slices blocks, the
+// cluster rank of a block being its slice): each block leaves its sums in its shared memory
+// `red` (f32 [8 NT][band_rows], x's bytes, free once every warp is done), then block r adds
+// outputs r * T + tid, r * T + tid + slices * T, ... of the band over the cluster's blocks,
+// in slice order (the workspace path's order: the same bits), and stores them; a second
+// cluster barrier keeps every block's shared memory alive until all have read it.
+template <int NT, class TY>
+QMR_DEVICE __forceinline__ void split_finish_cluster(const split_args& a, const float (&acc)[NT][4], int band, int r_lo, int t,
+                                                     int tid, float unscale, float* red, TY* y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int R = gemv_split_traits::band_rows, T = gemv_split_traits::block_threads;
+  constexpr int max_slices = gemv_split_traits::max_cluster;
+  __syncthreads();  // every warp is done reading x
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int k = 0; k < 4; ++k) red[(8 * n + 2 * t + (k & 1)) * R + r_lo + 8 * (k >> 1)] = acc[n][k];
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+  unsigned rank;
+  asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  const unsigned red_s = split_smem_u32(red);
+  const int r_base = band * R;
+  for (int o = static_cast<int>(rank) * T + tid; o < a.m * R; o += a.slices * T) {
+    const int tok = o / R, row = r_base + (o - tok * R);
+    if (row >= a.rows) continue;
+    float v[max_slices];
+#pragma unroll
+    for (int q = 0; q < max_slices; ++q) {  // all loads in flight, then the sum
+      v[q] = 0.0f;
+      if (q < a.slices) {
+        unsigned remote;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(red_s + 4u * static_cast<unsigned>(o)), "r"(q));
+        asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v[q]) : "r"(remote) : "memory");
+      }
+    }
+    float s = 0.0f;
+#pragma unroll
+    for (int q = 0; q < max_slices; ++q)
+      if (q < a.slices) s += v[q];
+    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
+  }
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+  (void)a, (void)acc, (void)band, (void)r_lo, (void)t, (void)tid, (void)unscale, (void)red, (void)y;
+  __trap();  // launched in clusters only on sm_90+ (device_split::cluster)
+#endif
+}
+
+template <int Bits, int NT, bool Asym, bool Cluster, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
-  constexpr int T = gemv_split_traits::block_threads, U = gemv_split_traits::loads_per_step;
+  constexpr int T = gemv_split_traits::block_threads, W = gemv_split_traits::block_warps, U = gemv_split_traits::loads_per_step;
   constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
   extern __shared__ uint4 gemv_split_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
-  const int tile = band * gemv_split_traits::block_warps + warp;
+  const int tile = band * W + warp;
   const bool active = tile < a.rows_pad / 16;
   const int c0 = slice * a.slice_cols;                           // the slice's first column (of cols_pad)
   const int slen = min(a.slice_cols, a.loads * LC - c0);          // its columns
@@ -451,62 +562,44 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   const int xstride = split_x_stride(a.slice_cols);  // f16 per staged token row
   const split_smem sm = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym);
   unsigned char* smem_bytes = reinterpret_cast<unsigned char*>(gemv_split_smem);
-  __half* xs = reinterpret_cast<__half*>(smem_bytes);                      // [TOK][xstride]
-  __half* ss = reinterpret_cast<__half*>(smem_bytes + sm.scale);           // [128][slice_groups]
-  qstd::uint8_t* zs = smem_bytes + sm.zero;                                // [128][slice_groups]
-  float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);            // [TOK][slice_groups]
+  __half* xs = reinterpret_cast<__half*>(smem_bytes);                                       // [TOK][xstride]
+  auto* sp = reinterpret_cast<qstd::uint32_t*>(smem_bytes + sm.scale) + warp * a.slice_groups * 8;  // [slice_groups][8]
+  auto* zp = reinterpret_cast<qstd::uint32_t*>(smem_bytes + sm.zero) + warp * a.slice_groups * 8;   // [slice_groups][8]
+  float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);                             // [TOK][slice_groups]
 
   pdl_launch_dependents();
   load(qa, ha, 0);  // in flight while the block stages its operands
-  // The band's scales (and zero points) of the slice's groups: weights, which no kernel
+  // The tile's scales (and zero factors) of the slice's groups: weights, which no kernel
   // writes, so before pdl_wait.
-  split_stage_scales<Asym>(a, band * gemv_split_traits::band_rows, gemv_split_traits::band_rows, c0, ss, zs, tid, T);
-  if constexpr (Asym)
-    for (int i = tid; i < TOK * a.slice_groups; i += T) xsum[i] = 0.0f;
+  if (active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
   pdl_wait();
-  if constexpr (Asym) __syncthreads();  // xsum zeroed before the staging below adds to it
-  {  // x's slice (zero past M and past the columns); with zero points, Σx per token and group
-    const int vec_per_row = a.slice_cols / 8, n_items = TOK * vec_per_row;
-    const int xsum_width = a.group_shift >= 30 || a.group_shift >= 7 ? 16 : (1 << a.group_shift) / 8;  // lanes per group, <= 16
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    constexpr int XB = 4;  // 16-byte vectors: 4 in flight keep the registers of the weights loaded above
-    for (int i0 = tid; i0 < n_items; i0 += XB * T) {
-      uint4 v[XB];
+  // x's slice: warp w copies token rows w (and w + 8) by cp.async, zeros past M and past the columns.
+  const int vec_per_row = a.slice_cols / 8;  // 16-byte vectors of a staged row
 #pragma unroll
-      for (int k = 0; k < XB; ++k) {
-        const int i = i0 + k * T, n = i / vec_per_row, col = c0 + 8 * (i - n * vec_per_row);
-        v[k] = make_uint4(0u, 0u, 0u, 0u);
-        if (i < n_items && n < a.m && col < a.cols) v[k] = xv[(static_cast<std::size_t>(n) * a.cols + col) / 8];  // cols % 8 == 0
-      }
-#pragma unroll
-      for (int k = 0; k < XB; ++k) {
-        const int i = i0 + k * T, n = i / vec_per_row;
-        if (i < n_items) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * (i - n * vec_per_row)) = v[k];
-        if constexpr (Asym) {
-          // n_items is a multiple of 128 and the loop's trip count the same for a whole warp, so
-          // every lane takes part in the shuffles; lanes (vectors) of one group are aligned runs of
-          // `width` lanes (a warp may hold the ends of two token rows of 16-vector multiples).
-          const qstd::uint32_t w4[4] = {v[k].x, v[k].y, v[k].z, v[k].w};
-          float sum = 0.0f;
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
-            sum += f.x + f.y;
-          }
-          for (int o = 1; o < xsum_width; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-          if (i < n_items && (lane & (xsum_width - 1)) == 0)
-            atomicAdd(xsum + n * a.slice_groups + ((8 * (i - n * vec_per_row)) >> min(a.group_shift, 30)), sum);
-        }
-      }
+  for (int k = 0; k < NT; ++k) {
+    const int n = warp + W * k;
+    const bool row_in = n < a.m;
+    const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
+    const unsigned dst = split_smem_u32(xs + n * xstride);
+    for (int v = lane; v < vec_per_row; v += 32) {
+      const int col = c0 + 8 * v;
+      const bool in = row_in && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
+      split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
     }
   }
-  __syncthreads();
+  asm volatile("cp.async.wait_all;" ::: "memory");
+  if constexpr (Asym) {
+    __syncwarp();  // the warp's rows have landed for all its lanes
+    static_assert(TOK == 8 * NT && W == 8, "one warp per staged row and pass");
+    split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
+  }
+  __syncthreads();  // every row of x (and its Σx) staged
   float acc[NT][4], part[NT][4];
 #pragma unroll
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
-  const unsigned xs_lane = split_xs_lane<NT>(static_cast<unsigned>(__cvta_generic_to_shared(xs)), xstride, lane);
+  const unsigned xs_lane = split_xs_lane<NT>(split_smem_u32(xs), xstride, lane);
   int flush_mask = 0;
   const unsigned flush_in_load = split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
@@ -519,7 +612,9 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       if (i + u < n_loads) {
         const qstd::uint32_t q[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
         const qstd::uint32_t hw[2] = {ha[u].x, ha[u].y};
-        split_load_mma<Bits, NT, Asym>(q, hw, (i + u) * LC, slen, flush_in_load, flush_mask, xs_lane, ss, zs, xsum, a, r_lo, t, part, acc);
+        const int cb = (i + u) * LC;
+        split_load_mma<Bits, NT, Asym>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, zp,
+                                       xsum, a.group_shift, a.slice_groups, g, t, part, acc);
       }
     }
 #pragma unroll
@@ -529,16 +624,33 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     }
   }
 
-  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
+  if constexpr (Cluster) split_finish_cluster<NT>(a, acc, band, r_lo, t, tid, unscale, reinterpret_cast<float*>(xs), y);
+  else split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
+}
+
+// Whether a call with this layout sums its slices in a cluster: 2..max_cluster slices on a
+// device that launches clusters (sm_90+).
+inline bool split_uses_cluster(const device_split& w, int slices) {
+  return w.cluster && slices >= 2 && slices <= gemv_split_traits::max_cluster;
 }
 
 template <int Bits, int NT, bool Asym, class TY>
-void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
+void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl, bool cluster) {
   const int smem = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym).bytes;
-  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
-  if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
-                dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
+  const dim3 grid(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
+  const auto run = [&](auto kernel, dim3 cluster_dims) {
+    if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    launch_kernel_clusters(pdl, cluster_dims, kernel, grid, dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem),
+                           stream, a, x, y);
+  };
+  if (cluster) {
+    // The sums reuse x's bytes: f32 [8 NT][band_rows] must fit in f16 [8 NT][slice_cols + 8].
+    check(split_x_stride(a.slice_cols) * 2 >= gemv_split_traits::band_rows * 4, "gemv_split: a cluster slice of " +
+                                                                                    std::to_string(a.slice_cols) + " columns is too short");
+    run(gemv_split_kernel<Bits, NT, Asym, true, TY>, dim3(1, static_cast<unsigned>(a.slices), 1));
+  } else {
+    run(gemv_split_kernel<Bits, NT, Asym, false, TY>, dim3(1, 1, 1));
+  }
 }
 
 // Checks a GEMV call's operands; `who` names the entry point in the errors.
@@ -558,8 +670,8 @@ inline split_args split_make_args(const device_split& w, int slice_cols, int sli
   const auto* base = static_cast<const unsigned char*>(w.data.data());
   a.q = reinterpret_cast<const uint4*>(base);
   a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
-  a.scales = reinterpret_cast<const __half*>(base + l.scale_offset);
-  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const qstd::uint8_t*>(base + l.zero_offset);
+  a.scales = reinterpret_cast<const uint4*>(base + l.scale_offset);
+  a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const uint4*>(base + l.zero_offset);
   a.work = slices > 1 ? w.work.as<float>() : nullptr;
   a.counters = slices > 1 ? w.counters.as<unsigned>() : nullptr;
   a.rows = static_cast<int>(l.rows);
@@ -616,9 +728,10 @@ void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t 
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
   detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
+  const bool cluster = detail::split_uses_cluster(w, l.slices);
   detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
                            [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
-                             detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl);
+                             detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl, cluster);
                            });
 }
 #endif  // __CUDACC__
