@@ -330,18 +330,13 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
 }
 
 // qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
-// time_qmr_gemv times the others (time_gemv_modes). clusters = false: slices summed through
-// the workspace even where the device runs clusters; *clustered (if given): whether the
-// calls summed their slices in clusters.
+// time_qmr_gemv times the others (time_gemv_modes).
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
-                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0,
-                                                bool clusters = true, bool* clustered = nullptr) {
+                                                const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {
   const quant::qtensor q = random_qtensor(spec, rows, cols);
   std::vector<qc::device_split> w;
   w.push_back(qc::upload_split(q.view(), stream));
-  w[0].cluster = w[0].cluster && clusters;
-  if (clustered != nullptr) *clustered = qc::detail::split_uses_cluster(w[0], w[0].l.slices);
   const double bytes = static_cast<double>(w[0].weight_bytes());
   const int copies = copies_for(static_cast<double>(w[0].data.size()), rotate_bytes);
   for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));

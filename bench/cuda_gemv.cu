@@ -153,8 +153,7 @@ int main(int argc, char** argv) {
 
       // --split: the split-K tensor-core kernel (gemv_split.cuh) against cuBLAS f16 on the same
       // shapes and batches, every call timed three ways (events per call; 20 calls with PDL in a
-      // CUDA graph, cuBLAS's without PDL), with the lane kernel's graph time at M = 1; where the
-      // device sums slices in clusters, also with the workspace sum instead (same kernel otherwise).
+      // CUDA graph, cuBLAS's without PDL), with the lane kernel's graph time at M = 1.
       if (opt.split) {
         std::vector<std::pair<std::int64_t, std::int64_t>> split_shapes = {
             {8192, 8192}, {4096, 14336}, {14336, 4096}, {896, 896}, {4864, 896}, {896, 4864}, {151936, 896}};
@@ -165,8 +164,8 @@ int main(int argc, char** argv) {
         constexpr int b2b = gpu::back_to_back_calls;
         std::printf("\n| rows x cols | M | format | split us | of copy bw | split graph us | of copy bw | read ceiling us | "
                     "cuBLAS f16 us | cuBLAS graph us | speedup (per call) | speedup (graph) | lanes graph us | tensor-core graph us | "
-                    "workspace-sum us | workspace-sum graph us |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                    "\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (const auto& [rows, cols] : split_shapes) {
           std::vector<gpu::gemv_timing> cub(split_batches.size());
 #ifdef QMR_HAVE_CUBLAS
@@ -182,10 +181,7 @@ int main(int argc, char** argv) {
                 quant::format_spec::quantized(4, 128, false), quant::format_spec::quantized(8, 128, false)}) {
             if (!opt.bit_widths.empty() && std::find(opt.bit_widths.begin(), opt.bit_widths.end(), spec.bits) == opt.bit_widths.end())
               continue;
-            bool clustered = false;
-            const auto sp = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b, true, &clustered);
-            std::vector<gpu::gemv_timing> ws(split_batches.size());
-            if (clustered) ws = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b, false);
+            const auto sp = gpu::time_split_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, b2b);
             const std::vector<int> one = {1};
             const auto tc = gpu::time_qmr_gemv(spec, rows, cols, split_batches, runs, rotate, io, stream, false, b2b);
             std::vector<gpu::gemv_timing> ln;
@@ -202,19 +198,13 @@ int main(int argc, char** argv) {
               const double lanes_graph = t.m == 1 && !ln.empty() ? ln[0].graph_pdl_seconds : 0.0;
               records.push_back({"qmr_gemv_graph_pdl", spec.str(), rows, cols, t.m, tc[b].graph_pdl_seconds, t.weight_bytes,
                                  c.graph_pdl_seconds, t.copies, tc[b].threads_per_row});
-              if (clustered) {
-                records.push_back({"qmr_gemv_split_workspace", spec.str(), rows, cols, t.m, ws[b].seconds, t.weight_bytes, c.seconds, t.copies, 0});
-                records.push_back({"qmr_gemv_split_workspace_graph_pdl", spec.str(), rows, cols, t.m, ws[b].graph_pdl_seconds,
-                                   t.weight_bytes, c.graph_pdl_seconds, t.copies, 0});
-              }
-              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"
-                          " %.2f | %.2f |\n",
+              std::printf("| %lld x %lld | %d | %s | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
                           static_cast<long long>(rows), static_cast<long long>(cols), t.m, spec.str().c_str(), t.seconds * 1e6,
                           100.0 * t.weight_bytes / t.seconds / copy_bw, t.graph_pdl_seconds * 1e6,
                           100.0 * t.weight_bytes / t.graph_pdl_seconds / copy_bw, t.read_ceiling_seconds * 1e6,
                           c.seconds * 1e6, c.graph_pdl_seconds * 1e6, c.seconds > 0 ? c.seconds / t.seconds : 0.0,
                           c.graph_pdl_seconds > 0 ? c.graph_pdl_seconds / t.graph_pdl_seconds : 0.0, lanes_graph * 1e6,
-                          tc[b].graph_pdl_seconds * 1e6, ws[b].seconds * 1e6, ws[b].graph_pdl_seconds * 1e6);
+                          tc[b].graph_pdl_seconds * 1e6);
             }
             std::fflush(stdout);
           }

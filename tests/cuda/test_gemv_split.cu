@@ -1,4 +1,4 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice, with 2-8 (summed in a cluster on sm_90+) and with more (summed through the workspace), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing); on sm_90+ also with the workspace sum where a cluster would sum, bit for bit the cluster's output. Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -46,38 +46,25 @@ void check_outputs(const quant::qtensor_view& w, const qmr::cuda::device_split& 
   const double sum_rel = 1.0e-5;
   const double out_rel = std::is_same_v<TY, f16> ? 1.0e-3 : 0.0;
   const char* ty = std::is_same_v<TY, f16> ? "f16" : "f32";
-  // As uploaded (slices summed in a cluster where the device can), then, where that took a
-  // cluster, a copy that sums through the workspace: the same sums in the same order.
-  const bool clustered = qmr::cuda::detail::split_uses_cluster(dw, dw.l.slices);
-  qmr::cuda::device_split dw_ws;
-  if (clustered) {
-    dw_ws = qmr::cuda::clone(dw, nullptr);
-    dw_ws.cluster = false;
-  }
   std::vector<std::vector<TY>> first(batches_n);  // the first call's output per batch
-  for (int path = 0; path < (clustered ? 2 : 1); ++path)
-    for (int bi = 0; bi < batches_n; ++bi)
-      for (int repeat = 0; repeat < 2; ++repeat) {
-        const int M = batches[bi];
-        QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in both output types
-        qmr::cuda::gemv_split(path == 0 ? dw : dw_ws, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
-        QMR_CUDA_CHECK(cudaDeviceSynchronize());
-        QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
-        ++st.runs;
-        const std::string what = std::string(path == 0 ? (clustered ? "split (cluster sum) " : "split ") : "split (workspace sum) ") +
-                                 w.spec.str() + " -> " + ty + " [" + std::to_string(rows) + ", " + std::to_string(w.cols()) +
-                                 "] M=" + std::to_string(M) + " (call " + std::to_string(repeat + 1) + ", " +
-                                 std::to_string(dw.l.slices) + " slices)";
-        const double rms =
-            qmr::testing::gpu::compare_outputs(y, M, max_m, rows, y_ref, abs_sum, sum_rel, out_rel, what, st.worst);
-        if (rms > st.worst_rms) st.worst_rms = rms;
-        const std::size_t n = static_cast<std::size_t>(M * rows);
-        if (path == 0 && repeat == 0) {
-          first[static_cast<std::size_t>(bi)].assign(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n));
-        } else if (std::memcmp(y.data(), first[static_cast<std::size_t>(bi)].data(), n * sizeof(TY)) != 0) {
-          CHECK(false, "%s: not bit for bit the first call's output", what.c_str());
-        }
-      }
+  for (int bi = 0; bi < batches_n; ++bi)
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      const int M = batches[bi];
+      QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in both output types
+      qmr::cuda::gemv_split(dw, dx.as<const f16>(), dy.as<TY>(), M, nullptr);
+      QMR_CUDA_CHECK(cudaDeviceSynchronize());
+      QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+      ++st.runs;
+      const std::string what = "split " + w.spec.str() + " -> " + ty + " [" + std::to_string(rows) + ", " + std::to_string(w.cols()) +
+                               "] M=" + std::to_string(M) + " (call " + std::to_string(repeat + 1) + ", " +
+                               std::to_string(dw.l.slices) + " slices)";
+      const double rms = qmr::testing::gpu::compare_outputs(y, M, max_m, rows, y_ref, abs_sum, sum_rel, out_rel, what, st.worst);
+      if (rms > st.worst_rms) st.worst_rms = rms;
+      const std::size_t n = static_cast<std::size_t>(M * rows);
+      if (repeat == 0) first[static_cast<std::size_t>(bi)].assign(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n));
+      else if (std::memcmp(y.data(), first[static_cast<std::size_t>(bi)].data(), n * sizeof(TY)) != 0)
+        CHECK(false, "%s: not bit for bit the first call's output", what.c_str());
+    }
 }
 
 void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols, rng& r, qmr::thread_pool& pool,
@@ -120,8 +107,8 @@ int main() {
     // Rows: one, ragged tiles (67 = 4 tiles + 3), ragged bands (203 rows), many bands (9000).
     const std::int64_t row_counts[] = {1, 67, 203, 9000};
     // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), Qwen's 896 and
-    // 4864 (several slices at 9000 rows), 7 and 8 slices of one quantum (clusters of 7 and 8
-    // on sm_90), a long row (many slices of one band: the workspace sum).
+    // 4864 (several slices at 9000 rows), 7 and 8 slices of one quantum, a long row (many
+    // slices of one band).
     const std::int64_t col_counts[] = {16, 48, 160, 320, 896, 1792, 2048, 4864, 16384};
     const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
     for (int bits : {2, 3, 4, 8})

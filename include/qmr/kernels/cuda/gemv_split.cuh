@@ -45,13 +45,12 @@ namespace qmr::cuda {
 // this one is decoded; per k-step it decodes 4 pairs, takes its B fragments with one
 // ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
 // the group's sums are scaled into the totals (and the zero point's share, s * (z0 -
-// z) / z0 * Σx, added). With one slice per row the block stores y. With 2-8 slices
-// on sm_90 the slices of a band are one thread-block cluster: each block leaves its
-// sums in its shared memory and block r of the cluster adds every block's sums of
-// its share of the outputs (distributed shared memory, in slice order) and stores
-// them. Otherwise each block writes its partial sums to a workspace and the last
-// block of a band to arrive (a counter per band, reset by that block) adds the
-// slices (in slice order: both paths give the same bits) and stores y.
+// z) / z0 * Σx, added). With one slice per row the block stores y; otherwise each
+// block writes its partial sums to a workspace and the last block of a band to
+// arrive (a counter per band, reset by that block) adds the slices in slice order
+// and stores y. (Summing a band's 2-8 slices in a thread-block cluster through
+// distributed shared memory instead was measured on an H100, stop 35: no faster at
+// 16 tokens, 15% slower at 1; bench/results/cuda_gemv_split_h100_20261205_s35.md.)
 //
 // Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so what a block
 // does besides streaming weights counts: x arrives by cp.async (no register round
@@ -75,8 +74,6 @@ struct gemv_split_traits {
   // (4 loads per step at 3 blocks per SM, 80 registers, measured slower on an H200 at every
   // bit width and batch: bench/results/cuda_gemv_split_20261203_s24.md.)
   static constexpr int loads_per_step = 2;
-  // Slices of a band summed in one thread-block cluster (sm_90): at most the portable cluster size.
-  static constexpr int max_cluster = 8;
 };
 
 // Groups a slice of slice_cols columns can touch (slices start on group boundaries): 1 per channel.
@@ -185,7 +182,6 @@ struct device_split {
   device_buffer work;      // f32 [slices][max_batch][rows_pad], slices > 1 only
   device_buffer counters;  // u32 [bands], zero between calls
   int sm_count = 0;
-  bool cluster = false;    // the device launches thread-block clusters (sm_90+): 2-8 slices are summed in one
   std::int64_t rows() const { return layout.rows; }
   std::int64_t cols() const { return layout.cols; }
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
@@ -202,15 +198,13 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
         "upload_split: the " + w.spec.str() + " tensor has a null array");
   check(ql.cols % 8 == 0, "upload_split: " + std::to_string(ql.cols) + " columns: the split GEMV needs a multiple of 8");
   check(ql.rows <= (1ll << 28) && ql.cols <= (1ll << 28), "upload_split: matrix too large");
-  int device = 0, sm_count = 0, cluster = 0;
+  int device = 0, sm_count = 0;
   QMR_CUDA_CHECK(cudaGetDevice(&device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
-  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, device));
   device_split d;
   d.spec = w.spec;
   d.layout = ql;
   d.sm_count = sm_count;
-  d.cluster = cluster != 0;
   d.l = split_layout::of(w.spec.bits, ql.rows, ql.cols, ql.n_groups, !w.spec.symmetric, sm_count);
   const std::vector<qstd::uint32_t> packed = detail::split_repack(w, d.l);
   d.data = device_buffer(static_cast<std::size_t>(d.l.bytes));
@@ -232,7 +226,6 @@ inline device_split clone(const device_split& w, cudaStream_t stream) {
   d.layout = w.layout;
   d.l = w.l;
   d.sm_count = w.sm_count;
-  d.cluster = w.cluster;
   d.data = device_buffer(w.data.size());
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
   if (w.counters.size() > 0) {
@@ -278,8 +271,7 @@ QMR_DEVICE __forceinline__ float2 split_half2_float2(qstd::uint32_t v) {
 // Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then per warp
 // its tile's scale pairs u32 [warps][slice_groups][8], then (asymmetric) the zero-factor pairs,
 // the same shape, and Σx f32 [8 NT][slice_groups]; `bytes` in all. The launch sizes it and the
-// kernel lays it out so. With a cluster, x's bytes take the block's sums at the end (f32
-// [8 NT][band_rows]: no larger, since a slice of a matrix with several has >= 256 columns).
+// kernel lays it out so.
 QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
 struct split_smem {
   int scale = 0, zero = 0, xsum = 0, bytes = 0;
@@ -478,55 +470,7 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
-// The block's sums to y when the band's slices are one cluster (sm_90; a.slices blocks, the
-// cluster rank of a block being its slice): each block leaves its sums in its shared memory
-// `red` (f32 [8 NT][band_rows], x's bytes, free once every warp is done), then block r adds
-// outputs r * T + tid, r * T + tid + slices * T, ... of the band over the cluster's blocks,
-// in slice order (the workspace path's order: the same bits), and stores them; a second
-// cluster barrier keeps every block's shared memory alive until all have read it.
-template <int NT, class TY>
-QMR_DEVICE __forceinline__ void split_finish_cluster(const split_args& a, const float (&acc)[NT][4], int band, int r_lo, int t,
-                                                     int tid, float unscale, float* red, TY* y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int R = gemv_split_traits::band_rows, T = gemv_split_traits::block_threads;
-  constexpr int max_slices = gemv_split_traits::max_cluster;
-  __syncthreads();  // every warp is done reading x
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int k = 0; k < 4; ++k) red[(8 * n + 2 * t + (k & 1)) * R + r_lo + 8 * (k >> 1)] = acc[n][k];
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-  unsigned rank;
-  asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-  const unsigned red_s = split_smem_u32(red);
-  const int r_base = band * R;
-  for (int o = static_cast<int>(rank) * T + tid; o < a.m * R; o += a.slices * T) {
-    const int tok = o / R, row = r_base + (o - tok * R);
-    if (row >= a.rows) continue;
-    float v[max_slices];
-#pragma unroll
-    for (int q = 0; q < max_slices; ++q) {  // all loads in flight, then the sum
-      v[q] = 0.0f;
-      if (q < a.slices) {
-        unsigned remote;
-        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(red_s + 4u * static_cast<unsigned>(o)), "r"(q));
-        asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v[q]) : "r"(remote) : "memory");
-      }
-    }
-    float s = 0.0f;
-#pragma unroll
-    for (int q = 0; q < max_slices; ++q)
-      if (q < a.slices) s += v[q];
-    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
-  }
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-#else
-  (void)a, (void)acc, (void)band, (void)r_lo, (void)t, (void)tid, (void)unscale, (void)red, (void)y;
-  __trap();  // launched in clusters only on sm_90+ (device_split::cluster)
-#endif
-}
-
-template <int Bits, int NT, bool Asym, bool Cluster, class TY>
+template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
   constexpr int T = gemv_split_traits::block_threads, W = gemv_split_traits::block_warps, U = gemv_split_traits::loads_per_step;
@@ -624,33 +568,16 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     }
   }
 
-  if constexpr (Cluster) split_finish_cluster<NT>(a, acc, band, r_lo, t, tid, unscale, reinterpret_cast<float*>(xs), y);
-  else split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
-}
-
-// Whether a call with this layout sums its slices in a cluster: 2..max_cluster slices on a
-// device that launches clusters (sm_90+).
-inline bool split_uses_cluster(const device_split& w, int slices) {
-  return w.cluster && slices >= 2 && slices <= gemv_split_traits::max_cluster;
+  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
 }
 
 template <int Bits, int NT, bool Asym, class TY>
-void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl, bool cluster) {
+void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
   const int smem = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym).bytes;
-  const dim3 grid(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
-  const auto run = [&](auto kernel, dim3 cluster_dims) {
-    if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    launch_kernel_clusters(pdl, cluster_dims, kernel, grid, dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem),
-                           stream, a, x, y);
-  };
-  if (cluster) {
-    // The sums reuse x's bytes: f32 [8 NT][band_rows] must fit in f16 [8 NT][slice_cols + 8].
-    check(split_x_stride(a.slice_cols) * 2 >= gemv_split_traits::band_rows * 4, "gemv_split: a cluster slice of " +
-                                                                                    std::to_string(a.slice_cols) + " columns is too short");
-    run(gemv_split_kernel<Bits, NT, Asym, true, TY>, dim3(1, static_cast<unsigned>(a.slices), 1));
-  } else {
-    run(gemv_split_kernel<Bits, NT, Asym, false, TY>, dim3(1, 1, 1));
-  }
+  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
+  if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
+                dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
 }
 
 // Checks a GEMV call's operands; `who` names the entry point in the errors.
@@ -728,10 +655,9 @@ void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t 
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
   detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
-  const bool cluster = detail::split_uses_cluster(w, l.slices);
   detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
                            [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
-                             detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl, cluster);
+                             detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl);
                            });
 }
 #endif  // __CUDACC__
