@@ -58,11 +58,12 @@ namespace qmr::cuda {
 // are a base plus constants.
 // ---------------------------------------------------------------------------
 struct gemv_split_traits {
-  static constexpr int block_warps = 8;
+  // 16 warps share one staging of x (half the L2 traffic and shared memory of 8).
+  static constexpr int block_warps = 16;
   static constexpr int block_threads = 32 * block_warps;
   static constexpr int band_rows = 16 * block_warps;
-  // 64 registers a thread: four 256-thread blocks fill an SM's 64K registers.
-  static constexpr int blocks_per_sm = 4;
+  // 64 registers a thread: two 512-thread blocks fill an SM's 64K registers.
+  static constexpr int blocks_per_sm = 2;
   // Slices are multiples of 256 columns (every group up to 256 then starts in its
   // slice) and at most 2048 (16 tokens x 2048 f16 = 64 KB of staged x per block).
   static constexpr int slice_quantum = 256;
@@ -70,10 +71,12 @@ struct gemv_split_traits {
   // Columns are padded to whole loads of the widest unit (2/3-bit: 128 columns).
   static constexpr int col_quantum = 128;
   static constexpr int max_batch = 16;
-  // 16-byte loads per lane per step: 1 KB per warp in flight beside the step being decoded.
-  // (4 loads per step at 3 blocks per SM, 80 registers, measured slower on an H200 at every
-  // bit width and batch: bench/results/cuda_gemv_split_20261203_s24.md.)
-  static constexpr int loads_per_step = 2;
+  // Each lane's loads go through a ring of `ring` 16-byte slots in shared memory by cp.async,
+  // ring - 1 loads ahead of the one decoded (2.5 KB a warp, 80 KB an SM in flight), costing
+  // no registers: a warp's whole stream at 8192 x 8192 w4 (16 loads) is then ~3 memory round
+  // trips, not 8. (Register double buffers, 2 loads a step: stop 35's H100 table; 4 loads a
+  // step at 80 registers was slower on an H200: bench/results/cuda_gemv_split_20261203_s24.md.)
+  static constexpr int ring = 6;
 };
 
 // Groups a slice of slice_cols columns can touch (slices start on group boundaries): 1 per channel.
@@ -263,31 +266,42 @@ QMR_DEVICE __forceinline__ unsigned split_smem_u32(const void* p) { return stati
 QMR_DEVICE __forceinline__ void split_cp_async16(unsigned dst, const void* src, unsigned src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
+QMR_DEVICE __forceinline__ void split_cp_async8(unsigned dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
+}
+QMR_DEVICE __forceinline__ void split_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most N of this thread's most recent cp.async groups are in flight.
+template <int N>
+QMR_DEVICE __forceinline__ void split_cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 QMR_DEVICE __forceinline__ float2 split_half2_float2(qstd::uint32_t v) {
   return __half22float2(*reinterpret_cast<const __half2*>(&v));
 }
 #endif  // __CUDACC__
 
-// Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then per warp
-// its tile's scale pairs u32 [warps][slice_groups][8], then (asymmetric) the zero-factor pairs,
-// the same shape, and Σx f32 [8 NT][slice_groups]; `bytes` in all. The launch sizes it and the
-// kernel lays it out so.
+// Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then the load
+// ring uint4 [warps][ring][32 lanes] (3-bit: then the high planes uint2 [warps][ring][32]),
+// then per warp its tile's scale pairs u32 [warps][slice_groups][8], then (asymmetric) the
+// zero-factor pairs, the same shape, and Σx f32 [8 NT][slice_groups]; `bytes` in all. The
+// launch sizes it and the kernel lays it out so.
 QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
 struct split_smem {
-  int scale = 0, zero = 0, xsum = 0, bytes = 0;
-  QMR_HOST_DEVICE static constexpr split_smem of(int nt, int slice_cols, int slice_groups, bool asym,
-                                                 int warps = gemv_split_traits::block_warps) {
+  int ring = 0, ring_hi = 0, scale = 0, zero = 0, xsum = 0, bytes = 0;
+  QMR_HOST_DEVICE static constexpr split_smem of(int bits, int nt, int slice_cols, int slice_groups, bool asym) {
+    constexpr int W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
     split_smem m;
-    m.scale = 8 * nt * split_x_stride(slice_cols) * 2;
-    m.zero = m.scale + warps * slice_groups * 32;
-    m.xsum = m.zero + (asym ? warps * slice_groups * 32 : 0);
+    m.ring = 8 * nt * split_x_stride(slice_cols) * 2;
+    m.ring_hi = m.ring + W * R * 512;
+    m.scale = m.ring_hi + (bits == 3 ? W * R * 256 : 0);
+    m.zero = m.scale + W * slice_groups * 32;
+    m.xsum = m.zero + (asym ? W * slice_groups * 32 : 0);
     m.bytes = m.xsum + (asym ? 8 * nt * slice_groups * 4 : 0);
     return m;
   }
 };
 
 #ifdef __CUDACC__
-// The pieces the split kernel and the stream kernel (gemv_stream.cuh) share.
 
 // Lane l's ldmatrix row address in x staged at xs_base (shared-memory address, rows of
 // xstride f16): lane l supplies row (l & 7) of matrix l >> 3. NT = 2: matrices (tokens 0-7 |
@@ -473,7 +487,7 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
 template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
-  constexpr int T = gemv_split_traits::block_threads, W = gemv_split_traits::block_warps, U = gemv_split_traits::loads_per_step;
+  constexpr int T = gemv_split_traits::block_threads, W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
   constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
   extern __shared__ uint4 gemv_split_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -485,43 +499,40 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   const int n_loads = active ? slen / LC : 0;
   const int l0 = c0 / LC;
 
-  // The tile's loads of this slice: vector (tile, l0 + i, lane).
-  const uint4* qp = a.q + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane;
-  const uint2* hp = Bits == 3 ? a.hq + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane : nullptr;
-  uint4 qa[U], qb[U];
-  uint2 ha[U], hb[U];
-  const auto load = [&](uint4 (&q)[U], uint2 (&h)[U], int i) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (i + u < n_loads) {
-        q[u] = lanes_ld16(qp + static_cast<std::size_t>(i + u) * 32);
-        if constexpr (Bits == 3) h[u] = lanes_ld8(hp + static_cast<std::size_t>(i + u) * 32);
-      } else {
-        q[u] = make_uint4(0u, 0u, 0u, 0u);
-      }
-      if constexpr (Bits != 3) h[u] = make_uint2(0u, 0u);
-    }
-  };
   // Shared memory as split_smem lays it out.
   const int xstride = split_x_stride(a.slice_cols);  // f16 per staged token row
-  const split_smem sm = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym);
+  const split_smem sm = split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym);
   unsigned char* smem_bytes = reinterpret_cast<unsigned char*>(gemv_split_smem);
-  __half* xs = reinterpret_cast<__half*>(smem_bytes);                                       // [TOK][xstride]
+  __half* xs = reinterpret_cast<__half*>(smem_bytes);                                                // [TOK][xstride]
+  const unsigned ring_q = split_smem_u32(smem_bytes + sm.ring) + static_cast<unsigned>(warp * R * 512 + lane * 16);    // slot s: + 512 s
+  const unsigned ring_h = split_smem_u32(smem_bytes + sm.ring_hi) + static_cast<unsigned>(warp * R * 256 + lane * 8);  // slot s: + 256 s
   auto* sp = reinterpret_cast<qstd::uint32_t*>(smem_bytes + sm.scale) + warp * a.slice_groups * 8;  // [slice_groups][8]
   auto* zp = reinterpret_cast<qstd::uint32_t*>(smem_bytes + sm.zero) + warp * a.slice_groups * 8;   // [slice_groups][8]
-  float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);                             // [TOK][slice_groups]
+  float* xsum = reinterpret_cast<float*>(smem_bytes + sm.xsum);                                      // [TOK][slice_groups]
+
+  // The tile's loads of this slice: vector (tile, l0 + i, lane), load i into ring slot i % R,
+  // one cp.async group per load (empty past the last), so that "wait until R - 1 groups are
+  // in flight" means "load i has landed". A lane reads back only what it copied itself.
+  const uint4* qp = a.q + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane;
+  const uint2* hp = Bits == 3 ? a.hq + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane : nullptr;
+  const auto issue = [&](int i, int slot) {  // slot = i % R
+    if (i < n_loads) {
+      split_cp_async16(ring_q + 512u * static_cast<unsigned>(slot), qp + static_cast<std::size_t>(i) * 32, 16u);
+      if constexpr (Bits == 3) split_cp_async8(ring_h + 256u * static_cast<unsigned>(slot), hp + static_cast<std::size_t>(i) * 32);
+    }
+    split_cp_commit();
+  };
 
   pdl_launch_dependents();
-  load(qa, ha, 0);  // in flight while the block stages its operands
-  // The tile's scales (and zero factors) of the slice's groups: weights, which no kernel
-  // writes, so before pdl_wait.
+  // Weights, which no kernel writes: R - 1 loads in flight before the wait for x, and the
+  // tile's scales (and zero factors) of the slice's groups.
+#pragma unroll
+  for (int i = 0; i < R - 1; ++i) issue(i, i);
   if (active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
   pdl_wait();
-  // x's slice: warp w copies token rows w (and w + 8) by cp.async, zeros past M and past the columns.
+  // x's slice: warp w copies token row w (NT = 1: rows 0-7 only) by cp.async, zeros past M and past the columns.
   const int vec_per_row = a.slice_cols / 8;  // 16-byte vectors of a staged row
-#pragma unroll
-  for (int k = 0; k < NT; ++k) {
-    const int n = warp + W * k;
+  for (int n = warp; n < TOK; n += W) {
     const bool row_in = n < a.m;
     const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
     const unsigned dst = split_smem_u32(xs + n * xstride);
@@ -531,10 +542,10 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
     }
   }
-  asm volatile("cp.async.wait_all;" ::: "memory");
+  split_cp_commit();
+  split_cp_wait<0>();  // x (and the first loads, issued earlier: groups complete in order)
   if constexpr (Asym) {
     __syncwarp();  // the warp's rows have landed for all its lanes
-    static_assert(TOK == 8 * NT && W == 8, "one warp per staged row and pass");
     split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
   }
   __syncthreads();  // every row of x (and its Σx) staged
@@ -549,31 +560,26 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   const float unscale = static_cast<float>(1 << (Bits - 1));
   const int r_lo = warp * 16 + g;  // the lane's two rows in the band: r_lo, r_lo + 8
 
-  for (int i = 0; i < n_loads; i += U) {
-    load(qb, hb, i + U);
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (i + u < n_loads) {
-        const qstd::uint32_t q[4] = {qa[u].x, qa[u].y, qa[u].z, qa[u].w};
-        const qstd::uint32_t hw[2] = {ha[u].x, ha[u].y};
-        const int cb = (i + u) * LC;
-        split_load_mma<Bits, NT, Asym>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, zp,
-                                       xsum, a.group_shift, a.slice_groups, g, t, part, acc);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      qa[u] = qb[u];
-      ha[u] = hb[u];
-    }
+  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {  // slot = i % R
+    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);  // into the slot load i - 1 left (consumed last iteration)
+    split_cp_wait<R - 1>();
+    qstd::uint32_t q[4], hw[2] = {0u, 0u};
+    const unsigned us = static_cast<unsigned>(slot);
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3]) : "r"(ring_q + 512u * us) : "memory");
+    if constexpr (Bits == 3)
+      asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(hw[0]), "=r"(hw[1]) : "r"(ring_h + 256u * us) : "memory");
+    const int cb = i * LC;
+    split_load_mma<Bits, NT, Asym>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, zp, xsum,
+                                   a.group_shift, a.slice_groups, g, t, part, acc);
   }
+  split_cp_wait<0>();  // no copy outlives the block
 
   split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
 }
 
 template <int Bits, int NT, bool Asym, class TY>
 void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
-  const int smem = split_smem::of(NT, a.slice_cols, a.slice_groups, Asym).bytes;
+  const int smem = split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym).bytes;
   const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
   if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
