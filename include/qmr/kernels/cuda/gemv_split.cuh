@@ -72,11 +72,12 @@ struct gemv_split_traits {
   static constexpr int col_quantum = 128;
   static constexpr int max_batch = 16;
   // Each lane's loads go through a ring of `ring` 16-byte slots in shared memory by cp.async,
-  // ring - 1 loads ahead of the one decoded (2.5 KB a warp, 80 KB an SM in flight), costing
-  // no registers: a warp's whole stream at 8192 x 8192 w4 (16 loads) is then ~3 memory round
-  // trips, not 8. (Register double buffers, 2 loads a step: stop 35's H100 table; 4 loads a
-  // step at 80 registers was slower on an H200: bench/results/cuda_gemv_split_20261203_s24.md.)
-  static constexpr int ring = 6;
+  // ring - 1 loads ahead of the one decoded (1.5 KB a warp, 48 KB an SM in flight), costing
+  // no registers (3-bit codes no longer spill). Rings of 4, 6 and 8 and register double
+  // buffers measured within a few % of each other on an H100 at 8192 x 8192 (8 the slowest,
+  // 4 the fastest at M = 16), so the memory system, not the loads in flight, sets the pace:
+  // bench/results/cuda_gemv_split_h100_20261205_s35.md.
+  static constexpr int ring = 4;
 };
 
 // Groups a slice of slice_cols columns can touch (slices start on group boundaries): 1 per channel.
@@ -465,21 +466,34 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // The band's outputs as float4 runs of 4 rows (rows_pad is whole tiles), each thread's SB
+  // slices of one run in flight at once: at 16 tokens a 256-row band is 1024 runs, two a thread,
+  // so the tail is ~2 L2 round trips, not one per output row a thread.
   const int r_base = band * band_rows;
-  const int n_rows = min(band_rows, a.rows - r_base);
-  for (int i = tid; i < a.m * n_rows; i += threads) {
-    const int tok = i / n_rows, row = r_base + (i - tok * n_rows);
-    const float* src = a.work + static_cast<std::size_t>(tok) * a.rows_pad + row;
-    const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad;  // one slice
-    float s = 0.0f;
-    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum
-      float v[SB];
+  const int runs = min(band_rows, a.rows_pad - r_base) / 4;
+  const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad / 4;  // one slice, in float4
+  const float4* work4 = reinterpret_cast<const float4*>(a.work);
+  for (int i = tid; i < a.m * runs; i += threads) {
+    const int tok = i / runs, row = r_base + 4 * (i - tok * runs);
+    const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
+    float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum (in slice order)
+      float4 v[SB];
 #pragma unroll
-      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : 0.0f;
+      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
-      for (int k = 0; k < SB; ++k) s += v[k];
+      for (int k = 0; k < SB; ++k) {
+        s.x += v[k].x;
+        s.y += v[k].y;
+        s.z += v[k].z;
+        s.w += v[k].w;
+      }
     }
-    lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s * unscale);
+    TY* out = y + static_cast<std::size_t>(tok) * a.rows + row;
+    const float o[4] = {s.x, s.y, s.z, s.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      if (row + k < a.rows) lanes_store(out + k, o[k] * unscale);
   }
   if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
 }
