@@ -332,18 +332,22 @@ QMR_DEVICE __forceinline__ unsigned split_flush_in_load(int group_shift, int& fl
 }
 
 // Stages one warp's tile's scale pairs (and zero-factor pairs) of a slice's groups into sp
-// (zp), u32 [slice_groups][8] in shared memory: contiguous 16-byte loads, two a group; the
-// groups past the matrix's last (padding columns of the last slice) get 0, which their
-// zero sums never see as NaN. Only the warp reads them (after a __syncwarp or a barrier).
+// (zp), u32 [slice_groups][8] in shared memory, by cp.async (the caller commits and waits):
+// contiguous 16-byte copies, two a group, so no warp stalls on the scales' DRAM latency
+// before it stages x. The groups past the matrix's last (padding columns of the last slice)
+// get 0, which their zero sums never see as NaN. Only the warp reads them.
 template <bool Asym>
 QMR_DEVICE __forceinline__ void split_stage_tile_scales(const split_args& a, int tile, int c0, qstd::uint32_t* sp,
                                                         qstd::uint32_t* zp, int lane) {
   const int g0 = c0 >> a.group_shift;  // 0 per channel (shift 31)
   const int n_vec = 2 * a.slice_groups, n_in = 2 * min(a.slice_groups, a.n_groups - g0);
-  const std::size_t src0 = (static_cast<std::size_t>(tile) * a.n_groups + g0) * 2;
+  const uint4* src = a.scales + (static_cast<std::size_t>(tile) * a.n_groups + g0) * 2;
+  const uint4* zsrc = Asym ? a.zeros + (static_cast<std::size_t>(tile) * a.n_groups + g0) * 2 : nullptr;
+  const unsigned sd = split_smem_u32(sp), zd = split_smem_u32(zp);
   for (int v = lane; v < n_vec; v += 32) {
-    reinterpret_cast<uint4*>(sp)[v] = v < n_in ? a.scales[src0 + v] : make_uint4(0u, 0u, 0u, 0u);
-    if constexpr (Asym) reinterpret_cast<uint4*>(zp)[v] = v < n_in ? a.zeros[src0 + v] : make_uint4(0u, 0u, 0u, 0u);
+    const bool in = v < n_in;
+    split_cp_async16(sd + 16u * static_cast<unsigned>(v), in ? src + v : a.scales, in ? 16u : 0u);
+    if constexpr (Asym) split_cp_async16(zd + 16u * static_cast<unsigned>(v), in ? zsrc + v : a.zeros, in ? 16u : 0u);
   }
 }
 
@@ -539,7 +543,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
 
   pdl_launch_dependents();
   // Weights, which no kernel writes: R - 1 loads in flight before the wait for x, and the
-  // tile's scales (and zero factors) of the slice's groups.
+  // tile's scales (and zero factors) of the slice's groups (committed with x's copies below).
 #pragma unroll
   for (int i = 0; i < R - 1; ++i) issue(i, i);
   if (active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
@@ -557,7 +561,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     }
   }
   split_cp_commit();
-  split_cp_wait<0>();  // x (and the first loads, issued earlier: groups complete in order)
+  split_cp_wait<0>();  // x and the scales (and the first loads, issued earlier: groups complete in order)
   if constexpr (Asym) {
     __syncwarp();  // the warp's rows have landed for all its lanes
     split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
