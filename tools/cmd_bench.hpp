@@ -35,7 +35,7 @@
 // PDL captured in one CUDA graph and replayed, as cuda_forward runs a decode step), and
 // read_ceiling_seconds (a kernel that only reads the same bytes, timed as graph_pdl_seconds:
 // what any kernel reading them reaches at that size); --lanes times the lane-layout kernel
-// (kernel "gemv_lanes").
+// (kernel "gemv_lanes"), --split the split-K tensor-core kernel (kernel "gemv_split").
 // Decode records add prompt_tokens (--prompt, the context the timed tokens follow) and,
 // on cuda, prefill_tokens_per_s.
 #pragma once
@@ -71,6 +71,7 @@ struct bench_args {
   std::string device = "cpu";
   int runs = 100;          // cuda: timed calls per GEMV measurement (as bench/cuda_gemv)
   bool lanes = false;      // cuda gemv: the lane-layout kernel instead of the tensor-core one
+  bool split = false;      // cuda gemv: the split-K tensor-core kernel instead
   double seconds = 0.3;    // per measurement
   int rotate_mb = 1024;    // GEMV copies: past the L3 of large server parts too (see bench/gemv_simd.cpp)
   int rounds = 5;          // cpu gemv and gemm: paired rounds (bench::time_paired_gemv, time_paired_gemm)
@@ -108,6 +109,8 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--runs", a.runs, "cuda gemv: timed calls per measurement (median)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--lanes", a.lanes, "cuda gemv: the CUDA-core lane-layout kernel (batch 1-8; 2, 3, 4, 8 bits) instead of the "
                 "tensor-core one");
+  cmd->add_flag("--split", a.split, "cuda gemv: the split-K tensor-core kernel (any batch, 16 rows a launch; 2, 3, 4, 8 bits) "
+                "instead of the tiled one");
   return cmd;
 }
 
@@ -412,7 +415,8 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
   for (const std::int64_t b : parse_batches(a.batch, 1)) batches.push_back(static_cast<int>(b));
   const double rotate = static_cast<double>(static_cast<std::uint64_t>(a.rotate_mb) << 20);
   const std::string isa = "sm_" + std::to_string(dev.sm);
-  const std::string kernel = a.lanes ? "gemv_lanes" : "gemv";
+  const std::string kernel = a.lanes ? "gemv_lanes" : a.split ? "gemv_split" : "gemv";
+  const cuda_gemv_kernel which = a.lanes ? cuda_gemv_kernel::lanes : a.split ? cuda_gemv_kernel::split : cuda_gemv_kernel::tiles;
   std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | "
               "back to back us | with PDL us | of copy bw | graph us | of copy bw | read ceiling us | cuBLAS f16 us |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -421,7 +425,7 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
     bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
     std::vector<double> cublas_s(batches.size(), 0.0);
     for (const std::string& f : qmr::bench::split(a.quant)) {
-      const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas, a.lanes);
+      const std::vector<cuda_gemv_timing> ts = cuda_time_gemv(f, n, k, batches, a.runs, rotate, cublas, which);
       for (std::size_t i = 0; i < ts.size(); ++i) {
         const cuda_gemv_timing& t = ts[i];
         if (cublas) cublas_s[i] = t.cublas_seconds;
@@ -527,6 +531,9 @@ inline int run_bench(const bench_args& a) {
   }
   if (a.lanes && !(a.device == "cuda" && a.kernel == "gemv"))
     throw qmr::error("--lanes: the lane-layout kernel is a GPU GEMV (--device cuda --kernel gemv)");
+  if (a.split && !(a.device == "cuda" && a.kernel == "gemv"))
+    throw qmr::error("--split: the split-K kernel is a GPU GEMV (--device cuda --kernel gemv)");
+  if (a.split && a.lanes) throw qmr::error("--split and --lanes: two kernels; time one per run");
   if (a.device == "cuda") return detail::run_cuda_bench(a);  // checks its own arguments, then the device
   require_device(a.device);
   detail::parse_act_modes(a.act);

@@ -130,7 +130,7 @@ double cuda_copy_bandwidth() {
 
 std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int64_t rows, std::int64_t cols,
                                              std::span<const int> batches, int runs, double rotate_bytes, bool cublas,
-                                             bool lanes) {
+                                             cuda_gemv_kernel kernel) {
   require_cuda_device();
   const qmr::quant::format_spec spec = qmr::quant::parse_format(format);
   qmr::check(spec.is_quantized() && spec.bits != 7,
@@ -145,11 +145,18 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
   const qmr::cuda::stream_owner stream;
   const gpu::gemv_operands io(max_batch, cols, rows, stream.s);
   // (Batches past the lane kernel's 8 rows: refused by the CLI first, and by gemv_lanes.)
+  const bool lanes = kernel == cuda_gemv_kernel::lanes;
   qmr::check(!lanes || qmr::cuda::lanes_supported(spec, cols),
              "--lanes: format '" + format + "' with " + std::to_string(cols) +
                  " columns has no lane layout (2, 3, 4 or 8 bits, units within a group)");
+  qmr::check(kernel != cuda_gemv_kernel::split || qmr::cuda::split_supported(spec),
+             "--split: format '" + format + "' has no split layout (2, 3, 4 or 8 bits; groups 16-256 or per-channel)");
+  qmr::check(kernel != cuda_gemv_kernel::split || cols % 8 == 0,
+             "--split: " + std::to_string(cols) + " columns: the split GEMV needs a multiple of 8");
   const std::vector<gpu::gemv_timing> q =
-      gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, lanes, gpu::back_to_back_calls);
+      kernel == cuda_gemv_kernel::split
+          ? gpu::time_split_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, gpu::back_to_back_calls)
+          : gpu::time_qmr_gemv(spec, rows, cols, batches, runs, rotate_bytes, io, stream.s, lanes, gpu::back_to_back_calls);
   std::vector<cuda_gemv_timing> out;
   for (const gpu::gemv_timing& t : q)
     out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0, t.b2b_seconds, t.b2b_pdl_seconds, t.graph_pdl_seconds,

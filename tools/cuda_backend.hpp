@@ -51,6 +51,12 @@ struct cuda_device_info {
   int sm_count = 0;  // multiprocessors
 };
 
+// Which GPU GEMV `qmr bench --device cuda --kernel gemv` times: qmr::cuda::gemv (the tensor-core
+// tiles, and the GEMM past 32 rows), the lane-layout kernel (--lanes: qmr::cuda::gemv_lanes,
+// batches 1-8) or the split-K tensor-core kernel (--split: qmr::cuda::gemv_split, any batch in
+// launches of 16 rows). 2/3/4/8-bit formats for the last two.
+enum class cuda_gemv_kernel { tiles, lanes, split };
+
 // qmr::cuda::gemv per call on one rows x cols matrix, for one batch (rows of X).
 struct cuda_gemv_timing {
   int batch = 0;
@@ -89,10 +95,10 @@ double cuda_copy_bandwidth();
 // qmr::cuda::gemv (f16 activations) of a random `format` matrix [rows, cols] per batch,
 // rotating through copies of at least rotate_bytes in all, median of `runs` timed calls;
 // with `cublas` (and cuda_cublas_unavailable() empty) also cuBLAS f16 on the same shape;
-// `lanes`: the lane-layout kernel (qmr::cuda::gemv_lanes; batches 1-8, 2/3/4/8-bit formats).
+// `kernel` picks the GEMV timed.
 std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int64_t rows, std::int64_t cols,
                                              std::span<const int> batches, int runs, double rotate_bytes, bool cublas,
-                                             bool lanes);
+                                             cuda_gemv_kernel kernel);
 // Greedy decode of decode_tokens tokens after `prompt` on a fresh cuda_session of m.
 cuda_decode_timing cuda_time_decode(const qmr::model::model& m, std::span<const std::int32_t> prompt, int decode_tokens);
 
@@ -105,7 +111,7 @@ inline int cuda_gemv_max_batch() { no_cuda(); }
 inline std::string cuda_cublas_unavailable() { return "qmr was built without CUDA"; }
 inline double cuda_copy_bandwidth() { no_cuda(); }
 inline std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string&, std::int64_t, std::int64_t, std::span<const int>,
-                                                    int, double, bool, bool) {
+                                                    int, double, bool, cuda_gemv_kernel) {
   no_cuda();
 }
 inline cuda_decode_timing cuda_time_decode(const qmr::model::model&, std::span<const std::int32_t>, int) { no_cuda(); }

@@ -338,7 +338,8 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
       "generate --model " + model + " --prompt 'Question: 1+1?' --max-tokens 2 --quiet --device cuda",
       "eval --model " + model + " --n 2 --max-tokens 8 --quiet --device cuda",
       "bench --device cuda --kernel gemv --quant w4g128 --shape 256x256 --batch 1,2 --runs 2 --rotate-mb 1",
-      "bench --device cuda --kernel gemv --lanes --quant w4g128s --shape 256x256 --batch 1 --runs 2 --rotate-mb 1"};
+      "bench --device cuda --kernel gemv --lanes --quant w4g128s --shape 256x256 --batch 1 --runs 2 --rotate-mb 1",
+      "bench --device cuda --kernel gemv --split --quant w4g128s --shape 256x512 --batch 1,16 --runs 2 --rotate-mb 1"};
   for (const std::string& cmd : gpu_commands) {
     const result r = run(cmd);
     INFO(cmd << "\n" << r.output);
@@ -367,6 +368,15 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
   INFO(lanes_batch.output);
   REQUIRE(lanes_batch.status == 1);
   REQUIRE(lanes_batch.output.find("with --lanes takes 1-8 rows of X") != std::string::npos);
+  // So is the split-K kernel, and one run times one kernel.
+  const result split_cpu = run("bench --split --kernel gemv --shape 64x256");
+  INFO(split_cpu.output);
+  REQUIRE(split_cpu.status == 1);
+  REQUIRE(split_cpu.output.find("--split: the split-K kernel is a GPU GEMV") != std::string::npos);
+  const result split_lanes = run("bench --device cuda --split --lanes --kernel gemv --shape 64x256 --batch 1");
+  INFO(split_lanes.output);
+  REQUIRE(split_lanes.status == 1);
+  REQUIRE(split_lanes.output.find("--split and --lanes: two kernels") != std::string::npos);
   // decode's --prompt (the context before the timed tokens) takes 1 or more tokens: refused before any model is written.
   const result no_prompt = run("bench --kernel decode --quant w4g128 --prompt 0");
   INFO(no_prompt.output);
