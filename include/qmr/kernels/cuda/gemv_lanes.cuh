@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -350,9 +351,12 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
   const int row_slots = a.cols / 8;
   {
     const int nslots = MB * row_slots;
+    // __ldcg (L2, coherent), not the read-only path that const __restrict__ would give: under
+    // PDL the kernel that writes x runs during this kernel's lifetime, so x is not read-only
+    // for it, and an SM's non-coherent cache may still hold x's lines from an earlier call.
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     for (int s = static_cast<int>(threadIdx.x); s < nslots; s += T)
-      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? xv[s] : make_uint4(0u, 0u, 0u, 0u);
+      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? __ldcg(xv + s) : make_uint4(0u, 0u, 0u, 0u);
   }
   __syncthreads();
   // Per unit of each batch row: the columns rescaled in place by 2^(t - shift), and
@@ -473,9 +477,214 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
   }
 }
 
+// M = 1 with x in registers (gemv_lanes_x1_kernel). A lane holds the rescaled x of
+// 64 columns (32 f16x2 registers: one unit at 2 and 3 bits, two at 4, four at 8)
+// for the whole kernel, so the loop reads no shared memory and the block stages
+// nothing: a warp owns a slice of 2048 columns (lane l: units l, l + 32, ... of
+// the slice, so each 16-byte load instruction is 512 contiguous bytes) and a
+// share of its block's rows; the slices' sums of a row meet in shared memory.
+struct gemv_lanes_x1_traits {
+  static constexpr int chunk_cols = 64;                // a lane's columns (32 registers of x)
+  static constexpr int slice_cols = 32 * chunk_cols;   // a warp's columns
+  static constexpr int block_warps = 16;               // slices x warps per slice <= 16
+  static constexpr int max_slices = block_warps;       // so at most 32768 columns
+  // Units a lane decodes per step (rows x its units per row): rows a step = max(1, this / units a row).
+  // 4 measured 2-11% faster than 2 on an H100 at every shape and bit width it takes
+  // (bench/results/cuda_gemv_h100_x1_20261205_s34.md, "u4" against "x1").
+  static constexpr int units_per_step = 4;
+  static_assert(units_per_step == 1 || units_per_step == 2 || units_per_step == 4 || units_per_step == 8);
+  template <int Bits>
+  static constexpr int rows_per_step() {
+    constexpr int per_row = chunk_cols / lanes_unit_cols(Bits);
+    return units_per_step / per_row > 1 ? units_per_step / per_row : 1;
+  }
+};
+// Whether the x1 kernel takes an M = 1 call of a rows x cols matrix of Bits-bit codes: no
+// more slices than a block has warps, at least 3/4 of the lanes busy (a lane past the last
+// unit idles: 896 columns would leave 18 of 32 lanes idle, where the staged kernel has none),
+// and where it measured faster than the staged kernel on an H100 (stop 34, graph us per call):
+// rows at least 3x as long as the matrix is tall (4096 x 14336: 1.18-1.48x; 896 x 4864:
+// 1.6-2.1x), or 8-bit codes (8192 x 8192: 24.7 -> 23.6 us). On square and tall 2-4-bit
+// matrices it lost 1-6% (8192 x 8192 w2g64s 9.63 -> 10.20 us).
+QMR_HOST_DEVICE constexpr bool lanes_x1_takes(int bits, int rows, int cols) {
+  using T = gemv_lanes_x1_traits;
+  const int slices = (cols + T::slice_cols - 1) / T::slice_cols;
+  const bool fits = cols > 0 && slices <= T::max_slices && 4 * cols >= 3 * slices * T::slice_cols;
+  return fits && (bits == 8 || cols >= 3 * static_cast<long long>(rows));
+}
+
+// Rows are cut into one contiguous range per block (rows_per_block, the shared
+// sums f32 [rows_per_block]); warp w of a block takes slice w % slices and rows
+// r0 + w / slices + wps * i, R at a time (R = 2 where a lane loads one unit a row,
+// else 1), the next R rows' loads issued before these are decoded. Per unit the
+// arithmetic is the staged kernel's: f16x2 sums P of code * x * 2^(t - 24), then
+// Σ (code - z) x = 2^(24 - t) P - z Σx in f32, times the group's scale.
+template <int Bits, bool Asym, class TY>
+__global__ void __launch_bounds__(32 * gemv_lanes_x1_traits::block_warps, 1)
+    gemv_lanes_x1_kernel(const lanes_args a, int slices, int wps, int rows_per_block, const __half* __restrict__ x,
+                         TY* __restrict__ y) {
+  constexpr int UC = lanes_unit_cols(Bits), L = gemv_lanes_x1_traits::chunk_cols / UC, NP = UC / 2;
+  constexpr int R = gemv_lanes_x1_traits::rows_per_step<Bits>();
+  // [rows_per_block][slices]: each (row, slice) sum written once by the lane that ends
+  // with it, then added in slice order, so the result does not depend on warp timing
+  // (float atomics in shared memory did: the PDL test's chains differed in their bits).
+  extern __shared__ float gemv_lanes_x1_sums[];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int slice = warp % slices, sub = warp / slices;
+  const int r0 = static_cast<int>(blockIdx.x) * rows_per_block, r1 = min(a.rows, r0 + rows_per_block);
+  const int mine = r1 - r0 > sub ? (r1 - r0 - sub + wps - 1) / wps : 0;  // rows of this warp
+  const int n_it = (mine + R - 1) / R;
+
+  int unit[L], grp[L];
+  bool live[L];
+#pragma unroll
+  for (int j = 0; j < L; ++j) {
+    unit[j] = slice * 32 * L + 32 * j + lane;
+    live[j] = unit[j] < a.units;
+    grp[j] = live[j] ? (unit[j] * UC) >> a.group_shift : 0;
+  }
+  uint4 qa[R][L], qb[R][L];
+  uint2 ha[R][L], hb[R][L];
+  __half sa[R][L], sb[R][L];
+  qstd::uint32_t za[R][L], zb[R][L];
+  // The rows of iteration i: r0 + sub + wps * (R i + r); past r1 nothing is loaded.
+  const auto load = [&](uint4 (&q)[R][L], uint2 (&h)[R][L], __half (&s)[R][L], qstd::uint32_t (&z)[R][L], int i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = r0 + sub + wps * (R * i + r);
+      const bool ok = row < r1;
+      const std::size_t rq = static_cast<std::size_t>(ok ? row : r0) * a.units;
+      const std::size_t rg = static_cast<std::size_t>(ok ? row : r0) * a.n_groups;
+#pragma unroll
+      for (int j = 0; j < L; ++j) {
+        const bool on = ok && live[j];
+        q[r][j] = on ? lanes_ld16(a.q + rq + unit[j]) : make_uint4(0u, 0u, 0u, 0u);
+        if constexpr (Bits == 3) h[r][j] = on ? lanes_ld8(a.hq + rq + unit[j]) : make_uint2(0u, 0u);
+        else h[r][j] = make_uint2(0u, 0u);
+        s[r][j] = on ? a.scales[rg + grp[j]] : __ushort_as_half(0);
+        if constexpr (Asym) z[r][j] = on ? a.zeros[rg + grp[j]] : 0u;
+        else z[r][j] = 0u;
+      }
+    }
+  };
+  pdl_launch_dependents();
+  for (int i = tid; i < rows_per_block * slices; i += static_cast<int>(blockDim.x)) gemv_lanes_x1_sums[i] = 0.0f;
+  if (n_it > 0) load(qa, ha, sa, za, 0);  // weights: in flight before the wait for x
+  __syncthreads();                        // the sums are zero before any warp adds to them
+  pdl_wait();
+
+  // The lane's x: per unit, columns rescaled by 2^(t - shift) and {2^(24 - t), Σx}.
+  qstd::uint32_t xr[L][NP];
+  float uk[L], usum[L];
+  {
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+#pragma unroll
+    for (int j = 0; j < L; ++j)
+#pragma unroll
+      for (int sl = 0; sl < UC / 8; ++sl) {
+        const uint4 v = live[j] ? __ldcg(xv + unit[j] * (UC / 8) + sl) : make_uint4(0u, 0u, 0u, 0u);  // coherent: see gemv_lanes_kernel
+        xr[j][4 * sl] = v.x;
+        xr[j][4 * sl + 1] = v.y;
+        xr[j][4 * sl + 2] = v.z;
+        xr[j][4 * sl + 3] = v.w;
+      }
+#pragma unroll
+    for (int j = 0; j < L; ++j) {
+      float sum = 0.0f, amax = 0.0f;
+#pragma unroll
+      for (int p = 0; p < NP; ++p) {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&xr[j][p]));
+        sum += f.x + f.y;
+        amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
+      }
+      const int ex = amax > 0.0f ? 14 - ilogbf(amax) : 0;  // as in gemv_lanes_kernel
+#pragma unroll
+      for (int p = 0; p < NP; ++p) {
+        const float k = __int_as_float((127 + ex - lanes_pair_shift<Bits>(p)) << 23);
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&xr[j][p]));
+        const __half2 hv = __floats2half2_rn(f.x * k, f.y * k);
+        xr[j][p] = *reinterpret_cast<const qstd::uint32_t*>(&hv);
+      }
+      uk[j] = __int_as_float((127 + 24 - ex) << 23);
+      usum[j] = sum;
+    }
+  }
+
+  for (int i = 0; i < n_it; ++i) {
+    if (i + 1 < n_it) load(qb, hb, sb, zb, i + 1);
+    float v[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      v[r] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < L; ++j) {
+        const qstd::uint32_t q[4] = {qa[r][j].x, qa[r][j].y, qa[r][j].z, qa[r][j].w};
+        const qstd::uint32_t hw[2] = {ha[r][j].x, ha[r][j].y};
+        qstd::uint32_t part = 0u;
+#pragma unroll
+        for (int p = 0; p < NP; ++p) part = lanes_hfma2(lanes_pair_fields<Bits, lanes_device_ops>(q, hw, p, 0u), xr[j][p], part);
+        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&part));
+        const float z = Asym ? static_cast<float>(za[r][j]) : static_cast<float>(1 << (Bits - 1));
+        v[r] = fmaf(__half2float(sa[r][j]), fmaf(uk[j], f.x + f.y, -z * usum[j]), v[r]);
+      }
+    }
+    // The warp's sums of its R rows: each exchange halves the rows a lane holds (lanes
+    // with bit w set keep the upper half), so that lane l ends with row l / (32 / R)
+    // over its aligned run of 32 / R lanes, which then reduce together.
+#pragma unroll
+    for (int w = 16, n = R; n > 1; w >>= 1, n >>= 1) {
+      const bool hi = (lane & w) != 0;
+#pragma unroll
+      for (int k = 0; k < n / 2; ++k)
+        v[k] = (hi ? v[k + n / 2] : v[k]) + __shfl_xor_sync(0xffffffffu, hi ? v[k] : v[k + n / 2], w);
+    }
+#pragma unroll
+    for (int o = 16 / R; o > 0; o >>= 1) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
+    if (lane % (32 / R) == 0) {
+      const int row = r0 + sub + wps * (R * i + lane / (32 / R));
+      if (row < r1) gemv_lanes_x1_sums[(row - r0) * slices + slice] = v[0];
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < L; ++j) {
+        qa[r][j] = qb[r][j];
+        ha[r][j] = hb[r][j];
+        sa[r][j] = sb[r][j];
+        za[r][j] = zb[r][j];
+      }
+  }
+  __syncthreads();
+  for (int i = tid; i < r1 - r0; i += static_cast<int>(blockDim.x)) {
+    float sum = 0.0f;
+    for (int sl = 0; sl < slices; ++sl) sum += gemv_lanes_x1_sums[i * slices + sl];
+    lanes_store(y + r0 + i, sum);
+  }
+}
+
+// The x1 kernel's launch: slices of 2048 columns, 16 / slices warps each, one block per SM.
+template <int Bits, bool Asym, class TY>
+void lanes_x1_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream, bool pdl) {
+  using T = gemv_lanes_x1_traits;
+  const int slices = (a.cols + T::slice_cols - 1) / T::slice_cols;
+  const int wps = T::block_warps / slices;
+  constexpr int R = T::rows_per_step<Bits>();
+  // One block per SM, or fewer where the rows are few (every warp at least R rows).
+  const int want = (a.rows + wps * R - 1) / (wps * R);
+  const int blocks = std::max(1, std::min(sm_count > 0 ? sm_count : 1, want));
+  const int rows_per_block = (a.rows + blocks - 1) / blocks;
+  const int grid = (a.rows + rows_per_block - 1) / rows_per_block;
+  launch_kernel(pdl, gemv_lanes_x1_kernel<Bits, Asym, TY>, dim3(static_cast<unsigned>(grid)),
+                dim3(static_cast<unsigned>(32 * slices * wps)), static_cast<std::size_t>(rows_per_block) * slices * sizeof(float), stream, a,
+                slices, wps, rows_per_block, x, y);
+}
+
 // One launch: a grid of at most blocks_per_sm blocks per SM (sm_count), x staged in MB x cols f16.
 template <int Bits, int MB, bool Asym, class TY>
 void lanes_launch(const lanes_args& a, const __half* x, TY* y, int sm_count, cudaStream_t stream, bool pdl) {
+  if constexpr (MB == 1) {
+    if (lanes_x1_takes(Bits, a.rows, a.cols)) return lanes_x1_launch<Bits, Asym, TY>(a, x, y, sm_count, stream, pdl);
+  }
   constexpr int R = gemv_lanes_traits::rows_per_warp, WPB = gemv_lanes_traits::block_warps;
   const int n_rs = (a.rows + R - 1) / R;
   const int want = (n_rs + WPB - 1) / WPB;
