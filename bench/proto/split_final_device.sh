@@ -7,12 +7,8 @@
 set -u
 cd "$(dirname "$0")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
 L=$OUT/log.txt
-s=$SECONDS; timeout 60 /tmp/v5/test_cuda_gemv_split > $OUT/tests.txt 2>&1; echo "split test v5 rc=$? $((SECONDS-s))s" >> $L
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-for tool in memcheck racecheck; do
-  s=$SECONDS
-  env QMR_GEMV_TEST_QUICK=1 timeout 60 $SAN --tool $tool --error-exitcode 3 /tmp/v5/test_cuda_gemv_split > $OUT/san_$tool.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(tail -1 $OUT/san_$tool.txt)" >> $L; done
+. "$(dirname "$0")/split_device_checks.sh"
+split_checks /tmp/v5
 for v in w32r4 w32r6; do
   s=$SECONDS; echo "=== $v" >> $OUT/tests.txt; timeout 60 /tmp/var/test_split_$v >> $OUT/tests.txt 2>&1; echo "split test $v rc=$? $((SECONDS-s))s" >> $L; done
 for v in v5 v4 w32r4 w32r6 v5 w32r4; do

@@ -7,12 +7,8 @@
 set -u
 cd "$(dirname "$0")/../.." && for t in gpu_carry/v2.tgz gpu_carry/v3.tgz; do tar xzf "$t" -C /tmp; done
 L=$OUT/log.txt
-s=$SECONDS; timeout 120 /tmp/v3/test_cuda_gemv_split > $OUT/tests.txt 2>&1; echo "split test rc=$? $((SECONDS-s))s" >> $L
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-for tool in memcheck racecheck synccheck; do
-  s=$SECONDS
-  env QMR_GEMV_TEST_QUICK=1 timeout 60 $SAN --tool $tool --error-exitcode 3 /tmp/v3/test_cuda_gemv_split > $OUT/san_$tool.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(tail -1 $OUT/san_$tool.txt)" >> $L; done
+. "$(dirname "$0")/split_device_checks.sh"
+split_checks /tmp/v3
 for v in r6 r4 r8 v2 r6; do
   b=/tmp/v3/cuda_gemv_$v; [ $v = v2 ] && b=/tmp/v2/cuda_gemv
   s=$SECONDS; echo "== $v" >> $OUT/split.txt

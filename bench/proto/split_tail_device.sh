@@ -5,12 +5,8 @@
 set -u
 cd "$(dirname "$0")/../.." && for t in gpu_carry/v3.tgz gpu_carry/v4.tgz; do tar xzf "$t" -C /tmp; done
 L=$OUT/log.txt
-s=$SECONDS; timeout 120 /tmp/v4/test_cuda_gemv_split > $OUT/tests.txt 2>&1; echo "split test rc=$? $((SECONDS-s))s" >> $L
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-for tool in memcheck racecheck; do
-  s=$SECONDS
-  env QMR_GEMV_TEST_QUICK=1 timeout 60 $SAN --tool $tool --error-exitcode 3 /tmp/v4/test_cuda_gemv_split > $OUT/san_$tool.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(tail -1 $OUT/san_$tool.txt)" >> $L; done
+. "$(dirname "$0")/split_device_checks.sh"
+split_checks /tmp/v4
 for v in v4 r4 v4 r4; do
   b=/tmp/v4/cuda_gemv; [ $v = r4 ] && b=/tmp/v3/cuda_gemv_r4
   s=$SECONDS; echo "== $v" >> $OUT/split.txt
