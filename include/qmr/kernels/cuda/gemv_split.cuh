@@ -34,16 +34,16 @@ namespace qmr::cuda {
 // and reads one word per group end. With zero points, the same array of f16x2 zero
 // factors (z0 - z) / z0 (z0 = 2^(Bits-1): exact in f16 for every z of Bits <= 8 bits).
 //
-// The kernel. A block of 8 warps owns a band of 128 rows (a tile per warp) and one
+// The kernel. A block of 16 warps owns a band of 256 rows (a tile per warp) and one
 // slice of the columns (slice_cols, a multiple of 256 so that every group of up to
 // 256 columns starts inside it; the last slice may be shorter); the grid is
 // bands x slices, sized to fill the GPU once. The block stages its slice of x (8 or
 // 16 token rows, zero past M, rows padded by 16 bytes so that ldmatrix is
-// conflict-free), the band's scales and zero points of the slice's groups and, for
-// zero points, each token's sum of x per group. A warp streams its tile's loads
-// with 16-byte no-allocate loads, two loads per step, the next step's issued before
-// this one is decoded; per k-step it decodes 4 pairs, takes its B fragments with one
-// ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
+// conflict-free) and, for zero points, each token's sum of x per group; each warp
+// stages its tile's scales (and zero factors) of the slice's groups. A warp streams
+// its tile's loads through a ring of shared-memory slots by cp.async (each lane its
+// own 16 bytes, ring - 1 loads ahead); per k-step it decodes 4 pairs, takes its B
+// fragments with one ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
 // the group's sums are scaled into the totals (and the zero point's share, s * (z0 -
 // z) / z0 * Σx, added). With one slice per row the block stores y; otherwise each
 // block writes its partial sums to a workspace and the last block of a band to
@@ -52,10 +52,11 @@ namespace qmr::cuda {
 // distributed shared memory instead was measured on an H100, stop 35: no faster at
 // 16 tokens, 15% slower at 1; bench/results/cuda_gemv_split_h100_20261205_s35.md.)
 //
-// Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so what a block
-// does besides streaming weights counts: x arrives by cp.async (no register round
-// trip), each warp stages only its own tile's scales, and the ldmatrix addresses
-// are a base plus constants.
+// Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so the chains of
+// memory round trips around the stream count: x and the scales arrive by cp.async
+// (no register round trip, no warp stalled on them), and the band's last block adds
+// the slices as float4 runs with every slice's load in flight (2 round trips at 16
+// tokens, not 8).
 // ---------------------------------------------------------------------------
 struct gemv_split_traits {
   // 16 warps share one staging of x (half the L2 traffic and shared memory of 8).
