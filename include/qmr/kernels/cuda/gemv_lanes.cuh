@@ -270,6 +270,28 @@ QMR_DEVICE __forceinline__ qstd::uint32_t lanes_decode(const qstd::uint32_t (&q)
 QMR_DEVICE __forceinline__ void lanes_store(float* y, float v) { *y = v; }
 QMR_DEVICE __forceinline__ void lanes_store(f16* y, float v) { y->bits = __half_as_ushort(__float2half_rn(v)); }
 
+// The per-unit rescaling of x both lane kernels share (see the staged kernel's comment):
+// a unit's words of x summed into `sum` and their largest |x| into `amax`...
+QMR_DEVICE __forceinline__ void lanes_sum_amax(qstd::uint32_t w, float& sum, float& amax) {
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));
+  sum += f.x + f.y;
+  amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
+}
+// ...its exponent ex, which puts the largest |x| * 2^ex in [2^14, 2^15) (amax is a finite f16,
+// at most 65504, so ex >= -1; or 0, where any exponent serves)...
+QMR_DEVICE __forceinline__ int lanes_unit_exponent(float amax) { return amax > 0.0f ? 14 - ilogbf(amax) : 0; }
+// ...pair p's word times 2^(ex - shift(p)), rounded to f16 (2^(ex - shift) as an f32 bit
+// pattern: ex - shift lies in [-9, 38], a normal exponent)...
+template <int Bits>
+QMR_DEVICE __forceinline__ qstd::uint32_t lanes_rescale_pair(qstd::uint32_t w, int ex, int p) {
+  const float k = __int_as_float((127 + ex - lanes_pair_shift<Bits>(p)) << 23);
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w));
+  const __half2 h = __floats2half2_rn(f.x * k, f.y * k);
+  return *reinterpret_cast<const qstd::uint32_t*>(&h);
+}
+// ...and 2^(24 - ex), which turns the unit's f16x2 sums of code * x * 2^(ex - 24) back into x's units.
+QMR_DEVICE __forceinline__ float lanes_unit_unscale(int ex) { return __int_as_float((127 + 24 - ex) << 23); }
+
 // A persistent grid (at most blocks_per_sm blocks per SM); warp gw handles row
 // pairs gw, gw + W, ... (W warps in all). Its work is a flat sequence of items
 // (row pair, step): step s covers units 32 s .. 32 s + 31 of both rows, one per
@@ -371,30 +393,19 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
       const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
       const qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
-        sum += f.x + f.y;
-        amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
-      }
+      for (int e = 0; e < 4; ++e) lanes_sum_amax(w4[e], sum, amax);
     }
-    // amax is a finite f16 (at most 65504, so ex >= -1) or 0 (any exponent serves)
-    const int ex = amax > 0.0f ? 14 - ilogbf(amax) : 0;
+    const int ex = lanes_unit_exponent(amax);
 #pragma unroll
     for (int sl = 0; sl < P; ++sl) {  // a second pass over the slots: holding them would spill
       const int s = m * row_slots + u * P + sl;
       const uint4 v = gemv_lanes_smem[s ^ ((s >> 3) & 7)];
       qstd::uint32_t w4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        // 2^(ex - shift) as an f32 bit pattern: ex - shift lies in [-9, 38], a normal exponent
-        const float k = __int_as_float((127 + ex - lanes_pair_shift<Bits>(sl * 4 + e)) << 23);
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w4[e]));
-        const __half2 h = __floats2half2_rn(f.x * k, f.y * k);
-        w4[e] = *reinterpret_cast<const qstd::uint32_t*>(&h);
-      }
+      for (int e = 0; e < 4; ++e) w4[e] = lanes_rescale_pair<Bits>(w4[e], ex, sl * 4 + e);
       gemv_lanes_smem[s ^ ((s >> 3) & 7)] = make_uint4(w4[0], w4[1], w4[2], w4[3]);
     }
-    unit_f[t] = make_float2(__int_as_float((127 + 24 - ex) << 23), sum);
+    unit_f[t] = make_float2(lanes_unit_unscale(ex), sum);
   }
   __syncthreads();
 
@@ -592,20 +603,11 @@ __global__ void __launch_bounds__(32 * gemv_lanes_x1_traits::block_warps, 1)
     for (int j = 0; j < L; ++j) {
       float sum = 0.0f, amax = 0.0f;
 #pragma unroll
-      for (int p = 0; p < NP; ++p) {
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&xr[j][p]));
-        sum += f.x + f.y;
-        amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
-      }
-      const int ex = amax > 0.0f ? 14 - ilogbf(amax) : 0;  // as in gemv_lanes_kernel
+      for (int p = 0; p < NP; ++p) lanes_sum_amax(xr[j][p], sum, amax);
+      const int ex = lanes_unit_exponent(amax);
 #pragma unroll
-      for (int p = 0; p < NP; ++p) {
-        const float k = __int_as_float((127 + ex - lanes_pair_shift<Bits>(p)) << 23);
-        const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&xr[j][p]));
-        const __half2 hv = __floats2half2_rn(f.x * k, f.y * k);
-        xr[j][p] = *reinterpret_cast<const qstd::uint32_t*>(&hv);
-      }
-      uk[j] = __int_as_float((127 + 24 - ex) << 23);
+      for (int p = 0; p < NP; ++p) xr[j][p] = lanes_rescale_pair<Bits>(xr[j][p], ex, p);
+      uk[j] = lanes_unit_unscale(ex);
       usum[j] = sum;
     }
   }

@@ -271,12 +271,6 @@ QMR_DEVICE __forceinline__ void split_cp_async16(unsigned dst, const void* src, 
 QMR_DEVICE __forceinline__ void split_cp_async8(unsigned dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
 }
-QMR_DEVICE __forceinline__ void split_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most N of this thread's most recent cp.async groups are in flight.
-template <int N>
-QMR_DEVICE __forceinline__ void split_cp_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 QMR_DEVICE __forceinline__ float2 split_half2_float2(qstd::uint32_t v) {
   return __half22float2(*reinterpret_cast<const __half2*>(&v));
 }
@@ -539,7 +533,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       split_cp_async16(ring_q + 512u * static_cast<unsigned>(slot), qp + static_cast<std::size_t>(i) * 32, 16u);
       if constexpr (Bits == 3) split_cp_async8(ring_h + 256u * static_cast<unsigned>(slot), hp + static_cast<std::size_t>(i) * 32);
     }
-    split_cp_commit();
+    cp_async_commit();
   };
 
   pdl_launch_dependents();
@@ -561,8 +555,8 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
       split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
     }
   }
-  split_cp_commit();
-  split_cp_wait<0>();  // x and the scales (and the first loads, issued earlier: groups complete in order)
+  cp_async_commit();
+  cp_async_wait<0>();  // x and the scales (and the first loads, issued earlier: groups complete in order)
   if constexpr (Asym) {
     __syncwarp();  // the warp's rows have landed for all its lanes
     split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
@@ -581,7 +575,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
 
   for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {  // slot = i % R
     issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);  // into the slot load i - 1 left (consumed last iteration)
-    split_cp_wait<R - 1>();
+    cp_async_wait<R - 1>();
     qstd::uint32_t q[4], hw[2] = {0u, 0u};
     const unsigned us = static_cast<unsigned>(slot);
     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3]) : "r"(ring_q + 512u * us) : "memory");
@@ -591,7 +585,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
     split_load_mma<Bits, NT, Asym>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, zp, xsum,
                                    a.group_shift, a.slice_groups, g, t, part, acc);
   }
-  split_cp_wait<0>();  // no copy outlives the block
+  cp_async_wait<0>();  // no copy outlives the block
 
   split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
 }
