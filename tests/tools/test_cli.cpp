@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -356,27 +357,21 @@ TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device t
   INFO(a8.output);
   REQUIRE(a8.status == 1);
   REQUIRE(a8.output.find("'w8g128+a8': activation quantization (+a8/+a4) runs only on the CPU") != std::string::npos);
-  const result gemm = run("bench --device cuda --kernel gemm --shape 64x256");
-  REQUIRE(gemm.status == 1);
-  REQUIRE(gemm.output.find("--kernel gemm has no GPU benchmark") != std::string::npos);
-  // The lane-layout kernel is a GPU GEMV of 1-8 rows: refused elsewhere, before any device is touched.
-  const result lanes_cpu = run("bench --lanes --kernel gemv --shape 64x256");
-  INFO(lanes_cpu.output);
-  REQUIRE(lanes_cpu.status == 1);
-  REQUIRE(lanes_cpu.output.find("--lanes: the lane-layout kernel is a GPU GEMV") != std::string::npos);
-  const result lanes_batch = run("bench --device cuda --lanes --kernel gemv --shape 64x256 --batch 16");
-  INFO(lanes_batch.output);
-  REQUIRE(lanes_batch.status == 1);
-  REQUIRE(lanes_batch.output.find("with --lanes takes 1-8 rows of X") != std::string::npos);
-  // So is the split-K kernel, and one run times one kernel.
-  const result split_cpu = run("bench --split --kernel gemv --shape 64x256");
-  INFO(split_cpu.output);
-  REQUIRE(split_cpu.status == 1);
-  REQUIRE(split_cpu.output.find("--split: the split-K kernel is a GPU GEMV") != std::string::npos);
-  const result split_lanes = run("bench --device cuda --split --lanes --kernel gemv --shape 64x256 --batch 1");
-  INFO(split_lanes.output);
-  REQUIRE(split_lanes.status == 1);
-  REQUIRE(split_lanes.output.find("--split and --lanes: two kernels") != std::string::npos);
+  // Argument errors of the GPU benchmark, refused before any device is touched: no GPU GEMM; the
+  // lane-layout kernel is a GPU GEMV of 1-8 rows, the split-K kernel a GPU GEMV, and one run
+  // times one kernel.
+  const std::pair<std::string, std::string> refused[] = {
+      {"bench --device cuda --kernel gemm --shape 64x256", "--kernel gemm has no GPU benchmark"},
+      {"bench --lanes --kernel gemv --shape 64x256", "--lanes: the lane-layout kernel is a GPU GEMV"},
+      {"bench --device cuda --lanes --kernel gemv --shape 64x256 --batch 16", "with --lanes takes 1-8 rows of X"},
+      {"bench --split --kernel gemv --shape 64x256", "--split: the split-K kernel is a GPU GEMV"},
+      {"bench --device cuda --split --lanes --kernel gemv --shape 64x256 --batch 1", "--split and --lanes: two kernels"}};
+  for (const auto& [cmd, message] : refused) {
+    const result r = run(cmd);
+    INFO(cmd << "\n" << r.output);
+    REQUIRE(r.status == 1);
+    REQUIRE(r.output.find(message) != std::string::npos);
+  }
   // decode's --prompt (the context before the timed tokens) takes 1 or more tokens: refused before any model is written.
   const result no_prompt = run("bench --kernel decode --quant w4g128 --prompt 0");
   INFO(no_prompt.output);
