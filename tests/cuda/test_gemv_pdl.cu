@@ -1,4 +1,4 @@
-// GPU test: quantized GEMVs launched with programmatic dependent launch (PDL), each reading the previous one's output (x -> y1 -> y2 -> y3, as a decode step chains them), give bit for bit the outputs of the same chain launched plainly: the kernels issue weight loads before they wait, and must not read x or write y before the previous kernel has completed. Intermediate outputs are poisoned (NaN) by a kernel just before each chain. Tensor-core and lane-layout kernels, M = 1 and 4. Exits 77 (skip) without a GPU.
+// GPU test: quantized GEMVs launched with programmatic dependent launch (PDL), each reading the previous one's output (x -> y1 -> ... -> y6 through two ping-pong buffers, as a decode step chains them), give bit for bit the outputs of the same chain launched plainly: the kernels issue weight loads before they wait, and must not read x or write y before the previous kernel has completed. Intermediate outputs are poisoned (NaN) by a kernel just before each chain. Tensor-core, lane-layout and split-K kernels, M = 1 and 4. Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "qmr/kernels/cuda/gemv.cuh"
+#include "qmr/kernels/cuda/gemv_split.cuh"
 #include "gpu_check.hpp"
 
 namespace {
@@ -20,8 +21,12 @@ namespace qc = qmr::cuda;
 
 // Square layers (outputs feed the next layer), long enough that a kernel runs for
 // microseconds, which is the window a missing wait would read stale data in.
+// The middle layers ping-pong between two buffers, so that layer l + 1 reads what
+// layer l - 1 read and layer l then overwrote: under PDL the three kernels' blocks
+// may be resident together, the pattern that makes a read through the read-only
+// cache (ld.global.nc) stale (see ld_produced in launch.cuh).
 constexpr std::int64_t n = 4096;
-constexpr int layers = 3;
+constexpr int layers = 6;
 constexpr int chains = 24;  // chains per configuration, each into its own output slot
 constexpr int max_m = 4;
 
@@ -45,21 +50,32 @@ quant::qtensor unit_gain_qtensor(const quant::format_spec& spec, rng& r) {
   return q;
 }
 
+enum class kernel { tiles, lanes, split };
+const char* name_of(kernel k) { return k == kernel::tiles ? "tensor-core" : k == kernel::lanes ? "lanes" : "split"; }
+
+// One layer's weights in each layout.
+struct layer {
+  qc::device_qtensor w;      // tiles and lanes
+  qc::device_split split;
+};
+
 // Runs `chains` chains x -> y1 -> ... -> out[c] on one stream and returns the outputs.
-std::vector<std::uint16_t> run(const std::vector<qc::device_qtensor>& w, const qc::device_buffer& x, int m, bool lanes,
-                               bool pdl, cudaStream_t stream) {
-  qc::device_buffer mid(static_cast<std::size_t>(layers - 1) * max_m * n * sizeof(f16));  // [layers - 1][max_m, n]
+std::vector<std::uint16_t> run(const std::vector<layer>& w, const qc::device_buffer& x, int m, kernel k, bool pdl,
+                               cudaStream_t stream) {
+  qc::device_buffer mid(static_cast<std::size_t>(2) * max_m * n * sizeof(f16));  // [2][max_m, n]: ping-pong
   qc::device_buffer out(static_cast<std::size_t>(chains) * max_m * n * sizeof(f16));      // [chains][max_m, n]
   QMR_CUDA_CHECK(cudaMemsetAsync(out.data(), 0xff, out.size(), stream));
   for (int c = 0; c < chains; ++c) {
     poison<<<256, 256, 0, stream>>>(mid.as<f16>(), static_cast<std::int64_t>(mid.size() / sizeof(f16)));
     QMR_CUDA_CHECK(cudaGetLastError());
     for (int l = 0; l < layers; ++l) {
-      const f16* in = l == 0 ? x.as<const f16>() : mid.as<const f16>() + static_cast<std::int64_t>(l - 1) * max_m * n;
+      const f16* in = l == 0 ? x.as<const f16>() : mid.as<const f16>() + static_cast<std::int64_t>((l - 1) % 2) * max_m * n;
       f16* y = l + 1 == layers ? out.as<f16>() + static_cast<std::int64_t>(c) * max_m * n
-                               : mid.as<f16>() + static_cast<std::int64_t>(l) * max_m * n;
-      if (lanes) qc::gemv_lanes(w[static_cast<std::size_t>(l)], in, y, m, stream, pdl);
-      else qc::gemv(w[static_cast<std::size_t>(l)], in, y, m, stream, pdl);
+                               : mid.as<f16>() + static_cast<std::int64_t>(l % 2) * max_m * n;
+      const layer& wl = w[static_cast<std::size_t>(l)];
+      if (k == kernel::lanes) qc::gemv_lanes(wl.w, in, y, m, stream, pdl);
+      else if (k == kernel::split) qc::gemv_split(wl.split, in, y, m, stream, pdl);
+      else qc::gemv(wl.w, in, y, m, stream, pdl);
     }
   }
   std::vector<std::uint16_t> host(out.size() / 2);
@@ -83,13 +99,16 @@ int main() {
     QMR_CUDA_CHECK(cudaMemcpy(x.data(), xh.data(), x.size(), cudaMemcpyHostToDevice));
     for (const quant::format_spec& spec : {quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(8, 128, false),
                                            quant::format_spec::quantized(2, 64, true), quant::format_spec::quantized(3, 128, true)}) {
-      std::vector<qc::device_qtensor> w;
-      for (int l = 0; l < layers; ++l) w.push_back(qc::upload(unit_gain_qtensor(spec, r).view(), owner.s, /*with_lanes=*/true));
-      for (bool lanes : {false, true})
+      std::vector<layer> w;
+      for (int l = 0; l < layers; ++l) {
+        const quant::qtensor q = unit_gain_qtensor(spec, r);
+        w.push_back({qc::upload(q.view(), owner.s, /*with_lanes=*/true), qc::upload_split(q.view(), owner.s)});
+      }
+      for (kernel k : {kernel::tiles, kernel::lanes, kernel::split})
         for (int m : {1, max_m}) {
-          if (lanes && !w[0].has_lanes()) continue;
-          const std::vector<std::uint16_t> plain = run(w, x, m, lanes, false, owner.s);
-          const std::vector<std::uint16_t> overlapped = run(w, x, m, lanes, true, owner.s);
+          if (k == kernel::lanes && !w[0].w.has_lanes()) continue;
+          const std::vector<std::uint16_t> plain = run(w, x, m, k, false, owner.s);
+          const std::vector<std::uint16_t> overlapped = run(w, x, m, k, true, owner.s);
           int finite = 0, differ = 0;
           for (int c = 0; c < chains; ++c)
             for (int i = 0; i < m; ++i)
@@ -103,12 +122,12 @@ int main() {
           const int total = chains * m * static_cast<int>(n);
           // The plain chain's outputs are finite and mostly nonzero (else the comparison proves little)...
           CHECK(finite > total * 9 / 10, "%s %s M=%d: only %d of %d plain outputs are finite and nonzero", spec.str().c_str(),
-                lanes ? "lanes" : "tensor-core", m, finite, total);
+                name_of(k), m, finite, total);
           // ...and the PDL chain's are the same bits.
-          CHECK(differ == 0, "%s %s M=%d: %d of %d outputs differ with PDL", spec.str().c_str(), lanes ? "lanes" : "tensor-core",
+          CHECK(differ == 0, "%s %s M=%d: %d of %d outputs differ with PDL", spec.str().c_str(), name_of(k),
                 m, differ, total);
           std::printf("%-8s %-11s M=%d: %s (%d outputs, %d finite and nonzero, %d differ)\n", spec.str().c_str(),
-                      lanes ? "lanes" : "tensor-core", m, differ == 0 && finite > total * 9 / 10 ? "ok  " : "FAIL", total,
+                      name_of(k), m, differ == 0 && finite > total * 9 / 10 ? "ok  " : "FAIL", total,
                       finite, differ);
         }
     }

@@ -1,4 +1,4 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "qmr/core/thread_pool.hpp"
+#include "qmr/kernels/cuda/gemv.cuh"
 #include "qmr/kernels/cuda/gemv_split.cuh"
 #include "gemv_reference.hpp"
 #include "gpu_check.hpp"
@@ -96,6 +97,15 @@ bool throws(F&& f) {
   return false;
 }
 
+// split_takes names both kernels on the dispatch cases' shapes: the split kernel for long
+// rows at 16 tokens and for a large matrix at 1 token, the tiled one for short rows and
+// for long rows of a small matrix at 3 tokens.
+bool qc_rule_both_ways() {
+  namespace qc = qmr::cuda;
+  return qc::split_takes(4, 67, qc::split_min_cols * 2, 16) && qc::split_takes(4, qc::split_min_elements / 2048, 2048, 1) &&
+         !qc::split_takes(4, 203, 896, 16) && !qc::split_takes(4, 67, qc::split_min_cols * 2, 3);
+}
+
 }  // namespace
 
 int main() {
@@ -132,6 +142,62 @@ int main() {
                       spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.runs, st.worst,
                       st.worst_rms);
         }
+
+    // gemv()'s choice: over an upload with lane and/or split copies it must give, bit for
+    // bit, the output of the kernel the rule names (lanes at M = 1 where present, else
+    // split where split_takes, else tiled), on shapes either side of its thresholds.
+    {
+      rng r3{11};
+      int dispatch_cases = 0;
+      for (const quant::format_spec spec : {quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(8, 64, false),
+                                            quant::format_spec::quantized(2, 64, false)})
+        for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{67, qmr::cuda::split_min_cols * 2},
+                                         std::pair<std::int64_t, std::int64_t>{203, 896},
+                                         std::pair<std::int64_t, std::int64_t>{qmr::cuda::split_min_elements / 2048, 2048}}) {
+          const quant::qtensor q = random_qtensor(spec, rows, cols, r3);
+          namespace qc = qmr::cuda;
+          const qc::device_qtensor tiled = qc::upload(q.view(), nullptr, false);
+          const qc::device_qtensor with_split = qc::upload(q.view(), nullptr, qc::upload_layouts{.lanes = false, .split = true});
+          const qc::device_qtensor with_both = qc::upload(q.view(), nullptr, qc::upload_layouts{.lanes = true, .split = true});
+          CHECK(with_split.has_split() && with_both.has_split() && !tiled.has_split(), "%s: split copies not uploaded as asked",
+                spec.str().c_str());
+          std::vector<f16> xh(static_cast<std::size_t>(16 * cols));
+          for (auto& v : xh) v = qmr::to_f16(r3.uniform(-1.0f, 1.0f));
+          qc::device_buffer dx(xh.size() * sizeof(f16)), dy(static_cast<std::size_t>(16 * rows) * sizeof(float));
+          QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xh.data(), dx.size(), cudaMemcpyHostToDevice));
+          const auto run = [&](auto&& call) {
+            QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));
+            call();
+            QMR_CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> y(static_cast<std::size_t>(16 * rows));
+            QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+            return y;
+          };
+          for (int M : {1, 3, 12, 16}) {
+            const std::size_t n = static_cast<std::size_t>(M * rows);
+            const auto x = dx.as<const f16>();
+            const auto y = dy.as<float>();
+            const bool split = qc::split_takes(spec.bits, rows, cols, M);
+            const std::vector<float> want = split ? run([&] { qc::gemv_split(with_split.split, x, y, M, nullptr); })
+                                                  : run([&] { qc::gemv(tiled, x, y, M, nullptr); });
+            const std::vector<float> got = run([&] { qc::gemv(with_split, x, y, M, nullptr); });
+            CHECK(std::memcmp(want.data(), got.data(), n * sizeof(float)) == 0,
+                  "%s [%lld, %lld] M=%d: gemv() over a split copy differs from the %s kernel", spec.str().c_str(),
+                  static_cast<long long>(rows), static_cast<long long>(cols), M, split ? "split" : "tiled");
+            if (M == 1 && with_both.has_lanes()) {
+              const std::vector<float> lanes = run([&] { qc::gemv_lanes(with_both, x, y, 1, nullptr); });
+              const std::vector<float> both = run([&] { qc::gemv(with_both, x, y, 1, nullptr); });
+              CHECK(std::memcmp(lanes.data(), both.data(), n * sizeof(float)) == 0,
+                    "%s [%lld, %lld] M=1: gemv() over lane and split copies is not the lane kernel", spec.str().c_str(),
+                    static_cast<long long>(rows), static_cast<long long>(cols));
+            }
+            ++dispatch_cases;
+          }
+        }
+      // Both branches of the rule were exercised.
+      CHECK(qc_rule_both_ways(), "split_takes does not name both kernels on the dispatch shapes");
+      std::printf("gemv() dispatch: %d cases\n", dispatch_cases);
+    }
 
     // Formats without a split layout, bad batches and misaligned activations are errors.
     rng r2{7};

@@ -144,6 +144,33 @@ int main() {
               CHECK(qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes <= 227 * 1024,
                     "%s: %d bytes of shared memory a block", what.c_str(), qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes);
             }
+  // gemv()'s rule (split_takes): once it takes the split kernel at M tokens it takes it
+  // at every larger M up to 16 (more tokens only favour the split kernel in the
+  // measurements behind it), never past 16 or below 1, never for fewer bits less
+  // often than for 8; and on the measured shapes it names the kernel that was faster.
+  int n_rules = 0;
+  for (int bits : {2, 3, 4, 8})
+    for (std::int64_t rows : {1, 67, 896, 2048, 4096, 4864, 8192, 8960, 14336, 151936})
+      for (std::int64_t cols : {16, 896, 1536, 2048, 4096, 4864, 8192, 8960, 14336}) {
+        ++n_rules;
+        CHECK(!qc::split_takes(bits, rows, cols, 0) && !qc::split_takes(bits, rows, cols, 17), "split_takes outside 1..16 tokens");
+        for (int m = 1; m < 16; ++m)
+          CHECK(!qc::split_takes(bits, rows, cols, m) || qc::split_takes(bits, rows, cols, m + 1),
+                "split_takes w%d [%lld, %lld]: M=%d but not M=%d", bits, static_cast<long long>(rows), static_cast<long long>(cols), m, m + 1);
+        for (int m = 1; m <= 16; ++m)
+          CHECK(!qc::split_takes(8, rows, cols, m) || qc::split_takes(bits, rows, cols, m),
+                "split_takes [%lld, %lld] M=%d: 8-bit but not %d-bit", static_cast<long long>(rows), static_cast<long long>(cols), m, bits);
+      }
+  // The H100's choices (graph time with PDL, bench/results/cuda_gemv_split_dispatch_h100_20261205_s36.md).
+  CHECK(qc::split_takes(4, 8192, 8192, 2) && qc::split_takes(2, 14336, 4096, 1) && qc::split_takes(3, 8960, 1536, 1) &&
+            qc::split_takes(8, 8192, 8192, 16) && qc::split_takes(4, 896, 4864, 12),
+        "split_takes leaves a shape where the split kernel was faster");
+  CHECK(qc::split_takes(8, 1536, 8960, 1) && qc::split_takes(8, 8960, 1536, 2) && qc::split_takes(8, 4096, 4096, 8),
+        "split_takes leaves an 8-bit shape where the split kernel was faster");
+  CHECK(!qc::split_takes(8, 8192, 8192, 8) && !qc::split_takes(4, 2048, 2048, 8) && !qc::split_takes(4, 4864, 896, 16) &&
+            !qc::split_takes(4, 896, 4864, 8) && !qc::split_takes(8, 4096, 4096, 4) && !qc::split_takes(8, 14336, 4096, 4),
+        "split_takes takes a shape where the tiled kernel was faster");
+  std::printf("split_takes: %d shapes x 4 bit widths checked\n", n_rules / 4);
   std::printf("%s: %d shapes, %d layouts, %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, failures);
   return failures ? 1 : 0;
 }

@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(dense_block_threads)
       for (int i = 0; i < dense_max_batch; ++i) {
         if (i >= m) break;
         const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
-        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        const float4 a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
         float s = acc[i];
         s = fmaf(wv[0], a.x, s), s = fmaf(wv[1], a.y, s), s = fmaf(wv[2], a.z, s), s = fmaf(wv[3], a.w, s);
         s = fmaf(wv[4], b.x, s), s = fmaf(wv[5], b.y, s), s = fmaf(wv[6], b.z, s), s = fmaf(wv[7], b.w, s);
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(dense_block_threads)
 #pragma unroll
       for (int i = 0; i < dense_max_batch; ++i) {
         if (i >= m) break;
-        acc[i] = fmaf(wv, x[static_cast<std::int64_t>(i) * cols + c], acc[i]);
+        acc[i] = fmaf(wv, ld_produced(x + static_cast<std::int64_t>(i) * cols + c), acc[i]);
       }
     }
   }

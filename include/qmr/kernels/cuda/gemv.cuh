@@ -18,70 +18,11 @@
 #include "../../quant/format.hpp"
 #include "../../quant/pack.hpp"
 #include "../../quant/qtensor.hpp"
+#include "device.cuh"
 #include "gemv_lanes.cuh"
+#include "gemv_split.cuh"
 
 namespace qmr::cuda {
-
-// ---------------------------------------------------------------------------
-// Errors: every CUDA call goes through QMR_CUDA_CHECK, which turns a failure into
-// a qmr::error naming the call, the CUDA error and the call site.
-// ---------------------------------------------------------------------------
-namespace detail {
-inline void check_cuda(cudaError_t err, const char* call, const char* file, int line) {
-  if (err != cudaSuccess)
-    throw error(std::string(call) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ") at " + file +
-                ":" + std::to_string(line));
-}
-}  // namespace detail
-
-#define QMR_CUDA_CHECK(call) ::qmr::cuda::detail::check_cuda((call), #call, __FILE__, __LINE__)
-
-// One cudaMalloc'd allocation, freed by the destructor; move-only.
-class device_buffer {
- public:
-  device_buffer() = default;
-  explicit device_buffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes != 0) QMR_CUDA_CHECK(cudaMalloc(&data_, bytes));
-  }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  device_buffer(device_buffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
-  device_buffer& operator=(device_buffer&& other) noexcept {
-    if (this != &other) {
-      release();
-      data_ = std::exchange(other.data_, nullptr);
-      bytes_ = std::exchange(other.bytes_, 0);
-    }
-    return *this;
-  }
-  ~device_buffer() { release(); }
-
-  void* data() const { return data_; }
-  std::size_t size() const { return bytes_; }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-
- private:
-  void release() noexcept {
-    if (data_ != nullptr) static_cast<void>(cudaFree(data_));  // a destructor cannot report; the next call will
-    data_ = nullptr;
-    bytes_ = 0;
-  }
-  void* data_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
-// A non-blocking stream, destroyed with its owner.
-struct stream_owner {
-  cudaStream_t s = nullptr;
-  stream_owner() { QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  stream_owner(const stream_owner&) = delete;
-  stream_owner& operator=(const stream_owner&) = delete;
-  ~stream_owner() { static_cast<void>(cudaStreamDestroy(s)); }
-};
 
 // Shape of the GEMV kernel. It runs on the tensor cores: mma.sync m16n8k16 with
 // f32 accumulation, the weights as the A operand (16 rows x 16 columns, decoded
@@ -117,11 +58,6 @@ struct gemv_traits {
   static constexpr int tile_bytes(int bits) { return group_rows * tile_cols * bits / 8; }
 };
 static_assert(gemv_traits::tile_bytes(3) == 32 * 16 * 3 && gemv_traits::tile_bytes(8) == 4096);
-
-// log2 of a format's group size, as the kernels take it: 31 (wider than any row) per channel.
-inline int group_shift_of(const quant::format_spec& spec) {
-  return spec.group == quant::per_channel ? 31 : qstd::countr_zero(static_cast<unsigned>(spec.group));
-}
 
 // Quantization groups per 128-column tile: 4 (g32), 2 (g64), else 1 (a group
 // spans the tile: g128, g256, per-channel).
@@ -215,6 +151,10 @@ struct device_qtensor {
   // for none. It costs one more copy of the codes and scales on the device.
   device_buffer lanes;
   lanes_layout lanes_l;
+  // The split layout (gemv_split.cuh) of the same weights, for 1-16 tokens where
+  // split_takes() says the split-K kernel is faster; empty unless upload was asked
+  // for it and the format has one (split_supported). Another copy of the weights.
+  device_split split;
   int sm_count = 0;
   // 32 x the warps that share one group of 32 rows (split its tiles): a power of
   // two in [8, 256], values below 32 meaning one warp; chosen at upload from the
@@ -229,9 +169,12 @@ struct device_qtensor {
   int block_vectors() const { return cuda::block_vectors(spec.bits, groups_per_tile(), !spec.symmetric); }
   // Bytes a GEMV reads from W as stored on disk (unpadded codes, scales and zeros).
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
-  // Bytes of the device copies (padding and repeated scales included; both layouts).
-  std::int64_t device_bytes() const { return static_cast<std::int64_t>(blocks.size() + lanes.size()); }
+  // Bytes of the device copies (padding and repeated scales included; every layout uploaded).
+  std::int64_t device_bytes() const {
+    return static_cast<std::int64_t>(blocks.size() + lanes.size()) + (has_split() ? split.device_bytes() : 0);
+  }
   bool has_lanes() const { return lanes.data() != nullptr; }
+  bool has_split() const { return split.data.data() != nullptr; }
 };
 
 // Eight warps per row group (256 threads) while the row has 8 tiles for them;
@@ -343,16 +286,26 @@ inline std::vector<qstd::uint32_t> repack(const quant::qtensor_view& w) {
 
 }  // namespace detail
 
+// The device copies upload() makes besides the tiled one, each one more copy of
+// the weights in device memory; gemv() runs whichever is fastest of those present.
+struct upload_layouts {
+  // The lane layout, where the format has one (2/3/4/8-bit, symmetric or not, see
+  // lanes_supported): gemv() runs it at M = 1 with f16 activations. Its f16
+  // partial sums are less precise than the tensor-core kernel's f32
+  // (tests/cuda/test_gemv_lanes.cu; compute-sanitizer memcheck and racecheck clean:
+  // bench/results/cuda_sanitizer_lanes_20261202.txt).
+  bool lanes = false;
+  // The split layout, where the format has one (split_supported): gemv() runs the
+  // split-K kernel for 1-16 tokens of f16 activations where split_takes() says so
+  // (M = 1 only without a lane layout).
+  bool split = false;
+};
+
 // Copies a host quantized matrix to the device (repacking it, see
-// device_qtensor) and waits for the copy, so the host arrays may go at once.
-// with_lanes: also upload the lane layout where the format has one (2/3/4/8-bit,
-// symmetric or not, see lanes_supported), which gemv() then uses for M = 1 with f16
-// activations. Off by default: it doubles the weights' device memory, its f16
-// partial sums are less precise than the tensor-core kernel's f32, and it gains
-// little for asymmetric formats (tests/cuda/test_gemv_lanes.cu and
-// compute-sanitizer memcheck and racecheck are clean on an H200 in its quick mode:
-// bench/results/cuda_sanitizer_lanes_20261202.txt).
-inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, bool with_lanes = false) {
+// device_qtensor) in the tiled layout and those `layouts` asks for, and waits
+// for the copies, so the host arrays may go at once.
+inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, upload_layouts layouts) {
+  const bool with_lanes = layouts.lanes;
   const quant::qtensor_layout l = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
   check(l.code_row_bytes == w.layout.code_row_bytes && l.n_groups == w.layout.n_groups &&
             l.zero_row_bytes == w.layout.zero_row_bytes,
@@ -384,7 +337,12 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, 
     QMR_CUDA_CHECK(cudaMemcpyAsync(d.lanes.data(), lp.data(), d.lanes.size(), cudaMemcpyHostToDevice, stream));
     QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `lp` dies here
   }
+  if (layouts.split && split_supported(w.spec)) d.split = upload_split(w, stream);
   return d;
+}
+// The tiled layout, and the lane layout too when with_lanes (upload_layouts::lanes).
+inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, bool with_lanes = false) {
+  return upload(w, stream, upload_layouts{.lanes = with_lanes, .split = false});
 }
 
 // A device-side copy of an uploaded matrix (benchmarks rotate through copies so
@@ -402,6 +360,7 @@ inline device_qtensor clone(const device_qtensor& w, cudaStream_t stream) {
     d.lanes = device_buffer(w.lanes.size());
     QMR_CUDA_CHECK(cudaMemcpyAsync(d.lanes.data(), w.lanes.data(), w.lanes.size(), cudaMemcpyDeviceToDevice, stream));
   }
+  if (w.has_split()) d.split = clone(w.split, stream);
   return d;
 }
 
@@ -585,11 +544,6 @@ QMR_DEVICE __forceinline__ void cp_async16(void* smem, const void* gmem, qstd::u
   asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "l"(policy)
                : "memory");
 }
-QMR_DEVICE __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-QMR_DEVICE __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 QMR_DEVICE __forceinline__ qstd::uint64_t evict_first_policy() {
   qstd::uint64_t p;
   asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
@@ -756,7 +710,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
           // cols is a multiple of 8: the 4 columns from c are all in or all out
           if (!full_tile && c >= a.cols) xs[nb][s] = make_uint2(0u, 0u);
           else if (a.x_smem) xs[nb][s] = *reinterpret_cast<const uint2*>(xsm + xoff[nb] + c);
-          else xs[nb][s] = __ldg(reinterpret_cast<const uint2*>(xrow[nb] + c));
+          else xs[nb][s] = ld_produced(reinterpret_cast<const uint2*>(xrow[nb] + c));  // through L2: see ld_produced
         }
 #pragma unroll
       for (int j = 0; j < GT; ++j) {
@@ -1242,8 +1196,10 @@ void gemm_bits(const device_qtensor& w, gemv_args a, const TX* x, TY* y, cudaStr
 // as x, or f32. M is any positive batch: 1..8 in one launch, 9..16 in one launch
 // with a second n-block of mma per weight fragment, from gemm_traits::min_batch on
 // the tiled GEMM (gemm_kernel, one launch, 64 tokens per block). With f16
-// activations, M = 1 and a lane layout uploaded (upload(..., with_lanes = true)),
-// the lane-layout kernel runs instead (gemv_lanes). `pdl` (sm_90+; ignored before):
+// activations, M = 1 and a lane layout uploaded (upload_layouts::lanes), the
+// lane-layout kernel runs instead (gemv_lanes); 1-16 tokens with a split layout
+// uploaded (upload_layouts::split) run the split-K kernel where split_takes()
+// says it is faster (gemv_split). `pdl` (sm_90+; ignored before):
 // programmatic dependent launch, so that the kernel's blocks start, and issue their
 // first weight loads, while the previous kernel in the stream drains; they wait for
 // its completion before reading x or writing y. W must not be written by the kernel
@@ -1256,9 +1212,13 @@ void gemv(const device_qtensor& w, const TX* x, TY* y, int M, cudaStream_t strea
   check(x != nullptr && y != nullptr, "gemv: null activation or output pointer");
   check(reinterpret_cast<std::uintptr_t>(x) % 16 == 0, "gemv: the activations must be 16-byte aligned");
   detail::gemv_args a = detail::args_of(w, "gemv");
-  // M = 1 with f16 activations: the lane-layout kernel (CUDA cores), where uploaded.
-  if constexpr (qstd::is_same_v<TX, f16>)
+  // f16 activations: at M = 1 the lane-layout kernel (CUDA cores), where uploaded;
+  // up to 16 tokens the split-K kernel, where uploaded and faster (split_takes).
+  if constexpr (qstd::is_same_v<TX, f16>) {
     if (M == 1 && w.has_lanes()) return gemv_lanes(w, x, y, 1, stream, pdl);
+    if (M <= gemv_split_traits::max_batch && w.has_split() && split_takes(w.spec.bits, w.layout.rows, w.layout.cols, M))
+      return gemv_split(w.split, x, y, M, stream, pdl);
+  }
   // From gemm_traits::min_batch tokens on: the tiled GEMM, one launch.
   if (M >= gemm_traits::min_batch) {
     a.m = M;

@@ -373,12 +373,11 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
   const int row_slots = a.cols / 8;
   {
     const int nslots = MB * row_slots;
-    // __ldcg (L2, coherent), not the read-only path that const __restrict__ would give: under
-    // PDL the kernel that writes x runs during this kernel's lifetime, so x is not read-only
-    // for it, and an SM's non-coherent cache may still hold x's lines from an earlier call.
+    // x through L2 (ld_produced), not the read-only path that const __restrict__ would give:
+    // under PDL the kernel that writes x runs during this kernel's lifetime.
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     for (int s = static_cast<int>(threadIdx.x); s < nslots; s += T)
-      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? __ldcg(xv + s) : make_uint4(0u, 0u, 0u, 0u);
+      gemv_lanes_smem[s ^ ((s >> 3) & 7)] = s < a.m * row_slots ? ld_produced(xv + s) : make_uint4(0u, 0u, 0u, 0u);
   }
   __syncthreads();
   // Per unit of each batch row: the columns rescaled in place by 2^(t - shift), and
@@ -593,7 +592,7 @@ __global__ void __launch_bounds__(32 * gemv_lanes_x1_traits::block_warps, 1)
     for (int j = 0; j < L; ++j)
 #pragma unroll
       for (int sl = 0; sl < UC / 8; ++sl) {
-        const uint4 v = live[j] ? __ldcg(xv + unit[j] * (UC / 8) + sl) : make_uint4(0u, 0u, 0u, 0u);  // coherent: see gemv_lanes_kernel
+        const uint4 v = live[j] ? ld_produced(xv + unit[j] * (UC / 8) + sl) : make_uint4(0u, 0u, 0u, 0u);  // see ld_produced
         xr[j][4 * sl] = v.x;
         xr[j][4 * sl + 1] = v.y;
         xr[j][4 * sl + 2] = v.z;

@@ -10,8 +10,15 @@
 #include <string>
 #include <vector>
 
-#include "gemv.cuh"
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+#include "../../core/half.hpp"
+#include "../../quant/format.hpp"
+#include "../../quant/pack.hpp"
+#include "../../quant/qtensor.hpp"
+#include "device.cuh"
 #include "gemv_lanes.cuh"
+#include "launch.cuh"
 
 namespace qmr::cuda {
 
@@ -89,10 +96,45 @@ QMR_HOST_DEVICE constexpr int split_ksteps(int bits) { return lanes_unit_cols(bi
 QMR_HOST_DEVICE constexpr int split_load_cols(int bits) { return 16 * split_ksteps(bits); }
 static_assert(split_load_cols(2) == 128 && split_load_cols(3) == 128 && split_load_cols(4) == 64 && split_load_cols(8) == 32);
 
+// gemv()'s thresholds for the split kernel (see split_takes), from H100 measurements:
+// 2^23 weights (between 2048 x 2048, where the tiled kernel wins at M <= 8, and
+// 1536 x 8960, where the split one always does), 2^25 (between 4096 x 4096 and
+// 4096 x 14336 for 8-bit codes at 8 tokens), rows of 2048 columns (4864 x 896
+// loses at every M, 2048 x 2048 wins at 12+), a side of 1536 (thin matrices).
+inline constexpr std::int64_t split_min_elements = std::int64_t{1} << 23;
+inline constexpr std::int64_t split_large_elements = std::int64_t{1} << 25;
+inline constexpr std::int64_t split_min_cols = 2048;
+inline constexpr std::int64_t split_thin_rows = 1536;
+
 inline bool split_supported(const quant::format_spec& spec) {
   if (!spec.is_quantized()) return false;
   if (spec.bits != 2 && spec.bits != 3 && spec.bits != 4 && spec.bits != 8) return false;
   return spec.group == quant::per_channel || (spec.group >= 16 && spec.group <= 256 && (spec.group & (spec.group - 1)) == 0);
+}
+
+// Whether gemv() runs the split kernel rather than the tiled one for M tokens (f16)
+// over a rows x cols matrix of `bits`-bit codes that has a split copy: where the
+// split kernel measured faster on an H100, per call in a CUDA graph with PDL, on 9
+// shapes from 896 x 4864 to 14336 x 4096, 6 formats, M = 1-16
+// (bench/results/cuda_gemv_split_dispatch_h100_20261205_s36.md; over those 324
+// cases the rule's choices take 0.2% more time than the faster kernel's, the tiled
+// kernel alone 22% more):
+//  - matrices of split_min_elements or more: every M for 2-4-bit codes (the split
+//    kernel's column slices keep the SMs streaming where the tiled kernel's row
+//    groups are few or short; 4096 x 4096 w2 at M <= 4 loses 3-4%). 8-bit codes
+//    (twice the bytes per mma) from 12 tokens, from 8 below split_large_elements
+//    (4096 x 4096), and at every M for thin matrices (a side of split_thin_rows or
+//    less: 1536 x 8960, 8960 x 1536), where the tiled kernel under-fills the GPU;
+//  - smaller matrices (Qwen2.5-0.5B's): rows of split_min_cols or more at 12 tokens
+//    or more (896 x 4864: 8.9 against 11.6 us at M = 12); the tiled kernel below
+//    that (4864 x 896 at every M), except that 3-bit codes lose 9-17% on 896 x 4864.
+// Measured on one card: other GPUs (sm_87 Jetson) may draw the line elsewhere.
+inline bool split_takes(int bits, std::int64_t rows, std::int64_t cols, int M) {
+  if (M < 1 || M > gemv_split_traits::max_batch) return false;
+  const std::int64_t elements = rows * cols;
+  if (elements < split_min_elements) return cols >= split_min_cols && M >= 12;
+  if (bits < 8) return true;
+  return std::min(rows, cols) <= split_thin_rows || M >= 12 || (M >= 8 && elements < split_large_elements);
 }
 
 // Sizes and byte offsets of one split-layout buffer, and the slicing of its columns.

@@ -31,6 +31,20 @@ QMR_DEVICE __forceinline__ void pdl_launch_dependents() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+// Reads a value that an earlier kernel wrote, through L2 (ld.global.cg). A kernel
+// that may run under PDL reads every such buffer (activations, partial sums,
+// logits) this way, never through the read-only path (ld.global.nc: __ldg, or
+// what nvcc emits for a const __restrict__ pointer). That path's contract is
+// "read-only while the kernel runs", and under PDL it isn't: a kernel's blocks
+// start as soon as its predecessor starts, so two kernels back may still be
+// reading the buffer the predecessor then overwrites, and an SM's read-only
+// cache can serve those lines stale after pdl_wait(). Seen on an H100 (stop 35:
+// the PDL chain's outputs differed until the lane kernels' x loads moved to L2).
+// Weights, scales and norm weights, which no kernel writes, keep the read-only path.
+template <class T>
+QMR_DEVICE __forceinline__ T ld_produced(const T* p) {
+  return __ldcg(p);
+}
 #endif  // __CUDACC__
 }  // namespace detail
 

@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(ops_block_threads)
   const auto updated = [&](int j) {  // x[j] after the residual add, written back
     float v = xr[j];
     if (ar != nullptr) {
-      v += ar[j] + (bias != nullptr ? bias[j] : 0.0f);
+      v += ld_produced(ar + j) + (bias != nullptr ? bias[j] : 0.0f);  // add: the previous kernel's output
       xr[j] = v;
     }
     return v;
@@ -204,11 +204,12 @@ __global__ void __launch_bounds__(1024) qkv_rope_kernel(const qkv_rope_args a) {
   const float* bias = kind == 0 ? a.q_bias : kind == 1 ? a.k_bias : a.v_bias;
   float val = 0.0f;
   if (i < d) {
-    const float raw = a.pairs ? a.q[static_cast<std::int64_t>(t) * a.ldq +
-                                    qkv_pairs_index((kind == 0 ? 0 : kind == 1 ? a.heads * d : (a.heads + a.kv_heads) * d) +
-                                                        h * d + i,
-                                                    a.heads, a.kv_heads, d)]
-                              : src[h * d + i];
+    // q, k, v: the projection's output, written by the kernel before (ld_produced)
+    const float raw = a.pairs ? ld_produced(a.q + static_cast<std::int64_t>(t) * a.ldq +
+                                            qkv_pairs_index((kind == 0 ? 0 : kind == 1 ? a.heads * d : (a.heads + a.kv_heads) * d) +
+                                                                h * d + i,
+                                                            a.heads, a.kv_heads, d))
+                              : ld_produced(src + h * d + i);
     val = raw + (bias != nullptr ? bias[h * d + i] : 0.0f);
   }
   if (kind == 2) {
@@ -563,8 +564,8 @@ __global__ void silu_mul_kernel(const float* __restrict__ gate, int ldg, const f
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t t = i / inter, j = i % inter;
     const std::int64_t gj = Pairs ? 16 * (j / 8) + j % 8 : j;
-    const float g = gate[t * ldg + gj];
-    const float v = g / (1.0f + expf(-g)) * (Pairs ? gate[t * ldg + gj + 8] : up[t * ldu + j]);
+    const float g = ld_produced(gate + t * ldg + gj);  // gate, up: the projection's output
+    const float v = g / (1.0f + expf(-g)) * ld_produced(Pairs ? gate + t * ldg + gj + 8 : up + t * ldu + j);
     act[i] = v;
     store(act_half + i, v);
   }
@@ -601,7 +602,7 @@ __global__ void __launch_bounds__(argmax_threads)
   int idx = 0x7fffffff;
   for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < n;
        i += static_cast<int>(gridDim.x * blockDim.x))
-    argmax_merge(v, idx, x[i], i);  // NaN never wins a comparison
+    argmax_merge(v, idx, ld_produced(x + i), i);  // the logits; NaN never wins a comparison
   argmax_block(v, idx);
   if (threadIdx.x == 0) pv[blockIdx.x] = v, pi[blockIdx.x] = idx;
 }
@@ -611,7 +612,8 @@ __global__ void __launch_bounds__(argmax_threads)
   pdl_wait();
   float v = -INFINITY;
   int idx = 0x7fffffff;
-  for (int b = static_cast<int>(threadIdx.x); b < blocks; b += static_cast<int>(blockDim.x)) argmax_merge(v, idx, pv[b], pi[b]);
+  for (int b = static_cast<int>(threadIdx.x); b < blocks; b += static_cast<int>(blockDim.x))
+    argmax_merge(v, idx, ld_produced(pv + b), ld_produced(pi + b));  // argmax_partial_kernel's pairs
   argmax_block(v, idx);
   if (threadIdx.x == 0) *out = idx == 0x7fffffff ? 0 : idx;
 }
