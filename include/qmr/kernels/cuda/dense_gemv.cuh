@@ -93,23 +93,47 @@ QMR_DEVICE __forceinline__ float load1(const f16* p) { return __half2float(__ush
 // bytes of bf16/f16 per load), reduce with shuffles and meet in shared memory.
 // W > 1 is for short, wide matrices (Qwen2.5-0.5B's down_proj, 896 x 4864: 896
 // warps alone leave the SMs with too few loads in flight). The activations (at
-// most 8 rows of f32) come from L1/L2.
+// most 8 rows of f32) come from shared memory (dense_x_smem_max) or L2.
 // Batch rows one dense launch takes: 8 f32 accumulators per thread (the forward
 // pass's prefill chunk); larger batches would need a tiled GEMM.
 inline constexpr int dense_max_batch = 8;
 inline constexpr int dense_block_threads = 256;
 inline constexpr int dense_block_warps = dense_block_threads / 32;
 
+// Weight loads a lane issues before it uses the first: 4 x 16 bytes, a whole
+// 896-column bf16 row per warp (Qwen2.5-0.5B's output head), so that a row's DRAM
+// round trip is paid once, not once per 512 bytes.
+inline constexpr int dense_loads_ahead = 4;
+// x [m, cols] f32 is staged in shared memory when it fits this (the default
+// dynamic shared memory of a block): every block then reads it once from L2
+// instead of every warp reading it twice per weight byte (at 2 f32 per bf16
+// weight, the L2 traffic of x was twice the weights').
+inline constexpr int dense_x_smem_max = 48 * 1024;
+
 // vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
-// else 0 and the scalar loop does the whole row.
+// else 0 and the scalar loop does the whole row. x_staged: x is copied into
+// shared memory first (host's choice: vec_chunks > 0 and m * cols f32 fit
+// dense_x_smem_max; the launch gives that much dynamic shared memory).
+// At most 64 registers (4 blocks, 32 warps an SM): the output head of
+// Qwen2.5-0.5B (151936 x 896 bf16) took 129 us on an H100 against 165 us at the
+// 72 registers nvcc chose (3 blocks an SM); 2 loads ahead instead of 4 took 157
+// (bench/results/cuda_dense_gemv_h100_20261205_s36.md).
+inline constexpr int dense_min_blocks_per_sm = 4;
 template <class TW>
-__global__ void __launch_bounds__(dense_block_threads)
+__global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
     dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, int warps_per_row,
-                      const float* __restrict__ x, int m, float* __restrict__ y) {
+                      const float* __restrict__ x, int m, float* __restrict__ y, int x_staged) {
+  extern __shared__ float4 dense_x[];  // [m * cols / 4] when x_staged
   pdl_wait();
   pdl_launch_dependents();
   __shared__ float partial[dense_block_warps][dense_max_batch];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  if (x_staged) {  // x: written by the kernel before (PDL), so through L2
+    const int n4 = m * cols / 4;
+    for (int v = tid; v < n4; v += dense_block_threads) dense_x[v] = ld_produced(reinterpret_cast<const float4*>(x) + v);
+    __syncthreads();
+  }
+  const float* xs = reinterpret_cast<const float*>(dense_x);
   const int W = warps_per_row, rows_per_block = dense_block_warps / W;
   const int wk = warp % W;
   const int row = static_cast<int>(blockIdx.x) * rows_per_block + warp / W;
@@ -118,27 +142,40 @@ __global__ void __launch_bounds__(dense_block_threads)
   for (int i = 0; i < dense_max_batch; ++i) acc[i] = 0.0f;
   if (row < rows) {
     const TW* wr = w + static_cast<std::int64_t>(row) * cols;
-#pragma unroll 4
-    for (int c = wk * 32 + lane; c < vec_chunks; c += 32 * W) {
-      float wv[8];
-      load8(wr + 8 * c, wv);
+    constexpr int U = dense_loads_ahead;
+    for (int c0 = wk * 32 + lane; c0 < vec_chunks; c0 += U * 32 * W) {
+      float wv[U][8] = {};
 #pragma unroll
-      for (int i = 0; i < dense_max_batch; ++i) {
-        if (i >= m) break;
-        const float4* xp = reinterpret_cast<const float4*>(x + static_cast<std::int64_t>(i) * cols + 8 * c);
-        const float4 a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
-        float s = acc[i];
-        s = fmaf(wv[0], a.x, s), s = fmaf(wv[1], a.y, s), s = fmaf(wv[2], a.z, s), s = fmaf(wv[3], a.w, s);
-        s = fmaf(wv[4], b.x, s), s = fmaf(wv[5], b.y, s), s = fmaf(wv[6], b.z, s), s = fmaf(wv[7], b.w, s);
-        acc[i] = s;
+      for (int u = 0; u < U; ++u)  // every load in flight before the first is used
+        if (c0 + u * 32 * W < vec_chunks) load8(wr + 8 * (c0 + u * 32 * W), wv[u]);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int c = c0 + u * 32 * W;
+        if (c >= vec_chunks) break;
+#pragma unroll
+        for (int i = 0; i < dense_max_batch; ++i) {
+          if (i >= m) break;
+          const std::int64_t at = static_cast<std::int64_t>(i) * cols + 8 * c;
+          float4 a, b;
+          if (x_staged) {
+            a = *reinterpret_cast<const float4*>(xs + at), b = *reinterpret_cast<const float4*>(xs + at + 4);
+          } else {
+            const float4* xp = reinterpret_cast<const float4*>(x + at);
+            a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
+          }
+          float s = acc[i];
+          s = fmaf(wv[u][0], a.x, s), s = fmaf(wv[u][1], a.y, s), s = fmaf(wv[u][2], a.z, s), s = fmaf(wv[u][3], a.w, s);
+          s = fmaf(wv[u][4], b.x, s), s = fmaf(wv[u][5], b.y, s), s = fmaf(wv[u][6], b.z, s), s = fmaf(wv[u][7], b.w, s);
+          acc[i] = s;
+        }
       }
     }
     for (int c = 8 * vec_chunks + wk * 32 + lane; c < cols; c += 32 * W) {
-      const float wv = load1(wr + c);
+      const float w1 = load1(wr + c);
 #pragma unroll
       for (int i = 0; i < dense_max_batch; ++i) {
         if (i >= m) break;
-        acc[i] = fmaf(wv, ld_produced(x + static_cast<std::int64_t>(i) * cols + c), acc[i]);
+        acc[i] = fmaf(w1, ld_produced(x + static_cast<std::int64_t>(i) * cols + c), acc[i]);
       }
     }
   }
@@ -191,8 +228,12 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
     using TW = std::remove_cv_t<std::remove_pointer_t<decltype(weights)>>;
     for (int m0 = 0; m0 < M; m0 += detail::dense_max_batch) {  // x + m0 * cols stays 16-byte aligned (m0 % 8 == 0)
       const std::int64_t xo = static_cast<std::int64_t>(m0) * cols, yo = static_cast<std::int64_t>(m0) * rows;
-      launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads), 0, stream, weights,
-                    rows, cols, vec_chunks, wpr, x + xo, std::min(detail::dense_max_batch, M - m0), y + yo);
+      const int m = std::min(detail::dense_max_batch, M - m0);
+      const std::int64_t x_bytes = static_cast<std::int64_t>(m) * cols * static_cast<std::int64_t>(sizeof(float));
+      const bool staged = vec_chunks > 0 && x_bytes <= detail::dense_x_smem_max;
+      launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads),
+                    staged ? static_cast<std::size_t>(x_bytes) : 0, stream, weights, rows, cols, vec_chunks, wpr, x + xo, m,
+                    y + yo, staged ? 1 : 0);
     }
   };
   switch (w.type) {
