@@ -6,13 +6,9 @@
 # tiled tensor-core and lane kernels against cuBLAS f16) at M = 1, 2, 4, 8, 12, 16 for the rule by which gemv() takes
 # the split kernel, and the M = 1 lane table per call. gpu_carry/s36a.tgz (build-gpu binaries, stripped).
 # Writes log.txt, tests.txt, split_<shape>.txt, lanes.txt under $OUT.
-set -u
-cd "$(dirname "$0")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
-F=/tmp/s36; L=$OUT/log.txt
-export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
+source "$(dirname "$0")/device_lib.sh"
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv >> $L 2>&1
-for t in test_cuda_gemv_pdl:40 test_cuda_dense_gemv:30 test_cuda_gemv:40 test_cuda_gemv_split:40 test_cuda_forward:60 test_cuda_attention:30 test_cuda_gemv_lanes:60; do
-  s=$SECONDS; echo "=== ${t%:*}" >> $OUT/tests.txt; timeout ${t#*:} $F/${t%:*} >> $OUT/tests.txt 2>&1; echo "${t%:*} rc=$? $((SECONDS-s))s" >> $L; done
+run_tests test_cuda_gemv_pdl:40 test_cuda_dense_gemv:30 test_cuda_gemv:40 test_cuda_gemv_split:40 test_cuda_forward:60 test_cuda_attention:30 test_cuda_gemv_lanes:60
 for S in 8192x8192 14336x4096 4096x14336 896x4864 4864x896; do
   s=$SECONDS
   timeout 50 $F/cuda_gemv --split-only --runs 30 --rotate-bytes 1e9 --shapes $S --bits 2,3,4,8 --batches 1,2,4,8,12,16 \

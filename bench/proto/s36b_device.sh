@@ -5,12 +5,8 @@
 # lengths (4096, 2048, 8960, 1536 columns) for split_min_cols; and the decode bench on the H100 (issue 7's decode
 # figure had only been measured on an H200). gpu_carry/s36b.tgz. Writes log.txt, tests.txt, split.txt, decode.txt
 # and decode.json under $OUT (few files: a reply brings back at most 8).
-set -u
-cd "$(dirname "$0")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
-F=/tmp/s36; L=$OUT/log.txt
-export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
-for t in test_cuda_gemv_split:60 test_cuda_gemv_pdl:40 test_cuda_gemv:40 test_cuda_forward:60 test_cuda_gemm:60; do
-  s=$SECONDS; echo "=== ${t%:*}" >> $OUT/tests.txt; timeout ${t#*:} $F/${t%:*} >> $OUT/tests.txt 2>&1; echo "${t%:*} rc=$? $((SECONDS-s))s" >> $L; done
+source "$(dirname "$0")/device_lib.sh"
+run_tests test_cuda_gemv_split:60 test_cuda_gemv_pdl:40 test_cuda_gemv:40 test_cuda_forward:60 test_cuda_gemm:60
 for S in 8192x8192 896x4864 4096x4096 2048x2048 1536x8960 8960x1536; do
   s=$SECONDS; echo "== $S" >> $OUT/split.txt
   timeout 50 $F/cuda_gemv --split-only --runs 30 --rotate-bytes 1e9 --shapes $S --bits 2,3,4,8 --batches 1,2,4,8,12,16 \

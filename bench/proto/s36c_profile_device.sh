@@ -2,10 +2,7 @@
 # Stop 36: where a decode step of the Qwen2.5-0.5B-shaped w4g128 model goes on the H100 (829 tok/s, 12.6% of its
 # bandwidth bound). nsys (kernel time by name, graph nodes traced) if the machine has it, else ncu's per-kernel
 # durations over a window of eager launches. gpu_carry/s36b.tgz. Writes log.txt, nsys.txt or ncu.txt under $OUT.
-set -u
-cd "$(dirname "$0")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
-F=/tmp/s36; L=$OUT/log.txt
-export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
+source "$(dirname "$0")/device_lib.sh"
 which nsys ncu >> $L 2>&1; ls /usr/local/cuda/bin | grep -i nsys >> $L 2>&1
 NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
 s=$SECONDS

@@ -2,12 +2,8 @@
 # Stop 36's closing device call, on the final headers: every GPU test, compute-sanitizer memcheck and racecheck of the
 # dense GEMV test (x now staged in shared memory), and the decode bench (both models, bf16/w4g128/w2g64, graph).
 # gpu_carry/s36g.tgz. Writes log.txt, tests.txt, san.txt, decode.txt under $OUT.
-set -u
-cd "$(dirname "$0")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
-F=/tmp/s36; L=$OUT/log.txt
-export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
-for t in test_cuda_gemv_pdl:40 test_cuda_dense_gemv:30 test_cuda_gemv:40 test_cuda_gemv_split:60 test_cuda_forward:60 test_cuda_attention:30 test_cuda_gemm:60 test_cuda_half_dequant:30 test_cuda_gemv_lanes:60; do
-  s=$SECONDS; echo "=== ${t%:*}" >> $OUT/tests.txt; timeout ${t#*:} $F/${t%:*} >> $OUT/tests.txt 2>&1; echo "${t%:*} rc=$? $((SECONDS-s))s" >> $L; done
+source "$(dirname "$0")/device_lib.sh"
+run_tests test_cuda_gemv_pdl:40 test_cuda_dense_gemv:30 test_cuda_gemv:40 test_cuda_gemv_split:60 test_cuda_forward:60 test_cuda_attention:30 test_cuda_gemm:60 test_cuda_half_dequant:30 test_cuda_gemv_lanes:60
 for tool in memcheck racecheck; do
   s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
   timeout 60 compute-sanitizer --tool $tool $F/test_cuda_dense_gemv >> $OUT/san.txt 2>&1; echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L; done

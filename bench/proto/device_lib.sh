@@ -1,0 +1,43 @@
+# Sourced by stop 36's bench/proto/s36*_device.sh scripts (run on the device machine from the repository root, $OUT
+# set by the device runner): unpacks gpu_carry/*.tgz into /tmp (the binaries land in $F = /tmp/s36), sets the log $L
+# and the test-data paths, and defines the steps the scripts share. Every step appends to a file under $OUT and one
+# line with its exit status and seconds to $L.
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
+F=/tmp/s36; L=$OUT/log.txt
+export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
+
+# run_tests NAME:SECONDS ...: each test binary $F/NAME under a timeout, output to tests.txt.
+run_tests() {
+  local t s
+  for t in "$@"; do
+    s=$SECONDS; echo "=== ${t%:*}" >> $OUT/tests.txt
+    timeout ${t#*:} $F/${t%:*} >> $OUT/tests.txt 2>&1; echo "${t%:*} rc=$? $((SECONDS-s))s" >> $L
+  done
+}
+
+# decode_binary V: the cuda_decode build named V (`new` or `v1`: $F/cuda_decode; else $F/cuda_decode_V).
+decode_binary() { if [ "$1" = new ] || [ "$1" = v1 ]; then echo $F/cuda_decode; else echo $F/cuda_decode_$1; fi; }
+
+# decode_rounds ROUNDS V ...: the Qwen2.5-0.5B-shaped model's bf16 and w4g128 decode (graph) per build, the builds
+# alternating within each round, to decode.txt.
+decode_rounds() {
+  local rounds=$1 round v s; shift
+  for round in $(seq 1 $rounds); do for v in "$@"; do
+    s=$SECONDS; echo "== $v round $round" >> $OUT/decode.txt
+    timeout 60 $(decode_binary $v) --models qwen2.5-0.5b --formats bf16,w4g128 --modes graph --work /tmp/dec >> $OUT/decode.txt 2>&1
+    echo "decode $v $round rc=$? $((SECONDS-s))s" >> $L
+  done; done
+}
+
+# ncu_head V ...: ncu's duration and DRAM bytes of three launches of the dense GEMV (the output head) per build, to ncu.txt.
+ncu_head() {
+  local v s
+  for v in "$@"; do
+    s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
+    timeout 90 ncu --metrics gpu__time_duration.sum,dram__bytes_read.sum --print-summary per-kernel --kernel-name regex:dense \
+      --launch-skip 2 --launch-count 3 $(decode_binary $v) --models qwen2.5-0.5b --formats w4g128 --modes eager --work /tmp/dec 2>&1 |
+      grep -v "==PROF==" >> $OUT/ncu.txt
+    echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
+  done
+}
