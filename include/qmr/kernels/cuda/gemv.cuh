@@ -297,7 +297,9 @@ struct upload_layouts {
   bool lanes = false;
   // The split layout, where the format has one (split_supported): gemv() runs the
   // split-K kernel for 1-16 tokens of f16 activations where split_takes() says so
-  // (M = 1 only without a lane layout).
+  // (M = 1 only without a lane layout). Its slice sums go through a workspace of
+  // the tensor's own: GEMVs over one such tensor on two streams at once must not
+  // overlap (calls on one stream, or in one graph, are ordered).
   bool split = false;
 };
 
