@@ -104,11 +104,12 @@ inline constexpr int dense_block_warps = dense_block_threads / 32;
 // 896-column bf16 row per warp (Qwen2.5-0.5B's output head), so that a row's DRAM
 // round trip is paid once, not once per 512 bytes.
 inline constexpr int dense_loads_ahead = 4;
-// x [m, cols] f32 is staged in shared memory when it fits this (the default
-// dynamic shared memory of a block): every block then reads it once from L2
-// instead of every warp reading it twice per weight byte (at 2 f32 per bf16
-// weight, the L2 traffic of x was twice the weights').
-inline constexpr int dense_x_smem_max = 48 * 1024;
+// x [m, cols] f32 is staged in shared memory when it fits this: every block then
+// reads it once from L2 instead of every warp reading it twice per weight byte (at
+// 2 f32 per bf16 weight, the L2 traffic of x was twice the weights'). The bound is
+// the 48 KB a block may take without opting in, less the kernel's static `partial`
+// sums (8 warps x 8 rows of f32): at exactly 48 KB of x the launch would fail.
+inline constexpr int dense_x_smem_max = 48 * 1024 - dense_block_warps * dense_max_batch * static_cast<int>(sizeof(float));
 
 // vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
 // else 0 and the scalar loop does the whole row. x_staged: x is copied into

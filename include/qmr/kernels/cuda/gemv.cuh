@@ -295,11 +295,12 @@ struct upload_layouts {
   // (tests/cuda/test_gemv_lanes.cu; compute-sanitizer memcheck and racecheck clean:
   // bench/results/cuda_sanitizer_lanes_20261202.txt).
   bool lanes = false;
-  // The split layout, where the format has one (split_supported): gemv() runs the
-  // split-K kernel for 1-16 tokens of f16 activations where split_takes() says so
-  // (M = 1 only without a lane layout). Its slice sums go through a workspace of
-  // the tensor's own: GEMVs over one such tensor on two streams at once must not
-  // overlap (calls on one stream, or in one graph, are ordered).
+  // The split layout, where the format has one (split_supported; sides up to
+  // split_max_dim): gemv() runs the split-K kernel for 1-16 tokens of f16
+  // activations where split_takes() says so (M = 1 only without a lane layout).
+  // Its slice sums go through a workspace of the tensor's own: GEMVs over one such
+  // tensor on two streams at once must not overlap (calls on one stream, or in
+  // one graph, are ordered).
   bool split = false;
 };
 
@@ -339,7 +340,8 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, 
     QMR_CUDA_CHECK(cudaMemcpyAsync(d.lanes.data(), lp.data(), d.lanes.size(), cudaMemcpyHostToDevice, stream));
     QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `lp` dies here
   }
-  if (layouts.split && split_supported(w.spec)) d.split = upload_split(w, stream);
+  if (layouts.split && split_supported(w.spec) && l.rows <= split_max_dim && l.cols <= split_max_dim)
+    d.split = upload_split(w, stream);
   return d;
 }
 // The tiled layout, and the lane layout too when with_lanes (upload_layouts::lanes).

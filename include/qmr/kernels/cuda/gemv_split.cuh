@@ -105,6 +105,8 @@ inline constexpr std::int64_t split_min_elements = std::int64_t{1} << 23;
 inline constexpr std::int64_t split_large_elements = std::int64_t{1} << 25;
 inline constexpr std::int64_t split_min_cols = 2048;
 inline constexpr std::int64_t split_thin_rows = 1536;
+// The largest side the split layout takes: its kernel's row and column offsets are 32-bit.
+inline constexpr std::int64_t split_max_dim = std::int64_t{1} << 28;
 
 inline bool split_supported(const quant::format_spec& spec) {
   if (!spec.is_quantized()) return false;
@@ -244,7 +246,7 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
   check(w.codes != nullptr && w.scales != nullptr && (w.spec.symmetric || w.zeros != nullptr),
         "upload_split: the " + w.spec.str() + " tensor has a null array");
   check(ql.cols % 8 == 0, "upload_split: " + std::to_string(ql.cols) + " columns: the split GEMV needs a multiple of 8");
-  check(ql.rows <= (1ll << 28) && ql.cols <= (1ll << 28), "upload_split: matrix too large");
+  check(ql.rows <= split_max_dim && ql.cols <= split_max_dim, "upload_split: matrix too large (a side over 2^28)");
   int device = 0, sm_count = 0;
   QMR_CUDA_CHECK(cudaGetDevice(&device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
