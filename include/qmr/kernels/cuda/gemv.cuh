@@ -308,7 +308,6 @@ struct upload_layouts {
 // device_qtensor) in the tiled layout and those `layouts` asks for, and waits
 // for the copies, so the host arrays may go at once.
 inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, upload_layouts layouts) {
-  const bool with_lanes = layouts.lanes;
   const quant::qtensor_layout l = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
   check(l.code_row_bytes == w.layout.code_row_bytes && l.n_groups == w.layout.n_groups &&
             l.zero_row_bytes == w.layout.zero_row_bytes,
@@ -333,7 +332,7 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, 
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
   d.threads_per_row = choose_threads_per_row(l.rows, d.tiles_per_row(), sm_count);
   d.sm_count = sm_count;
-  if (with_lanes && lanes_supported(w.spec, l.cols) && l.cols * 2 <= gemv_lanes_traits::max_x_bytes) {
+  if (layouts.lanes && lanes_supported(w.spec, l.cols) && l.cols * 2 <= gemv_lanes_traits::max_x_bytes) {
     d.lanes_l = lanes_layout::of(w.spec.bits, l.rows, l.cols, l.n_groups, !w.spec.symmetric);
     const std::vector<qstd::uint32_t> lp = detail::lanes_repack(w);
     d.lanes = device_buffer(static_cast<std::size_t>(d.lanes_l.bytes));
