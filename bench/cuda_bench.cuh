@@ -276,6 +276,7 @@ struct gemv_timing {
   double b2b_pdl_seconds = 0;  // the same with programmatic dependent launch
   double graph_pdl_seconds = 0;  // per call, back_to_back calls with PDL in one CUDA graph (time_graph)
   double read_ceiling_seconds = 0;  // the read ceiling of the same bytes, timed like graph_pdl_seconds
+  double read_ceiling_call_seconds = 0;  // the read ceiling timed like `seconds` (events around each call)
 };
 
 // The timings of one GEMV at one batch: per call (call(i, false) on copy i), and with
@@ -290,6 +291,7 @@ gemv_timing time_gemv_modes(int m, double bytes, int copies, int runs, int back_
     t.b2b_pdl_seconds = time_back_to_back(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
     t.graph_pdl_seconds = time_graph(copies, runs, back_to_back, stream, [&](int i) { call(i, true); });
     t.read_ceiling_seconds = time_graph(copies, runs, back_to_back, stream, read_copy);
+    t.read_ceiling_call_seconds = time_median(copies, runs, stream, read_copy);
   }
   return t;
 }

@@ -4,7 +4,7 @@
 # line with its exit status and seconds to $L.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." && for t in gpu_carry/*.tgz; do tar xzf "$t" -C /tmp; done
-F=/tmp/s36; L=$OUT/log.txt
+F=${F:-/tmp/s36}; L=$OUT/log.txt
 export QMR_TEST_DATA=$PWD/tests/data QMR_MODELS_DIR=$PWD/models
 
 # run_tests NAME:SECONDS ...: each test binary $F/NAME under a timeout, output to tests.txt.

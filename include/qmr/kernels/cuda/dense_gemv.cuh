@@ -59,24 +59,36 @@ inline dense_matrix upload_dense(std::span<const tensor_view> parts, cudaStream_
 namespace detail {
 
 #ifdef __CUDACC__
-// Eight consecutive weights from 16-byte-aligned memory, as floats. Streamed
-// loads: a decode step reads each weight once.
-QMR_DEVICE __forceinline__ void load8(const float* p, float (&w)[8]) {
-  const float4 a = __ldcs(reinterpret_cast<const float4*>(p)), b = __ldcs(reinterpret_cast<const float4*>(p) + 1);
-  w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+// Eight consecutive weights from 16-byte-aligned memory as they come from it
+// (raw8: two float4 of f32, or one uint4 of bf16/f16), then as floats (widen).
+// Streamed loads: a decode step reads each weight once. A lane holds its loads
+// in flight raw, 16 bytes for 8 bf16 weights instead of 32 as floats.
+template <class TW>
+struct raw8 {
+  uint4 v;
+};
+template <>
+struct raw8<float> {
+  float4 a, b;
+};
+QMR_DEVICE __forceinline__ raw8<float> load_raw8(const float* p) {
+  return {__ldcs(reinterpret_cast<const float4*>(p)), __ldcs(reinterpret_cast<const float4*>(p) + 1)};
 }
-QMR_DEVICE __forceinline__ void load8(const bf16* p, float (&w)[8]) {
-  const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p));
-  const qstd::uint32_t u[4] = {q.x, q.y, q.z, q.w};
+QMR_DEVICE __forceinline__ raw8<bf16> load_raw8(const bf16* p) { return {__ldcs(reinterpret_cast<const uint4*>(p))}; }
+QMR_DEVICE __forceinline__ raw8<f16> load_raw8(const f16* p) { return {__ldcs(reinterpret_cast<const uint4*>(p))}; }
+QMR_DEVICE __forceinline__ void widen(const raw8<float>& r, float (&w)[8]) {
+  w[0] = r.a.x, w[1] = r.a.y, w[2] = r.a.z, w[3] = r.a.w, w[4] = r.b.x, w[5] = r.b.y, w[6] = r.b.z, w[7] = r.b.w;
+}
+QMR_DEVICE __forceinline__ void widen(const raw8<bf16>& r, float (&w)[8]) {
+  const qstd::uint32_t u[4] = {r.v.x, r.v.y, r.v.z, r.v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {  // bf16 -> f32 is a 16-bit shift
     w[2 * i] = __uint_as_float(u[i] << 16);
     w[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
   }
 }
-QMR_DEVICE __forceinline__ void load8(const f16* p, float (&w)[8]) {
-  const uint4 q = __ldcs(reinterpret_cast<const uint4*>(p));
-  const qstd::uint32_t u[4] = {q.x, q.y, q.z, q.w};
+QMR_DEVICE __forceinline__ void widen(const raw8<f16>& r, float (&w)[8]) {
+  const qstd::uint32_t u[4] = {r.v.x, r.v.y, r.v.z, r.v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     w[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] & 0xffffu)));
@@ -113,8 +125,9 @@ inline constexpr int dense_x_smem_max = 48 * 1024 - dense_block_warps * dense_ma
 
 // vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
 // else 0 and the scalar loop does the whole row. x_staged: x is copied into
-// shared memory first (host's choice: vec_chunks > 0 and m * cols f32 fit
-// dense_x_smem_max; the launch gives that much dynamic shared memory).
+// shared memory first (host's choice: vec_chunks > 0, m * cols f32 fit
+// dense_x_smem_max and the block has several rows to reuse it; the launch gives
+// that much dynamic shared memory).
 // At most 64 registers (4 blocks, 32 warps an SM): the output head of
 // Qwen2.5-0.5B (151936 x 896 bf16) took 129 us on an H100 against 165 us at the
 // 72 registers nvcc chose (3 blocks an SM); 2 loads ahead instead of 4 took 157
@@ -125,34 +138,47 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
     dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, int warps_per_row,
                       const float* __restrict__ x, int m, float* __restrict__ y, int x_staged) {
   extern __shared__ float4 dense_x[];  // [m * cols / 4] when x_staged
-  pdl_wait();
-  pdl_launch_dependents();
   __shared__ float partial[dense_block_warps][dense_max_batch];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int W = warps_per_row, rows_per_block = dense_block_warps / W;
+  const int wk = warp % W;
+  const int row = static_cast<int>(blockIdx.x) * rows_per_block + warp / W;
+  const TW* wr = w + static_cast<std::int64_t>(min(row, rows - 1)) * cols;
+  constexpr int U = dense_loads_ahead;
+  const int first = wk * 32 + lane, step = U * 32 * W;  // the lane's first chunk; chunks per round of U loads
+  // The lane's next U chunks (c0, c0 + 32 W, ...), raw, in flight before the first is used.
+  raw8<TW> wv[U] = {};
+  const auto issue = [&](int c0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (row < rows && c0 + u * 32 * W < vec_chunks) wv[u] = load_raw8(wr + 8 * (c0 + u * 32 * W));
+  };
+  // The first round is issued before pdl_wait: no kernel writes the weights, so under
+  // PDL their DRAM round trip overlaps the previous kernel's last blocks. With the
+  // unstaged one-row blocks below, the Qwen2.5-0.5B-shaped bf16 decode went from
+  // 857-864 to 986-1000 tok/s on an H100, the output head from 131 to 121 us under ncu
+  // (bench/results/cuda_dense_gemv_h100_20261205_s37.md).
+  issue(first);
+  pdl_wait();
+  pdl_launch_dependents();
   if (x_staged) {  // x: written by the kernel before (PDL), so through L2
     const int n4 = m * cols / 4;
     for (int v = tid; v < n4; v += dense_block_threads) dense_x[v] = ld_produced(reinterpret_cast<const float4*>(x) + v);
     __syncthreads();
   }
   const float* xs = reinterpret_cast<const float*>(dense_x);
-  const int W = warps_per_row, rows_per_block = dense_block_warps / W;
-  const int wk = warp % W;
-  const int row = static_cast<int>(blockIdx.x) * rows_per_block + warp / W;
   float acc[dense_max_batch];
 #pragma unroll
   for (int i = 0; i < dense_max_batch; ++i) acc[i] = 0.0f;
   if (row < rows) {
-    const TW* wr = w + static_cast<std::int64_t>(row) * cols;
-    constexpr int U = dense_loads_ahead;
-    for (int c0 = wk * 32 + lane; c0 < vec_chunks; c0 += U * 32 * W) {
-      float wv[U][8] = {};
-#pragma unroll
-      for (int u = 0; u < U; ++u)  // every load in flight before the first is used
-        if (c0 + u * 32 * W < vec_chunks) load8(wr + 8 * (c0 + u * 32 * W), wv[u]);
+    for (int c0 = first; c0 < vec_chunks; c0 += step) {
+      if (c0 != first) issue(c0);
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int c = c0 + u * 32 * W;
         if (c >= vec_chunks) break;
+        float wf[8];
+        widen(wv[u], wf);
 #pragma unroll
         for (int i = 0; i < dense_max_batch; ++i) {
           if (i >= m) break;
@@ -165,8 +191,8 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
             a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
           }
           float s = acc[i];
-          s = fmaf(wv[u][0], a.x, s), s = fmaf(wv[u][1], a.y, s), s = fmaf(wv[u][2], a.z, s), s = fmaf(wv[u][3], a.w, s);
-          s = fmaf(wv[u][4], b.x, s), s = fmaf(wv[u][5], b.y, s), s = fmaf(wv[u][6], b.z, s), s = fmaf(wv[u][7], b.w, s);
+          s = fmaf(wf[0], a.x, s), s = fmaf(wf[1], a.y, s), s = fmaf(wf[2], a.z, s), s = fmaf(wf[3], a.w, s);
+          s = fmaf(wf[4], b.x, s), s = fmaf(wf[5], b.y, s), s = fmaf(wf[6], b.z, s), s = fmaf(wf[7], b.w, s);
           acc[i] = s;
         }
       }
@@ -231,7 +257,9 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
       const std::int64_t xo = static_cast<std::int64_t>(m0) * cols, yo = static_cast<std::int64_t>(m0) * rows;
       const int m = std::min(detail::dense_max_batch, M - m0);
       const std::int64_t x_bytes = static_cast<std::int64_t>(m) * cols * static_cast<std::int64_t>(sizeof(float));
-      const bool staged = vec_chunks > 0 && x_bytes <= detail::dense_x_smem_max;
+      // A block of one row (W = 8: the 896 x 4864 down projection) reads each element of x
+      // once either way; staging it would only add a round trip and a barrier before the FMAs.
+      const bool staged = vec_chunks > 0 && x_bytes <= detail::dense_x_smem_max && rows_per_block > 1;
       launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads),
                     staged ? static_cast<std::size_t>(x_bytes) : 0, stream, weights, rows, cols, vec_chunks, wpr, x + xo, m,
                     y + yo, staged ? 1 : 0);
