@@ -34,7 +34,9 @@
 // and back_to_back_pdl_fraction, graph_pdl_seconds and graph_pdl_fraction (the 20 calls with
 // PDL captured in one CUDA graph and replayed, as cuda_forward runs a decode step), and
 // read_ceiling_seconds (a kernel that only reads the same bytes, timed as graph_pdl_seconds:
-// what any kernel reading them reaches at that size); --lanes times the lane-layout kernel
+// what any kernel reading them reaches at that size) and read_ceiling_call_seconds (that
+// kernel timed as `seconds`, with events around each call: the per-call measure's own
+// ceiling, its launch and ramp included); --lanes times the lane-layout kernel
 // (kernel "gemv_lanes"), --split the split-K tensor-core kernel (kernel "gemv_split").
 // Decode records add prompt_tokens (--prompt, the context the timed tokens follow) and,
 // on cuda, prefill_tokens_per_s.
@@ -418,8 +420,9 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
   const std::string kernel = a.lanes ? "gemv_lanes" : a.split ? "gemv_split" : "gemv";
   const cuda_gemv_kernel which = a.lanes ? cuda_gemv_kernel::lanes : a.split ? cuda_gemv_kernel::split : cuda_gemv_kernel::tiles;
   std::printf("| kernel | quant | act | shape NxK | batch | device | copies | us/call | GB/s | copy GB/s | of copy bw | "
-              "back to back us | with PDL us | of copy bw | graph us | of copy bw | read ceiling us | cuBLAS f16 us |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "back to back us | with PDL us | of copy bw | graph us | of copy bw | read ceiling us | read ceiling us/call | "
+              "cuBLAS f16 us |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string& shape_text : qmr::bench::split(a.shape)) {
     const auto [n, k] = qmr::bench::parse_shape(shape_text);
     bool cublas = cuda_cublas_unavailable().empty();  // once per shape: the baseline does not depend on the format
@@ -440,17 +443,19 @@ inline int run_cuda_gemv_bench(const bench_args& a, const cuda_device_info& dev,
                             {"back_to_back_pdl_fraction", pdl_gbps / bound},
                             {"graph_pdl_seconds", t.graph_pdl_seconds},
                             {"graph_pdl_fraction", graph_gbps / bound},
-                            {"read_ceiling_seconds", t.read_ceiling_seconds}};
+                            {"read_ceiling_seconds", t.read_ceiling_seconds},
+                            {"read_ceiling_call_seconds", t.read_ceiling_call_seconds}};
         char cublas_us[32] = "-";
         if (cublas_s[i] > 0) {
           r["cublas_seconds"] = cublas_s[i];
           std::snprintf(cublas_us, sizeof cublas_us, "%.2f", cublas_s[i] * 1e6);
         }
-        std::printf("| %s | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | %s |\n",
+        std::printf("| %s | %s | f16 | %s | %d | %s | %d | %.2f | %.1f | %.1f | %.0f%% | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.2f | "
+                    "%.2f | %s |\n",
                     kernel.c_str(), f.c_str(), shape_text.c_str(), t.batch, isa.c_str(), t.copies, t.seconds * 1e6, gbps,
                     bound, 100.0 * gbps / bound, t.back_to_back_seconds * 1e6, t.back_to_back_pdl_seconds * 1e6,
                     100.0 * pdl_gbps / bound, t.graph_pdl_seconds * 1e6, 100.0 * graph_gbps / bound,
-                    t.read_ceiling_seconds * 1e6, cublas_us);
+                    t.read_ceiling_seconds * 1e6, t.read_ceiling_call_seconds * 1e6, cublas_us);
         std::fflush(stdout);
         json.write(r);
       }

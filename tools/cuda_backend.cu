@@ -160,7 +160,7 @@ std::vector<cuda_gemv_timing> cuda_time_gemv(const std::string& format, std::int
   std::vector<cuda_gemv_timing> out;
   for (const gpu::gemv_timing& t : q)
     out.push_back({t.m, t.seconds, t.weight_bytes, t.copies, 0.0, t.b2b_seconds, t.b2b_pdl_seconds, t.graph_pdl_seconds,
-                   t.read_ceiling_seconds});
+                   t.read_ceiling_seconds, t.read_ceiling_call_seconds});
 #ifdef QMR_HAVE_CUBLAS
   if (cublas && cublas_library().error.empty()) {
     const gpu::cublas_handle handle(cublas_library().api, stream.s);

@@ -68,6 +68,7 @@ struct cuda_gemv_timing {
   double back_to_back_pdl_seconds = 0;  // the same with programmatic dependent launch
   double graph_pdl_seconds = 0;         // per call, the 20 calls with PDL in one CUDA graph, replayed
   double read_ceiling_seconds = 0;      // a kernel that only reads the same bytes, timed as graph_pdl_seconds
+  double read_ceiling_call_seconds = 0; // the same read kernel timed as `seconds` (events around each call)
 };
 
 // Greedy prefill and decode of a cuda_session, after a warm-up (bench/cuda_bench.cuh).
