@@ -117,7 +117,7 @@ inline constexpr int dense_block_warps = dense_block_threads / 32;
 // round trip is paid once, not once per 512 bytes.
 inline constexpr int dense_loads_ahead = 4;
 // x [m, cols] f32 is staged in shared memory when it fits this: every block then
-// reads it once from L2 instead of every warp reading it twice per weight byte (at
+// reads it once instead of every warp reading it twice per weight byte (at
 // 2 f32 per bf16 weight, the L2 traffic of x was twice the weights'). The bound is
 // the 48 KB a block may take without opting in, less the kernel's static `partial`
 // sums (8 warps x 8 rows of f32): at exactly 48 KB of x the launch would fail.
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
   issue(first);
   pdl_wait();
   pdl_launch_dependents();
-  if (x_staged) {  // x: written by the kernel before (PDL), so through L2
+  if (x_staged) {  // x: written by the kernel before (PDL): ld_produced
     const int n4 = m * cols / 4;
     for (int v = tid; v < n4; v += dense_block_threads) dense_x[v] = ld_produced(reinterpret_cast<const float4*>(x) + v);
     __syncthreads();

@@ -713,7 +713,7 @@ __global__ void __launch_bounds__(gemv_traits::block_threads, 2)
           // cols is a multiple of 8: the 4 columns from c are all in or all out
           if (!full_tile && c >= a.cols) xs[nb][s] = make_uint2(0u, 0u);
           else if (a.x_smem) xs[nb][s] = *reinterpret_cast<const uint2*>(xsm + xoff[nb] + c);
-          else xs[nb][s] = ld_produced(reinterpret_cast<const uint2*>(xrow[nb] + c));  // through L2: see ld_produced
+          else xs[nb][s] = ld_produced(reinterpret_cast<const uint2*>(xrow[nb] + c));  // coherent, not read-only: see ld_produced
         }
 #pragma unroll
       for (int j = 0; j < GT; ++j) {

@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(gemv_lanes_traits::block_threads, MB <= 2 ? ge
   const int row_slots = a.cols / 8;
   {
     const int nslots = MB * row_slots;
-    // x through L2 (ld_produced), not the read-only path that const __restrict__ would give:
+    // x by a coherent load (ld_produced), not the read-only path that const __restrict__ would give:
     // under PDL the kernel that writes x runs during this kernel's lifetime.
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     for (int s = static_cast<int>(threadIdx.x); s < nslots; s += T)

@@ -31,19 +31,25 @@ QMR_DEVICE __forceinline__ void pdl_launch_dependents() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-// Reads a value that an earlier kernel wrote, through L2 (ld.global.cg). A kernel
-// that may run under PDL reads every such buffer (activations, partial sums,
-// logits) this way, never through the read-only path (ld.global.nc: __ldg, or
-// what nvcc emits for a const __restrict__ pointer). That path's contract is
+// Reads a value that an earlier kernel wrote: a weak, coherent load (ld.global.ca,
+// cached in L1). A kernel that may run under PDL reads every such buffer
+// (activations, partial sums, logits) this way, never through the read-only path
+// (ld.global.nc: __ldg, or what nvcc emits for a const __restrict__ pointer).
+// griddepcontrol.wait (pdl_wait) makes the prerequisite grids' writes visible to
+// the current grid, which covers ordinary loads; the read-only path's contract is
 // "read-only while the kernel runs", and under PDL it isn't: a kernel's blocks
 // start as soon as its predecessor starts, so two kernels back may still be
-// reading the buffer the predecessor then overwrites, and an SM's read-only
-// cache can serve those lines stale after pdl_wait(). Seen on an H100 (stop 35:
-// the PDL chain's outputs differed until the lane kernels' x loads moved to L2).
-// Weights, scales and norm weights, which no kernel writes, keep the read-only path.
+// reading the buffer the predecessor then overwrites, and an SM's read-only cache
+// can serve those lines stale after pdl_wait(). On an H100 (stop 37,
+// bench/results/cuda_pdl_reads_h100_20261205_s37.md) the PDL chain test
+// (tests/cuda/test_gemv_pdl.cu) failed 6 runs of 6 with these reads on the
+// read-only path, and passed 6 of 6 both so and through L2 alone (ld.global.cg,
+// stop 36's choice); against L2 alone, L1 gave the tiled GEMV 11% at 16 tokens on
+// 8192 x 8192 and the bf16 Qwen2.5-0.5B-shaped decode 11%. Weights, scales and
+// norm weights, which no kernel writes, keep the read-only path.
 template <class T>
 QMR_DEVICE __forceinline__ T ld_produced(const T* p) {
-  return __ldcg(p);
+  return __ldca(p);
 }
 #endif  // __CUDACC__
 }  // namespace detail
