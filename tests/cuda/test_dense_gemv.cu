@@ -77,7 +77,7 @@ int main() {
   rng r{20260101};
   // [rows, cols]: tiny, ragged (cols % 8 != 0: the scalar path), and the shapes the
   // models run, which pick 1, 2, 4 and 8 warps per row.
-  // 64 x 1536 at M = 8 (and 21): 8 rows of x are 48 KB exactly, past the staging limit (dense_x_smem_max).
+  // 64 x 1536 at M = 8 (and 21): 48 KB of x, which the kernel once staged in shared memory (past its limit then).
   const std::int64_t shapes[][2] = {{1, 8},       {7, 13},     {33, 64},     {100, 1000}, {896, 896}, {1152, 896},
                                     {896, 4864}, {256, 768}, {2000, 2048}, {9728, 896}, {20000, 256}, {64, 1536}};
   for (const auto& s : shapes) {

@@ -105,7 +105,8 @@ QMR_DEVICE __forceinline__ float load1(const f16* p) { return __half2float(__ush
 // bytes of bf16/f16 per load), reduce with shuffles and meet in shared memory.
 // W > 1 is for short, wide matrices (Qwen2.5-0.5B's down_proj, 896 x 4864: 896
 // warps alone leave the SMs with too few loads in flight). The activations (at
-// most 8 rows of f32) come from shared memory (dense_x_smem_max) or L2.
+// most 8 rows of f32) come through L1 (ld_produced): a block's rows, and the blocks
+// an SM holds, share them there.
 // Batch rows one dense launch takes: 8 f32 accumulators per thread (the forward
 // pass's prefill chunk); larger batches would need a tiled GEMM.
 inline constexpr int dense_max_batch = 8;
@@ -116,18 +117,13 @@ inline constexpr int dense_block_warps = dense_block_threads / 32;
 // 896-column bf16 row per warp (Qwen2.5-0.5B's output head), so that a row's DRAM
 // round trip is paid once, not once per 512 bytes.
 inline constexpr int dense_loads_ahead = 4;
-// x [m, cols] f32 is staged in shared memory when it fits this: every block then
-// reads it once instead of every warp reading it twice per weight byte (at
-// 2 f32 per bf16 weight, the L2 traffic of x was twice the weights'). The bound is
-// the 48 KB a block may take without opting in, less the kernel's static `partial`
-// sums (8 warps x 8 rows of f32): at exactly 48 KB of x the launch would fail.
-inline constexpr int dense_x_smem_max = 48 * 1024 - dense_block_warps * dense_max_batch * static_cast<int>(sizeof(float));
-
+// x is not staged in shared memory. Staged (stops 36-37, while kernel-written
+// buffers were read through L2 alone, every block copying m x cols f32 once), the
+// Qwen2.5-0.5B-shaped bf16 decode on an H100 ran 1049-1065 tok/s; read through L1
+// instead, 1070-1098, and the output head took 105 against 107 us under ncu
+// (bench/results/cuda_dense_gemv_h100_20261205_s37.md).
 // vec_chunks: cols / 8 when cols % 8 == 0 (every row then starts 16-byte aligned),
-// else 0 and the scalar loop does the whole row. x_staged: x is copied into
-// shared memory first (host's choice: vec_chunks > 0, m * cols f32 fit
-// dense_x_smem_max and the block has several rows to reuse it; the launch gives
-// that much dynamic shared memory).
+// else 0 and the scalar loop does the whole row.
 // At most 64 registers (4 blocks, 32 warps an SM): the output head of
 // Qwen2.5-0.5B (151936 x 896 bf16) took 129 us on an H100 against 165 us at the
 // 72 registers nvcc chose (3 blocks an SM); 2 loads ahead instead of 4 took 157
@@ -136,8 +132,7 @@ inline constexpr int dense_min_blocks_per_sm = 4;
 template <class TW>
 __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
     dense_gemv_kernel(const TW* __restrict__ w, int rows, int cols, int vec_chunks, int warps_per_row,
-                      const float* __restrict__ x, int m, float* __restrict__ y, int x_staged) {
-  extern __shared__ float4 dense_x[];  // [m * cols / 4] when x_staged
+                      const float* __restrict__ x, int m, float* __restrict__ y) {
   __shared__ float partial[dense_block_warps][dense_max_batch];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int W = warps_per_row, rows_per_block = dense_block_warps / W;
@@ -154,19 +149,13 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
       if (row < rows && c0 + u * 32 * W < vec_chunks) wv[u] = load_raw8(wr + 8 * (c0 + u * 32 * W));
   };
   // The first round is issued before pdl_wait: no kernel writes the weights, so under
-  // PDL their DRAM round trip overlaps the previous kernel's last blocks. With the
-  // unstaged one-row blocks below, the Qwen2.5-0.5B-shaped bf16 decode went from
-  // 857-864 to 986-1000 tok/s on an H100, the output head from 131 to 121 us under ncu
-  // (bench/results/cuda_dense_gemv_h100_20261205_s37.md).
+  // PDL their DRAM round trip overlaps the previous kernel's last blocks (with x
+  // unstaged in one-row blocks, the Qwen2.5-0.5B-shaped bf16 decode went from 857-864
+  // to 986-1000 tok/s on an H100, the output head from 131 to 121 us under ncu:
+  // bench/results/cuda_dense_gemv_h100_20261205_s37.md).
   issue(first);
   pdl_wait();
   pdl_launch_dependents();
-  if (x_staged) {  // x: written by the kernel before (PDL): ld_produced
-    const int n4 = m * cols / 4;
-    for (int v = tid; v < n4; v += dense_block_threads) dense_x[v] = ld_produced(reinterpret_cast<const float4*>(x) + v);
-    __syncthreads();
-  }
-  const float* xs = reinterpret_cast<const float*>(dense_x);
   float acc[dense_max_batch];
 #pragma unroll
   for (int i = 0; i < dense_max_batch; ++i) acc[i] = 0.0f;
@@ -183,13 +172,8 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
         for (int i = 0; i < dense_max_batch; ++i) {
           if (i >= m) break;
           const std::int64_t at = static_cast<std::int64_t>(i) * cols + 8 * c;
-          float4 a, b;
-          if (x_staged) {
-            a = *reinterpret_cast<const float4*>(xs + at), b = *reinterpret_cast<const float4*>(xs + at + 4);
-          } else {
-            const float4* xp = reinterpret_cast<const float4*>(x + at);
-            a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
-          }
+          const float4* xp = reinterpret_cast<const float4*>(x + at);
+          const float4 a = ld_produced(xp), b = ld_produced(xp + 1);  // x: written by the kernel before (PDL)
           float s = acc[i];
           s = fmaf(wf[0], a.x, s), s = fmaf(wf[1], a.y, s), s = fmaf(wf[2], a.z, s), s = fmaf(wf[3], a.w, s);
           s = fmaf(wf[4], b.x, s), s = fmaf(wf[5], b.y, s), s = fmaf(wf[6], b.z, s), s = fmaf(wf[7], b.w, s);
@@ -256,13 +240,8 @@ inline void gemv(const dense_matrix& w, const float* x, float* y, int M, cudaStr
     for (int m0 = 0; m0 < M; m0 += detail::dense_max_batch) {  // x + m0 * cols stays 16-byte aligned (m0 % 8 == 0)
       const std::int64_t xo = static_cast<std::int64_t>(m0) * cols, yo = static_cast<std::int64_t>(m0) * rows;
       const int m = std::min(detail::dense_max_batch, M - m0);
-      const std::int64_t x_bytes = static_cast<std::int64_t>(m) * cols * static_cast<std::int64_t>(sizeof(float));
-      // A block of one row (W = 8: the 896 x 4864 down projection) reads each element of x
-      // once either way; staging it would only add a round trip and a barrier before the FMAs.
-      const bool staged = vec_chunks > 0 && x_bytes <= detail::dense_x_smem_max && rows_per_block > 1;
-      launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads),
-                    staged ? static_cast<std::size_t>(x_bytes) : 0, stream, weights, rows, cols, vec_chunks, wpr, x + xo, m,
-                    y + yo, staged ? 1 : 0);
+      launch_kernel(pdl, detail::dense_gemv_kernel<TW>, dim3(blocks), dim3(detail::dense_block_threads), 0, stream, weights,
+                    rows, cols, vec_chunks, wpr, x + xo, m, y + yo);
     }
   };
   switch (w.type) {
