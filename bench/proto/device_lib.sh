@@ -41,3 +41,26 @@ ncu_head() {
     echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
   done
 }
+
+# sanitize BINARY TOOL ...: compute-sanitizer's TOOLs (memcheck, racecheck) over the test binary $F/BINARY, to san.txt.
+sanitize() {
+  local b=$1 tool s; shift
+  for tool in "$@"; do
+    s=$SECONDS; echo "=== $tool $b" >> $OUT/san.txt
+    timeout 90 compute-sanitizer --tool $tool $F/$b >> $OUT/san.txt 2>&1
+    echo "san $tool $b rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
+  done
+}
+
+# ncu_dense_step V ...: ncu's duration of every dense GEMV launch (169 launches: a decode step and more) of the bf16
+# Qwen2.5-0.5B-shaped model per build, summarized per launch shape, to ncu.txt.
+ncu_dense_step() {
+  local v s
+  for v in "$@"; do
+    s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
+    timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:dense --launch-skip 300 \
+      --launch-count 169 $(decode_binary $v) --models qwen2.5-0.5b --formats bf16 --modes eager --work /tmp/dec 2>&1 |
+      grep -v "==PROF==" >> $OUT/ncu.txt
+    echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
+  done
+}

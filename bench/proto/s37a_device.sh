@@ -7,17 +7,9 @@
 F=/tmp/s37
 source "$(dirname "$0")/device_lib.sh"
 run_tests test_cuda_dense_gemv:40 test_cuda_forward:60 test_cuda_gemv_pdl:40
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-  timeout 60 compute-sanitizer --tool $tool $F/test_cuda_dense_gemv >> $OUT/san.txt 2>&1; echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L; done
+sanitize test_cuda_dense_gemv memcheck racecheck
 decode_rounds 2 v0 new
-for v in v0 new; do
-  s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
-  timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:dense --launch-skip 300 \
-    --launch-count 169 $(decode_binary $v) --models qwen2.5-0.5b --formats bf16 --modes eager --work /tmp/dec 2>&1 |
-    grep -v "==PROF==" >> $OUT/ncu.txt
-  echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
-done
+ncu_dense_step v0 new
 s=$SECONDS
 timeout 150 $F/cuda_gemv --lanes-only --shapes 8192x8192 --batches 1 --runs 30 --rotate-bytes 1e9 > $OUT/gemv.txt 2>&1
 echo "gemv rc=$? $((SECONDS-s))s" >> $L

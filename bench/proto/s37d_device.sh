@@ -6,9 +6,8 @@
 F=/tmp/s37
 source "$(dirname "$0")/device_lib.sh"
 run_tests test_cuda_gemv_pdl:40 test_cuda_dense_gemv:30 test_cuda_gemv:40 test_cuda_gemv_split:60 test_cuda_forward:60 test_cuda_attention:30 test_cuda_gemm:60 test_cuda_half_dequant:30 test_cuda_gemv_lanes:60 test_cuda_gemv_pdl:40 test_cuda_gemv_pdl:40 test_cuda_gemv_pdl:40
-for t in test_cuda_dense_gemv test_cuda_forward; do
-  s=$SECONDS; echo "=== memcheck $t" >> $OUT/san.txt
-  timeout 90 compute-sanitizer --tool memcheck $F/$t >> $OUT/san.txt 2>&1; echo "memcheck $t rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY' $OUT/san.txt | tail -1)" >> $L; done
+sanitize test_cuda_dense_gemv memcheck
+sanitize test_cuda_forward memcheck
 s=$SECONDS
 timeout 120 $F/cuda_decode --formats bf16,w4g128,w2g64 --modes graph --work /tmp/dec > $OUT/decode.txt 2>&1; echo "decode rc=$? $((SECONDS-s))s" >> $L
 s=$SECONDS

@@ -6,11 +6,5 @@
 F=/tmp/s37
 source "$(dirname "$0")/device_lib.sh"
 decode_rounds 3 new ns
-for v in new ns; do
-  s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
-  timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:dense --launch-skip 300 \
-    --launch-count 169 $(decode_binary $v) --models qwen2.5-0.5b --formats bf16 --modes eager --work /tmp/dec 2>&1 |
-    grep -v "==PROF==" >> $OUT/ncu.txt
-  echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
-done
+ncu_dense_step new ns
 cat $L
