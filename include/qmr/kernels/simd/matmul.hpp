@@ -197,6 +197,16 @@ inline void store_sums(fbatch<Arch> (&acc)[M][U], const float (&tail)[M], matrix
 // prefetcht2 moved nothing beyond the noise. Past the row's end the address is only an
 // integer: prefetches never fault.
 inline constexpr std::uintptr_t gemv_prefetch_bytes = 4096;
+// The dense GEMV's own distance (bf16/f16/f32 rows). On stop 37's 2-vCPU VM (AVX-512,
+// 480 MiB L3 reported) 4096 bytes left bf16 at 70-74% of read bandwidth on 151936 x
+// 896 (Qwen2.5-0.5B's lm_head) and 64-68% on 4096 x 14336 (2 threads, paired, 2-3
+// alternating rounds); 1024 bytes: 86-94% and 84-91%, 14336 x 4096 86-89%, 8192 x
+// 8192 75-83% (2048 bytes: 93-97% there, but 76-82% on the lm_head; 1536, and both
+// 1024 and 2048 at once, no better overall). The register GEMV keeps 4096
+// (gemv_prefetch_bytes): at 1024 its w8g128 8192 x 8192 fell from 87% to 76-77%.
+// (The earlier VM's 93-100% above were at 4096; it was not there to remeasure 1024.)
+// bench/results/cpu_gemv_dense_prefetch_20261205_s37.txt.
+inline constexpr std::uintptr_t dense_prefetch_bytes = 1024;
 inline constexpr std::int64_t dense_chunk_cols = 256;
 
 // Y[0, M)[n0, n1) for a dense W[N, K] of T, read straight from memory.
@@ -214,10 +224,10 @@ void gemv_dense(matrix_view<const T> w, matrix_view<const float> x, matrix_view<
     for (auto& a : acc)
       for (auto& b : a) b = fbatch<Arch>(0.0f);
     // Chunks of dense_chunk_cols columns (a multiple of U * lanes, so the chains run as
-    // in one call), each first prefetching its cache lines gemv_prefetch_bytes ahead.
+    // in one call), each first prefetching its cache lines dense_prefetch_bytes ahead.
     for (std::int64_t c0 = 0; c0 < k_vec; c0 += dense_chunk_cols) {
       const std::int64_t c1 = std::min(k_vec, c0 + dense_chunk_cols);
-      const auto ahead = reinterpret_cast<std::uintptr_t>(row + c0) + gemv_prefetch_bytes;
+      const auto ahead = reinterpret_cast<std::uintptr_t>(row + c0) + dense_prefetch_bytes;
       for (std::int64_t b = 0; b < dense_chunk_cols * static_cast<std::int64_t>(sizeof(T)); b += 64)
         __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
       accumulate<Arch, M, U>([&](std::int64_t c) { return load_f32<Arch>(row + c); }, c0, c1, x.data, x.stride, acc);
