@@ -393,6 +393,10 @@ TEST_CASE("gguf: malformed fields are refused with the field named", "[io][gguf]
          g.add("w", {std::uint64_t{1} << 40, std::uint64_t{1} << 40}, 0, {});
        },
        "overflows"},
+      {[](gguf_builder& g) {  // 2^62 F32 elements: 2^64 bytes, which wrapped to 0 and passed the bounds check (fuzzer, stop 37)
+         g.add("w", {std::uint64_t{1} << 31, std::uint64_t{1} << 31}, 0, {});
+       },
+       "overflow a 64-bit byte count"},
       {[](gguf_builder& g) {
          g.add("w", {32}, 99, std::vector<std::uint8_t>(32));
        },

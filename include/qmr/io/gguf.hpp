@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -267,7 +268,12 @@ class gguf_file {
       if (t.type == nullptr) c.fail(what + ": ggml type " + std::to_string(type) + " is not supported");
       if (t.dims[0] % t.type->block_elems != 0)
         c.fail(what + ": " + std::to_string(t.dims[0]) + " columns are not whole " + std::string(t.type->name) + " blocks of " + std::to_string(t.type->block_elems));
-      t.nbytes = numel / t.type->block_elems * t.type->block_bytes;
+      // Dimensions cap the element count at 2^62, but its bytes can still pass 2^64 (F32:
+      // 4 per element) and wrap to a size that fits the file: refuse them by name.
+      const std::uint64_t blocks = numel / t.type->block_elems;
+      if (blocks > std::numeric_limits<std::uint64_t>::max() / t.type->block_bytes)
+        c.fail(what + ": " + std::to_string(numel) + " " + std::string(t.type->name) + " elements overflow a 64-bit byte count");
+      t.nbytes = blocks * t.type->block_bytes;
       t.offset = c.read<std::uint64_t>(what + " (offset)");
       if (t.offset % alignment_ != 0) c.fail(what + ": offset " + std::to_string(t.offset) + " is not a multiple of the alignment " + std::to_string(alignment_));
       tensors_.push_back(std::move(t));
