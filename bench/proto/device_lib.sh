@@ -52,15 +52,18 @@ sanitize() {
   done
 }
 
-# ncu_dense_step V ...: ncu's duration of every dense GEMV launch (169 launches: a decode step and more) of the bf16
-# Qwen2.5-0.5B-shaped model per build, summarized per launch shape, to ncu.txt.
-ncu_dense_step() {
-  local v s
+# ncu_kernels REGEX FORMAT SKIP COUNT V ...: ncu's duration of COUNT launches (after SKIP) of the kernels matching REGEX
+# in a decode of the Qwen2.5-0.5B-shaped model in FORMAT, per build, summarized per launch shape, to ncu.txt.
+ncu_kernels() {
+  local re=$1 fmt=$2 skip=$3 count=$4 v s; shift 4
   for v in "$@"; do
     s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
-    timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:dense --launch-skip 300 \
-      --launch-count 169 $(decode_binary $v) --models qwen2.5-0.5b --formats bf16 --modes eager --work /tmp/dec 2>&1 |
+    timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:$re --launch-skip $skip \
+      --launch-count $count $(decode_binary $v) --models qwen2.5-0.5b --formats $fmt --modes eager --work /tmp/dec 2>&1 |
       grep -v "==PROF==" >> $OUT/ncu.txt
     echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
   done
 }
+
+# ncu_dense_step V ...: every dense GEMV launch of a bf16 decode step (169 launches: a step and more).
+ncu_dense_step() { ncu_kernels dense bf16 300 169 "$@"; }

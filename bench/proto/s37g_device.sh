@@ -9,11 +9,5 @@ source "$(dirname "$0")/device_lib.sh"
 run_tests test_cuda_attention:60 test_cuda_forward:60
 sanitize test_cuda_attention memcheck
 decode_rounds 3 v0 new
-for v in v0 new; do
-  s=$SECONDS; echo "== $v" >> $OUT/ncu.txt
-  timeout 120 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --kernel-name regex:attention --launch-skip 100 \
-    --launch-count 48 $(decode_binary $v) --models qwen2.5-0.5b --formats w4g128 --modes eager --work /tmp/dec 2>&1 |
-    grep -v "==PROF==" >> $OUT/ncu.txt
-  echo "ncu $v rc=$? $((SECONDS-s))s" >> $L
-done
+ncu_kernels attention w4g128 100 48 v0 new
 cat $L
