@@ -149,9 +149,10 @@ __global__ void __launch_bounds__(dense_block_threads, dense_min_blocks_per_sm)
       if (row < rows && c0 + u * 32 * W < vec_chunks) wv[u] = load_raw8(wr + 8 * (c0 + u * 32 * W));
   };
   // The first round is issued before pdl_wait: no kernel writes the weights, so under
-  // PDL their DRAM round trip overlaps the previous kernel's last blocks (with x
-  // unstaged in one-row blocks, the Qwen2.5-0.5B-shaped bf16 decode went from 857-864
-  // to 986-1000 tok/s on an H100, the output head from 131 to 121 us under ncu:
+  // PDL their DRAM round trip overlaps the previous kernel's last blocks (measured
+  // together with unstaging x in one-row blocks, before staging went altogether: the
+  // Qwen2.5-0.5B-shaped bf16 decode went from 857-864 to 986-1000 tok/s on an H100,
+  // the output head from 131 to 121 us under ncu:
   // bench/results/cuda_dense_gemv_h100_20261205_s37.md).
   issue(first);
   pdl_wait();

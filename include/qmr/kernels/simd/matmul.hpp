@@ -183,9 +183,9 @@ inline void store_sums(fbatch<Arch> (&acc)[M][U], const float (&tail)[M], matrix
   }
 }
 
-// How far ahead the dense GEMV (per chunk of dense_chunk_cols columns: 512 bytes of
-// bf16, a multiple of every U * lanes) and the register GEMV (per group) prefetch the
-// weights they stream, in bytes, into every cache level. On the 2-vCPU Xeon VM (paired
+// How far ahead the register GEMV (per group) prefetches the weights it streams, in
+// bytes, into every cache level; until stop 37 the dense GEMV (per chunk of
+// dense_chunk_cols columns) used it too, now dense_prefetch_bytes below. On the 2-vCPU Xeon VM (paired
 // fractions of read bandwidth, 2-3 alternating rounds; the hardware prefetchers alone
 // left the loads waiting): bf16 8192 x 8192 on 2 threads 64-73% -> 93-100% (80-91% with
 // one prefetch per 64 bytes inside the FMA loop), on 1 thread 76-77% -> 96-98%,
