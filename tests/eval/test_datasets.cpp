@@ -95,3 +95,18 @@ TEST_CASE("ARC: malformed lines name their line, or are skipped and counted", "[
   CHECK_THAT(m.errors[1], Catch::Contains("a.jsonl:3") && Catch::Contains("'E'"));
   CHECK_THAT(m.errors[4], Catch::Contains("a.jsonl:6") && Catch::Contains("not valid JSON"));
 }
+
+TEST_CASE("an empty dataset, or one whose every line is skipped, is an error naming the file", "[datasets]") {
+  // Before, the readers returned no items and an evaluation scored 0 of 0 as if it had run.
+  testing::temp_dir dir;
+  std::ofstream(dir / "empty.jsonl") << "\n  \r\n";
+  std::ofstream(dir / "empty.json") << "[]";
+  REQUIRE_THROWS_WITH(eval::read_gsm8k_jsonl(dir / "empty.jsonl"), Catch::Contains("empty.jsonl") && Catch::Contains("no items"));
+  REQUIRE_THROWS_WITH(eval::read_arc_jsonl(dir / "empty.jsonl"), Catch::Contains("empty.jsonl") && Catch::Contains("no items"));
+  REQUIRE_THROWS_WITH(eval::read_svamp_json(dir / "empty.json"), Catch::Contains("empty.json") && Catch::Contains("no items"));
+  std::ofstream(dir / "bad.jsonl") << R"({"question": "q", "answer": "no final line"})" << "\n" << "not json\n";
+  io::malformed_lines m;
+  m.skip = true;
+  REQUIRE_THROWS_WITH(eval::read_gsm8k_jsonl(dir / "bad.jsonl", &m),
+                      Catch::Contains("bad.jsonl") && Catch::Contains("no valid items (2 malformed ones skipped)"));
+}

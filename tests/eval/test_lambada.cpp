@@ -90,6 +90,13 @@ TEST_CASE("LAMBADA: malformed lines name file and line, or are skipped and count
   REQUIRE_THROWS_WITH(eval::read_lambada_jsonl(dir / "missing.jsonl"), Catch::Contains("cannot open"));
 }
 
+TEST_CASE("LAMBADA: an empty file is an error naming it", "[lambada]") {
+  // Before, it gave no items, and run_lambada's perplexity() was exp(-0 / 0) = NaN.
+  testing::temp_dir dir;
+  std::ofstream(dir / "empty.jsonl") << "";
+  REQUIRE_THROWS_WITH(eval::read_lambada_jsonl(dir / "empty.jsonl"), Catch::Contains("empty.jsonl") && Catch::Contains("no items"));
+}
+
 TEST_CASE("LAMBADA acc and perplexity equal a direct forward-pass computation", "[lambada]") {
   const auto dir = testing::fixture_dir("llama-gqa2");
   const auto m = model::model::load(dir);

@@ -110,3 +110,20 @@ TEST_CASE("inconsistent quantized tensors are clear errors", "[quantized]") {
     REQUIRE_THROWS_WITH(io::quantized_entries(f), Catch::Contains("qmr.format_version"));
   }
 }
+
+TEST_CASE("a quantized shape too large for 64-bit byte counts is an error, not an overflow", "[quantized]") {
+  // [1, 2^62] passes the metadata checks (unsigned, a multiple of 8 and of 128); the packed row
+  // length cols * bits then overflowed int64 (UB) and the error quoted a wrapped size.
+  testing::temp_dir dir;
+  io::safetensors_writer w;
+  w.set_metadata("qmr.format_version", "1");
+  w.set_metadata("qmr:x", R"({"format":"w4g128","shape":[1,4611686018427387904]})");
+  w.write(dir / "big.safetensors");
+  const auto f = io::safetensors_file::open((dir / "big.safetensors").string());
+  const auto entries = io::quantized_entries(f);
+  REQUIRE(entries.size() == 1);
+  REQUIRE_THROWS_WITH(io::load_quantized(f, entries[0]), Catch::Contains("big.safetensors") && Catch::Contains("tensor 'x'") &&
+                                                             Catch::Contains("at most 2^31"));
+  REQUIRE_THROWS_WITH(quant::qtensor_layout::of(quant::parse_format("w8g128"), std::int64_t{1} << 40, std::int64_t{1} << 40),
+                      Catch::Contains("too large"));
+}

@@ -7,6 +7,7 @@
 #include "fixtures.hpp"
 #include "qmr/io/synthetic_checkpoint.hpp"
 #include "qmr/model/forward.hpp"
+#include "qmr/model/generation_config.hpp"
 
 using namespace qmr;
 using model::model_config;
@@ -126,4 +127,75 @@ TEST_CASE("a config that disagrees with the weights is an error naming the tenso
                       Catch::Contains("model.layers.2.input_layernorm.weight") && Catch::Contains("missing"));
   std::ofstream(dir / "config.json") << "{not json";
   REQUIRE_THROWS_WITH(model::model::load(dir.path()), Catch::Contains("config.json") && Catch::Contains("not valid JSON"));
+}
+
+TEST_CASE("out-of-range token ids, head products and llama3 factors are errors, not wrapped or divided by 0",
+          "[config]") {
+  const struct {
+    const char* what;
+    std::function<void(nlohmann::json&)> edit;
+    const char* field;
+    const char* says;
+  } cases[] = {
+      // get<std::int32_t>() wrapped 4294967298 to 2: generation stopped at the wrong token.
+      {"eos beyond int32", [](auto& j) { j["eos_token_id"] = 4294967298LL; }, "eos_token_id", "4294967298"},
+      {"eos list beyond int32", [](auto& j) { j["eos_token_id"] = {1, 8589934593LL}; }, "eos_token_id", "8589934593"},
+      {"negative eos", [](auto& j) { j["eos_token_id"] = -1; }, "eos_token_id", "outside 0..2^31-1"},
+      {"bos beyond int32", [](auto& j) { j["bos_token_id"] = 4294967297LL; }, "bos_token_id", "4294967297"},
+      // q_dim() = heads * head_dim overflowed int (UB) and the weights were checked against a wrapped shape.
+      {"head product", [](auto& j) { j["head_dim"] = 1 << 30; }, "head_dim", "exceeds 2^30"},
+      // rope_inv_freq divides by these; transformers raises ZeroDivisionError.
+      {"llama3 low_freq_factor 0",
+       [](auto& j) {
+         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 0.0},
+                              {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+       },
+       "rope_scaling.low_freq_factor", "positive"},
+      {"llama3 original_max_position_embeddings 0",
+       [](auto& j) {
+         j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                              {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 0}};
+       },
+       "rope_scaling.original_max_position_embeddings", "positive"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    auto j = base();
+    c.edit(j);
+    REQUIRE_THROWS_WITH(parse(j), Catch::Contains(std::string("field '") + c.field + "'") && Catch::Contains(c.says) &&
+                                      Catch::Contains("config.json"));
+  }
+  auto j = base();
+  j["eos_token_id"] = {0, 2147483647};  // the largest id that fits stays as it is
+  REQUIRE(parse(j).eos_token_ids == std::vector<std::int32_t>{0, 2147483647});
+}
+
+TEST_CASE("generation_config.json and qmr_quantization.json values are range-checked, and deep JSON is an error",
+          "[config]") {
+  testing::temp_dir dir;
+  io::write_synthetic_checkpoint(dir.path(), {});
+  {
+    const auto m = model::model::load(dir.path());
+    std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [5, 4294967301]})";
+    REQUIRE_THROWS_WITH(model::default_stop_tokens(m), Catch::Contains("generation_config.json") &&
+                                                           Catch::Contains("field 'eos_token_id'") &&
+                                                           Catch::Contains("4294967301"));
+  }
+  // get<int>() wrapped 4294967300 to 4 and loaded the model as W·A4.
+  std::ofstream(dir / "qmr_quantization.json") << R"({"activation_bits": 4294967300})";
+  REQUIRE_THROWS_WITH(model::model::load(dir.path()), Catch::Contains("qmr_quantization.json") &&
+                                                          Catch::Contains("field 'activation_bits'") &&
+                                                          Catch::Contains("4294967300"));
+  std::filesystem::remove(dir / "qmr_quantization.json");
+  // 200000 nested arrays: quoting the value in the error ("got [[[...") recursed once per level
+  // and overflowed the stack. The error names the '[' at level 513: the object is level 1, so
+  // the 512th '[', at byte 1 + 15 + 511.
+  nlohmann::json cfg;
+  std::ifstream(dir / "config.json") >> cfg;
+  cfg.erase("hidden_size");
+  std::string text = cfg.dump();
+  text.insert(1, "\"hidden_size\": " + std::string(200000, '[') + std::string(200000, ']') + ", ");
+  std::ofstream(dir / "config.json") << text;
+  REQUIRE_THROWS_WITH(model_config::load(dir.path()), Catch::Contains("config.json") && Catch::Contains("byte 527") &&
+                                                          Catch::Contains("deeper than 512 levels"));
 }

@@ -250,6 +250,23 @@ TEST_CASE("calibration sets: windows, JSONL and their errors") {
   CHECK_THROWS_WITH(parse_method("hqq"), Catch::Contains("expected rtn, gptq, awq or sq"));
 }
 
+TEST_CASE("calibration sizes beyond any quantizer's reach and NUL bytes in JSONL are errors") {
+  // 2^20 samples of 2^20 tokens (accepted by --calib-n/--calib-len) used to allocate until
+  // std::bad_alloc or the OOM killer: now an error before any allocation.
+  CHECK_THROWS_WITH(calibration_random(1000, 1 << 20, 1 << 20, 1),
+                    Catch::Contains("1048576 calibration samples") && Catch::Contains("limit"));
+  CHECK_THROWS_WITH(calibration_random(1000, 0, 64, 1), Catch::Contains("positive sample count"));
+  const auto dir = testing::default_model_dir();
+  const auto tok = text::tokenizer::load(dir / "tokenizer.json");
+  CHECK_THROWS_WITH(calibration_from_synth(tok, 1 << 20, 1 << 20, 5), Catch::Contains("lower --calib-n or --calib-len"));
+  // nlohmann alone stops at a NUL: the rest of the line was silently dropped.
+  std::string nul_line = "{\"text\": \"one two\"}";
+  nul_line += '\0';
+  nul_line += "trailing junk\n";
+  CHECK_THROWS_WITH(calibration_from_jsonl(tok, nul_line, 1, 1, "c.jsonl"),
+                    Catch::Contains("c.jsonl:1") && Catch::Contains("NUL byte"));
+}
+
 TEST_CASE("calibrating on full-precision outputs changes only the layers after the first") {
   const auto dir = testing::fixture_dir("llama-gqa2");
   auto a = model::model::load(dir);

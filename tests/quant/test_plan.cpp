@@ -110,6 +110,19 @@ TEST_CASE("glob matching") {
   CHECK_FALSE(glob_match("a*b*c", "aXXbYY"));
 }
 
+TEST_CASE("a JSON plan nested too deep or cut by a NUL byte is an error, not a crash or a silent cut") {
+  using Catch::Matchers::Contains;
+  // 200000 nested arrays as "select": rule.dump() recursed once per level and overflowed the stack.
+  const std::string deep = R"({"rules": [{"select": )" + std::string(200000, '[') + std::string(200000, ']') +
+                           R"(, "format": "w4g128"}]})";
+  CHECK_THAT(error_of(deep), Contains("p.plan") && Contains("deeper than 512 levels"));
+  // nlohmann stops at a NUL: the rules after it were silently dropped.
+  std::string cut = R"({"default": "w4g128")";
+  cut += '\0';
+  cut += R"(, "rules": [{"select": "attn", "format": "w2g64"}]})";
+  CHECK_THAT(error_of(cut), Contains("p.plan") && Contains("NUL byte"));
+}
+
 TEST_CASE("plan errors name the line and what is wrong") {
   using Catch::Matchers::Contains;
   // Two rules select the same weight: both lines named.

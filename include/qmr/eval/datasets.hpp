@@ -36,6 +36,7 @@ inline std::vector<qa_example> read_gsm8k_jsonl(const std::filesystem::path& pat
     e.gold = *gold;
     out.push_back(std::move(e));
   }, malformed);
+  io::require_items(out.size(), path, malformed);
   return out;
 }
 
@@ -72,6 +73,7 @@ inline std::vector<qa_example> read_svamp_json(const std::filesystem::path& path
       malformed->handle(e, where);
     }
   }
+  io::require_items(out.size(), path, malformed);
   return out;
 }
 

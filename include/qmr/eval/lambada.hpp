@@ -51,6 +51,7 @@ inline std::vector<lambada_item> read_lambada_jsonl(const std::filesystem::path&
       throw error("the text does not end in a word", in_file(where, {}, "text"));
     items.push_back(split_lambada("lambada-" + std::to_string(items.size() + 1), std::move(text)));
   }, malformed);
+  io::require_items(items.size(), path, malformed);
   return items;
 }
 

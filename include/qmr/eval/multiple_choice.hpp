@@ -45,6 +45,7 @@ inline std::vector<choice_item> read_arc_jsonl(const std::filesystem::path& path
     if (item.answer < 0) fail("answerKey", "'" + key + "' is not one of the labels");
     items.push_back(std::move(item));
   }, malformed);
+  io::require_items(items.size(), path, malformed);
   return items;
 }
 

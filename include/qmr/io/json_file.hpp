@@ -15,13 +15,42 @@
 
 namespace qmr::io {
 
-// Any malformed input (syntax, a NUL byte, a number beyond double's range) becomes a
-// qmr::error naming `source` and, where known, the byte offset.
+// Arrays and objects nested deeper than this are an error. nlohmann parses any depth, but its
+// dump() recurses once per level, and messages quote values (config.json's "got [...]", a plan
+// rule): a 400 KB file of 200000 '[' overflowed the stack there. Real files nest a few levels.
+inline constexpr int max_json_depth = 512;
+
+// Throws when `text` nests arrays/objects deeper than max_json_depth, naming the byte where it
+// does. Brackets inside strings do not count; malformed text is left to the parser.
+inline void check_json_depth(std::string_view text, const std::string& source) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (ch == '\\') escaped = true;
+      else if (ch == '"') in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > max_json_depth)
+        throw error("JSON nests deeper than " + std::to_string(max_json_depth) + " levels, qmr's limit",
+                    in_file(source, {}, {}, i));
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+}
+
+// Any malformed input (syntax, a NUL byte, a number beyond double's range, nesting deeper than
+// max_json_depth) becomes a qmr::error naming `source` and, where known, the byte offset.
 inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
   // nlohmann stops at a NUL as if the input ended there.
   if (const void* nul = text.empty() ? nullptr : std::memchr(text.data(), 0, text.size()))
     throw error("not valid JSON: NUL byte",
                 in_file(source, {}, {}, static_cast<std::uint64_t>(static_cast<const char*>(nul) - text.data())));
+  check_json_depth(text, source);
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
@@ -56,6 +85,15 @@ struct malformed_lines {
     if (errors.size() < max_errors) errors.push_back(qe ? std::string(e.what()) : where + ": " + e.what());
   }
 };
+
+// Throws when a dataset reader found no items in `path`: an empty (or wholly skipped) file would
+// otherwise be scored as 0 correct of 0, or a NaN perplexity, as if the evaluation had run.
+inline void require_items(std::size_t items, const std::filesystem::path& path, const malformed_lines* malformed) {
+  if (items > 0) return;
+  if (malformed && malformed->skipped > 0)
+    throw error("no valid items (" + std::to_string(malformed->skipped) + " malformed ones skipped)", in_file(path.string()));
+  throw error("no items (an empty file?)", in_file(path.string()));
+}
 
 // Calls fn(object, "path:line") for each non-blank line of a JSON Lines file. A line that is
 // not JSON, or for which fn throws, is an error naming its line, or skipped under `malformed`.

@@ -1,6 +1,7 @@
 // A transformer's hyper-parameters read from a Hugging Face config.json (model_type llama, qwen2, qwen3), every field validated.
 #pragma once
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -79,6 +80,15 @@ inline const std::set<std::string>& ignored_config_fields() {
   return fields;
 }
 
+// A token id read from a JSON integer `v`: get<std::int32_t>() would wrap 4294967298 to 2 and
+// stop generation at the wrong token, so anything outside [0, 2^31 - 1] is an error naming `field`.
+inline std::int32_t token_id(const nlohmann::json& v, const std::string& source, const std::string& field) {
+  const bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= INT32_MAX
+                                           : v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= INT32_MAX;
+  if (!fits) throw error("token id " + v.dump() + " is outside 0..2^31-1", in_file(source, {}, field));
+  return static_cast<std::int32_t>(v.get<std::int64_t>());
+}
+
 }  // namespace detail
 
 inline model_config model_config::parse(const nlohmann::json& j, const std::string& source) {
@@ -141,6 +151,11 @@ inline model_config model_config::parse(const nlohmann::json& j, const std::stri
   }
   if (c.head_dim % 2 != 0) fail("head_dim", "must be even for rotary embeddings");
   if (c.heads % c.kv_heads != 0) fail("num_key_value_heads", "must divide num_attention_heads");
+  // q_dim() and kv_dim() are int products: each factor may be up to 2^30, so bound the product
+  // here rather than let heads * head_dim overflow (UB) into a wrong weight shape.
+  if (std::int64_t{c.heads} * c.head_dim > (std::int64_t{1} << 30))
+    fail("head_dim", "num_attention_heads * head_dim = " + std::to_string(std::int64_t{c.heads} * c.head_dim) +
+                         " exceeds 2^30");
 
   const nlohmann::json* eps = get("rms_norm_eps");
   if (!eps) fail("rms_norm_eps", "missing");
@@ -203,6 +218,10 @@ inline model_config model_config::parse(const nlohmann::json& j, const std::stri
       c.rope.high_freq_factor = rp_number("high_freq_factor", true, 4);
       c.rope.original_max_positions = rp_number("original_max_position_embeddings", true, 0);
       allowed.insert({"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"});
+      // rope_inv_freq divides by both (transformers raises ZeroDivisionError on a zero factor);
+      // zero or negative ones would give silently meaningless frequencies.
+      if (!(c.rope.low_freq_factor > 0)) fail(rp_name + ".low_freq_factor", "must be positive");
+      if (!(c.rope.original_max_positions > 0)) fail(rp_name + ".original_max_position_embeddings", "must be positive");
       if (!(c.rope.high_freq_factor > c.rope.low_freq_factor))
         fail(rp_name + ".high_freq_factor", "must exceed low_freq_factor");
     } else {
@@ -225,17 +244,17 @@ inline model_config model_config::parse(const nlohmann::json& j, const std::stri
     else fail(key, "'" + s + "' is not float32, float16 or bfloat16");
   }
   if (const nlohmann::json* eos = get("eos_token_id")) {
-    if (eos->is_number_integer()) c.eos_token_ids.push_back(eos->get<std::int32_t>());
+    if (eos->is_number_integer()) c.eos_token_ids.push_back(detail::token_id(*eos, source, "eos_token_id"));
     else if (eos->is_array())
       for (const auto& e : *eos) {
         if (!e.is_number_integer()) fail("eos_token_id", "must hold integers");
-        c.eos_token_ids.push_back(e.get<std::int32_t>());
+        c.eos_token_ids.push_back(detail::token_id(e, source, "eos_token_id"));
       }
     else fail("eos_token_id", "must be an integer or a list of integers");
   }
   if (const nlohmann::json* bos = get("bos_token_id")) {
     if (!bos->is_number_integer()) fail("bos_token_id", "must be an integer");
-    c.bos_token_id = bos->get<std::int32_t>();
+    c.bos_token_id = detail::token_id(*bos, source, "bos_token_id");
   }
 
   for (const auto& [key, value] : j.items())

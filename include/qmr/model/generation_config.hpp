@@ -18,7 +18,7 @@ inline std::vector<std::int32_t> default_stop_tokens(const model& m) {
     const nlohmann::json j = io::read_json_file(path);
     const auto add = [&](const nlohmann::json& e) {
       if (!e.is_number_integer()) throw error("must be an integer or a list of integers", in_file(path.string(), {}, "eos_token_id"));
-      ids.push_back(e.get<std::int32_t>());
+      ids.push_back(detail::token_id(e, path.string(), "eos_token_id"));  // range-checked, not wrapped
     };
     if (j.is_object() && j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
       if (j["eos_token_id"].is_array())

@@ -254,9 +254,11 @@ class model {
     const nlohmann::json j = io::read_json_file(notes);
     if (!j.is_object() || !j.contains("activation_bits")) return;
     const auto& a = j["activation_bits"];
-    if (!a.is_number_integer() || (a.get<int>() != 0 && a.get<int>() != 4 && a.get<int>() != 8))
-      throw error("must be 0, 4 or 8", in_file(notes.string(), "", "activation_bits"));
-    activation_bits_ = a.get<int>();
+    // Compared as int64: get<int>() would wrap 4294967300 to 4 and accept it.
+    if (!a.is_number_integer() || (a.get<std::int64_t>() != 0 && a.get<std::int64_t>() != 4 && a.get<std::int64_t>() != 8))
+      throw error("must be 0, 4 or 8, got " + (a.is_primitive() ? a.dump() : std::string(a.type_name())),
+                  in_file(notes.string(), "", "activation_bits"));
+    activation_bits_ = static_cast<int>(a.get<std::int64_t>());
   }
 
   void sync_tied_() {

@@ -22,6 +22,7 @@
 #include "../core/thread_pool.hpp"
 #include "../eval/loglikelihood.hpp"
 #include "../eval/synth.hpp"
+#include "../io/json_file.hpp"
 #include "../io/text_file.hpp"
 #include "../kernels/simd/dispatch.hpp"
 #include "../model/forward.hpp"
@@ -98,10 +99,25 @@ struct calibration_set {
 
 namespace detail {
 
+// The most calibration tokens (n * len) qmr builds a set of: 1 GiB of token ids, and far more than
+// any quantizer can use (the residual stream it runs is n * len * hidden floats: 64 GiB at hidden 64).
+// Without the bound, --calib-n 1048576 --calib-len 1048576 made the synthetic and random sets
+// allocate until std::bad_alloc (or the OOM killer) ended the run.
+inline constexpr std::int64_t max_calibration_tokens = std::int64_t{1} << 28;
+
+inline void check_calibration_size(int n, int len) {
+  check(n > 0 && len > 0, "calibration needs a positive sample count and length, got --calib-n " + std::to_string(n) +
+                              " and --calib-len " + std::to_string(len));
+  const std::int64_t tokens = static_cast<std::int64_t>(n) * len;
+  check(tokens <= max_calibration_tokens, std::to_string(n) + " calibration samples of " + std::to_string(len) +
+                                              " tokens are " + std::to_string(tokens) + " tokens, above qmr's limit of " +
+                                              std::to_string(max_calibration_tokens) + " (lower --calib-n or --calib-len)");
+}
+
 // n windows of len tokens from one token stream, evenly spread over it (consecutive when the
 // stream holds exactly n*len); an error when the stream is shorter than n*len.
 inline calibration_set windows_of(const std::vector<std::int32_t>& stream, int n, int len, const std::string& source) {
-  check(n > 0 && len > 0, "calibration needs a positive sample count and length");
+  check_calibration_size(n, len);
   const std::int64_t need = static_cast<std::int64_t>(n) * len;
   if (static_cast<std::int64_t>(stream.size()) < need)
     throw error(source + ": " + std::to_string(stream.size()) + " tokens, but " + std::to_string(n) + " samples of " +
@@ -140,12 +156,8 @@ inline calibration_set calibration_from_jsonl(const text::tokenizer& tok, const 
     start = end + 1;
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw error(source + ":" + std::to_string(line_no) + ": not valid JSON: " + e.what());
-    }
+    // io::parse_json: nlohmann alone would stop at a NUL byte and silently drop the rest of the line.
+    const nlohmann::json j = io::parse_json(line, source + ":" + std::to_string(line_no));
     if (j.is_object() && j.contains("text") && j["text"].is_string()) {
       joined += j["text"].get<std::string>();
     } else if (j.is_object() && j.contains("question") && j["question"].is_string() && j.contains("answer") &&
@@ -163,6 +175,7 @@ inline calibration_set calibration_from_jsonl(const text::tokenizer& tok, const 
 // From the synthetic generator (all types and levels), in the bundled model's prompt format,
 // problems joined until n*len tokens exist. The seed must differ from evaluation seeds.
 inline calibration_set calibration_from_synth(const text::tokenizer& tok, int n, int len, std::uint64_t seed) {
+  detail::check_calibration_size(n, len);  // before generating problems until n * len tokens exist
   eval::synth_options o;
   o.seed = seed;
   std::vector<std::int32_t> stream;
@@ -184,7 +197,8 @@ inline calibration_set calibration_from_synth(const text::tokenizer& tok, int n,
 
 // Uniformly random token ids: for random-weight models (timing, tests), which have no text to read.
 inline calibration_set calibration_random(std::int32_t vocab, int n, int len, std::uint64_t seed) {
-  check(n > 0 && len > 0 && vocab > 0, "calibration needs a positive sample count, length and vocabulary");
+  check(vocab > 0, "calibration needs a positive vocabulary size");
+  detail::check_calibration_size(n, len);
   std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;  // splitmix64: the same ids on every platform
   const auto next = [&state] {
     std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../io/json_file.hpp"
 #include "../io/text_file.hpp"
 #include "format.hpp"
 
@@ -330,12 +331,9 @@ class precision_plan {
   }
 
   static precision_plan parse_json_(std::string_view text, const std::string& source) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw error(source + ": not valid JSON: " + e.what());
-    }
+    // io::parse_json, not nlohmann's parse: it rejects what follows a NUL byte (nlohmann would stop
+    // there and ignore it) and nesting deep enough that rule.dump() below would overflow the stack.
+    const nlohmann::json j = io::parse_json(text, source);
     if (!j.is_object()) throw error(source + ": a JSON plan is an object with \"rules\" and/or \"default\"");
     precision_plan plan;
     plan.source_ = source;

@@ -26,6 +26,11 @@ struct qtensor_layout {
     check(spec.is_quantized(), "format " + spec.str() + " is not a quantized format");
     check(rows > 0 && cols > 0, "cannot quantize an empty matrix [" + std::to_string(rows) + ", " +
                                     std::to_string(cols) + "]");
+    // A shape read from a file's metadata may be anything: with both sides at most 2^31 no byte
+    // count below (cols * bits, rows * code_row_bytes, total_bytes()) can overflow int64.
+    constexpr std::int64_t max_side = std::int64_t{1} << 31;
+    check(rows <= max_side && cols <= max_side, "matrix [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                                                    "] is too large: each side must be at most 2^31");
     check(cols % 8 == 0, "format " + spec.str() + " needs the column count to be a multiple of 8, got " +
                              std::to_string(cols));
     check(spec.group == per_channel || cols % spec.group == 0,
