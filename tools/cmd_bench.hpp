@@ -528,12 +528,17 @@ inline int run_cuda_bench(const bench_args& a) {
 }  // namespace detail
 
 inline int run_bench(const bench_args& a) {
-  // Arguments first: a typo should not cost a bandwidth measurement.
+  // Arguments first: a typo should not cost a bandwidth measurement. An empty --quant or
+  // --shape list measured the bandwidth and printed an empty table (exit 0); a bad
+  // --threads item failed only after the items before it were measured.
+  if (qmr::bench::split(a.quant).empty()) throw qmr::error("--quant: no weight format given");
   for (const std::string& f : qmr::bench::split(a.quant)) (void)qmr::quant::parse_format(f);
   if (a.kernel != "decode") {
+    if (qmr::bench::split(a.shape).empty()) throw qmr::error("--shape: no NxK shape given");
     for (const std::string& s : qmr::bench::split(a.shape)) (void)qmr::bench::parse_shape(s);
     (void)detail::parse_batches(a.batch, detail::default_batch(a));
   }
+  if (a.device != "cuda") (void)detail::parse_threads(a.threads);
   if (a.lanes && !(a.device == "cuda" && a.kernel == "gemv"))
     throw qmr::error("--lanes: the lane-layout kernel is a GPU GEMV (--device cuda --kernel gemv)");
   if (a.split && !(a.device == "cuda" && a.kernel == "gemv"))

@@ -83,11 +83,19 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_option("--data", a.data, "dataset file (gsm8k: JSONL, svamp: JSON, arc: JSONL, lambada: JSONL, perplexity: text)");
   cmd->add_option("--types", a.types, "synthetic: operation types, e.g. addition,division (default all)");
   cmd->add_option("--levels", a.levels, "synthetic: complexity levels, e.g. 1,2 (default 1-5)");
-  cmd->add_option("--max-operand", a.max_operand, "synthetic: largest operand (0 = the generator's default)");
+  cmd->add_option("--max-operand", a.max_operand, "synthetic: largest operand (0 = the generator's default)")
+      ->transform(decimal_integer(true));
   cmd->add_option("--n", a.n, "synthetic: number of problems (spread evenly over types and levels)")
-      ->capture_default_str();
-  cmd->add_option("--seed", a.seed, "synthetic: problem seed (the bundled model trained on 1-4)")->capture_default_str();
-  cmd->add_option("--shots", a.shots, "gsm8k/svamp: exemplars taken from the start of the file")->capture_default_str();
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::PositiveNumber);  // 0 printed an accuracy of 0% over no problems
+  cmd->add_option("--seed", a.seed, "synthetic: problem seed (the bundled model trained on 1-4)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false));
+  cmd->add_option("--shots", a.shots, "gsm8k/svamp: exemplars taken from the start of the file")
+      ->capture_default_str()
+      ->transform(decimal_integer(true))
+      ->check(CLI::NonNegativeNumber);  // a negative count was read as 0
   cmd->add_option("--style", a.style,
                   "generative prompts: qa = 'Question: ...\\nAnswer:' (lm-eval gsm8k), cot = 'Q: ...\\n\\nA:'")
       ->check(CLI::IsMember({"qa", "cot"}))
@@ -96,7 +104,9 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_flag("--no-prefix-reuse", a.no_prefix_reuse,
                 "generative: prefill every prompt whole (by default the prompts' common prefix, e.g. the n-shot "
                 "exemplars, is prefilled once per session)");
-  cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")->capture_default_str();
+  cmd->add_option("--limit", a.limit, "evaluate only the first N items (0 = all)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false));
   cmd->add_option("--quant", a.quant,
                   "precisions, comma-separated, each [rtn:|gptq:|awq:|sq:](stored|FORMAT|@PLAN)[+clip][+a8|+a4]: 'stored' "
                   "(as in the checkpoint), a format such as w4g128 (every layer's linears, in memory; embeddings and "
@@ -105,15 +115,35 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->capture_default_str();
   cmd->add_option("--calib", a.calib.source, "calibration data of gptq/awq/sq items: synth, random, a .jsonl or a text file")
       ->capture_default_str();
-  cmd->add_option("--calib-n", a.calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--calib-len", a.calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-n", a.calib.n, "calibration samples")
+      ->capture_default_str()
+      ->transform(decimal_integer(true))
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--calib-len", a.calib.len, "tokens per calibration sample")
+      ->capture_default_str()
+      ->transform(decimal_integer(true))
+      ->check(CLI::PositiveNumber);
   add_damp_option(cmd, a.calib);
   cmd->add_option("--calib-seed", a.calib.seed, "seed of synthetic calibration problems (not an evaluation seed)")
-      ->capture_default_str();
-  cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")->capture_default_str();
-  cmd->add_option("--window", a.window, "perplexity: tokens predicted per window")->capture_default_str();
+      ->capture_default_str()
+      ->transform(decimal_integer(false));
+  // Each session holds a KV cache of the longest prompt plus --max-tokens positions, and
+  // perplexity's one of --window + 1: bounded, so that a typo is an error rather than
+  // std::bad_alloc or an int overflow. --max-tokens 0 scored every answer empty (0%, silently);
+  // a negative one or --window 0 failed as a session too small, not naming the option.
+  cmd->add_option("--max-tokens", a.max_tokens, "most tokens per answer")
+      ->capture_default_str()
+      ->transform(decimal_integer(true))
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--window", a.window, "perplexity: tokens predicted per window")
+      ->capture_default_str()
+      ->transform(decimal_integer(true))
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--out", a.out, "results JSON; FILE.csv and the journal FILE.items.jsonl go beside it");
-  cmd->add_option("--threads", a.threads, "items evaluated in parallel (cpu; also the calibration threads)")->capture_default_str();
+  cmd->add_option("--threads", a.threads, "items evaluated in parallel (cpu; also the calibration threads)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1u, 1024u));  // as every --threads: 0 was 1, and a huge count hung
   cmd->add_option("--device", a.device, "cpu, or cuda: forward passes on the GPU (model/cuda_forward.cuh), one item at a time")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();

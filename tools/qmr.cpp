@@ -301,7 +301,16 @@ int run_generate(const generate_args& a) {
   qmr::model::sampling_options o = a.sampling;
   o.max_tokens = a.max_tokens;
   o.stop_tokens = stop_tokens(m, tok, a.chat);
-  const int capacity = static_cast<int>(ids.size()) + a.max_tokens;
+  // The session holds the prompt and the answer, but no more positions than the model has
+  // (max_position_embeddings, where config.json gives it): generation past them stops as
+  // "context full". ids.size() + --max-tokens overflowed an int near 2^31 and allocated the KV
+  // cache of every position asked for (--max-tokens 100000000: std::bad_alloc).
+  const int max_positions = m.config().max_positions > 0 ? m.config().max_positions : INT_MAX;
+  if (ids.size() > static_cast<std::size_t>(max_positions))
+    throw qmr::error("the prompt is " + std::to_string(ids.size()) + " tokens, more than the model's " +
+                     std::to_string(max_positions) + " positions (max_position_embeddings)");
+  const int capacity =
+      static_cast<int>(std::min<std::int64_t>(static_cast<std::int64_t>(ids.size()) + a.max_tokens, max_positions));
   // Stream the text as it completes, exactly as decode() of the whole output reads: decode
   // everything so far and print what is new, holding back a trailing U+FFFD, which may be
   // the first bytes of a character whose other bytes come with the next token.
@@ -380,6 +389,10 @@ int run_synth(std::size_t n, const std::string& types, const std::string& levels
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --threads of every command: a pool of 0 threads was silently 1, and 100000 spinning
+  // workers on a small machine ran for minutes before failing; `qmr bench` takes 1-1024 too.
+  const CLI::Range thread_count(1u, 1024u);
+
   CLI::App app{"qmr " QMR_VERSION_STRING ": quantize language models and measure what it does to them"};
   app.require_subcommand(1);
   app.set_version_flag("--version", QMR_VERSION_STRING);
@@ -401,14 +414,14 @@ int main(int argc, char** argv) {
   quantize->add_option("--model", q_in, "input .safetensors file or model directory (default: the bundled model)")
       ->capture_default_str();
   quantize->add_option("--out", q_out, "output file (for a file) or directory (for a directory)")->required();
-  quantize->add_option("--bits", q_bits, "bits per weight: 2, 3, 4, 5, 6 or 8")->capture_default_str();
+  quantize->add_option("--bits", q_bits, "bits per weight: 2, 3, 4, 5, 6 or 8")->capture_default_str()->transform(qmr_cli::decimal_integer(true));
   quantize->add_option("--group", q_group, "group size: 32, 64, 128, 256, or c for per-channel")->capture_default_str();
   quantize->add_flag("--sym", q_sym, "symmetric (no zero points)");
   quantize->add_option("--format", q_format, "format spec instead of --bits/--group/--sym, e.g. w3g64s");
   quantize->add_flag("--clip", q_options.rtn.clip_search, "search a clipping range per group that minimizes MSE");
   quantize->add_option("--skip", q_skip, "keep weights whose name contains this (repeatable; default embed_tokens, lm_head)");
   quantize->add_flag("--all", q_all, "quantize embeddings and the output head too");
-  quantize->add_option("--threads", q_threads, "worker threads")->capture_default_str();
+  quantize->add_option("--threads", q_threads, "worker threads")->capture_default_str()->transform(qmr_cli::decimal_integer(false))->check(thread_count);
   quantize->add_flag("--quiet", q_quiet, "no progress lines");
   std::string q_method = "rtn", q_plan, q_act;
   qmr_cli::calib_args q_calib;
@@ -417,9 +430,9 @@ int main(int argc, char** argv) {
   quantize->add_option("--plan", q_plan, "a precision plan file (rules by component, layer and name; see quant/plan.hpp)");
   quantize->add_option("--calib", q_calib.source, "calibration data for gptq/awq/sq: synth, random, a .jsonl file or a text file")
       ->capture_default_str();
-  quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->check(CLI::PositiveNumber);
-  quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->check(CLI::PositiveNumber);
-  quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str();
+  quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);
+  quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);
+  quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str()->transform(qmr_cli::decimal_integer(false));
   qmr_cli::add_damp_option(quantize, q_calib);
   quantize->add_option("--act", q_act, "record activation quantization for inference: a8 or a4");
   bool q_float_propagate = false;
@@ -434,7 +447,7 @@ int main(int argc, char** argv) {
   logits->add_option("--model", l_dir, "model directory (original or qmr-quantized)")->capture_default_str();
   logits->add_option("--ids", l_ids, "token ids, e.g. 1,2,3")->required();
   logits->add_option("--out", l_out, "output file")->required();
-  logits->add_option("--threads", l_threads, "worker threads")->capture_default_str();
+  logits->add_option("--threads", l_threads, "worker threads")->capture_default_str()->transform(qmr_cli::decimal_integer(false))->check(thread_count);
 
   std::string t_dir, t_text, t_decode;
   auto* tokenize = app.add_subcommand("tokenize", "Encode text to ids (space-separated) or decode ids to text");
@@ -449,14 +462,17 @@ int main(int argc, char** argv) {
   g.dir = qmr_cli::default_model_dir();
   generate->add_option("--model", g.dir, "model directory (original or qmr-quantized)")->capture_default_str();
   generate->add_option("--prompt", g.prompt, "prompt text")->required();
-  generate->add_option("--max-tokens", g.max_tokens, "most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+  generate->add_option("--max-tokens", g.max_tokens, "most tokens to generate (at most the model's max_position_embeddings with the prompt)")
+      ->capture_default_str()
+      ->transform(qmr_cli::decimal_integer(true))
+      ->check(CLI::PositiveNumber);
   generate->add_flag("--chat", g.chat, "wrap the prompt in ChatML (<|im_start|>user ... <|im_start|>assistant)");
   generate->add_option("--system", g.system, "system message in --chat mode");
   generate->add_option("--temperature", g.sampling.temperature, "0 = greedy")->capture_default_str();
   generate->add_option("--top-p", g.sampling.top_p, "nucleus sampling mass")->capture_default_str();
-  generate->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str();
+  generate->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str()->transform(qmr_cli::decimal_integer(false));
   generate->add_option("--stop", g.stop, "stop when the output contains this (repeatable)");
-  generate->add_option("--threads", g.threads, "worker threads (cpu)")->capture_default_str();
+  generate->add_option("--threads", g.threads, "worker threads (cpu)")->capture_default_str()->transform(qmr_cli::decimal_integer(false))->check(thread_count);
   generate->add_option("--device", g.device, "cpu, or cuda: the GPU forward pass (model/cuda_forward.cuh)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
@@ -469,13 +485,17 @@ int main(int argc, char** argv) {
   std::string s_types, s_levels, s_out;
   qmr::eval::synth_options s_options;
   auto* synth = app.add_subcommand("synth", "Generate synthetic math problems with checkable steps (GSM8K-style JSONL)");
-  synth->add_option("--n", s_n, "number of problems (cycling through types x levels)")->required()->check(CLI::PositiveNumber);
-  synth->add_option("--seed", s_options.seed, "seed")->capture_default_str();
+  synth->add_option("--n", s_n, "number of problems (cycling through types x levels)")
+      ->required()
+      ->transform(qmr_cli::decimal_integer(false))
+      ->check(CLI::PositiveNumber);
+  synth->add_option("--seed", s_options.seed, "seed")->capture_default_str()->transform(qmr_cli::decimal_integer(false));
   synth->add_option("--types", s_types, "comma-separated types (default all): " + qmr::eval::op_type_list());
   synth->add_option("--levels", s_levels, "comma-separated levels 1-5 (default all)");
   synth->add_option("--max-operand", s_options.max_operand,
                     "largest number in a question, 10 to 10000 (0 = per level: 100, 100, 200, 500, 500)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(qmr_cli::decimal_integer(true));
   synth->add_option("--out", s_out, "output .jsonl file")->required();
 
   qmr_cli::eval_args e;

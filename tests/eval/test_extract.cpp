@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <limits>
 
 #include "../model/fixtures.hpp"
 #include "../temp_dir.hpp"
@@ -84,6 +85,19 @@ TEST_CASE("the generative runner records greedy outputs identically on 1 and 2 t
   REQUIRE(j["task"] == "fixture");
   REQUIRE(j["items"].size() == items.size());
   REQUIRE(j.contains("by_level"));
+}
+
+TEST_CASE("the generative runner names max_tokens when it is negative or overflows the session size", "[extract]") {
+  const auto m = model::model::load(testing::fixture_dir("llama-gqa2"));
+  const auto tok = text::tokenizer::load(testing::fixture_dir("llama-gqa2") / "tokenizer.json");
+  const std::vector<eval::gen_item> items = {{"a", "1 + 1 =", "2", "t", 1}};
+  eval::gen_options o;
+  o.max_tokens = -5;  // was a session too small for the prompt ("sequence of N positions exceeds ...")
+  REQUIRE_THROWS_WITH(eval::run_generative(m, tok, items, o), Catch::Contains("max_tokens must be >= 0, got -5"));
+  // longest + max_tokens + 1 overflowed an int (undefined behaviour; in practice a negative capacity).
+  o.max_tokens = std::numeric_limits<int>::max();
+  REQUIRE_THROWS_WITH(eval::run_generative(m, tok, items, o),
+                      Catch::Contains("max_tokens 2147483647") && Catch::Contains("more than an int holds"));
 }
 
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -321,6 +322,8 @@ TEST_CASE("from_json and check_problem reject inconsistent problems, naming the 
   j = good;
   j["level"] = 9;
   rejects(j, "level");
+  j["level"] = 4294967298LL;  // 2^32 + 2: its low 32 bits are level 2, which this problem is
+  rejects(j, "level");
   j = good;
   j["level"] = 4;  // two steps are not level 4
   rejects(j, "steps");
@@ -394,4 +397,7 @@ TEST_CASE("make_problem rejects bad levels and max_operand", "[synth]") {
   synth_options o;
   o.levels = {7};
   REQUIRE_THROWS_AS(make_problems(3, o), qmr::error);
+  // A count past memory was std::length_error "vector::reserve" (qmr eval --n -1 read as 2^64-1).
+  REQUIRE_THROWS_WITH(make_problems(std::numeric_limits<std::size_t>::max(), synth_options{}),
+                      Catch::Contains("problems: at most"));
 }

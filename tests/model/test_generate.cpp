@@ -82,3 +82,14 @@ TEST_CASE("stop tokens, callbacks and stop strings end generation", "[generate]"
   bad.top_p = 0.0f;
   REQUIRE_THROWS_WITH(model::sampler(bad), Catch::Contains("top_p"));
 }
+
+TEST_CASE("generate rejects a negative max_tokens instead of returning nothing", "[generate]") {
+  const auto m = model::model::load(testing::fixture_dir("llama-gqa2"));
+  model::session s(m, 16);
+  const std::vector<std::int32_t> prompt = {10, 20, 30};
+  model::sampling_options o;
+  o.max_tokens = -5;
+  REQUIRE_THROWS_WITH(model::generate(s, prompt, o), Catch::Contains("max_tokens must be >= 0, got -5"));
+  o.max_tokens = 0;  // prefill only: no tokens, and no error
+  REQUIRE(model::generate(s, prompt, o).tokens.empty());
+}

@@ -331,6 +331,57 @@ TEST_CASE("qmr eval rejects bad arguments clearly", "[cli][eval]") {
   REQUIRE(data.output.find("--data") != std::string::npos);
 }
 
+TEST_CASE("qmr reads integer options as decimal, in range, and names the option it rejects", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const std::string out = " --out " + (dir / "p.jsonl").string();
+  // CLI11 read integers in base 0 (010 was 8) and saturated or wrapped unsigned ones silently.
+  const result octal = run("synth --n 2 --seed 010" + out);
+  INFO(octal.output);
+  REQUIRE(octal.status == 0);
+  REQUIRE(octal.output.find("seed 10,") != std::string::npos);
+  for (const char* bad : {"--seed 99999999999999999999999", "--seed -5", "--seed 0x10", "--n -1", "--max-operand 1e3"}) {
+    const result r = run(std::string("synth --n 2 ") + bad + out);
+    INFO(bad << ": " << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.output.find(std::string(bad).substr(0, std::string(bad).find(' '))) != std::string::npos);
+  }
+  // Counts that were silently 1 or 0%, an int overflow, std::bad_alloc, or a hang of spinning threads.
+  const auto model = data_dir() / "llama-gqa2";
+  const std::string gen = "generate --model " + model.string() + " --prompt 'The answer is' --quiet";
+  for (const char* bad : {"--threads 0", "--threads 100000", "--max-tokens 0", "--max-tokens -3"}) {
+    const result r = run(gen + " " + bad);
+    INFO(bad << ": " << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.output.find(std::string(bad).substr(0, std::string(bad).find(' '))) != std::string::npos);
+  }
+  for (const char* bad : {"--max-tokens 0", "--max-tokens -5", "--n 0", "--threads 0", "--shots -1", "--max-tokens 2147483647"}) {
+    const result r = run("eval --model " + models_dir() + " " + bad);
+    INFO(bad << ": " << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.output.find(std::string(bad).substr(0, std::string(bad).find(' '))) != std::string::npos);
+  }
+  const result window = run("eval --model " + models_dir() + " --task perplexity --data x.txt --window 0");
+  REQUIRE(window.status != 0);
+  REQUIRE(window.output.find("--window") != std::string::npos);
+  // The session stops at the model's positions (the fixture's 512) instead of allocating 2^31 of them...
+  const result huge = run("generate --model " + model.string() + " --prompt 'The answer is' --max-tokens 2147483647");
+  INFO(huge.output);
+  REQUIRE(huge.status == 0);
+  REQUIRE(huge.output.find("stopped: ") != std::string::npos);
+  // ... and a prompt longer than them is an error naming both.
+  std::string long_prompt;
+  for (int i = 0; i < 600; ++i) long_prompt += " the answer";
+  const result too_long = run("generate --model " + model.string() + " --prompt '" + long_prompt + "' --max-tokens 4");
+  INFO(too_long.output);
+  REQUIRE(too_long.status == 1);
+  REQUIRE(too_long.output.find("max_position_embeddings") != std::string::npos);
+  // No bandwidth measurement for nothing to time.
+  const result none = run("bench --quant ''");
+  REQUIRE(none.status == 1);
+  REQUIRE(none.output.find("--quant: no weight format given") != std::string::npos);
+  REQUIRE(none.output.find("read GB/s") == std::string::npos);
+}
+
 TEST_CASE("qmr --device cuda fails clearly without CUDA or a GPU, and --device takes only cpu or cuda", "[cli][device]") {
   // Without nvcc at configure time, or without a GPU (or driver) at run time, each command must
   // end in an error that says which, with exit status 1 (not a crash); with both, it runs.

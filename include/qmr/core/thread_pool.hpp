@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "error.hpp"
 
 namespace qmr {
 
@@ -27,19 +30,23 @@ class thread_pool {
   // n_threads counts the calling thread: thread_pool(1) starts no worker.
   explicit thread_pool(unsigned n_threads = std::max(1u, std::thread::hardware_concurrency())) {
     n_threads = std::max(1u, n_threads);
-    workers_.reserve(n_threads - 1);
-    for (unsigned i = 1; i < n_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    try {
+      workers_.reserve(n_threads - 1);
+      for (unsigned i = 1; i < n_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::exception& e) {
+      // Out of threads or memory (a thread limit, a huge count): the workers already started
+      // sleep on wake_, and unwinding would destroy it under them (pthread_cond_destroy waits
+      // for its waiters: a hang) and then their joinable std::threads (std::terminate). Stop
+      // and join them first, then report the count asked for.
+      const std::size_t started = workers_.size();
+      stop_workers();
+      throw error("cannot start a pool of " + std::to_string(n_threads) + " threads (started " +
+                  std::to_string(started + 1) + "): " + e.what());
+    }
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
-  ~thread_pool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_.store(true, std::memory_order_release);
-    }
-    wake_.notify_all();
-    for (auto& w : workers_) w.join();
-  }
+  ~thread_pool() { stop_workers(); }
 
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()) + 1; }
 
@@ -87,6 +94,16 @@ class thread_pool {
   }
 
  private:
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_.store(true, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
   struct job {
     std::int64_t begin = 0, end = 0, grain = 1;
     void* ctx = nullptr;

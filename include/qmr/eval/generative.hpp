@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,13 @@ gen_results run_generative_on(const model::model& m, const text::tokenizer& tok,
     check(!prompts[i].empty(), "item " + items[i].id + " has an empty prompt");
     longest = std::max(longest, static_cast<int>(prompts[i].size()));
   }
+  // Each session holds the longest prompt and its answer (and one more position); summed in
+  // 64 bits, as max_tokens near INT_MAX would overflow an int.
+  check(o.max_tokens >= 0, "max_tokens must be >= 0, got " + std::to_string(o.max_tokens));
+  const std::int64_t capacity = std::int64_t{longest} + o.max_tokens + 1;
+  check(capacity <= std::numeric_limits<int>::max(),
+        "max_tokens " + std::to_string(o.max_tokens) + " after a prompt of " + std::to_string(longest) +
+            " tokens needs a session of " + std::to_string(capacity) + " positions, more than an int holds");
   const std::size_t prefix = o.reuse_prefix ? common_prompt_prefix(prompts) : 0;
   model::sampling_options sampling;  // greedy
   sampling.max_tokens = o.max_tokens;
@@ -142,7 +150,7 @@ gen_results run_generative_on(const model::model& m, const text::tokenizer& tok,
   // (answers differ in length, so a static split would leave a worker idle).
   std::atomic<std::size_t> next{0};
   pool.parallel_for(0, static_cast<std::int64_t>(pool.size()), 1, [&](std::int64_t, std::int64_t) {
-    const auto s = make_session(longest + o.max_tokens + 1);
+    const auto s = make_session(static_cast<int>(capacity));
     if (prefix > 0) s->forward(std::span<const std::int32_t>(prompts[0].data(), prefix));  // the shared prefix, once
     for (std::size_t i; (i = next.fetch_add(1)) < items.size();) {
       const gen_item& item = items[i];

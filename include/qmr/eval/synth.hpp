@@ -70,6 +70,10 @@ inline constexpr std::int64_t synth_value_limit = 1'000'000;
 // products would pass synth_value_limit.
 inline constexpr std::int64_t synth_min_operand = 10;
 inline constexpr std::int64_t synth_max_operand = 10'000;
+// The most problems one make_problems() call returns: all of them are held in memory (about
+// 0.5 KB each), and a count past what memory holds failed as std::length_error
+// "vector::reserve" or std::bad_alloc. The default model trained on 3 million.
+inline constexpr std::size_t synth_max_problems = 100'000'000;
 
 enum class op_type {
   addition,
@@ -1836,6 +1840,8 @@ inline std::vector<problem> make_problems(std::size_t n, const synth_options& o)
   const std::vector<op_type> types = o.types.empty() ? std::vector<op_type>(all_op_types.begin(), all_op_types.end()) : o.types;
   const std::vector<int> levels = o.levels.empty() ? std::vector<int>{1, 2, 3, 4, 5} : o.levels;
   for (int level : levels) level_steps(level);  // validates
+  check(n <= synth_max_problems, "cannot make " + std::to_string(n) + " problems: at most " +
+                                     std::to_string(synth_max_problems) + " at once");
   std::vector<problem> out;
   out.reserve(n);
   const std::size_t combos = types.size() * levels.size();
@@ -1916,7 +1922,11 @@ inline problem from_json(const nlohmann::json& j) {
   } catch (const error& e) {
     throw error(e.message(), error_context{{}, {}, "type", std::nullopt});
   }
-  p.level = field("level", &nlohmann::json::is_number_integer).get<int>();
+  // Read wide: get<int>() kept the low 32 bits, so level 4294967297 passed as level 1.
+  const auto level = field("level", &nlohmann::json::is_number_integer).get<std::int64_t>();
+  if (level < 1 || level > 5)
+    throw error(std::to_string(level) + " is not one of 1, 2, 3, 4, 5", error_context{{}, {}, "level", std::nullopt});
+  p.level = static_cast<int>(level);
   p.final_answer = field("final", &nlohmann::json::is_number_integer).get<std::int64_t>();
   for (const nlohmann::json& s : field("steps", &nlohmann::json::is_array)) {
     const auto bad = [] { throw error("each step must be {\"op\", \"a\", \"b\", \"result\"}", error_context{{}, {}, "steps", std::nullopt}); };

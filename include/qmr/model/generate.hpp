@@ -91,6 +91,8 @@ inline generation generate(session& s, std::span<const std::int32_t> prompt, con
                            const token_callback& on_token = {}, const std::vector<std::string>& stop_strings = {},
                            const detokenize_fn& detokenize = {}) {
   check(!prompt.empty(), "generate needs a non-empty prompt");
+  // A negative count would return no tokens as if max_tokens had been reached: say so instead.
+  check(o.max_tokens >= 0, "max_tokens must be >= 0, got " + std::to_string(o.max_tokens));
   check(stop_strings.empty() || detokenize, "stop strings need a detokenizer");
   sampler pick(o);
   generation g;
