@@ -4,7 +4,7 @@
 # compute-sanitizer memcheck on the attention test, the Qwen2.5-0.5B-shaped decode in alternating rounds, and ncu of
 # the attention launches of a w4g128 decode step. gpu_carry/s37g.tgz. Writes log.txt, tests.txt, san.txt, decode.txt,
 # ncu.txt under $OUT.
-F=/tmp/s37
+F=${F:-/tmp/s37}
 source "$(dirname "$0")/device_lib.sh"
 run_tests test_cuda_attention:60 test_cuda_forward:60
 sanitize test_cuda_attention memcheck
