@@ -192,7 +192,7 @@ inline void store_sums(fbatch<Arch> (&acc)[M][U], const float (&tail)[M], matrix
 // 151936 x 896 (Qwen2.5-0.5B's lm_head) on 2 threads 73-82% -> 97-98%; w8g128 8192 x
 // 8192 on 2 threads 50-54% -> 68-76% (w6g128, bound by its decode, 31-34% either way).
 // (An earlier Zen 5 run with prefetchnta had measured no gain for bf16.) On the
-// Emerald Rapids VM, the reworked register GEMV at 8192 bytes (the a8 GEMV's distance)
+// Emerald Rapids VM, the reworked register GEMV at 8192 bytes (the a8 GEMV's distance then)
 // lost 1-10 points on every w8/w6/w5 g128 shape of two alternating rounds, and
 // prefetcht2 moved nothing beyond the noise. Past the row's end the address is only an
 // integer: prefetches never fault.

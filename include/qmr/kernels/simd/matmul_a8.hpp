@@ -359,8 +359,14 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // (-6% to +4%). With prefetcht0 on the 2-vCPU Xeon VM (paired fractions, 2 threads,
 // two alternating rounds), 8192 beat 4096 in 7 of 8 pairs: 4096x14336 w8g128 96-98%
 // -> 100%, w4g128 91-93% -> 93-100%; 4864x896 w2g64 67-78% -> 75-88%, w3g128 71-84%
-// -> 85-87%; 8192x8192 w4g128 84-100% -> 95-100%, w2g64 89-92% -> 95-100%.
-inline constexpr std::uintptr_t a8_prefetch_bytes = 8192;
+// -> 85-87%; 8192x8192 w4g128 84-100% -> 95-100%, w2g64 89-92% -> 95-100%. On stop 38's
+// 2-vCPU Xeon VM (AVX-512 + VNNI, 480 MiB L3 reported; 2 threads, paired, builds alternating,
+// two rounds) 16384 beat 8192 on 7 of 8 DRAM shapes of 4 and 8 bits: w4g128 4096x4096 69/88%
+// -> 87/93%, 14336x4096 74/80% -> 92/92%, 8192x8192 68/70% -> 84/81%, 4096x14336 89/88% ->
+// 90/92%; w8g128 8192x8192 73/78% -> 87/88%, 14336x4096 80/79% -> 89/91%, 4096x4096 75/79% ->
+// 91/90%, 4096x14336 91/90% -> 87/91%; w2g64 within the noise (77-84% either way); 4096
+// lost to both (bench/results/cpu_a8_prefetch_20261205_s38.txt).
+inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
 
 // Prefetches the cache line a8_prefetch_bytes past p, into every cache level
 // (prefetcht0, as the f32 lane-major GEMV does). On the 2-vCPU Xeon VM (8192 x 8192, 2
