@@ -59,6 +59,7 @@
 #include "../bench/fma_peak.hpp"
 #include "../bench/matmul_bench.hpp"
 #include "../bench/median.hpp"
+#include "cli_integer.hpp"
 #include "cuda_backend.hpp"
 #include "qmr/io/synthetic_checkpoint.hpp"
 #include "qmr/kernels/simd/dispatch.hpp"
@@ -94,21 +95,21 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
       ->capture_default_str();
   cmd->add_option("--json", a.json, "also write one JSON record per measurement to this file (JSON Lines)");
   cmd->add_option("--seconds", a.seconds, "minimum time per measurement")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--rotate-mb", a.rotate_mb, "gemv: rotate through copies of each matrix totalling at least this")
+  cmd->add_option("--rotate-mb", a.rotate_mb, "gemv: rotate through copies of each matrix totalling at least this")->transform(decimal_integer(false))
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--rounds", a.rounds, "cpu gemv and gemm: paired rounds (a bandwidth or FMA-peak probe, then one pass over the copies or one call)")
+  cmd->add_option("--rounds", a.rounds, "cpu gemv and gemm: paired rounds (a bandwidth or FMA-peak probe, then one pass over the copies or one call)")->transform(decimal_integer(false))
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--work", a.work, "decode: where the random checkpoints are written (reused when present)")
       ->capture_default_str();
-  cmd->add_option("--layers", a.layers, "decode: transformer layers of the random model")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--tokens", a.decode, "decode: tokens decoded per measurement")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--prompt", a.prefill, "decode: prompt tokens before them (decode speed at that context; on cuda also prefill tok/s)")
+  cmd->add_option("--layers", a.layers, "decode: transformer layers of the random model")->transform(decimal_integer(false))->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--tokens", a.decode, "decode: tokens decoded per measurement")->transform(decimal_integer(false))->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prompt", a.prefill, "decode: prompt tokens before them (decode speed at that context; on cuda also prefill tok/s)")->transform(decimal_integer(false))
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--device", a.device, "cpu (the SIMD kernels) or cuda (the GPU GEMV and forward pass; gemv and decode)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("--runs", a.runs, "cuda gemv: timed calls per measurement (median)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--runs", a.runs, "cuda gemv: timed calls per measurement (median)")->transform(decimal_integer(false))->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--lanes", a.lanes, "cuda gemv: the CUDA-core lane-layout kernel (batch 1-8; 2, 3, 4, 8 bits) instead of the "
                 "tensor-core one");
   cmd->add_flag("--split", a.split, "cuda gemv: the split-K tensor-core kernel (any batch, 16 rows a launch; 2, 3, 4, 8 bits) "

@@ -375,6 +375,14 @@ TEST_CASE("qmr reads integer options as decimal, in range, and names the option 
   INFO(too_long.output);
   REQUIRE(too_long.status == 1);
   REQUIRE(too_long.output.find("max_position_embeddings") != std::string::npos);
+  // qmr bench's counts too, refused before anything is measured.
+  for (const char* bad : {"--rounds 0x10", "--tokens -2", "--runs 1e3"}) {
+    const result r = run(std::string("bench --kernel gemv --quant w4g128 ") + bad);
+    INFO(bad << ": " << r.output);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.output.find(std::string(bad).substr(0, std::string(bad).find(' '))) != std::string::npos);
+    REQUIRE(r.output.find("read GB/s") == std::string::npos);
+  }
   // No bandwidth measurement for nothing to time.
   const result none = run("bench --quant ''");
   REQUIRE(none.status == 1);
