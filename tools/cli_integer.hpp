@@ -33,4 +33,8 @@ inline CLI::Validator decimal_integer(bool negative) {
       "");
 }
 
+// The most worker threads any command takes (--threads): 0 was silently 1, and a count of
+// 100000 spun workers for minutes on a small machine before the pool failed.
+inline constexpr unsigned max_threads = 1024;
+
 }  // namespace qmr_cli

@@ -149,7 +149,7 @@ inline std::vector<unsigned> parse_threads(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != t.size() || v < 1 || v > 1024) throw qmr::error("--threads '" + t + "': expected a positive count");
+    if (used != t.size() || v < 1 || v > static_cast<long>(max_threads)) throw qmr::error("--threads '" + t + "': expected a positive count");
     out.push_back(static_cast<unsigned>(v));
   }
   if (out.empty()) throw qmr::error("--threads: no thread count given");

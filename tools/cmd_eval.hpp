@@ -143,7 +143,7 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
   cmd->add_option("--threads", a.threads, "items evaluated in parallel (cpu; also the calibration threads)")
       ->capture_default_str()
       ->transform(decimal_integer(false))
-      ->check(CLI::Range(1u, 1024u));  // as every --threads: 0 was 1, and a huge count hung
+      ->check(CLI::Range(1u, max_threads));  // as every --threads
   cmd->add_option("--device", a.device, "cpu, or cuda: forward passes on the GPU (model/cuda_forward.cuh), one item at a time")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();

@@ -389,9 +389,8 @@ int run_synth(std::size_t n, const std::string& types, const std::string& levels
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --threads of every command: a pool of 0 threads was silently 1, and 100000 spinning
-  // workers on a small machine ran for minutes before failing; `qmr bench` takes 1-1024 too.
-  const CLI::Range thread_count(1u, 1024u);
+  // --threads of every command (qmr_cli::max_threads; `qmr bench` checks its list the same way).
+  const CLI::Range thread_count(1u, qmr_cli::max_threads);
 
   CLI::App app{"qmr " QMR_VERSION_STRING ": quantize language models and measure what it does to them"};
   app.require_subcommand(1);

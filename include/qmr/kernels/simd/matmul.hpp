@@ -60,8 +60,9 @@
 // * Threads split the output rows (GEMV: rows, GEMM: nr-row panels) through the
 //   core pool. The GEMV allocates nothing, except the group sums of more than 4096
 //   (M × groups) activations; the GEMM allocates its packed X once per call.
-// * The dense and register GEMVs prefetch their weights 4 KB ahead, the lane-major
-//   GEMV too (gemv_prefetch_bytes, lane_major_prefetch_bytes).
+// * The GEMVs prefetch their weights ahead of the loads: the register and lane-major
+//   GEMVs 4 KB (gemv_prefetch_bytes, lane_major_prefetch_bytes), the dense one 1 KB
+//   (dense_prefetch_bytes).
 //
 // The packed layout is read as it is stored (format.hpp), with no repacking. (The
 // table GEMV of lut_gemv.hpp, opt-in, runs one row of X over a load-time repack.)
@@ -569,8 +570,9 @@ template <class Arch, int Bits>
 inline constexpr bool lane_major_gemv = std::is_base_of_v<xsimd::avx512bw, Arch> && (Bits == 2 || Bits == 3 || Bits == 4);
 
 // How far ahead of its decode the lane-major GEMV prefetches the codes it streams,
-// in bytes, one prefetch per 64-byte block: the distance the a8 GEMV measured best
-// (matmul_a8.hpp), as both stream rows of codes at a few cycles per cache line. Into
+// in bytes, one prefetch per 64-byte block: the distance the a8 GEMV measured best on the
+// Zen 5 VM (matmul_a8.hpp; it now uses 16 KB on the Xeon VM, not remeasured here), as both
+// stream rows of codes at a few cycles per cache line. Into
 // every cache level (prefetcht0): on the 2-vCPU Xeon VM, 8192 x 8192, 2 threads, three
 // alternating rounds, w4g128 streamed at 8.9-10.6 GB/s with it, 8.2-8.7 with no
 // prefetch and 5.1-9.3 with prefetchnta (the a8 GEMV's hint, measured on Zen).
