@@ -123,7 +123,7 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
       ->capture_default_str()
       ->transform(decimal_integer(true))
       ->check(CLI::PositiveNumber);
-  add_damp_option(cmd, a.calib);
+  add_method_options(cmd, a.calib);
   cmd->add_option("--calib-seed", a.calib.seed, "seed of synthetic calibration problems (not an evaluation seed)")
       ->capture_default_str()
       ->transform(decimal_integer(false));

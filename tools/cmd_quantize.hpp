@@ -98,23 +98,44 @@ struct calib_args {
   int len = 512;
   std::uint64_t seed = 5;  // the bundled model trained on seeds 1-4 and is evaluated on 1000
   double damp = qmr::quant::gptq_options{}.damp;  // λ = damp · mean diag H (the GPTQ paper's and AutoGPTQ's 0.01)
+  std::string awq_pairs = "all";                  // --awq-pairs: quant::scale_pairs::parse's syntax
+  bool awq_clip = qmr::quant::awq_options{}.clip_search;
 
-  // The default damp is left out, so that journals written before --damp existed stay valid.
+  // Defaults are left out, so that journals written before --damp, --awq-pairs and --awq-clip existed stay valid.
   nlohmann::json json() const {
     nlohmann::json j = {{"source", source}, {"n", n}, {"len", len}, {"seed", seed}};
     if (damp != qmr::quant::gptq_options{}.damp) j["damp"] = damp;
+    const std::string pairs = qmr::quant::scale_pairs::parse(awq_pairs).str();
+    if (pairs != "all") j["awq_pairs"] = pairs;
+    if (awq_clip != qmr::quant::awq_options{}.clip_search) j["awq_clip"] = awq_clip;
     return j;
   }
 };
 
-// --damp on `qmr quantize` and `qmr eval`.
-inline void add_damp_option(CLI::App* cmd, calib_args& c) {
+// --damp, --awq-pairs and --awq-clip on `qmr quantize` and `qmr eval`.
+inline void add_method_options(CLI::App* cmd, calib_args& c) {
   cmd->add_option("--damp", c.damp,
                   "GPTQ dampening: damp * mean diag(H) is added to H's diagonal (0.01 as in the GPTQ paper and "
                   "AutoGPTQ; larger values move GPTQ toward RTN, which can help when the calibration set is unlike "
                   "the model's inputs)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--awq-pairs", c.awq_pairs,
+                  "where AWQ and SmoothQuant migrate scales: all (default, as AWQ's code), norm (qkv,gate_up: the pairs "
+                  "fed by a norm), none, or a list of qkv, o, gate_up, down. The o and down pairs' scales transfer "
+                  "worst from calibration data unlike the model's inputs")
+      ->capture_default_str()
+      ->check([](const std::string& v) {
+        try {
+          (void)qmr::quant::scale_pairs::parse(v);
+        } catch (const qmr::error& e) {
+          return e.message();
+        }
+        return std::string();
+      });
+  cmd->add_option("--awq-clip", c.awq_clip,
+                  "AWQ's per-group clipping search after the scales (auto_clip): true (default) or false")
+      ->capture_default_str();
 }
 
 inline qmr::quant::calibration_set make_calibration(const calib_args& c, const std::string& model_dir) {
@@ -183,6 +204,8 @@ inline qmr::quant::model_quant_report apply_recipe(qmr::model::model& m, const q
     qmr::quant::model_quant_options o = base;
     o.how = r.how;
     o.gptq.damp = calib.damp;
+    o.pairs = qmr::quant::scale_pairs::parse(calib.awq_pairs);
+    o.awq.clip_search = calib.awq_clip;
     if (r.clip) o.rtn.clip_search = o.gptq.rtn.clip_search = true;
     std::optional<qmr::quant::calibration_set> set;
     if (r.needs_calibration()) {
@@ -239,6 +262,8 @@ inline void print_quant_report(const qmr::quant::model_quant_report& r) {
   std::printf("%s in %.1f s", r.method.c_str(), r.seconds);
   if (r.calibration_tokens) std::printf(", calibrated on %lld tokens of %s", static_cast<long long>(r.calibration_tokens), r.calibration.c_str());
   if (r.method == "gptq") std::printf(", damp %g", r.gptq_damp);
+  if (!r.scale_pairs.empty()) std::printf(", scale pairs %s", r.scale_pairs.c_str());
+  if (r.method == "awq") std::printf(", clip search %s", r.awq_clip ? "on" : "off");
   std::printf("\n");
   if (const std::string note = calibration_fit_note(r); !note.empty()) std::printf("%s\n", note.c_str());
 }

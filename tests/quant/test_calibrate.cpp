@@ -337,3 +337,60 @@ TEST_CASE("quantize_model measures the calibration fit of calibrated methods and
   CHECK(report_json(rr)["calibration_nll"].is_null());
   CHECK(report_json(rr)["gptq_damp"].is_null());
 }
+
+TEST_CASE("scale pairs: parsed strictly, and each one folds only into its own producer") {
+  CHECK(scale_pairs::parse("all").str() == "all");
+  CHECK(scale_pairs::parse("qkv,o,gate_up,down").str() == "all");
+  CHECK(scale_pairs::parse("norm").str() == "qkv,gate_up");
+  CHECK(scale_pairs::parse("down,qkv").str() == "qkv,down");
+  CHECK(scale_pairs::parse("none").str() == "none");
+  CHECK_FALSE(scale_pairs::parse("none").any());
+  for (const char* bad : {"", "up", "qkv,", ",qkv", "qkv,qkv", "q,k,v", "ALL", "norm,down"}) {
+    INFO("'" << bad << "'");
+    CHECK_THROWS_WITH(scale_pairs::parse(bad), Catch::Contains("scale pairs"));
+  }
+
+  // llama-gqa1 is multi-head, so all four pairs apply.
+  const auto dir = testing::fixture_dir("llama-gqa1-tied-rope-llama3");
+  const auto original = model::model::load(dir);
+  const std::vector<std::int32_t> ids = {5, 17, 300, 2, 77, 410, 9, 123};
+  const calibration_set calib = random_calibration(4, 32, original.config().vocab, 12);
+  const format_spec spec = parse_format("w3g32");
+  auto rtn = model::model::load(dir);
+  quantize_model(rtn, precision_plan::uniform(spec), {}, nullptr);
+  const auto rtn_logits = logits_of(rtn, ids);
+  const auto& w0 = original.weights().layers;
+
+  struct expect {
+    const char* pairs;
+    bool attn_norm, mlp_norm;  // whether the norms may change
+  };
+  for (const expect e : {expect{"none", false, false}, expect{"down", false, false}, expect{"o", false, false},
+                         expect{"qkv", true, false}, expect{"gate_up", false, true}}) {
+    INFO("pairs " << e.pairs);
+    auto m = model::model::load(dir);
+    model_quant_options o = with(method::awq);
+    o.pairs = scale_pairs::parse(e.pairs);
+    o.awq.clip_search = false;  // so that only the scales differ from RTN
+    const auto r = quantize_model(m, precision_plan::uniform(spec), o, &calib);
+    CHECK(r.scale_pairs == scale_pairs::parse(e.pairs).str());
+    CHECK(report_json(r)["scale_pairs"].get<std::string>() == r.scale_pairs);
+    CHECK(report_json(r)["awq_clip"].get<bool>() == false);
+    bool attn_changed = false, mlp_changed = false;
+    for (std::size_t l = 0; l < w0.size(); ++l) {
+      attn_changed |= m.weights().layers[l].attn_norm != w0[l].attn_norm;
+      mlp_changed |= m.weights().layers[l].mlp_norm != w0[l].mlp_norm;
+    }
+    CHECK(attn_changed == e.attn_norm);
+    CHECK(mlp_changed == e.mlp_norm);
+    const double d = max_abs_diff(rtn_logits, logits_of(m, ids));
+    if (std::string(e.pairs) == "none") {
+      // No scales and no clipping: exactly RTN, and reported as such.
+      CHECK(d == 0.0);
+      for (const auto& t : r.tensors)
+        if (t.output_error >= 0) CHECK(t.method == "rtn");
+    } else {
+      CHECK(d > 0.0);  // the pair's search moved something
+    }
+  }
+}

@@ -83,6 +83,50 @@ inline method parse_method(std::string_view text) {
 
 inline bool needs_calibration(method m) { return m != method::rtn; }
 
+// The producer -> consumer pairs that AWQ and SmoothQuant migrate scales across
+// (consumer columns times s, producer divided by s): input norm -> q/k/v ("qkv"),
+// v -> o ("o", only without GQA sharing), post-attention norm -> gate/up ("gate_up"),
+// up -> down ("down"). All four by default, as AWQ's reference code does. The
+// norm-fed pairs see the residual stream, whose outlier channels are a property of
+// the model; o's and down's inputs are computed per token from the attention and
+// the MLP, so scales fitted on unlike calibration data transfer worst there (on the
+// bundled model, generic-text AWQ at w2g64 with down's pair alone: 34.9% against
+// RTN's 55.6%; bench/results/qmr-math_awq_pairs_text_calibration_s39.txt).
+struct scale_pairs {
+  bool qkv = true, o = true, gate_up = true, down = true;
+
+  bool any() const { return qkv || o || gate_up || down; }
+  // "all", "norm" (qkv,gate_up), "none", or a comma-separated list of qkv, o, gate_up, down.
+  static scale_pairs parse(std::string_view text) {
+    if (text == "all") return {};
+    if (text == "none") return {false, false, false, false};
+    if (text == "norm") return {true, false, true, false};
+    scale_pairs p{false, false, false, false};
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t comma = text.find(',', start);
+      const std::string_view item = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      bool* slot = item == "qkv" ? &p.qkv : item == "o" ? &p.o : item == "gate_up" ? &p.gate_up : item == "down" ? &p.down : nullptr;
+      if (!slot)
+        throw error("scale pairs '" + std::string(text) + "': '" + std::string(item) +
+                    "' is not one of qkv, o, gate_up, down (or all, norm, none)");
+      if (*slot) throw error("scale pairs '" + std::string(text) + "': '" + std::string(item) + "' given twice");
+      *slot = true;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    return p;
+  }
+  std::string str() const {
+    if (qkv && o && gate_up && down) return "all";
+    if (!any()) return "none";
+    std::string s;
+    for (const auto& [on, name] : {std::pair{qkv, "qkv"}, std::pair{o, "o"}, std::pair{gate_up, "gate_up"}, std::pair{down, "down"}})
+      if (on) s += (s.empty() ? "" : ",") + std::string(name);
+    return s;
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Calibration sets: token sequences of equal length.
 
@@ -223,6 +267,7 @@ struct model_quant_options {
   gptq_options gptq;
   awq_options awq;
   float smooth_alpha = 0.5f;           // SmoothQuant migration strength (method sq)
+  scale_pairs pairs;                   // where AWQ and SmoothQuant migrate scales (see scale_pairs)
   std::int64_t sample_tokens = 4096;   // rows kept per linear input for AWQ's search and the error report
   // true (GPTQ's way): layer l+1 is calibrated on the outputs of layer l as quantized, which
   // costs a second pass of each layer; false: on layer l's full-precision outputs, captured in
@@ -299,6 +344,8 @@ struct model_quant_report {
   std::int64_t calibration_tokens = 0;
   calibration_fit fit;  // of the calibration set, measured for the calibrated methods (gptq, awq, sq)
   double gptq_damp = 0;  // gptq_options::damp asked for (gptq only)
+  std::string scale_pairs;  // scale_pairs::str() of the migrated pairs (awq and sq only)
+  bool awq_clip = false;    // awq_options::clip_search (awq only)
   int activation_bits = 0;  // what inference should quantize linear inputs to (recorded, not applied here)
   double seconds = 0;
 };
@@ -463,6 +510,8 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
     if (needs_calibration(options.how)) report.fit = measure_calibration_fit(m, *calib, 512, pool);
   }
   if (options.how == method::gptq) report.gptq_damp = options.gptq.damp;
+  if (options.how == method::awq || options.how == method::smoothquant) report.scale_pairs = options.pairs.str();
+  if (options.how == method::awq) report.awq_clip = options.awq.clip_search;
   const auto format_of = [&](const std::string& name) -> const plan_format& {
     for (const auto& a : assignments)
       if (a.target.name == name) return a.format;
@@ -607,24 +656,27 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
         st.divide_columns(scales);
       };
       if (migrate) {
-        scale_pair({&pq, &pk, &pv}, attn_in, [&](std::span<const float> sc) {
-          std::vector<float>& norm = m.norm_for_update(l, "input_layernorm");
-          for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
-        });
-        if (c.kv_heads == c.heads)  // v -> o only when each o input column is one v output (no GQA sharing)
+        if (options.pairs.qkv)
+          scale_pair({&pq, &pk, &pv}, attn_in, [&](std::span<const float> sc) {
+            std::vector<float>& norm = m.norm_for_update(l, "input_layernorm");
+            for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
+          });
+        if (options.pairs.o && c.kv_heads == c.heads)  // v -> o only when each o input column is one v output (no GQA sharing)
           scale_pair({&po}, o_in, [&](std::span<const float> sc) {
             for (std::int64_t r = 0; r < pv.w->rows; ++r)
               for (std::int64_t j = 0; j < pv.w->cols; ++j) pv.current[static_cast<std::size_t>(r * pv.w->cols + j)] /= sc[static_cast<std::size_t>(r)];
             for (std::size_t r = 0; r < lw.v_bias.size(); ++r) lw.v_bias[r] /= sc[r];
           });
-        scale_pair({&pg, &pu}, mlp_in, [&](std::span<const float> sc) {
-          std::vector<float>& norm = m.norm_for_update(l, "post_attention_layernorm");
-          for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
-        });
-        scale_pair({&pd}, down_in, [&](std::span<const float> sc) {
-          for (std::int64_t r = 0; r < pu.w->rows; ++r)
-            for (std::int64_t j = 0; j < pu.w->cols; ++j) pu.current[static_cast<std::size_t>(r * pu.w->cols + j)] /= sc[static_cast<std::size_t>(r)];
-        });
+        if (options.pairs.gate_up)
+          scale_pair({&pg, &pu}, mlp_in, [&](std::span<const float> sc) {
+            std::vector<float>& norm = m.norm_for_update(l, "post_attention_layernorm");
+            for (std::size_t j = 0; j < norm.size(); ++j) norm[j] /= sc[j];
+          });
+        if (options.pairs.down)
+          scale_pair({&pd}, down_in, [&](std::span<const float> sc) {
+            for (std::int64_t r = 0; r < pu.w->rows; ++r)
+              for (std::int64_t j = 0; j < pu.w->cols; ++j) pu.current[static_cast<std::size_t>(r * pu.w->cols + j)] /= sc[static_cast<std::size_t>(r)];
+          });
       }
 
       for (detail::pending_linear& p : lin) {
@@ -721,6 +773,8 @@ inline nlohmann::json report_json(const model_quant_report& r) {
                       {"calibration_nll", r.fit.measured() ? nlohmann::json(r.fit.nll) : nlohmann::json()},
                       {"calibration_uniform_nll", r.fit.measured() ? nlohmann::json(r.fit.uniform_nll) : nlohmann::json()},
                       {"gptq_damp", r.method == "gptq" ? nlohmann::json(r.gptq_damp) : nlohmann::json()},
+                      {"scale_pairs", r.scale_pairs.empty() ? nlohmann::json() : nlohmann::json(r.scale_pairs)},
+                      {"awq_clip", r.method == "awq" ? nlohmann::json(r.awq_clip) : nlohmann::json()},
                       {"activation_bits", r.activation_bits}, {"seconds", r.seconds},              {"tensors", nlohmann::json::array()}};
   for (const auto& t : r.tensors)
     j["tensors"].push_back({{"name", t.name},
