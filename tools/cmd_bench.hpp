@@ -80,7 +80,26 @@ struct bench_args {
   int rounds = 5;          // cpu gemv and gemm: paired rounds (bench::time_paired_gemv, time_paired_gemm)
   std::string work = (std::filesystem::temp_directory_path() / "qmr-bench-qwen2.5-0.5b").string();
   int prefill = 16, decode = 16, layers = 24;
+  std::string load;  // decode: --load (load_mode_for)
 };
+
+// --load's value, or its default for the device: copy on the CPU (decoding streams every weight
+// from huge pages: 62.6 against 46.7-49.6 tok/s at w4g128 a8 on the 2-vCPU AVX-512 VM,
+// bench/results/cpu_decode_huge_pages_20261206_s39.txt), map on CUDA (the weights are uploaded,
+// so a private host copy would only cost memory).
+inline qmr::io::load_mode load_mode_for(const std::string& load, const std::string& device) {
+  if (load.empty()) return device == "cuda" ? qmr::io::load_mode::map : qmr::io::load_mode::copy;
+  return qmr::io::parse_load_mode(load);
+}
+
+// --load on the commands that load a model to run it.
+inline void add_load_option(CLI::App* cmd, std::string& load) {
+  cmd->add_option("--load", load,
+                  "map: mmap the checkpoint (shared page cache, 4 KB pages); copy: read it into private memory that "
+                  "asks for transparent huge pages (slower to open, twice the memory while the page cache holds the "
+                  "file, far fewer TLB misses while decoding streams the weights). Default: copy on cpu, map on cuda")
+      ->check(CLI::IsMember({"map", "copy"}));
+}
 
 inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   auto* cmd = app.add_subcommand("bench", "Time the SIMD kernels against the machine's measured read bandwidth and FMA peak");
@@ -102,6 +121,7 @@ inline CLI::App* add_bench_command(CLI::App& app, bench_args& a) {
   cmd->add_option("--work", a.work, "decode: where the random checkpoints are written (reused when present)")
       ->capture_default_str();
   cmd->add_option("--layers", a.layers, "decode: transformer layers of the random model")->transform(decimal_integer(false))->capture_default_str()->check(CLI::PositiveNumber);
+  add_load_option(cmd, a.load);
   cmd->add_option("--tokens", a.decode, "decode: tokens decoded per measurement")->transform(decimal_integer(false))->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--prompt", a.prefill, "decode: prompt tokens before them (decode speed at that context; on cuda also prefill tok/s)")->transform(decimal_integer(false))
       ->capture_default_str()
@@ -332,14 +352,16 @@ inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const std::vector<std::string> acts = parse_act_modes(a.act);
   const qmr::io::synthetic_config shape = decode_shape(a);
-  std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt\n\n", a.layers,
-              a.decode, a.prefill);
+  const qmr::io::load_mode load = load_mode_for(a.load, "cpu");
+  std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt, weights %s\n\n",
+              a.layers, a.decode, a.prefill,
+              load == qmr::io::load_mode::copy ? "read into huge-page memory (--load copy)" : "mapped (--load map)");
   std::printf("| kernel | quant | act | threads | weight MB/token | tok/s | bound tok/s | of bound | GB/s | read GB/s | of bound, paired |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(7);
   const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(paired_probe_bytes);
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads));
+    auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads), load);
     for (const std::string& act : acts) {
       const bool a8 = act == "a8", lut = act == "lut";
       if (a8 && f == "bf16") continue;
@@ -396,6 +418,7 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
         std::fflush(stdout);
         json.write({{"kernel", "decode"}, {"quant", f}, {"act", act},
                     {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
+                    {"load", load == qmr::io::load_mode::copy ? "copy" : "map"},
                     {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", l.threads},
                     {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                     {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
@@ -476,7 +499,7 @@ inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& de
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());  // only to write the checkpoints
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    const auto m = qmr::model::model::load(decode_model_dir(a, f, threads));
+    const auto m = qmr::model::model::load(decode_model_dir(a, f, threads), load_mode_for(a.load, "cuda"));
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(a.prefill));
     for (std::size_t i = 0; i < prompt.size(); ++i)  // spread over the vocabulary, as bench/cuda_decode
       prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % static_cast<std::size_t>(m.config().vocab));

@@ -262,6 +262,7 @@ struct generate_args {
   std::vector<std::string> stop;
   unsigned threads = 1;
   std::string device = "cpu";
+  std::string load;  // --load (qmr_cli::load_mode_for: copy on cpu, map on cuda by default)
 };
 
 // Token ids generation should stop at: the config's eos, generation_config.json's, and <|im_end|> in chat mode.
@@ -287,7 +288,7 @@ std::vector<std::int32_t> stop_tokens(const qmr::model::model& m, const qmr::tex
 
 int run_generate(const generate_args& a) {
   qmr_cli::require_device(a.device);
-  auto m = qmr::model::model::load(a.dir);
+  auto m = qmr::model::model::load(a.dir, qmr_cli::load_mode_for(a.load, a.device));
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   std::string prompt = a.prompt;
   if (a.chat) {
@@ -432,7 +433,7 @@ int main(int argc, char** argv) {
   quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);
   quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);
   quantize->add_option("--calib-seed", q_calib.seed, "seed of the synthetic calibration problems")->capture_default_str()->transform(qmr_cli::decimal_integer(false));
-  qmr_cli::add_damp_option(quantize, q_calib);
+  qmr_cli::add_method_options(quantize, q_calib);
   quantize->add_option("--act", q_act, "record activation quantization for inference: a8 or a4");
   bool q_float_propagate = false;
   quantize->add_flag("--float-propagate", q_float_propagate,
@@ -467,6 +468,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   generate->add_flag("--chat", g.chat, "wrap the prompt in ChatML (<|im_start|>user ... <|im_start|>assistant)");
   generate->add_option("--system", g.system, "system message in --chat mode");
+  qmr_cli::add_load_option(generate, g.load);
   generate->add_option("--temperature", g.sampling.temperature, "0 = greedy")->capture_default_str();
   generate->add_option("--top-p", g.sampling.top_p, "nucleus sampling mass")->capture_default_str();
   generate->add_option("--seed", g.sampling.seed, "sampling seed")->capture_default_str()->transform(qmr_cli::decimal_integer(false));

@@ -875,3 +875,44 @@ TEST_CASE("checkpoint opens files and directories without an index", "[safetenso
     REQUIRE_THROWS_WITH(safetensors_file::open((fx.dir / "nope.safetensors").string()), Contains("cannot open"));
   }
 }
+
+TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it owns", "[safetensors]") {
+  using qmr::io::load_mode;
+  const temp_dir dir;
+  // A sample file, and one of 16 MB: above aligned_buffer's huge-page threshold, so the copy
+  // takes the 2 MB-aligned, madvised path.
+  const auto samples = make_samples();
+  write_samples(dir / "model.safetensors", samples, sample_metadata);
+  const std::uint32_t seed = qmr::testing::fresh_seed();
+  INFO("seed " << seed);
+  const std::vector<float> big = qmr::testing::gaussian(std::size_t{4} << 20, seed);  // [4M]
+  {
+    safetensors_writer w;
+    w.add("big", qmr::make_shape({static_cast<std::int64_t>(big.size())}), std::span<const float>(big));
+    w.write(dir / "big.safetensors");
+  }
+
+  const safetensors_file copied = safetensors_file::open((dir / "model.safetensors").string(), load_mode::copy);
+  check_samples(copied, samples);
+  const safetensors_file mapped = safetensors_file::open((dir / "model.safetensors").string(), load_mode::map);
+  REQUIRE(copied.tensors().size() == mapped.tensors().size());
+
+  const safetensors_file big_copy = safetensors_file::open((dir / "big.safetensors").string(), load_mode::copy);
+  const auto raw = big_copy.raw(big_copy.at("big"));
+  REQUIRE(raw.size() == big.size() * sizeof(float));
+  CHECK(std::memcmp(raw.data(), big.data(), raw.size()) == 0);
+  // The copy is independent of the file: overwrite the file, the loaded bytes stay.
+  {
+    std::ofstream f(dir / "big.safetensors", std::ios::binary | std::ios::trunc);
+    f << "gone";
+  }
+  CHECK(std::memcmp(big_copy.raw(big_copy.at("big")).data(), big.data(), raw.size()) == 0);
+
+  // Directories and shards take the mode through checkpoint::open.
+  const checkpoint c = checkpoint::open(dir / "model.safetensors", load_mode::copy);
+  check_samples(c.shards().front(), samples);
+
+  CHECK(qmr::io::parse_load_mode("map") == load_mode::map);
+  CHECK(qmr::io::parse_load_mode("copy") == load_mode::copy);
+  CHECK_THROWS_WITH(qmr::io::parse_load_mode("mmap"), Contains("load mode 'mmap': expected map or copy"));
+}

@@ -335,3 +335,18 @@ TEST_CASE("simd_lut's prefill and decode over the repack equal the plain SIMD on
   m.set_quantized(q, quant::quantize_rtn({w.data(), q.rows, q.cols}, quant::parse_format("w4g64")));
   REQUIRE(m.weights().layers[0].q.lut == nullptr);
 }
+
+TEST_CASE("a model read into memory (load_mode::copy) computes the mapped model's logits bit for bit", "[forward]") {
+  // A sharded bf16 checkpoint: every shard goes through the copy.
+  for (const char* name : {"qwen2-bf16-sharded", "llama-gqa2"}) {
+    INFO(name);
+    const auto ref = testing::load_reference(name);
+    const auto mapped = model::model::load(testing::fixture_dir(name));
+    const auto copied = model::model::load(testing::fixture_dir(name), io::load_mode::copy);
+    model::session a(mapped, 64), b(copied, 64);
+    const auto la = a.forward(ref.ids, true);
+    const auto lb = b.forward(ref.ids, true);
+    REQUIRE(la.rows * la.cols == lb.rows * lb.cols);
+    CHECK(std::equal(la.data, la.data + la.rows * la.cols, lb.data));
+  }
+}

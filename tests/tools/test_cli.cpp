@@ -1,6 +1,7 @@
 // End-to-end tests of the qmr binary: inspect (safetensors and GGUF), quantize, logits, tokenize, generate, and their errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -180,6 +181,12 @@ TEST_CASE("qmr generate runs a checkpoint and its quantized copy", "[cli]") {
   INFO(q.output);
   REQUIRE(q.status == 0);
   REQUIRE(q.output.find("tok/s decode") != std::string::npos);
+  // Mapped instead of read into memory (the default): the same greedy text.
+  const result mapped = run("generate --model " + model.string() + " --prompt 'The answer is' --max-tokens 8 --quiet --load map");
+  CHECK(mapped.output == expected.output);
+  const result bad_load = run("generate --model " + model.string() + " --prompt hi --load mmap");
+  CHECK(bad_load.status != 0);
+  CHECK(bad_load.output.find("--load") != std::string::npos);
   const result chat = run("generate --model " + (dir / "q").string() + " --prompt hi --chat --max-tokens 4 --temperature 0.8 --seed 3 --quiet");
   REQUIRE(chat.status == 0);
   // --lut decodes through the table GEMV (AVX-512; elsewhere the default kernels): f32 numerics,
@@ -590,6 +597,41 @@ TEST_CASE("qmr quantize warns when the model predicts its calibration set worse 
   const result negative = run(common + " --damp -1 --out " + (dir / "neg").string());
   CHECK(negative.status != 0);
   CHECK(negative.output.find("--damp") != std::string::npos);
+}
+
+TEST_CASE("qmr quantize --method awq takes --awq-pairs and --awq-clip, records them, and names a bad pair", "[cli]") {
+  const char* root = std::getenv("QMR_MODELS_DIR");
+  REQUIRE(root != nullptr);
+  const std::filesystem::path model = std::filesystem::path(root) / "qmr-math";
+  qmr::testing::temp_dir dir;
+  const std::string common = "quantize --model " + model.string() + " --method awq --format w2g64 --calib synth --calib-n 2 --calib-len 64 --quiet";
+  const result norm = run(common + " --awq-pairs norm --awq-clip false --out " + (dir / "norm").string());
+  INFO(norm.output);
+  REQUIRE(norm.status == 0);
+  CHECK(norm.output.find("scale pairs qkv,gate_up, clip search off") != std::string::npos);
+  std::ifstream in(dir / "norm" / "qmr_quantization.json");
+  const auto j = nlohmann::json::parse(in);
+  CHECK(j["scale_pairs"].get<std::string>() == "qkv,gate_up");
+  CHECK(j["awq_clip"].get<bool>() == false);
+  // Every down_proj stays plain RTN (no scales, no clip) and its report line says so; gate_proj is scaled.
+  int down_lines = 0, gate_awq = 0;
+  std::size_t start = 0;
+  while (start < norm.output.size()) {
+    const std::size_t end = std::min(norm.output.find('\n', start), norm.output.size());
+    const std::string line = norm.output.substr(start, end - start);
+    if (line.find("down_proj.weight ") != std::string::npos) {
+      ++down_lines;
+      CHECK(line.find(" w2g64     rtn ") != std::string::npos);
+    }
+    if (line.find("gate_proj.weight ") != std::string::npos && line.find(" awq ") != std::string::npos) ++gate_awq;
+    start = end + 1;
+  }
+  CHECK(down_lines == 10);  // the bundled model's layers
+  CHECK(gate_awq == 10);
+
+  const result bad = run(common + " --awq-pairs qkv,up --out " + (dir / "bad").string());
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("'up' is not one of qkv, o, gate_up, down") != std::string::npos);
 }
 
 TEST_CASE("qmr inspect lists a GGUF file's metadata and tensors, and names a broken one", "[cli]") {

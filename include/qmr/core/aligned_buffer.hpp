@@ -8,10 +8,35 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace qmr {
 
 // 64 bytes: a cache line, and the widest SIMD load (AVX-512) qmr issues.
 inline constexpr std::size_t buffer_alignment = 64;
+
+// Buffers of at least huge_page_min_bytes (weight matrices, their repacked copies,
+// the benchmarks' bandwidth probes) start on a 2 MB boundary and, on Linux, ask for
+// transparent huge pages (madvise; a no-op where THP is off, and systems in "always"
+// mode give them anyway). A GEMV streams its weights once per token: with 4 KB pages
+// every 4 KB of weights is a TLB miss and a page walk in the middle of the stream.
+// Below 8 MB the 2 MB rounding of the alignment would waste too large a share.
+inline constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
+inline constexpr std::size_t huge_page_min_bytes = std::size_t{8} << 20;
+
+namespace detail {
+inline std::size_t buffer_align_for(std::size_t bytes) {
+  return bytes >= huge_page_min_bytes ? huge_page_bytes : buffer_alignment;
+}
+// Advice only: a failure (THP compiled out, an old kernel) leaves ordinary pages.
+inline void advise_huge_pages([[maybe_unused]] void* p, [[maybe_unused]] std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= huge_page_min_bytes) (void)::madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+}
+}  // namespace detail
 
 template <class T>
 class aligned_buffer {
@@ -21,9 +46,9 @@ class aligned_buffer {
   aligned_buffer() = default;
   explicit aligned_buffer(std::size_t size) : size_(size) {
     if (size == 0) return;
-    // Round the allocation up so that SIMD code may read whole vectors at the tail.
-    const std::size_t bytes = (size * sizeof(T) + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
-    data_ = static_cast<T*>(::operator new(bytes, std::align_val_t{buffer_alignment}));
+    const std::size_t bytes = alloc_bytes(size);
+    data_ = static_cast<T*>(::operator new(bytes, std::align_val_t{detail::buffer_align_for(bytes)}));
+    detail::advise_huge_pages(data_, bytes);  // before the first touch, so that the faults map huge pages
     std::memset(static_cast<void*>(data_), 0, bytes);
   }
   aligned_buffer(const aligned_buffer& other) : aligned_buffer(other.size_) {
@@ -37,7 +62,7 @@ class aligned_buffer {
     return *this;
   }
   ~aligned_buffer() {
-    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{buffer_alignment});
+    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::buffer_align_for(alloc_bytes(size_))});
   }
 
   T* data() noexcept { return data_; }
@@ -54,6 +79,12 @@ class aligned_buffer {
   std::span<const T> span() const noexcept { return {data_, size_}; }
 
  private:
+  // The allocation's size for `size` elements: rounded up so that SIMD code may read whole
+  // vectors at the tail (operator delete's alignment follows it, as operator new's did).
+  static std::size_t alloc_bytes(std::size_t size) noexcept {
+    return (size * sizeof(T) + buffer_alignment - 1) / buffer_alignment * buffer_alignment;
+  }
+
   T* data_ = nullptr;
   std::size_t size_ = 0;  // elements, not bytes
 };

@@ -11,18 +11,36 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
+#include "../core/aligned_buffer.hpp"
 #include "../core/error.hpp"
 
 namespace qmr::io {
+
+// How a checkpoint's bytes get into memory.
+//  map:  mmap the file read-only (the default): nothing is read until used, the page cache
+//        is shared between processes, and the kernel backs it with 4 KB pages.
+//  copy: read the whole file into anonymous memory that asks for transparent huge pages
+//        (aligned_buffer): slower to open and private to the process, but a GEMV streaming
+//        its weights walks far fewer pages (llama.cpp's --no-mmap does the same copy).
+enum class load_mode { map, copy };
+
+// "map" or "copy"; anything else is an error naming the text.
+inline load_mode parse_load_mode(std::string_view text) {
+  if (text == "map") return load_mode::map;
+  if (text == "copy") return load_mode::copy;
+  throw error("load mode '" + std::string(text) + "': expected map or copy");
+}
 
 class mapped_file {
  public:
   mapped_file() = default;
 
-  // Maps `path` read-only (MAP_PRIVATE: the file is never written through the map).
-  explicit mapped_file(std::string path) : path_(std::move(path)) {
+  // Maps `path` read-only (MAP_PRIVATE: the file is never written through the map), or with
+  // load_mode::copy reads it into an owned buffer.
+  explicit mapped_file(std::string path, load_mode mode = load_mode::map) : path_(std::move(path)) {
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw error(std::string("cannot open: ") + std::strerror(errno), in_file(path_));
     struct stat st {};
@@ -36,7 +54,28 @@ class mapped_file {
       throw error("not a regular file", in_file(path_));
     }
     size_ = static_cast<std::size_t>(st.st_size);
-    if (size_ > 0) {
+    if (size_ > 0 && mode == load_mode::copy) {
+      try {
+        copy_ = aligned_buffer<std::byte>(size_);
+      } catch (const std::bad_alloc&) {
+        ::close(fd);
+        throw error("cannot allocate " + std::to_string(size_) + " bytes to read the file into", in_file(path_));
+      }
+      std::size_t done = 0;
+      while (done < size_) {
+        const ::ssize_t n = ::pread(fd, copy_.data() + done, size_ - done, static_cast<::off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          const int e = errno;
+          ::close(fd);
+          throw error(n == 0 ? "file ended early, " + std::to_string(size_) + " bytes expected (truncated while read?)"
+                             : std::string("cannot read: ") + std::strerror(e),
+                      in_file(path_, {}, {}, done));
+        }
+        done += static_cast<std::size_t>(n);
+      }
+      data_ = copy_.data();
+    } else if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
         const int e = errno;
@@ -51,11 +90,15 @@ class mapped_file {
   mapped_file(const mapped_file&) = delete;
   mapped_file& operator=(const mapped_file&) = delete;
   mapped_file(mapped_file&& o) noexcept
-      : path_(std::move(o.path_)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+      : path_(std::move(o.path_)),
+        copy_(std::move(o.copy_)),
+        data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)) {}
   mapped_file& operator=(mapped_file&& o) noexcept {
     if (this != &o) {
       unmap();
       path_ = std::move(o.path_);
+      copy_ = std::move(o.copy_);
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
     }
@@ -69,12 +112,14 @@ class mapped_file {
 
  private:
   void unmap() noexcept {
-    if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
+    if (data_ && copy_.empty()) ::munmap(const_cast<std::byte*>(data_), size_);
+    copy_ = aligned_buffer<std::byte>();
     data_ = nullptr;
     size_ = 0;
   }
 
   std::string path_;
+  aligned_buffer<std::byte> copy_;  // [size_] the file's bytes under load_mode::copy, else empty
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };

@@ -68,9 +68,10 @@ class safetensors_file {
     return f;
   }
 
-  // Maps and validates the file at `path`; views stay valid while this object lives.
-  static safetensors_file open(const std::string& path) {
-    auto map = std::make_shared<mapped_file>(path);
+  // Maps (or, with load_mode::copy, reads) and validates the file at `path`; views stay
+  // valid while this object lives.
+  static safetensors_file open(const std::string& path, load_mode mode = load_mode::map) {
+    auto map = std::make_shared<mapped_file>(path, mode);
     safetensors_file f = parse(map->bytes(), path);
     f.map_ = std::move(map);
     return f;
@@ -239,9 +240,10 @@ class safetensors_file {
 // model.safetensors, or shards listed in model.safetensors.index.json.
 class checkpoint {
  public:
-  static checkpoint open(const std::filesystem::path& path) {
+  static checkpoint open(const std::filesystem::path& path, load_mode mode = load_mode::map) {
     namespace fs = std::filesystem;
     checkpoint c;
+    c.mode_ = mode;
     std::error_code ec;
     const auto status = fs::status(path, ec);
     if (ec || !fs::exists(status)) throw error("no such file or directory", in_file(path.string()));
@@ -297,7 +299,7 @@ class checkpoint {
   std::string describe_() const { return dir_.empty() ? shards_.front().file() : dir_.string(); }
 
   std::size_t add_shard_(const std::filesystem::path& file) {
-    shards_.push_back(safetensors_file::open(file.string()));
+    shards_.push_back(safetensors_file::open(file.string(), mode_));
     const std::size_t shard = shards_.size() - 1;
     for (const tensor_info& t : shards_.back().tensors()) {
       const auto [it, inserted] = where_.emplace(t.name, shard);
@@ -331,6 +333,7 @@ class checkpoint {
 
   std::filesystem::path dir_, index_file_;
   std::vector<safetensors_file> shards_;
+  load_mode mode_ = load_mode::map;  // how add_shard_ opens files
   std::map<std::string, std::size_t> where_;  // tensor name -> shard
 };
 

@@ -46,11 +46,12 @@ class model {
   model(const model&) = delete;  // the index below points into this object's checkpoint
   model& operator=(const model&) = delete;
 
-  static model load(const std::filesystem::path& dir) {
+  // mode: map the checkpoint (default) or copy it into huge-page memory (io::load_mode).
+  static model load(const std::filesystem::path& dir, io::load_mode mode = io::load_mode::map) {
     model m;
     m.dir_ = dir;
     m.config_ = model_config::load(dir);
-    m.checkpoint_ = io::checkpoint::open(dir);
+    m.checkpoint_ = io::checkpoint::open(dir, mode);
     m.index_quantized_();
     m.bind_();
     m.read_quantization_notes_();
