@@ -78,7 +78,7 @@ def main():
     for arg in sys.argv[2:]:
         label, path = arg.split("=", 1)
         doc = json.load(open(path))
-        for r in doc["runs"]:
+        for r in doc["runs"] if "runs" in doc else [doc]:  # a sweep, or a file of one run
             w = r["weights"]
             calibrated = rtn_of(w) is not None
             if not calibrated:
