@@ -26,7 +26,7 @@ inline constexpr std::size_t buffer_alignment = 64;
 inline constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
 inline constexpr std::size_t huge_page_min_bytes = std::size_t{8} << 20;
 
-namespace detail {
+// The alignment of an allocation of `bytes` (see huge_page_min_bytes).
 inline std::size_t buffer_align_for(std::size_t bytes) {
   return bytes >= huge_page_min_bytes ? huge_page_bytes : buffer_alignment;
 }
@@ -36,7 +36,6 @@ inline void advise_huge_pages([[maybe_unused]] void* p, [[maybe_unused]] std::si
   if (bytes >= huge_page_min_bytes) (void)::madvise(p, bytes, MADV_HUGEPAGE);
 #endif
 }
-}  // namespace detail
 
 template <class T>
 class aligned_buffer {
@@ -47,8 +46,8 @@ class aligned_buffer {
   explicit aligned_buffer(std::size_t size) : size_(size) {
     if (size == 0) return;
     const std::size_t bytes = alloc_bytes(size);
-    data_ = static_cast<T*>(::operator new(bytes, std::align_val_t{detail::buffer_align_for(bytes)}));
-    detail::advise_huge_pages(data_, bytes);  // before the first touch, so that the faults map huge pages
+    data_ = static_cast<T*>(::operator new(bytes, std::align_val_t{buffer_align_for(bytes)}));
+    advise_huge_pages(data_, bytes);  // before the first touch, so that the faults map huge pages
     std::memset(static_cast<void*>(data_), 0, bytes);
   }
   aligned_buffer(const aligned_buffer& other) : aligned_buffer(other.size_) {
@@ -62,7 +61,7 @@ class aligned_buffer {
     return *this;
   }
   ~aligned_buffer() {
-    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{detail::buffer_align_for(alloc_bytes(size_))});
+    if (data_) ::operator delete(static_cast<void*>(data_), std::align_val_t{buffer_align_for(alloc_bytes(size_))});
   }
 
   T* data() noexcept { return data_; }
