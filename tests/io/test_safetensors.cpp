@@ -912,6 +912,11 @@ TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it
   const checkpoint c = checkpoint::open(dir / "model.safetensors", load_mode::copy);
   check_samples(c.shards().front(), samples);
 
+  // The guard against copying more than fits: MemAvailable, read on Linux (this test's platform).
+  const std::uint64_t avail = qmr::io::available_memory_bytes();
+  CHECK(avail > (std::uint64_t{16} << 20));  // the 16 MB copy above fit
+  CHECK(avail < (std::uint64_t{1} << 50));
+
   CHECK(qmr::io::parse_load_mode("map") == load_mode::map);
   CHECK(qmr::io::parse_load_mode("copy") == load_mode::copy);
   CHECK_THROWS_WITH(qmr::io::parse_load_mode("mmap"), Contains("load mode 'mmap': expected map or copy"));

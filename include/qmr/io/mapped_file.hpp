@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <span>
 #include <string>
@@ -34,6 +36,27 @@ inline load_mode parse_load_mode(std::string_view text) {
   throw error("load mode '" + std::string(text) + "': expected map or copy");
 }
 
+// Bytes the kernel reports it can hand out without swapping (MemAvailable in /proc/meminfo:
+// free memory plus the reclaimable page cache), or 0 where that is unknown (not Linux).
+inline std::uint64_t available_memory_bytes() {
+#if defined(__linux__)
+  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  const ::ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* p = std::strstr(buf, "MemAvailable:");
+  if (!p) return 0;
+  unsigned long long kb = 0;
+  if (std::sscanf(p, "MemAvailable: %llu kB", &kb) != 1) return 0;
+  return static_cast<std::uint64_t>(kb) * 1024;
+#else
+  return 0;
+#endif
+}
+
 class mapped_file {
  public:
   mapped_file() = default;
@@ -55,6 +78,14 @@ class mapped_file {
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0 && mode == load_mode::copy) {
+      // A copy lives in memory the kernel cannot drop (a mapping's pages it can), so a file
+      // larger than what is available would end in the OOM killer, not in an error.
+      if (const std::uint64_t avail = available_memory_bytes(); avail > 0 && size_ > avail) {
+        ::close(fd);
+        throw error("cannot read " + std::to_string(size_) + " bytes into memory: " + std::to_string(avail) +
+                        " are available (load it mapped instead: --load map, io::load_mode::map)",
+                    in_file(path_));
+      }
       try {
         copy_ = aligned_buffer<std::byte>(size_);
       } catch (const std::bad_alloc&) {
