@@ -83,13 +83,21 @@ struct bench_args {
   std::string load;  // decode: --load (load_mode_for)
 };
 
-// --load's value, or its default for the device: copy on the CPU (decoding streams every weight
-// from huge pages: 62.6 against 46.7-49.6 tok/s at w4g128 a8 on the 2-vCPU AVX-512 VM,
-// bench/results/cpu_decode_huge_pages_20261206_s39.txt), map on CUDA (the weights are uploaded,
-// so a private host copy would only cost memory).
-inline qmr::io::load_mode load_mode_for(const std::string& load, const std::string& device) {
-  if (load.empty()) return device == "cuda" ? qmr::io::load_mode::map : qmr::io::load_mode::copy;
-  return qmr::io::parse_load_mode(load);
+// --load's value, or its default for the device and checkpoint: copy on the CPU (decoding
+// streams every weight from huge pages: 62.6 against 46.7-49.6 tok/s at w4g128 a8 on the 2-vCPU
+// AVX-512 VM, bench/results/cpu_decode_huge_pages_20261206_s39.txt) when the checkpoint fits in
+// the available memory, else map with a note; map on CUDA (the weights are uploaded, so a
+// private host copy would only cost memory). An explicit --load copy that does not fit is an error.
+inline qmr::io::load_mode load_mode_for(const std::string& load, const std::string& device, const std::filesystem::path& dir) {
+  if (!load.empty()) return qmr::io::parse_load_mode(load);
+  if (device == "cuda") return qmr::io::load_mode::map;
+  const std::uint64_t need = qmr::io::checkpoint::file_bytes(dir), avail = qmr::io::available_memory_bytes();
+  if (avail > 0 && need > avail) {
+    std::fprintf(stderr, "note: mapping %s: its %llu bytes do not fit the %llu available for a copy (--load copy)\n",
+                 dir.string().c_str(), static_cast<unsigned long long>(need), static_cast<unsigned long long>(avail));
+    return qmr::io::load_mode::map;
+  }
+  return qmr::io::load_mode::copy;
 }
 
 // --load on the commands that load a model to run it.
@@ -352,16 +360,18 @@ inline constexpr std::size_t paired_probe_bytes = std::size_t{128} << 20;
 inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limits, json_lines& json) {
   const std::vector<std::string> acts = parse_act_modes(a.act);
   const qmr::io::synthetic_config shape = decode_shape(a);
-  const qmr::io::load_mode load = load_mode_for(a.load, "cpu");
+  const bool copy_asked = a.load.empty() || qmr::io::parse_load_mode(a.load) == qmr::io::load_mode::copy;
   std::printf("Qwen2.5-0.5B-shaped random model (%d layers), %d tokens decoded after a %d-token prompt, weights %s\n\n",
               a.layers, a.decode, a.prefill,
-              load == qmr::io::load_mode::copy ? "read into huge-page memory (--load copy)" : "mapped (--load map)");
+              copy_asked ? "read into huge-page memory (--load copy)" : "mapped (--load map)");
   std::printf("| kernel | quant | act | threads | weight MB/token | tok/s | bound tok/s | of bound | GB/s | read GB/s | of bound, paired |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::mt19937 rng(7);
   const qmr::aligned_buffer<float> probe = qmr::bench::bandwidth_buffer(paired_probe_bytes);
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    auto m = qmr::model::model::load(decode_model_dir(a, f, limits.back().threads), load);
+    const std::filesystem::path dir = decode_model_dir(a, f, limits.back().threads);
+    const qmr::io::load_mode load = load_mode_for(a.load, "cpu", dir);
+    auto m = qmr::model::model::load(dir, load);
     for (const std::string& act : acts) {
       const bool a8 = act == "a8", lut = act == "lut";
       if (a8 && f == "bf16") continue;
@@ -499,7 +509,9 @@ inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& de
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   const unsigned threads = std::max(1u, std::thread::hardware_concurrency());  // only to write the checkpoints
   for (const std::string& f : qmr::bench::split(a.quant)) {
-    const auto m = qmr::model::model::load(decode_model_dir(a, f, threads), load_mode_for(a.load, "cuda"));
+    const std::filesystem::path dir = decode_model_dir(a, f, threads);
+    const qmr::io::load_mode load = load_mode_for(a.load, "cuda", dir);
+    const auto m = qmr::model::model::load(dir, load);
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(a.prefill));
     for (std::size_t i = 0; i < prompt.size(); ++i)  // spread over the vocabulary, as bench/cuda_decode
       prompt[i] = static_cast<std::int32_t>((i * 7919 + 11) % static_cast<std::size_t>(m.config().vocab));
@@ -516,7 +528,8 @@ inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& de
                 {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", 0},
                 {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                 {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
-                {"prefill_tokens_per_s", prefill_tps}, {"prompt_tokens", a.prefill}, {"layers", a.layers}});
+                {"prefill_tokens_per_s", prefill_tps}, {"prompt_tokens", a.prefill}, {"layers", a.layers},
+                {"load", load == qmr::io::load_mode::copy ? "copy" : "map"}});
   }
   return 0;
 }
@@ -558,6 +571,7 @@ inline int run_bench(const bench_args& a) {
   if (qmr::bench::split(a.quant).empty()) throw qmr::error("--quant: no weight format given");
   for (const std::string& f : qmr::bench::split(a.quant)) (void)qmr::quant::parse_format(f);
   if (a.kernel != "decode") {
+    if (!a.load.empty()) throw qmr::error("--load applies to --kernel decode (the GEMV and GEMM benchmarks load no model)");
     if (qmr::bench::split(a.shape).empty()) throw qmr::error("--shape: no NxK shape given");
     for (const std::string& s : qmr::bench::split(a.shape)) (void)qmr::bench::parse_shape(s);
     (void)detail::parse_batches(a.batch, detail::default_batch(a));

@@ -288,7 +288,7 @@ std::vector<std::int32_t> stop_tokens(const qmr::model::model& m, const qmr::tex
 
 int run_generate(const generate_args& a) {
   qmr_cli::require_device(a.device);
-  auto m = qmr::model::model::load(a.dir, qmr_cli::load_mode_for(a.load, a.device));
+  auto m = qmr::model::model::load(a.dir, qmr_cli::load_mode_for(a.load, a.device, a.dir));
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
   std::string prompt = a.prompt;
   if (a.chat) {

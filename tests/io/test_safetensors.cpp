@@ -896,6 +896,8 @@ TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it
   check_samples(copied, samples);
   const safetensors_file mapped = safetensors_file::open((dir / "model.safetensors").string(), load_mode::map);
   REQUIRE(copied.tensors().size() == mapped.tensors().size());
+  CHECK(copied.copied());
+  CHECK_FALSE(mapped.copied());
 
   const safetensors_file big_copy = safetensors_file::open((dir / "big.safetensors").string(), load_mode::copy);
   const auto raw = big_copy.raw(big_copy.at("big"));
@@ -911,6 +913,18 @@ TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it
   // Directories and shards take the mode through checkpoint::open.
   const checkpoint c = checkpoint::open(dir / "model.safetensors", load_mode::copy);
   check_samples(c.shards().front(), samples);
+  CHECK(c.shards().front().copied());
+  CHECK_FALSE(checkpoint::open(dir / "model.safetensors").shards().front().copied());
+  // file_bytes: the one file, or every .safetensors file of a directory.
+  const auto size_of = [&](const char* f) { return static_cast<std::uint64_t>(fs::file_size(dir / f)); };
+  CHECK(checkpoint::file_bytes(dir / "model.safetensors") == size_of("model.safetensors"));
+  CHECK(checkpoint::file_bytes(dir.path()) == size_of("model.safetensors") + size_of("big.safetensors"));
+
+  // The memory guard: refuses what does not fit, naming the file and both sizes; 0 available = unknown.
+  CHECK_THROWS_WITH(qmr::io::check_fits_in_memory(1000, 999, "shard.safetensors"),
+                    Contains("shard.safetensors: cannot read 1000 bytes into memory: 999 are available"));
+  CHECK_NOTHROW(qmr::io::check_fits_in_memory(1000, 1000, "shard.safetensors"));
+  CHECK_NOTHROW(qmr::io::check_fits_in_memory(1000, 0, "shard.safetensors"));
 
   // The guard against copying more than fits: MemAvailable, read on Linux (this test's platform).
   const std::uint64_t avail = qmr::io::available_memory_bytes();

@@ -343,6 +343,8 @@ TEST_CASE("a model read into memory (load_mode::copy) computes the mapped model'
     const auto ref = testing::load_reference(name);
     const auto mapped = model::model::load(testing::fixture_dir(name));
     const auto copied = model::model::load(testing::fixture_dir(name), io::load_mode::copy);
+    for (const auto& shard : copied.checkpoint().shards()) CHECK(shard.copied());
+    for (const auto& shard : mapped.checkpoint().shards()) CHECK_FALSE(shard.copied());
     model::session a(mapped, 64), b(copied, 64);
     const auto la = a.forward(ref.ids, true);
     const auto lb = b.forward(ref.ids, true);

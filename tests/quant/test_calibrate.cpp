@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -361,12 +362,21 @@ TEST_CASE("scale pairs: parsed strictly, and each one folds only into its own pr
   const auto rtn_logits = logits_of(rtn, ids);
   const auto& w0 = original.weights().layers;
 
+  // Each pair changes its norm or producer and its consumers, nothing else: RTN of a weight
+  // does not depend on the inputs, so every other linear's stored weights equal plain RTN's.
   struct expect {
     const char* pairs;
     bool attn_norm, mlp_norm;  // whether the norms may change
+    std::vector<std::string> changed;  // the linears that differ from RTN in some layer
   };
-  for (const expect e : {expect{"none", false, false}, expect{"down", false, false}, expect{"o", false, false},
-                         expect{"qkv", true, false}, expect{"gate_up", false, true}}) {
+  const auto linears = [](const model::model& mm, std::size_t l) {
+    const auto& lw = mm.weights().layers[l];
+    return std::vector<std::pair<std::string, const model::linear_weight*>>{
+        {"q", &lw.q}, {"k", &lw.k}, {"v", &lw.v}, {"o", &lw.o}, {"gate", &lw.gate}, {"up", &lw.up}, {"down", &lw.down}};
+  };
+  for (const expect& e : {expect{"none", false, false, {}}, expect{"down", false, false, {"up", "down"}},
+                          expect{"o", false, false, {"v", "o"}}, expect{"qkv", true, false, {"q", "k", "v"}},
+                          expect{"gate_up", false, true, {"gate", "up"}}}) {
     INFO("pairs " << e.pairs);
     auto m = model::model::load(dir);
     model_quant_options o = with(method::awq);
@@ -383,6 +393,16 @@ TEST_CASE("scale pairs: parsed strictly, and each one folds only into its own pr
     }
     CHECK(attn_changed == e.attn_norm);
     CHECK(mlp_changed == e.mlp_norm);
+    std::map<std::string, bool> differs;  // linear -> differs from RTN in some layer
+    for (std::size_t l = 0; l < w0.size(); ++l) {
+      const auto mine = linears(m, l), theirs = linears(rtn, l);
+      for (std::size_t i = 0; i < mine.size(); ++i)
+        differs[mine[i].first] = differs[mine[i].first] || m.linear_f32(*mine[i].second) != rtn.linear_f32(*theirs[i].second);
+    }
+    for (const auto& [name, d] : differs) {
+      INFO("linear " << name);
+      CHECK(d == (std::find(e.changed.begin(), e.changed.end(), name) != e.changed.end()));
+    }
     const double d = max_abs_diff(rtn_logits, logits_of(m, ids));
     if (std::string(e.pairs) == "none") {
       // No scales and no clipping: exactly RTN, and reported as such.

@@ -187,6 +187,9 @@ TEST_CASE("qmr generate runs a checkpoint and its quantized copy", "[cli]") {
   const result bad_load = run("generate --model " + model.string() + " --prompt hi --load mmap");
   CHECK(bad_load.status != 0);
   CHECK(bad_load.output.find("--load") != std::string::npos);
+  const result gemv_load = run("bench --kernel gemv --quant w4g128 --shape 64x64 --load copy");
+  CHECK(gemv_load.status != 0);
+  CHECK(gemv_load.output.find("--load applies to --kernel decode") != std::string::npos);
   const result chat = run("generate --model " + (dir / "q").string() + " --prompt hi --chat --max-tokens 4 --temperature 0.8 --seed 3 --quiet");
   REQUIRE(chat.status == 0);
   // --lut decodes through the table GEMV (AVX-512; elsewhere the default kernels): f32 numerics,

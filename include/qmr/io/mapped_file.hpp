@@ -1,4 +1,4 @@
-// A read-only, RAII memory mapping of a whole file.
+// A whole file's bytes, read-only: an RAII memory mapping, or (load_mode::copy) a private copy in huge-page memory.
 #pragma once
 
 #include <fcntl.h>
@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -36,25 +37,65 @@ inline load_mode parse_load_mode(std::string_view text) {
   throw error("load mode '" + std::string(text) + "': expected map or copy");
 }
 
-// Bytes the kernel reports it can hand out without swapping (MemAvailable in /proc/meminfo:
-// free memory plus the reclaimable page cache), or 0 where that is unknown (not Linux).
-inline std::uint64_t available_memory_bytes() {
-#if defined(__linux__)
-  const int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[4096];
+namespace detail_mem {
+// The first 16 KB of `path` (all of /proc/meminfo and a cgroup's memory.stat), or "" when
+// it cannot be read.
+inline std::string read_small_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[16384];
   const ::ssize_t n = ::read(fd, buf, sizeof buf - 1);
   ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* p = std::strstr(buf, "MemAvailable:");
-  if (!p) return 0;
-  unsigned long long kb = 0;
-  if (std::sscanf(p, "MemAvailable: %llu kB", &kb) != 1) return 0;
-  return static_cast<std::uint64_t>(kb) * 1024;
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+// The unsigned number after `key` in `text` (e.g. "MemAvailable:" in /proc/meminfo), or -1.
+inline long double number_after(const std::string& text, const char* key) {
+  const std::size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  unsigned long long v = 0;
+  if (std::sscanf(text.c_str() + at + std::strlen(key), " %llu", &v) != 1) return -1;
+  return static_cast<long double>(v);
+}
+}  // namespace detail_mem
+
+// Bytes this process can fill without swapping or meeting the OOM killer, as far as Linux
+// tells: MemAvailable in /proc/meminfo (free memory plus the reclaimable page cache), and,
+// inside a cgroup v2 memory limit (a container), that limit less the group's usage plus its
+// inactive file cache. 0 where nothing is known (not Linux, or unreadable). cgroup v1 limits
+// are not read.
+inline std::uint64_t available_memory_bytes() {
+#if defined(__linux__)
+  const long double avail_kb = detail_mem::number_after(detail_mem::read_small_file("/proc/meminfo"), "MemAvailable:");
+  if (avail_kb < 0) return 0;
+  long double avail = avail_kb * 1024;
+  // "0::/path" is the process's cgroup v2 group.
+  const std::string cg = detail_mem::read_small_file("/proc/self/cgroup");
+  if (const std::size_t at = cg.find("0::"); at != std::string::npos) {
+    const std::size_t end = cg.find('\n', at);
+    const std::string dir = "/sys/fs/cgroup" + cg.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
+    const std::string max = detail_mem::read_small_file(dir + "/memory.max");
+    if (!max.empty() && max.compare(0, 3, "max") != 0) {
+      const long double limit = detail_mem::number_after(max, "");
+      const long double used = detail_mem::number_after(detail_mem::read_small_file(dir + "/memory.current"), "");
+      const long double inactive = detail_mem::number_after(detail_mem::read_small_file(dir + "/memory.stat"), "inactive_file");
+      if (limit >= 0 && used >= 0) avail = std::min(avail, std::max<long double>(0, limit - used + std::max<long double>(0, inactive)));
+    }
+  }
+  return static_cast<std::uint64_t>(avail);
 #else
   return 0;
 #endif
+}
+
+// Throws unless `bytes` fit in `available` (0: unknown, not checked). A private copy of a
+// checkpoint lives in memory the kernel cannot drop (a mapping's pages it can), so a file
+// larger than that would end in the OOM killer rather than in an error.
+inline void check_fits_in_memory(std::uint64_t bytes, std::uint64_t available, const std::string& file) {
+  if (available > 0 && bytes > available)
+    throw error("cannot read " + std::to_string(bytes) + " bytes into memory: " + std::to_string(available) +
+                    " are available (load it mapped instead: --load map, io::load_mode::map)",
+                in_file(file));
 }
 
 class mapped_file {
@@ -78,13 +119,11 @@ class mapped_file {
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0 && mode == load_mode::copy) {
-      // A copy lives in memory the kernel cannot drop (a mapping's pages it can), so a file
-      // larger than what is available would end in the OOM killer, not in an error.
-      if (const std::uint64_t avail = available_memory_bytes(); avail > 0 && size_ > avail) {
+      try {
+        check_fits_in_memory(size_, available_memory_bytes(), path_);
+      } catch (const error&) {
         ::close(fd);
-        throw error("cannot read " + std::to_string(size_) + " bytes into memory: " + std::to_string(avail) +
-                        " are available (load it mapped instead: --load map, io::load_mode::map)",
-                    in_file(path_));
+        throw;
       }
       try {
         copy_ = aligned_buffer<std::byte>(size_);
@@ -140,6 +179,8 @@ class mapped_file {
   const std::string& path() const noexcept { return path_; }
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
   std::size_t size() const noexcept { return size_; }
+  // Whether the bytes are a private copy (load_mode::copy) rather than a mapping.
+  bool copied() const noexcept { return !copy_.empty(); }
 
  private:
   void unmap() noexcept {

@@ -1,4 +1,4 @@
-// Safetensors: a validating, zero-copy reader (single files and sharded checkpoints) and a writer.
+// Safetensors: a validating reader over a mapped (zero-copy) or copied file (single files and sharded checkpoints) and a writer.
 #pragma once
 
 #include <algorithm>
@@ -78,6 +78,8 @@ class safetensors_file {
   }
 
   const std::string& file() const { return file_; }
+  // Whether open() read the file into a private copy (load_mode::copy) rather than mapping it.
+  bool copied() const { return map_ && map_->copied(); }
   const std::vector<tensor_info>& tensors() const { return tensors_; }  // in data-offset order
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   std::uint64_t header_bytes() const { return header_bytes_; }
@@ -244,6 +246,8 @@ class checkpoint {
     namespace fs = std::filesystem;
     checkpoint c;
     c.mode_ = mode;
+    // All shards are checked against the memory before the first is read (each is again as it is).
+    if (mode == load_mode::copy) check_fits_in_memory(file_bytes(path), available_memory_bytes(), path.string());
     std::error_code ec;
     const auto status = fs::status(path, ec);
     if (ec || !fs::exists(status)) throw error("no such file or directory", in_file(path.string()));
@@ -270,6 +274,24 @@ class checkpoint {
     std::sort(files.begin(), files.end());
     for (const auto& f : files) c.add_shard_(f);
     return c;
+  }
+
+  // Bytes of the safetensors files open() would read from `path`: the file, or every
+  // .safetensors file of the directory (a superset of the indexed shards); 0 where unreadable.
+  static std::uint64_t file_bytes(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) {
+      const auto n = fs::file_size(path, ec);
+      return ec ? 0 : static_cast<std::uint64_t>(n);
+    }
+    std::uint64_t total = 0;
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_regular_file(ec) && it->path().extension() == ".safetensors") {
+        const auto n = it->file_size(ec);
+        if (!ec) total += static_cast<std::uint64_t>(n);
+      }
+    return total;
   }
 
   const std::vector<safetensors_file>& shards() const { return shards_; }

@@ -37,7 +37,7 @@ struct model_weights {
   linear_weight lm_head;          // [vocab, hidden]; the embedding itself when tied
 };
 
-// Owns the mapped checkpoint, the config and the views into it.
+// Owns the checkpoint (mapped, or copied into memory: io::load_mode), the config and the views into it.
 class model {
  public:
   model() = default;
