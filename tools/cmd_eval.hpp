@@ -734,6 +734,10 @@ inline int run_eval(const eval_args& a) {
   print_tables(a, runs);
 
   if (!a.out.empty()) {
+    // A calibrated run records its calibration: which data, and the method settings (--damp,
+    // --awq-pairs, --awq-clip), so that a results file alone says what was measured.
+    for (std::size_t i = 0; i < runs.size(); ++i)
+      if (parse_recipe(specs[i]).needs_calibration()) runs[i].json["calibration"] = a.calib.full_json();
     nlohmann::json j;
     if (runs.size() == 1) {
       j = runs.front().json;

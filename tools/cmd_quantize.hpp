@@ -110,6 +110,11 @@ struct calib_args {
     if (awq_clip != qmr::quant::awq_options{}.clip_search) j["awq_clip"] = awq_clip;
     return j;
   }
+  // Every setting, defaults included: what a results file records beside a calibrated run.
+  nlohmann::json full_json() const {
+    return {{"source", source}, {"n", n}, {"len", len}, {"seed", seed}, {"damp", damp},
+            {"awq_pairs", qmr::quant::scale_pairs::parse(awq_pairs).str()}, {"awq_clip", awq_clip}};
+  }
 };
 
 // --damp, --awq-pairs and --awq-clip on `qmr quantize` and `qmr eval`.

@@ -635,6 +635,23 @@ TEST_CASE("qmr quantize --method awq takes --awq-pairs and --awq-clip, records t
   const result bad = run(common + " --awq-pairs qkv,up --out " + (dir / "bad").string());
   CHECK(bad.status != 0);
   CHECK(bad.output.find("'up' is not one of qkv, o, gate_up, down") != std::string::npos);
+
+  // qmr eval records each calibrated run's settings in its results, defaults included; RTN's run has none.
+  const result ev = run("eval --model " + model.string() + " --task synthetic --n 3 --seed 1000 --threads 1 --quant "
+                        "w2g64,awq:w2g64 --calib synth --calib-n 2 --calib-len 64 --awq-pairs norm --out " +
+                        (dir / "eval.json").string());
+  INFO(ev.output);
+  REQUIRE(ev.status == 0);
+  std::ifstream ein(dir / "eval.json");
+  const auto e = nlohmann::json::parse(ein);
+  REQUIRE(e["runs"].size() == 2);
+  CHECK_FALSE(e["runs"][0].contains("calibration"));
+  const auto& cal = e["runs"][1]["calibration"];
+  CHECK(cal["source"].get<std::string>() == "synth");
+  CHECK(cal["n"].get<int>() == 2);
+  CHECK(cal["awq_pairs"].get<std::string>() == "qkv,gate_up");
+  CHECK(cal["awq_clip"].get<bool>() == true);
+  CHECK(cal["damp"].get<double>() == 0.01);
 }
 
 TEST_CASE("qmr inspect lists a GGUF file's metadata and tensors, and names a broken one", "[cli]") {
