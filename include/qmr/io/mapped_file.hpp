@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 
 #include "../core/aligned_buffer.hpp"
 #include "../core/error.hpp"
+#include "text_file.hpp"
 
 namespace qmr::io {
 
@@ -38,24 +40,19 @@ inline load_mode parse_load_mode(std::string_view text) {
 }
 
 namespace detail_mem {
-// The first 16 KB of `path` (all of /proc/meminfo and a cgroup's memory.stat), or "" when
-// it cannot be read.
-inline std::string read_small_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[16384];
-  const ::ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return {};
-  return std::string(buf, static_cast<std::size_t>(n));
-}
-// The unsigned number after `key` in `text` (e.g. "MemAvailable:" in /proc/meminfo), or -1.
-inline long double number_after(const std::string& text, const char* key) {
+// The unsigned number after `key` in the file at `path` (a /proc or cgroup file; key "" for
+// its first number), or nothing when the file or the number is not there.
+inline std::optional<std::uint64_t> number_in(const std::string& path, const char* key) {
+  std::string text;
+  try {
+    text = read_text_file(path);
+  } catch (const error&) {
+    return std::nullopt;
+  }
   const std::size_t at = text.find(key);
-  if (at == std::string::npos) return -1;
   unsigned long long v = 0;
-  if (std::sscanf(text.c_str() + at + std::strlen(key), " %llu", &v) != 1) return -1;
-  return static_cast<long double>(v);
+  if (at == std::string::npos || std::sscanf(text.c_str() + at + std::strlen(key), " %llu", &v) != 1) return std::nullopt;
+  return static_cast<std::uint64_t>(v);
 }
 }  // namespace detail_mem
 
@@ -66,23 +63,26 @@ inline long double number_after(const std::string& text, const char* key) {
 // are not read.
 inline std::uint64_t available_memory_bytes() {
 #if defined(__linux__)
-  const long double avail_kb = detail_mem::number_after(detail_mem::read_small_file("/proc/meminfo"), "MemAvailable:");
-  if (avail_kb < 0) return 0;
-  long double avail = avail_kb * 1024;
-  // "0::/path" is the process's cgroup v2 group.
-  const std::string cg = detail_mem::read_small_file("/proc/self/cgroup");
+  const auto avail_kb = detail_mem::number_in("/proc/meminfo", "MemAvailable:");
+  if (!avail_kb) return 0;
+  std::uint64_t avail = *avail_kb * 1024;
+  // "0::/path" is the process's cgroup v2 group; its memory.max reads "max" when unlimited.
+  std::string cg;
+  try {
+    cg = read_text_file("/proc/self/cgroup");
+  } catch (const error&) {
+  }
   if (const std::size_t at = cg.find("0::"); at != std::string::npos) {
     const std::size_t end = cg.find('\n', at);
     const std::string dir = "/sys/fs/cgroup" + cg.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
-    const std::string max = detail_mem::read_small_file(dir + "/memory.max");
-    if (!max.empty() && max.compare(0, 3, "max") != 0) {
-      const long double limit = detail_mem::number_after(max, "");
-      const long double used = detail_mem::number_after(detail_mem::read_small_file(dir + "/memory.current"), "");
-      const long double inactive = detail_mem::number_after(detail_mem::read_small_file(dir + "/memory.stat"), "inactive_file");
-      if (limit >= 0 && used >= 0) avail = std::min(avail, std::max<long double>(0, limit - used + std::max<long double>(0, inactive)));
+    const auto limit = detail_mem::number_in(dir + "/memory.max", "");
+    const auto used = detail_mem::number_in(dir + "/memory.current", "");
+    if (limit && used) {
+      const std::uint64_t reclaimable = detail_mem::number_in(dir + "/memory.stat", "inactive_file").value_or(0);
+      avail = std::min(avail, *limit + reclaimable > *used ? *limit + reclaimable - *used : 0);
     }
   }
-  return static_cast<std::uint64_t>(avail);
+  return avail;
 #else
   return 0;
 #endif

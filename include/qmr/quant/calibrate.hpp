@@ -102,18 +102,12 @@ struct scale_pairs {
     if (text == "none") return {false, false, false, false};
     if (text == "norm") return {true, false, true, false};
     scale_pairs p{false, false, false, false};
-    std::size_t start = 0;
-    while (true) {
-      const std::size_t comma = text.find(',', start);
-      const std::string_view item = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    for (const std::string& item : detail::split_on(text, ',')) {
       bool* slot = item == "qkv" ? &p.qkv : item == "o" ? &p.o : item == "gate_up" ? &p.gate_up : item == "down" ? &p.down : nullptr;
       if (!slot)
-        throw error("scale pairs '" + std::string(text) + "': '" + std::string(item) +
-                    "' is not one of qkv, o, gate_up, down (or all, norm, none)");
-      if (*slot) throw error("scale pairs '" + std::string(text) + "': '" + std::string(item) + "' given twice");
+        throw error("scale pairs '" + std::string(text) + "': '" + item + "' is not one of qkv, o, gate_up, down (or all, norm, none)");
+      if (*slot) throw error("scale pairs '" + std::string(text) + "': '" + item + "' given twice");
       *slot = true;
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
     }
     return p;
   }
