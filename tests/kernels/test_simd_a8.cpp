@@ -216,6 +216,34 @@ TEST_CASE("SIMD a8 matmul equals the reference exactly on exactly representable 
       }
 }
 
+TEST_CASE("SIMD a8 GEMV on rows whose group scales overflow the kernel's stack buffer", "[simd][a8]") {
+  // The 64-column-step formats (8, 6, 5 bits) at M <= 2 convert a row's group scales to
+  // f32 into a stack buffer of a8_row_scales_stack floats, or a heap one past it: rows
+  // of more groups than that take the heap. An odd number of pairs (K = 2053 groups of
+  // 128) leaves the second chain one pair short.
+  const std::uint32_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  constexpr std::int64_t n = 3;
+  for (const char* f : {"w8g128s", "w8g128", "w6g256", "w5g128s"}) {
+    const format_spec spec = parse_format(f);
+    const std::int64_t k = (simd::detail::a8_row_scales_stack + 5) * spec.group;  // past the stack buffer
+    const qtensor q = testing::random_qtensor(spec, n, k, rng);
+    for (std::int64_t m : {1, 2}) {
+      const auto x = activations(m, k, rng);
+      std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+      ref::gemm_a8_ref(q.view(), {x.data(), m, k}, {y_ref.data(), m, n});
+      const auto mag = magnitudes(q.view(), x, m, k);
+      for_each_isa([&](const std::string& isa, gemm_fn gemm, quantize_fn) {
+        INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
+        std::vector<float> y(y_ref.size(), NAN);
+        gemm(q.view(), {x.data(), m, k}, {y.data(), m, n}, nullptr);
+        require_close(y, y_ref, mag, k);
+      });
+    }
+  }
+}
+
 TEST_CASE("SIMD a8 matmul equals the reference up to rounding on random data, every format and ISA", "[simd][a8]") {
   const std::uint32_t seed = fresh_seed();
   INFO("seed " << seed);

@@ -170,6 +170,7 @@ struct a8_f256 {
   static fvec zero() { return _mm256_setzero_ps(); }
   static fvec cvt(__m256i v) { return _mm256_cvtepi32_ps(v); }
   static fvec load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, fvec v) { _mm256_storeu_ps(p, v); }
   static fvec set1(float v) { return _mm256_set1_ps(v); }
   static fvec mul(fvec a, fvec b) { return _mm256_mul_ps(a, b); }
   static fvec sub(fvec a, fvec b) { return _mm256_sub_ps(a, b); }
@@ -255,6 +256,7 @@ struct a8_f512 {
   static fvec zero() { return _mm512_setzero_ps(); }
   static fvec cvt(__m512i v) { return _mm512_cvtepi32_ps(v); }
   static fvec load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, fvec v) { _mm512_storeu_ps(p, v); }
   static fvec set1(float v) { return _mm512_set1_ps(v); }
   static fvec mul(fvec a, fvec b) { return _mm512_mul_ps(a, b); }
   static fvec sub(fvec a, fvec b) { return _mm512_sub_ps(a, b); }
@@ -368,18 +370,40 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // lost to both (bench/results/cpu_a8_prefetch_20261205_s38.txt).
 inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
 
-// Prefetches the cache line a8_prefetch_bytes past p, into every cache level
-// (prefetcht0, as the f32 lane-major GEMV does). On the 2-vCPU Xeon VM (8192 x 8192, 2
-// threads, alternating runs of paired fractions, bench::time_paired), prefetchnta ->
-// prefetcht0 moved w4g128 from 83-85% to 89-94% of read bandwidth, w2g64 77-82% ->
-// 79-86%, w3g128 68-79% -> 78-81% (three rounds), w8g128 82-91% -> 100-104% and
-// w6g128 89-90% -> 94% (two rounds, -O2); the Zen 5 runs that chose
-// the distance used prefetchnta and never compared the hint. Prefetches never fault,
+// Prefetches the cache line a8_prefetch_bytes past p into L2 (prefetcht1). On the
+// 2-vCPU Xeon VM (8192 x 8192, 2 threads, alternating runs of paired fractions,
+// bench::time_paired), prefetchnta -> prefetcht0 had moved w4g128 from 83-85% to 89-94% of
+// read bandwidth, w2g64 77-82% -> 79-86%, w3g128 68-79% -> 78-81%, w8g128 82-91% ->
+// 100-104% and w6g128 89-90% -> 94% (stop 38). prefetcht0 -> prefetcht1 (into L2, not L1),
+// measured on stop 40's VM of the same kind with huge-page weights, 4 DRAM shapes
+// (4096x4096, 4096x14336, 14336x4096, 8192x8192), 2 threads, builds alternating, 2-3
+// rounds: w8g128 a8 84-93% -> 87-97%, w4g128 73-90% -> 81-89%; prefetcht2 measured the
+// same as t1 (bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). Prefetches never fault,
 // and the address goes through an integer: past the end of the codes it is no
 // pointer at all.
 inline void a8_prefetch(const std::uint8_t* p) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + a8_prefetch_bytes), 0, 3);
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + a8_prefetch_bytes), 0, 2);
 }
+
+// Floats of the a8 GEMV's stack buffer for a row's group scales (8 KB: K = 262144 at group 128).
+inline constexpr std::int64_t a8_row_scales_stack = 2048;
+
+// Storage for one weight row's group scales as f32 (`floats` of them), on the stack when
+// they fit, else on the heap once per call; nothing at all where Enabled is false.
+template <bool Enabled>
+struct a8_row_scales {
+  explicit a8_row_scales(std::int64_t) {}
+  float* data() { return nullptr; }
+};
+template <>
+struct a8_row_scales<true> {
+  alignas(64) float stack[a8_row_scales_stack];
+  aligned_buffer<float> heap;
+  explicit a8_row_scales(std::int64_t floats) {
+    if (floats > a8_row_scales_stack) heap = aligned_buffer<float>(static_cast<std::size_t>(floats));
+  }
+  float* data() { return heap.size() > 0 ? heap.data() : stack; }
+};
 
 // Columns [0, result) of a row of k columns and row_bytes code bytes whose steps
 // (StepCols columns, StepCols * Bits / 8 bytes each) have a8_whole_load bytes left.
@@ -434,6 +458,21 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
     return F::template block_scales<ref::a8_block / lane_cols>(d + c0 / ref::a8_block);
   };
   const std::uint64_t fast_end = a8_fast_columns<step_cols, bits>(k, row_bytes);
+  // Grouped formats with 64-column steps (8-, 6- and 5-bit codes) at M <= 2 take their
+  // steps in pairs that lie in one group (group_size a multiple of 128): the two steps
+  // are summed with their block scales only, and the pair is scaled once by the group's,
+  // from the row's scales converted to f32 at the row's start (a broadcast load, which
+  // needs no vector ALU port). Per 64-column step the f16 scale's conversion and
+  // broadcast and the extra multiply were 4 of ~9 AVX-512 operations, and 512-bit
+  // operations share two ports (0 and 5 on Intel): 8-bit g128 rows in cache streamed
+  // 10-19% faster on the 2-vCPU Xeon VM (1024 x 1024 and 2048 x 512, 1 thread). The same
+  // f32 broadcast for 4-bit steps (128 columns, one group each) measured 4-7% slower,
+  // and converting row n + 1's scales while row n streams slower still, so only the
+  // pairs use it.
+  constexpr int chains_m = M <= 2 && step_cols <= 64 ? 2 : 1;
+  constexpr bool pairs = grouped && chains_m == 2 && Format::group_size % (2 * step_cols) == 0;
+  a8_row_scales<pairs> row_scale_storage(n_groups + F::lanes);
+  float* const row_scales = row_scale_storage.data();  // [round_up(n_groups, lanes)]
   for (std::int64_t n = n0; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;           // [n_groups]
@@ -496,11 +535,31 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       };
       std::uint64_t c0 = 0;
       const auto end = static_cast<std::uint64_t>(k);
-      if constexpr (chains == 2)
+      if constexpr (pairs) {
+        // Whole vectors, then one scale at a time: a masked load on every row slows the
+        // streaming (see the zero-point fold).
+        std::int64_t g = 0;
+        for (; g + F::lanes <= n_groups; g += F::lanes) F::store(row_scales + g, F::scales(scales + g, F::lanes));
+        for (; g < n_groups; ++g) row_scales[g] = F::scale(scales[g]);
+        bool second = false;  // alternate pairs between the two chains
+        for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols, second = !second) {
+          ivec v0[step_t::vectors], v1[step_t::vectors];
+          decode(c0, v0, std::false_type{});
+          decode(c0 + step_cols, v1, std::false_type{});
+          const fvec s = F::set1(row_scales[c0 / Format::group_size]);
+          for (int i = 0; i < M; ++i) {
+            fvec t = F::mul(F::cvt(step.dot(v0, q[i] + c0)), lane_scales(blocks[i], c0));
+            t = F::fma(F::cvt(step.dot(v1, q[i] + c0 + step_cols)), lane_scales(blocks[i], c0 + step_cols), t);
+            if (second) acc2[i] = F::fma(t, s, acc2[i]);
+            else acc[i] = F::fma(t, s, acc[i]);
+          }
+        }
+      } else if constexpr (chains == 2) {
         for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols) {
           one_step(c0, acc, std::false_type{});
           one_step(c0 + step_cols, acc2, std::false_type{});
         }
+      }
       for (; c0 < fast_end; c0 += step_cols) one_step(c0, acc, std::false_type{});
       for (; c0 < end; c0 += step_cols) one_step(c0, acc, std::true_type{});
       if constexpr (chains == 2)
