@@ -465,7 +465,8 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   // needs no vector ALU port). Per 64-column step the f16 scale's conversion and
   // broadcast and the extra multiply were 4 of ~9 AVX-512 operations, and 512-bit
   // operations share two ports (0 and 5 on Intel): 8-bit g128 rows in cache streamed
-  // 10-19% faster on the 2-vCPU Xeon VM (1024 x 1024 and 2048 x 512, 1 thread). The same
+  // 8-13% faster on the 2-vCPU Xeon VM at 1024 x 1024, 2-3% at 2048 x 512 (1 thread;
+  // bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). The same
   // f32 broadcast for 4-bit steps (128 columns, one group each) measured 4-7% slower,
   // and converting row n + 1's scales while row n streams slower still, so only the
   // pairs use it.
