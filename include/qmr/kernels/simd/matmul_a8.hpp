@@ -458,18 +458,19 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
     return F::template block_scales<ref::a8_block / lane_cols>(d + c0 / ref::a8_block);
   };
   const std::uint64_t fast_end = a8_fast_columns<step_cols, bits>(k, row_bytes);
-  // Grouped formats with 64-column steps (8-, 6- and 5-bit codes) at M <= 2 take their
-  // steps in pairs that lie in one group (group_size a multiple of 128): the two steps
-  // are summed with their block scales only, and the pair is scaled once by the group's,
+  // Grouped formats with steps of 64 columns or fewer (AVX-512 VNNI: 8-, 6- and 5-bit
+  // codes; AVX2: 8-bit's 32-column steps) at M <= 2 take their steps in pairs that lie in
+  // one group (group_size a multiple of two steps): the two steps are summed with their
+  // block scales only, and the pair is scaled once by the group's,
   // from the row's scales converted to f32 at the row's start (a broadcast load, which
   // needs no vector ALU port). Per 64-column step the f16 scale's conversion and
   // broadcast and the extra multiply were 4 of ~9 AVX-512 operations, and 512-bit
   // operations share two ports (0 and 5 on Intel): 8-bit g128 rows in cache streamed
   // 8-13% faster on the 2-vCPU Xeon VM at 1024 x 1024, 2-3% at 2048 x 512 (1 thread;
   // bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). The same
-  // f32 broadcast for 4-bit steps (128 columns, one group each) measured 4-7% slower,
-  // and converting row n + 1's scales while row n streams slower still, so only the
-  // pairs use it.
+  // f32 broadcast for single steps (4-bit: 128 columns, one group each) measured 4-8%
+  // slower for 4-bit and 5-7% for 3-bit rows in cache, and converting row n + 1's scales
+  // while row n streams slower still, so only the pairs use it.
   constexpr int chains_m = M <= 2 && step_cols <= 64 ? 2 : 1;
   constexpr bool pairs = grouped && chains_m == 2 && Format::group_size % (2 * step_cols) == 0;
   a8_row_scales<pairs> row_scale_storage(n_groups + F::lanes);
