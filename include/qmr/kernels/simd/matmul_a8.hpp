@@ -459,8 +459,9 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   };
   const std::uint64_t fast_end = a8_fast_columns<step_cols, bits>(k, row_bytes);
   // Grouped formats with steps of 64 columns or fewer (AVX-512 VNNI: 8-, 6- and 5-bit
-  // codes; AVX2: 8-bit's 32-column steps) at M <= 2 take their steps in pairs that lie in
-  // one group (group_size a multiple of two steps): the two steps are summed with their
+  // codes; AVX2: every width but 2 bits; the AVX2 kernels were not timed) at M <= 2 take
+  // their steps in pairs that lie in one group (group_size a multiple of two steps): the
+  // two steps are summed with their
   // block scales only, and the pair is scaled once by the group's,
   // from the row's scales converted to f32 at the row's start (a broadcast load, which
   // needs no vector ALU port). Per 64-column step the f16 scale's conversion and
