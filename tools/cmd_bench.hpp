@@ -428,7 +428,7 @@ inline int run_decode_bench(const bench_args& a, std::vector<bench_limits>& limi
         std::fflush(stdout);
         json.write({{"kernel", "decode"}, {"quant", f}, {"act", act},
                     {"isa", a8 ? qmr::simd::a8_dispatched_isa() : qmr::bench::dispatched_isa()},
-                    {"load", load == qmr::io::load_mode::copy ? "copy" : "map"},
+                    {"load", qmr::io::load_mode_name(load)},
                     {"m", shape.hidden}, {"k", shape.hidden}, {"batch", 1}, {"threads", l.threads},
                     {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                     {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
@@ -529,7 +529,7 @@ inline int run_cuda_decode_bench(const bench_args& a, const cuda_device_info& de
                 {"seconds", per_token}, {"gbps", gbps}, {"bound_gbps", bound}, {"fraction", tps / bound_tps},
                 {"tokens_per_s", tps}, {"bound_tokens_per_s", bound_tps}, {"bytes_per_token", bytes},
                 {"prefill_tokens_per_s", prefill_tps}, {"prompt_tokens", a.prefill}, {"layers", a.layers},
-                {"load", load == qmr::io::load_mode::copy ? "copy" : "map"}});
+                {"load", qmr::io::load_mode_name(load)}});
   }
   return 0;
 }

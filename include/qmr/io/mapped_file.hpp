@@ -39,6 +39,9 @@ inline load_mode parse_load_mode(std::string_view text) {
   throw error("load mode '" + std::string(text) + "': expected map or copy");
 }
 
+// The inverse of parse_load_mode: "map" or "copy".
+inline const char* load_mode_name(load_mode mode) { return mode == load_mode::copy ? "copy" : "map"; }
+
 namespace detail_mem {
 // The unsigned number after `key` in the file at `path` (a /proc or cgroup file; key "" for
 // its first number), or nothing when the file or the number is not there.
@@ -107,54 +110,34 @@ class mapped_file {
   explicit mapped_file(std::string path, load_mode mode = load_mode::map) : path_(std::move(path)) {
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw error(std::string("cannot open: ") + std::strerror(errno), in_file(path_));
+    const fd_closer closer{fd};  // on every exit: a mapping keeps the file alive without it
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      const int e = errno;
-      ::close(fd);
-      throw error(std::string("cannot stat: ") + std::strerror(e), in_file(path_));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw error("not a regular file", in_file(path_));
-    }
+    if (::fstat(fd, &st) != 0) throw error(std::string("cannot stat: ") + std::strerror(errno), in_file(path_));
+    if (!S_ISREG(st.st_mode)) throw error("not a regular file", in_file(path_));
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0 && mode == load_mode::copy) {
-      try {
-        check_fits_in_memory(size_, available_memory_bytes(), path_);
-      } catch (const error&) {
-        ::close(fd);
-        throw;
-      }
+      check_fits_in_memory(size_, available_memory_bytes(), path_);
       try {
         copy_ = aligned_buffer<std::byte>(size_);
       } catch (const std::bad_alloc&) {
-        ::close(fd);
         throw error("cannot allocate " + std::to_string(size_) + " bytes to read the file into", in_file(path_));
       }
       std::size_t done = 0;
       while (done < size_) {
         const ::ssize_t n = ::pread(fd, copy_.data() + done, size_ - done, static_cast<::off_t>(done));
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          const int e = errno;
-          ::close(fd);
+        if (n <= 0)
           throw error(n == 0 ? "file ended early, " + std::to_string(size_) + " bytes expected (truncated while read?)"
-                             : std::string("cannot read: ") + std::strerror(e),
+                             : std::string("cannot read: ") + std::strerror(errno),
                       in_file(path_, {}, {}, done));
-        }
         done += static_cast<std::size_t>(n);
       }
       data_ = copy_.data();
     } else if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        const int e = errno;
-        ::close(fd);
-        throw error(std::string("cannot mmap: ") + std::strerror(e), in_file(path_));
-      }
+      if (p == MAP_FAILED) throw error(std::string("cannot mmap: ") + std::strerror(errno), in_file(path_));
       data_ = static_cast<const std::byte*>(p);
     }
-    ::close(fd);  // the mapping keeps the file alive
   }
 
   mapped_file(const mapped_file&) = delete;
@@ -183,6 +166,11 @@ class mapped_file {
   bool copied() const noexcept { return !copy_.empty(); }
 
  private:
+  struct fd_closer {  // closes a descriptor when it goes out of scope
+    int fd;
+    ~fd_closer() { ::close(fd); }
+  };
+
   void unmap() noexcept {
     if (data_ && copy_.empty()) ::munmap(const_cast<std::byte*>(data_), size_);
     copy_ = aligned_buffer<std::byte>();

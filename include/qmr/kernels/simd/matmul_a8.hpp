@@ -458,22 +458,24 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
     return F::template block_scales<ref::a8_block / lane_cols>(d + c0 / ref::a8_block);
   };
   const std::uint64_t fast_end = a8_fast_columns<step_cols, bits>(k, row_bytes);
-  // Grouped formats with steps of 64 columns or fewer (AVX-512 VNNI: 8-, 6- and 5-bit
-  // codes; AVX2: every width but 2 bits; the AVX2 kernels were not timed) at M <= 2 take
-  // their steps in pairs that lie in one group (group_size a multiple of two steps): the
-  // two steps are summed with their
-  // block scales only, and the pair is scaled once by the group's,
-  // from the row's scales converted to f32 at the row's start (a broadcast load, which
-  // needs no vector ALU port). Per 64-column step the f16 scale's conversion and
-  // broadcast and the extra multiply were 4 of ~9 AVX-512 operations, and 512-bit
-  // operations share two ports (0 and 5 on Intel): 8-bit g128 rows in cache streamed
-  // 8-13% faster on the 2-vCPU Xeon VM at 1024 x 1024, 2-3% at 2048 x 512 (1 thread;
-  // bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). The same
-  // f32 broadcast for single steps (4-bit: 128 columns, one group each) measured 4-8%
-  // slower for 4-bit and 5-7% for 3-bit rows in cache, and converting row n + 1's scales
-  // while row n streams slower still, so only the pairs use it.
-  constexpr int chains_m = M <= 2 && step_cols <= 64 ? 2 : 1;
-  constexpr bool pairs = grouped && chains_m == 2 && Format::group_size % (2 * step_cols) == 0;
+  // Accumulator chains of the grouped formats: two for 64-column steps at M <= 2, where
+  // one chain waits an FMA latency per step, about what an 8-bit step takes (8-bit g128 in
+  // cache: 3.5 -> 2.6 cycles per step); the 128- and 256-column steps measured ~7% slower
+  // with two.
+  constexpr int grouped_chains = M <= 2 && step_cols <= 64 ? 2 : 1;
+  // With two chains, grouped formats (AVX-512 VNNI: 8-, 6- and 5-bit codes; AVX2: every
+  // width but 2 bits, untimed) take their steps in pairs that lie in one group (group_size
+  // a multiple of two steps): the two steps are summed with their block scales only, and
+  // the pair is scaled once by the group's, from the row's scales converted to f32 at the
+  // row's start (a broadcast load, which needs no vector ALU port). Per 64-column step the
+  // f16 scale's conversion and broadcast and the extra multiply were 4 of ~9 AVX-512
+  // operations, and 512-bit operations share two ports (0 and 5 on Intel): 8-bit g128 rows
+  // in cache streamed 8-13% faster on the 2-vCPU Xeon VM at 1024 x 1024, 2-3% at 2048 x 512
+  // (1 thread; bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). The same f32 broadcast
+  // for single steps (4-bit: 128 columns, one group each) measured 4-8% slower for 4-bit
+  // and 5-7% for 3-bit rows in cache, and converting row n + 1's scales while row n streams
+  // slower still, so only the pairs use it.
+  constexpr bool pairs = grouped && grouped_chains == 2 && Format::group_size % (2 * step_cols) == 0;
   a8_row_scales<pairs> row_scale_storage(n_groups + F::lanes);
   float* const row_scales = row_scale_storage.data();  // [round_up(n_groups, lanes)]
   for (std::int64_t n = n0; n < n1; ++n) {
@@ -522,10 +524,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       }
     } else {
       constexpr int group_lanes = Format::group_size / lane_cols;
-      // Two accumulator chains for 64-column steps at M <= 2: one chain waits an FMA
-      // latency per step, about what an 8-bit step takes (8-bit g128 in cache: 3.5 ->
-      // 2.6 cycles per step); the 128- and 256-column steps measured ~7% slower with two.
-      constexpr int chains = M <= 2 && step_cols <= 64 ? 2 : 1;
+      constexpr int chains = grouped_chains;
       fvec acc2[M];
       for (auto& a : acc2) a = F::zero();
       const auto one_step = [&](std::uint64_t c0, fvec(&into)[M], auto checked) {
