@@ -935,3 +935,91 @@ TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it
   CHECK(qmr::io::parse_load_mode("copy") == load_mode::copy);
   CHECK_THROWS_WITH(qmr::io::parse_load_mode("mmap"), Contains("load mode 'mmap': expected map or copy"));
 }
+
+namespace {
+// Writes `text` to dir / rel, making its directories.
+void put(const fs::path& dir, const std::string& rel, const std::string& text) {
+  const fs::path p = dir / rel;
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << text;
+}
+}  // namespace
+
+TEST_CASE("available_memory_bytes reads MemAvailable and the cgroup v1 and v2 limits", "[safetensors]") {
+  using qmr::io::available_memory_bytes;
+  using qmr::io::memory_sources;
+  constexpr std::uint64_t MB = std::uint64_t{1} << 20;
+  const temp_dir dir;
+  const memory_sources src{(dir / "meminfo").string(), (dir / "cgroup").string(), (dir / "fs").string()};
+  // MemAvailable in kB: 4096 MB. Other lines before it and a key that merely contains it.
+  put(dir.path(), "meminfo", "MemTotal: 8388608 kB\nXMemAvailable: 1 kB\nMemAvailable:    4194304 kB\n");
+
+  SECTION("no cgroup file: MemAvailable alone") { CHECK(available_memory_bytes(src) == 4096 * MB); }
+  SECTION("no meminfo: unknown") {
+    const memory_sources none{(dir / "absent").string(), src.self_cgroup, src.cgroup_root};
+    CHECK(available_memory_bytes(none) == 0);
+  }
+  SECTION("cgroup v2: limit less usage plus inactive file cache, the tightest ancestor binding") {
+    put(dir.path(), "cgroup", "0::/app/worker\n");
+    put(dir.path(), "fs/app/worker/memory.max", std::to_string(1000 * MB) + "\n");
+    put(dir.path(), "fs/app/worker/memory.current", std::to_string(700 * MB) + "\n");
+    put(dir.path(), "fs/app/worker/memory.stat", "anon 5\nactive_file 9\ninactive_file " + std::to_string(100 * MB) + "\n");
+    CHECK(available_memory_bytes(src) == 400 * MB);
+    put(dir.path(), "fs/app/memory.max", std::to_string(900 * MB) + "\n");  // the parent's: 150 MB left
+    put(dir.path(), "fs/app/memory.current", std::to_string(750 * MB) + "\n");
+    CHECK(available_memory_bytes(src) == 150 * MB);
+    put(dir.path(), "fs/app/memory.max", "max\n");  // unlimited parent: the group binds again
+    CHECK(available_memory_bytes(src) == 400 * MB);
+    put(dir.path(), "fs/app/worker/memory.max", "max\n");
+    CHECK(available_memory_bytes(src) == 4096 * MB);
+    put(dir.path(), "fs/app/worker/memory.max", std::to_string(600 * MB) + "\n");  // usage over the limit: nothing left
+    put(dir.path(), "fs/app/worker/memory.stat", "inactive_file 0\n");
+    CHECK(available_memory_bytes(src) == 0);
+  }
+  SECTION("cgroup v1: the memory controller's group, hierarchical limit and total_inactive_file") {
+    put(dir.path(), "cgroup", "9:name=systemd:/\n4:cpuacct,memory:/batch/job7\n0::/\n");
+    put(dir.path(), "fs/memory/batch/job7/memory.limit_in_bytes", std::to_string(2048 * MB) + "\n");
+    put(dir.path(), "fs/memory/batch/job7/memory.usage_in_bytes", std::to_string(1024 * MB) + "\n");
+    put(dir.path(), "fs/memory/batch/job7/memory.stat",
+        "inactive_file 1\nhierarchical_memory_limit 9223372036854771712\ntotal_inactive_file " + std::to_string(256 * MB) + "\n");
+    CHECK(available_memory_bytes(src) == 1280 * MB);
+    put(dir.path(), "fs/memory/batch/job7/memory.stat",
+        "inactive_file 1\nhierarchical_memory_limit " + std::to_string(1536 * MB) + "\ntotal_inactive_file " + std::to_string(256 * MB) + "\n");
+    CHECK(available_memory_bytes(src) == 768 * MB);  // an ancestor's 1536 MB limit
+    put(dir.path(), "fs/memory/batch/job7/memory.limit_in_bytes", "9223372036854771712\n");
+    put(dir.path(), "fs/memory/batch/job7/memory.stat", "total_inactive_file 0\n");
+    CHECK(available_memory_bytes(src) == 4096 * MB);  // unlimited
+  }
+  SECTION("cgroup v1 in a container: the group's path is not visible, the mount's root is the group") {
+    put(dir.path(), "cgroup", "4:memory:/docker/0123abcd\n");
+    put(dir.path(), "fs/memory/memory.limit_in_bytes", std::to_string(512 * MB) + "\n");
+    put(dir.path(), "fs/memory/memory.usage_in_bytes", std::to_string(128 * MB) + "\n");
+    CHECK(available_memory_bytes(src) == 384 * MB);
+  }
+  SECTION("malformed cgroup lines are skipped") {
+    put(dir.path(), "cgroup", "garbage\n4:memory\n0::relative/path\n\n");
+    CHECK(available_memory_bytes(src) == 4096 * MB);
+  }
+}
+
+TEST_CASE("load_mode::copy of a file that ends before its stated size is an error naming the file and offset",
+          "[safetensors]") {
+  // sysfs attributes are regular files that report 4096 bytes and hold a line: the read ends early.
+  const char* candidates[] = {"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/defrag",
+                              "/sys/power/state", "/sys/kernel/profiling"};
+  for (const char* path : candidates) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec || !fs::is_regular_file(path, ec) || size == 0) continue;
+    std::ifstream f(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (!f.good() && !f.eof()) continue;
+    if (text.empty() || text.size() >= size) continue;  // not shorter than stated: no short read to test
+    INFO(path << ": " << size << " bytes stated, " << text.size() << " read");
+    CHECK_THROWS_WITH(qmr::io::mapped_file(path, qmr::io::load_mode::copy),
+                      Contains(path) && Contains("file ended early, " + std::to_string(size) + " bytes expected") &&
+                          Contains("byte " + std::to_string(text.size()) + ": "));
+    return;
+  }
+  WARN("no sysfs attribute with a short read here; the short-read error is untested on this machine");
+}

@@ -42,51 +42,99 @@ inline load_mode parse_load_mode(std::string_view text) {
 // The inverse of parse_load_mode: "map" or "copy".
 inline const char* load_mode_name(load_mode mode) { return mode == load_mode::copy ? "copy" : "map"; }
 
+// Where available_memory_bytes() reads; tests point it at a tree of their own.
+struct memory_sources {
+  std::string meminfo = "/proc/meminfo";          // MemAvailable
+  std::string self_cgroup = "/proc/self/cgroup";  // "id:controllers:path" per hierarchy
+  std::string cgroup_root = "/sys/fs/cgroup";     // v2: the unified mount; v1: its memory/ mount below it
+};
+
 namespace detail_mem {
-// The unsigned number after `key` in the file at `path` (a /proc or cgroup file; key "" for
-// its first number), or nothing when the file or the number is not there.
-inline std::optional<std::uint64_t> number_in(const std::string& path, const char* key) {
-  std::string text;
-  try {
-    text = read_text_file(path);
-  } catch (const error&) {
-    return std::nullopt;
+// The unsigned number after `key` where the key starts a line of `text` (key "" for the
+// text's first number), or nothing when the key or the number is not there ("max", say).
+inline std::optional<std::uint64_t> number_after(const std::string& text, std::string_view key) {
+  std::size_t at = 0;
+  if (!key.empty()) {
+    for (at = text.find(key); at != std::string::npos && at > 0 && text[at - 1] != '\n'; at = text.find(key, at + 1)) {
+    }
+    if (at == std::string::npos) return std::nullopt;
   }
-  const std::size_t at = text.find(key);
   unsigned long long v = 0;
-  if (at == std::string::npos || std::sscanf(text.c_str() + at + std::strlen(key), " %llu", &v) != 1) return std::nullopt;
+  if (std::sscanf(text.c_str() + at + key.size(), " %llu", &v) != 1) return std::nullopt;
   return static_cast<std::uint64_t>(v);
+}
+// The file at `path`, or "" when it cannot be read.
+inline std::string text_or_empty(const std::string& path) {
+  try {
+    return read_text_file(path);
+  } catch (const error&) {
+    return {};
+  }
+}
+inline std::optional<std::uint64_t> number_in(const std::string& path, std::string_view key) {
+  return number_after(text_or_empty(path), key);
+}
+// What a memory cgroup directory leaves to fill: its limit less its usage, plus its inactive
+// file cache (which the kernel reclaims before it kills); nothing where it has no limit or
+// its files are not there. v2: memory.max / memory.current / inactive_file; v1:
+// memory.limit_in_bytes / memory.usage_in_bytes / total_inactive_file (hierarchical), and
+// hierarchical_memory_limit, the lowest limit of the group and its ancestors.
+inline std::optional<std::uint64_t> cgroup_headroom(const std::string& dir, bool v1) {
+  const std::string stat = text_or_empty(dir + "/memory.stat");
+  auto limit = number_in(dir + (v1 ? "/memory.limit_in_bytes" : "/memory.max"), "");
+  const auto used = number_in(dir + (v1 ? "/memory.usage_in_bytes" : "/memory.current"), "");
+  if (v1)
+    if (const auto h = number_after(stat, "hierarchical_memory_limit"); h && (!limit || *h < *limit)) limit = h;
+  if (!limit || !used) return std::nullopt;
+  const std::uint64_t reclaimable =
+      (v1 ? number_after(stat, "total_inactive_file").value_or(number_after(stat, "inactive_file").value_or(0))
+          : number_after(stat, "inactive_file").value_or(0));
+  return *limit + reclaimable > *used ? *limit + reclaimable - *used : 0;
 }
 }  // namespace detail_mem
 
 // Bytes this process can fill without swapping or meeting the OOM killer, as far as Linux
 // tells: MemAvailable in /proc/meminfo (free memory plus the reclaimable page cache), and,
-// inside a cgroup v2 memory limit (a container), that limit less the group's usage plus its
-// inactive file cache. 0 where nothing is known (not Linux, or unreadable). cgroup v1 limits
-// are not read.
-inline std::uint64_t available_memory_bytes() {
+// inside memory cgroups (containers, systemd slices), the least headroom among them:
+//  - cgroup v2 ("0::/path"): the group and each of its ancestors under the unified mount;
+//  - cgroup v1 (a "memory" controller line): the group under the memory mount, or that
+//    mount's root where the path is not visible (a container sees its own group there).
+// 0 where nothing is known (not Linux, or /proc/meminfo unreadable).
+inline std::uint64_t available_memory_bytes(const memory_sources& src = {}) {
 #if defined(__linux__)
-  const auto avail_kb = detail_mem::number_in("/proc/meminfo", "MemAvailable:");
+  const auto avail_kb = detail_mem::number_in(src.meminfo, "MemAvailable:");
   if (!avail_kb) return 0;
   std::uint64_t avail = *avail_kb * 1024;
-  // "0::/path" is the process's cgroup v2 group; its memory.max reads "max" when unlimited.
-  std::string cg;
-  try {
-    cg = read_text_file("/proc/self/cgroup");
-  } catch (const error&) {
-  }
-  if (const std::size_t at = cg.find("0::"); at != std::string::npos) {
-    const std::size_t end = cg.find('\n', at);
-    const std::string dir = "/sys/fs/cgroup" + cg.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
-    const auto limit = detail_mem::number_in(dir + "/memory.max", "");
-    const auto used = detail_mem::number_in(dir + "/memory.current", "");
-    if (limit && used) {
-      const std::uint64_t reclaimable = detail_mem::number_in(dir + "/memory.stat", "inactive_file").value_or(0);
-      avail = std::min(avail, *limit + reclaimable > *used ? *limit + reclaimable - *used : 0);
+  const auto take = [&](std::optional<std::uint64_t> headroom) {
+    if (headroom) avail = std::min(avail, *headroom);
+  };
+  const std::string groups = detail_mem::text_or_empty(src.self_cgroup);
+  for (std::size_t line = 0; line < groups.size();) {
+    const std::size_t eol = std::min(groups.find('\n', line), groups.size());
+    const std::string entry = groups.substr(line, eol - line);
+    line = eol + 1;
+    const std::size_t c1 = entry.find(':'), c2 = c1 == std::string::npos ? c1 : entry.find(':', c1 + 1);
+    if (c2 == std::string::npos) continue;
+    const std::string controllers = "," + entry.substr(c1 + 1, c2 - c1 - 1) + ",";
+    std::string path = entry.substr(c2 + 1);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    if (path == "/") path.clear();
+    if (!path.empty() && path.front() != '/') continue;  // not a cgroup path
+    if (entry.compare(0, c1, "0") == 0 && controllers == ",,") {
+      // v2: the group, then its ancestors up to the mount's root (a parent's limit binds too).
+      for (std::string p = path;; p = p.substr(0, p.rfind('/'))) {
+        take(detail_mem::cgroup_headroom(src.cgroup_root + p, false));
+        if (p.empty()) break;
+      }
+    } else if (controllers.find(",memory,") != std::string::npos) {
+      const std::string mount = src.cgroup_root + "/memory";
+      const auto own = detail_mem::cgroup_headroom(mount + path, true);
+      take(own ? own : detail_mem::cgroup_headroom(mount, true));
     }
   }
   return avail;
 #else
+  (void)src;
   return 0;
 #endif
 }
