@@ -1,4 +1,4 @@
-// Split-K tensor-core GEMV for batches of 1-16 tokens: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), register-fed mma.sync over a repacked layout in which each lane's 16-byte load is its own A fragments, the activations of a column slice staged once per block, slices summed by the last block of each band.
+// Split-K tensor-core GEMV for batches of 1-16 tokens: y[M, rows] = x[M, cols] · Wᵀ with f16 activations and 2/3/4/8-bit weights (symmetric or with zero points), register-fed mma.sync over a repacked layout in which each lane's 16-byte load is its own A fragments, the activations of a column slice staged once per block, slices summed by the last warp of each row tile.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -52,18 +52,18 @@ namespace qmr::cuda {
 // own 16 bytes, ring - 1 loads ahead); per k-step it decodes 4 pairs, takes its B
 // fragments with one ldmatrix and issues one mma per 8 tokens (f32 accumulators); at each group's end
 // the group's sums are scaled into the totals (and the zero point's share, s * (z0 -
-// z) / z0 * Σx, added). With one slice per row the block stores y; otherwise each
-// block writes its partial sums to a workspace and the last block of a band to
-// arrive (a counter per band, reset by that block) adds the slices in slice order
-// and stores y. (Summing a band's 2-8 slices in a thread-block cluster through
-// distributed shared memory instead was measured on an H100, stop 35: no faster at
-// 16 tokens, 15% slower at 1; bench/results/cuda_gemv_split_h100_20261205_s35.md.)
+// z) / z0 * Σx, added). With one slice per row the warp stores y; otherwise each
+// warp writes its tile's partial sums to a workspace and the last warp of the tile's
+// slices to arrive (a counter per row tile, reset by that warp) adds the slices in
+// slice order and stores y. (Summing a band's 2-8 slices in a thread-block cluster
+// through distributed shared memory instead was measured on an H100 twice: stop 35,
+// no faster at 16 tokens and 15% slower at 1; stop 41, 1.5x slower at 8192 x 8192,
+// where a band's 8 slices make clusters of 8: bench/results/cuda_gemv_split_tail_h100_20261206_s41.md.)
 //
 // Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so the chains of
 // memory round trips around the stream count: x and the scales arrive by cp.async
-// (no register round trip, no warp stalled on them), and the band's last block adds
-// the slices as float4 runs with every slice's load in flight (2 round trips at 16
-// tokens, not 8).
+// (no register round trip, no warp stalled on them), and a tile's last warp adds the
+// slices as float4 runs with every slice's load in flight.
 // ---------------------------------------------------------------------------
 struct gemv_split_traits {
   // 16 warps share one staging of x (half the L2 traffic and shared memory of 8).
@@ -220,7 +220,7 @@ inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, co
 }  // namespace detail
 
 // A quantized matrix in the split layout on the device, with the workspace of its
-// slice sums (f32 [slices][16][rows_pad] and a counter per band) when it has more
+// slice sums (f32 [slices][16][rows_pad] and a counter per row tile) when it has more
 // than one slice. One GEMV at a time per tensor: calls on one stream are ordered,
 // calls on two streams at once would share the workspace.
 struct device_split {
@@ -229,7 +229,7 @@ struct device_split {
   split_layout l;
   device_buffer data;
   device_buffer work;      // f32 [slices][max_batch][rows_pad], slices > 1 only
-  device_buffer counters;  // u32 [bands], zero between calls
+  device_buffer counters;  // u32 [row_tiles], zero between calls
   int sm_count = 0;
   std::int64_t rows() const { return layout.rows; }
   std::int64_t cols() const { return layout.cols; }
@@ -260,7 +260,7 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), packed.data(), d.data.size(), cudaMemcpyHostToDevice, stream));
   if (d.l.slices > 1) {
     d.work = device_buffer(static_cast<std::size_t>(d.l.slices) * gemv_split_traits::max_batch * d.l.rows_pad * sizeof(float));
-    d.counters = device_buffer(static_cast<std::size_t>(d.l.bands) * sizeof(unsigned));
+    d.counters = device_buffer(static_cast<std::size_t>(d.l.row_tiles) * sizeof(unsigned));
     QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
   }
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `packed` dies here
@@ -293,7 +293,7 @@ struct split_args {
   const uint4* scales;          // scale pairs u32 [row_tiles][n_groups][8], as uint4 [row_tiles][n_groups][2]
   const uint4* zeros;           // zero-factor pairs, the same shape; asymmetric only (else null)
   float* work;                  // [slices][16][rows_pad]
-  unsigned* counters;           // [bands]
+  unsigned* counters;           // [row_tiles]
   int rows, rows_pad, cols, loads, n_groups;
   int group_shift;              // log2(group); 31 per-channel
   int slice_cols, slices, slice_groups;  // slice_groups: groups a slice can touch (slice_cols >> shift, at least 1)
@@ -476,17 +476,18 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
   }
 }
 
-// The block's sums to y: stored directly with one slice; otherwise each block writes its
-// partial sums to the workspace and the last block of the band to arrive (a counter per
-// band, reset by that block) adds the slices and stores y. Accumulator k of n-tile n is row
-// r_lo + 8 (k >> 1) of the band, token 8n + 2t + (k & 1). Called last, by every thread.
+// The warp's sums to y: stored directly with one slice; otherwise each warp writes its
+// tile's partial sums to the workspace and the last warp of the tile's slices to arrive
+// (a counter per row tile, reset by that warp) adds the slices in slice order and stores
+// the tile's outputs. Accumulator k of n-tile n is row r_lo + 8 (k >> 1) of the band,
+// token 8n + 2t + (k & 1). Called last, by every thread; no block barrier follows.
 template <int NT, class TY>
-QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int band, int band_rows, int threads,
-                                             int r_lo, int t, bool active, int slice, int tid, float unscale, TY* y) {
-  constexpr int SB = 8;  // workspace loads in flight a thread
+QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int band, int band_rows, int tile,
+                                             int r_lo, int t, int lane, bool active, int slice, float unscale, TY* y) {
+  constexpr int SB = 8;  // workspace loads in flight a lane
+  if (!active) return;
   const int row0 = band * band_rows + r_lo;
   const auto each_sum = [&](auto&& f) {
-    if (!active) return;
 #pragma unroll
     for (int n = 0; n < NT; ++n)
 #pragma unroll
@@ -502,22 +503,26 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   each_sum([&](int row, int tok, float v) {
     if (tok < a.m) __stcg(wk + static_cast<std::size_t>(tok) * a.rows_pad + row, v);
   });
+  // Per warp, not per block: a tile's sums are final as soon as its warps in every slice are
+  // done, so the adding is spread over the last warps of 16 rows each and no warp waits on
+  // its block. Per band (the last block of 8 adding 256 rows' slices, 131 KB read by one SM
+  // at 16 tokens) it was up to 12% slower at 1 and 8 tokens and 1-9% for 4- and 8-bit codes
+  // at 16 on an H100 (graph), and 1-4% faster for 2- and 3-bit codes at 16 tokens (their
+  // warps stream 8 loads: the adding weighs more);
+  // bench/results/cuda_gemv_split_tail_h100_20261206_s41.md.
+  __threadfence();  // this lane's sums are visible before the warp counts itself in
+  __syncwarp();
+  unsigned last = 0;
+  if (lane == 0) last = atomicAdd(a.counters + tile, 1u) == static_cast<unsigned>(a.slices - 1);
+  if (__shfl_sync(0xffffffffu, last, 0) == 0u) return;
   __threadfence();
-  __syncthreads();
-  __shared__ unsigned last;
-  if (tid == 0) last = atomicAdd(a.counters + band, 1u) == static_cast<unsigned>(a.slices - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  // The band's outputs as float4 runs of 4 rows (rows_pad is whole tiles), each thread's SB
-  // slices of one run in flight at once: at 16 tokens a 256-row band is 1024 runs, two a thread,
-  // so the tail is ~2 L2 round trips, not one per output row a thread.
-  const int r_base = band * band_rows;
-  const int runs = min(band_rows, a.rows_pad - r_base) / 4;
+  // The tile's outputs as float4 runs of 4 rows (rows_pad is whole tiles): 4 a token, each
+  // lane's runs with SB slices' loads in flight at once.
   const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad / 4;  // one slice, in float4
   const float4* work4 = reinterpret_cast<const float4*>(a.work);
-  for (int i = tid; i < a.m * runs; i += threads) {
-    const int tok = i / runs, row = r_base + 4 * (i - tok * runs);
+  const int r_tile = 16 * tile;
+  for (int i = lane; i < 4 * a.m; i += 32) {
+    const int tok = i >> 2, row = r_tile + 4 * (i & 3);
     const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
     float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum (in slice order)
@@ -538,13 +543,13 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
     for (int k = 0; k < 4; ++k)
       if (row + k < a.rows) lanes_store(out + k, o[k] * unscale);
   }
-  if (tid == 0) a.counters[band] = 0u;  // ready for the next call (ordered after it by the stream)
+  if (lane == 0) a.counters[tile] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
 template <int Bits, int NT, bool Asym, class TY>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
-  constexpr int T = gemv_split_traits::block_threads, W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
+  constexpr int W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
   constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
   extern __shared__ uint4 gemv_split_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -631,7 +636,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   }
   cp_async_wait<0>();  // no copy outlives the block
 
-  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, T, r_lo, t, active, slice, tid, unscale, y);
+  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, tile, r_lo, t, lane, active, slice, unscale, y);
 }
 
 template <int Bits, int NT, bool Asym, class TY>
