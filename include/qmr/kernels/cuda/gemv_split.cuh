@@ -57,7 +57,7 @@ namespace qmr::cuda {
 // slices to arrive (a counter per row tile, reset by that warp) adds the slices in
 // slice order and stores y. (Summing a band's 2-8 slices in a thread-block cluster
 // through distributed shared memory instead was measured on an H100 twice: stop 35,
-// no faster at 16 tokens and 15% slower at 1; stop 41, 1.5x slower at 8192 x 8192,
+// no faster at 16 tokens and 15% slower at 1; stop 41, 1.3-1.5x slower at 8192 x 8192,
 // where a band's 8 slices make clusters of 8: bench/results/cuda_gemv_split_tail_h100_20261206_s41.md.)
 //
 // Per-block work is small (8192 x 8192 at M = 16: 16 loads a warp), so the chains of
