@@ -67,3 +67,27 @@ ncu_kernels() {
 
 # ncu_dense_step V ...: every dense GEMV launch of a bf16 decode step (169 launches: a step and more).
 ncu_dense_step() { ncu_kernels dense bf16 300 169 "$@"; }
+
+# split_tests: the split GEMV's CUDA tests (tests.txt), then the split test's quick subset under compute-sanitizer
+# memcheck and racecheck (san.txt).
+split_tests() {
+  local tool s
+  run_tests test_cuda_gemv_split_layout:30 test_cuda_gemv_split:150 test_cuda_gemv_pdl:60 test_cuda_gemv:90 test_cuda_forward:90
+  for tool in memcheck racecheck; do
+    s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
+    QMR_GEMV_TEST_QUICK=1 timeout 90 compute-sanitizer --tool $tool $F/test_cuda_gemv_split >> $OUT/san.txt 2>&1
+    echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
+  done
+}
+
+# split_ab SHAPES BITS BATCHES: $F/cuda_gemv_BASE against $F/cuda_gemv (`cuda_gemv --split-only`), alternating, two
+# rounds, to bench.txt.
+split_ab() {
+  local round v b s
+  for round in 1 2; do for v in BASE new; do
+    b=$F/cuda_gemv; [ $v = BASE ] && b=$F/cuda_gemv_BASE
+    s=$SECONDS; echo "== $v round $round" >> $OUT/bench.txt
+    timeout 120 $b --split-only --runs 30 --rotate-bytes 1e9 --shapes $1 --bits $2 --batches $3 >> $OUT/bench.txt 2>&1
+    echo "bench $v $round rc=$? $((SECONDS-s))s" >> $L
+  done; done
+}
