@@ -91,3 +91,11 @@ split_ab() {
     echo "bench $v $round rc=$? $((SECONDS-s))s" >> $L
   done; done
 }
+
+# all_cuda_tests: every CUDA test binary of build-gpu under a timeout (tests.txt), and the GPU's name (gpu.txt).
+all_cuda_tests() {
+  nvidia-smi --query-gpu=name,memory.total --format=csv > $OUT/gpu.txt 2>&1
+  run_tests test_cuda_half_dequant:30 test_cuda_gemv_layout:30 test_cuda_gemv_lanes_layout:30 test_cuda_gemv_split_layout:30 \
+    test_cuda_gemv:60 test_cuda_gemv_lanes:90 test_cuda_gemv_split:90 test_cuda_gemv_pdl:40 test_cuda_gemm:90 \
+    test_cuda_dense_gemv:40 test_cuda_attention:60 test_cuda_forward:90
+}

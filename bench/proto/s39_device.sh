@@ -4,9 +4,6 @@
 # the Qwen2.5-0.5B-shaped decode (bf16, w4g128; graph) to compare with stop 38's 1109-1111 and 1232-1246 tok/s on an H100.
 # gpu_carry/s39.tgz holds the stripped binaries. Writes log.txt, tests.txt, decode.txt under $OUT.
 F=/tmp/s39; source "$(dirname "$0")/device_lib.sh"
-nvidia-smi --query-gpu=name,memory.total --format=csv > $OUT/gpu.txt 2>&1
-run_tests test_cuda_half_dequant:30 test_cuda_gemv_layout:30 test_cuda_gemv_lanes_layout:30 test_cuda_gemv_split_layout:30 \
-  test_cuda_gemv:60 test_cuda_gemv_lanes:90 test_cuda_gemv_split:90 test_cuda_gemv_pdl:40 test_cuda_gemm:90 \
-  test_cuda_dense_gemv:40 test_cuda_attention:60 test_cuda_forward:90
+all_cuda_tests
 decode_rounds 1 new
 cat $L
