@@ -937,11 +937,10 @@ TEST_CASE("load_mode::copy reads the same tensors as the mapping, into memory it
 }
 
 namespace {
-// Writes `text` to dir / rel, making its directories.
+// write_text to dir / rel, making its directories.
 void put(const fs::path& dir, const std::string& rel, const std::string& text) {
-  const fs::path p = dir / rel;
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << text;
+  fs::create_directories((dir / rel).parent_path());
+  write_text(dir / rel, text);
 }
 }  // namespace
 

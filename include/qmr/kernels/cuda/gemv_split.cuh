@@ -479,14 +479,14 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
 // The warp's sums to y: stored directly with one slice; otherwise each warp writes its
 // tile's partial sums to the workspace and the last warp of the tile's slices to arrive
 // (a counter per row tile, reset by that warp) adds the slices in slice order and stores
-// the tile's outputs. Accumulator k of n-tile n is row r_lo + 8 (k >> 1) of the band,
-// token 8n + 2t + (k & 1). Called last, by every thread; no block barrier follows.
+// the tile's outputs. Accumulator k of n-tile n is row 16 tile + g + 8 (k >> 1), token
+// 8n + 2t + (k & 1). Called last, by every thread; no block barrier follows.
 template <int NT, class TY>
-QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int band, int band_rows, int tile,
-                                             int r_lo, int t, int lane, bool active, int slice, float unscale, TY* y) {
+QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int tile, int g, int t, int lane,
+                                             bool active, int slice, float unscale, TY* y) {
   constexpr int SB = 8;  // workspace loads in flight a lane
   if (!active) return;
-  const int row0 = band * band_rows + r_lo;
+  const int row0 = 16 * tile + g;
   const auto each_sum = [&](auto&& f) {
 #pragma unroll
     for (int n = 0; n < NT; ++n)
@@ -620,7 +620,6 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   int flush_mask = 0;
   const unsigned flush_in_load = split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
-  const int r_lo = warp * 16 + g;  // the lane's two rows in the band: r_lo, r_lo + 8
 
   for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {  // slot = i % R
     issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);  // into the slot load i - 1 left (consumed last iteration)
@@ -636,7 +635,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   }
   cp_async_wait<0>();  // no copy outlives the block
 
-  split_finish<NT>(a, acc, band, gemv_split_traits::band_rows, tile, r_lo, t, lane, active, slice, unscale, y);
+  split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
 }
 
 template <int Bits, int NT, bool Asym, class TY>
