@@ -69,6 +69,22 @@ TEST_CASE("aligned_buffer is aligned, zeroed, copyable and movable", "[tensor]")
   REQUIRE(empty.data() == nullptr);
 }
 
+TEST_CASE("aligned_buffer puts buffers of 2 MB and more on 2 MB boundaries", "[tensor]") {
+  // 3 MB and 100 bytes: one whole huge page madvised, the tail on 4 KB pages; every byte zeroed.
+  const std::size_t n = (std::size_t{3} << 20) + 100;
+  qmr::aligned_buffer<std::uint8_t> big(n);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(big.data()) % qmr::huge_page_bytes == 0);
+  std::size_t nonzero = 0;
+  for (std::uint8_t b : big) nonzero += b != 0;
+  REQUIRE(nonzero == 0);
+  big[n - 1] = 7;
+  const qmr::aligned_buffer<std::uint8_t> copy = big;
+  REQUIRE(reinterpret_cast<std::uintptr_t>(copy.data()) % qmr::huge_page_bytes == 0);
+  REQUIRE(copy[n - 1] == 7);
+  REQUIRE(qmr::buffer_align_for(qmr::huge_page_bytes - 1) == qmr::buffer_alignment);
+  REQUIRE(qmr::buffer_align_for(qmr::huge_page_bytes) == qmr::huge_page_bytes);
+}
+
 TEST_CASE("errors carry their context", "[error]") {
   const qmr::error e("bad offset", qmr::in_file("m.safetensors", "lm_head.weight", "data_offsets", 4096));
   REQUIRE(std::string(e.what()) == "m.safetensors: tensor 'lm_head.weight': field 'data_offsets': byte 4096: bad offset");
