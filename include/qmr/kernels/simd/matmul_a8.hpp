@@ -369,6 +369,9 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // 91/90%, 4096x14336 91/90% -> 87/91%; w2g64 within the noise (77-84% either way); 4096
 // lost to both (bench/results/cpu_a8_prefetch_20261205_s38.txt).
 inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
+#ifndef QMR_A8_TWO_ROWS
+#define QMR_A8_TWO_ROWS 1
+#endif
 
 // Prefetches the cache line a8_prefetch_bytes past p into L2 (prefetcht1). On the
 // 2-vCPU Xeon VM (8192 x 8192, 2 threads, alternating runs of paired fractions,
@@ -478,10 +481,99 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   constexpr bool pairs = grouped && grouped_chains == 2 && Format::group_size % (2 * step_cols) == 0;
   a8_row_scales<pairs> row_scale_storage(n_groups + F::lanes);
   float* const row_scales = row_scale_storage.data();  // [round_up(n_groups, lanes)]
-  for (std::int64_t n = n0; n < n1; ++n) {
+  // The zero-point fold of row n: y = sum(acc) - sum_g s_g (z_g - offset) zero_sum_g.
+  const auto finish = [&](std::int64_t n, fvec(&acc)[M]) {
+    const f16* scales = w.scales + n * n_groups;  // [n_groups]
+    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
+    if constexpr (Format::group_size == quant::per_channel) {
+      const int z = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, 0, bits));
+      const float t = F::scale(scales[0]) * static_cast<float>(z - offset);
+      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(acc[i]) - t * zero_sum[i][0];
+    } else {
+      fvec corr[M];
+      for (auto& c : corr) c = F::zero();
+      for (std::int64_t g0 = 0; g0 < n_groups; g0 += F::lanes) {
+        fvec z;
+        if constexpr (Format::symmetric) z = F::set1(static_cast<float>(Format::symmetric_zero - offset));
+        else z = F::sub(F::template zero_points<bits>(zeros, w.layout.zero_row_bytes, g0), F::set1(static_cast<float>(offset)));
+        const fvec t = F::mul(F::scales(scales + g0, n_groups - g0), z);  // 0 past the last group
+        for (int i = 0; i < M; ++i) corr[i] = F::fma(t, F::load(zero_sum[i] + g0), corr[i]);
+      }
+      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(F::sub(acc[i], corr[i]));
+    }
+  };
+  // Two weight rows at once (one token, grouped formats): each step's activations and
+  // block scales are loaded once for both rows, and the two rows' sums are two
+  // independent chains.
+  constexpr bool two_rows = QMR_A8_TWO_ROWS && M == 1 && grouped;
+  std::int64_t n_two = n0;
+  if constexpr (two_rows) {
+    constexpr int group_lanes = Format::group_size / lane_cols;
+    const auto end = static_cast<std::uint64_t>(k);
+    const std::int64_t rs_stride = n_groups + F::lanes;
+    a8_row_scales<pairs> rs_storage(2 * rs_stride);
+    float* const rs_a = rs_storage.data();  // [round_up(n_groups, lanes)], then row b's
+    for (; n_two + 2 <= n1; n_two += 2) {
+      const std::uint8_t* c_a = w.codes + n_two * row_bytes;  // [code_row_bytes]
+      const std::uint8_t* c_b = c_a + row_bytes;              // [code_row_bytes]
+      const f16* s_a = w.scales + n_two * n_groups;           // [n_groups]
+      const f16* s_b = s_a + n_groups;                        // [n_groups]
+      fvec acc_a[M] = {F::zero()}, acc_b[M] = {F::zero()};
+      const auto dec = [&](const std::uint8_t* codes, std::uint64_t c0, ivec(&v)[step_t::vectors], auto checked) {
+        const std::uint64_t b0 = c0 * bits / 8;
+        a8_prefetch(codes + b0);
+        step.decode(codes + b0, decltype(checked)::value ? row_bytes - static_cast<std::int64_t>(b0) : a8_whole_load, v);
+      };
+      const auto two_steps = [&](std::uint64_t c0, auto checked) {
+        ivec va[step_t::vectors], vb[step_t::vectors];
+        dec(c_a, c0, va, checked);
+        dec(c_b, c0, vb, checked);
+        const std::uint64_t g0 = c0 / Format::group_size;
+        const std::int64_t left = n_groups - static_cast<std::int64_t>(g0);
+        const fvec sa = F::template scales_expanded<group_lanes>(s_a + g0, left);
+        const fvec sb = F::template scales_expanded<group_lanes>(s_b + g0, left);
+        const fvec ls = lane_scales(blocks[0], c0);
+        acc_a[0] = F::fma(F::mul(F::cvt(step.dot(va, q[0] + c0)), ls), sa, acc_a[0]);
+        acc_b[0] = F::fma(F::mul(F::cvt(step.dot(vb, q[0] + c0)), ls), sb, acc_b[0]);
+      };
+      std::uint64_t c0 = 0;
+      if constexpr (pairs) {
+        float* const rs_b = rs_a + rs_stride;
+        std::int64_t g = 0;
+        for (; g + F::lanes <= n_groups; g += F::lanes) {
+          F::store(rs_a + g, F::scales(s_a + g, F::lanes));
+          F::store(rs_b + g, F::scales(s_b + g, F::lanes));
+        }
+        for (; g < n_groups; ++g) {
+          rs_a[g] = F::scale(s_a[g]);
+          rs_b[g] = F::scale(s_b[g]);
+        }
+        for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols) {
+          ivec a0[step_t::vectors], a1[step_t::vectors], b0[step_t::vectors], b1[step_t::vectors];
+          dec(c_a, c0, a0, std::false_type{});
+          dec(c_a, c0 + step_cols, a1, std::false_type{});
+          dec(c_b, c0, b0, std::false_type{});
+          dec(c_b, c0 + step_cols, b1, std::false_type{});
+          const fvec l0 = lane_scales(blocks[0], c0), l1 = lane_scales(blocks[0], c0 + step_cols);
+          const std::int8_t* x0 = q[0] + c0;
+          fvec ta = F::mul(F::cvt(step.dot(a0, x0)), l0);
+          fvec tb = F::mul(F::cvt(step.dot(b0, x0)), l0);
+          ta = F::fma(F::cvt(step.dot(a1, x0 + step_cols)), l1, ta);
+          tb = F::fma(F::cvt(step.dot(b1, x0 + step_cols)), l1, tb);
+          const std::uint64_t gi = c0 / Format::group_size;
+          acc_a[0] = F::fma(ta, F::set1(rs_a[gi]), acc_a[0]);
+          acc_b[0] = F::fma(tb, F::set1(rs_b[gi]), acc_b[0]);
+        }
+      }
+      for (; c0 < fast_end; c0 += step_cols) two_steps(c0, std::false_type{});
+      for (; c0 < end; c0 += step_cols) two_steps(c0, std::true_type{});
+      finish(n_two, acc_a);
+      finish(n_two + 1, acc_b);
+    }
+  }
+  for (std::int64_t n = n_two; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;           // [n_groups]
-    const std::uint8_t* zeros = Format::symmetric ? nullptr : w.zeros + n * w.layout.zero_row_bytes;
     // Steps before fast_end read whole vectors inside the row: a constant byte count
     // folds the decode's end-of-row test away (K = 896, 4-bit, in cache: 16.3 -> 12.5
     // ns per row on Zen 5).
@@ -567,23 +659,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       if constexpr (chains == 2)
         for (int i = 0; i < M; ++i) acc[i] = F::add(acc[i], acc2[i]);
     }
-    // The zero-point fold: subtract sum_g s_g (z_g - offset) zero_sum_g.
-    if constexpr (Format::group_size == quant::per_channel) {
-      const int z = Format::symmetric ? Format::symmetric_zero : static_cast<int>(quant::get_code(zeros, 0, bits));
-      const float t = F::scale(scales[0]) * static_cast<float>(z - offset);
-      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(acc[i]) - t * zero_sum[i][0];
-    } else {
-      fvec corr[M];
-      for (auto& c : corr) c = F::zero();
-      for (std::int64_t g0 = 0; g0 < n_groups; g0 += F::lanes) {
-        fvec z;
-        if constexpr (Format::symmetric) z = F::set1(static_cast<float>(Format::symmetric_zero - offset));
-        else z = F::sub(F::template zero_points<bits>(zeros, w.layout.zero_row_bytes, g0), F::set1(static_cast<float>(offset)));
-        const fvec t = F::mul(F::scales(scales + g0, n_groups - g0), z);  // 0 past the last group
-        for (int i = 0; i < M; ++i) corr[i] = F::fma(t, F::load(zero_sum[i] + g0), corr[i]);
-      }
-      for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(F::sub(acc[i], corr[i]));
-    }
+    finish(n, acc);
   }
 }
 
