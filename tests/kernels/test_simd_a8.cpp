@@ -182,17 +182,20 @@ TEST_CASE("SIMD a8 matmul equals the reference exactly on exactly representable 
   INFO("seed " << seed);
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> small(-4, 4), coin(0, 1), byte(0, 255);
-  constexpr std::int64_t n = 37;  // odd
+  // Long rows (a8_two_rows_min_cols columns and more) take the one-token kernel's
+  // two-rows-at-a-time path; an odd row count leaves it one row to do alone.
+  for (bool long_rows : {false, true})
   for (int bits : supported_bits)
     for (int group : supported_groups)
       for (bool sym : {false, true}) {
         const format_spec spec = format_spec::quantized(bits, group, sym);
-        const std::int64_t k = testing::ragged_cols_for(group);
+        const std::int64_t n = long_rows ? 5 : 37;  // odd
+        const std::int64_t k = testing::ragged_cols_for(group) + (long_rows ? simd::detail::a8_two_rows_min_cols : 0);
         qtensor q(spec, n, k);
         for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
         for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
         for (auto& s : q.scales()) s = to_f16(coin(rng) ? 1.0f : 0.5f);
-        for (std::int64_t m : {1, 2, 3, 5, 8, 11}) {
+        for (std::int64_t m : long_rows ? std::vector<std::int64_t>{1, 2} : std::vector<std::int64_t>{1, 2, 3, 5, 8, 11}) {
           const std::int64_t stride = k + 3;
           std::vector<float> x(static_cast<std::size_t>(m * stride));
           for (std::int64_t i = 0; i < m; ++i)

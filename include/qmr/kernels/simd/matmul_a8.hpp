@@ -369,9 +369,16 @@ inline constexpr std::int64_t a8_whole_load = 64;
 // 91/90%, 4096x14336 91/90% -> 87/91%; w2g64 within the noise (77-84% either way); 4096
 // lost to both (bench/results/cpu_a8_prefetch_20261205_s38.txt).
 inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
-#ifndef QMR_A8_TWO_ROWS
-#define QMR_A8_TWO_ROWS 1
-#endif
+
+// The a8 GEMV of one token takes two weight rows at a time on rows of at least this many
+// columns. A long row's activations (K int8 and K / 32 f32 block scales: 16 KB at K =
+// 14336) share L1 with the weights streaming past them, and one row at a time reads them
+// once per row; two rows at a time read them once per two rows. On the 2-vCPU Xeon VM
+// (AVX-512 VNNI, 48 KB L1d; paired fractions of read bandwidth, 2 threads) at 4096 x 14336:
+// w4g128 81-87% -> 89-91%, w3g128 70-75% -> 82-87%, w2g64 74-76% -> 81-86%. Shorter rows
+// lost: 4096 x 4096 w4g128 90-91% -> 82-88% (five rounds, alternating builds), though two
+// rows ran 10-15% faster in cache there (bench/results/cpu_gemv_bars_20261206_s42.txt).
+inline constexpr std::int64_t a8_two_rows_min_cols = 12288;
 
 // Prefetches the cache line a8_prefetch_bytes past p into L2 (prefetcht1). On the
 // 2-vCPU Xeon VM (8192 x 8192, 2 threads, alternating runs of paired fractions,
@@ -502,10 +509,10 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(F::sub(acc[i], corr[i]));
     }
   };
-  // Two weight rows at once (one token, grouped formats): each step's activations and
-  // block scales are loaded once for both rows, and the two rows' sums are two
-  // independent chains.
-  constexpr bool two_rows = QMR_A8_TWO_ROWS && M == 1 && grouped;
+  // Two weight rows at once (one token, grouped formats, rows of a8_two_rows_min_cols
+  // or more): each step's activations and block scales are loaded once for both rows,
+  // and the two rows' sums are two independent chains (see a8_two_rows_min_cols).
+  constexpr bool two_rows = M == 1 && grouped;
   std::int64_t n_two = n0;
   if constexpr (two_rows) {
     constexpr int group_lanes = Format::group_size / lane_cols;
@@ -513,7 +520,8 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
     const std::int64_t rs_stride = n_groups + F::lanes;
     a8_row_scales<pairs> rs_storage(2 * rs_stride);
     float* const rs_a = rs_storage.data();  // [round_up(n_groups, lanes)], then row b's
-    for (; n_two + 2 <= n1; n_two += 2) {
+    const std::int64_t pairs_end = k >= a8_two_rows_min_cols ? n0 + (n1 - n0) / 2 * 2 : n0;
+    for (; n_two < pairs_end; n_two += 2) {
       const std::uint8_t* c_a = w.codes + n_two * row_bytes;  // [code_row_bytes]
       const std::uint8_t* c_b = c_a + row_bytes;              // [code_row_bytes]
       const f16* s_a = w.scales + n_two * n_groups;           // [n_groups]
