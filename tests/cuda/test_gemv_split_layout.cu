@@ -161,14 +161,16 @@ int main() {
           CHECK(!qc::split_takes(8, rows, cols, m) || qc::split_takes(bits, rows, cols, m),
                 "split_takes [%lld, %lld] M=%d: 8-bit but not %d-bit", static_cast<long long>(rows), static_cast<long long>(cols), m, bits);
       }
-  // The H100's choices (graph time with PDL, bench/results/cuda_gemv_split_dispatch_h100_20261205_s36.md).
+  // The H100's choices (graph time with PDL, bench/results/cuda_gemv_split_dispatch_h100_20261206_s42.md).
   CHECK(qc::split_takes(4, 8192, 8192, 2) && qc::split_takes(2, 14336, 4096, 1) && qc::split_takes(3, 8960, 1536, 1) &&
-            qc::split_takes(8, 8192, 8192, 16) && qc::split_takes(4, 896, 4864, 12),
+            qc::split_takes(8, 8192, 8192, 16) && qc::split_takes(4, 896, 4864, 12) && qc::split_takes(3, 896, 4864, 2),
         "split_takes leaves a shape where the split kernel was faster");
-  CHECK(qc::split_takes(8, 1536, 8960, 1) && qc::split_takes(8, 8960, 1536, 2) && qc::split_takes(8, 4096, 4096, 8),
+  CHECK(qc::split_takes(8, 1536, 8960, 2) && qc::split_takes(8, 8960, 1536, 2) && qc::split_takes(8, 4096, 4096, 8) &&
+            qc::split_takes(8, 14336, 4096, 8) && qc::split_takes(8, 4096, 14336, 2),
         "split_takes leaves an 8-bit shape where the split kernel was faster");
-  CHECK(!qc::split_takes(8, 8192, 8192, 8) && !qc::split_takes(4, 2048, 2048, 8) && !qc::split_takes(4, 4864, 896, 16) &&
-            !qc::split_takes(4, 896, 4864, 8) && !qc::split_takes(8, 4096, 4096, 4) && !qc::split_takes(8, 14336, 4096, 4),
+  CHECK(!qc::split_takes(8, 8192, 8192, 4) && !qc::split_takes(4, 2048, 2048, 8) && !qc::split_takes(4, 2048, 2048, 16) &&
+            !qc::split_takes(4, 4864, 896, 16) && !qc::split_takes(4, 896, 4864, 8) && !qc::split_takes(8, 4096, 4096, 4) &&
+            !qc::split_takes(8, 14336, 4096, 4),
         "split_takes takes a shape where the tiled kernel was faster");
   std::printf("split_takes: %d shapes x 4 bit widths checked\n", n_rules / 4);
   std::printf("%s: %d shapes, %d layouts, %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, failures);

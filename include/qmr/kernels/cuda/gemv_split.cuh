@@ -97,13 +97,12 @@ QMR_HOST_DEVICE constexpr int split_load_cols(int bits) { return 16 * split_kste
 static_assert(split_load_cols(2) == 128 && split_load_cols(3) == 128 && split_load_cols(4) == 64 && split_load_cols(8) == 32);
 
 // gemv()'s thresholds for the split kernel (see split_takes), from H100 measurements:
-// 2^23 weights (between 2048 x 2048, where the tiled kernel wins at M <= 8, and
-// 1536 x 8960, where the split one always does), 2^25 (between 4096 x 4096 and
-// 4096 x 14336 for 8-bit codes at 8 tokens), rows of 2048 columns (4864 x 896
-// loses at every M, 2048 x 2048 wins at 12+), a side of 1536 (thin matrices).
+// 2^23 weights (between 2048 x 2048, where the tiled kernel wins at every M, and
+// 1536 x 8960, where the split one wins from 2 tokens), rows of 4096 columns (896 x 4864
+// wins at 12+ tokens, 2048 x 2048 and 4864 x 896 lose at every M), a side of 1536
+// (thin matrices).
 inline constexpr std::int64_t split_min_elements = std::int64_t{1} << 23;
-inline constexpr std::int64_t split_large_elements = std::int64_t{1} << 25;
-inline constexpr std::int64_t split_min_cols = 2048;
+inline constexpr std::int64_t split_min_cols = 4096;
 inline constexpr std::int64_t split_thin_rows = 1536;
 // The largest side the split layout takes: its kernel's row and column offsets are 32-bit.
 inline constexpr std::int64_t split_max_dim = std::int64_t{1} << 28;
@@ -115,28 +114,31 @@ inline bool split_supported(const quant::format_spec& spec) {
 }
 
 // Whether gemv() runs the split kernel rather than the tiled one for M tokens (f16)
-// over a rows x cols matrix of `bits`-bit codes that has a split copy: where the
-// split kernel measured faster on an H100, per call in a CUDA graph with PDL, on 9
-// shapes from 896 x 4864 to 14336 x 4096, 6 formats, M = 1-16
-// (bench/results/cuda_gemv_split_dispatch_h100_20261205_s36.md; over those 324
-// cases the rule's choices take 0.2% more time than the faster kernel's, the tiled
-// kernel alone 22% more):
-//  - matrices of split_min_elements or more: every M for 2-4-bit codes (the split
-//    kernel's column slices keep the SMs streaming where the tiled kernel's row
-//    groups are few or short; 4096 x 4096 w2 at M <= 4 loses 3-4%). 8-bit codes
-//    (twice the bytes per mma) from 12 tokens, from 8 below split_large_elements
-//    (4096 x 4096), and at every M for thin matrices (a side of split_thin_rows or
-//    less: 1536 x 8960, 8960 x 1536), where the tiled kernel under-fills the GPU;
+// over a rows x cols matrix of `bits`-bit codes that has a split copy (at M = 1 the
+// lane kernel runs first where uploaded): where the split kernel measured faster on an
+// H100, per call in a CUDA graph with PDL, on 9 shapes from 896 x 4864 to 14336 x 4096,
+// 6 formats, M = 2-16 (bench/results/cuda_gemv_split_dispatch_h100_20261206_s42.md;
+// over those 270 cases the rule's choices take 0.07% more time than the faster
+// kernel's, the tiled kernel alone 27% more; stop 36's rule, drawn before the slices
+// were summed per row tile, took 1.2% more, up to 30% in a case):
+//  - matrices of split_min_elements or more: every M for 2-4-bit codes (4096 x 4096
+//    w2g64s at 2-4 tokens loses 6%). 8-bit codes (twice the bytes per mma) from 8
+//    tokens, and at every M for thin matrices (a side of split_thin_rows or less:
+//    1536 x 8960, 8960 x 1536) and rows at least twice as long as the matrix is tall
+//    (4096 x 14336: 8-13% faster at 2-4 tokens), where the tiled kernel under-fills
+//    the GPU; below 8 tokens the tiled kernel wins by 0-5% on 8192 x 8192, 14336 x 4096
+//    and 4096 x 4096;
 //  - smaller matrices (Qwen2.5-0.5B's): rows of split_min_cols or more at 12 tokens
-//    or more (896 x 4864: 8.9 against 11.6 us at M = 12); the tiled kernel below
-//    that (4864 x 896 at every M), except that 3-bit codes lose 9-17% on 896 x 4864.
+//    or more (896 x 4864: 9.8 against 11.5 us at M = 12), and from 2 tokens for 3-bit
+//    codes (7-16% faster on 896 x 4864 at 2-8 tokens); the tiled kernel below that
+//    (2048 x 2048 and 4864 x 896 at every M).
 // Measured on one card: other GPUs (sm_87 Jetson) may draw the line elsewhere.
 inline bool split_takes(int bits, std::int64_t rows, std::int64_t cols, int M) {
   if (M < 1 || M > gemv_split_traits::max_batch) return false;
   const std::int64_t elements = rows * cols;
-  if (elements < split_min_elements) return cols >= split_min_cols && M >= 12;
+  if (elements < split_min_elements) return cols >= split_min_cols && (M >= 12 || (bits == 3 && M >= 2));
   if (bits < 8) return true;
-  return std::min(rows, cols) <= split_thin_rows || M >= 12 || (M >= 8 && elements < split_large_elements);
+  return std::min(rows, cols) <= split_thin_rows || M >= 8 || cols >= 2 * rows;
 }
 
 // Sizes and byte offsets of one split-layout buffer, and the slicing of its columns.
