@@ -375,7 +375,7 @@ inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
 // 14336) share L1 with the weights streaming past them, and one row at a time reads them
 // once per row; two rows at a time read them once per two rows. On the 2-vCPU Xeon VM
 // (AVX-512 VNNI, 48 KB L1d; paired fractions of read bandwidth, 2 threads) at 4096 x 14336:
-// w4g128 81-87% -> 89-91%, w3g128 70-75% -> 82-87%, w2g64 74-76% -> 81-86%. Shorter rows
+// w4g128 81-87% -> 89-91%, w3g128 70-75% -> 82-87%, w2g64 74-77% -> 77-86%. Shorter rows
 // lost: 4096 x 4096 w4g128 90-91% -> 82-88% (five rounds, alternating builds), though two
 // rows ran 10-15% faster in cache there (bench/results/cpu_gemv_bars_20261206_s42.txt).
 inline constexpr std::int64_t a8_two_rows_min_cols = 12288;
