@@ -556,7 +556,8 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
           rs_a[g] = F::scale(s_a[g]);
           rs_b[g] = F::scale(s_b[g]);
         }
-        for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols) {
+        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps of one group
+        for (; c0 + pair_cols <= fast_end; c0 += pair_cols) {
           ivec a0[step_t::vectors], a1[step_t::vectors], b0[step_t::vectors], b1[step_t::vectors];
           dec(c_a, c0, a0, std::false_type{});
           dec(c_a, c0 + step_cols, a1, std::false_type{});
