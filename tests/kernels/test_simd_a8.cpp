@@ -185,38 +185,38 @@ TEST_CASE("SIMD a8 matmul equals the reference exactly on exactly representable 
   // Long rows (a8_two_rows_min_cols columns and more) take the one-token kernel's
   // two-rows-at-a-time path; an odd row count leaves it one row to do alone.
   for (bool long_rows : {false, true})
-  for (int bits : supported_bits)
-    for (int group : supported_groups)
-      for (bool sym : {false, true}) {
-        const format_spec spec = format_spec::quantized(bits, group, sym);
-        const std::int64_t n = long_rows ? 5 : 37;  // odd
-        const std::int64_t k = testing::ragged_cols_for(group) + (long_rows ? simd::detail::a8_two_rows_min_cols : 0);
-        qtensor q(spec, n, k);
-        for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
-        for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
-        for (auto& s : q.scales()) s = to_f16(coin(rng) ? 1.0f : 0.5f);
-        for (std::int64_t m : long_rows ? std::vector<std::int64_t>{1, 2} : std::vector<std::int64_t>{1, 2, 3, 5, 8, 11}) {
-          const std::int64_t stride = k + 3;
-          std::vector<float> x(static_cast<std::size_t>(m * stride));
-          for (std::int64_t i = 0; i < m; ++i)
-            for (std::int64_t c = 0; c < k; ++c) {
-              const float unit = (c / ref::a8_block) % 2 ? 2.0f : 1.0f;  // d = 1 or 2
-              const float v = c % ref::a8_block == 7 ? (coin(rng) ? 127.0f : -127.0f) : static_cast<float>(small(rng));
-              x[static_cast<std::size_t>(i * stride + c)] = unit * v;
-            }
-          std::vector<float> y_ref(static_cast<std::size_t>(m * n));
-          ref::gemm_a8_ref(q.view(), {x.data(), m, k, stride}, {y_ref.data(), m, n});
-          for_each_isa([&](const std::string& isa, gemm_fn gemm, quantize_fn) {
-            INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
-            std::vector<float> y(y_ref.size(), NAN);
-            gemm(q.view(), {x.data(), m, k, stride}, {y.data(), m, n}, nullptr);
-            for (std::size_t i = 0; i < y.size(); ++i) {
-              INFO("output " << i);
-              REQUIRE(y[i] == y_ref[i]);
-            }
-          });
+    for (int bits : supported_bits)
+      for (int group : supported_groups)
+        for (bool sym : {false, true}) {
+          const format_spec spec = format_spec::quantized(bits, group, sym);
+          const std::int64_t n = long_rows ? 5 : 37;  // odd
+          const std::int64_t k = testing::ragged_cols_for(group) + (long_rows ? simd::detail::a8_two_rows_min_cols : 0);
+          qtensor q(spec, n, k);
+          for (auto& b : q.codes()) b = static_cast<std::uint8_t>(byte(rng));
+          for (auto& b : q.zeros()) b = static_cast<std::uint8_t>(byte(rng));
+          for (auto& s : q.scales()) s = to_f16(coin(rng) ? 1.0f : 0.5f);
+          for (std::int64_t m : long_rows ? std::vector<std::int64_t>{1, 2} : std::vector<std::int64_t>{1, 2, 3, 5, 8, 11}) {
+            const std::int64_t stride = k + 3;
+            std::vector<float> x(static_cast<std::size_t>(m * stride));
+            for (std::int64_t i = 0; i < m; ++i)
+              for (std::int64_t c = 0; c < k; ++c) {
+                const float unit = (c / ref::a8_block) % 2 ? 2.0f : 1.0f;  // d = 1 or 2
+                const float v = c % ref::a8_block == 7 ? (coin(rng) ? 127.0f : -127.0f) : static_cast<float>(small(rng));
+                x[static_cast<std::size_t>(i * stride + c)] = unit * v;
+              }
+            std::vector<float> y_ref(static_cast<std::size_t>(m * n));
+            ref::gemm_a8_ref(q.view(), {x.data(), m, k, stride}, {y_ref.data(), m, n});
+            for_each_isa([&](const std::string& isa, gemm_fn gemm, quantize_fn) {
+              INFO(spec.str() << " K " << k << " M " << m << " on " << isa);
+              std::vector<float> y(y_ref.size(), NAN);
+              gemm(q.view(), {x.data(), m, k, stride}, {y.data(), m, n}, nullptr);
+              for (std::size_t i = 0; i < y.size(); ++i) {
+                INFO("output " << i);
+                REQUIRE(y[i] == y_ref[i]);
+              }
+            });
+          }
         }
-      }
 }
 
 TEST_CASE("SIMD a8 GEMV on rows whose group scales overflow the kernel's stack buffer", "[simd][a8]") {

@@ -24,10 +24,10 @@ inline constexpr std::size_t buffer_alignment = 64;
 // huge page keeps 4 KB pages, so no buffer holds more than its own bytes of memory;
 // the alignment costs address space only (the skipped head is never touched). A GEMV
 // streams its weights once per token: with 4 KB pages every 4 KB of weights is a TLB
-// miss and a page walk in the middle of the stream, and every 64-byte load of a
-// 3-bit row (48-byte steps) that straddles a 4 KB boundary is a page-split load.
-// The threshold was 8 MB until stop 42: then w3g128 4096 x 4096 (6.3 MB of codes)
-// streamed at 66% of the read bandwidth on one thread against 78% for 8192 x 8192.
+// miss and a page walk in the middle of the stream. The threshold was 8 MB until
+// stop 42: w3g128 4096 x 4096 (6.3 MB of codes) then streamed at 66-67% of the read
+// bandwidth on one thread against 78% for 8192 x 8192, and at 71-76% from 2 MB pages
+// (bench/results/cpu_gemv_bars_20261206_s42.txt).
 inline constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
 inline constexpr std::size_t huge_page_min_bytes = huge_page_bytes;
 
