@@ -378,6 +378,8 @@ inline constexpr std::uintptr_t a8_prefetch_bytes = 16384;
 // w4g128 81-87% -> 89-91%, w3g128 70-75% -> 82-87%, w2g64 74-77% -> 77-86%. Shorter rows
 // lost: 4096 x 4096 w4g128 90-91% -> 82-88% (five rounds, alternating builds), though two
 // rows ran 10-15% faster in cache there (bench/results/cpu_gemv_bars_20261206_s42.txt).
+// The AVX2 kernel (header-only, -mavx2), in cache at K = 14336: w4g128 and w8g128 +17%,
+// w3g128 +10%, w2g64 +8% (bench/proto/a8_two_rows_avx2_s42.cpp).
 inline constexpr std::int64_t a8_two_rows_min_cols = 12288;
 
 // Prefetches the cache line a8_prefetch_bytes past p into L2 (prefetcht1). On the
