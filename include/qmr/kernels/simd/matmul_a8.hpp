@@ -488,8 +488,28 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   // and 5-7% for 3-bit rows in cache, and converting row n + 1's scales while row n streams
   // slower still, so only the pairs use it.
   constexpr bool pairs = grouped && grouped_chains == 2 && Format::group_size % (2 * step_cols) == 0;
-  a8_row_scales<pairs> row_scale_storage(n_groups + F::lanes);
-  float* const row_scales = row_scale_storage.data();  // [round_up(n_groups, lanes)]
+  // Two weight rows at once (one token, grouped formats, rows of a8_two_rows_min_cols
+  // or more): each step's activations and block scales are loaded once for both rows,
+  // and the two rows' sums are two independent chains (see a8_two_rows_min_cols).
+  constexpr bool two_rows = M == 1 && grouped;
+  const std::int64_t rs_stride = n_groups + F::lanes;
+  a8_row_scales<pairs> row_scale_storage((two_rows ? 2 : 1) * rs_stride);
+  float* const row_scales = row_scale_storage.data();  // [round_up(n_groups, lanes)], then the second row's
+  // A row's group scales as f32 into out: whole vectors, then one scale at a time (a
+  // masked load on every row slows the streaming; see the zero-point fold).
+  const auto scales_f32 = [&](const f16* scales, float* out) {
+    std::int64_t g = 0;
+    for (; g + F::lanes <= n_groups; g += F::lanes) F::store(out + g, F::scales(scales + g, F::lanes));
+    for (; g < n_groups; ++g) out[g] = F::scale(scales[g]);
+  };
+  // Decodes the step at column c0 of the row whose codes start at `codes`. Steps before
+  // fast_end read whole vectors inside the row: a constant byte count folds the decode's
+  // end-of-row test away (K = 896, 4-bit, in cache: 16.3 -> 12.5 ns per row on Zen 5).
+  const auto decode_at = [&](const std::uint8_t* codes, std::uint64_t c0, ivec(&v)[step_t::vectors], auto checked) {
+    const std::uint64_t b0 = c0 * bits / 8;
+    a8_prefetch(codes + b0);
+    step.decode(codes + b0, decltype(checked)::value ? row_bytes - static_cast<std::int64_t>(b0) : a8_whole_load, v);
+  };
   // The zero-point fold of row n: y = sum(acc) - sum_g s_g (z_g - offset) zero_sum_g.
   const auto finish = [&](std::int64_t n, fvec(&acc)[M]) {
     const f16* scales = w.scales + n * n_groups;  // [n_groups]
@@ -511,17 +531,10 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       for (int i = 0; i < M; ++i) y(m0 + i, n) = F::sum(F::sub(acc[i], corr[i]));
     }
   };
-  // Two weight rows at once (one token, grouped formats, rows of a8_two_rows_min_cols
-  // or more): each step's activations and block scales are loaded once for both rows,
-  // and the two rows' sums are two independent chains (see a8_two_rows_min_cols).
-  constexpr bool two_rows = M == 1 && grouped;
   std::int64_t n_two = n0;
   if constexpr (two_rows) {
     constexpr int group_lanes = Format::group_size / lane_cols;
     const auto end = static_cast<std::uint64_t>(k);
-    const std::int64_t rs_stride = n_groups + F::lanes;
-    a8_row_scales<pairs> rs_storage(2 * rs_stride);
-    float* const rs_a = rs_storage.data();  // [round_up(n_groups, lanes)], then row b's
     const std::int64_t pairs_end = k >= a8_two_rows_min_cols ? n0 + (n1 - n0) / 2 * 2 : n0;
     for (; n_two < pairs_end; n_two += 2) {
       const std::uint8_t* c_a = w.codes + n_two * row_bytes;  // [code_row_bytes]
@@ -529,15 +542,10 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       const f16* s_a = w.scales + n_two * n_groups;           // [n_groups]
       const f16* s_b = s_a + n_groups;                        // [n_groups]
       fvec acc_a[M] = {F::zero()}, acc_b[M] = {F::zero()};
-      const auto dec = [&](const std::uint8_t* codes, std::uint64_t c0, ivec(&v)[step_t::vectors], auto checked) {
-        const std::uint64_t b0 = c0 * bits / 8;
-        a8_prefetch(codes + b0);
-        step.decode(codes + b0, decltype(checked)::value ? row_bytes - static_cast<std::int64_t>(b0) : a8_whole_load, v);
-      };
       const auto two_steps = [&](std::uint64_t c0, auto checked) {
         ivec va[step_t::vectors], vb[step_t::vectors];
-        dec(c_a, c0, va, checked);
-        dec(c_b, c0, vb, checked);
+        decode_at(c_a, c0, va, checked);
+        decode_at(c_b, c0, vb, checked);
         const std::uint64_t g0 = c0 / Format::group_size;
         const std::int64_t left = n_groups - static_cast<std::int64_t>(g0);
         const fvec sa = F::template scales_expanded<group_lanes>(s_a + g0, left);
@@ -548,23 +556,17 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       };
       std::uint64_t c0 = 0;
       if constexpr (pairs) {
-        float* const rs_b = rs_a + rs_stride;
-        std::int64_t g = 0;
-        for (; g + F::lanes <= n_groups; g += F::lanes) {
-          F::store(rs_a + g, F::scales(s_a + g, F::lanes));
-          F::store(rs_b + g, F::scales(s_b + g, F::lanes));
-        }
-        for (; g < n_groups; ++g) {
-          rs_a[g] = F::scale(s_a[g]);
-          rs_b[g] = F::scale(s_b[g]);
-        }
+        float* const rs_a = row_scales;
+        float* const rs_b = row_scales + rs_stride;
+        scales_f32(s_a, rs_a);
+        scales_f32(s_b, rs_b);
         constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps of one group
         for (; c0 + pair_cols <= fast_end; c0 += pair_cols) {
           ivec a0[step_t::vectors], a1[step_t::vectors], b0[step_t::vectors], b1[step_t::vectors];
-          dec(c_a, c0, a0, std::false_type{});
-          dec(c_a, c0 + step_cols, a1, std::false_type{});
-          dec(c_b, c0, b0, std::false_type{});
-          dec(c_b, c0 + step_cols, b1, std::false_type{});
+          decode_at(c_a, c0, a0, std::false_type{});
+          decode_at(c_a, c0 + step_cols, a1, std::false_type{});
+          decode_at(c_b, c0, b0, std::false_type{});
+          decode_at(c_b, c0 + step_cols, b1, std::false_type{});
           const fvec l0 = lane_scales(blocks[0], c0), l1 = lane_scales(blocks[0], c0 + step_cols);
           const std::int8_t* x0 = q[0] + c0;
           fvec ta = F::mul(F::cvt(step.dot(a0, x0)), l0);
@@ -585,14 +587,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   for (std::int64_t n = n_two; n < n1; ++n) {
     const std::uint8_t* codes = w.codes + n * row_bytes;  // [code_row_bytes]
     const f16* scales = w.scales + n * n_groups;           // [n_groups]
-    // Steps before fast_end read whole vectors inside the row: a constant byte count
-    // folds the decode's end-of-row test away (K = 896, 4-bit, in cache: 16.3 -> 12.5
-    // ns per row on Zen 5).
-    const auto decode = [&](std::uint64_t c0, ivec (&v)[step_t::vectors], auto checked) {
-      const std::uint64_t b0 = c0 * bits / 8;
-      a8_prefetch(codes + b0);
-      step.decode(codes + b0, decltype(checked)::value ? row_bytes - static_cast<std::int64_t>(b0) : a8_whole_load, v);
-    };
+    const auto decode = [&](std::uint64_t c0, ivec (&v)[step_t::vectors], auto checked) { decode_at(codes, c0, v, checked); };
     fvec acc[M];
     for (auto& a : acc) a = F::zero();
     if constexpr (!grouped) {
@@ -641,11 +636,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       std::uint64_t c0 = 0;
       const auto end = static_cast<std::uint64_t>(k);
       if constexpr (pairs) {
-        // Whole vectors, then one scale at a time: a masked load on every row slows the
-        // streaming (see the zero-point fold).
-        std::int64_t g = 0;
-        for (; g + F::lanes <= n_groups; g += F::lanes) F::store(row_scales + g, F::scales(scales + g, F::lanes));
-        for (; g < n_groups; ++g) row_scales[g] = F::scale(scales[g]);
+        scales_f32(scales, row_scales);
         bool second = false;  // alternate pairs between the two chains
         for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols, second = !second) {
           ivec v0[step_t::vectors], v1[step_t::vectors];
