@@ -18,6 +18,7 @@
 #include "cmd_bench.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_quantize.hpp"
+#include "cmd_sensitivity.hpp"
 #include "cuda_backend.hpp"
 #include "qmr/eval/synth.hpp"
 #include "qmr/io/gguf.hpp"
@@ -505,6 +506,9 @@ int main(int argc, char** argv) {
   qmr_cli::bench_args b;
   auto* bench = qmr_cli::add_bench_command(app, b);
 
+  qmr_cli::sensitivity_args sens;
+  auto* sensitivity = qmr_cli::add_sensitivity_command(app, sens);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
@@ -513,6 +517,7 @@ int main(int argc, char** argv) {
     if (*generate) return run_generate(g);
     if (*eval) return qmr_cli::run_eval(e);
     if (*bench) return qmr_cli::run_bench(b);
+    if (*sensitivity) return qmr_cli::run_sensitivity(sens);
     if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
       if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())

@@ -703,3 +703,53 @@ TEST_CASE("qmr inspect lists a GGUF file's metadata and tensors, and names a bro
   CHECK(cut.output.find("cut.gguf") != std::string::npos);
   CHECK(cut.output.find("tensor \"w\": bytes [0, 68)") != std::string::npos);
 }
+
+TEST_CASE("qmr sensitivity measures the bundled model unit by unit, writes JSON, CSV and SVG, resumes, and names bad options", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const std::string out = (dir / "sens.json").string();
+  const std::string args = "sensitivity --n 4 --units layers,components,all --quant w2g64 --threads 2 --out " + out;
+  const result r = run(args);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("[18/18] w2g64 all") != std::string::npos);
+  CHECK(r.output.find("w2g64, by layer:") != std::string::npos);
+  nlohmann::json j;
+  std::ifstream(out) >> j;
+  REQUIRE(j["units"].size() == 10 + 7 + 1);
+  CHECK(j["settings"]["n"] == 4);
+  CHECK(j["reference"]["kl"] == 0.0);
+  double worst_layer = 0;
+  for (const auto& u : j["units"]) {
+    CHECK(u["format"] == "w2g64");
+    CHECK(u["kl"].get<double>() > 0.0);
+    if (u["kind"] == "layer") worst_layer = std::max(worst_layer, u["kl"].get<double>());
+  }
+  CHECK(j["units"].back()["unit"] == "all");
+  CHECK(j["units"].back()["kl"].get<double>() > worst_layer);  // every layer at once hurts more than any one
+  CHECK(std::filesystem::exists(dir / "sens.csv"));
+  CHECK(!std::filesystem::exists(dir / "sens_w2g64.svg"));  // heatmaps are of single linears
+
+  // The same settings again: every unit is taken from the file, none measured.
+  const result again = run(args);
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  CHECK(again.output.find("[1/18]") == std::string::npos);
+  nlohmann::json j2;
+  std::ifstream(out) >> j2;
+  CHECK(j2["units"] == j["units"]);
+
+  const result lin = run("sensitivity --n 2 --units linears --quant w3g128 --out " + (dir / "lin.json").string());
+  INFO(lin.output);
+  REQUIRE(lin.status == 0);
+  CHECK(lin.output.find("[70/70] w3g128 layer 9 down") != std::string::npos);
+  CHECK(std::filesystem::exists(dir / "lin_w3g128.svg"));
+
+  const result bad_units = run("sensitivity --n 2 --units rows");
+  CHECK(bad_units.status != 0);
+  CHECK(bad_units.output.find("'rows' is not linears, layers, components or all") != std::string::npos);
+  const result bad_quant = run("sensitivity --n 2 --quant bf16");
+  CHECK(bad_quant.status != 0);
+  CHECK(bad_quant.output.find("bf16 is not a quantized format") != std::string::npos);
+  const result bad_n = run("sensitivity --n 0");
+  CHECK(bad_n.status != 0);
+}

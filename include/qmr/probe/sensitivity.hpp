@@ -1,0 +1,275 @@
+// Which layers and components break first: each unit of a model's linears (one linear, one layer's seven, one component in every layer, or all) quantized alone by round to nearest, and the model's next-token distributions on teacher-forced reference answers compared with the unquantized model's (KL divergence, agreement of the top token, answers a greedy decoder would reproduce verbatim, by level).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/thread_pool.hpp"
+#include "../eval/loglikelihood.hpp"
+#include "../eval/synth.hpp"
+#include "../model/forward.hpp"
+#include "../quant/plan.hpp"
+#include "../quant/rtn.hpp"
+#include "../text/tokenizer.hpp"
+
+namespace qmr::probe {
+
+// One teacher-forced item: the prompt and the reference continuation whose tokens are scored.
+struct forced_item {
+  std::vector<std::int32_t> context;       // prompt ids (non-empty)
+  std::vector<std::int32_t> continuation;  // reference answer ids (non-empty), scored one by one
+  int level = 0;                           // 1-5 for synthetic problems; 0 when unknown
+};
+
+// The highest level an item may carry: synthetic problems' 1-5.
+inline constexpr int max_level = 5;
+
+// Synthetic problems (all types, levels 1-5, eval::make_problems with `seed`) as the
+// bundled model is prompted: context "Question: {q}\nAnswer:", continuation " {answer}"
+// split as lm-eval does (eval::encode_pair), then `eos` when it is a token id (>= 0), so that
+// stopping where the reference stops is scored too.
+inline std::vector<forced_item> synthetic_items(const text::tokenizer& tok, std::size_t n, std::uint64_t seed, std::int32_t eos) {
+  check(n > 0, "sensitivity needs at least one problem");
+  eval::synth_options o;
+  o.seed = seed;
+  std::vector<forced_item> items;
+  for (const eval::problem& p : eval::make_problems(n, o)) {
+    auto [ctx, cont] = eval::encode_pair(tok, "Question: " + p.question + "\nAnswer:", " " + p.answer);
+    if (eos >= 0) cont.push_back(eos);
+    items.push_back({std::move(ctx), std::move(cont), p.level});
+  }
+  return items;
+}
+
+// What a unit quantizes: kind linear (one tensor), layer (the seven linears of a layer),
+// component (one of q, k, v, o, gate, up, down in every layer) or all (every layer linear;
+// the embedding and the output head stay as stored in every unit).
+enum class unit_kind : std::uint8_t { linear, layer, component, all };
+
+inline const char* unit_kind_name(unit_kind k) {
+  switch (k) {
+    case unit_kind::linear: return "linear";
+    case unit_kind::layer: return "layer";
+    case unit_kind::component: return "component";
+    case unit_kind::all: return "all";
+  }
+  return "?";
+}
+
+struct unit {
+  unit_kind kind = unit_kind::linear;
+  int layer = -1;                  // linear, layer: the layer; else -1
+  std::string component;           // linear, component: q .. down; else ""
+  std::string name;                // "layer 3 down", "layer 3", "down", "all"
+  std::vector<std::string> tensors;  // the linears it quantizes
+};
+
+// The units of m's layer linears, by kind: linears (one per layer and component), layers,
+// components, and the whole model, in that order.
+inline std::vector<unit> sensitivity_units(const model::model& m, bool linears, bool layers, bool components, bool all) {
+  std::vector<quant::plan_target> targets = m.linear_targets();
+  std::erase_if(targets, [](const quant::plan_target& t) { return t.layer < 0; });  // embedding, output head
+  const int n_layers = m.config().layers;
+  std::vector<std::string> comps;
+  for (const auto& t : targets)
+    if (std::find(comps.begin(), comps.end(), quant::plan_component_name(t.component)) == comps.end())
+      comps.emplace_back(quant::plan_component_name(t.component));
+  std::vector<unit> out;
+  if (linears)
+    for (const auto& t : targets) {
+      const std::string c = quant::plan_component_name(t.component);
+      out.push_back({unit_kind::linear, t.layer, c, "layer " + std::to_string(t.layer) + " " + c, {t.name}});
+    }
+  if (layers)
+    for (int l = 0; l < n_layers; ++l) {
+      unit u{unit_kind::layer, l, "", "layer " + std::to_string(l), {}};
+      for (const auto& t : targets)
+        if (t.layer == l) u.tensors.push_back(t.name);
+      out.push_back(std::move(u));
+    }
+  if (components)
+    for (const std::string& c : comps) {
+      unit u{unit_kind::component, -1, c, c, {}};
+      for (const auto& t : targets)
+        if (c == quant::plan_component_name(t.component)) u.tensors.push_back(t.name);
+      out.push_back(std::move(u));
+    }
+  if (all) {
+    unit u{unit_kind::all, -1, "", "all", {}};
+    for (const auto& t : targets) u.tensors.push_back(t.name);
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+// How the model did on the items with one unit quantized (or none: the reference itself).
+struct unit_result {
+  std::string name;
+  unit_kind kind = unit_kind::all;
+  int layer = -1;
+  std::string component;
+  double kl = 0;        // mean over scored positions of KL(p_reference || p_unit), nats
+  double kl_max = 0;    // the largest KL of one position
+  double nll = 0;       // mean -log p(reference token), nats
+  double top1 = 1;      // fraction of scored positions whose argmax is the reference model's argmax
+  double verbatim = 0;  // fraction of items whose every continuation token is the argmax
+  std::vector<double> verbatim_by_level;  // [max_level + 1]: index = level (0: items without one); -1 where no item
+  double seconds = 0;
+};
+
+// The reference model's log-probabilities at every scored position, kept to compare each unit
+// with; then measure(unit) quantizes the unit's linears in m, scores the items and puts the
+// linears back as they were (also when it throws). Not thread-safe: one measure at a time per model.
+class sensitivity_probe {
+ public:
+  // The most reference log-probabilities kept (scored positions x vocabulary): 1 GiB of f32.
+  static constexpr std::int64_t max_reference_floats = std::int64_t{1} << 28;
+
+  sensitivity_probe(model::model& m, std::vector<forced_item> items, thread_pool* pool = nullptr)
+      : m_(&m), items_(std::move(items)), pool_(pool) {
+    check(!items_.empty(), "sensitivity needs at least one item");
+    vocab_ = m.config().vocab;
+    for (std::size_t i = 0; i < items_.size(); ++i) {
+      const forced_item& it = items_[i];
+      check(!it.context.empty() && !it.continuation.empty(),
+            "sensitivity item " + std::to_string(i) + ": the context and the continuation must be non-empty");
+      check(it.level >= 0 && it.level <= max_level,
+            "sensitivity item " + std::to_string(i) + ": level " + std::to_string(it.level) + " is outside 0.." + std::to_string(max_level));
+      for (const auto* ids : {&it.context, &it.continuation})
+        for (const std::int32_t id : *ids)
+          check(id >= 0 && id < vocab_, "sensitivity item " + std::to_string(i) + ": token id " + std::to_string(id) +
+                                            " is outside the vocabulary of " + std::to_string(vocab_));
+      positions_ += static_cast<std::int64_t>(it.continuation.size());
+      capacity_ = std::max(capacity_, static_cast<int>(it.context.size() + it.continuation.size()));
+    }
+    check(capacity_ <= m.config().max_positions,
+          "a sensitivity item of " + std::to_string(capacity_) + " tokens is longer than the model's " +
+              std::to_string(m.config().max_positions) + " positions");
+    check(positions_ * vocab_ <= max_reference_floats,
+          std::to_string(positions_) + " scored positions x " + std::to_string(vocab_) +
+              " tokens of vocabulary exceed the reference's limit of 2^28 log-probabilities (score fewer items)");
+    ref_logp_.resize(static_cast<std::size_t>(positions_ * vocab_));
+    ref_arg_.resize(static_cast<std::size_t>(positions_));
+    reference_ = score_(nullptr, "reference", unit_kind::all);
+  }
+
+  const std::vector<forced_item>& items() const { return items_; }
+  std::int64_t positions() const { return positions_; }
+  // The unquantized model's own scores (kl 0, top1 1).
+  const unit_result& reference() const { return reference_; }
+
+  // The items scored with u's linears quantized by round to nearest to `spec`.
+  unit_result measure(const unit& u, const quant::format_spec& spec, const quant::rtn_options& rtn = {}) {
+    check(spec.is_quantized(), "sensitivity: " + spec.str() + " is not a quantized format");
+    check(!u.tensors.empty(), "sensitivity: unit '" + u.name + "' quantizes no tensor");
+    struct restore {  // puts every changed linear back, in reverse order, on every exit
+      std::vector<std::pair<model::linear_weight*, model::linear_weight>> saved;
+      ~restore() {
+        for (auto it = saved.rbegin(); it != saved.rend(); ++it) *it->first = std::move(it->second);
+      }
+    } guard;
+    std::vector<std::unique_ptr<quant::qtensor>> held;  // the quantized copies, alive while scored
+    for (const std::string& name : u.tensors) {
+      model::linear_weight& w = m_->linear(name);
+      check(!w.spec.is_quantized(), "sensitivity: " + name + " is already quantized (" + w.spec.str() + "); probe a dense model");
+      check(w.cols % 8 == 0 && (spec.group == quant::per_channel || w.cols % spec.group == 0),
+            "sensitivity: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
+      const std::vector<float> f32 = m_->linear_f32(w);  // [rows, cols]
+      held.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
+      guard.saved.emplace_back(&w, w);
+      w.spec = held.back()->spec();
+      w.quantized = held.back()->view();
+      w.dense = {};
+      w.lut.reset();
+    }
+    return score_(&ref_logp_, u.name, u.kind, u.layer, u.component);
+  }
+
+ private:
+  // Scores every item. ref == nullptr: the reference pass, which stores its log-probabilities
+  // and argmaxes; else the comparison against them.
+  unit_result score_(const std::vector<float>* ref, const std::string& name, unit_kind kind, int layer = -1,
+                     const std::string& component = "") {
+    const auto t0 = std::chrono::steady_clock::now();
+    unit_result r;
+    r.name = name;
+    r.kind = kind;
+    r.layer = layer;
+    r.component = component;
+    std::vector<double> lp(static_cast<std::size_t>(vocab_));  // [vocab] this position's log-probabilities
+    std::vector<int> level_items(max_level + 1, 0), level_verbatim(max_level + 1, 0);
+    double kl = 0, nll = 0;
+    std::int64_t agree = 0, verbatim = 0, pos = 0;
+    model::session s(*m_, capacity_, pool_);
+    std::vector<std::int32_t> input;
+    for (const forced_item& it : items_) {
+      input.assign(it.context.begin(), it.context.end());
+      input.insert(input.end(), it.continuation.begin(), it.continuation.end() - 1);
+      s.reset();
+      const matrix_view<const float> logits = s.forward(input, true);  // [input, vocab]
+      const std::int64_t first = static_cast<std::int64_t>(it.context.size()) - 1;
+      bool all_argmax = true;
+      for (std::size_t i = 0; i < it.continuation.size(); ++i, ++pos) {
+        const float* z = logits.row(first + static_cast<std::int64_t>(i));
+        // log-softmax in double: a stable sum over the vocabulary
+        std::int64_t arg = 0;
+        for (std::int64_t v = 1; v < vocab_; ++v)
+          if (z[v] > z[arg]) arg = v;
+        double sum = 0;
+        for (std::int64_t v = 0; v < vocab_; ++v) sum += std::exp(static_cast<double>(z[v]) - z[arg]);
+        const double log_sum = std::log(sum) + z[arg];
+        for (std::int64_t v = 0; v < vocab_; ++v) lp[static_cast<std::size_t>(v)] = static_cast<double>(z[v]) - log_sum;
+        const std::int32_t want = it.continuation[i];
+        nll -= lp[static_cast<std::size_t>(want)];
+        all_argmax = all_argmax && arg == want;
+        float* keep = ref_logp_.data() + pos * vocab_;
+        if (ref == nullptr) {
+          for (std::int64_t v = 0; v < vocab_; ++v) keep[v] = static_cast<float>(lp[static_cast<std::size_t>(v)]);
+          ref_arg_[static_cast<std::size_t>(pos)] = static_cast<std::int32_t>(arg);
+          ++agree;
+        } else {
+          double d = 0;  // KL(p_ref || p_unit) = Σ p_ref (log p_ref - log p_unit)
+          for (std::int64_t v = 0; v < vocab_; ++v)
+            d += std::exp(static_cast<double>(keep[v])) * (static_cast<double>(keep[v]) - lp[static_cast<std::size_t>(v)]);
+          d = std::max(d, 0.0);  // rounding of the stored f32 log-probabilities
+          kl += d;
+          r.kl_max = std::max(r.kl_max, d);
+          agree += ref_arg_[static_cast<std::size_t>(pos)] == arg;
+        }
+      }
+      verbatim += all_argmax;
+      ++level_items[static_cast<std::size_t>(it.level)];
+      level_verbatim[static_cast<std::size_t>(it.level)] += all_argmax;
+    }
+    const double n_pos = static_cast<double>(positions_);
+    r.kl = kl / n_pos;
+    r.nll = nll / n_pos;
+    r.top1 = static_cast<double>(agree) / n_pos;
+    r.verbatim = static_cast<double>(verbatim) / static_cast<double>(items_.size());
+    r.verbatim_by_level.assign(max_level + 1, -1.0);
+    for (int l = 0; l <= max_level; ++l)
+      if (level_items[static_cast<std::size_t>(l)] > 0)
+        r.verbatim_by_level[static_cast<std::size_t>(l)] =
+            static_cast<double>(level_verbatim[static_cast<std::size_t>(l)]) / level_items[static_cast<std::size_t>(l)];
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  }
+
+  model::model* m_;
+  std::vector<forced_item> items_;
+  thread_pool* pool_;
+  std::int64_t vocab_ = 0, positions_ = 0;
+  int capacity_ = 0;
+  std::vector<float> ref_logp_;         // [positions, vocab] the reference model's log-probabilities
+  std::vector<std::int32_t> ref_arg_;   // [positions] its argmax
+  unit_result reference_;
+};
+
+}  // namespace qmr::probe

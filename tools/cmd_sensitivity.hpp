@@ -1,0 +1,208 @@
+// `qmr sensitivity`: which layers and components of a model break first under quantization (probe/sensitivity.hpp), as a table, JSON, CSV and SVG heatmaps; finished units are kept in the JSON after each one, and a rerun with the same settings resumes.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli_integer.hpp"
+#include "cmd_eval.hpp"
+#include "qmr/io/json_file.hpp"
+#include "qmr/io/text_file.hpp"
+#include "qmr/model/generation_config.hpp"
+#include "qmr/probe/sensitivity.hpp"
+#include "qmr/report/svg.hpp"
+
+namespace qmr_cli {
+
+struct sensitivity_args {
+  std::string dir = default_model_dir(), quant = "w2g64", units = "linears,layers,components,all", out;
+  int n = 64;
+  std::uint64_t seed = 1000;
+  bool clip = false, quiet = false;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+};
+
+inline CLI::App* add_sensitivity_command(CLI::App& app, sensitivity_args& a) {
+  auto* c = app.add_subcommand("sensitivity",
+                               "Quantize one unit at a time (a linear, a layer, a component, all) and measure what it does to the "
+                               "model's answers (KL to the unquantized model on teacher-forced synthetic problems)");
+  c->add_option("--model", a.dir, "model directory (default: the bundled model)")->capture_default_str();
+  c->add_option("--quant", a.quant, "comma-separated formats, each measured unit by unit (round to nearest)")->capture_default_str();
+  c->add_option("--units", a.units, "comma-separated unit kinds: linears, layers, components, all")->capture_default_str();
+  c->add_option("--n", a.n, "synthetic problems scored (all types, levels 1-5)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1, 100000));
+  c->add_option("--seed", a.seed, "seed of the problems (not 1-4: the bundled model trained on those)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false));
+  c->add_flag("--clip", a.clip, "group parameters by the MSE clip search instead of min-max");
+  c->add_option("--threads", a.threads, "worker threads")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1u, max_threads));
+  c->add_option("--out", a.out, "results JSON (also .csv and one .svg heatmap per format beside it); resumes a run with the same settings");
+  c->add_flag("--quiet", a.quiet, "no progress lines");
+  return c;
+}
+
+namespace detail {
+
+inline nlohmann::json sensitivity_json(const qmr::probe::unit_result& r, const std::string& format) {
+  nlohmann::json by_level = nlohmann::json::object();
+  for (int l = 1; l <= qmr::probe::max_level; ++l)
+    if (r.verbatim_by_level[static_cast<std::size_t>(l)] >= 0) by_level[std::to_string(l)] = r.verbatim_by_level[static_cast<std::size_t>(l)];
+  return {{"format", format},     {"unit", r.name},   {"kind", qmr::probe::unit_kind_name(r.kind)},
+          {"layer", r.layer},     {"component", r.component}, {"kl", r.kl},
+          {"kl_max", r.kl_max},   {"nll", r.nll},     {"top1", r.top1},
+          {"verbatim", r.verbatim}, {"verbatim_by_level", by_level}, {"seconds", r.seconds}};
+}
+
+}  // namespace detail
+
+inline int run_sensitivity(const sensitivity_args& a) {
+  namespace probe = qmr::probe;
+  std::vector<qmr::quant::format_spec> formats;
+  for (const std::string& f : qmr::quant::detail::split_on(a.quant, ',')) {
+    const qmr::quant::format_spec spec = qmr::quant::parse_format(f);
+    qmr::check(spec.is_quantized(), "--quant: " + f + " is not a quantized format");
+    formats.push_back(spec);
+  }
+  qmr::check(!formats.empty(), "--quant: no format given");
+  bool linears = false, layers = false, components = false, all = false;
+  for (const std::string& u : qmr::quant::detail::split_on(a.units, ',')) {
+    if (u == "linears") linears = true;
+    else if (u == "layers") layers = true;
+    else if (u == "components") components = true;
+    else if (u == "all") all = true;
+    else throw qmr::error("--units: '" + u + "' is not linears, layers, components or all");
+  }
+  qmr::thread_pool pool(a.threads);
+  qmr::model::model m = qmr::model::model::load(a.dir);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
+  const std::int32_t eos = stops.empty() ? -1 : stops.front();
+  const std::vector<probe::unit> units = probe::sensitivity_units(m, linears, layers, components, all);
+  qmr::check(!units.empty(), "--units selects no unit of this model");
+
+  // The settings a saved run must share to be resumed.
+  const nlohmann::json settings = {{"model", std::filesystem::absolute(a.dir).lexically_normal().string()},
+                                   {"n", a.n}, {"seed", a.seed}, {"eos", eos}, {"clip", a.clip}, {"method", "rtn"}};
+  std::map<std::string, nlohmann::json> done;  // "format|unit" -> result
+  if (!a.out.empty() && std::filesystem::exists(a.out)) {
+    const nlohmann::json old = qmr::io::read_json_file(a.out);
+    if (old.is_object() && old.value("settings", nlohmann::json()) == settings && old.contains("units") && old["units"].is_array())
+      for (const auto& u : old["units"]) done[u.value("format", "") + "|" + u.value("unit", "")] = u;
+    else if (!a.quiet)
+      std::fprintf(stderr, "%s: other settings; starting again\n", a.out.c_str());
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  probe::sensitivity_probe p(m, probe::synthetic_items(tok, static_cast<std::size_t>(a.n), a.seed, eos), &pool);
+  const probe::unit_result& ref = p.reference();
+  std::printf("model %s: %d synthetic problems (seed %llu), %lld answer tokens scored; unquantized: NLL %.4f, answers verbatim %.1f%%\n",
+              a.dir.c_str(), a.n, static_cast<unsigned long long>(a.seed), static_cast<long long>(p.positions()), ref.nll,
+              100 * ref.verbatim);
+  std::fflush(stdout);
+
+  nlohmann::json out = {{"settings", settings}, {"reference", detail::sensitivity_json(ref, "stored")}, {"units", nlohmann::json::array()}};
+  const std::size_t total = units.size() * formats.size();
+  std::size_t k = 0;
+  std::vector<nlohmann::json> results;
+  for (const auto& spec : formats) {
+    qmr::quant::rtn_options rtn;
+    rtn.clip_search = a.clip;
+    for (const probe::unit& u : units) {
+      ++k;
+      const std::string key = spec.str() + "|" + u.name;
+      nlohmann::json r;
+      if (const auto it = done.find(key); it != done.end()) {
+        r = it->second;
+      } else {
+        r = detail::sensitivity_json(p.measure(u, spec, rtn), spec.str());
+        if (!a.quiet)
+          std::fprintf(stderr, "[%zu/%zu] %s %-16s KL %.5f  top-1 %.1f%%  verbatim %.1f%%  (%.1f s)\n", k, total, spec.str().c_str(),
+                       u.name.c_str(), r["kl"].get<double>(), 100 * r["top1"].get<double>(), 100 * r["verbatim"].get<double>(),
+                       r["seconds"].get<double>());
+      }
+      out["units"].push_back(r);
+      results.push_back(r);
+      if (!a.out.empty()) qmr::io::write_text_file(a.out, out.dump(1));  // finished units survive an interruption
+    }
+  }
+
+  // Tables: per format, each kind sorted by KL (the linears: the 12 worst).
+  for (const auto& spec : formats) {
+    for (const char* kind : {"all", "component", "layer", "linear"}) {
+      std::vector<nlohmann::json> rows;
+      for (const auto& r : results)
+        if (r["format"] == spec.str() && r["kind"] == kind) rows.push_back(r);
+      if (rows.empty()) continue;
+      std::sort(rows.begin(), rows.end(), [](const nlohmann::json& x, const nlohmann::json& y) { return x["kl"].get<double>() > y["kl"].get<double>(); });
+      const std::size_t shown = std::string(kind) == "linear" ? std::min<std::size_t>(rows.size(), 12) : rows.size();
+      std::printf("\n%s, by %s%s:\n| unit | KL (nats/token) | top-1 agreement | answers verbatim | L1 | L2 | L3 | L4 | L5 |\n|---|---|---|---|---|---|---|---|---|\n",
+                  spec.str().c_str(), kind, shown < rows.size() ? " (the 12 most sensitive)" : "");
+      for (std::size_t i = 0; i < shown; ++i) {
+        const auto& r = rows[i];
+        std::printf("| %s | %.5f | %.1f%% | %.1f%% |", r["unit"].get<std::string>().c_str(), r["kl"].get<double>(), 100 * r["top1"].get<double>(),
+                    100 * r["verbatim"].get<double>());
+        for (int l = 1; l <= probe::max_level; ++l) {
+          const auto& b = r["verbatim_by_level"];
+          if (b.contains(std::to_string(l))) std::printf(" %.0f%% |", 100 * b[std::to_string(l)].get<double>());
+          else std::printf(" - |");
+        }
+        std::printf("\n");
+      }
+    }
+  }
+  std::printf("\nunquantized: answers verbatim %.1f%%; %.0f s in all\n", 100 * ref.verbatim,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  if (!a.out.empty()) {
+    std::string csv = "format,unit,kind,layer,component,kl,kl_max,nll,top1,verbatim\n";
+    for (const auto& r : results) {
+      char line[512];
+      std::snprintf(line, sizeof line, "%s,%s,%s,%d,%s,%.8g,%.8g,%.8g,%.6f,%.6f\n", r["format"].get<std::string>().c_str(),
+                    r["unit"].get<std::string>().c_str(), r["kind"].get<std::string>().c_str(), r["layer"].get<int>(),
+                    r["component"].get<std::string>().c_str(), r["kl"].get<double>(), r["kl_max"].get<double>(), r["nll"].get<double>(),
+                    r["top1"].get<double>(), r["verbatim"].get<double>());
+      csv += line;
+    }
+    const std::filesystem::path base = std::filesystem::path(a.out).replace_extension("");
+    qmr::io::write_text_file(base.string() + ".csv", csv);
+    // Heatmaps of the linears' KL: layers x components, one per format.
+    if (linears) {
+      std::vector<std::string> comps;
+      for (const auto& u : units)
+        if (u.kind == probe::unit_kind::linear && std::find(comps.begin(), comps.end(), u.component) == comps.end()) comps.push_back(u.component);
+      std::vector<std::string> rows;
+      for (int l = 0; l < m.config().layers; ++l) rows.push_back("layer " + std::to_string(l));
+      for (const auto& spec : formats) {
+        std::vector<double> v(rows.size() * comps.size(), NAN);
+        for (const auto& r : results)
+          if (r["format"] == spec.str() && r["kind"] == "linear") {
+            const auto c = std::find(comps.begin(), comps.end(), r["component"].get<std::string>()) - comps.begin();
+            v[static_cast<std::size_t>(r["layer"].get<int>()) * comps.size() + static_cast<std::size_t>(c)] = r["kl"].get<double>();
+          }
+        const std::string path = base.string() + "_" + spec.str() + ".svg";
+        qmr::io::write_text_file(path, qmr::report::heatmap_svg("KL to the unquantized model (nats/token) with one linear at " + spec.str() +
+                                                                    ", " + std::to_string(a.n) + " problems",
+                                                                rows, comps, v, true));
+        std::printf("%s\n", path.c_str());
+      }
+    }
+    std::printf("%s\n%s.csv\n", a.out.c_str(), base.string().c_str());
+  }
+  return 0;
+}
+
+}  // namespace qmr_cli
