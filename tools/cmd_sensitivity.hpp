@@ -24,7 +24,8 @@
 namespace qmr_cli {
 
 struct sensitivity_args {
-  std::string dir = default_model_dir(), quant = "w2g64", units = "linears,layers,components,all", out;
+  std::string dir = default_model_dir(), quant = "w2g64", units = "linears,layers,components,all", out, plan_out;
+  double plan_bits = 0;
   int n = 64;
   std::uint64_t seed = 1000;
   bool clip = false, quiet = false;
@@ -52,6 +53,10 @@ inline CLI::App* add_sensitivity_command(CLI::App& app, sensitivity_args& a) {
       ->check(CLI::Range(1u, max_threads));
   c->add_option("--out", a.out, "results JSON (also .csv and one .svg heatmap per format beside it); resumes a run with the same settings");
   c->add_flag("--quiet", a.quiet, "no progress lines");
+  c->add_option("--plan-out", a.plan_out,
+                "write a precision plan: the linears whose one-at-a-time KL falls most per extra bit get the higher of the "
+                "two --quant formats, within --plan-bits (needs --units with linears)");
+  c->add_option("--plan-bits", a.plan_bits, "the plan's budget: average bits per weight over the layer linears")->check(CLI::PositiveNumber);
   return c;
 }
 
@@ -86,6 +91,8 @@ inline int run_sensitivity(const sensitivity_args& a) {
     else if (u == "all") all = true;
     else throw qmr::error("--units: '" + u + "' is not linears, layers, components or all");
   }
+  qmr::check(a.plan_out.empty() || (formats.size() == 2 && linears && a.plan_bits > 0),
+             "--plan-out needs two --quant formats, --units with linears and --plan-bits");
   qmr::thread_pool pool(a.threads);
   qmr::model::model m = qmr::model::model::load(a.dir);
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
@@ -166,6 +173,28 @@ inline int run_sensitivity(const sensitivity_args& a) {
   }
   std::printf("\nunquantized: answers verbatim %.1f%%; %.0f s in all\n", 100 * ref.verbatim,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  if (!a.plan_out.empty()) {
+    const bool first_low = formats[0].bits_per_weight(128) <= formats[1].bits_per_weight(128);
+    const qmr::quant::format_spec& low = first_low ? formats[0] : formats[1];
+    const qmr::quant::format_spec& high = first_low ? formats[1] : formats[0];
+    std::vector<probe::allocation_item> items;
+    for (const auto& u : units) {
+      if (u.kind != probe::unit_kind::linear) continue;
+      const auto& w = m.linear(u.tensors.front());
+      probe::allocation_item it{u.tensors.front(), u.layer, u.component, w.rows * w.cols, w.cols, 0, 0};
+      for (const auto& r : results)
+        if (r["kind"] == "linear" && r["unit"] == u.name) (r["format"] == low.str() ? it.kl_low : it.kl_high) = r["kl"].get<double>();
+      items.push_back(it);
+    }
+    const probe::allocation alloc = probe::allocate_bits(items, low, high, a.plan_bits);
+    const std::string note = "qmr sensitivity --quant " + a.quant + " --n " + std::to_string(a.n) + " --seed " + std::to_string(a.seed) +
+                             " --plan-bits " + std::to_string(a.plan_bits) + " (" + a.dir + ")";
+    qmr::io::write_text_file(a.plan_out, probe::allocation_plan(items, alloc, low, high, m.config().tie_word_embeddings, note));
+    std::printf("plan %s: %lld of %zu linears at %s, the rest %s: %.4f bits per weight (budget %.4f)\n", a.plan_out.c_str(),
+                static_cast<long long>(std::count(alloc.high.begin(), alloc.high.end(), true)), items.size(), high.str().c_str(),
+                low.str().c_str(), alloc.bits_per_weight, a.plan_bits);
+  }
 
   if (!a.out.empty()) {
     std::string csv = "format,unit,kind,layer,component,kl,kl_max,nll,top1,verbatim\n";

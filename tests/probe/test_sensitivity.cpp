@@ -1,4 +1,4 @@
-// Tests of probe/sensitivity.hpp: the units of a model, the reference pass against an independent forward, KL growing as bits fall, a unit's scores against a second model quantized by hand, the weights restored after every measurement (and after a failed one), determinism, bad input named, and the bundled model's synthetic items.
+// Tests of probe/sensitivity.hpp: the units of a model, the reference pass against an independent forward, KL growing as bits fall, a unit's scores against a second model quantized by hand, the weights restored after every measurement (and after a failed one), determinism, bad input named, the bundled model's synthetic items, and bit allocation into a precision plan.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -268,4 +268,52 @@ TEST_CASE("heatmap SVG: labelled cells, missing values grey, escaped text", "[pr
   CHECK(svg.find("fill=\"rgb(255,255,255)\"") != std::string::npos);  // the smallest: white
   CHECK(svg.find(">0.01<") != std::string::npos);
   CHECK_THROWS(qmr::report::heatmap_svg("t", {"a"}, {"b"}, {1.0, 2.0}, false));
+}
+
+TEST_CASE("bit allocation: the most KL saved per extra bit first, within the budget, as a plan the model accepts", "[probe]") {
+  using qmr::probe::allocation_item;
+  const auto lo = quant::parse_format("w2g64"), hi = quant::parse_format("w4g128");
+  const double b_lo = lo.bits_per_weight(128), b_hi = hi.bits_per_weight(128);
+  // Four linears of 128 columns: a (1000 weights, saves 10), b (4000, saves 20: half a's rate),
+  // c (1000, saves 8), d (1000, saves nothing).
+  std::vector<allocation_item> items = {{"a", 0, "q", 1000, 128, 10.0, 0.0},
+                                        {"b", 0, "up", 4000, 128, 21.0, 1.0},
+                                        {"c", 1, "k", 1000, 128, 8.5, 0.5},
+                                        {"d", 1, "v", 1000, 128, 1.0, 1.0}};
+  const double total = 7000;
+  const auto bits_with = [&](double raised) { return (total * b_lo + raised * (b_hi - b_lo)) / total; };
+  // Room for a and c (2000 weights) but not b: a, then c (b's rate is lower than c's, and b does not fit).
+  auto r = qmr::probe::allocate_bits(items, lo, hi, bits_with(2500));
+  CHECK(r.high == std::vector<bool>{true, false, true, false});
+  CHECK(r.bits_per_weight == Approx(bits_with(2000)));
+  CHECK(r.kl_sum == Approx(0.0 + 21.0 + 0.5 + 1.0));
+  // A budget for everything raises all but d, which saves nothing.
+  r = qmr::probe::allocate_bits(items, lo, hi, b_hi);
+  CHECK(r.high == std::vector<bool>{true, true, true, false});
+  // The floor: nothing raised; below it, an error naming the formats' bits.
+  r = qmr::probe::allocate_bits(items, lo, hi, b_lo);
+  CHECK(r.high == std::vector<bool>{false, false, false, false});
+  CHECK(r.bits_per_weight == Approx(b_lo));
+  CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, lo, hi, 2.0), Catch::Matchers::Contains("below w2g64"));
+  CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, hi, lo, 8.0), Catch::Matchers::Contains("no more bits"));
+  CHECK_THROWS(qmr::probe::allocate_bits({}, lo, hi, 3.0));
+
+  // As a plan over a model: each raised linear gets w4g128, the rest w2g64, the embedding and head stay.
+  qmr::testing::temp_dir dir;
+  write_model(dir / "m");
+  const auto m = qmr::model::model::load(dir / "m");
+  std::vector<allocation_item> lin;
+  for (const auto& u : qmr::probe::sensitivity_units(m, true, false, false, false)) {
+    lin.push_back({u.tensors[0], u.layer, u.component, 64 * 64, 64, u.component == "down" ? 1.0 : 0.1, 0.0});
+  }
+  qmr::probe::allocation a;
+  a.high.assign(lin.size(), false);
+  a.high[6] = a.high[13] = true;  // both down projections
+  const std::string text = qmr::probe::allocation_plan(lin, a, lo, hi, m.config().tie_word_embeddings, "test");
+  const auto plan = quant::precision_plan::parse(text, "alloc.plan");
+  for (const auto& as : plan.resolve(m.linear_targets())) {
+    INFO(as.target.name);
+    if (as.target.layer < 0) CHECK(as.format.keep);
+    else CHECK(as.format.spec.str() == (as.target.component == quant::plan_component::down ? "w4g128" : "w2g64"));
+  }
 }

@@ -744,6 +744,19 @@ TEST_CASE("qmr sensitivity measures the bundled model unit by unit, writes JSON,
   CHECK(lin.output.find("[70/70] w3g128 layer 9 down") != std::string::npos);
   CHECK(std::filesystem::exists(dir / "lin_w3g128.svg"));
 
+  // A plan: the linears that gain most per bit at w4g128, the rest w2g64, within 2.75 bits; qmr eval runs it.
+  const std::string plan = (dir / "p.plan").string();
+  const result pl = run("sensitivity --n 2 --units linears --quant w2g64,w4g128 --plan-bits 2.75 --plan-out " + plan + " --quiet");
+  INFO(pl.output);
+  REQUIRE(pl.status == 0);
+  CHECK(pl.output.find("bits per weight (budget 2.7500)") != std::string::npos);
+  const result ev = run("eval --task synthetic --n 3 --quant @" + plan);
+  INFO(ev.output);
+  CHECK(ev.status == 0);
+  const result one = run("sensitivity --n 2 --units linears --quant w2g64 --plan-bits 2.75 --plan-out " + plan);
+  CHECK(one.status != 0);
+  CHECK(one.output.find("--plan-out needs two --quant formats") != std::string::npos);
+
   const result bad_units = run("sensitivity --n 2 --units rows");
   CHECK(bad_units.status != 0);
   CHECK(bad_units.output.find("'rows' is not linears, layers, components or all") != std::string::npos);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -271,5 +272,84 @@ class sensitivity_probe {
   std::vector<std::int32_t> ref_arg_;   // [positions] its argmax
   unit_result reference_;
 };
+
+// ---------------------------------------------------------------------------
+// Bit allocation from sensitivities: which linears get the higher of two formats under a
+// budget of bits per weight. Every linear starts at `low`; each gains (KL at low - KL at
+// high) for its extra bits (its weights x the formats' bits-per-weight difference), and the
+// linears with the most KL saved per extra bit are raised to `high`, best first, while the
+// average over all the linears stays within the budget (a greedy knapsack on measured,
+// one-at-a-time sensitivities: it ranks by how much each linear alone hurts; errors of
+// several quantized linears add up to more than their sum, so the KL it predicts is a lower
+// bound and accuracy has to be measured, e.g. with qmr eval --quant @PLAN).
+
+struct allocation_item {
+  std::string tensor;                 // the linear's name
+  int layer = -1;
+  std::string component;
+  std::int64_t weights = 0;           // rows x cols
+  std::int64_t cols = 0;
+  double kl_low = 0, kl_high = 0;     // its one-at-a-time KL at the two formats
+};
+
+struct allocation {
+  std::vector<bool> high;             // per item: raised to the higher format
+  double bits_per_weight = 0;         // the average over the items' weights
+  double kl_sum = 0;                  // Σ of the chosen formats' one-at-a-time KL
+};
+
+inline allocation allocate_bits(const std::vector<allocation_item>& items, const quant::format_spec& low,
+                                const quant::format_spec& high, double budget_bits) {
+  check(low.is_quantized() && high.is_quantized(), "bit allocation needs two quantized formats, got " + low.str() + " and " + high.str());
+  check(!items.empty(), "bit allocation needs at least one linear");
+  double total_w = 0, bits = 0;
+  std::vector<double> extra(items.size());  // bits the raise costs
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto& it = items[i];
+    check(it.weights > 0 && it.cols > 0, "bit allocation: " + it.tensor + " has no weights");
+    const double w = static_cast<double>(it.weights);
+    total_w += w;
+    bits += w * low.bits_per_weight(it.cols);
+    extra[i] = w * (high.bits_per_weight(it.cols) - low.bits_per_weight(it.cols));
+    check(extra[i] > 0, "bit allocation: " + high.str() + " takes no more bits than " + low.str() + " for " + it.tensor);
+  }
+  const double floor_bits = bits / total_w;
+  check(budget_bits >= floor_bits, "a budget of " + std::to_string(budget_bits) + " bits per weight is below " + low.str() + "'s " +
+                                       std::to_string(floor_bits) + " for these linears");
+  std::vector<std::size_t> order(items.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto gain = [&](std::size_t i) { return (items[i].kl_low - items[i].kl_high) / extra[i]; };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return gain(a) > gain(b); });
+  allocation r;
+  r.high.assign(items.size(), false);
+  for (const std::size_t i : order) {
+    if (gain(i) <= 0) break;  // raising it saves nothing measurable
+    if ((bits + extra[i]) / total_w > budget_bits) continue;  // a smaller linear may still fit
+    bits += extra[i];
+    r.high[i] = true;
+  }
+  r.bits_per_weight = bits / total_w;
+  for (std::size_t i = 0; i < items.size(); ++i) r.kl_sum += r.high[i] ? items[i].kl_high : items[i].kl_low;
+  return r;
+}
+
+// The allocation as a precision plan (quant/plan.hpp's text form): one rule per raised linear,
+// `low` by default, the embedding and output head kept as stored (as uniform formats keep them).
+inline std::string allocation_plan(const std::vector<allocation_item>& items, const allocation& a, const quant::format_spec& low,
+                                   const quant::format_spec& high, bool tied_head, const std::string& note) {
+  std::string s = "# " + note + "\n# " + std::to_string(std::count(a.high.begin(), a.high.end(), true)) + " of " +
+                  std::to_string(items.size()) + " linears at " + high.str() + ", the rest " + low.str() + ": " +
+                  std::to_string(a.bits_per_weight) + " bits per weight over the layer linears\n";
+  for (std::size_t i = 0; i < items.size(); ++i)
+    if (a.high[i]) {
+      char kl[96];
+      std::snprintf(kl, sizeof kl, "   # KL %.3g -> %.3g", items[i].kl_low, items[i].kl_high);
+      s += "layers " + std::to_string(items[i].layer) + " " + items[i].component + " " + high.str() + kl + "\n";
+    }
+  s += "embed keep\n";
+  if (!tied_head) s += "lm_head keep\n";
+  s += "default " + low.str() + "\n";
+  return s;
+}
 
 }  // namespace qmr::probe
