@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The main job: a quantization study on the bundled model (models/qmr-math). Builds qmr, then
-# evaluates the model on synthetic math problems (all 11 operation types x levels 1-5, from a
-# seed never used in training) as stored (bf16) and after round-to-nearest quantization to
-# w8g128, w4g128, w3g128 and w2g64, and prints accuracy by level, by operation type and the error
-# kinds of the wrong answers. Results: results/study/sweep.json (+ .csv, + the per-item journal,
-# so that an interrupted run resumes where it stopped).
+#  1. evaluates the model on synthetic math problems (all 11 operation types x levels 1-5, from a
+#     seed never used in training) as stored (bf16) and after round-to-nearest quantization to
+#     w8g128, w4g128, w3g128 and w2g64, and prints accuracy by level, by operation type and the
+#     error kinds of the wrong answers;
+#  2. measures which layers and components break first: each linear, layer and component
+#     quantized alone to w2g64 and to w4g128 (KL to the unquantized model on 64 problems' reference
+#     answers), and from it a mixed-precision plan of 2.75 bits per weight;
+#  3. evaluates that plan beside uniform w2g64 and w4g128 on problems the plan never saw.
+# Results: results/study/sweep.json, sensitivity.json (+ .csv, + .svg heatmaps), plan_2.75.txt,
+# plan.json; the evaluations journal every item and the sensitivity every unit, so an
+# interrupted run resumes where it stopped.
 # Usage: tools/run_study.sh [N problems per precision, default 550]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +25,11 @@ mkdir -p "$out"
 build/tools/qmr inspect models/qmr-math | tail -n 1
 build/tools/qmr eval --model models/qmr-math --task synthetic --n "$n" --seed 1000 \
   --quant stored,w8g128,w4g128,w3g128,w2g64 --threads "$(nproc)" --out "$out/sweep.json"
+echo
+echo "== Which layers and components break first (each quantized alone; KL to the unquantized model)"
+build/tools/qmr sensitivity --model models/qmr-math --quant w2g64,w4g128 --n 64 --seed 1000 --threads "$(nproc)" \
+  --plan-bits 2.75 --plan-out "$out/plan_2.75.txt" --out "$out/sensitivity.json"
+echo
+echo "== The sensitivity plan (2.75 bits per weight) beside uniform formats, on problems it was not fit on"
+build/tools/qmr eval --model models/qmr-math --task synthetic --n "$n" --seed 2000 \
+  --quant w2g64,@"$out/plan_2.75.txt",w4g128 --threads "$(nproc)" --out "$out/plan.json"
