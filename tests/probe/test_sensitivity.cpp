@@ -68,6 +68,20 @@ std::vector<float> all_logits(const qmr::model::model& m, const std::vector<forc
   return out;
 }
 
+// The small model, n random items and the unquantized model's logits at their scored positions.
+struct fixture {
+  qmr::testing::temp_dir dir;
+  qmr::model::model m;
+  std::vector<forced_item> items;
+  std::vector<float> logits;  // [scored positions, vocab]
+  fixture(int n, std::uint32_t seed) {
+    write_model(dir / "m");
+    m = qmr::model::model::load(dir / "m");
+    items = random_items(n, 96, seed);
+    logits = all_logits(m, items);
+  }
+};
+
 std::vector<double> log_softmax(const float* z, std::int64_t n) {
   double top = z[0];
   for (std::int64_t v = 1; v < n; ++v) top = std::max(top, static_cast<double>(z[v]));
@@ -100,12 +114,10 @@ TEST_CASE("sensitivity units: one per linear, per layer, per component, and all"
 }
 
 TEST_CASE("sensitivity: the reference scores itself as an independent forward pass does", "[probe]") {
-  qmr::testing::temp_dir dir;
-  write_model(dir / "m");
-  auto m = qmr::model::model::load(dir / "m");
-  const auto items = random_items(12, 96, 3);
-  const std::vector<float> z = all_logits(m, items);
-  qmr::probe::sensitivity_probe p(m, items);
+  fixture f(12, 3);
+  const auto& items = f.items;
+  const std::vector<float>& z = f.logits;
+  qmr::probe::sensitivity_probe p(f.m, items);
   const auto& ref = p.reference();
   CHECK(ref.kl == 0.0);
   CHECK(ref.top1 == 1.0);
@@ -135,11 +147,11 @@ TEST_CASE("sensitivity: the reference scores itself as an independent forward pa
 }
 
 TEST_CASE("sensitivity: KL falls as bits rise, matches a model quantized by hand, and leaves the weights as they were", "[probe]") {
-  qmr::testing::temp_dir dir;
-  write_model(dir / "m");
-  auto m = qmr::model::model::load(dir / "m");
-  const auto items = random_items(10, 96, 5);
-  const std::vector<float> before = all_logits(m, items);
+  fixture f(10, 5);
+  auto& m = f.m;
+  const auto& items = f.items;
+  const std::vector<float>& before = f.logits;
+  const auto& dir = f.dir;
   qmr::probe::sensitivity_probe p(m, items);
   const auto units = qmr::probe::sensitivity_units(m, true, true, false, true);
   const auto& all = units.back();
@@ -199,9 +211,8 @@ TEST_CASE("sensitivity: KL falls as bits rise, matches a model quantized by hand
 }
 
 TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the weights as they were", "[probe]") {
-  qmr::testing::temp_dir dir;
-  write_model(dir / "m");
-  auto m = qmr::model::model::load(dir / "m");
+  fixture f(6, 11);
+  auto& m = f.m;
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(qmr::probe::sensitivity_probe(m, {}), Contains("at least one item"));
   auto items = random_items(4, 96, 9);
@@ -214,8 +225,7 @@ TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the 
   items[3].level = 6;
   CHECK_THROWS_WITH(qmr::probe::sensitivity_probe(m, items), Contains("item 3") && Contains("level 6"));
 
-  items = random_items(6, 96, 11);
-  const std::vector<float> before = all_logits(m, items);
+  items = f.items;
   qmr::probe::sensitivity_probe p(m, items);
   CHECK_THROWS_WITH(p.measure(qmr::probe::unit{unit_kind::layer, 0, "", "empty", {}}, quant::parse_format("w4g32")),
                     Contains("quantizes no tensor"));
@@ -227,7 +237,7 @@ TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the 
   // fails after its first was quantized, and puts the first back.
   qmr::probe::unit mixed{unit_kind::layer, 0, "", "mixed", {"model.layers.0.mlp.down_proj.weight", "model.layers.0.self_attn.o_proj.weight"}};
   CHECK_THROWS_WITH(p.measure(mixed, quant::parse_format("w4g128")), Contains("o_proj") && Contains("64 columns"));
-  CHECK(all_logits(m, items) == before);
+  CHECK(all_logits(m, items) == f.logits);
 }
 
 TEST_CASE("sensitivity: the bundled model's synthetic items are its prompts and reference answers", "[probe]") {
