@@ -222,6 +222,9 @@ TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the 
   items[1].context[0] = 96;
   CHECK_THROWS_WITH(qmr::probe::sensitivity_probe(m, items), Contains("item 1") && Contains("token id 96"));
   items = random_items(4, 96, 9);
+  items[0].context.assign(2048, 5);  // with its continuation, past the model's 2048 positions
+  CHECK_THROWS_WITH(qmr::probe::sensitivity_probe(m, items), Contains("longer than the model's 2048 positions"));
+  items = random_items(4, 96, 9);
   items[3].level = 6;
   CHECK_THROWS_WITH(qmr::probe::sensitivity_probe(m, items), Contains("item 3") && Contains("level 6"));
 

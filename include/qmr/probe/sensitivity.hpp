@@ -150,7 +150,8 @@ class sensitivity_probe {
       positions_ += static_cast<std::int64_t>(it.continuation.size());
       capacity_ = std::max(capacity_, static_cast<int>(it.context.size() + it.continuation.size()));
     }
-    check(capacity_ <= m.config().max_positions,
+    // max_position_embeddings is optional in config.json (0: not given, no limit known)
+    check(m.config().max_positions == 0 || capacity_ <= m.config().max_positions,
           "a sensitivity item of " + std::to_string(capacity_) + " tokens is longer than the model's " +
               std::to_string(m.config().max_positions) + " positions");
     check(positions_ * vocab_ <= max_reference_floats,
