@@ -1,4 +1,4 @@
-// `qmr sensitivity`: which layers and components of a model break first under quantization (probe/sensitivity.hpp), as a table, JSON, CSV and SVG heatmaps; finished units are kept in the JSON after each one, and a rerun with the same settings resumes.
+// `qmr sensitivity`: which layers and components of a model break first under quantization (probe/sensitivity.hpp), as a table, JSON, CSV and SVG heatmaps; finished units are kept in the JSON after each one, and a rerun with the same settings resumes. `qmr stats`: activation and attention statistics per layer (probe/activation_stats.hpp).
 #pragma once
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include "qmr/io/json_file.hpp"
 #include "qmr/io/text_file.hpp"
 #include "qmr/model/generation_config.hpp"
+#include "qmr/probe/activation_stats.hpp"
 #include "qmr/probe/sensitivity.hpp"
 #include "qmr/report/svg.hpp"
 
@@ -230,6 +231,66 @@ inline int run_sensitivity(const sensitivity_args& a) {
       }
     }
     std::printf("%s\n%s.csv\n", a.out.c_str(), base.string().c_str());
+  }
+  return 0;
+}
+
+struct stats_args {
+  std::string dir = default_model_dir(), out;
+  int n = 64;
+  std::uint64_t seed = 1000;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+};
+
+inline CLI::App* add_stats_command(CLI::App& app, stats_args& a) {
+  auto* c = app.add_subcommand("stats", "Activation and attention statistics per layer on synthetic problems: RMS, peak, kurtosis, "
+                                        "outlier channels and int8/int4 per-token error of every linear's input; attention entropy");
+  c->add_option("--model", a.dir, "model directory (default: the bundled model)")->capture_default_str();
+  c->add_option("--n", a.n, "synthetic problems run (prompt and reference answer)")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1, 100000));
+  c->add_option("--seed", a.seed, "seed of the problems")->capture_default_str()->transform(decimal_integer(false));
+  c->add_option("--threads", a.threads, "worker threads")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1u, max_threads));
+  c->add_option("--out", a.out, "results JSON");
+  return c;
+}
+
+inline int run_stats(const stats_args& a) {
+  namespace probe = qmr::probe;
+  qmr::thread_pool pool(a.threads);
+  const qmr::model::model m = qmr::model::model::load(a.dir);
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
+  const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
+  const auto items = probe::synthetic_items(tok, static_cast<std::size_t>(a.n), a.seed, stops.empty() ? -1 : stops.front());
+  const probe::activation_report r = probe::activation_statistics(m, items, &pool);
+  std::printf("model %s: %d synthetic problems (seed %llu), %lld tokens\n\n", a.dir.c_str(), a.n, static_cast<unsigned long long>(a.seed),
+              static_cast<long long>(r.tokens));
+  std::printf("| layer | input of | RMS | max abs | max / RMS | kurtosis | channels > %.0f RMS | top channel | int8 error | int4 error |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n",
+              probe::outlier_rms_multiple);
+  nlohmann::json j = {{"model", a.dir}, {"n", a.n}, {"seed", a.seed}, {"tokens", r.tokens}, {"points", nlohmann::json::array()},
+                      {"attention", nlohmann::json::array()}};
+  for (const auto& p : r.points) {
+    std::printf("| %d | %s | %.4g | %.4g | %.1f | %.1f | %lld of %lld | %lld | %.2e | %.2e |\n", p.layer, probe::stat_point_name(p.point),
+                p.rms, p.max_abs, p.rms > 0 ? p.max_abs / p.rms : 0.0, p.kurtosis, static_cast<long long>(p.outlier_channels),
+                static_cast<long long>(p.channels), static_cast<long long>(p.top_channel), p.a8_error, p.a4_error);
+    j["points"].push_back({{"layer", p.layer}, {"point", qmr::model::component_name(p.point)}, {"tokens", p.tokens},
+                           {"channels", p.channels}, {"rms", p.rms}, {"max_abs", p.max_abs}, {"kurtosis", p.kurtosis},
+                           {"outlier_channels", p.outlier_channels}, {"top_channel", p.top_channel}, {"a8_error", p.a8_error},
+                           {"a4_error", p.a4_error}});
+  }
+  std::printf("\n| layer | attention entropy (nats) | mass on the first token |\n|---|---|---|\n");
+  for (const auto& at : r.attention) {
+    std::printf("| %d | %.3f | %.3f |\n", at.layer, at.entropy, at.first_token_mass);
+    j["attention"].push_back({{"layer", at.layer}, {"entropy", at.entropy}, {"first_token_mass", at.first_token_mass}});
+  }
+  if (!a.out.empty()) {
+    qmr::io::write_text_file(a.out, j.dump(1));
+    std::printf("\n%s\n", a.out.c_str());
   }
   return 0;
 }

@@ -509,6 +509,9 @@ int main(int argc, char** argv) {
   qmr_cli::sensitivity_args sens;
   auto* sensitivity = qmr_cli::add_sensitivity_command(app, sens);
 
+  qmr_cli::stats_args st;
+  auto* stats = qmr_cli::add_stats_command(app, st);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
@@ -518,6 +521,7 @@ int main(int argc, char** argv) {
     if (*eval) return qmr_cli::run_eval(e);
     if (*bench) return qmr_cli::run_bench(b);
     if (*sensitivity) return qmr_cli::run_sensitivity(sens);
+    if (*stats) return qmr_cli::run_stats(st);
     if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
       if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())

@@ -7,9 +7,10 @@
 #  2. measures which layers and components break first: each linear, layer and component
 #     quantized alone to w2g64 and to w4g128 (KL to the unquantized model on 64 problems' reference
 #     answers), and from it a mixed-precision plan of 2.75 bits per weight;
-#  3. evaluates that plan beside uniform w2g64 and w4g128 on problems the plan never saw.
+#  3. prints activation statistics per layer (outlier channels, kurtosis, int8/int4 error);
+#  4. evaluates that plan beside uniform w2g64 and w4g128 on problems the plan never saw.
 # Results: results/study/sweep.json, sensitivity.json (+ .csv, + .svg heatmaps), plan_2.75.txt,
-# plan.json; the evaluations journal every item and the sensitivity every unit, so an
+# stats.json, plan.json; the evaluations journal every item and the sensitivity every unit, so an
 # interrupted run resumes where it stopped.
 # Usage: tools/run_study.sh [N problems per precision, default 550]
 set -euo pipefail
@@ -29,6 +30,9 @@ echo
 echo "== Which layers and components break first (each quantized alone; KL to the unquantized model)"
 build/tools/qmr sensitivity --model models/qmr-math --quant w2g64,w4g128 --n 64 --seed 1000 --threads "$(nproc)" \
   --plan-bits 2.75 --plan-out "$out/plan_2.75.txt" --out "$out/sensitivity.json"
+echo
+echo "== Where the activations are hard to quantize (per layer: outlier channels, kurtosis, int8/int4 error)"
+build/tools/qmr stats --model models/qmr-math --n 32 --seed 1000 --threads "$(nproc)" --out "$out/stats.json"
 echo
 echo "== The sensitivity plan (2.75 bits per weight) beside uniform formats, on problems it was not fit on"
 build/tools/qmr eval --model models/qmr-math --task synthetic --n "$n" --seed 2000 \

@@ -766,3 +766,23 @@ TEST_CASE("qmr sensitivity measures the bundled model unit by unit, writes JSON,
   const result bad_n = run("sensitivity --n 0");
   CHECK(bad_n.status != 0);
 }
+
+TEST_CASE("qmr stats prints and writes activation and attention statistics per layer", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const std::string out = (dir / "stats.json").string();
+  const result r = run("stats --n 3 --threads 2 --out " + out);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("| 9 | down input |") != std::string::npos);
+  CHECK(r.output.find("attention entropy") != std::string::npos);
+  nlohmann::json j;
+  std::ifstream(out) >> j;
+  REQUIRE(j["points"].size() == 10 * 5);
+  REQUIRE(j["attention"].size() == 10);
+  for (const auto& p : j["points"]) {
+    CHECK(p["rms"].get<double>() > 0.0);
+    CHECK(p["a4_error"].get<double>() > p["a8_error"].get<double>());
+  }
+  const result bad = run("stats --n 0");
+  CHECK(bad.status != 0);
+}
