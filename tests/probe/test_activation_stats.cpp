@@ -4,31 +4,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "../temp_dir.hpp"
-#include "qmr/io/synthetic_checkpoint.hpp"
+#include "fixtures.hpp"
 #include "qmr/probe/activation_stats.hpp"
 
 namespace {
 
 using qmr::model::component;
-
-std::vector<qmr::probe::forced_item> some_items(int n, std::uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_int_distribution<std::int32_t> id(0, 95);
-  std::vector<qmr::probe::forced_item> items;
-  for (int i = 0; i < n; ++i) {
-    qmr::probe::forced_item it;
-    it.context.resize(4 + i % 5);
-    it.continuation.resize(3 + i % 4);
-    for (auto& t : it.context) t = id(g);
-    for (auto& t : it.continuation) t = id(g);
-    items.push_back(it);
-  }
-  return items;
-}
 
 // Σ (x - q)² for one row quantized per token, symmetric, to `bits` (round half to even).
 double row_error(const std::vector<float>& row, int bits) {
@@ -48,15 +32,9 @@ double row_error(const std::vector<float>& row, int bits) {
 
 TEST_CASE("activation statistics: every figure of a layer against the captured activations", "[probe]") {
   qmr::testing::temp_dir dir;
-  qmr::io::synthetic_config cfg;
-  cfg.hidden = 64;
-  cfg.intermediate = 128;
-  cfg.heads = 4;
-  cfg.kv_heads = 2;
-  cfg.vocab = 96;
-  qmr::io::write_synthetic_checkpoint(dir / "m", cfg);
+  qmr::testing::write_probe_model(dir / "m");
   const auto m = qmr::model::model::load(dir / "m");
-  const auto items = some_items(7, 5);
+  const auto items = qmr::testing::random_items(7, 96, 5);
   const auto rep = qmr::probe::activation_statistics(m, items);
   REQUIRE(rep.points.size() == 2 * std::size(qmr::probe::stat_points));
   REQUIRE(rep.attention.size() == 2);

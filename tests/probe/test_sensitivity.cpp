@@ -5,12 +5,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "../temp_dir.hpp"
-#include "qmr/io/synthetic_checkpoint.hpp"
+#include "fixtures.hpp"
 #include "qmr/model/generation_config.hpp"
 #include "qmr/probe/sensitivity.hpp"
 #include "qmr/report/svg.hpp"
@@ -18,38 +17,9 @@
 namespace {
 
 using qmr::probe::forced_item;
+using qmr::testing::random_items;
 using qmr::probe::unit_kind;
 namespace quant = qmr::quant;
-
-// A small random Llama-shaped checkpoint: hidden 64, 2 layers, vocabulary 96.
-void write_model(const std::filesystem::path& dir) {
-  qmr::io::synthetic_config c;
-  c.hidden = 64;
-  c.intermediate = 128;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.vocab = 96;
-  c.seed = 7;
-  qmr::io::write_synthetic_checkpoint(dir, c);
-}
-
-// n items of random ids: contexts of 3-9 tokens, continuations of 2-7, levels 1-5 in turn.
-std::vector<forced_item> random_items(int n, std::int32_t vocab, std::uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_int_distribution<std::int32_t> id(0, vocab - 1);
-  std::vector<forced_item> items;
-  for (int i = 0; i < n; ++i) {
-    forced_item it;
-    it.context.resize(3 + i % 7);
-    it.continuation.resize(2 + i % 6);
-    for (auto& t : it.context) t = id(g);
-    for (auto& t : it.continuation) t = id(g);
-    it.level = 1 + i % 5;
-    items.push_back(it);
-  }
-  return items;
-}
 
 // Every scored position's logits of a fresh session over the items, in order.
 std::vector<float> all_logits(const qmr::model::model& m, const std::vector<forced_item>& items) {
@@ -75,7 +45,7 @@ struct fixture {
   std::vector<forced_item> items;
   std::vector<float> logits;  // [scored positions, vocab]
   fixture(int n, std::uint32_t seed) {
-    write_model(dir / "m");
+    qmr::testing::write_probe_model(dir / "m");
     m = qmr::model::model::load(dir / "m");
     items = random_items(n, 96, seed);
     logits = all_logits(m, items);
@@ -96,7 +66,7 @@ std::vector<double> log_softmax(const float* z, std::int64_t n) {
 
 TEST_CASE("sensitivity units: one per linear, per layer, per component, and all", "[probe]") {
   qmr::testing::temp_dir dir;
-  write_model(dir / "m");
+  qmr::testing::write_probe_model(dir / "m");
   const auto m = qmr::model::model::load(dir / "m");
   const auto units = qmr::probe::sensitivity_units(m, true, true, true, true);
   REQUIRE(units.size() == 14 + 2 + 7 + 1);
@@ -313,7 +283,7 @@ TEST_CASE("bit allocation: the most KL saved per extra bit first, within the bud
 
   // As a plan over a model: each raised linear gets w4g128, the rest w2g64, the embedding and head stay.
   qmr::testing::temp_dir dir;
-  write_model(dir / "m");
+  qmr::testing::write_probe_model(dir / "m");
   const auto m = qmr::model::model::load(dir / "m");
   std::vector<allocation_item> lin;
   for (const auto& u : qmr::probe::sensitivity_units(m, true, false, false, false)) {
