@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -63,6 +64,21 @@ inline CLI::App* add_sensitivity_command(CLI::App& app, sensitivity_args& a) {
 
 namespace detail {
 
+// The model's first stop token (-1 when it has none) and n synthetic problems as teacher-forced
+// items in its own tokenizer's ids: what both probes run.
+struct probe_items {
+  std::int32_t eos = -1;
+  std::vector<qmr::probe::forced_item> items;
+};
+inline probe_items synthetic_probe_items(const qmr::model::model& m, const std::string& dir, int n, std::uint64_t seed) {
+  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(dir) / "tokenizer.json");
+  const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
+  probe_items r;
+  r.eos = stops.empty() ? -1 : stops.front();
+  r.items = qmr::probe::synthetic_items(tok, static_cast<std::size_t>(n), seed, r.eos);
+  return r;
+}
+
 inline nlohmann::json sensitivity_json(const qmr::probe::unit_result& r, const std::string& format) {
   nlohmann::json by_level = nlohmann::json::object();
   for (int l = 1; l <= qmr::probe::max_level; ++l)
@@ -96,9 +112,8 @@ inline int run_sensitivity(const sensitivity_args& a) {
              "--plan-out needs two --quant formats, --units with linears and --plan-bits");
   qmr::thread_pool pool(a.threads);
   qmr::model::model m = qmr::model::model::load(a.dir);
-  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
-  const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
-  const std::int32_t eos = stops.empty() ? -1 : stops.front();
+  detail::probe_items in = detail::synthetic_probe_items(m, a.dir, a.n, a.seed);
+  const std::int32_t eos = in.eos;
   const std::vector<probe::unit> units = probe::sensitivity_units(m, linears, layers, components, all);
   qmr::check(!units.empty(), "--units selects no unit of this model");
 
@@ -115,7 +130,7 @@ inline int run_sensitivity(const sensitivity_args& a) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  probe::sensitivity_probe p(m, probe::synthetic_items(tok, static_cast<std::size_t>(a.n), a.seed, eos), &pool);
+  probe::sensitivity_probe p(m, std::move(in.items), &pool);
   const probe::unit_result& ref = p.reference();
   std::printf("model %s: %d synthetic problems (seed %llu), %lld answer tokens scored; unquantized: NLL %.4f, answers verbatim %.1f%%\n",
               a.dir.c_str(), a.n, static_cast<unsigned long long>(a.seed), static_cast<long long>(p.positions()), ref.nll,
@@ -263,10 +278,7 @@ inline int run_stats(const stats_args& a) {
   namespace probe = qmr::probe;
   qmr::thread_pool pool(a.threads);
   const qmr::model::model m = qmr::model::model::load(a.dir);
-  const auto tok = qmr::text::tokenizer::load(std::filesystem::path(a.dir) / "tokenizer.json");
-  const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
-  const auto items = probe::synthetic_items(tok, static_cast<std::size_t>(a.n), a.seed, stops.empty() ? -1 : stops.front());
-  const probe::activation_report r = probe::activation_statistics(m, items, &pool);
+  const probe::activation_report r = probe::activation_statistics(m, detail::synthetic_probe_items(m, a.dir, a.n, a.seed).items, &pool);
   std::printf("model %s: %d synthetic problems (seed %llu), %lld tokens\n\n", a.dir.c_str(), a.n, static_cast<unsigned long long>(a.seed),
               static_cast<long long>(r.tokens));
   std::printf("| layer | input of | RMS | max abs | max / RMS | kurtosis | channels > %.0f RMS | top channel | int8 error | int4 error |\n"

@@ -33,6 +33,12 @@ struct linear_weight {
   }
 };
 
+// Whether w can take the quantized format `spec`: whole 8-column runs (the kernels' packing)
+// and whole groups.
+inline bool fits_format(const linear_weight& w, const quant::format_spec& spec) {
+  return w.cols % 8 == 0 && (spec.group == quant::per_channel || w.cols % spec.group == 0);
+}
+
 // Which implementation a matmul runs: the SIMD kernels (simd::gemm_best: runtime
 // dispatch in the qmr tools, else the ISA the program is compiled for) or the
 // scalar reference they are tested against. Both sum in f32; they differ only in

@@ -89,8 +89,7 @@ class model {
       const bool skipped = std::any_of(skip.begin(), skip.end(), [&](const std::string& s) {
         return w.name.find(s) != std::string::npos;
       });
-      const bool fits = w.cols % 8 == 0 && (spec.group == quant::per_channel || w.cols % spec.group == 0);
-      if (skipped || !fits || w.spec.is_quantized()) {
+      if (skipped || !fits_format(w, spec) || w.spec.is_quantized()) {
         kept.push_back(w.name);
         return;
       }

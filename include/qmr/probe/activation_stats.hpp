@@ -11,7 +11,7 @@
 #include "../core/thread_pool.hpp"
 #include "../model/forward.hpp"
 #include "../quant/act_quant.hpp"
-#include "sensitivity.hpp"  // forced_item
+#include "sensitivity.hpp"  // forced_item, check_items
 
 namespace qmr::probe {
 
@@ -60,7 +60,6 @@ struct activation_report {
 
 // Runs each item's tokens (context, then continuation) through m and gathers the statistics.
 inline activation_report activation_statistics(const model::model& m, const std::vector<forced_item>& items, thread_pool* pool = nullptr) {
-  check(!items.empty(), "activation statistics need at least one item");
   const model::model_config& c = m.config();
   constexpr std::size_t P = std::size(stat_points);
   struct acc {
@@ -73,11 +72,7 @@ inline activation_report activation_statistics(const model::model& m, const std:
   std::vector<double> ent(static_cast<std::size_t>(c.layers), 0.0), sink(static_cast<std::size_t>(c.layers), 0.0);
   std::vector<std::int64_t> ent_rows(static_cast<std::size_t>(c.layers), 0), sink_rows(ent_rows);
   std::vector<float> row_q;  // [channels] one row, fake-quantized
-  int capacity = 0;
-  for (const auto& it : items) capacity = std::max(capacity, static_cast<int>(it.context.size() + it.continuation.size()));
-  check(c.max_positions == 0 || capacity <= c.max_positions,
-        "an item of " + std::to_string(capacity) + " tokens is longer than the model's " + std::to_string(c.max_positions) + " positions");
-  model::session s(m, capacity, pool);
+  model::session s(m, check_items(items, c, "activation statistics"), pool);
   s.set_hook([&](const model::activation& act) {
     if (act.layer < 0) return;
     if (act.what == model::component::attn_probs) {  // rows t * heads + h over positions 0 .. position + t
@@ -135,9 +130,6 @@ inline activation_report activation_statistics(const model::model& m, const std:
   for (const auto& it : items) {
     ids.assign(it.context.begin(), it.context.end());
     ids.insert(ids.end(), it.continuation.begin(), it.continuation.end());
-    for (const std::int32_t id : ids)
-      check(id >= 0 && id < c.vocab, "activation statistics: token id " + std::to_string(id) + " is outside the vocabulary of " +
-                                         std::to_string(c.vocab));
     s.reset();
     static_cast<void>(s.forward(ids, false));
     rep.tokens += static_cast<std::int64_t>(ids.size());

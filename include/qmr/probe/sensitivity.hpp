@@ -49,6 +49,31 @@ inline std::vector<forced_item> synthetic_items(const text::tokenizer& tok, std:
   return items;
 }
 
+// Checks items against a model's config (`who` starts the messages): at least one item, each
+// with a non-empty context and continuation, a level in 0..max_level and token ids inside the
+// vocabulary, none longer than max_position_embeddings (when config.json gives it). Returns the
+// longest item's tokens: the session capacity the items need.
+inline int check_items(const std::vector<forced_item>& items, const model::model_config& c, const std::string& who) {
+  check(!items.empty(), who + " needs at least one item");
+  int capacity = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const forced_item& it = items[i];
+    const std::string where = who + " item " + std::to_string(i);
+    check(!it.context.empty() && !it.continuation.empty(), where + ": the context and the continuation must be non-empty");
+    check(it.level >= 0 && it.level <= max_level,
+          where + ": level " + std::to_string(it.level) + " is outside 0.." + std::to_string(max_level));
+    for (const auto* ids : {&it.context, &it.continuation})
+      for (const std::int32_t id : *ids)
+        check(id >= 0 && id < c.vocab, where + ": token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(c.vocab));
+    capacity = std::max(capacity, static_cast<int>(it.context.size() + it.continuation.size()));
+  }
+  // max_position_embeddings is optional in config.json (0: not given, no limit known)
+  check(c.max_positions == 0 || capacity <= c.max_positions,
+        "a " + who + " item of " + std::to_string(capacity) + " tokens is longer than the model's " + std::to_string(c.max_positions) +
+            " positions");
+  return capacity;
+}
+
 // What a unit quantizes: kind linear (one tensor), layer (the seven linears of a layer),
 // component (one of q, k, v, o, gate, up, down in every layer) or all (every layer linear;
 // the embedding and the output head stay as stored in every unit).
@@ -135,25 +160,9 @@ class sensitivity_probe {
 
   sensitivity_probe(model::model& m, std::vector<forced_item> items, thread_pool* pool = nullptr)
       : m_(&m), items_(std::move(items)), pool_(pool) {
-    check(!items_.empty(), "sensitivity needs at least one item");
+    capacity_ = check_items(items_, m.config(), "sensitivity");
     vocab_ = m.config().vocab;
-    for (std::size_t i = 0; i < items_.size(); ++i) {
-      const forced_item& it = items_[i];
-      check(!it.context.empty() && !it.continuation.empty(),
-            "sensitivity item " + std::to_string(i) + ": the context and the continuation must be non-empty");
-      check(it.level >= 0 && it.level <= max_level,
-            "sensitivity item " + std::to_string(i) + ": level " + std::to_string(it.level) + " is outside 0.." + std::to_string(max_level));
-      for (const auto* ids : {&it.context, &it.continuation})
-        for (const std::int32_t id : *ids)
-          check(id >= 0 && id < vocab_, "sensitivity item " + std::to_string(i) + ": token id " + std::to_string(id) +
-                                            " is outside the vocabulary of " + std::to_string(vocab_));
-      positions_ += static_cast<std::int64_t>(it.continuation.size());
-      capacity_ = std::max(capacity_, static_cast<int>(it.context.size() + it.continuation.size()));
-    }
-    // max_position_embeddings is optional in config.json (0: not given, no limit known)
-    check(m.config().max_positions == 0 || capacity_ <= m.config().max_positions,
-          "a sensitivity item of " + std::to_string(capacity_) + " tokens is longer than the model's " +
-              std::to_string(m.config().max_positions) + " positions");
+    for (const forced_item& it : items_) positions_ += static_cast<std::int64_t>(it.continuation.size());
     check(positions_ * vocab_ <= max_reference_floats,
           std::to_string(positions_) + " scored positions x " + std::to_string(vocab_) +
               " tokens of vocabulary exceed the reference's limit of 2^28 log-probabilities (score fewer items)");
@@ -181,7 +190,7 @@ class sensitivity_probe {
     for (const std::string& name : u.tensors) {
       model::linear_weight& w = m_->linear(name);
       check(!w.spec.is_quantized(), "sensitivity: " + name + " is already quantized (" + w.spec.str() + "); probe a dense model");
-      check(w.cols % 8 == 0 && (spec.group == quant::per_channel || w.cols % spec.group == 0),
+      check(model::fits_format(w, spec),
             "sensitivity: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
       const std::vector<float> f32 = m_->linear_f32(w);  // [rows, cols]
       held.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
