@@ -18,6 +18,7 @@
 #include "cmd_bench.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_quantize.hpp"
+#include "cmd_report.hpp"
 #include "cmd_sensitivity.hpp"
 #include "cuda_backend.hpp"
 #include "qmr/eval/synth.hpp"
@@ -512,6 +513,9 @@ int main(int argc, char** argv) {
   qmr_cli::stats_args st;
   auto* stats = qmr_cli::add_stats_command(app, st);
 
+  qmr_cli::report_args rep;
+  auto* report = qmr_cli::add_report_command(app, rep);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*inspect) return run_inspect(inspect_path, inspect_json);
@@ -522,6 +526,7 @@ int main(int argc, char** argv) {
     if (*bench) return qmr_cli::run_bench(b);
     if (*sensitivity) return qmr_cli::run_sensitivity(sens);
     if (*stats) return qmr_cli::run_stats(st);
+    if (*report) return qmr_cli::run_report(rep);
     if (*synth) return run_synth(s_n, s_types, s_levels, s_options, s_out);
     if (*quantize) {
       if (q_method != "rtn" || !q_plan.empty() || !q_act.empty())

@@ -786,3 +786,46 @@ TEST_CASE("qmr stats prints and writes activation and attention statistics per l
   const result bad = run("stats --n 0");
   CHECK(bad.status != 0);
 }
+
+TEST_CASE("qmr report turns a folder of eval and stats results into Markdown, HTML and charts, and names a broken file", "[cli]") {
+  qmr::testing::temp_dir dir;
+  const result ev = run("eval --task synthetic --n 22 --seed 1000 --threads 2 --quant stored,w2g64 --out " + (dir / "sweep.json").string());
+  INFO(ev.output);
+  REQUIRE(ev.status == 0);
+  const result st = run("stats --n 2 --threads 2 --out " + (dir / "stats.json").string());
+  REQUIRE(st.status == 0);
+  {
+    nlohmann::json sweep;
+    std::ifstream(dir / "sweep.json") >> sweep;
+    // qmr eval records the bits per weight of the layer linears for the report's axis.
+    CHECK(sweep["runs"][0]["efficiency"]["layer_bits_per_weight"].get<double>() == Approx(16.0));
+    CHECK(sweep["runs"][1]["efficiency"]["layer_bits_per_weight"].get<double>() == Approx(2.28125));
+  }
+  std::ofstream(dir / "notes.json") << "{\"hello\": 1}";  // not a results file: skipped, said so
+  const result r = run("report --dir " + dir.path().string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("notes.json is not a results file") != std::string::npos);
+  CHECK(r.output.find("- Set 1: ") != std::string::npos);
+  CHECK(r.output.find("activation outlier") != std::string::npos);
+  std::ifstream md_in(dir / "report.md"), html_in(dir / "report.html");
+  const std::string md((std::istreambuf_iterator<char>(md_in)), {}), html((std::istreambuf_iterator<char>(html_in)), {});
+  CHECK(md.find("## Findings") != std::string::npos);
+  CHECK(md.find("| w2g64 | 2.28 |") != std::string::npos);
+  std::size_t figures = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "charts")) figures += e.path().extension() == ".svg";
+  CHECK(figures == 5);  // accuracy/bits, levels, types; two activation charts
+  CHECK(html.find("<figure>\n<svg") != std::string::npos);
+
+  // A broken eval file: the error names it and the field.
+  nlohmann::json bad;
+  std::ifstream(dir / "sweep.json") >> bad;
+  bad["runs"][1]["items"][3]["correct"] = "maybe";
+  std::ofstream(dir / "bad.json") << bad.dump();
+  const result b = run("report --eval " + (dir / "bad.json").string() + " --out " + (dir / "o").string());
+  CHECK(b.status != 0);
+  CHECK(b.output.find("bad.json") != std::string::npos);
+  CHECK(b.output.find("runs[1].items[3].correct") != std::string::npos);
+  CHECK(run("report").status != 0);
+  CHECK(run("report --dir " + (dir / "missing").string()).status != 0);
+}
