@@ -8,10 +8,12 @@
 #     quantized alone to w2g64 and to w4g128 (KL to the unquantized model on 64 problems' reference
 #     answers), and from it a mixed-precision plan of 2.75 bits per weight;
 #  3. prints activation statistics per layer (outlier channels, kurtosis, int8/int4 error);
-#  4. evaluates that plan beside uniform w2g64 and w4g128 on problems the plan never saw.
+#  4. evaluates that plan beside uniform w2g64 and w4g128 on problems the plan never saw;
+#  5. writes the report: the findings in words (what breaks first, with paired tests), tables and
+#     SVG charts, as report.md (+ charts/) and one self-contained report.html.
 # Results: results/study/sweep.json, sensitivity.json (+ .csv, + .svg heatmaps), plan_2.75.txt,
-# stats.json, plan.json; the evaluations journal every item and the sensitivity every unit, so an
-# interrupted run resumes where it stopped.
+# stats.json, plan.json, report.md, report.html; the evaluations journal every item and the
+# sensitivity every unit, so an interrupted run resumes where it stopped.
 # Usage: tools/run_study.sh [N problems per precision, default 550]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +39,6 @@ echo
 echo "== The sensitivity plan (2.75 bits per weight) beside uniform formats, on problems it was not fit on"
 build/tools/qmr eval --model models/qmr-math --task synthetic --n "$n" --seed 2000 \
   --quant w2g64,@"$out/plan_2.75.txt",w4g128 --threads "$(nproc)" --out "$out/plan.json"
+echo
+echo "== Findings (the whole report: $out/report.md, $out/report.html)"
+build/tools/qmr report --dir "$out" --title "Quantization study of the bundled model (qmr-math)"

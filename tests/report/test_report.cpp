@@ -273,6 +273,26 @@ TEST_CASE("study_report states what breaks first and carries its charts", "[repo
   CHECK(count(html, "<figure>\n<svg") == 7);
   CHECK(count(md, "](charts/") == 7);
 
+  // Plans against the formats around them; a method against RTN at its bits; a set without
+  // 'stored' compared with its configuration of the most bits.
+  study_inputs plans;
+  plans.evals.push_back(parse_eval_results(
+      nlohmann::json{{"runs",
+                      {run_json("w2g64", answers(100, [](std::size_t i) { return i % 2 == 0; })),
+                       run_json("@plan.txt", answers(100, [](std::size_t i) { return i % 10 == 0; }), 2.75),
+                       run_json("gptq:w2g64", answers(100, [](std::size_t i) { return i % 4 == 0; }), 2.28125),
+                       run_json("w4g128", answers(100, [](std::size_t) { return false; }))}}},
+      "plan.json"));
+  const document pd = study_report(plans);
+  const auto& pf = pd.blocks()[1].items;
+  const auto phas = [&](const std::string& s) { return std::any_of(pf.begin(), pf.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; }); };
+  INFO(to_markdown(pd));
+  CHECK(to_markdown(pd).find("no 'stored' run: every configuration is compared with w4g128") != std::string::npos);
+  // (90 - 50) / (100 - 50) of the gap; (2.75 - 2.28125) / (4.15625 - 2.28125) of the bits
+  CHECK(phas("@plan.txt (2.75 bits/weight) scores 90.0%, against 50.0% for w2g64 (2.28 bits; +40.0 points, 40 / 0 problems only one solved"));
+  CHECK(phas("and 100.0% for w4g128 (4.16 bits; -10.0 points, 0 / 10 problems only one solved, p = 0.002): 80% of the accuracy gap closed with 25% of the extra bits"));
+  CHECK(phas("gptq:w2g64 scores 75.0%, against 50.0% for w2g64 (2.28 bits; +25.0 points, 25 / 0"));
+
   // A set without the reference still reports, and says why it compares nothing.
   study_inputs bare;
   bare.evals.push_back(parse_eval_results(run_json("w4g128", answers(20, [](std::size_t) { return false; })), "x.json"));

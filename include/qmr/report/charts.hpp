@@ -166,7 +166,8 @@ inline std::string line_chart_svg(const chart_axes& a, const std::vector<chart_s
   }
   for (const auto& [v, label] : a.y_refs)
     if (std::isfinite(v) && (!a.y_log || v > 0)) ys.push_back(v);
-  const auto [x0, x1] = detail::axis_range(a.x_min, a.x_max, detail::finite_range(xs));
+  const std::pair<double, double> x_range = detail::axis_range(a.x_min, a.x_max, detail::finite_range(xs));
+  const double x0 = x_range.first, x1 = x_range.second;  // plain names: lambdas capture them (clang 14 cannot capture bindings)
   double y0 = 0, y1 = 1;
   std::vector<double> yticks;
   if (a.y_log) {
@@ -257,7 +258,8 @@ inline std::string bar_chart_svg(const chart_axes& a, const std::vector<std::str
   }
   auto data = detail::finite_range(all);
   if (std::isfinite(data.first)) data.first = std::min(0.0, data.first);
-  const auto [y0, y1] = detail::axis_range(a.y_min, a.y_max, data);
+  const std::pair<double, double> y_range = detail::axis_range(a.y_min, a.y_max, data);
+  const double y0 = y_range.first, y1 = y_range.second;
   std::vector<double> yticks;
   for (const double t : detail::nice_ticks(y0, y1))
     if (t >= y0 - 1e-9 && t <= y1 + 1e-9) yticks.push_back(t);

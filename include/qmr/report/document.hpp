@@ -144,7 +144,13 @@ inline std::string to_html(const document& d) {
     switch (b.k) {
       case block::kind::heading: {
         const std::string tag = "h" + std::to_string(b.level);
-        s += '<' + tag + '>' + svg_escape(b.text) + "</" + tag + ">\n";
+        s += '<';
+        s += tag;
+        s += '>';
+        s += svg_escape(b.text);
+        s += "</";
+        s += tag;
+        s += ">\n";
         break;
       }
       case block::kind::paragraph: s += "<p>" + svg_escape(b.text) + "</p>\n"; break;

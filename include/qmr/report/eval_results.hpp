@@ -76,7 +76,7 @@ inline double format_name_bits(const std::string& weights) {
     const quant::format_spec f = quant::parse_format(weights);
     if (!f.is_quantized()) return f.bits_per_weight(1);
     if (f.group == quant::per_channel) return NAN;
-    return f.bits_per_weight(f.group * 8);  // any multiple of the group: codes + scales (+ zeros) per group
+    return f.bits_per_weight(static_cast<std::int64_t>(f.group) * 8);  // any multiple of the group: codes + scales (+ zeros) per group
   } catch (const error&) {
     return NAN;
   }

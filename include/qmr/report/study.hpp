@@ -184,14 +184,23 @@ inline std::string short_file(const std::string& f) {
 // The eval sections of one problem set; adds its findings.
 inline void eval_sections(document& d, const study_inputs& in, std::size_t set, std::vector<std::string>& findings) {
   const std::vector<eval_run>& runs = in.evals[set];
-  const eval_run* ref = find_run(runs, in.reference);
   const std::string tag = std::to_string(set + 1);
   d.heading("Problem set " + tag + ": " + problem_set_name(runs));
+  // The reference: the named run, else (a set of plans and formats only) the one with the most bits.
+  const eval_run* ref = find_run(runs, in.reference);
+  if (!ref && runs.size() > 1) {
+    for (const auto& r : runs)
+      if (std::isfinite(r.bits_per_weight) && (!ref || r.bits_per_weight > ref->bits_per_weight)) ref = &r;
+    if (ref)
+      d.paragraph("This set has no '" + in.reference + "' run: every configuration is compared with " + ref->weights +
+                  ", the one with the most bits.");
+  }
+  const std::string ref_name = ref ? ref->weights : in.reference;
 
   // Accuracy against bits, with paired comparisons to the reference.
   table t;
   t.header = {"weights", "bits/weight", "accuracy % [95% CI]"};
-  if (ref) t.header.push_back("vs " + in.reference + ": points (only " + in.reference + " / only this), p");
+  if (ref) t.header.push_back("vs " + ref_name + ": points (only " + ref_name + " / only this), p");
   const auto levels = runs.front().by_level();
   for (const auto& [l, c] : levels) t.header.push_back("L" + std::to_string(l));
   std::vector<const eval_run*> by_bits;
@@ -224,7 +233,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     t.rows.push_back(std::move(row));
   }
   d.paragraph("Accuracy by weights, most bits first. Bits per weight count codes, scales and zero points over the layer linears "
-              "(q, k, v, o, gate, up, down). The paired column compares each configuration with " + in.reference +
+              "(q, k, v, o, gate, up, down). The paired column compares each configuration with " + ref_name +
               " on the same problems: the difference in points, the problems only one of the two solved, and the exact McNemar p.");
   d.add_table(std::move(t));
   if (ref) {
@@ -232,12 +241,43 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     if (lowest_held)
       findings.push_back(fmt("Set %s: %s (%s bits/weight) is the fewest bits with no significant loss against %s "
                              "(%.1f%% against %.1f%%).",
-                             tag.c_str(), lowest_held->weights.c_str(), bits_text(lowest_held->bits_per_weight).c_str(), in.reference.c_str(),
+                             tag.c_str(), lowest_held->weights.c_str(), bits_text(lowest_held->bits_per_weight).c_str(), ref_name.c_str(),
                              100.0 * lowest_held->overall().accuracy(), 100.0 * ro.accuracy()));
     if (worst && worst_pr.p < 0.05 && worst_pr.difference() < 0)
       findings.push_back(fmt("Set %s: the largest loss is %s (%s bits/weight): %.1f points below %s (%zu problems lost, %zu gained, p = %s).",
                              tag.c_str(), worst->weights.c_str(), bits_text(worst->bits_per_weight).c_str(), -100.0 * worst_pr.difference(),
-                             in.reference.c_str(), worst_pr.only_b, worst_pr.only_a, p_text(worst_pr.p).c_str()));
+                             ref_name.c_str(), worst_pr.only_b, worst_pr.only_a, p_text(worst_pr.p).c_str()));
+  }
+
+  // Plans and methods against the uniform formats: a method against RTN at the same bits; a plan
+  // against the formats around it, with how much of their accuracy gap it closes for its bits.
+  for (const eval_run* r : by_bits) {
+    if (!std::isfinite(r->bits_per_weight) || std::isfinite(format_name_bits(r->weights))) continue;
+    const eval_run *lo = nullptr, *hi = nullptr, *same = nullptr;
+    for (const eval_run* u : by_bits) {
+      if (!std::isfinite(format_name_bits(u->weights)) || !std::isfinite(u->bits_per_weight)) continue;
+      if (std::abs(u->bits_per_weight - r->bits_per_weight) < 1e-6) same = u;
+      else if (u->bits_per_weight < r->bits_per_weight && (!lo || u->bits_per_weight > lo->bits_per_weight)) lo = u;
+      else if (u->bits_per_weight > r->bits_per_weight && (!hi || u->bits_per_weight < hi->bits_per_weight)) hi = u;
+    }
+    const double acc = r->overall().accuracy();
+    const auto versus = [&](const eval_run* u) {
+      const paired_result pr = paired_compare(*r, *u);
+      return fmt("%.1f%% for %s (%s bits; %+.1f points, %zu / %zu problems only one solved, p = %s)", 100.0 * u->overall().accuracy(),
+                 u->weights.c_str(), bits_text(u->bits_per_weight).c_str(), 100.0 * pr.difference(), pr.only_a, pr.only_b, p_text(pr.p).c_str());
+    };
+    if (same) {
+      findings.push_back(fmt("Set %s: %s scores %.1f%%, against ", tag.c_str(), r->weights.c_str(), 100.0 * acc) + versus(same) + ".");
+    } else if (lo && hi) {
+      std::string f = fmt("Set %s: %s (%s bits/weight) scores %.1f%%, against ", tag.c_str(), r->weights.c_str(),
+                          bits_text(r->bits_per_weight).c_str(), 100.0 * acc) +
+                      versus(lo) + " and " + versus(hi);
+      const double a_lo = lo->overall().accuracy(), a_hi = hi->overall().accuracy();
+      if (a_hi > a_lo)
+        f += fmt(": %.0f%% of the accuracy gap closed with %.0f%% of the extra bits", 100.0 * (acc - a_lo) / (a_hi - a_lo),
+                 100.0 * (r->bits_per_weight - lo->bits_per_weight) / (hi->bits_per_weight - lo->bits_per_weight));
+      findings.push_back(f + ".");
+    }
   }
 
   // Accuracy against bits: uniform formats as a line, everything else as labelled points.
@@ -263,9 +303,9 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
       a.x_label = "bits per weight (layer linears)";
       a.y_label = "accuracy %";
       a.y_max = 100;
-      if (ref) a.y_refs.push_back({100.0 * ref->overall().accuracy(), in.reference});
+      if (ref) a.y_refs.push_back({100.0 * ref->overall().accuracy(), ref_name});
       d.add_figure({in.chart_dir + "/set" + tag + "_accuracy_bits.svg", line_chart_svg(a, series),
-                    "Accuracy against bits per weight, problem set " + tag + "; dashed: " + in.reference + "."});
+                    "Accuracy against bits per weight, problem set " + tag + "; dashed: " + ref_name + "."});
     }
   }
 
@@ -289,22 +329,22 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
   }
 
   if (!ref) {
-    d.paragraph("No run named '" + in.reference + "' in this set: no paired comparisons, nothing said about what breaks first.");
+    d.paragraph("No run named '" + ref_name + "' in this set: no paired comparisons, nothing said about what breaks first.");
     return;
   }
   std::vector<const eval_run*> all;
   for (const auto& r : runs) all.push_back(&r);
   const auto break_table = [&](bool by_level, const char* what) {
-    const auto order = break_order(*ref, all, by_level);
+    auto order = break_order(*ref, all, by_level);
     if (order.empty()) return order;
     table bt;
-    bt.header = {what, in.reference + " %", "breaks first at", "bits/weight", "drop there (points)", "p", "largest drop (points), at"};
+    bt.header = {what, ref_name + " %", "breaks first at", "bits/weight", "drop there (points)", "p", "largest drop (points), at"};
     for (const auto& c : order)
       bt.rows.push_back({c.category, pct(c.reference_accuracy), c.breaks_at.empty() ? "holds" : c.breaks_at, bits_text(c.breaks_at_bits),
                          std::isfinite(c.drop) ? fmt("%.1f", 100.0 * c.drop) : "-", c.breaks_at.empty() ? "-" : p_text(c.p),
                          std::isfinite(c.worst_drop) ? fmt("%.1f, %s", 100.0 * c.worst_drop, c.worst_at.c_str()) : "-"});
     d.paragraph(std::string("Which ") + what + " breaks first, most fragile first. Each " + what +
-                " breaks at the configuration with the most bits whose accuracy on it is at least 5 points below " + in.reference +
+                " breaks at the configuration with the most bits whose accuracy on it is at least 5 points below " + ref_name +
                 "'s on the same problems, with McNemar p < 0.05; ties go to the larger drop.");
     d.add_table(std::move(bt));
     return order;
@@ -339,8 +379,8 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
         v.push_back(pr.n ? 100.0 * pr.difference() : NAN);
       }
     d.add_figure({in.chart_dir + "/set" + tag + "_types.svg",
-                  heatmap_svg("Points lost against " + in.reference + " by operation type (set " + tag + ")", rows, cols, v, false, "%.0f"),
-                  "Accuracy points lost against " + in.reference + " on the same problems, by operation type and weights, problem set " + tag +
+                  heatmap_svg("Points lost against " + ref_name + " by operation type (set " + tag + ")", rows, cols, v, false, "%.0f"),
+                  "Accuracy points lost against " + ref_name + " on the same problems, by operation type and weights, problem set " + tag +
                       " (darker: more lost)."});
     const auto type_order = break_table(false, "operation type");
     const std::string broken = broken_list(type_order);
