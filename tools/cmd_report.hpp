@@ -94,6 +94,8 @@ inline int run_report(const report_args& a) {
     in.evals.push_back(report::parse_eval_results(qmr::io::read_json_file(f), f));
     std::fprintf(stderr, "report: %s: %zu runs, %zu problems\n", f.c_str(), in.evals.back().size(), in.evals.back().front().items.size());
   }
+  // Files that scored the same problems as one set (e.g. a calibration study's RTN and its text-calibrated runs).
+  in.evals = report::merge_problem_sets(in.evals);
   // Problem sets with the reference run first (the sweep before the plans' set), otherwise as given.
   std::stable_partition(in.evals.begin(), in.evals.end(), [&](const std::vector<report::eval_run>& set) {
     return std::any_of(set.begin(), set.end(), [&](const report::eval_run& r) { return r.weights == a.reference; });

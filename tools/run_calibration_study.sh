@@ -7,7 +7,8 @@
 # Calibration: 48 samples x 256 tokens (12,288 tokens; the generic text holds 13,824).
 # Results: results/calibration/{synth_calib,text_calib,act}.json (+ .csv, + resumable journals), and
 # results/calibration/by_level.{txt,csv}: accuracy by level with 95% intervals, and each calibrated
-# method paired against RTN of its format (and every run against the stored weights) problem by problem.
+# method paired against RTN of its format (and every run against the stored weights) problem by problem;
+# results/calibration/report.{md,html}: the same as qmr report's findings, tables and charts.
 # Usage: tools/run_calibration_study.sh [N problems, default 550]
 # At w3g128 RTN is within a few problems of bf16, so method-vs-RTN differences per level are a few
 # discordant problems: 550 cannot separate them, and even 2750 (550 per level) bounds them only to
@@ -32,3 +33,7 @@ build/tools/qmr eval "${eval_args[@]}" --calib synth \
 # python3 is there: meson runs on it.
 python3 tools/calibration_tables.py "$out/by_level" synth="$out/synth_calib.json" text="$out/text_calib.json" >/dev/null
 echo "accuracy by level with intervals and paired differences: $out/by_level.txt"
+# The same runs as one report (the two calibrations' files share their problems): each method against RTN of its
+# format by level, with the findings in words, tables and charts: report.md (+ charts/) and report.html.
+build/tools/qmr report --eval "$out/synth_calib.json,$out/text_calib.json,$out/act.json" --out "$out" \
+  --title "Calibrated quantization of the bundled model: RTN, GPTQ, AWQ, SmoothQuant"

@@ -291,7 +291,7 @@ TEST_CASE("study_report states what breaks first and carries its charts", "[repo
   // (90 - 50) / (100 - 50) of the gap; (2.75 - 2.28125) / (4.15625 - 2.28125) of the bits
   CHECK(phas("@plan.txt (2.75 bits/weight) scores 90.0%, against 50.0% for w2g64 (2.28 bits; +40.0 points, 40 / 0 problems only one solved"));
   CHECK(phas("and 100.0% for w4g128 (4.16 bits; -10.0 points, 0 / 10 problems only one solved, p = 0.002): 80% of the accuracy gap closed with 25% of the extra bits"));
-  CHECK(phas("gptq:w2g64 scores 75.0%, against 50.0% for w2g64 (2.28 bits; +25.0 points, 25 / 0"));
+  CHECK(phas("gptq:w2g64 against w2g64: +25.0 points overall (25 / 0"));
 
   // A set without the reference still reports, and says why it compares nothing.
   study_inputs bare;
@@ -310,4 +310,62 @@ TEST_CASE("sensitivity and statistics files: errors name the file and the field"
   CHECK_THROWS_WITH(parse_sensitivity(nlohmann::json::object(), "s.json"), Catch::Contains("no 'units' array"));
   nlohmann::json st = {{"points", {{{"layer", 0}, {"point", "attn_norm"}, {"max_abs", 1}}}}};
   CHECK_THROWS_WITH(parse_stats(st, "t.json"), Catch::Contains("t.json") && Catch::Contains("points[0].rms"));
+}
+
+TEST_CASE("calibrated runs: labels, sets merged across files by their problems, and each method against RTN by level", "[report]") {
+  // A calibration record in a few words, defaults left out.
+  CHECK(qmr::report::detail::calibration_label({{"source", "synth"}, {"n", 48}, {"len", 256}, {"damp", 0.01}, {"awq_pairs", "all"}, {"awq_clip", true}}) ==
+        "synth 48x256");
+  CHECK(qmr::report::detail::calibration_label({{"source", "data/calibration/generic_text.txt"}, {"n", 48}, {"len", 256}, {"damp", 10.0},
+                                                {"awq_pairs", "qkv,gate_up"}, {"awq_clip", false}}) ==
+        "generic_text 48x256, damp 10, pairs qkv,gate_up, no clip");
+  CHECK(qmr::report::detail::calibration_label(nlohmann::json::object()).empty());
+
+  constexpr std::size_t n = 200;  // 40 a level
+  const auto with_calib = [](nlohmann::json run, const std::string& source) {
+    run["calibration"] = {{"source", source}, {"n", 48}, {"len", 256}};
+    return run;
+  };
+  // File 1: RTN and a synth-calibrated GPTQ that wins everywhere; file 2: the same problems, a
+  // text-calibrated GPTQ that loses L5 badly and L4 by one problem; file 3: other problems (seed 2000).
+  const nlohmann::json f1 = {{"runs",
+                              {run_json("stored", answers(n, [](std::size_t) { return false; })),
+                               run_json("w2g64", answers(n, [](std::size_t i) { return i % 2 == 0; })),
+                               with_calib(run_json("gptq:w2g64", answers(n, [](std::size_t i) { return i % 10 == 0; })), "synth")}}};
+  const nlohmann::json f2 = {{"runs",
+                              {with_calib(run_json("gptq:w2g64", answers(n, [](std::size_t i) { return i % 5 == 4 || i == 3; })),
+                                          "data/calibration/generic_text.txt"),
+                               run_json("w2g64", answers(n, [](std::size_t i) { return i % 2 == 0; })),  // a duplicate: dropped
+                               [&] {
+                                 nlohmann::json r = run_json("gptq:w2g64", answers(n, [](std::size_t i) { return i % 2 == 0 || i == 3; }));
+                                 r["calibration"] = {{"source", "generic_text.txt"}, {"n", 48}, {"len", 256}, {"damp", 10.0}};
+                                 return r;
+                               }()}}};
+  nlohmann::json f3 = run_json("w2g64", answers(n, [](std::size_t) { return false; }));
+  f3["seed"] = 2000;
+  const auto sets = merge_problem_sets({parse_eval_results(f1, "f1.json"), parse_eval_results(f2, "f2.json"), parse_eval_results(f3, "f3.json")});
+  REQUIRE(sets.size() == 2);
+  REQUIRE(sets[0].size() == 5);
+  CHECK(sets[0][2].label() == "gptq:w2g64 [synth 48x256]");
+  CHECK(sets[0][3].label() == "gptq:w2g64 [generic_text 48x256]");
+  CHECK(sets[1].size() == 1);
+  REQUIRE(rtn_counterpart(sets[0], sets[0][3]) == &sets[0][1]);
+  CHECK(rtn_counterpart(sets[0], sets[0][1]) == nullptr);
+
+  study_inputs in;
+  in.evals = sets;
+  const document d = study_report(in);
+  const auto& f = d.blocks()[1].items;
+  INFO(to_markdown(d));
+  const auto has = [&](const std::string& s) { return std::any_of(f.begin(), f.end(), [&](const std::string& x) { return x.find(s) != std::string::npos; }); };
+  // synth: fails 20 (i % 10 == 0, even), RTN fails 100 evens: +40 points, 80 only GPTQ.
+  CHECK(has("gptq:w2g64 [synth 48x256] against w2g64: +40.0 points overall (80 / 0 problems only one solved"));
+  CHECK(has("at or above RTN at every level"));
+  // text: fails L5 (i % 5 == 4: 40, the 20 odd ones RTN solves) and problem 3, where it wins L4's evens.
+  CHECK(has("gptq:w2g64 [generic_text 48x256] against w2g64: +29.5 points overall (80 / 21"));
+  CHECK(has("below RTN at L5 (-50.0, 0 / 20, p = 1.9e-06) (significantly at L5)"));
+  // damp 10: RTN's answers but problem 3 (L4).
+  CHECK(has("gptq:w2g64 [generic_text 48x256, damp 10] against w2g64: -0.5 points overall (0 / 1 problems only one solved, p = 1); "
+            "below RTN at L4 (-2.5, 0 / 1, p = 1) (none significantly: each p >= 0.05)"));
+  CHECK(to_markdown(d).find("| method [calibration] | RTN | all | L1 | L2 | L3 | L4 | L5 |") != std::string::npos);
 }

@@ -41,7 +41,13 @@ struct eval_run {
   // Storage bits per weight over the layer linears: recorded by qmr eval, or worked out from
   // a plain format name (w4g128 -> 4.156); NaN when neither says (older files, plans).
   double bits_per_weight = NAN;
+  // Calibrated runs (gptq:, awq:, sq:): their calibration set and the settings that differ from
+  // the defaults, e.g. "synth 48x256" or "generic_text 48x256, damp 10"; empty otherwise.
+  std::string calibration;
   std::vector<eval_item> items;
+
+  // The name tables use: the weights, and the calibration in brackets when there is one.
+  std::string label() const { return calibration.empty() ? weights : weights + " [" + calibration + "]"; }
 
   tally overall() const {
     tally t;
@@ -84,6 +90,27 @@ inline double format_name_bits(const std::string& weights) {
 
 namespace detail {
 
+// "synth 48x256", "generic_text 48x256, damp 10, pairs qkv,gate_up, no clip": a calibration
+// record (qmr eval's "calibration" object) in a few words; settings at their defaults are left out.
+inline std::string calibration_label(const nlohmann::json& c) {
+  if (!c.is_object() || !c.contains("source") || !c["source"].is_string()) return {};
+  std::string src = c["source"].get<std::string>();
+  if (const auto slash = src.find_last_of('/'); slash != std::string::npos) src = src.substr(slash + 1);
+  if (const auto dot = src.find_last_of('.'); dot != std::string::npos && dot > 0) src = src.substr(0, dot);
+  std::string s = src;
+  if (c.contains("n") && c["n"].is_number_integer() && c.contains("len") && c["len"].is_number_integer())
+    s += " " + std::to_string(c["n"].get<std::int64_t>()) + "x" + std::to_string(c["len"].get<std::int64_t>());
+  if (c.contains("damp") && c["damp"].is_number() && std::abs(c["damp"].get<double>() - 0.01) > 1e-12) {
+    char b[48];
+    std::snprintf(b, sizeof b, ", damp %g", c["damp"].get<double>());
+    s += b;
+  }
+  if (c.contains("awq_pairs") && c["awq_pairs"].is_string() && c["awq_pairs"].get<std::string>() != "all")
+    s += ", pairs " + c["awq_pairs"].get<std::string>();
+  if (c.contains("awq_clip") && c["awq_clip"].is_boolean() && !c["awq_clip"].get<bool>()) s += ", no clip";
+  return s;
+}
+
 inline eval_run parse_one_run(const nlohmann::json& r, const std::string& file, const std::string& where) {
   const auto field = [&](const std::string& name) { return in_file(file, "", where + name); };
   check(r.is_object(), "not a results object", field(""));
@@ -97,6 +124,7 @@ inline eval_run parse_one_run(const nlohmann::json& r, const std::string& file, 
       r["efficiency"]["layer_bits_per_weight"].is_number())
     run.bits_per_weight = r["efficiency"]["layer_bits_per_weight"].get<double>();
   if (!std::isfinite(run.bits_per_weight)) run.bits_per_weight = format_name_bits(run.weights);
+  if (r.contains("calibration")) run.calibration = calibration_label(r["calibration"]);
   check(r.contains("items") && r["items"].is_array(), "missing or not an array (the report needs the per-problem records)", field("items"));
   const auto& items = r["items"];
   for (std::size_t k = 0; k < items.size(); ++k) {
@@ -224,9 +252,9 @@ inline std::vector<category_break> break_order(const eval_run& reference, const 
     for (const eval_run* r : sorted) {
       const paired_result pr = paired_compare(reference, *r, in_cat);
       const double drop = pr.difference();  // reference solved alone minus r alone: the drop
-      if (!std::isfinite(cb.worst_drop) || drop > cb.worst_drop) cb.worst_drop = drop, cb.worst_at = r->weights;
+      if (!std::isfinite(cb.worst_drop) || drop > cb.worst_drop) cb.worst_drop = drop, cb.worst_at = r->label();
       if (cb.breaks_at.empty() && pr.n > 0 && drop >= min_drop && pr.p < alpha) {
-        cb.breaks_at = r->weights;
+        cb.breaks_at = r->label();
         cb.breaks_at_bits = r->bits_per_weight;
         cb.drop = drop;
         cb.p = pr.p;
@@ -241,6 +269,44 @@ inline std::vector<category_break> break_order(const eval_run& reference, const 
     return wx > wy;
   });
   return out;
+}
+
+// Results files that scored the same problems (same task, seed and problem ids, in order) as one
+// problem set, so that runs from different files compare problem by problem (a calibration study
+// writes its text-calibrated runs to one file and RTN to another). A run whose label an earlier
+// file of the set already holds is dropped. Sets keep the order of their first file.
+inline std::vector<std::vector<eval_run>> merge_problem_sets(const std::vector<std::vector<eval_run>>& files) {
+  std::vector<std::vector<eval_run>> sets;
+  const auto same_problems = [](const eval_run& a, const eval_run& b) {
+    if (a.task != b.task || a.seed != b.seed || a.items.size() != b.items.size()) return false;
+    for (std::size_t i = 0; i < a.items.size(); ++i)
+      if (a.items[i].id != b.items[i].id) return false;
+    return true;
+  };
+  for (const auto& file : files) {
+    if (file.empty()) continue;
+    std::vector<eval_run>* into = nullptr;
+    for (auto& set : sets)
+      if (same_problems(set.front(), file.front())) into = &set;
+    if (!into) {
+      sets.emplace_back();
+      into = &sets.back();
+    }
+    for (const auto& r : file)
+      if (std::none_of(into->begin(), into->end(), [&](const eval_run& x) { return x.label() == r.label(); })) into->push_back(r);
+  }
+  return sets;
+}
+
+// The RTN run a calibrated run ("gptq:w3g128", "awq:w2g64+clip", "sq:w8g128+a8") is measured
+// against: the run named by the weights after the method's prefix, in the same set; null if none.
+inline const eval_run* rtn_counterpart(const std::vector<eval_run>& set, const eval_run& r) {
+  const auto colon = r.weights.find(':');
+  if (colon == std::string::npos || r.weights.find('@') != std::string::npos) return nullptr;
+  const std::string base = r.weights.substr(colon + 1);
+  for (const auto& x : set)
+    if (x.weights == base) return &x;
+  return nullptr;
 }
 
 }  // namespace qmr::report

@@ -181,6 +181,14 @@ inline std::string short_file(const std::string& f) {
   return slash == std::string::npos ? f : f.substr(slash + 1);
 }
 
+// " (none significantly, p >= 0.05)" or " (significantly at L4, L5)".
+inline std::string significantly_text(const std::vector<std::string>& significant) {
+  if (significant.empty()) return " (none significantly: each p >= 0.05)";
+  std::string s = " (significantly at ";
+  for (std::size_t i = 0; i < significant.size(); ++i) s += (i ? ", " : "") + significant[i];
+  return s + ")";
+}
+
 // The eval sections of one problem set; adds its findings.
 inline void eval_sections(document& d, const study_inputs& in, std::size_t set, std::vector<std::string>& findings) {
   const std::vector<eval_run>& runs = in.evals[set];
@@ -192,10 +200,10 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     for (const auto& r : runs)
       if (std::isfinite(r.bits_per_weight) && (!ref || r.bits_per_weight > ref->bits_per_weight)) ref = &r;
     if (ref)
-      d.paragraph("This set has no '" + in.reference + "' run: every configuration is compared with " + ref->weights +
+      d.paragraph("This set has no '" + in.reference + "' run: every configuration is compared with " + ref->label() +
                   ", the one with the most bits.");
   }
-  const std::string ref_name = ref ? ref->weights : in.reference;
+  const std::string ref_name = ref ? ref->label() : in.reference;
 
   // Accuracy against bits, with paired comparisons to the reference.
   table t;
@@ -215,7 +223,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
   for (const eval_run* r : by_bits) {
     const tally o = r->overall();
     const auto [lo, hi] = o.ci95();
-    std::vector<std::string> row = {r->weights, bits_text(r->bits_per_weight), pct(o.accuracy()) + " [" + pct(lo) + ", " + pct(hi) + "]"};
+    std::vector<std::string> row = {r->label(), bits_text(r->bits_per_weight), pct(o.accuracy()) + " [" + pct(lo) + ", " + pct(hi) + "]"};
     if (ref) {
       if (r == ref) {
         row.push_back("-");
@@ -241,18 +249,18 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     if (lowest_held)
       findings.push_back(fmt("Set %s: %s (%s bits/weight) is the fewest bits with no significant loss against %s "
                              "(%.1f%% against %.1f%%).",
-                             tag.c_str(), lowest_held->weights.c_str(), bits_text(lowest_held->bits_per_weight).c_str(), ref_name.c_str(),
+                             tag.c_str(), lowest_held->label().c_str(), bits_text(lowest_held->bits_per_weight).c_str(), ref_name.c_str(),
                              100.0 * lowest_held->overall().accuracy(), 100.0 * ro.accuracy()));
     if (worst && worst_pr.p < 0.05 && worst_pr.difference() < 0)
       findings.push_back(fmt("Set %s: the largest loss is %s (%s bits/weight): %.1f points below %s (%zu problems lost, %zu gained, p = %s).",
-                             tag.c_str(), worst->weights.c_str(), bits_text(worst->bits_per_weight).c_str(), -100.0 * worst_pr.difference(),
+                             tag.c_str(), worst->label().c_str(), bits_text(worst->bits_per_weight).c_str(), -100.0 * worst_pr.difference(),
                              ref_name.c_str(), worst_pr.only_b, worst_pr.only_a, p_text(worst_pr.p).c_str()));
   }
 
   // Plans and methods against the uniform formats: a method against RTN at the same bits; a plan
   // against the formats around it, with how much of their accuracy gap it closes for its bits.
   for (const eval_run* r : by_bits) {
-    if (!std::isfinite(r->bits_per_weight) || std::isfinite(format_name_bits(r->weights))) continue;
+    if (!std::isfinite(r->bits_per_weight) || std::isfinite(format_name_bits(r->weights)) || rtn_counterpart(runs, *r)) continue;
     const eval_run *lo = nullptr, *hi = nullptr, *same = nullptr;
     for (const eval_run* u : by_bits) {
       if (!std::isfinite(format_name_bits(u->weights)) || !std::isfinite(u->bits_per_weight)) continue;
@@ -264,12 +272,12 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     const auto versus = [&](const eval_run* u) {
       const paired_result pr = paired_compare(*r, *u);
       return fmt("%.1f%% for %s (%s bits; %+.1f points, %zu / %zu problems only one solved, p = %s)", 100.0 * u->overall().accuracy(),
-                 u->weights.c_str(), bits_text(u->bits_per_weight).c_str(), 100.0 * pr.difference(), pr.only_a, pr.only_b, p_text(pr.p).c_str());
+                 u->label().c_str(), bits_text(u->bits_per_weight).c_str(), 100.0 * pr.difference(), pr.only_a, pr.only_b, p_text(pr.p).c_str());
     };
     if (same) {
-      findings.push_back(fmt("Set %s: %s scores %.1f%%, against ", tag.c_str(), r->weights.c_str(), 100.0 * acc) + versus(same) + ".");
+      findings.push_back(fmt("Set %s: %s scores %.1f%%, against ", tag.c_str(), r->label().c_str(), 100.0 * acc) + versus(same) + ".");
     } else if (lo && hi) {
-      std::string f = fmt("Set %s: %s (%s bits/weight) scores %.1f%%, against ", tag.c_str(), r->weights.c_str(),
+      std::string f = fmt("Set %s: %s (%s bits/weight) scores %.1f%%, against ", tag.c_str(), r->label().c_str(),
                           bits_text(r->bits_per_weight).c_str(), 100.0 * acc) +
                       versus(lo) + " and " + versus(hi);
       const double a_lo = lo->overall().accuracy(), a_hi = hi->overall().accuracy();
@@ -277,6 +285,49 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
         f += fmt(": %.0f%% of the accuracy gap closed with %.0f%% of the extra bits", 100.0 * (acc - a_lo) / (a_hi - a_lo),
                  100.0 * (r->bits_per_weight - lo->bits_per_weight) / (hi->bits_per_weight - lo->bits_per_weight));
       findings.push_back(f + ".");
+    }
+  }
+
+  // Calibrated methods (gptq:, awq:, sq:) against RTN of their format, problem by problem,
+  // overall and by level.
+  {
+    table mt;
+    mt.header = {"method [calibration]", "RTN", "all"};
+    for (const auto& [l, c] : levels) mt.header.push_back("L" + std::to_string(l));
+    const auto cell = [](const paired_result& pr) {
+      return pr.n ? fmt("%+.1f (%zu / %zu) p = %s", 100.0 * pr.difference(), pr.only_a, pr.only_b, p_text(pr.p).c_str()) : std::string("-");
+    };
+    for (const auto& r : runs) {
+      const eval_run* rtn = rtn_counterpart(runs, r);
+      if (!rtn) continue;
+      const paired_result all = paired_compare(r, *rtn);
+      std::vector<std::string> row = {r.label(), rtn->label(), cell(all)};
+      std::vector<std::string> below, significant;
+      for (const auto& [l, c] : levels) {
+        const int level = l;
+        const paired_result pr = paired_compare(r, *rtn, [&](const eval_item& i) { return i.level == level; });
+        row.push_back(cell(pr));
+        if (pr.n && pr.difference() < 0) {
+          below.push_back(fmt("L%d (%+.1f, %zu / %zu, p = %s)", l, 100.0 * pr.difference(), pr.only_a, pr.only_b, p_text(pr.p).c_str()));
+          if (pr.p < 0.05) significant.push_back("L" + std::to_string(l));
+        }
+      }
+      mt.rows.push_back(std::move(row));
+      std::string f = fmt("Set %s: %s against %s: %+.1f points overall (%zu / %zu problems only one solved, p = %s); ", tag.c_str(),
+                          r.label().c_str(), rtn->label().c_str(), 100.0 * all.difference(), all.only_a, all.only_b, p_text(all.p).c_str());
+      if (levels.empty()) f.pop_back(), f.pop_back();
+      else if (below.empty()) f += "at or above RTN at every level";
+      else {
+        f += "below RTN at ";
+        for (std::size_t i = 0; i < below.size(); ++i) f += (i ? ", " : "") + below[i];
+        f += significantly_text(significant);
+      }
+      findings.push_back(f + ".");
+    }
+    if (!mt.rows.empty()) {
+      d.paragraph("Calibrated methods against round to nearest of the same format on the same problems: the difference in points, "
+                  "the problems only the method / only RTN solved, and the exact McNemar p; overall and by level.");
+      d.add_table(std::move(mt));
     }
   }
 
@@ -289,7 +340,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
       chart_series& s = plain ? uniform : other;
       s.x.push_back(r->bits_per_weight);
       s.y.push_back(100.0 * r->overall().accuracy());
-      s.point_labels.push_back(r->weights);
+      s.point_labels.push_back(r->label());
     }
     std::reverse(uniform.x.begin(), uniform.x.end());
     std::reverse(uniform.y.begin(), uniform.y.end());
@@ -315,7 +366,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     for (const auto& [l, c] : levels) cats.push_back("L" + std::to_string(l));
     std::vector<bar_series> bars;
     for (const eval_run* r : by_bits) {
-      bar_series b{r->weights, {}};
+      bar_series b{r->label(), {}};
       const auto bl = r->by_level();
       for (const auto& [l, c] : levels) b.values.push_back(bl.count(l) ? 100.0 * bl.at(l).accuracy() : NAN);
       bars.push_back(std::move(b));
@@ -370,7 +421,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     std::vector<std::string> rows, cols;
     for (const auto& [ty, c] : types) rows.push_back(ty);
     for (const eval_run* r : by_bits)
-      if (r != ref) cols.push_back(r->weights);
+      if (r != ref) cols.push_back(r->label());
     std::vector<double> v;
     for (const auto& ty : rows)
       for (const eval_run* r : by_bits) {
@@ -398,7 +449,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     for (const eval_run* r : by_bits) {
       const auto e = r->errors();
       const tally o = r->overall();
-      std::vector<std::string> row = {r->weights, std::to_string(o.n - o.correct)};
+      std::vector<std::string> row = {r->label(), std::to_string(o.n - o.correct)};
       for (const auto& k : kinds) row.push_back(std::to_string(e.count(k) ? e.at(k) : 0));
       et.rows.push_back(std::move(row));
     }
