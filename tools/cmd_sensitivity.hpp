@@ -30,7 +30,7 @@ struct sensitivity_args {
   double plan_bits = 0;
   int n = 64;
   std::uint64_t seed = 1000;
-  bool clip = false, quiet = false;
+  bool clip = false, quiet = false, raise = false;
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
 };
 
@@ -59,6 +59,9 @@ inline CLI::App* add_sensitivity_command(CLI::App& app, sensitivity_args& a) {
                 "write a precision plan: the linears whose one-at-a-time KL falls most per extra bit get the higher of the "
                 "two --quant formats, within --plan-bits (needs --units with linears)");
   c->add_option("--plan-bits", a.plan_bits, "the plan's budget: average bits per weight over the layer linears")->check(CLI::PositiveNumber);
+  c->add_flag("--raise", a.raise,
+              "also measure each linear at the higher --quant format while every other layer linear is at the lower one "
+              "(what raising it saves in the quantized model, interactions included), and build --plan-out from those");
   return c;
 }
 
@@ -77,6 +80,13 @@ inline probe_items synthetic_probe_items(const qmr::model::model& m, const std::
   r.eos = stops.empty() ? -1 : stops.front();
   r.items = qmr::probe::synthetic_items(tok, static_cast<std::size_t>(n), seed, r.eos);
   return r;
+}
+
+// A result's resume key: "format|unit", and " in FORMAT" for a unit measured over a background.
+inline std::string result_key(const nlohmann::json& r) {
+  std::string k = r.value("format", "") + "|" + r.value("unit", "");
+  if (r.contains("context")) k += " in " + r.value("context", "");
+  return k;
 }
 
 inline nlohmann::json sensitivity_json(const qmr::probe::unit_result& r, const std::string& format) {
@@ -110,6 +120,7 @@ inline int run_sensitivity(const sensitivity_args& a) {
   }
   qmr::check(a.plan_out.empty() || (formats.size() == 2 && linears && a.plan_bits > 0),
              "--plan-out needs two --quant formats, --units with linears and --plan-bits");
+  qmr::check(!a.raise || (formats.size() == 2 && linears), "--raise needs two --quant formats and --units with linears");
   qmr::thread_pool pool(a.threads);
   qmr::model::model m = qmr::model::model::load(a.dir);
   detail::probe_items in = detail::synthetic_probe_items(m, a.dir, a.n, a.seed);
@@ -124,7 +135,7 @@ inline int run_sensitivity(const sensitivity_args& a) {
   if (!a.out.empty() && std::filesystem::exists(a.out)) {
     const nlohmann::json old = qmr::io::read_json_file(a.out);
     if (old.is_object() && old.value("settings", nlohmann::json()) == settings && old.contains("units") && old["units"].is_array())
-      for (const auto& u : old["units"]) done[u.value("format", "") + "|" + u.value("unit", "")] = u;
+      for (const auto& u : old["units"]) done[detail::result_key(u)] = u;
     else if (!a.quiet)
       std::fprintf(stderr, "%s: other settings; starting again\n", a.out.c_str());
   }
@@ -163,6 +174,57 @@ inline int run_sensitivity(const sensitivity_args& a) {
     }
   }
 
+  // --raise: every layer linear at the lower format, each linear raised to the higher one in turn.
+  const bool first_low = formats[0].bits_per_weight(128) <= formats[1 % formats.size()].bits_per_weight(128);
+  const qmr::quant::format_spec& low = first_low ? formats[0] : formats[1 % formats.size()];
+  const qmr::quant::format_spec& high = first_low ? formats[1 % formats.size()] : formats[0];
+  double raise_base_kl = 0;                      // KL with every layer linear at the lower format
+  std::map<std::string, double> raise_kl;        // linear unit -> KL with it alone raised
+  if (a.raise) {
+    qmr::quant::rtn_options rtn;
+    rtn.clip_search = a.clip;
+    std::vector<std::string> tensors;
+    for (const auto& u : units)
+      if (u.kind == probe::unit_kind::linear) tensors.insert(tensors.end(), u.tensors.begin(), u.tensors.end());
+    p.set_background(tensors, low, rtn);
+    const std::size_t n_raise = tensors.size() + 1;
+    std::size_t kr = 0;
+    const auto run_one = [&](const std::string& key_unit, auto&& measure) {
+      nlohmann::json probe_key = {{"format", key_unit == "background" ? low.str() : high.str()}, {"unit", key_unit}, {"context", low.str()}};
+      ++kr;
+      nlohmann::json r;
+      if (const auto it = done.find(detail::result_key(probe_key)); it != done.end()) {
+        r = it->second;
+      } else {
+        r = measure();
+        r["context"] = low.str();
+        if (!a.quiet)
+          std::fprintf(stderr, "[raise %zu/%zu] %s in %s: %-16s KL %.5f  verbatim %.1f%%  (%.1f s)\n", kr, n_raise, r["format"].get<std::string>().c_str(),
+                       low.str().c_str(), key_unit.c_str(), r["kl"].get<double>(), 100 * r["verbatim"].get<double>(), r["seconds"].get<double>());
+      }
+      out["units"].push_back(r);
+      if (!a.out.empty()) qmr::io::write_text_file(a.out, out.dump(1));
+      return r["kl"].get<double>();
+    };
+    raise_base_kl = run_one("background", [&] {
+      nlohmann::json r = detail::sensitivity_json(p.measure_background("background"), low.str());
+      r["unit"] = "background";
+      return r;
+    });
+    for (const probe::unit& u : units)
+      if (u.kind == probe::unit_kind::linear)
+        raise_kl[u.name] = run_one(u.name, [&] { return detail::sensitivity_json(p.measure(u, high, rtn), high.str()); });
+    p.clear_background();
+    std::printf("\nevery layer linear at %s: KL %.5f; each linear raised to %s alone, the 12 that save the most:\n"
+                "| linear | KL | saved |\n|---|---|---|\n",
+                low.str().c_str(), raise_base_kl, high.str().c_str());
+    std::vector<std::pair<double, std::string>> saved;
+    for (const auto& [name, kl] : raise_kl) saved.emplace_back(raise_base_kl - kl, name);
+    std::sort(saved.rbegin(), saved.rend());
+    for (std::size_t i = 0; i < std::min<std::size_t>(12, saved.size()); ++i)
+      std::printf("| %s | %.5f | %.5f |\n", saved[i].second.c_str(), raise_base_kl - saved[i].first, saved[i].first);
+  }
+
   // Tables: per format, each kind sorted by KL (the linears: the 12 worst).
   for (const auto& spec : formats) {
     for (const char* kind : {"all", "component", "layer", "linear"}) {
@@ -191,21 +253,25 @@ inline int run_sensitivity(const sensitivity_args& a) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
   if (!a.plan_out.empty()) {
-    const bool first_low = formats[0].bits_per_weight(128) <= formats[1].bits_per_weight(128);
-    const qmr::quant::format_spec& low = first_low ? formats[0] : formats[1];
-    const qmr::quant::format_spec& high = first_low ? formats[1] : formats[0];
+    // The gains: one at a time from the stored model (KL at low - KL at high), or with --raise from
+    // the all-low model (KL of all low - KL with the linear raised), interactions included.
     std::vector<probe::allocation_item> items;
     for (const auto& u : units) {
       if (u.kind != probe::unit_kind::linear) continue;
       const auto& w = m.linear(u.tensors.front());
       probe::allocation_item it{u.tensors.front(), u.layer, u.component, w.rows * w.cols, w.cols, 0, 0};
-      for (const auto& r : results)
-        if (r["kind"] == "linear" && r["unit"] == u.name) (r["format"] == low.str() ? it.kl_low : it.kl_high) = r["kl"].get<double>();
+      if (a.raise) {
+        it.kl_low = raise_base_kl;
+        it.kl_high = raise_kl.at(u.name);
+      } else {
+        for (const auto& r : results)
+          if (r["kind"] == "linear" && r["unit"] == u.name) (r["format"] == low.str() ? it.kl_low : it.kl_high) = r["kl"].get<double>();
+      }
       items.push_back(it);
     }
     const probe::allocation alloc = probe::allocate_bits(items, low, high, a.plan_bits);
     const std::string note = "qmr sensitivity --quant " + a.quant + " --n " + std::to_string(a.n) + " --seed " + std::to_string(a.seed) +
-                             " --plan-bits " + std::to_string(a.plan_bits) + " (" + a.dir + ")";
+                             " --plan-bits " + std::to_string(a.plan_bits) + (a.raise ? " --raise" : "") + " (" + a.dir + ")";
     qmr::io::write_text_file(a.plan_out, probe::allocation_plan(items, alloc, low, high, m.config().tie_word_embeddings, note));
     std::printf("plan %s: %lld of %zu linears at %s, the rest %s: %.4f bits per weight (budget %.4f)\n", a.plan_out.c_str(),
                 static_cast<long long>(std::count(alloc.high.begin(), alloc.high.end(), true)), items.size(), high.str().c_str(),

@@ -180,6 +180,57 @@ TEST_CASE("sensitivity: KL falls as bits rise, matches a model quantized by hand
   CHECK(again.verbatim_by_level == r.verbatim_by_level);
 }
 
+TEST_CASE("sensitivity over a background: every linear low, one raised from its stored weights, all put back", "[probe]") {
+  fixture f(10, 9);
+  auto& m = f.m;
+  const auto& items = f.items;
+  const auto units = qmr::probe::sensitivity_units(m, true, true, false, true);
+  const auto& all = units.back();
+  const auto& layer1 = units[14 + 1];
+  REQUIRE(layer1.name == "layer 1");
+  std::vector<std::string> tensors;
+  for (const auto& u : units)
+    if (u.kind == unit_kind::linear) tensors.insert(tensors.end(), u.tensors.begin(), u.tensors.end());
+  REQUIRE(tensors.size() == 14);
+  double raised_kl = 0;
+  {
+    qmr::probe::sensitivity_probe p(m, items);
+    const auto low = quant::parse_format("w2g32"), high = quant::parse_format("w8g32");
+    const double all_low = p.measure(all, low).kl;
+    p.set_background(tensors, low);
+    CHECK(p.measure_background("bg").kl == all_low);  // the same quantization as the 'all' unit
+    const auto raised = p.measure(layer1, high);
+    raised_kl = raised.kl;
+    // A second copy: every layer linear at w2g32 but layer 1's, at w8g32 from the stored weights.
+    auto hand = qmr::model::model::load(f.dir / "m");
+    for (const auto& name : tensors) {
+      auto& w = hand.linear(name);
+      const std::vector<float> v = hand.linear_f32(w);
+      const bool up = std::find(layer1.tensors.begin(), layer1.tensors.end(), name) != layer1.tensors.end();
+      hand.set_quantized(w, quant::quantize_rtn({v.data(), w.rows, w.cols}, up ? high : low));
+    }
+    const std::vector<float> zq = all_logits(hand, items);
+    double want = 0;
+    for (std::int64_t i = 0; i < p.positions(); ++i) {
+      const auto lr = log_softmax(f.logits.data() + i * 96, 96), lq = log_softmax(zq.data() + i * 96, 96);
+      for (std::size_t v = 0; v < 96; ++v) want += std::exp(lr[v]) * (lr[v] - lq[v]);
+    }
+    want /= static_cast<double>(p.positions());
+    CHECK(raised.kl == Approx(want).epsilon(1e-4));
+    CHECK(raised.kl < all_low);  // 8 bits in place of 2 on a seventh of the linears
+    // After the unit, the background is as it was.
+    CHECK(p.measure_background("bg").kl == all_low);
+    p.clear_background();
+    CHECK(all_logits(m, items) == f.logits);
+    // A background that cannot be built is undone: w4g128 cannot group 64 columns.
+    CHECK_THROWS_WITH(p.set_background(tensors, quant::parse_format("w4g128")), Catch::Contains("cannot group"));
+    CHECK(all_logits(m, items) == f.logits);
+    p.set_background(tensors, low);  // left set: the probe's end puts the weights back
+  }
+  CHECK(all_logits(m, items) == f.logits);
+  CHECK(raised_kl > 0.0);
+}
+
 TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the weights as they were", "[probe]") {
   fixture f(6, 11);
   auto& m = f.m;

@@ -369,3 +369,37 @@ TEST_CASE("calibrated runs: labels, sets merged across files by their problems, 
             "below RTN at L4 (-2.5, 0 / 1, p = 1) (none significantly: each p >= 0.05)"));
   CHECK(to_markdown(d).find("| method [calibration] | RTN | all | L1 | L2 | L3 | L4 | L5 |") != std::string::npos);
 }
+
+TEST_CASE("study_report ranks the raises measured over an all-low background apart from the one-at-a-time units", "[report]") {
+  nlohmann::json sens = {{"units", nlohmann::json::array()}};
+  const auto unit = [](const std::string& fmt, const std::string& name, const std::string& kind, int layer, const std::string& comp, double kl) {
+    return nlohmann::json{{"format", fmt}, {"unit", name}, {"kind", kind}, {"layer", layer}, {"component", comp},
+                          {"kl", kl}, {"kl_max", 1.0}, {"top1", 0.9}, {"verbatim", 0.5}};
+  };
+  // Alone, at w2g64: down of layer 0 first, then q of layer 1, ...
+  const std::vector<std::pair<std::string, double>> alone = {{"layer 0 down", 0.5}, {"layer 1 q", 0.2}, {"layer 1 down", 0.1}};
+  for (const auto& [name, kl] : alone) sens["units"].push_back(unit("w2g64", name, "linear", name[6] - '0', name.substr(8), kl));
+  // Over all-w2g64 (KL 4.0): raising layer 1 down saves the most, then layer 0 down.
+  nlohmann::json bg = unit("w2g64", "background", "all", -1, "", 4.0);
+  bg["context"] = "w2g64";
+  sens["units"].push_back(bg);
+  for (const auto& [name, kl] : std::vector<std::pair<std::string, double>>{{"layer 0 down", 3.0}, {"layer 1 q", 3.9}, {"layer 1 down", 2.0}}) {
+    nlohmann::json r = unit("w4g128", name, "linear", name[6] - '0', name.substr(8), kl);
+    r["context"] = "w2g64";
+    sens["units"].push_back(r);
+  }
+  study_inputs in;
+  in.sensitivity = parse_sensitivity(sens, "s.json");
+  REQUIRE(in.sensitivity->units[4].context == "w2g64");
+  const document d = study_report(in);
+  const std::string md = to_markdown(d);
+  INFO(md);
+  CHECK(md.find("In the all-w2g64 model, raising layer 1 down alone to w4g128 saves the most: KL 4 -> 2 (50.0%); "
+                "3 of its 3 best raises are among the 3 linears most sensitive when quantized alone.") != std::string::npos);
+  CHECK(md.find("| layer 1 down | 2 | 2 | 50.0 | 50.0 |") != std::string::npos);
+  // The raises stay out of the one-at-a-time findings: layer 0 down is still the most sensitive alone.
+  CHECK(md.find("At w2g64 the most sensitive linear is layer 0 down (KL 0.5") != std::string::npos);
+  CHECK(md.find("At w4g128 the most sensitive") == std::string::npos);
+  sens["units"][4]["context"] = 3;
+  CHECK_THROWS_WITH(parse_sensitivity(sens, "s.json"), Catch::Contains("units[4].context"));
+}

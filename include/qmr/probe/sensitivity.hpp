@@ -171,6 +171,49 @@ class sensitivity_probe {
     reference_ = score_(nullptr, "reference", unit_kind::all);
   }
 
+  sensitivity_probe(const sensitivity_probe&) = delete;  // it changes the model's weights and puts them back
+  sensitivity_probe& operator=(const sensitivity_probe&) = delete;
+  ~sensitivity_probe() { clear_background(); }
+
+  // Quantizes `tensors` by round to nearest to `spec` and keeps them so until clear_background()
+  // (or the probe's end): measure() then scores a unit against this background instead of the
+  // stored weights, quantizing the unit's tensors from their stored values. With every layer linear
+  // at a low format and a unit measured at a higher one, a measurement is what raising that unit
+  // alone saves in a model that is otherwise quantized, interactions included. Any earlier
+  // background is cleared first.
+  void set_background(const std::vector<std::string>& tensors, const quant::format_spec& spec, const quant::rtn_options& rtn = {}) {
+    check(spec.is_quantized(), "sensitivity background: " + spec.str() + " is not a quantized format");
+    clear_background();
+    try {
+      for (const std::string& name : tensors) {
+        model::linear_weight& w = m_->linear(name);
+        check(!w.spec.is_quantized(), "sensitivity background: " + name + " is already quantized (" + w.spec.str() + "); probe a dense model");
+        check(model::fits_format(w, spec),
+              "sensitivity background: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
+        const std::vector<float> f32 = m_->linear_f32(w);  // [rows, cols]
+        bg_held_.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
+        bg_saved_.emplace_back(&w, w);
+        bg_names_.push_back(name);
+        w.spec = bg_held_.back()->spec();
+        w.quantized = bg_held_.back()->view();
+        w.dense = {};
+        w.lut.reset();
+      }
+    } catch (...) {
+      clear_background();
+      throw;
+    }
+  }
+  // Puts the background's tensors back as stored.
+  void clear_background() {
+    for (auto it = bg_saved_.rbegin(); it != bg_saved_.rend(); ++it) *it->first = std::move(it->second);
+    bg_saved_.clear();
+    bg_names_.clear();
+    bg_held_.clear();
+  }
+  // The background alone, scored (KL of the background model to the stored one).
+  unit_result measure_background(const std::string& name) { return score_(&ref_logp_, name, unit_kind::all); }
+
   const std::vector<forced_item>& items() const { return items_; }
   std::int64_t positions() const { return positions_; }
   // The unquantized model's own scores (kl 0, top1 1).
@@ -189,10 +232,13 @@ class sensitivity_probe {
     std::vector<std::unique_ptr<quant::qtensor>> held;  // the quantized copies, alive while scored
     for (const std::string& name : u.tensors) {
       model::linear_weight& w = m_->linear(name);
-      check(!w.spec.is_quantized(), "sensitivity: " + name + " is already quantized (" + w.spec.str() + "); probe a dense model");
+      // In a background, the unit is quantized from its stored weights.
+      const auto bg = std::find(bg_names_.begin(), bg_names_.end(), name);
+      const model::linear_weight& stored = bg == bg_names_.end() ? w : bg_saved_[static_cast<std::size_t>(bg - bg_names_.begin())].second;
+      check(!stored.spec.is_quantized(), "sensitivity: " + name + " is already quantized (" + stored.spec.str() + "); probe a dense model");
       check(model::fits_format(w, spec),
             "sensitivity: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
-      const std::vector<float> f32 = m_->linear_f32(w);  // [rows, cols]
+      const std::vector<float> f32 = m_->linear_f32(stored);  // [rows, cols]
       held.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
       guard.saved.emplace_back(&w, w);
       w.spec = held.back()->spec();
@@ -281,6 +327,10 @@ class sensitivity_probe {
   std::vector<float> ref_logp_;         // [positions, vocab] the reference model's log-probabilities
   std::vector<std::int32_t> ref_arg_;   // [positions] its argmax
   unit_result reference_;
+  // The background (set_background): each tensor's stored weight, by name, and its quantized copy.
+  std::vector<std::pair<model::linear_weight*, model::linear_weight>> bg_saved_;
+  std::vector<std::string> bg_names_;
+  std::vector<std::unique_ptr<quant::qtensor>> bg_held_;
 };
 
 // ---------------------------------------------------------------------------
