@@ -757,6 +757,35 @@ TEST_CASE("qmr sensitivity measures the bundled model unit by unit, writes JSON,
   CHECK(one.status != 0);
   CHECK(one.output.find("--plan-out needs two --quant formats") != std::string::npos);
 
+  // --raise: all layer linears at w2g64, each raised to w4g128 alone; the plan from those gains; resumable.
+  const std::string raise_json = (dir / "raise.json").string(), raise_plan = (dir / "r.plan").string();
+  const std::string raise_args = "sensitivity --n 1 --units linears,all --quant w2g64,w4g128 --raise --plan-bits 2.5 --plan-out " + raise_plan +
+                                 " --out " + raise_json;
+  const result ra = run(raise_args);
+  INFO(ra.output);
+  REQUIRE(ra.status == 0);
+  CHECK(ra.output.find("[raise 71/71] w4g128 in w2g64: layer 9 down") != std::string::npos);
+  CHECK(ra.output.find("each linear raised to w4g128 alone") != std::string::npos);
+  nlohmann::json rj;
+  std::ifstream(raise_json) >> rj;
+  REQUIRE(rj["units"].size() == 142 + 71);
+  double background = -1;
+  for (const auto& u : rj["units"])
+    if (u.value("unit", "") == "background") background = u["kl"].get<double>();
+  for (const auto& u : rj["units"])
+    if (u["kind"] == "all" && u["format"] == "w2g64" && !u.contains("context"))
+      CHECK(u["kl"].get<double>() == background);  // the 'all' unit at w2g64 is the background
+  CHECK(background > 0.0);
+  std::ifstream plan_in(raise_plan);
+  const std::string plan_text((std::istreambuf_iterator<char>(plan_in)), {});
+  CHECK(plan_text.find("--raise") != std::string::npos);
+  CHECK(plan_text.find("w4g128") != std::string::npos);
+  const result ra2 = run(raise_args);
+  CHECK(ra2.status == 0);
+  CHECK(ra2.output.find("[raise 1/71]") == std::string::npos);  // resumed, nothing measured
+  CHECK(run("sensitivity --n 1 --units layers --quant w2g64,w4g128 --raise").output.find("--raise needs two --quant formats and --units with linears") !=
+        std::string::npos);
+
   const result bad_units = run("sensitivity --n 2 --units rows");
   CHECK(bad_units.status != 0);
   CHECK(bad_units.output.find("'rows' is not linears, layers, components or all") != std::string::npos);
