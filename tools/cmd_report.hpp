@@ -60,6 +60,7 @@ inline int run_report(const report_args& a) {
   std::string sens_file = a.sensitivity, stats_file = a.stats;
   if (!a.evals.empty())
     for (const std::string& f : qmr::quant::detail::split_on(a.evals, ',')) eval_files.push_back(f);
+  std::size_t dir_evals = 0;  // eval files found in --dir (after the named ones)
   if (!a.dir.empty()) {
     qmr::check(std::filesystem::is_directory(a.dir), "report: --dir " + a.dir + " is not a folder");
     std::vector<std::filesystem::path> files;
@@ -75,7 +76,10 @@ inline int run_report(const report_args& a) {
         continue;
       }
       switch (detail::classify_results(j)) {
-        case detail::results_kind::eval: eval_files.push_back(f.string()); break;
+        case detail::results_kind::eval:
+          eval_files.push_back(f.string());
+          ++dir_evals;
+          break;
         case detail::results_kind::sensitivity:
           qmr::check(sens_file.empty() || sens_file == f.string(),
                      "report: two sensitivity results (" + sens_file + ", " + f.string() + "); name one with --sensitivity");
@@ -90,8 +94,17 @@ inline int run_report(const report_args& a) {
       }
     }
   }
-  for (const auto& f : eval_files) {
-    in.evals.push_back(report::parse_eval_results(qmr::io::read_json_file(f), f));
+  const std::size_t named = eval_files.size() - dir_evals;  // --eval files come first
+  for (std::size_t i = 0; i < eval_files.size(); ++i) {
+    const std::string& f = eval_files[i];
+    try {
+      in.evals.push_back(report::parse_eval_results(qmr::io::read_json_file(f), f));
+    } catch (const qmr::error& e) {
+      if (i < named) throw;  // a file the user named: its error stops the report
+      // Found in --dir: results the report cannot read (perplexity, no per-problem records) are skipped, said so.
+      std::fprintf(stderr, "report: skipping %s: %s\n", f.c_str(), e.what());
+      continue;
+    }
     std::fprintf(stderr, "report: %s: %zu runs, %zu problems\n", f.c_str(), in.evals.back().size(), in.evals.back().front().items.size());
   }
   // Files that scored the same problems as one set (e.g. a calibration study's RTN and its text-calibrated runs).
@@ -100,6 +113,7 @@ inline int run_report(const report_args& a) {
   std::stable_partition(in.evals.begin(), in.evals.end(), [&](const std::vector<report::eval_run>& set) {
     return std::any_of(set.begin(), set.end(), [&](const report::eval_run& r) { return r.weights == a.reference; });
   });
+  qmr::check(!in.evals.empty() || !sens_file.empty() || !stats_file.empty(), "report: no results file it can read");
   if (!sens_file.empty()) in.sensitivity = report::parse_sensitivity(qmr::io::read_json_file(sens_file), sens_file);
   if (!stats_file.empty()) in.stats = report::parse_stats(qmr::io::read_json_file(stats_file), stats_file);
   const report::document d = report::study_report(in);

@@ -831,10 +831,12 @@ TEST_CASE("qmr report turns a folder of eval and stats results into Markdown, HT
     CHECK(sweep["runs"][1]["efficiency"]["layer_bits_per_weight"].get<double>() == Approx(2.28125));
   }
   std::ofstream(dir / "notes.json") << "{\"hello\": 1}";  // not a results file: skipped, said so
+  std::ofstream(dir / "ppl.json") << "{\"task\": \"perplexity\", \"runs\": [{\"weights\": \"stored\"}]}";  // no per-problem records
   const result r = run("report --dir " + dir.path().string());
   INFO(r.output);
   REQUIRE(r.status == 0);
   CHECK(r.output.find("notes.json is not a results file") != std::string::npos);
+  CHECK(r.output.find("skipping " + (dir / "ppl.json").string()) != std::string::npos);
   CHECK(r.output.find("- Set 1: ") != std::string::npos);
   CHECK(r.output.find("activation outlier") != std::string::npos);
   std::ifstream md_in(dir / "report.md"), html_in(dir / "report.html");
