@@ -113,7 +113,7 @@ inline CLI::App* add_eval_command(CLI::App& app, eval_args& a) {
                   "head stay as stored), @FILE a precision plan; the method calibrates layer by layer (--calib); "
                   "+clip picks group scales by an MSE clip search; +a8/+a4 quantizes linear inputs per token. Several = a sweep, e.g. stored,w4g128,gptq:w3g128,w8g128+a8")
       ->capture_default_str();
-  cmd->add_option("--calib", a.calib.source, "calibration data of gptq/awq/sq items: synth, random, a .jsonl or a text file")
+  cmd->add_option("--calib", a.calib.source, "calibration data of gptq/awq/sq items: synth, self (sampled from the model), random, a .jsonl or a text file")
       ->capture_default_str();
   cmd->add_option("--calib-n", a.calib.n, "calibration samples")
       ->capture_default_str()

@@ -11,11 +11,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
 #include "cli_integer.hpp"
 #include "qmr/io/text_file.hpp"
+#include "qmr/model/generation_config.hpp"
 #include "qmr/quant/calibrate.hpp"
 #include "qmr/text/tokenizer.hpp"
 
@@ -89,8 +91,9 @@ inline quant_recipe parse_recipe(const std::string& item) {
   return r;
 }
 
-// Where calibration samples come from: "synth" (the synthetic generator), "random" (uniform token ids,
-// for random-weight models), a .jsonl file or a text file.
+// Where calibration samples come from: "synth" (the synthetic generator), "self" (sampled from the model
+// itself: quant::calibration_self), "random" (uniform token ids, for random-weight models), a .jsonl file
+// or a text file.
 // With them, GPTQ's dampening (gptq_options::damp), which also decides what a calibrated item computes.
 struct calib_args {
   std::string source = "synth";
@@ -150,6 +153,14 @@ inline qmr::quant::calibration_set make_calibration(const calib_args& c, const s
   }
   const auto tok = qmr::text::tokenizer::load(std::filesystem::path(model_dir) / "tokenizer.json");
   if (c.source == "synth") return qmr::quant::calibration_from_synth(tok, c.n, c.len, c.seed);
+  if (c.source == "self") {
+    const qmr::model::model m = qmr::model::model::load(model_dir);
+    const std::vector<std::int32_t> stops = qmr::model::default_stop_tokens(m);
+    qmr::check(m.config().bos_token_id.has_value() || !stops.empty(),
+               "--calib self: the model has neither a BOS nor an end-of-text token to start its samples from");
+    qmr::thread_pool pool(std::max(1u, std::thread::hardware_concurrency()));
+    return qmr::quant::calibration_self(m, m.config().bos_token_id ? *m.config().bos_token_id : stops.front(), c.n, c.len, c.seed, &pool);
+  }
   const std::string content = qmr::io::read_text_file(c.source);
   if (c.source.size() > 6 && c.source.compare(c.source.size() - 6, 6, ".jsonl") == 0)
     return qmr::quant::calibration_from_jsonl(tok, content, c.n, c.len, c.source);

@@ -430,7 +430,7 @@ int main(int argc, char** argv) {
   quantize->add_option("--quant", q_format, "the same as --format");
   quantize->add_option("--method", q_method, "rtn, gptq, awq or sq (SmoothQuant migration, then RTN)")->capture_default_str();
   quantize->add_option("--plan", q_plan, "a precision plan file (rules by component, layer and name; see quant/plan.hpp)");
-  quantize->add_option("--calib", q_calib.source, "calibration data for gptq/awq/sq: synth, random, a .jsonl file or a text file")
+  quantize->add_option("--calib", q_calib.source, "calibration data for gptq/awq/sq: synth, self (sampled from the model), random, a .jsonl file or a text file")
       ->capture_default_str();
   quantize->add_option("--calib-n", q_calib.n, "calibration samples")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);
   quantize->add_option("--calib-len", q_calib.len, "tokens per calibration sample")->capture_default_str()->transform(qmr_cli::decimal_integer(true))->check(CLI::PositiveNumber);

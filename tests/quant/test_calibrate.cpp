@@ -251,6 +251,40 @@ TEST_CASE("calibration sets: windows, JSONL and their errors") {
   CHECK_THROWS_WITH(parse_method("hqq"), Catch::Contains("expected rtn, gptq, awq or sq"));
 }
 
+TEST_CASE("self-generated calibration: the model's own samples from its document token, fixed by the seed") {
+  const auto dir = testing::fixture_dir("llama-gqa2");
+  const auto m = model::model::load(dir);
+  const std::int32_t start = 3;
+  const calibration_set a = calibration_self(m, start, 3, 12, 5);
+  REQUIRE(a.samples.size() == 3);
+  for (const auto& s : a.samples) {
+    REQUIRE(s.size() == 12);
+    CHECK(s.front() == start);
+    for (const std::int32_t id : s) CHECK((id >= 0 && id < m.config().vocab));
+  }
+  CHECK(a.samples[0] != a.samples[1]);  // each sample its own stream
+  CHECK(calibration_self(m, start, 3, 12, 5).samples == a.samples);  // fixed by the seed
+  CHECK(calibration_self(m, start, 3, 12, 6).samples != a.samples);
+  // Sample 1 is what the sampler draws from the model at temperature 1 with its stream's seed.
+  model::session s(m, 12);
+  model::sampling_options o;
+  o.temperature = 1.0f;
+  o.seed = 5 * 1000003ull + 1;
+  o.max_tokens = 11;
+  const std::int32_t prompt[] = {start};
+  std::vector<std::int32_t> want = {start};
+  const auto g = model::generate(s, prompt, o);
+  want.insert(want.end(), g.tokens.begin(), g.tokens.end());
+  CHECK(a.samples[1] == want);
+  CHECK(a.source.find("self-generated") != std::string::npos);
+
+  CHECK_THROWS_WITH(calibration_self(m, start, 2, 1, 5), Catch::Contains("2 tokens or more"));
+  CHECK_THROWS_WITH(calibration_self(m, m.config().vocab, 2, 8, 5), Catch::Contains("outside the vocabulary"));
+  CHECK_THROWS_WITH(calibration_self(m, start, 0, 8, 5), Catch::Contains("positive sample count"));
+  if (m.config().max_positions > 0)
+    CHECK_THROWS_WITH(calibration_self(m, start, 1, m.config().max_positions + 1, 5), Catch::Contains("positions"));
+}
+
 TEST_CASE("calibration sizes beyond any quantizer's reach and NUL bytes in JSONL are errors") {
   // 2^20 samples of 2^20 tokens (accepted by --calib-n/--calib-len) used to allocate until
   // std::bad_alloc or the OOM killer: now an error before any allocation.

@@ -860,3 +860,16 @@ TEST_CASE("qmr report turns a folder of eval and stats results into Markdown, HT
   CHECK(run("report").status != 0);
   CHECK(run("report --dir " + (dir / "missing").string()).status != 0);
 }
+
+TEST_CASE("qmr eval and quantize calibrate on the model's own samples with --calib self", "[cli]") {
+  const result r = run("eval --task synthetic --n 5 --threads 2 --quant awq:w3g128 --calib self --calib-n 2 --calib-len 32");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("calibrating on 2 x 32 tokens from self") != std::string::npos);
+  CHECK(r.output.find("NLL on self-generated (seed 5, from token 0)") != std::string::npos);
+  qmr::testing::temp_dir dir;
+  const result q = run("quantize --method gptq --quant w4g128 --calib self --calib-n 2 --calib-len 32 --quiet --out " + (dir / "q").string());
+  INFO(q.output);
+  CHECK(q.status == 0);
+  CHECK(std::filesystem::exists(dir / "q" / "qmr_quantization.json"));
+}

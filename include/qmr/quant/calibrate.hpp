@@ -26,6 +26,7 @@
 #include "../io/text_file.hpp"
 #include "../kernels/simd/dispatch.hpp"
 #include "../model/forward.hpp"
+#include "../model/generate.hpp"
 #include "../text/tokenizer.hpp"
 #include "act_quant.hpp"
 #include "awq.hpp"
@@ -249,6 +250,40 @@ inline calibration_set calibration_random(std::int32_t vocab, int n, int len, st
   for (int i = 0; i < n; ++i) {
     c.samples.emplace_back(static_cast<std::size_t>(len));
     for (auto& t : c.samples.back()) t = static_cast<std::int32_t>(next() % static_cast<std::uint64_t>(vocab));
+  }
+  return c;
+}
+
+// Self-generated ("data-free") calibration: n sequences of len tokens sampled from the model
+// itself at temperature 1 (top-p 1, so from its whole distribution), each started from its
+// document token (BOS, or else its first end-of-text token, the separator it saw between
+// documents) and continued past any end of text, so that the set follows what the model
+// itself expects to read and needs no data. Sample i is seeded by (seed, i): the same set on
+// every run and thread count. `start`: the document token; `pool` runs each sample's matmuls.
+inline calibration_set calibration_self(const model::model& m, std::int32_t start, int n, int len, std::uint64_t seed,
+                                        thread_pool* pool = nullptr) {
+  detail::check_calibration_size(n, len);
+  check(len >= 2, "self-generated calibration needs samples of 2 tokens or more, got " + std::to_string(len));
+  check(start >= 0 && start < m.config().vocab,
+        "self-generated calibration: start token " + std::to_string(start) + " is outside the vocabulary of " + std::to_string(m.config().vocab));
+  check(m.config().max_positions == 0 || len <= m.config().max_positions,
+        "self-generated calibration: samples of " + std::to_string(len) + " tokens exceed the model's " +
+            std::to_string(m.config().max_positions) + " positions");
+  calibration_set c;
+  c.source = "self-generated (seed " + std::to_string(seed) + ", from token " + std::to_string(start) + ")";
+  for (int i = 0; i < n; ++i) {
+    model::session s(m, len, pool);
+    model::sampling_options o;
+    o.temperature = 1.0f;
+    o.seed = seed * 1000003ull + static_cast<std::uint64_t>(i);  // distinct streams per sample, fixed by (seed, i)
+    o.max_tokens = len - 1;
+    const std::int32_t prompt[] = {start};
+    const model::generation g = model::generate(s, prompt, o);
+    std::vector<std::int32_t> sample = {start};
+    sample.insert(sample.end(), g.tokens.begin(), g.tokens.end());
+    check(static_cast<int>(sample.size()) == len, "self-generated calibration: sample " + std::to_string(i) + " stopped at " +
+                                                      std::to_string(sample.size()) + " of " + std::to_string(len) + " tokens");
+    c.samples.push_back(std::move(sample));
   }
   return c;
 }
