@@ -652,7 +652,7 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
       // Scale migration (AWQ's search or SmoothQuant's formula) for the pairs whose consumers
       // are quantized: the consumers' columns are multiplied by s, the producer divides by s.
       const bool migrate = options.how == method::awq || options.how == method::smoothquant;
-      const auto scale_pair = [&](std::vector<detail::pending_linear*> consumers, detail::input_stats& st,
+      const auto scale_pair = [&](const std::vector<detail::pending_linear*>& consumers, detail::input_stats& st,
                                   const std::function<void(std::span<const float>)>& fold_into_producer) {
         const plan_format* f = nullptr;
         for (auto* p : consumers)
