@@ -355,16 +355,8 @@ inline nlohmann::json efficiency_json(const qmr::model::model& m, const qmr::eva
   const double n = static_cast<double>(std::max<std::size_t>(1, r.records.size()));
   double item_seconds = 0;
   for (const auto& rec : r.records) item_seconds += rec.seconds;
-  // Storage bits per weight over the layer linears (q, k, v, o, gate, up, down), the measure
-  // precision plans budget: what a report plots accuracy against.
-  double layer_bits = 0, layer_weights = 0;
-  for (const auto& l : m.weights().layers)
-    for (const auto* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
-      layer_bits += 8.0 * static_cast<double>(w->bytes());
-      layer_weights += static_cast<double>(w->rows) * static_cast<double>(w->cols);
-    }
   return {{"model_bytes", m.weight_bytes()},
-          {"layer_bits_per_weight", layer_weights > 0 ? layer_bits / layer_weights : 0.0},
+          {"layer_bits_per_weight", m.layer_bits_per_weight()},  // what a report plots accuracy against
           {"prefill_tokens_per_s", prefill > 0 ? static_cast<double>(prefilled) / prefill : 0.0},
           {"decode_tokens_per_s", decode > 0 ? static_cast<double>(decode_tokens) / decode : 0.0},
           {"time_to_first_token_ms", 1000.0 * prefill / n},

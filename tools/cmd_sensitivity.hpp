@@ -175,9 +175,12 @@ inline int run_sensitivity(const sensitivity_args& a) {
   }
 
   // --raise: every layer linear at the lower format, each linear raised to the higher one in turn.
-  const bool first_low = formats[0].bits_per_weight(128) <= formats[1 % formats.size()].bits_per_weight(128);
-  const qmr::quant::format_spec& low = first_low ? formats[0] : formats[1 % formats.size()];
-  const qmr::quant::format_spec& high = first_low ? formats[1 % formats.size()] : formats[0];
+  // The two formats of --raise and --plan-out, fewer bits first (checked above to be two where used).
+  const std::pair<const qmr::quant::format_spec&, const qmr::quant::format_spec&> low_high =
+      std::minmax(formats.front(), formats.back(),
+                  [](const qmr::quant::format_spec& x, const qmr::quant::format_spec& y) { return x.bits_per_weight(128) < y.bits_per_weight(128); });
+  const qmr::quant::format_spec& low = low_high.first;
+  const qmr::quant::format_spec& high = low_high.second;
   double raise_base_kl = 0;                      // KL with every layer linear at the lower format
   std::map<std::string, double> raise_kl;        // linear unit -> KL with it alone raised
   if (a.raise) {

@@ -77,6 +77,17 @@ class model {
       for (const linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) b += w->bytes();
     return b;
   }
+  // Storage bits per weight over the layer linears (q, k, v, o, gate, up, down): codes, scales
+  // and zero points, the measure precision plans budget; 0 for a model without layers.
+  double layer_bits_per_weight() const {
+    double bits = 0, weights = 0;
+    for (const auto& l : weights_.layers)
+      for (const linear_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+        bits += 8.0 * static_cast<double>(w->bytes());
+        weights += static_cast<double>(w->rows) * static_cast<double>(w->cols);
+      }
+    return weights > 0 ? bits / weights : 0.0;
+  }
   // Quantizes, in memory and by round to nearest, every linear weight whose name contains
   // none of `skip` and whose shape fits `spec`; returns the names left as they were.
   // (The tied output head follows the embedding.)

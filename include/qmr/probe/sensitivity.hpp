@@ -187,17 +187,8 @@ class sensitivity_probe {
     try {
       for (const std::string& name : tensors) {
         model::linear_weight& w = m_->linear(name);
-        check(!w.spec.is_quantized(), "sensitivity background: " + name + " is already quantized (" + w.spec.str() + "); probe a dense model");
-        check(model::fits_format(w, spec),
-              "sensitivity background: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
-        const std::vector<float> f32 = m_->linear_f32(w);  // [rows, cols]
-        bg_held_.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
-        bg_saved_.emplace_back(&w, w);
+        swap_in_(w, w, name, spec, rtn, "sensitivity background: ", bg_held_, bg_saved_);
         bg_names_.push_back(name);
-        w.spec = bg_held_.back()->spec();
-        w.quantized = bg_held_.back()->view();
-        w.dense = {};
-        w.lut.reset();
       }
     } catch (...) {
       clear_background();
@@ -206,8 +197,7 @@ class sensitivity_probe {
   }
   // Puts the background's tensors back as stored.
   void clear_background() {
-    for (auto it = bg_saved_.rbegin(); it != bg_saved_.rend(); ++it) *it->first = std::move(it->second);
-    bg_saved_.clear();
+    restore_(bg_saved_);
     bg_names_.clear();
     bg_held_.clear();
   }
@@ -224,10 +214,8 @@ class sensitivity_probe {
     check(spec.is_quantized(), "sensitivity: " + spec.str() + " is not a quantized format");
     check(!u.tensors.empty(), "sensitivity: unit '" + u.name + "' quantizes no tensor");
     struct restore {  // puts every changed linear back, in reverse order, on every exit
-      std::vector<std::pair<model::linear_weight*, model::linear_weight>> saved;
-      ~restore() {
-        for (auto it = saved.rbegin(); it != saved.rend(); ++it) *it->first = std::move(it->second);
-      }
+      saved_linears saved;
+      ~restore() { restore_(saved); }
     } guard;
     std::vector<std::unique_ptr<quant::qtensor>> held;  // the quantized copies, alive while scored
     for (const std::string& name : u.tensors) {
@@ -235,21 +223,38 @@ class sensitivity_probe {
       // In a background, the unit is quantized from its stored weights.
       const auto bg = std::find(bg_names_.begin(), bg_names_.end(), name);
       const model::linear_weight& stored = bg == bg_names_.end() ? w : bg_saved_[static_cast<std::size_t>(bg - bg_names_.begin())].second;
-      check(!stored.spec.is_quantized(), "sensitivity: " + name + " is already quantized (" + stored.spec.str() + "); probe a dense model");
-      check(model::fits_format(w, spec),
-            "sensitivity: " + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
-      const std::vector<float> f32 = m_->linear_f32(stored);  // [rows, cols]
-      held.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
-      guard.saved.emplace_back(&w, w);
-      w.spec = held.back()->spec();
-      w.quantized = held.back()->view();
-      w.dense = {};
-      w.lut.reset();
+      swap_in_(w, stored, name, spec, rtn, "sensitivity: ", held, guard.saved);
     }
     return score_(&ref_logp_, u.name, u.kind, u.layer, u.component);
   }
 
  private:
+  // Linears changed in the model, with what they held before, in the order they were changed.
+  using saved_linears = std::vector<std::pair<model::linear_weight*, model::linear_weight>>;
+
+  // Puts `saved` back in reverse order and empties it.
+  static void restore_(saved_linears& saved) {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) *it->first = std::move(it->second);
+    saved.clear();
+  }
+
+  // Quantizes `stored` (a dense linear: w itself, or w's weights as stored under a background)
+  // by round to nearest to `spec` into `held`, records w in `saved` and points w at the copy.
+  // `who` starts the error messages.
+  void swap_in_(model::linear_weight& w, const model::linear_weight& stored, const std::string& name, const quant::format_spec& spec,
+                const quant::rtn_options& rtn, const std::string& who, std::vector<std::unique_ptr<quant::qtensor>>& held,
+                saved_linears& saved) {
+    check(!stored.spec.is_quantized(), who + name + " is already quantized (" + stored.spec.str() + "); probe a dense model");
+    check(model::fits_format(w, spec), who + name + " has " + std::to_string(w.cols) + " columns, which " + spec.str() + " cannot group");
+    const std::vector<float> f32 = m_->linear_f32(stored);  // [rows, cols]
+    held.push_back(std::make_unique<quant::qtensor>(quant::quantize_rtn({f32.data(), w.rows, w.cols}, spec, rtn, pool_, name)));
+    saved.emplace_back(&w, w);
+    w.spec = held.back()->spec();
+    w.quantized = held.back()->view();
+    w.dense = {};
+    w.lut.reset();
+  }
+
   // Scores every item. ref == nullptr: the reference pass, which stores its log-probabilities
   // and argmaxes; else the comparison against them.
   unit_result score_(const std::vector<float>* ref, const std::string& name, unit_kind kind, int layer = -1,
@@ -328,7 +333,7 @@ class sensitivity_probe {
   std::vector<std::int32_t> ref_arg_;   // [positions] its argmax
   unit_result reference_;
   // The background (set_background): each tensor's stored weight, by name, and its quantized copy.
-  std::vector<std::pair<model::linear_weight*, model::linear_weight>> bg_saved_;
+  saved_linears bg_saved_;
   std::vector<std::string> bg_names_;
   std::vector<std::unique_ptr<quant::qtensor>> bg_held_;
 };

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
-#include "../eval/extract.hpp"
+#include "../eval/generative.hpp"
 #include "../quant/format.hpp"
 
 namespace qmr::report {
@@ -24,12 +24,6 @@ struct eval_item {
   std::string type;  // empty: the task has no operation types
   bool correct = false;
   std::string error_kind;  // of a wrong answer, when the results carry the taxonomy
-};
-
-struct tally {
-  std::size_t n = 0, correct = 0;
-  double accuracy() const { return n ? static_cast<double>(correct) / static_cast<double>(n) : NAN; }
-  std::pair<double, double> ci95() const { return eval::wilson_interval(correct, n); }
 };
 
 // One weight configuration's results on one problem set.
@@ -49,19 +43,19 @@ struct eval_run {
   // The name tables use: the weights, and the calibration in brackets when there is one.
   std::string label() const { return calibration.empty() ? weights : weights + " [" + calibration + "]"; }
 
-  tally overall() const {
-    tally t;
+  eval::group_stats overall() const {
+    eval::group_stats t;
     for (const auto& i : items) ++t.n, t.correct += i.correct ? 1 : 0;
     return t;
   }
-  std::map<int, tally> by_level() const {
-    std::map<int, tally> m;
+  std::map<int, eval::group_stats> by_level() const {
+    std::map<int, eval::group_stats> m;
     for (const auto& i : items)
       if (i.level > 0) ++m[i.level].n, m[i.level].correct += i.correct ? 1 : 0;
     return m;
   }
-  std::map<std::string, tally> by_type() const {
-    std::map<std::string, tally> m;
+  std::map<std::string, eval::group_stats> by_type() const {
+    std::map<std::string, eval::group_stats> m;
     for (const auto& i : items)
       if (!i.type.empty()) ++m[i.type].n, m[i.type].correct += i.correct ? 1 : 0;
     return m;
@@ -245,7 +239,7 @@ inline std::vector<category_break> break_order(const eval_run& reference, const 
     const auto in_cat = [&](const eval_item& i) { return by_level ? "L" + std::to_string(i.level) == c : i.type == c; };
     category_break cb;
     cb.category = c;
-    tally ref;
+    eval::group_stats ref;
     for (const auto& i : reference.items)
       if (in_cat(i)) ++ref.n, ref.correct += i.correct ? 1 : 0;
     cb.reference_accuracy = ref.accuracy();

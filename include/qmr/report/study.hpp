@@ -226,7 +226,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
   const eval_run* worst = nullptr;
   paired_result worst_pr;
   for (const eval_run* r : by_bits) {
-    const tally o = r->overall();
+    const eval::group_stats o = r->overall();
     const auto [lo, hi] = o.ci95();
     std::vector<std::string> row = {r->label(), bits_text(r->bits_per_weight), pct(o.accuracy()) + " [" + pct(lo) + ", " + pct(hi) + "]"};
     if (ref) {
@@ -250,7 +250,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
               " on the same problems: the difference in points, the problems only one of the two solved, and the exact McNemar p.");
   d.add_table(std::move(t));
   if (ref) {
-    const tally ro = ref->overall();
+    const eval::group_stats ro = ref->overall();
     if (lowest_held)
       findings.push_back(fmt("Set %s: %s (%s bits/weight) is the fewest bits with no significant loss against %s "
                              "(%.1f%% against %.1f%%).",
@@ -453,7 +453,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     for (const auto& k : kinds) et.header.push_back(k);
     for (const eval_run* r : by_bits) {
       const auto e = r->errors();
-      const tally o = r->overall();
+      const eval::group_stats o = r->overall();
       std::vector<std::string> row = {r->label(), std::to_string(o.n - o.correct)};
       for (const auto& k : kinds) row.push_back(std::to_string(e.count(k) ? e.at(k) : 0));
       et.rows.push_back(std::move(row));
