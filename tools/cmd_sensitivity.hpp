@@ -28,7 +28,7 @@ namespace qmr_cli {
 struct sensitivity_args {
   std::string dir = default_model_dir(), quant = "w2g64", units = "linears,layers,components,all", out, plan_out;
   double plan_bits = 0;
-  int n = 64;
+  int n = 64, rounds = 1;
   std::uint64_t seed = 1000;
   bool clip = false, quiet = false, raise = false;
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
@@ -62,6 +62,12 @@ inline CLI::App* add_sensitivity_command(CLI::App& app, sensitivity_args& a) {
   c->add_flag("--raise", a.raise,
               "also measure each linear at the higher --quant format while every other layer linear is at the lower one "
               "(what raising it saves in the quantized model, interactions included), and build --plan-out from those");
+  c->add_option("--rounds", a.rounds,
+                "with --raise and --plan-out: build the plan in this many rounds, each raising its share of the budget's extra "
+                "bits and then measuring the remaining raises again over a background that includes them")
+      ->capture_default_str()
+      ->transform(decimal_integer(false))
+      ->check(CLI::Range(1, 64));
   return c;
 }
 
@@ -121,6 +127,7 @@ inline int run_sensitivity(const sensitivity_args& a) {
   qmr::check(a.plan_out.empty() || (formats.size() == 2 && linears && a.plan_bits > 0),
              "--plan-out needs two --quant formats, --units with linears and --plan-bits");
   qmr::check(!a.raise || (formats.size() == 2 && linears), "--raise needs two --quant formats and --units with linears");
+  qmr::check(a.rounds == 1 || (a.raise && !a.plan_out.empty()), "--rounds needs --raise and --plan-out");
   qmr::thread_pool pool(a.threads);
   qmr::model::model m = qmr::model::model::load(a.dir);
   detail::probe_items in = detail::synthetic_probe_items(m, a.dir, a.n, a.seed);
@@ -181,51 +188,89 @@ inline int run_sensitivity(const sensitivity_args& a) {
                   [](const qmr::quant::format_spec& x, const qmr::quant::format_spec& y) { return x.bits_per_weight(128) < y.bits_per_weight(128); });
   const qmr::quant::format_spec& low = low_high.first;
   const qmr::quant::format_spec& high = low_high.second;
-  double raise_base_kl = 0;                      // KL with every layer linear at the lower format
-  std::map<std::string, double> raise_kl;        // linear unit -> KL with it alone raised
+  // The layer linears as allocation items (their KL filled in below), in unit order.
+  std::vector<probe::allocation_item> items;
+  std::vector<const probe::unit*> linear_units;
+  for (const auto& u : units) {
+    if (u.kind != probe::unit_kind::linear) continue;
+    const auto& w = m.linear(u.tensors.front());
+    items.push_back({u.tensors.front(), u.layer, u.component, w.rows * w.cols, w.cols, 0, 0});
+    linear_units.push_back(&u);
+  }
+  std::vector<bool> raised(items.size(), false);  // --rounds: linears at the higher format in the background
   if (a.raise) {
     qmr::quant::rtn_options rtn;
     rtn.clip_search = a.clip;
-    std::vector<std::string> tensors;
-    for (const auto& u : units)
-      if (u.kind == probe::unit_kind::linear) tensors.insert(tensors.end(), u.tensors.begin(), u.tensors.end());
-    p.set_background(tensors, low, rtn);
-    const std::size_t n_raise = tensors.size() + 1;
-    std::size_t kr = 0;
-    const auto run_one = [&](const std::string& key_unit, auto&& measure) {
-      nlohmann::json probe_key = {{"format", key_unit == "background" ? low.str() : high.str()}, {"unit", key_unit}, {"context", low.str()}};
-      ++kr;
-      nlohmann::json r;
-      if (const auto it = done.find(detail::result_key(probe_key)); it != done.end()) {
-        r = it->second;
-      } else {
-        r = measure();
-        r["context"] = low.str();
-        if (!a.quiet)
-          std::fprintf(stderr, "[raise %zu/%zu] %s in %s: %-16s KL %.5f  verbatim %.1f%%  (%.1f s)\n", kr, n_raise, r["format"].get<std::string>().c_str(),
-                       low.str().c_str(), key_unit.c_str(), r["kl"].get<double>(), 100 * r["verbatim"].get<double>(), r["seconds"].get<double>());
+    double floor_bits = 0, total_w = 0;  // the budget's floor: every linear at the lower format
+    for (const auto& it : items) {
+      floor_bits += static_cast<double>(it.weights) * low.bits_per_weight(it.cols);
+      total_w += static_cast<double>(it.weights);
+    }
+    floor_bits /= total_w;
+    for (int round = 1; round <= a.rounds; ++round) {
+      // The background: every layer linear at the lower format but those raised in earlier rounds.
+      // Its name keys the resume: round 1's is the lower format's alone, as without --rounds.
+      std::string context = low.str();
+      std::vector<std::pair<std::string, qmr::quant::format_spec>> background;
+      std::size_t n_measured = 1;
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        for (const std::string& t : linear_units[i]->tensors) background.emplace_back(t, raised[i] ? high : low);
+        if (raised[i]) context += (context == low.str() ? " + " : ",") + linear_units[i]->name + " at " + high.str();
+        else ++n_measured;
       }
-      out["units"].push_back(r);
-      if (!a.out.empty()) qmr::io::write_text_file(a.out, out.dump(1));
-      return r["kl"].get<double>();
-    };
-    raise_base_kl = run_one("background", [&] {
-      nlohmann::json r = detail::sensitivity_json(p.measure_background("background"), low.str());
-      r["unit"] = "background";
-      return r;
-    });
-    for (const probe::unit& u : units)
-      if (u.kind == probe::unit_kind::linear)
-        raise_kl[u.name] = run_one(u.name, [&] { return detail::sensitivity_json(p.measure(u, high, rtn), high.str()); });
-    p.clear_background();
-    std::printf("\nevery layer linear at %s: KL %.5f; each linear raised to %s alone, the 12 that save the most:\n"
-                "| linear | KL | saved |\n|---|---|---|\n",
-                low.str().c_str(), raise_base_kl, high.str().c_str());
-    std::vector<std::pair<double, std::string>> saved;
-    for (const auto& [name, kl] : raise_kl) saved.emplace_back(raise_base_kl - kl, name);
-    std::sort(saved.rbegin(), saved.rend());
-    for (std::size_t i = 0; i < std::min<std::size_t>(12, saved.size()); ++i)
-      std::printf("| %s | %.5f | %.5f |\n", saved[i].second.c_str(), raise_base_kl - saved[i].first, saved[i].first);
+      const std::string shown_context = a.rounds == 1 ? low.str() : low.str() + " round " + std::to_string(round);
+      p.set_background(background, rtn);
+      std::size_t kr = 0;
+      const auto run_one = [&](const std::string& key_unit, auto&& measure) {
+        nlohmann::json probe_key = {{"format", key_unit == "background" ? low.str() : high.str()}, {"unit", key_unit}, {"context", context}};
+        ++kr;
+        nlohmann::json r;
+        if (const auto it = done.find(detail::result_key(probe_key)); it != done.end()) {
+          r = it->second;
+        } else {
+          r = measure();
+          r["context"] = context;
+          if (!a.quiet)
+            std::fprintf(stderr, "[raise %zu/%zu] %s in %s: %-16s KL %.5f  verbatim %.1f%%  (%.1f s)\n", kr, n_measured,
+                         r["format"].get<std::string>().c_str(), shown_context.c_str(), key_unit.c_str(), r["kl"].get<double>(),
+                         100 * r["verbatim"].get<double>(), r["seconds"].get<double>());
+        }
+        out["units"].push_back(r);
+        if (!a.out.empty()) qmr::io::write_text_file(a.out, out.dump(1));
+        return r["kl"].get<double>();
+      };
+      const double base_kl = run_one("background", [&] {
+        nlohmann::json r = detail::sensitivity_json(p.measure_background("background"), low.str());
+        r["unit"] = "background";
+        return r;
+      });
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        items[i].kl_low = base_kl;
+        items[i].kl_high = raised[i] ? base_kl
+                                     : run_one(linear_units[i]->name, [&] {
+                                         return detail::sensitivity_json(p.measure(*linear_units[i], high, rtn), high.str());
+                                       });
+      }
+      p.clear_background();
+      std::printf("\nevery layer linear at %s%s: KL %.5f; each linear raised to %s alone, the 12 that save the most:\n"
+                  "| linear | KL | saved |\n|---|---|---|\n",
+                  low.str().c_str(), context == low.str() ? "" : (" but " + context.substr(low.str().size() + 3)).c_str(), base_kl,
+                  high.str().c_str());
+      std::vector<std::pair<double, std::string>> saved;
+      for (std::size_t i = 0; i < items.size(); ++i)
+        if (!raised[i]) saved.emplace_back(base_kl - items[i].kl_high, linear_units[i]->name);
+      std::sort(saved.rbegin(), saved.rend());
+      for (std::size_t i = 0; i < std::min<std::size_t>(12, saved.size()); ++i)
+        std::printf("| %s | %.5f | %.5f |\n", saved[i].second.c_str(), base_kl - saved[i].first, saved[i].first);
+      if (round < a.rounds) {
+        // This round's share of the extra bits goes to the best raises just measured.
+        const double tranche = floor_bits + (a.plan_bits - floor_bits) * round / a.rounds;
+        const probe::allocation step = probe::allocate_bits(items, low, high, tranche, raised);
+        std::printf("round %d of %d: %lld linears at %s (budget %.4f bits per weight)\n", round, a.rounds,
+                    static_cast<long long>(std::count(step.high.begin(), step.high.end(), true)), high.str().c_str(), tranche);
+        raised = step.high;
+      }
+    }
   }
 
   // Tables: per format, each kind sorted by KL (the linears: the 12 worst).
@@ -257,24 +302,17 @@ inline int run_sensitivity(const sensitivity_args& a) {
 
   if (!a.plan_out.empty()) {
     // The gains: one at a time from the stored model (KL at low - KL at high), or with --raise from
-    // the all-low model (KL of all low - KL with the linear raised), interactions included.
-    std::vector<probe::allocation_item> items;
-    for (const auto& u : units) {
-      if (u.kind != probe::unit_kind::linear) continue;
-      const auto& w = m.linear(u.tensors.front());
-      probe::allocation_item it{u.tensors.front(), u.layer, u.component, w.rows * w.cols, w.cols, 0, 0};
-      if (a.raise) {
-        it.kl_low = raise_base_kl;
-        it.kl_high = raise_kl.at(u.name);
-      } else {
+    // the all-low model (KL of all low - KL with the linear raised), interactions included; with
+    // --rounds from the last round's background, the earlier rounds' raises kept.
+    if (!a.raise)
+      for (std::size_t i = 0; i < items.size(); ++i)
         for (const auto& r : results)
-          if (r["kind"] == "linear" && r["unit"] == u.name) (r["format"] == low.str() ? it.kl_low : it.kl_high) = r["kl"].get<double>();
-      }
-      items.push_back(it);
-    }
-    const probe::allocation alloc = probe::allocate_bits(items, low, high, a.plan_bits);
+          if (r["kind"] == "linear" && r["unit"] == linear_units[i]->name)
+            (r["format"] == low.str() ? items[i].kl_low : items[i].kl_high) = r["kl"].get<double>();
+    const probe::allocation alloc = probe::allocate_bits(items, low, high, a.plan_bits, raised);
     const std::string note = "qmr sensitivity --quant " + a.quant + " --n " + std::to_string(a.n) + " --seed " + std::to_string(a.seed) +
-                             " --plan-bits " + std::to_string(a.plan_bits) + (a.raise ? " --raise" : "") + " (" + a.dir + ")";
+                             " --plan-bits " + std::to_string(a.plan_bits) + (a.raise ? " --raise" : "") +
+                             (a.rounds > 1 ? " --rounds " + std::to_string(a.rounds) : "") + " (" + a.dir + ")";
     qmr::io::write_text_file(a.plan_out, probe::allocation_plan(items, alloc, low, high, m.config().tie_word_embeddings, note));
     std::printf("plan %s: %lld of %zu linears at %s, the rest %s: %.4f bits per weight (budget %.4f)\n", a.plan_out.c_str(),
                 static_cast<long long>(std::count(alloc.high.begin(), alloc.high.end(), true)), items.size(), high.str().c_str(),

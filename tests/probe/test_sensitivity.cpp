@@ -218,6 +218,17 @@ TEST_CASE("sensitivity over a background: every linear low, one raised from its 
     want /= static_cast<double>(p.positions());
     CHECK(raised.kl == Approx(want).epsilon(1e-4));
     CHECK(raised.kl < all_low);  // 8 bits in place of 2 on a seventh of the linears
+    {
+      // A background with a format per tensor (a plan built in rounds): layer 1's linears at
+      // w8g32 in it score what raising them over the all-w2g32 background did, bit for bit.
+      std::vector<std::pair<std::string, quant::format_spec>> mixed;
+      for (const auto& name : tensors)
+        mixed.emplace_back(name, std::find(layer1.tensors.begin(), layer1.tensors.end(), name) != layer1.tensors.end() ? high : low);
+      p.set_background(mixed);
+      CHECK(p.measure_background("mixed").kl == raised.kl);
+      CHECK_THROWS_WITH(p.set_background({{tensors.front(), quant::parse_format("bf16")}}), Catch::Contains(tensors.front()));
+      p.set_background(tensors, low);
+    }
     // After the unit, the background is as it was.
     CHECK(p.measure_background("bg").kl == all_low);
     p.clear_background();
@@ -331,6 +342,14 @@ TEST_CASE("bit allocation: the most KL saved per extra bit first, within the bud
   CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, lo, hi, 2.0), Catch::Matchers::Contains("below w2g64"));
   CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, hi, lo, 8.0), Catch::Matchers::Contains("no more bits"));
   CHECK_THROWS(qmr::probe::allocate_bits({}, lo, hi, 3.0));
+  // Raises fixed by an earlier round count first: with d fixed, the budget of a and c leaves room
+  // for a alone (the best remaining), whatever d saves.
+  r = qmr::probe::allocate_bits(items, lo, hi, bits_with(2500), {false, false, false, true});
+  CHECK(r.high == std::vector<bool>{true, false, false, true});
+  CHECK(r.bits_per_weight == Approx(bits_with(2000)));
+  CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, lo, hi, bits_with(2500), {false, true, false, false}),
+                    Catch::Matchers::Contains("raised already"));
+  CHECK_THROWS_WITH(qmr::probe::allocate_bits(items, lo, hi, b_hi, {true}), Catch::Matchers::Contains("1 fixed flags for 4 linears"));
 
   // As a plan over a model: each raised linear gets w4g128, the rest w2g64, the embedding and head stay.
   qmr::testing::temp_dir dir;

@@ -783,6 +783,31 @@ TEST_CASE("qmr sensitivity measures the bundled model unit by unit, writes JSON,
   const result ra2 = run(raise_args);
   CHECK(ra2.status == 0);
   CHECK(ra2.output.find("[raise 1/71]") == std::string::npos);  // resumed, nothing measured
+  // --rounds 2: round 1 is the run above (resumed); its raises join the background of round 2,
+  // which measures every other linear again, and the plan keeps round 1's raises.
+  const std::string rounds_plan = (dir / "r2.plan").string();
+  const result rr = run("sensitivity --n 1 --units linears,all --quant w2g64,w4g128 --raise --rounds 2 --plan-bits 2.5 --plan-out " +
+                        rounds_plan + " --out " + raise_json);
+  INFO(rr.output);
+  REQUIRE(rr.status == 0);
+  CHECK(rr.output.find("in w2g64 round 1:") == std::string::npos);  // round 1 resumed
+  const auto at = rr.output.find("round 1 of 2: ");
+  REQUIRE(at != std::string::npos);
+  const int k1 = std::stoi(rr.output.substr(at + 14));
+  CHECK(k1 > 0);
+  CHECK(rr.output.find("[raise " + std::to_string(71 - k1) + "/" + std::to_string(71 - k1) + "] w4g128 in w2g64 round 2:") != std::string::npos);
+  CHECK(rr.output.find("[raise " + std::to_string(72 - k1) + "/") == std::string::npos);
+  nlohmann::json rj2;
+  std::ifstream(raise_json) >> rj2;
+  int round2 = 0;
+  for (const auto& u : rj2["units"])
+    if (u.value("context", "").rfind("w2g64 + ", 0) == 0) ++round2;
+  CHECK(round2 == 71 - k1);
+  std::ifstream rounds_in(rounds_plan);
+  const std::string rounds_text((std::istreambuf_iterator<char>(rounds_in)), {});
+  CHECK(rounds_text.find("--rounds 2") != std::string::npos);
+  CHECK(run("sensitivity --n 1 --units linears --quant w2g64,w4g128 --rounds 2").output.find("--rounds needs --raise and --plan-out") !=
+        std::string::npos);
   CHECK(run("sensitivity --n 1 --units layers --quant w2g64,w4g128 --raise").output.find("--raise needs two --quant formats and --units with linears") !=
         std::string::npos);
 

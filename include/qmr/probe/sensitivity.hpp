@@ -182,10 +182,17 @@ class sensitivity_probe {
   // alone saves in a model that is otherwise quantized, interactions included. Any earlier
   // background is cleared first.
   void set_background(const std::vector<std::string>& tensors, const quant::format_spec& spec, const quant::rtn_options& rtn = {}) {
-    check(spec.is_quantized(), "sensitivity background: " + spec.str() + " is not a quantized format");
+    std::vector<std::pair<std::string, quant::format_spec>> each;
+    for (const std::string& name : tensors) each.emplace_back(name, spec);
+    set_background(each, rtn);
+  }
+  // The same with a format per tensor (a plan in progress: some linears already raised).
+  void set_background(const std::vector<std::pair<std::string, quant::format_spec>>& tensors, const quant::rtn_options& rtn = {}) {
+    for (const auto& [name, spec] : tensors)
+      check(spec.is_quantized(), "sensitivity background: " + spec.str() + " (for " + name + ") is not a quantized format");
     clear_background();
     try {
-      for (const std::string& name : tensors) {
+      for (const auto& [name, spec] : tensors) {
         model::linear_weight& w = m_->linear(name);
         swap_in_(w, w, name, spec, rtn, "sensitivity background: ", bg_held_, bg_saved_);
         bg_names_.push_back(name);
@@ -363,10 +370,14 @@ struct allocation {
   double kl_sum = 0;                  // Σ of the chosen formats' one-at-a-time KL
 };
 
+// `fixed` (empty, or one flag per item): linears raised already, whatever their gain (a plan
+// built in rounds); their bits count against the budget first.
 inline allocation allocate_bits(const std::vector<allocation_item>& items, const quant::format_spec& low,
-                                const quant::format_spec& high, double budget_bits) {
+                                const quant::format_spec& high, double budget_bits, const std::vector<bool>& fixed = {}) {
   check(low.is_quantized() && high.is_quantized(), "bit allocation needs two quantized formats, got " + low.str() + " and " + high.str());
   check(!items.empty(), "bit allocation needs at least one linear");
+  check(fixed.empty() || fixed.size() == items.size(),
+        "bit allocation: " + std::to_string(fixed.size()) + " fixed flags for " + std::to_string(items.size()) + " linears");
   double total_w = 0, bits = 0;
   std::vector<double> extra(items.size());  // bits the raise costs
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -387,7 +398,15 @@ inline allocation allocate_bits(const std::vector<allocation_item>& items, const
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return gain(a) > gain(b); });
   allocation r;
   r.high.assign(items.size(), false);
+  for (std::size_t i = 0; i < fixed.size(); ++i)
+    if (fixed[i]) {
+      bits += extra[i];
+      r.high[i] = true;
+    }
+  check(bits / total_w <= budget_bits * (1 + 1e-12), "bit allocation: the linears raised already take " + std::to_string(bits / total_w) +
+                                                         " bits per weight, over the budget of " + std::to_string(budget_bits));
   for (const std::size_t i : order) {
+    if (r.high[i]) continue;  // raised already
     if (gain(i) <= 0) break;  // raising it saves nothing measurable
     if ((bits + extra[i]) / total_w > budget_bits) continue;  // a smaller linear may still fit
     bits += extra[i];
