@@ -245,11 +245,11 @@ inline int run_sensitivity(const sensitivity_args& a) {
         return r;
       });
       for (std::size_t i = 0; i < items.size(); ++i) {
+        if (raised[i]) continue;  // keeps the KL of the round that raised it (the plan's comments show it)
         items[i].kl_low = base_kl;
-        items[i].kl_high = raised[i] ? base_kl
-                                     : run_one(linear_units[i]->name, [&] {
-                                         return detail::sensitivity_json(p.measure(*linear_units[i], high, rtn), high.str());
-                                       });
+        items[i].kl_high = run_one(linear_units[i]->name, [&] {
+          return detail::sensitivity_json(p.measure(*linear_units[i], high, rtn), high.str());
+        });
       }
       p.clear_background();
       std::printf("\nevery layer linear at %s%s: KL %.5f; each linear raised to %s alone, the 12 that save the most:\n"
