@@ -201,23 +201,19 @@ inline int run_sensitivity(const sensitivity_args& a) {
   if (a.raise) {
     qmr::quant::rtn_options rtn;
     rtn.clip_search = a.clip;
-    double floor_bits = 0, total_w = 0;  // the budget's floor: every linear at the lower format
-    for (const auto& it : items) {
-      floor_bits += static_cast<double>(it.weights) * low.bits_per_weight(it.cols);
-      total_w += static_cast<double>(it.weights);
-    }
-    floor_bits /= total_w;
+    const double floor_bits = probe::uniform_bits(items, low).per_weight();  // the budget's floor: every linear low
     for (int round = 1; round <= a.rounds; ++round) {
       // The background: every layer linear at the lower format but those raised in earlier rounds.
       // Its name keys the resume: round 1's is the lower format's alone, as without --rounds.
-      std::string context = low.str();
+      std::string raised_list;  // "layer 0 v at w4g128,layer 0 o at w4g128"
       std::vector<std::pair<std::string, qmr::quant::format_spec>> background;
       std::size_t n_measured = 1;
       for (std::size_t i = 0; i < items.size(); ++i) {
         for (const std::string& t : linear_units[i]->tensors) background.emplace_back(t, raised[i] ? high : low);
-        if (raised[i]) context += (context == low.str() ? " + " : ",") + linear_units[i]->name + " at " + high.str();
+        if (raised[i]) raised_list += (raised_list.empty() ? "" : ",") + linear_units[i]->name + " at " + high.str();
         else ++n_measured;
       }
+      const std::string context = raised_list.empty() ? low.str() : low.str() + " + " + raised_list;
       const std::string shown_context = a.rounds == 1 ? low.str() : low.str() + " round " + std::to_string(round);
       p.set_background(background, rtn);
       std::size_t kr = 0;
@@ -254,7 +250,7 @@ inline int run_sensitivity(const sensitivity_args& a) {
       p.clear_background();
       std::printf("\nevery layer linear at %s%s: KL %.5f; each linear raised to %s alone, the 12 that save the most:\n"
                   "| linear | KL | saved |\n|---|---|---|\n",
-                  low.str().c_str(), context == low.str() ? "" : (" but " + context.substr(low.str().size() + 3)).c_str(), base_kl,
+                  low.str().c_str(), raised_list.empty() ? "" : (" but " + raised_list).c_str(), base_kl,
                   high.str().c_str());
       std::vector<std::pair<double, std::string>> saved;
       for (std::size_t i = 0; i < items.size(); ++i)

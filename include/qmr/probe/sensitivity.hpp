@@ -370,6 +370,22 @@ struct allocation {
   double kl_sum = 0;                  // Σ of the chosen formats' one-at-a-time KL
 };
 
+// The items' weights, and their storage bits with every item in `spec` (its bits per weight at
+// the item's column count): `per_weight()` is the average a budget is measured in.
+struct weight_bits {
+  double weights = 0, bits = 0;
+  double per_weight() const { return bits / weights; }
+};
+inline weight_bits uniform_bits(const std::vector<allocation_item>& items, const quant::format_spec& spec) {
+  weight_bits r;
+  for (const auto& it : items) {
+    const double w = static_cast<double>(it.weights);
+    r.weights += w;
+    r.bits += w * spec.bits_per_weight(it.cols);
+  }
+  return r;
+}
+
 // `fixed` (empty, or one flag per item): linears raised already, whatever their gain (a plan
 // built in rounds); their bits count against the budget first.
 inline allocation allocate_bits(const std::vector<allocation_item>& items, const quant::format_spec& low,
@@ -378,18 +394,16 @@ inline allocation allocate_bits(const std::vector<allocation_item>& items, const
   check(!items.empty(), "bit allocation needs at least one linear");
   check(fixed.empty() || fixed.size() == items.size(),
         "bit allocation: " + std::to_string(fixed.size()) + " fixed flags for " + std::to_string(items.size()) + " linears");
-  double total_w = 0, bits = 0;
   std::vector<double> extra(items.size());  // bits the raise costs
   for (std::size_t i = 0; i < items.size(); ++i) {
     const auto& it = items[i];
     check(it.weights > 0 && it.cols > 0, "bit allocation: " + it.tensor + " has no weights");
-    const double w = static_cast<double>(it.weights);
-    total_w += w;
-    bits += w * low.bits_per_weight(it.cols);
-    extra[i] = w * (high.bits_per_weight(it.cols) - low.bits_per_weight(it.cols));
+    extra[i] = static_cast<double>(it.weights) * (high.bits_per_weight(it.cols) - low.bits_per_weight(it.cols));
     check(extra[i] > 0, "bit allocation: " + high.str() + " takes no more bits than " + low.str() + " for " + it.tensor);
   }
-  const double floor_bits = bits / total_w;
+  const weight_bits at_low = uniform_bits(items, low);
+  const double total_w = at_low.weights, floor_bits = at_low.per_weight();
+  double bits = at_low.bits;
   check(budget_bits >= floor_bits, "a budget of " + std::to_string(budget_bits) + " bits per weight is below " + low.str() + "'s " +
                                        std::to_string(floor_bits) + " for these linears");
   std::vector<std::size_t> order(items.size());
