@@ -666,8 +666,6 @@ class cuda_session {
 inline generation generate(cuda_session& s, std::span<const std::int32_t> prompt, const sampling_options& o,
                            const token_callback& on_token = {}, const std::vector<std::string>& stop_strings = {},
                            const detokenize_fn& detokenize = {}) {
-  check(!prompt.empty(), "generate needs a non-empty prompt");
-  check(stop_strings.empty() || detokenize, "stop strings need a detokenizer");
   sampler pick(o);
   const bool greedy = o.temperature == 0.0f;
   const auto step = [&](std::span<const std::int32_t> tokens) {
@@ -675,39 +673,7 @@ inline generation generate(cuda_session& s, std::span<const std::int32_t> prompt
     const matrix_view<const float> logits = s.forward(tokens);
     return pick.next({logits.row(0), static_cast<std::size_t>(logits.cols)});
   };
-  generation g;
-  const auto t0 = std::chrono::steady_clock::now();
-  std::int32_t id = step(prompt);
-  const auto t1 = std::chrono::steady_clock::now();
-  g.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
-  for (int i = 0; i < o.max_tokens; ++i) {
-    g.tokens.push_back(id);
-    if (on_token && !on_token(id)) {
-      g.reason = stop_reason::callback;
-      break;
-    }
-    if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) != o.stop_tokens.end()) {
-      g.reason = stop_reason::stop_token;
-      break;
-    }
-    if (!stop_strings.empty()) {
-      const std::string text = detokenize(g.tokens);
-      if (std::any_of(stop_strings.begin(), stop_strings.end(),
-                      [&](const std::string& st) { return !st.empty() && text.find(st) != std::string::npos; })) {
-        g.reason = stop_reason::stop_string;
-        break;
-      }
-    }
-    if (i + 1 == o.max_tokens) break;
-    if (s.length() >= s.capacity()) {
-      g.reason = stop_reason::capacity;
-      break;
-    }
-    const std::int32_t one[] = {id};
-    id = step(one);
-  }
-  g.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  return g;
+  return detail::generate_with(s, prompt, o, step, on_token, stop_strings, detokenize);
 }
 
 }  // namespace qmr::model

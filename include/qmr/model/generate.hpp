@@ -87,21 +87,25 @@ using token_callback = std::function<bool(std::int32_t)>;
 using detokenize_fn = std::function<std::string(std::span<const std::int32_t>)>;
 
 // Prefills `prompt` after whatever the session holds, then decodes up to max_tokens tokens.
-inline generation generate(session& s, std::span<const std::int32_t> prompt, const sampling_options& o,
-                           const token_callback& on_token = {}, const std::vector<std::string>& stop_strings = {},
-                           const detokenize_fn& detokenize = {}) {
+namespace detail {
+
+// The decode loop of every session kind: step(tokens) runs the session over tokens and
+// returns the next token's id (the sampler over its logits, or a device argmax). The
+// first call takes the whole prompt (timed as prefill), each later one the token before.
+template <class Session, class Step>
+generation generate_with(Session& s, std::span<const std::int32_t> prompt, const sampling_options& o, Step&& step,
+                         const token_callback& on_token, const std::vector<std::string>& stop_strings,
+                         const detokenize_fn& detokenize) {
   check(!prompt.empty(), "generate needs a non-empty prompt");
   // A negative count would return no tokens as if max_tokens had been reached: say so instead.
   check(o.max_tokens >= 0, "max_tokens must be >= 0, got " + std::to_string(o.max_tokens));
   check(stop_strings.empty() || detokenize, "stop strings need a detokenizer");
-  sampler pick(o);
   generation g;
   const auto t0 = std::chrono::steady_clock::now();
-  matrix_view<const float> logits = s.forward(prompt);
+  std::int32_t id = step(prompt);
   const auto t1 = std::chrono::steady_clock::now();
   g.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   for (int i = 0; i < o.max_tokens; ++i) {
-    const std::int32_t id = pick.next({logits.row(0), static_cast<std::size_t>(logits.cols)});
     g.tokens.push_back(id);
     if (on_token && !on_token(id)) {
       g.reason = stop_reason::callback;
@@ -125,10 +129,23 @@ inline generation generate(session& s, std::span<const std::int32_t> prompt, con
       break;
     }
     const std::int32_t one[] = {id};
-    logits = s.forward(one);
+    id = step(std::span<const std::int32_t>(one));
   }
   g.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   return g;
+}
+
+}  // namespace detail
+
+inline generation generate(session& s, std::span<const std::int32_t> prompt, const sampling_options& o,
+                           const token_callback& on_token = {}, const std::vector<std::string>& stop_strings = {},
+                           const detokenize_fn& detokenize = {}) {
+  sampler pick(o);
+  const auto step = [&](std::span<const std::int32_t> tokens) {
+    const matrix_view<const float> logits = s.forward(tokens);
+    return pick.next({logits.row(0), static_cast<std::size_t>(logits.cols)});
+  };
+  return detail::generate_with(s, prompt, o, step, on_token, stop_strings, detokenize);
 }
 
 }  // namespace qmr::model
