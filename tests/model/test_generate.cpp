@@ -93,3 +93,71 @@ TEST_CASE("generate rejects a negative max_tokens instead of returning nothing",
   o.max_tokens = 0;  // prefill only: no tokens, and no error
   REQUIRE(model::generate(s, prompt, o).tokens.empty());
 }
+
+// The decode loop that the CPU and GPU sessions share (model::detail::generate_with), over a
+// scripted session: what each step is fed, and why the loop ends.
+namespace {
+struct scripted_session {
+  int len = 0, cap = 0;
+  std::vector<std::vector<std::int32_t>> fed;  // every step's input, in order
+  int length() const { return len; }
+  int capacity() const { return cap; }
+  // The next id: 100 + the number of steps so far, so each output is distinct and predictable.
+  std::int32_t step(std::span<const std::int32_t> tokens) {
+    fed.emplace_back(tokens.begin(), tokens.end());
+    len += static_cast<int>(tokens.size());
+    return 100 + static_cast<std::int32_t>(fed.size()) - 1;
+  }
+};
+}  // namespace
+
+TEST_CASE("the shared decode loop feeds the prompt once, then each token back, and names why it stopped", "[generate]") {
+  const std::vector<std::int32_t> prompt = {7, 8, 9};
+  const auto run = [&](scripted_session& s, const model::sampling_options& o, const model::token_callback& cb = {}) {
+    return model::detail::generate_with(s, prompt, o, [&](std::span<const std::int32_t> t) { return s.step(t); }, cb, {}, {});
+  };
+  SECTION("max_tokens") {
+    scripted_session s{0, 64, {}};
+    model::sampling_options o;
+    o.max_tokens = 4;
+    const auto g = run(s, o);
+    REQUIRE(g.tokens == std::vector<std::int32_t>{100, 101, 102, 103});
+    REQUIRE(g.reason == model::stop_reason::max_tokens);
+    // The prompt, then the first three outputs one at a time; the last output is never fed.
+    REQUIRE(s.fed == std::vector<std::vector<std::int32_t>>{{7, 8, 9}, {100}, {101}, {102}});
+  }
+  SECTION("capacity") {
+    scripted_session s{0, 5, {}};  // room for the prompt and two fed tokens
+    model::sampling_options o;
+    o.max_tokens = 10;
+    const auto g = run(s, o);
+    REQUIRE(g.reason == model::stop_reason::capacity);
+    REQUIRE(g.tokens == std::vector<std::int32_t>{100, 101, 102});
+    REQUIRE(s.len == 5);
+  }
+  SECTION("stop token and callback") {
+    scripted_session s{0, 64, {}};
+    model::sampling_options o;
+    o.max_tokens = 10;
+    o.stop_tokens = {102};
+    auto g = run(s, o);
+    REQUIRE(g.reason == model::stop_reason::stop_token);
+    REQUIRE(g.tokens.back() == 102);
+    scripted_session s2{0, 64, {}};
+    o.stop_tokens.clear();
+    g = run(s2, o, [](std::int32_t id) { return id != 101; });
+    REQUIRE(g.reason == model::stop_reason::callback);
+    REQUIRE(g.tokens == std::vector<std::int32_t>{100, 101});
+  }
+  SECTION("bad arguments are refused before any step") {
+    scripted_session s{0, 64, {}};
+    model::sampling_options o;
+    o.max_tokens = -1;
+    REQUIRE_THROWS_WITH(run(s, o), Catch::Contains("max_tokens must be >= 0"));
+    const std::vector<std::int32_t> none;
+    o.max_tokens = 1;
+    REQUIRE_THROWS_WITH(model::detail::generate_with(s, none, o, [&](std::span<const std::int32_t> t) { return s.step(t); }, {}, {}, {}),
+                        Catch::Contains("non-empty prompt"));
+    REQUIRE(s.fed.empty());
+  }
+}
