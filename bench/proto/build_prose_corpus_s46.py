@@ -1,6 +1,6 @@
 # Plain English prose from documentation on this machine (no network): HTML books, vim help, GNU info,
 # license texts. Keeps paragraph-like runs of text; drops code, tables and short lines.
-import glob, gzip, html, re, os, sys, random
+import glob, gzip, html, re, os, random
 paras = []
 def add_text(t):
     for p in re.split(r'\n\s*\n', t):

@@ -48,7 +48,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <span>

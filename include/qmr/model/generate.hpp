@@ -86,7 +86,6 @@ using token_callback = std::function<bool(std::int32_t)>;
 // Optional: the text of the tokens generated so far, to test stop strings against.
 using detokenize_fn = std::function<std::string(std::span<const std::int32_t>)>;
 
-// Prefills `prompt` after whatever the session holds, then decodes up to max_tokens tokens.
 namespace detail {
 
 // The decode loop of every session kind: step(tokens) runs the session over tokens and
@@ -137,6 +136,7 @@ generation generate_with(Session& s, std::span<const std::int32_t> prompt, const
 
 }  // namespace detail
 
+// Prefills `prompt` after whatever the session holds, then decodes up to max_tokens tokens.
 inline generation generate(session& s, std::span<const std::int32_t> prompt, const sampling_options& o,
                            const token_callback& on_token = {}, const std::vector<std::string>& stop_strings = {},
                            const detokenize_fn& detokenize = {}) {
