@@ -275,7 +275,7 @@ TEST_CASE("sensitivity: bad input is named, and a failed measurement leaves the 
   CHECK(all_logits(m, items) == f.logits);
 }
 
-TEST_CASE("sensitivity: the bundled model's synthetic items are its prompts and reference answers", "[probe]") {
+TEST_CASE("sensitivity: the bundled model's synthetic items are its prompts and reference answers", "[probe][bundled]") {
   const char* root = std::getenv("QMR_MODELS_DIR");
   if (root == nullptr) {
     WARN("QMR_MODELS_DIR is not set: skipped");
