@@ -1,17 +1,16 @@
 #!/bin/bash
-# Stop 47: where the split GEMV's time at 16 tokens goes (stop 46's diagnostic, never run then, plus one more
-# build). Builds of bench/cuda_gemv with QMR_SPLIT_ABLATE (bench/proto/split_ablate_mma_decode_s46.patch, with
-# bit 2 added in stop 47): a0 = HEAD, a1 = the second mma of each k-step dropped (half the tensor-core work at
-# 9-16 tokens), a2 = the decode dropped (raw codes fed to the mma), a3 = both, a4 = x's ldmatrix only at each
-# load's first k-step (an eighth of the shared-memory reads of x at 4 bits), a7 = all three. Wrong sums, timing
-# only. One round, on 8192 x 8192 (2- and 4-bit) at 1 and 16 tokens. Then the GPU forward pass test
-# (greedy generation against the CPU path) after the shared generate loop (generate.hpp).
-# Then stop 47's prototype, two row tiles per warp (bench/proto/split_two_tiles_s47.patch: 8 warps a block, each
-# decoding two tiles' weights against one ldmatrix of x, half the shared-memory reads of x), as tt: its split tests,
-# then tt against a0 on 8192 x 8192 at 2, 3, 4 and 8 bits, 1, 8 and 16 tokens, and again at 2 and 4 bits, 16 tokens.
-# Binaries: gpu_carry/s46.tgz (a0-a3, test_cuda_forward) and gpu_carry/s47.tgz (a4, a7), built on the CPU machine:
+# Stop 47 (run once on an H100; results: bench/results/cuda_gemv_split_m16_ablation_h100_20261206_s47.md):
+# 1. tt, the two-row-tiles-per-warp prototype (bench/proto/split_two_tiles_s47.patch): its split test, then tt against
+#    a0 (HEAD) on 8192 x 8192 at 2, 3, 4 and 8 bits, 1, 8 and 16 tokens, and again at 2 and 4 bits, 16 tokens.
+# 2. Where the split GEMV's time at 16 tokens goes: builds with bench/proto/split_ablate_mma_decode_s46.patch and
+#    -DQMR_SPLIT_ABLATE=N, a1 (the second mma of each k-step dropped), a2 (no decode: the raw codes go to the mma),
+#    a4 (x's ldmatrix only at a load's first k-step); wrong sums, timing only. 8192 x 8192, 2 and 4 bits, 1 and 16.
+# 3. The GPU forward pass test (greedy generation against the CPU path) with the shared decode loop (generate.hpp).
+# Binaries, built on the CPU machine: gpu_carry/s46.tgz (cuda_gemv_a0-a3, test_cuda_forward) and gpu_carry/s47.tgz
+# (cuda_gemv_a4, _a7, _tt, test_cuda_gemv_split_tt, test_cuda_gemv_pdl_tt), copied into one folder below. Ablation builds:
 #   meson setup build-aN -Dgpu_arch=90 -Dgpu_bench=true -Dtests=disabled -Dtools=disabled -Dexamples=false \
 #     -Dcuda_args=-DQMR_SPLIT_ABLATE=N && ninja -C build-aN bench/cuda_gemv
+# tt: the same setup with tests enabled and no define, then ninja bench/cuda_gemv tests/test_cuda_gemv_split.
 source "$(dirname "$0")/device_lib.sh"
 cp /tmp/s47/* /tmp/s46/ 2>/dev/null; F=/tmp/s46
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
