@@ -29,7 +29,7 @@ struct gemm_f64_tiles {
   // k is cut into slices of kc; each slice's B strip is packed into a [kc, width] stack
   // buffer (32 KB with AVX-512) that stays in L1 while every mr rows of A pass it.
   static constexpr std::int64_t kc = 128;
-  static_assert(kc * width * sizeof(double) <= 32 * 1024, "the packed B strip must fit L1");
+  static_assert(kc * width * sizeof(double) <= std::size_t{32} * 1024, "the packed B strip must fit L1");
 };
 
 namespace detail {

@@ -91,9 +91,9 @@ void attend_head(const float* q, const float* k, const float* v, std::int64_t st
     for (int t = 0; t < n; ++t) {
       const fb pt(p[t]);
       const float* vs = v + t * stride + i0;
-      for (int j = 0; j < count; ++j) acc[j] = xsimd::fma(pt, fb::load_unaligned(vs + j * lanes), acc[j]);
+      for (std::ptrdiff_t j = 0; j < count; ++j) acc[j] = xsimd::fma(pt, fb::load_unaligned(vs + j * lanes), acc[j]);
     }
-    for (int j = 0; j < count; ++j) acc[j].store_unaligned(out + i0 + j * lanes);
+    for (std::ptrdiff_t j = 0; j < count; ++j) acc[j].store_unaligned(out + i0 + j * lanes);
   }
   for (int i = d_vec; i < d; ++i) {
     float t = 0;

@@ -344,7 +344,7 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
   // throughput of a lookup and its add.
   constexpr int chains = 4;
   // Prefetch distance into every cache level, as the lane-major GEMV's (matmul.hpp).
-  constexpr std::int64_t prefetch_bytes = 4096;
+  constexpr std::uintptr_t prefetch_bytes = 4096;
   alignas(64) float tab[lut_max_chunk_tables * 16];  // [tables of one chunk][16], 24 KB at most
   const std::int64_t k = w.cols(), n = w.rows();
   float x_total = 0.0f;  // per-channel: the activations' sum over the row, for the zero point
@@ -380,11 +380,11 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
         __m512 acc[chains];
         for (auto& a : acc) a = _mm512_setzero_ps();
         const auto block = [&]() QMR_LAMBDA_INLINE {
-          _mm_prefetch(reinterpret_cast<const char*>(p) + prefetch_bytes, _MM_HINT_T0);
+          prefetch_ahead(p, prefetch_bytes);  // prefetcht0; past the codes' end near a row's last blocks
           // Byte e of every dword is the low byte of the load at offset e: its low
           // nibble indexes table 2e, the high one (shifted down) table 2e + 1;
           // vpermps reads an index's low 4 bits only.
-          for (int e = 0; e < 4; ++e) {
+          for (std::ptrdiff_t e = 0; e < 4; ++e) {
             const __m512i v = _mm512_loadu_si512(p + e);
             acc[(2 * e) % chains] =
                 _mm512_add_ps(acc[(2 * e) % chains], _mm512_permutexvar_ps(v, _mm512_load_ps(tb + 32 * e)));
@@ -393,7 +393,7 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
                 _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), _mm512_load_ps(tb + 32 * e + 16)));
           }
           p += lut_block_bytes;
-          tb += 8 * 16;
+          tb += std::ptrdiff_t{8} * 16;  // 8 tables of 16 floats a block
         };
         if constexpr (Group != 0) {
           QMR_LUT_UNROLL

@@ -22,6 +22,7 @@
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
 #include "convert.hpp"
+#include "prefetch.hpp"
 #include "unpack.hpp"
 
 // How the kernels work, and why they equal the reference up to summation order:
@@ -230,7 +231,7 @@ void gemv_dense(matrix_view<const T> w, matrix_view<const float> x, matrix_view<
       const std::int64_t c1 = std::min(k_vec, c0 + dense_chunk_cols);
       const auto ahead = reinterpret_cast<std::uintptr_t>(row + c0) + dense_prefetch_bytes;
       for (std::int64_t b = 0; b < dense_chunk_cols * static_cast<std::int64_t>(sizeof(T)); b += 64)
-        __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+        prefetch_address(ahead + static_cast<std::uintptr_t>(b));
       accumulate<Arch, M, U>([&](std::int64_t c) { return load_f32<Arch>(row + c); }, c0, c1, x.data, x.stride, acc);
     }
     float tail[M] = {};
@@ -425,7 +426,7 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
           {  // the group's code lines, gemv_prefetch_bytes ahead
             const auto ahead = reinterpret_cast<std::uintptr_t>(codes + c0 * bits / 8) + gemv_prefetch_bytes;
             for (std::int64_t b = 0; b < (c1 - c0) * bits / 8; b += 64)
-              __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+              prefetch_address(ahead + static_cast<std::uintptr_t>(b));
           }
           batch gacc[M][UV];
           for (auto& a : gacc)
@@ -468,10 +469,10 @@ void gemv_quantized_registers(const quant::qtensor_view& w, matrix_view<const fl
             const auto ahead = reinterpret_cast<std::uintptr_t>(gc) + gemv_prefetch_bytes;
             if constexpr (group_bytes >= 64) {
               for (std::int64_t b = 0; b < group_bytes; b += 64)
-                __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(b)), 0, 3);
+                prefetch_address(ahead + static_cast<std::uintptr_t>(b));
             } else {
               const std::uintptr_t last = ahead + static_cast<std::uintptr_t>(group_bytes - 1);
-              if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) __builtin_prefetch(reinterpret_cast<const void*>(last), 0, 3);
+              if ((last & 63) < static_cast<std::uintptr_t>(group_bytes)) prefetch_address(last);
             }
             batch ch[M][U];
             for (auto& a : ch)
@@ -671,10 +672,10 @@ inline void lane_block(const std::uint8_t* block, const lane_major_activations& 
   };
   // Code c of every lane (weights wv) times its activations, into chain c % U of each row of X.
   const auto fma_code = [&](__m512 wv, int c) {
-    for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + 16 * c), chain[i][c % U]);
+    for (int i = 0; i < M; ++i) chain[i][c % U] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xl.row(i) + xc + std::int64_t{16} * c), chain[i][c % U]);
   };
   static_assert(Bits == 2 || Bits == 3 || Bits == 4);
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(block) + lane_major_prefetch_bytes), 0, 3);
+  prefetch_ahead(block, lane_major_prefetch_bytes);
   if constexpr (Bits == 3) {
     // 48 bytes, 8 codes a lane: lane j's 24 bits start at byte 3j. vpermd gives 128-bit
     // lane L the dwords 3L..3L+3 (bytes 12L..12L+15) and a byte shuffle within each
@@ -729,7 +730,7 @@ void gemv_quantized_lanes(const quant::qtensor_view& w, const lane_major_activat
   constexpr int bits = Format::bits;
   static_assert(bits == 2 || bits == 3 || bits == 4, "a code must fit a permute index (4 bits) after its shift");
   constexpr int per_lane = static_cast<int>(lane_major_activations::per_lane_of(bits));
-  constexpr std::int64_t block_cols = 16 * per_lane;  // columns per block: 128 (3 and 4 bits), 256 (2 bits)
+  constexpr std::int64_t block_cols = std::int64_t{16} * per_lane;  // columns per block: 128 (3 and 4 bits), 256 (2 bits)
   constexpr std::int64_t block_bytes = block_cols * bits / 8;  // 64, or 48 for 3-bit codes
   // Independent chains of FMAs per row of X: 4 cover the FMA latency at M = 1.
   constexpr int U = M == 1 ? 4 : M == 2 ? 2 : 1;
@@ -980,7 +981,7 @@ void micro_tile(const float* panel, std::int64_t kl, const float* xp, matrix_vie
   using tiles = matmul_tiles<Arch>;
   using batch = fbatch<Arch>;
   constexpr int MR = tiles::mr, NV = tiles::nv, NR = tiles::nr;
-  constexpr int lanes = static_cast<int>(tiles::lanes);
+  constexpr std::ptrdiff_t lanes = tiles::lanes;
   batch acc[MR][NV];
   for (auto& a : acc)
     for (auto& b : a) b = batch(0.0f);

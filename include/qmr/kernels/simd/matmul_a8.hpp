@@ -22,6 +22,7 @@
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
 #include "../ref/matmul_a8.hpp"
+#include "prefetch.hpp"
 #include "matmul.hpp"
 #include "unpack_a8.hpp"
 
@@ -122,7 +123,7 @@ void prepare_a8(matrix_view<const float> x, std::int64_t group, a8_activations& 
     std::array<std::uint8_t, 256> c{};
     for (int t = 0; t < Layout.interleave; ++t)
       for (int p = 0; p < Layout.vector_bytes; ++p)
-        c[static_cast<std::size_t>(t * Layout.vector_bytes + p)] = static_cast<std::uint8_t>(Layout.column(t, p));
+        c[static_cast<std::size_t>(t) * Layout.vector_bytes + static_cast<std::size_t>(p)] = static_cast<std::uint8_t>(Layout.column(t, p));
     return c;
   }();
   static_assert(step <= 256);
@@ -394,7 +395,7 @@ inline constexpr std::int64_t a8_two_rows_min_cols = 12288;
 // and the address goes through an integer: past the end of the codes it is no
 // pointer at all.
 inline void a8_prefetch(const std::uint8_t* p) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + a8_prefetch_bytes), 0, 2);
+  prefetch_ahead<2>(p, a8_prefetch_bytes);
 }
 
 // Floats of the a8 GEMV's stack buffer for a row's group scales (8 KB: K = 262144 at group 128).
@@ -608,10 +609,11 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
         const std::int64_t c_end = std::min(k, (g + 1) * group);
         std::int64_t c0 = g * group;
         const std::int64_t c_fast = std::min(c_end, static_cast<std::int64_t>(fast_end));
-        for (; c0 + chains * step_cols <= c_fast; c0 += chains * step_cols)
-          for (int u = 0; u < chains; ++u) one_step(c0 + u * step_cols, u, std::false_type{});
-        for (; c0 + chains * step_cols <= c_end; c0 += chains * step_cols)
-          for (int u = 0; u < chains; ++u) one_step(c0 + u * step_cols, u, std::true_type{});
+        constexpr std::int64_t chain_cols = std::int64_t{chains} * step_cols;  // a step for every chain
+        for (; c0 + chain_cols <= c_fast; c0 += chain_cols)
+          for (int u = 0; u < chains; ++u) one_step(c0 + std::int64_t{u} * step_cols, u, std::false_type{});
+        for (; c0 + chain_cols <= c_end; c0 += chain_cols)
+          for (int u = 0; u < chains; ++u) one_step(c0 + std::int64_t{u} * step_cols, u, std::true_type{});
         if (c0 < c_end) one_step(c0, 0, std::true_type{});  // chains = 2: one step left (or a short last one)
         const fvec s = F::set1(F::scale(scales[g]));
         for (int i = 0; i < M; ++i) {
@@ -638,7 +640,8 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       if constexpr (pairs) {
         scales_f32(scales, row_scales);
         bool second = false;  // alternate pairs between the two chains
-        for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols, second = !second) {
+        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps of one group
+        for (; c0 + pair_cols <= fast_end; c0 += pair_cols, second = !second) {
           ivec v0[step_t::vectors], v1[step_t::vectors];
           decode(c0, v0, std::false_type{});
           decode(c0 + step_cols, v1, std::false_type{});
@@ -651,7 +654,8 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
           }
         }
       } else if constexpr (chains == 2) {
-        for (; c0 + 2 * step_cols <= fast_end; c0 += 2 * step_cols) {
+        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // one step for each chain
+        for (; c0 + pair_cols <= fast_end; c0 += pair_cols) {
           one_step(c0, acc, std::false_type{});
           one_step(c0 + step_cols, acc2, std::false_type{});
         }

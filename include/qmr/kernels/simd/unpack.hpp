@@ -41,8 +41,12 @@ struct unpack_tables {
 template <int Bytes, int Used>
 inline std::uint64_t load_block(const std::uint8_t* row, std::int64_t row_bytes, std::int64_t byte) {
   std::uint64_t word = 0;
-  if (byte + Bytes <= row_bytes) std::memcpy(&word, row + byte, Bytes);
-  else std::memcpy(&word, row + byte, Used);
+  if constexpr (Bytes == Used) {
+    std::memcpy(&word, row + byte, Bytes);
+  } else {
+    if (byte + Bytes <= row_bytes) std::memcpy(&word, row + byte, Bytes);
+    else std::memcpy(&word, row + byte, Used);
+  }
   return word;
 }
 
@@ -114,7 +118,7 @@ inline void unpack_codes(const std::uint8_t* row_codes, std::int64_t row_bytes, 
       block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
     } else {
       std::uint64_t words[2] = {0, 0};
-      std::memcpy(words, row_codes + byte, 2 * Bits);
+      std::memcpy(words, row_codes + byte, std::size_t{2} * Bits);
       block = _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
     }
     __m512i v = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(block), ctrl);
@@ -242,7 +246,7 @@ inline __m128i load_code_block(const std::uint8_t* row_codes, std::int64_t row_b
   const std::int64_t byte = c / 8 * Bits;
   if (byte + 16 <= row_bytes) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes + byte));
   std::uint64_t words[2] = {0, 0};
-  std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(2 * Bits, row_bytes - byte)));
+  std::memcpy(words, row_codes + byte, static_cast<std::size_t>(std::min<std::int64_t>(std::int64_t{2} * Bits, row_bytes - byte)));
   return _mm_set_epi64x(static_cast<long long>(words[1]), static_cast<long long>(words[0]));
 }
 

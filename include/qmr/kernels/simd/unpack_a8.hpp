@@ -105,11 +105,11 @@ inline a8_quantized_block quantize_block_a8(const float* x, int n, std::int8_t* 
   for (int j = 0; j < 4; ++j) {
     const int left = std::clamp(n - 8 * j, 0, 8);
     if (left == 8) {
-      v[j] = _mm256_loadu_ps(x + 8 * j);
+      v[j] = _mm256_loadu_ps(x + std::ptrdiff_t{8} * j);
     } else {
       // Lane i loads when left > i (maskload reads nothing where the mask is clear).
       const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-      v[j] = _mm256_maskload_ps(x + 8 * j, mask);
+      v[j] = _mm256_maskload_ps(x + std::ptrdiff_t{8} * j, mask);
     }
   }
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -371,7 +371,7 @@ struct a8_step_avx2 {
       // Codes 0-15 in the low 128 bits, 16-31 in the high: 16 bytes loaded from each's start.
       const __m256i x = _mm256_inserti128_si256(
           _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * Bits)), 1);
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + std::ptrdiff_t{2} * Bits)), 1);
       const __m256i even = _mm256_shuffle_epi8(x, load(tables::even.data()));
       const __m256i odd_w = _mm256_shuffle_epi8(x, load(tables::odd.data()));
       // No 16-bit variable shifts on AVX2: multiplying by 2^(8 - s) moves bits
@@ -393,7 +393,7 @@ struct a8_step_avx2 {
       __m256i s = _mm256_maddubs_epi16(v[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
       for (int t = 1; t < interleave; ++t)
         s = _mm256_add_epi16(
-            s, _mm256_maddubs_epi16(v[t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 32 * t))));
+            s, _mm256_maddubs_epi16(v[t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + std::ptrdiff_t{32} * t))));
       return _mm256_madd_epi16(s, ones);
     }
   }
@@ -463,6 +463,8 @@ struct a8_step_avx512 {
         };
         v[0] = unpack(tables::permute0, tables::offsets0);
         v[1] = unpack(tables::permute1, tables::offsets1);
+#else
+        static_assert(!lane_blocked, "lane-blocked 3-bit codes unpack with VBMI: the avx512vnni unit only");
 #endif
       } else if constexpr (Bits == 8) {
         if constexpr (vnni) {
@@ -479,6 +481,8 @@ struct a8_step_avx512 {
         using tables = a8_multishift_tables<Bits>;
         const __m512i q = _mm512_permutexvar_epi8(_mm512_loadu_si512(tables::permute.data()), b);
         v[0] = _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_loadu_si512(tables::offsets.data()), q), low_mask);
+#else
+        static_assert(vnni, "3-, 5- and 6-bit codes unpack here with VBMI (the avx512vnni unit), else in 16-bit lanes");
 #endif
       }
     }
@@ -488,7 +492,7 @@ struct a8_step_avx512 {
     if constexpr (vnni) {
 #if defined(QMR_SIMD_WITH_AVX512VNNI)
       __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], _mm512_loadu_si512(a));
-      for (int t = 1; t < interleave; ++t) d = _mm512_dpbusd_epi32(d, v[t], _mm512_loadu_si512(a + 64 * t));
+      for (int t = 1; t < interleave; ++t) d = _mm512_dpbusd_epi32(d, v[t], _mm512_loadu_si512(a + std::ptrdiff_t{64} * t));
       return d;
 #else
       return _mm512_setzero_si512();
@@ -499,7 +503,7 @@ struct a8_step_avx512 {
       return _mm512_madd_epi16(_mm512_maddubs_epi16(v[0], sx), ones);
     } else {
       __m512i s = _mm512_maddubs_epi16(v[0], _mm512_loadu_si512(a));
-      for (int t = 1; t < interleave; ++t) s = _mm512_add_epi16(s, _mm512_maddubs_epi16(v[t], _mm512_loadu_si512(a + 64 * t)));
+      for (int t = 1; t < interleave; ++t) s = _mm512_add_epi16(s, _mm512_maddubs_epi16(v[t], _mm512_loadu_si512(a + std::ptrdiff_t{64} * t)));
       return _mm512_madd_epi16(s, ones);
     }
   }
@@ -508,7 +512,7 @@ struct a8_step_avx512 {
   // 16 codes per 128-bit lane, each lane loaded from its own first byte.
   void decode_lanes16(const std::uint8_t* p, __m512i (&v)[vectors]) const {
     using tables = a8_odd_tables<Bits>;
-    const auto lane = [&](int q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * Bits * q)); };
+    const auto lane = [&](int q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + std::ptrdiff_t{2} * Bits * q)); };
     __m512i x = _mm512_castsi128_si512(lane(0));
     x = _mm512_inserti32x4(x, lane(1), 1);
     x = _mm512_inserti32x4(x, lane(2), 2);
