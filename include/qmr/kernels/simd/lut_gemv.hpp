@@ -384,13 +384,13 @@ void lut_gemv_tiles(const lut_matrix& w, const float* x, float* y, std::int64_t 
           // Byte e of every dword is the low byte of the load at offset e: its low
           // nibble indexes table 2e, the high one (shifted down) table 2e + 1;
           // vpermps reads an index's low 4 bits only.
-          for (std::ptrdiff_t e = 0; e < 4; ++e) {
+          for (int e = 0; e < 4; ++e) {
             const __m512i v = _mm512_loadu_si512(p + e);
             acc[(2 * e) % chains] =
-                _mm512_add_ps(acc[(2 * e) % chains], _mm512_permutexvar_ps(v, _mm512_load_ps(tb + 32 * e)));
+                _mm512_add_ps(acc[(2 * e) % chains], _mm512_permutexvar_ps(v, _mm512_load_ps(tb + std::ptrdiff_t{32} * e)));
             acc[(2 * e + 1) % chains] = _mm512_add_ps(
                 acc[(2 * e + 1) % chains],
-                _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), _mm512_load_ps(tb + 32 * e + 16)));
+                _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), _mm512_load_ps(tb + std::ptrdiff_t{32} * e + 16)));
           }
           p += lut_block_bytes;
           tb += std::ptrdiff_t{8} * 16;  // 8 tables of 16 floats a block

@@ -11,16 +11,18 @@ namespace qmr::simd {
 // the end of an array lies past it: there a pointer would be undefined behaviour
 // (beyond one past the end), while an integer address is merely one that no load
 // follows, and a prefetch never faults. This is the SIMD kernels' one integer-to-pointer
-// cast.
+// cast. Always inlined: as an ordinary inline function it changed GCC 12's inlining of
+// the GEMVs that prefetch (gemv_quantized_registers was no longer a function of its own,
+// the GEMM's format lambdas grew by half), where the builtin alone changes nothing.
 template <int Locality = 3>
-inline void prefetch_address(std::uintptr_t address) {
+[[gnu::always_inline]] inline void prefetch_address(std::uintptr_t address) {
   // NOLINTNEXTLINE(performance-no-int-to-ptr): an integer address on purpose (above)
   __builtin_prefetch(reinterpret_cast<const void*>(address), 0, Locality);
 }
 
 // The cache line `ahead` bytes past p (which may lie past p's array).
 template <int Locality = 3>
-inline void prefetch_ahead(const void* p, std::uintptr_t ahead) {
+[[gnu::always_inline]] inline void prefetch_ahead(const void* p, std::uintptr_t ahead) {
   prefetch_address<Locality>(reinterpret_cast<std::uintptr_t>(p) + ahead);
 }
 
