@@ -1,0 +1,31 @@
+#!/bin/bash
+# Stop 48 (results: bench/results/cuda_gemv_split_counter_chains_s48.md): two changes to the split GEMV's warps,
+# built on the CPU machine with -Dcuda_args=-DQMR_SPLIT_PROTO=N (bench/proto/split_counter_chains_s48.patch):
+#   p1: the slice counter taken with one atom.acq_rel.gpu by lane 0 after __syncwarp, in place of two
+#       __threadfence() (fence.sc.gpu) by every lane around a relaxed atomicAdd;
+#   p3: p1, and the odd k-steps' mma into a second set of partial sums (two dependent chains, not one).
+# a0 is HEAD's kernel (gpu_carry/s46.tgz's cuda_gemv_a0, copied into s48.tgz). Order: the quick split test of p3,
+# the A/B rounds (a0, p1, p3 alternating), the full split and PDL tests of p3, its sanitizer runs,
+# then a0 and p3 on three shapes at 8 and 16 tokens (last: cut first when device time runs out).
+source "$(dirname "$0")/device_lib.sh"
+F=/tmp/s48
+nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
+s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_p3 > $OUT/quick.txt 2>&1; echo "quick p3 rc=$? $((SECONDS-s))s" >> $L
+for round in 1 2; do for v in a0 p1 p3; do
+  s=$SECONDS; echo "== $v round $round" >> $OUT/bench.txt
+  timeout 60 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4,2 --batches 1,16 >> $OUT/bench.txt 2>&1
+  echo "bench $v $round rc=$? $((SECONDS-s))s" >> $L
+done; done
+run_tests test_cuda_gemv_split_p3:120 test_cuda_gemv_pdl_p3:60
+for tool in memcheck racecheck; do
+  s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
+  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_p3 >> $OUT/san.txt 2>&1
+  echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
+done
+for v in a0 p3; do
+  s=$SECONDS; echo "== $v full" >> $OUT/bench.txt
+  timeout 80 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,4096x14336,14336x4096 --bits 2,3,4,8 --batches 8,16 >> $OUT/bench.txt 2>&1
+  echo "bench $v full rc=$? $((SECONDS-s))s" >> $L
+done
+cat $OUT/gpu.txt $L; grep -E "^== |^\| 8192 x" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'
+grep -E '^=== |passed|failed|All tests' $OUT/tests.txt $OUT/quick.txt
