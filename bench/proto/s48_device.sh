@@ -1,5 +1,6 @@
 #!/bin/bash
-# Stop 48 (results: bench/results/cuda_gemv_split_counter_chains_s48.md): two changes to the split GEMV's warps,
+# Stop 48: two changes to the split GEMV's warps, not yet run (no device machine started at stop 48; the ledger,
+# bench/results/cuda_gemv_m16_ledger.md, says so),
 # built on the CPU machine with -Dcuda_args=-DQMR_SPLIT_PROTO=N (bench/proto/split_counter_chains_s48.patch):
 #   p1: the slice counter taken with one atom.acq_rel.gpu by lane 0 after __syncwarp, in place of two
 #       __threadfence() (fence.sc.gpu) by every lane around a relaxed atomicAdd;
