@@ -183,6 +183,7 @@ class sensitivity_probe {
   // background is cleared first.
   void set_background(const std::vector<std::string>& tensors, const quant::format_spec& spec, const quant::rtn_options& rtn = {}) {
     std::vector<std::pair<std::string, quant::format_spec>> each;
+    each.reserve(tensors.size());
     for (const std::string& name : tensors) each.emplace_back(name, spec);
     set_background(each, rtn);
   }

@@ -664,6 +664,7 @@ inline model_quant_report quantize_model(model::model& m, const precision_plan& 
         std::vector<float> scales;  // [cols]
         if (options.how == method::awq) {
           std::vector<matrix_view<const float>> ws;
+          ws.reserve(consumers.size());
           for (auto* p : consumers) ws.push_back(detail::as_matrix(p->current, p->w->rows, p->w->cols));
           const std::vector<float> mean = st.abs_mean();
           scales = awq_search_scales(ws, st.sample_view(), mean, f->spec, options.awq, pool).scales;

@@ -176,7 +176,7 @@ inline std::string line_chart_svg(const chart_axes& a, const std::vector<chart_s
     const double hi = std::isfinite(a.y_max) && a.y_max > lo ? a.y_max : (std::isfinite(r.second) && r.second > lo ? r.second : lo * 10);
     y0 = std::floor(std::log10(lo));
     y1 = std::max(y0 + 1, std::ceil(std::log10(hi)));
-    for (double e = y0; e <= y1 + 1e-9; e += 1) yticks.push_back(std::pow(10.0, e));
+    for (int e = static_cast<int>(y0); e <= static_cast<int>(y1); ++e) yticks.push_back(std::pow(10.0, e));  // y0, y1: whole decades
   } else {
     std::tie(y0, y1) = detail::axis_range(a.y_min, a.y_max, detail::finite_range(ys));
     for (const double t : detail::nice_ticks(y0, y1))
@@ -286,6 +286,7 @@ inline std::string bar_chart_svg(const chart_axes& a, const std::vector<std::str
   std::snprintf(b, sizeof b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", frame::left + frame::plot_w / 2, frame::top + frame::plot_h + 38);
   s += b + svg_escape(a.x_label) + "</text>\n";
   std::vector<std::string> names;
+  names.reserve(series.size());
   for (const auto& sr : series) names.push_back(sr.name);
   s += detail::legend(names, true);
   return s + "</svg>\n";

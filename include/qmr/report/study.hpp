@@ -217,6 +217,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
   const auto levels = runs.front().by_level();
   for (const auto& [l, c] : levels) t.header.push_back("L" + std::to_string(l));
   std::vector<const eval_run*> by_bits;
+  by_bits.reserve(runs.size());
   for (const auto& r : runs) by_bits.push_back(&r);
   std::stable_sort(by_bits.begin(), by_bits.end(), [](const eval_run* a, const eval_run* b) {
     const double x = std::isfinite(a->bits_per_weight) ? a->bits_per_weight : 1e9, y = std::isfinite(b->bits_per_weight) ? b->bits_per_weight : 1e9;
@@ -368,6 +369,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
   // By level: bars, then where each level breaks.
   if (!levels.empty()) {
     std::vector<std::string> cats;
+    cats.reserve(levels.size());
     for (const auto& [l, c] : levels) cats.push_back("L" + std::to_string(l));
     std::vector<bar_series> bars;
     for (const eval_run* r : by_bits) {
@@ -389,6 +391,7 @@ inline void eval_sections(document& d, const study_inputs& in, std::size_t set, 
     return;
   }
   std::vector<const eval_run*> all;
+  all.reserve(runs.size());
   for (const auto& r : runs) all.push_back(&r);
   const auto break_table = [&](bool by_level, const char* what) {
     auto order = break_order(*ref, all, by_level);
@@ -539,6 +542,7 @@ inline void sensitivity_sections(document& d, const study_inputs& in, std::vecto
           return std::find(order.begin(), order.end(), a) < std::find(order.begin(), order.end(), b);
         });
         std::vector<std::string> rl;
+        rl.reserve(lays.size());
         for (const int l : lays) rl.push_back("layer " + std::to_string(l));
         std::vector<double> v(lays.size() * comps.size(), NAN);
         for (const auto* u : lin) {
