@@ -22,8 +22,8 @@
 #include "../../quant/qtensor.hpp"
 #include "../ref/matmul.hpp"
 #include "../ref/matmul_a8.hpp"
-#include "prefetch.hpp"
 #include "matmul.hpp"
+#include "prefetch.hpp"
 #include "unpack_a8.hpp"
 
 // How the a8 kernels work (the numerics are ref/matmul_a8.hpp's):
@@ -391,9 +391,8 @@ inline constexpr std::int64_t a8_two_rows_min_cols = 12288;
 // measured on stop 40's VM of the same kind with huge-page weights, 4 DRAM shapes
 // (4096x4096, 4096x14336, 14336x4096, 8192x8192), 2 threads, builds alternating, 2-3
 // rounds: w8g128 a8 84-93% -> 87-97%, w4g128 73-90% -> 81-89%; prefetcht2 measured the
-// same as t1 (bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). Prefetches never fault,
-// and the address goes through an integer: past the end of the codes it is no
-// pointer at all.
+// same as t1 (bench/results/cpu_a8_prefetch_l2_20261206_s40.txt). Past the end of the codes
+// too: prefetch_ahead's address is an integer (prefetch.hpp).
 inline void a8_prefetch(const std::uint8_t* p) {
   prefetch_ahead<2>(p, a8_prefetch_bytes);
 }
@@ -438,6 +437,7 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
   using ivec = typename step_t::ivec;
   constexpr int bits = Format::bits;
   constexpr int step_cols = step_t::cols;
+  constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps: of one group, or one a chain
   constexpr int lane_cols = 4 * step_t::interleave;
   static_assert(step_cols / lane_cols == F::lanes, "a step fills one register of i32 lanes");
   static_assert(step_t::load_bytes <= a8_whole_load);
@@ -561,7 +561,6 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
         float* const rs_b = row_scales + rs_stride;
         scales_f32(s_a, rs_a);
         scales_f32(s_b, rs_b);
-        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps of one group
         for (; c0 + pair_cols <= fast_end; c0 += pair_cols) {
           ivec a0[step_t::vectors], a1[step_t::vectors], b0[step_t::vectors], b1[step_t::vectors];
           decode_at(c_a, c0, a0, std::false_type{});
@@ -640,7 +639,6 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
       if constexpr (pairs) {
         scales_f32(scales, row_scales);
         bool second = false;  // alternate pairs between the two chains
-        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // two steps of one group
         for (; c0 + pair_cols <= fast_end; c0 += pair_cols, second = !second) {
           ivec v0[step_t::vectors], v1[step_t::vectors];
           decode(c0, v0, std::false_type{});
@@ -654,7 +652,6 @@ void gemv_a8_x86(const quant::qtensor_view& w, const a8_activations& xa, std::in
           }
         }
       } else if constexpr (chains == 2) {
-        constexpr std::uint64_t pair_cols = std::uint64_t{2} * step_cols;  // one step for each chain
         for (; c0 + pair_cols <= fast_end; c0 += pair_cols) {
           one_step(c0, acc, std::false_type{});
           one_step(c0 + step_cols, acc2, std::false_type{});
