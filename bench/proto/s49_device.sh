@@ -2,29 +2,30 @@
 # Stop 49: stop 48's two split-kernel changes (p1, p3: bench/proto/split_counter_chains_s48.patch) and a limited L2
 # prefetch (f4, f8: bench/proto/split_l2_prefetch_next_s49.patch, -Dcuda_args=-DQMR_SPLIT_PREFETCH=4|8: one bulk
 # prefetch a warp, before pdl_wait, of the 4 or 8 loads after the ring's; stop 45 prefetched all of them and was
-# 12-19% slower), against HEAD's kernel (a0). Binaries built on the CPU machine, in gpu_carry/s48.tgz and s49.tgz.
-# Order: the A/B rounds (order rotated each round), p3's quick split test, then p3's tests and sanitizer runs, then
+# 12-19% slower), and c34 (p3 and f4 together: -DQMR_SPLIT_PROTO=3 -DQMR_SPLIT_PREFETCH=4), against HEAD's kernel
+# (a0). Binaries built on the CPU machine, in gpu_carry/s48.tgz and s49.tgz.
+# Order: the A/B rounds (order rotated each round), c34's quick split test, then c34's tests and sanitizer runs, then
 # the 8/16-token runs on three shapes (last: cut first when device time runs out).
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s48
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
-cp /tmp/s49/cuda_gemv_f4 /tmp/s49/cuda_gemv_f8 $F/
+cp /tmp/s49/* $F/
 bench() {  # bench V TAG
   local s=$SECONDS; echo "== $1 $2" >> $OUT/bench.txt
   timeout 60 $F/cuda_gemv_$1 --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4,2 --batches 1,16 >> $OUT/bench.txt 2>&1
   echo "bench $1 $2 rc=$? $((SECONDS-s))s" >> $L
 }
-for v in a0 p1 p3 f4 f8; do bench $v round1; done
-for v in f8 f4 p3 p1 a0; do bench $v round2; done
-for v in p3 a0 f4 p1 f8; do bench $v round3; done
-s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_p3 > $OUT/quick.txt 2>&1; echo "quick p3 rc=$? $((SECONDS-s))s" >> $L
-run_tests test_cuda_gemv_split_p3:120 test_cuda_gemv_pdl_p3:60
+for v in a0 p1 p3 f4 f8 c34; do bench $v round1; done
+for v in c34 f8 f4 p3 p1 a0; do bench $v round2; done
+for v in p3 a0 c34 f4 p1 f8; do bench $v round3; done
+s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_c34 > $OUT/quick.txt 2>&1; echo "quick c34 rc=$? $((SECONDS-s))s" >> $L
+run_tests test_cuda_gemv_split_c34:120 test_cuda_gemv_pdl_c34:60
 for tool in memcheck racecheck; do
   s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_p3 >> $OUT/san.txt 2>&1
+  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_c34 >> $OUT/san.txt 2>&1
   echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
 done
-for v in a0 p3; do
+for v in a0 c34; do
   s=$SECONDS; echo "== $v full" >> $OUT/bench.txt
   timeout 80 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,4096x14336,14336x4096 --bits 2,3,4,8 --batches 8,16 >> $OUT/bench.txt 2>&1
   echo "bench $v full rc=$? $((SECONDS-s))s" >> $L
