@@ -4,7 +4,7 @@
 # prefetch a warp, before pdl_wait, of the 4 or 8 loads after the ring's; stop 45 prefetched all of them and was
 # 12-19% slower), and c34 (p3 and f4 together: -DQMR_SPLIT_PROTO=3 -DQMR_SPLIT_PREFETCH=4), against HEAD's kernel
 # (a0). Binaries built on the CPU machine, in gpu_carry/s48.tgz and s49.tgz.
-# Order: the A/B rounds (order rotated each round), c34's quick split test, then c34's tests and sanitizer runs, then
+# Order: two A/B rounds (order reversed), c34's quick split test, its tests and sanitizer runs, a third round, then
 # the 8/16-token runs on three shapes (last: cut first when device time runs out).
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s48
@@ -17,7 +17,6 @@ bench() {  # bench V TAG
 }
 for v in a0 p1 p3 f4 f8 c34; do bench $v round1; done
 for v in c34 f8 f4 p3 p1 a0; do bench $v round2; done
-for v in p3 a0 c34 f4 p1 f8; do bench $v round3; done
 s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_c34 > $OUT/quick.txt 2>&1; echo "quick c34 rc=$? $((SECONDS-s))s" >> $L
 run_tests test_cuda_gemv_split_c34:120 test_cuda_gemv_pdl_c34:60
 for tool in memcheck racecheck; do
@@ -25,6 +24,7 @@ for tool in memcheck racecheck; do
   QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_c34 >> $OUT/san.txt 2>&1
   echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
 done
+for v in p3 a0 c34 f4 p1 f8; do bench $v round3; done
 for v in a0 c34; do
   s=$SECONDS; echo "== $v full" >> $OUT/bench.txt
   timeout 80 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,4096x14336,14336x4096 --bits 2,3,4,8 --batches 8,16 >> $OUT/bench.txt 2>&1
