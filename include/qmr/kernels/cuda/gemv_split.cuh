@@ -512,12 +512,24 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   // at 16 on an H100 (graph), and 1-4% faster for 2- and 3-bit codes at 16 tokens (their
   // warps stream 8 loads: the adding weighs more);
   // bench/results/cuda_gemv_split_tail_h100_20261206_s41.md.
-  __threadfence();  // this lane's sums are visible before the warp counts itself in
+  //
+  // The count: lane 0 adds the warp to the tile's counter with one acquire-release atomic
+  // at GPU scope, after __syncwarp. The barrier orders the other lanes' workspace stores
+  // before lane 0's release (release is cumulative), and the second barrier orders lane
+  // 0's acquire before every lane's loads below: the pattern of a grid-wide barrier, with
+  // the fence folded into the atomic. Every lane running __threadfence() (fence.sc.gpu)
+  // before a relaxed atomicAdd and again after it was 0.35-0.5 us slower on an H100 in a
+  // graph, at 1 and 16 tokens (8192 x 8192 w4g128s at 16 tokens: 19.30 -> 18.84-18.91 us;
+  // bench/results/cuda_gemv_split_counter_h100_20261207_s49.md).
   __syncwarp();
   unsigned last = 0;
-  if (lane == 0) last = atomicAdd(a.counters + tile, 1u) == static_cast<unsigned>(a.slices - 1);
+  if (lane == 0) {
+    unsigned before;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(a.counters + tile) : "memory");
+    last = before == static_cast<unsigned>(a.slices - 1);
+  }
   if (__shfl_sync(0xffffffffu, last, 0) == 0u) return;
-  __threadfence();
+  __syncwarp();
   // The tile's outputs as float4 runs of 4 rows (rows_pad is whole tiles): 4 a token, each
   // lane's runs with SB slices' loads in flight at once.
   const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad / 4;  // one slice, in float4
