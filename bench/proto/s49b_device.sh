@@ -2,6 +2,7 @@
 # Stop 49, second call: the landed counter change (stop 48's p1 as gemv_split.cuh now has it, built from the working
 # tree as /tmp/s49b/*_land) — its split, PDL and forward tests, compute-sanitizer memcheck and racecheck, and two A/B
 # rounds against HEAD's kernel before it (a0, gpu_carry/s48.tgz).
+# Not run: at stop 49 the session's device time was spent before this call could start.
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s49b
 cp /tmp/s48/cuda_gemv_a0 $F/
