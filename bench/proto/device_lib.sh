@@ -68,16 +68,38 @@ ncu_kernels() {
 # ncu_dense_step V ...: every dense GEMV launch of a bf16 decode step (169 launches: a step and more).
 ncu_dense_step() { ncu_kernels dense bf16 300 169 "$@"; }
 
+# sanitize_quick BINARY TOOL ...: compute-sanitizer's TOOLs over the quick subset (QMR_GEMV_TEST_QUICK=1) of the
+# test binary $F/BINARY, to san.txt.
+sanitize_quick() {
+  local b=$1 tool s; shift
+  for tool in "$@"; do
+    s=$SECONDS; echo "=== $tool $b" >> $OUT/san.txt
+    QMR_GEMV_TEST_QUICK=1 timeout 90 compute-sanitizer --tool $tool $F/$b >> $OUT/san.txt 2>&1
+    echo "san $tool $b rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
+  done
+}
+
 # split_tests: the split GEMV's CUDA tests (tests.txt), then the split test's quick subset under compute-sanitizer
 # memcheck and racecheck (san.txt).
 split_tests() {
-  local tool s
   run_tests test_cuda_gemv_split_layout:30 test_cuda_gemv_split:150 test_cuda_gemv_pdl:60 test_cuda_gemv:90 test_cuda_forward:90
-  for tool in memcheck racecheck; do
-    s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-    QMR_GEMV_TEST_QUICK=1 timeout 90 compute-sanitizer --tool $tool $F/test_cuda_gemv_split >> $OUT/san.txt 2>&1
-    echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-  done
+  sanitize_quick test_cuda_gemv_split memcheck racecheck
+}
+
+# bench_split V TAG SHAPES BITS BATCHES: `$F/cuda_gemv_V --split-only` (30 runs, 1 GB of rotated weights) under
+# "== V TAG" in bench.txt.
+bench_split() {
+  local s=$SECONDS; echo "== $1 $2" >> $OUT/bench.txt
+  timeout 90 $F/cuda_gemv_$1 --split-only --runs 30 --rotate-bytes 1e9 --shapes $3 --bits $4 --batches $5 >> $OUT/bench.txt 2>&1
+  echo "bench $1 $2 rc=$? $((SECONDS-s))s" >> $L
+}
+
+# split_summary: the log, bench.txt's 8192 x 8192 rows (split per call and in a graph, cuBLAS in a graph) under their
+# "== V TAG" headers, and the tests' verdict lines.
+split_summary() {
+  cat $OUT/gpu.txt $L
+  grep -E "^== |^\| 8192 x" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'
+  grep -E '^=== |passed|failed|ok: |All tests' $OUT/tests.txt $OUT/quick.txt 2>/dev/null | tail -12
 }
 
 # split_ab SHAPES BITS BATCHES: $F/cuda_gemv_BASE against $F/cuda_gemv (`cuda_gemv --split-only`), alternating, two

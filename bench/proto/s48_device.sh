@@ -8,25 +8,14 @@
 # a0 is HEAD's kernel (gpu_carry/s46.tgz's cuda_gemv_a0, copied into s48.tgz). Order: the quick split test of p3,
 # the A/B rounds (a0, p1, p3 alternating), the full split and PDL tests of p3, its sanitizer runs,
 # then a0 and p3 on three shapes at 8 and 16 tokens (last: cut first when device time runs out).
+# (Its steps were rewritten over device_lib.sh's helpers, same commands, at stop 49, which ran these binaries through
+# s49_device.sh instead.)
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s48
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
 s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_p3 > $OUT/quick.txt 2>&1; echo "quick p3 rc=$? $((SECONDS-s))s" >> $L
-for round in 1 2; do for v in a0 p1 p3; do
-  s=$SECONDS; echo "== $v round $round" >> $OUT/bench.txt
-  timeout 60 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4,2 --batches 1,16 >> $OUT/bench.txt 2>&1
-  echo "bench $v $round rc=$? $((SECONDS-s))s" >> $L
-done; done
+for round in 1 2; do for v in a0 p1 p3; do bench_split $v "round $round" 8192x8192 4,2 1,16; done; done
 run_tests test_cuda_gemv_split_p3:120 test_cuda_gemv_pdl_p3:60
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_p3 >> $OUT/san.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-done
-for v in a0 p3; do
-  s=$SECONDS; echo "== $v full" >> $OUT/bench.txt
-  timeout 80 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,4096x14336,14336x4096 --bits 2,3,4,8 --batches 8,16 >> $OUT/bench.txt 2>&1
-  echo "bench $v full rc=$? $((SECONDS-s))s" >> $L
-done
-cat $OUT/gpu.txt $L; grep -E "^== |^\| 8192 x" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'
-grep -E '^=== |passed|failed|All tests' $OUT/tests.txt $OUT/quick.txt
+sanitize_quick test_cuda_gemv_split_p3 memcheck racecheck
+for v in a0 p3; do bench_split $v full 8192x8192,4096x14336,14336x4096 2,3,4,8 8,16; done
+split_summary

@@ -6,29 +6,17 @@
 # (a0). Binaries built on the CPU machine, in gpu_carry/s48.tgz and s49.tgz.
 # Order: two A/B rounds (order reversed), c34's quick split test, its tests and sanitizer runs, a third round, then
 # the 8/16-token runs on three shapes (last: cut first when device time runs out).
+# (Its steps were rewritten over device_lib.sh's helpers, same commands, after it ran.)
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s48
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
 cp /tmp/s49/* $F/
-bench() {  # bench V TAG
-  local s=$SECONDS; echo "== $1 $2" >> $OUT/bench.txt
-  timeout 60 $F/cuda_gemv_$1 --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4,2 --batches 1,16 >> $OUT/bench.txt 2>&1
-  echo "bench $1 $2 rc=$? $((SECONDS-s))s" >> $L
-}
-for v in a0 p1 p3 f4 f8 c34; do bench $v round1; done
-for v in c34 f8 f4 p3 p1 a0; do bench $v round2; done
+AB="8192x8192 4,2 1,16"  # shapes, bits, batches of the A/B rounds
+for v in a0 p1 p3 f4 f8 c34; do bench_split $v round1 $AB; done
+for v in c34 f8 f4 p3 p1 a0; do bench_split $v round2 $AB; done
 s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_c34 > $OUT/quick.txt 2>&1; echo "quick c34 rc=$? $((SECONDS-s))s" >> $L
 run_tests test_cuda_gemv_split_c34:120 test_cuda_gemv_pdl_c34:60
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_c34 >> $OUT/san.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-done
-for v in p3 a0 c34 f4 p1 f8; do bench $v round3; done
-for v in a0 c34; do
-  s=$SECONDS; echo "== $v full" >> $OUT/bench.txt
-  timeout 80 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192,4096x14336,14336x4096 --bits 2,3,4,8 --batches 8,16 >> $OUT/bench.txt 2>&1
-  echo "bench $v full rc=$? $((SECONDS-s))s" >> $L
-done
-cat $OUT/gpu.txt $L; grep -E "^== |^\| 8192 x" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'
-grep -E '^=== |passed|failed|All tests' $OUT/tests.txt $OUT/quick.txt
+sanitize_quick test_cuda_gemv_split_c34 memcheck racecheck
+for v in p3 a0 c34 f4 p1 f8; do bench_split $v round3 $AB; done
+for v in a0 c34; do bench_split $v full 8192x8192,4096x14336,14336x4096 2,3,4,8 8,16; done
+split_summary

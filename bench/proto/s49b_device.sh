@@ -8,16 +8,7 @@ F=/tmp/s49b
 cp /tmp/s48/cuda_gemv_a0 $F/
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
 run_tests test_cuda_gemv_split_land:120 test_cuda_gemv_pdl_land:60
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool" >> $OUT/san.txt
-  QMR_GEMV_TEST_QUICK=1 timeout 60 compute-sanitizer --tool $tool $F/test_cuda_gemv_split_land >> $OUT/san.txt 2>&1
-  echo "san $tool rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-done
-for v in land a0 a0 land; do
-  s=$SECONDS; echo "== $v" >> $OUT/bench.txt
-  timeout 60 $F/cuda_gemv_$v --split-only --runs 30 --rotate-bytes 1e9 --shapes 8192x8192 --bits 4,2 --batches 1,16 >> $OUT/bench.txt 2>&1
-  echo "bench $v rc=$? $((SECONDS-s))s" >> $L
-done
+sanitize_quick test_cuda_gemv_split_land memcheck racecheck
+for v in land a0 a0 land; do bench_split $v ab 8192x8192 4,2 1,16; done
 run_tests test_cuda_forward_land:90
-cat $OUT/gpu.txt $L; grep -E "^== |^\| 8192 x" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'
-grep -E '^=== |passed|failed|ok: ' $OUT/tests.txt | tail -8
+split_summary
