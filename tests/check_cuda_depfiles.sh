@@ -1,6 +1,6 @@
 #!/bin/sh
 # Every CUDA object built in the build directory $1 has its headers recorded by ninja, so that editing a .cuh
-# rebuilds the GPU tests and benchmarks (the top meson.build's cuda_depfile_args say why this needs checking).
+# rebuilds the GPU tests and benchmarks (the top meson.build's cuda_depfiles says why this needs checking).
 # Exit 77 (skipped) when no CUDA object has been built yet.
 set -eu
 ninja -C "$1" -t deps | awk '

@@ -86,11 +86,12 @@ split_tests() {
   sanitize_quick test_cuda_gemv_split memcheck racecheck
 }
 
-# bench_split V TAG SHAPES BITS BATCHES: `$F/cuda_gemv_V --split-only` (30 runs, 1 GB of rotated weights) under
-# "== V TAG" in bench.txt.
+# bench_split V TAG SHAPES BITS BATCHES: `cuda_gemv --split-only` (30 runs, 1 GB of rotated weights) of the build
+# named V ($F/cuda_gemv_V; `new`: $F/cuda_gemv) under "== V TAG" in bench.txt.
 bench_split() {
-  local s=$SECONDS; echo "== $1 $2" >> $OUT/bench.txt
-  timeout 90 $F/cuda_gemv_$1 --split-only --runs 30 --rotate-bytes 1e9 --shapes $3 --bits $4 --batches $5 >> $OUT/bench.txt 2>&1
+  local s=$SECONDS b=$F/cuda_gemv_$1; [ "$1" = new ] && b=$F/cuda_gemv
+  echo "== $1 $2" >> $OUT/bench.txt
+  timeout 120 $b --split-only --runs 30 --rotate-bytes 1e9 --shapes $3 --bits $4 --batches $5 >> $OUT/bench.txt 2>&1
   echo "bench $1 $2 rc=$? $((SECONDS-s))s" >> $L
 }
 
@@ -105,13 +106,8 @@ split_summary() {
 # split_ab SHAPES BITS BATCHES: $F/cuda_gemv_BASE against $F/cuda_gemv (`cuda_gemv --split-only`), alternating, two
 # rounds, to bench.txt.
 split_ab() {
-  local round v b s
-  for round in 1 2; do for v in BASE new; do
-    b=$F/cuda_gemv; [ $v = BASE ] && b=$F/cuda_gemv_BASE
-    s=$SECONDS; echo "== $v round $round" >> $OUT/bench.txt
-    timeout 120 $b --split-only --runs 30 --rotate-bytes 1e9 --shapes $1 --bits $2 --batches $3 >> $OUT/bench.txt 2>&1
-    echo "bench $v $round rc=$? $((SECONDS-s))s" >> $L
-  done; done
+  local round v
+  for round in 1 2; do for v in BASE new; do bench_split $v "round $round" $1 $2 $3; done; done
 }
 
 # all_cuda_tests: every CUDA test binary of build-gpu under a timeout (tests.txt), and the GPU's name (gpu.txt).
