@@ -8,16 +8,19 @@
 #       (-DQMR_SPLIT_DISCARD=1): the 4.2 MB of partial sums at 16 tokens are never written back to HBM;
 #   e:  the weights' cp.async with an L2 evict-first policy (-DQMR_SPLIT_EVICT=1), as the tiled kernel has;
 #   de: d and e.
-# Order: de's quick split test, two A/B rounds (order reversed), the landed build's tests (stop 49's s49b,
-# never run) and the variants', sanitizers, a third round, a wider run of land and de (last: cut first).
+# Two calls, so that a machine taken back loses less: `s50_device.sh a` runs de's quick split test and two A/B
+# rounds (order reversed); `b` the landed build's tests (stop 49's s49b, never run) and the variants', sanitizers, a
+# third round, a wider run of land and de (last: cut first).
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s50
 cp /tmp/s49b/* $F/
 nvidia-smi --query-gpu=name --format=csv,noheader > $OUT/gpu.txt
-s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_de > $OUT/quick.txt 2>&1; echo "quick de rc=$? $((SECONDS-s))s" >> $L
 AB="8192x8192 4,2 1,8,16"  # shapes, bits, batches of the A/B rounds
+if [ "${1:-a}" = a ]; then
+s=$SECONDS; QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_de > $OUT/quick.txt 2>&1; echo "quick de rc=$? $((SECONDS-s))s" >> $L
 for v in land t d e de; do bench_split $v round1 $AB; done
 for v in de e d t land; do bench_split $v round2 $AB; done
+else
 run_tests test_cuda_gemv_split_land:120 test_cuda_gemv_pdl_land:60 test_cuda_gemv_split_de:120 test_cuda_gemv_pdl_de:60 \
   test_cuda_gemv_split_d:120 test_cuda_gemv_split_e:120
 sanitize_quick test_cuda_gemv_split_de memcheck racecheck
@@ -25,4 +28,5 @@ sanitize_quick test_cuda_gemv_split_land memcheck
 for v in e land de t d; do bench_split $v round3 $AB; done
 run_tests test_cuda_forward_land:90 test_cuda_forward_de:90
 for v in land de; do bench_split $v full 8192x8192,4096x14336,14336x4096 2,3,4,8 8,16; done
+fi
 split_summary
