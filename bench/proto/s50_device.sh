@@ -8,6 +8,10 @@
 #       (-DQMR_SPLIT_DISCARD=1): the 4.2 MB of partial sums at 16 tokens are never written back to HBM;
 #   e:  the weights' cp.async with an L2 evict-first policy (-DQMR_SPLIT_EVICT=1), as the tiled kernel has;
 #   de: d and e.
+# Built on the CPU machine in a worktree with the patch applied, one build directory a variant:
+#   meson setup B -Dgpu_arch=90 -Dgpu_bench=true -Dtests=enabled -Dtools=disabled -Dexamples=false "-Dcuda_args=SWITCHES"
+#   ninja -C B bench/cuda_gemv tests/test_cuda_gemv_split [tests/test_cuda_gemv_pdl tests/test_cuda_forward]
+# and carried as gpu_carry/s50.tgz (s50/cuda_gemv_V, s50/test_cuda_*_V).
 # Two calls, so that a machine taken back loses less: `s50_device.sh a` runs de's quick split test and two A/B
 # rounds (order reversed); `b` the landed build's tests (stop 49's s49b, never run) and the variants', sanitizers, a
 # third round, a wider run of land and d (last: cut first). As run: e and de stopped at their first launch with an
