@@ -1,5 +1,6 @@
-# Sourced by stop 36's bench/proto/s36*_device.sh scripts (run on the device machine from the repository root, $OUT
-# set by the device runner): unpacks gpu_carry/*.tgz into /tmp (the binaries land in $F = /tmp/s36), sets the log $L
+# Sourced by the bench/proto/s*_device.sh scripts since stop 36 (run on the device machine from the repository root,
+# $OUT set by the device runner): unpacks gpu_carry/*.tgz into /tmp (the binaries land in $F: /tmp/s36 unless the
+# script sets another), sets the log $L
 # and the test-data paths, and defines the steps the scripts share. Every step appends to a file under $OUT and one
 # line with its exit status and seconds to $L.
 set -u
