@@ -7,7 +7,10 @@
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -DQMR_SPLIT_TRACE
 //        -I WORKTREE/include -I WORKTREE/bench bench/proto/split_timeline_s51.cu -o split_timeline
 // Run: split_timeline [FORMAT (w4g128s)] [RAW_DIR]: per M, the graph time (median of 30
-// replays), then one traced replay summarized per call; RAW_DIR gets the records.
+// replays), then one traced replay summarized per call; RAW_DIR gets the records. Built
+// without -DQMR_SPLIT_TRACE it prints the graph times only (the probe's own cost is then
+// the difference). The patch's switches -DQMR_SPLIT_RING=R (the ring's depth, 4) and
+// -DQMR_SPLIT_BAND_MAJOR=1 (blocks launched slice-fastest) make stop 51's variants.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -18,7 +21,9 @@
 
 namespace qc = qmr::cuda;
 namespace gpu = qmr::bench::gpu;
+#ifdef QMR_SPLIT_TRACE
 using rec = qc::detail::split_trace_rec;
+#endif
 using qmr::f16;
 
 namespace {
@@ -26,12 +31,13 @@ namespace {
 constexpr int calls = 20;          // a graph's calls, as time_graph's back_to_back_calls
 constexpr std::int64_t dim = 8192;  // the bar's shape, 8192 x 8192
 
-double pct(std::vector<double> v, double p) {
+[[maybe_unused]] double pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
+#ifdef QMR_SPLIT_TRACE
 void summarize(const std::vector<rec>& rs, int m) {
   // Calls by weight pointer, in order of their first entry.
   std::map<unsigned long long, std::vector<const rec*>> by_q;
@@ -111,6 +117,7 @@ void summarize(const std::vector<rec>& rs, int m) {
               launches.size() - 2, pct(periods, 0.5), pct(gaps, 0.5), pct(pre, 0.5), pct(stage_med, 0.5), pct(stage_max, 0.5), pct(loop50, 0.5),
               pct(loop90, 0.5), pct(loopmax, 0.5), pct(finmax, 0.5), pct(tails, 0.5), pct(first_ends, 0.5));
 }
+#endif
 
 }  // namespace
 
@@ -126,10 +133,12 @@ int main(int argc, char** argv) {
   w.push_back(qc::upload_split(q.view(), stream));
   for (int i = 1; i < calls; ++i) w.push_back(qc::clone(w[0], stream));
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+#ifdef QMR_SPLIT_TRACE
   rec* buf = nullptr;
   unsigned* seq = nullptr;
   QMR_CUDA_CHECK(cudaGetSymbolAddress(reinterpret_cast<void**>(&buf), qc::detail::split_trace_buf));
   QMR_CUDA_CHECK(cudaGetSymbolAddress(reinterpret_cast<void**>(&seq), qc::detail::split_trace_seq));
+#endif
   for (const int m : {1, 8, 16}) {
     cudaGraph_t g = nullptr;
     QMR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -141,6 +150,8 @@ int main(int argc, char** argv) {
     // The graph's time per call, as time_graph measures it (one graph here: each replay
     // reads 692 MB, so the next replay's weights come from DRAM all the same).
     const double s = gpu::time_units(30, calls, stream, [&](int) { QMR_CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+    std::printf("%s M = %d: graph %.2f us per call (median of 30 replays of %d calls)\n", fmt.c_str(), m, s * 1e6, calls);
+#ifdef QMR_SPLIT_TRACE
     // One traced replay.
     QMR_CUDA_CHECK(cudaMemsetAsync(seq, 0, sizeof(unsigned), stream));
     QMR_CUDA_CHECK(cudaMemsetAsync(buf, 0, sizeof(rec) * qc::detail::split_trace_cap, stream));
@@ -151,7 +162,6 @@ int main(int argc, char** argv) {
     n = std::min<unsigned>(n, qc::detail::split_trace_cap);
     std::vector<rec> rs(n);
     QMR_CUDA_CHECK(cudaMemcpy(rs.data(), buf, sizeof(rec) * n, cudaMemcpyDeviceToHost));
-    std::printf("%s M = %d: graph %.2f us per call (median of 30 replays of %d calls)\n", fmt.c_str(), m, s * 1e6, calls);
     summarize(rs, m);
     if (!raw_dir.empty()) {
       const std::string path = raw_dir + "/trace_" + fmt + "_m" + std::to_string(m) + ".bin";
@@ -160,6 +170,9 @@ int main(int argc, char** argv) {
         std::fclose(f);
       }
     }
+#else
+    static_cast<void>(raw_dir);
+#endif
     QMR_CUDA_CHECK(cudaGraphExecDestroy(exec));
   }
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
