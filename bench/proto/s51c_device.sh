@@ -1,8 +1,8 @@
 #!/bin/bash
-# Stop 51, call c: the split kernel with no slice counter (-DQMR_SPLIT_POLL=1 in bench/proto/split_timeline_s51.patch):
+# Stop 51, calls c and d: the split kernel with no slice counter (-DQMR_SPLIT_POLL=1 in bench/proto/split_timeline_s51.patch):
 # each workspace slot holds 0xffffffff until its slice stores a sum with a relaxed store; the tile's warp of the last
 # slice polls for the other slices' sums, adds them in slice order after its own (kept in its ring), and empties the
-# slots. Against r4 (HEAD's kernel) in the timeline harness (gpu_carry/s51.tgz: s51/tl_V, s51/tl_t_V traced), and the
+# slots (call c polled one slice at a time; call d, as the patch is now, polls 8 slices at a time). Against r4 (HEAD's kernel) in the timeline harness (gpu_carry/s51.tgz: s51/tl_V, s51/tl_t_V traced), and the
 # split and PDL tests of the poll build (meson in the patched worktree with -Dcuda_args=-DQMR_SPLIT_POLL=1).
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s51
