@@ -3,25 +3,27 @@
 qmr::cuda::detail::split_trace_rec per block of one traced graph replay of 20 calls) and prints
   groups  - loop-end times by slice, band and SM, the entry-time histogram, early against late entrants;
   tail    - per row tile, the time from its last slice's loop end to its sums stored, and the other warps' finish;
-  profile - the weights consumed per 0.5 us across calls 5-7, each warp's share spread evenly over its loop.
+  profile - the weights consumed per 0.5 us across calls 5-7, each warp's share spread evenly over its loop;
+  halves  - (records with gt_half, files named *half*) each warp's two halves of its loads, by slice.
 Times are ns from each call's PDL release (its first block's return from pdl_wait).
-Usage: split_timeline_s51_analyze.py groups|tail|profile TRACE.bin [WEIGHT_BYTES (34.6e6)]"""
+Usage: split_timeline_s51_analyze.py groups|tail|profile|halves TRACE.bin [WEIGHT_BYTES (34.6e6)]"""
 import collections
 import math
 import statistics as st
 import struct
 import sys
 
-REC = 72 * 8  # split_trace_rec: q, id, gt[3], ck[3], gt_loop[16], gt_fin[16], ck_loop[16], ck_fin[16]
+REC = 72 * 8  # split_trace_rec: q, id, gt[3], ck[3], gt_loop[16], gt_fin[16], ck_loop[16], ck_fin[16] (+ gt_half[16] from call j)
 
 
 def load(path):
     data = open(path, 'rb').read()
+    words = 88 if 'half' in path else 72  # call j's records add gt_half[16]
     recs = []
-    for i in range(len(data) // REC):
-        v = struct.unpack_from('<72Q', data, i * REC)
+    for i in range(len(data) // (8 * words)):
+        v = struct.unpack_from('<%dQ' % words, data, i * 8 * words)
         recs.append(dict(q=v[0], band=v[1] & 0xffff, slice=(v[1] >> 16) & 0xffff, sm=v[1] >> 32, gt=v[2:5],
-                         gl=v[8:24], gf=v[24:40]))
+                         gl=v[8:24], gf=v[24:40], gh=v[72:88] if words == 88 else None))
     calls = collections.defaultdict(list)
     for r in recs:
         calls[r['q']].append(r)
@@ -69,6 +71,24 @@ def groups(calls):
         len(early), pct(early, .5) / 1000 if early else 0, len(late), pct(late, .5) / 1000 if late else 0))
 
 
+def halves(calls):
+    """Each warp's first and second half of its loads (x staged -> load n/2 -> loop end), by slice."""
+    d = collections.defaultdict(lambda: ([], [], [], []))
+    for v in calls[2:-1]:
+        rel = min(r['gt'][1] for r in v)
+        for r in v:
+            for w in range(16):
+                e = d[r['slice']]
+                e[0].append(r['gh'][w] - r['gt'][2])
+                e[1].append(r['gl'][w] - r['gh'][w])
+                e[2].append(r['gh'][w] - rel)
+                e[3].append(r['gl'][w] - rel)
+    for sl in sorted(d):
+        a, b, h, e = d[sl]
+        print('slice %d: first half %.2f us, second half %.2f us (medians); half-way at %.1f us, loop end at %.1f us from release'
+              % (sl, st.median(a) / 1000, st.median(b) / 1000, st.median(h) / 1000, st.median(e) / 1000))
+
+
 def tail(calls):
     chains, others = [], []
     for v in calls[2:-1]:
@@ -109,12 +129,14 @@ def profile(recs, calls, weight_bytes):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) < 3 or sys.argv[1] not in ('groups', 'tail', 'profile'):
+    if len(sys.argv) < 3 or sys.argv[1] not in ('groups', 'tail', 'profile', 'halves'):
         sys.exit(__doc__)
     recs, calls = load(sys.argv[2])
     if sys.argv[1] == 'groups':
         groups(calls)
     elif sys.argv[1] == 'tail':
         tail(calls)
+    elif sys.argv[1] == 'halves':
+        halves(calls)
     else:
         profile(recs, calls, float(sys.argv[3]) if len(sys.argv) > 3 else 34.6e6)
