@@ -118,3 +118,32 @@ all_cuda_tests() {
     test_cuda_gemv:60 test_cuda_gemv_lanes:90 test_cuda_gemv_split:90 test_cuda_gemv_pdl:40 test_cuda_gemm:90 \
     test_cuda_dense_gemv:40 test_cuda_attention:60 test_cuda_forward:90
 }
+
+# Stop 51's timeline harness (bench/proto/split_timeline_s51.cu), builds $F/tl_V.
+# gpu_clocks: the GPU's name and clocks to gpu.txt.
+gpu_clocks() { nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader > $OUT/gpu.txt; }
+
+# tl V FORMAT TAG: $F/tl_V on FORMAT (8192 x 8192 at 1, 8 and 16 tokens, a graph of 20 calls) under "== V FORMAT TAG"
+# in tl.txt; a traced build given RAW=DIR writes its records there.
+tl() {
+  local s=$SECONDS; echo "== $1 $2 $3" >> $OUT/tl.txt
+  timeout 60 $F/tl_$1 $2 ${RAW:-} >> $OUT/tl.txt 2>&1; echo "tl $1 $2 $3 rc=$? $((SECONDS-s))s" >> $L
+}
+
+# tl_ab V: the quick split test of $F/test_cuda_gemv_split_V (quick.txt), two rounds of r4 (HEAD's kernel) against V
+# on w4g128s and w2g64s (the order reversed in the second), and one traced w4g128s run of t_V (records in raw.tgz).
+tl_ab() {
+  local s=$SECONDS v f
+  QMR_GEMV_TEST_QUICK=1 timeout 60 $F/test_cuda_gemv_split_$1 > $OUT/quick.txt 2>&1; echo "quick $1 rc=$? $((SECONDS-s))s" >> $L
+  for v in r4 $1; do for f in w4g128s w2g64s; do tl $v $f round1; done; done
+  for v in $1 r4; do for f in w4g128s w2g64s; do tl $v $f round2; done; done
+  mkdir -p /tmp/raw/t_$1; RAW=/tmp/raw/t_$1 tl t_$1 w4g128s trace
+  tar czf $OUT/raw.tgz -C /tmp raw
+}
+
+# tl_summary: gpu.txt, the log, the timeline's graph and steady-state lines, and the tests' verdicts.
+tl_summary() {
+  cat $OUT/gpu.txt $L
+  grep -E "^== |graph|steady" $OUT/tl.txt
+  grep -E '^=== |passed|failed|ok: |All tests' $OUT/tests.txt $OUT/quick.txt 2>/dev/null | tail -8
+}

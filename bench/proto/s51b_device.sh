@@ -6,13 +6,10 @@
 #   blocks launched slice-fastest (-DQMR_SPLIT_BAND_MAJOR=1), so that the blocks dispatched first hold every slice
 #   of half the bands instead of half the slices of every band; t_V: V with the timeline probe (-DQMR_SPLIT_TRACE).
 # Two rounds of the untraced builds (order reversed), then the traced ones (raw records in raw.tgz).
+# (As run, each script defined tl itself; device_lib.sh has held it, tl_ab and tl_summary since, doing the same.)
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s51
-nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem --format=csv,noheader > $OUT/gpu.txt
-tl() {  # tl V FORMAT TAG
-  local s=$SECONDS; echo "== $1 $2 $3" >> $OUT/tl.txt
-  timeout 60 $F/tl_$1 $2 ${RAW:-} >> $OUT/tl.txt 2>&1; echo "tl $1 $2 $3 rc=$? $((SECONDS-s))s" >> $L
-}
+gpu_clocks
 V="r4 r6 r8 b4 b8"
 for v in $V; do for f in w4g128s w2g64s; do tl $v $f round1; done; done
 for v in $(echo $V | tr ' ' '\n' | tac); do for f in w4g128s w2g64s; do tl $v $f round2; done; done
