@@ -4,9 +4,10 @@ qmr::cuda::detail::split_trace_rec per block of one traced graph replay of 20 ca
   groups  - loop-end times by slice, band and SM, the entry-time histogram, early against late entrants;
   tail    - per row tile, the time from its last slice's loop end to its sums stored, and the other warps' finish;
   profile - the weights consumed per 0.5 us across calls 5-7, each warp's share spread evenly over its loop;
-  halves  - (records with gt_half, files named *half*) each warp's two halves of its loads, by slice.
+  halves  - (records with gt_half, files named *half* or *tail*) each warp's two halves of its loads, by slice;
+  chain   - (records with the tail stamps, files named *tail*) the steps of each warp's split_finish.
 Times are ns from each call's PDL release (its first block's return from pdl_wait).
-Usage: split_timeline_s51_analyze.py groups|tail|profile|halves TRACE.bin [WEIGHT_BYTES (34.6e6)]"""
+Usage: split_timeline_s51_analyze.py groups|tail|profile|halves|chain TRACE.bin [WEIGHT_BYTES (34.6e6)]"""
 import collections
 import math
 import statistics as st
@@ -18,12 +19,14 @@ REC = 72 * 8  # split_trace_rec: q, id, gt[3], ck[3], gt_loop[16], gt_fin[16], c
 
 def load(path):
     data = open(path, 'rb').read()
-    words = 88 if 'half' in path else 72  # call j's records add gt_half[16]
+    words = 136 if 'tail' in path else 88 if 'half' in path else 72  # call j's add gt_half[16], call k's the tail stamps
     recs = []
     for i in range(len(data) // (8 * words)):
         v = struct.unpack_from('<%dQ' % words, data, i * 8 * words)
         recs.append(dict(q=v[0], band=v[1] & 0xffff, slice=(v[1] >> 16) & 0xffff, sm=v[1] >> 32, gt=v[2:5],
-                         gl=v[8:24], gf=v[24:40], gh=v[72:88] if words == 88 else None))
+                         gl=v[8:24], gf=v[24:40], gh=v[72:88] if words >= 88 else None,
+                         tc=v[88:104] if words == 136 else None, tg=v[104:120] if words == 136 else None,
+                         ts=v[120:136] if words == 136 else None))
     calls = collections.defaultdict(list)
     for r in recs:
         calls[r['q']].append(r)
@@ -89,6 +92,24 @@ def halves(calls):
               % (sl, st.median(a) / 1000, st.median(b) / 1000, st.median(h) / 1000, st.median(e) / 1000))
 
 
+def chain(calls):
+    """(records with the tail stamps, files named *tail*) each step of split_finish, ns: the workspace stores, the
+    counter's fence and atomic, and for a tile's last warp the slices' loads, sums and output stores."""
+    steps = collections.defaultdict(list)
+    for v in calls[2:-1]:
+        for r in v:
+            for w in range(16):
+                last = r['ts'][w] != 0
+                k = 'last' if last else 'other'
+                steps[k + ': loop end -> stores done'].append(r['tc'][w] - r['gl'][w])
+                steps[k + ': counter (fence + atomic)'].append(r['tg'][w] - r['tc'][w])
+                if last:
+                    steps['last: sums read, added, stored'].append(r['ts'][w] - r['tg'][w])
+                    steps['last: counter reset, return'].append(r['gf'][w] - r['ts'][w])
+    for k in sorted(steps):
+        print('%-36s p10 %5d p50 %5d p90 %5d (%d warps)' % (k, pct(steps[k], .1), pct(steps[k], .5), pct(steps[k], .9), len(steps[k])))
+
+
 def tail(calls):
     chains, others = [], []
     for v in calls[2:-1]:
@@ -129,7 +150,7 @@ def profile(recs, calls, weight_bytes):
 
 
 if __name__ == '__main__':
-    if len(sys.argv) < 3 or sys.argv[1] not in ('groups', 'tail', 'profile', 'halves'):
+    if len(sys.argv) < 3 or sys.argv[1] not in ('groups', 'tail', 'profile', 'halves', 'chain'):
         sys.exit(__doc__)
     recs, calls = load(sys.argv[2])
     if sys.argv[1] == 'groups':
@@ -138,5 +159,7 @@ if __name__ == '__main__':
         tail(calls)
     elif sys.argv[1] == 'halves':
         halves(calls)
+    elif sys.argv[1] == 'chain':
+        chain(calls)
     else:
         profile(recs, calls, float(sys.argv[3]) if len(sys.argv) > 3 else 34.6e6)
