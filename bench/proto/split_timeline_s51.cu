@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
     QMR_CUDA_CHECK(cudaMemcpy(rs.data(), buf, sizeof(rec) * n, cudaMemcpyDeviceToHost));
     summarize(rs, m);
     if (!raw_dir.empty()) {
-      const std::string path = raw_dir + "/trace_" + fmt + "_m" + std::to_string(m) + "_tail.bin";  // records with gt_half and the tail stamps (stop 51, call k)
+      const std::string path = raw_dir + "/trace_" + fmt + "_m" + std::to_string(m) + "_tail.bin";  // records with gt_half and the tail stamps (since stop 51, call k)
       if (FILE* f = std::fopen(path.c_str(), "wb")) {
         std::fwrite(rs.data(), sizeof(rec), rs.size(), f);
         std::fclose(f);
