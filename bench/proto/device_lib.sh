@@ -147,3 +147,13 @@ tl_summary() {
   grep -E "^== |graph|steady" $OUT/tl.txt
   grep -E '^=== |passed|failed|ok: |All tests' $OUT/tests.txt $OUT/quick.txt 2>/dev/null | tail -8
 }
+
+# tl_trace_r4 NAME: HEAD's kernel untraced (r4) and traced (t_r4) on w4g128s and w2g64s, the traced records under
+# /tmp/raw/NAME (raw.tgz), then tl_summary.
+tl_trace_r4() {
+  local f
+  mkdir -p /tmp/raw/$1
+  for f in w4g128s w2g64s; do tl r4 $f control; RAW=/tmp/raw/$1 tl t_r4 $f trace; done
+  tar czf $OUT/raw.tgz -C /tmp raw
+  tl_summary
+}
