@@ -2,15 +2,20 @@
 // call spends its time in a CUDA graph of 20 calls with PDL, at 1, 8 and 16 tokens.
 // Needs the kernel built with bench/proto/split_timeline_s51.patch and -DQMR_SPLIT_TRACE,
 // which record the global timer (and SM clock) per block at entry, after pdl_wait and with x
-// staged, and per warp at the end of its weight loop and after split_finish (the tail).
+// staged, and per warp at its load n_loads / 2, at the end of its weight loop, at each step
+// of split_finish and after it (split_trace_rec in the patch).
 // Build (sm_90; the patched worktree's include/):
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -DQMR_SPLIT_TRACE
 //        -I WORKTREE/include -I WORKTREE/bench bench/proto/split_timeline_s51.cu -o split_timeline
 // Run: split_timeline [FORMAT (w4g128s)] [RAW_DIR]: per M, the graph time (median of 30
 // replays), then one traced replay summarized per call; RAW_DIR gets the records. Built
 // without -DQMR_SPLIT_TRACE it prints the graph times only (the probe's own cost is then
-// the difference). The patch's switches -DQMR_SPLIT_RING=R (the ring's depth, 4) and
-// -DQMR_SPLIT_BAND_MAJOR=1 (blocks launched slice-fastest) make stop 51's variants.
+// the difference). The patch's switches make stop 51's variants (each 0 or off by default):
+// QMR_SPLIT_RING=R (the ring's depth, 4), QMR_SPLIT_BAND_MAJOR (blocks launched slice-fastest),
+// QMR_SPLIT_POLL=1|2 (no counter, polling; a relaxed counter with checked slots),
+// QMR_SPLIT_LATE_TRIGGER (PDL trigger after the loop), QMR_SPLIT_SKEW=Q (wider first slices),
+// QMR_SPLIT_TAIL2 (the 16-token tail's loads in one batch), QMR_SPLIT_F16WS (f16 workspace,
+// timing only). Results: bench/results/cuda_gemv_split_timeline_h100_20261207_s51.md.
 #include <algorithm>
 #include <cstdio>
 #include <map>
