@@ -3,10 +3,9 @@
 # save. The blocks stage only the first half of x's token rows from L2 and zero the rest (-DQMR_SPLIT_XHALF=1 in
 # bench/proto/split_timeline_s51.patch): half the 8.4 MB of staging reads at 16 tokens, wrong outputs. xh: that build;
 # r4: HEAD's kernel; t_xh: traced. Two rounds, the order reversed in the second.
+# (As run, tl_ab's rounds were written out here, without the quick test (xh has none) and without raw.tgz.)
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s51
 gpu_clocks
-for v in r4 xh; do for f in w4g128s w2g64s; do tl $v $f round1; done; done
-for v in xh r4; do for f in w4g128s w2g64s; do tl $v $f round2; done; done
-mkdir -p /tmp/raw/t_xh; RAW=/tmp/raw/t_xh tl t_xh w4g128s trace
+tl_ab xh
 tl_summary
