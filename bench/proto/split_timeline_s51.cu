@@ -138,6 +138,9 @@ int main(int argc, char** argv) {
   w.push_back(qc::upload_split(q.view(), stream));
   for (int i = 1; i < calls; ++i) w.push_back(qc::clone(w[0], stream));
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+#if QMR_SPLIT_SHARED_WS
+  qc::detail::split_shared_ws = {w[0].work.as<float>(), w[0].counters.as<unsigned>()};  // stop 52: one workspace for all calls
+#endif
 #ifdef QMR_SPLIT_TRACE
   rec* buf = nullptr;
   unsigned* seq = nullptr;
