@@ -332,7 +332,8 @@ inline std::vector<gemv_timing> time_qmr_gemv(const quant::format_spec& spec, st
 }
 
 // qmr::cuda::gemv_split (the split-K tensor-core GEMV, gemv_split.cuh), timed as
-// time_qmr_gemv times the others (time_gemv_modes).
+// time_qmr_gemv times the others (time_gemv_modes). The rotated copies share the
+// first one's slice-sum workspace (clone), as a model's matrices on one stream can.
 inline std::vector<gemv_timing> time_split_gemv(const quant::format_spec& spec, std::int64_t rows, std::int64_t cols,
                                                 std::span<const int> batches, int runs, double rotate_bytes,
                                                 const gemv_operands& io, cudaStream_t stream, int back_to_back = 0) {

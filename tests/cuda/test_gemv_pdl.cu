@@ -1,8 +1,9 @@
-// GPU test: quantized GEMVs launched with programmatic dependent launch (PDL), each reading the previous one's output (x -> y1 -> ... -> y6 through two ping-pong buffers, as a decode step chains them), give bit for bit the outputs of the same chain launched plainly: the kernels issue weight loads before they wait, and must not read x or write y before the previous kernel has completed. Intermediate outputs are poisoned (NaN) by a kernel just before each chain. Tensor-core, lane-layout and split-K kernels, M = 1 and 4. Exits 77 (skip) without a GPU.
+// GPU test: quantized GEMVs launched with programmatic dependent launch (PDL), each reading the previous one's output (x -> y1 -> ... -> y6 through two ping-pong buffers, as a decode step chains them), give bit for bit the outputs of the same chain launched plainly: the kernels issue weight loads before they wait, and must not read x or write y before the previous kernel has completed. Intermediate outputs are poisoned (NaN) by a kernel just before each chain. Tensor-core, lane-layout and split-K kernels (the split layers sharing one slice-sum workspace, as a model's would), M = 1 and 4. Exits 77 (skip) without a GPU.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -100,9 +101,10 @@ int main() {
     for (const quant::format_spec& spec : {quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(8, 128, false),
                                            quant::format_spec::quantized(2, 64, true), quant::format_spec::quantized(3, 128, true)}) {
       std::vector<layer> w;
+      const auto split_ws = std::make_shared<qc::split_workspace>();  // the layers' split GEMVs share one, as a model's would
       for (int l = 0; l < layers; ++l) {
         const quant::qtensor q = unit_gain_qtensor(spec, r);
-        w.push_back({qc::upload(q.view(), owner.s, /*with_lanes=*/true), qc::upload_split(q.view(), owner.s)});
+        w.push_back({qc::upload(q.view(), owner.s, /*with_lanes=*/true), qc::upload_split(q.view(), owner.s, split_ws)});
       }
       for (kernel k : {kernel::tiles, kernel::lanes, kernel::split})
         for (int m : {1, max_m}) {

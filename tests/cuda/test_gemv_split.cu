@@ -1,11 +1,14 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Matrices sharing one workspace, called back to back, give bit for bit their outputs over workspaces of their own; a used shared workspace refuses a matrix that needs more. Exits 77 (skip) without a GPU.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -197,6 +200,81 @@ int main() {
       // Both branches of the rule were exercised.
       CHECK(qc_rule_both_ways(), "split_takes does not name both kernels on the dispatch shapes");
       std::printf("gemv() dispatch: %d cases\n", dispatch_cases);
+    }
+
+    // A shared workspace: three matrices of different rows and slice counts uploaded onto
+    // one, the largest last (it grows before its first GEMV). Called back to back on one
+    // stream, each gives bit for bit its output over a workspace of its own. Once used, the
+    // workspace takes a matrix that fits and refuses one that needs more.
+    {
+      namespace qc = qmr::cuda;
+      rng r4{13};
+      const quant::format_spec spec = quant::format_spec::quantized(4, 128, true);
+      const std::pair<std::int64_t, std::int64_t> shapes[] = {{67, 2048}, {203, 4864}, {1000, 16384}};
+      const auto shared = std::make_shared<qc::split_workspace>();
+      std::vector<quant::qtensor> qs;
+      std::vector<qc::device_split> own, on_shared;
+      std::int64_t need_sums = 0, need_counters = 0, max_rows = 0, max_cols = 0;
+      for (const auto& [rows, cols] : shapes) {
+        qs.push_back(random_qtensor(spec, rows, cols, r4));
+        own.push_back(qc::upload_split(qs.back().view(), nullptr));
+        on_shared.push_back(qc::upload_split(qs.back().view(), nullptr, shared));
+        const qc::device_split& d = on_shared.back();
+        CHECK(d.l.slices > 1 && d.ws == shared && own.back().ws && own.back().ws != shared,
+              "[%lld, %lld]: %d slices, not on the shared workspace as asked", static_cast<long long>(rows),
+              static_cast<long long>(cols), d.l.slices);
+        need_sums = std::max(need_sums, d.workspace_sums());
+        need_counters = std::max(need_counters, d.workspace_counters());
+        max_rows = std::max(max_rows, rows);
+        max_cols = std::max(max_cols, cols);
+      }
+      CHECK(shared->sum_count() == need_sums && shared->counter_count() == need_counters,
+            "the shared workspace holds %lld sums and %lld counters, the largest matrix needs %lld and %lld",
+            static_cast<long long>(shared->sum_count()), static_cast<long long>(shared->counter_count()),
+            static_cast<long long>(need_sums), static_cast<long long>(need_counters));
+      std::vector<f16> xh(static_cast<std::size_t>(16 * max_cols));
+      for (auto& v : xh) v = qmr::to_f16(r4.uniform(-1.0f, 1.0f));
+      qc::device_buffer dx(xh.size() * sizeof(f16));
+      QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xh.data(), dx.size(), cudaMemcpyHostToDevice));
+      const std::size_t slot = static_cast<std::size_t>(16 * max_rows);  // one output [16][rows] a call
+      qc::device_buffer dy_own(4 * slot * sizeof(float)), dy_shared(4 * slot * sizeof(float));
+      const int order[] = {0, 1, 2, 0};  // the first matrix again after the largest
+      for (int M : {1, 9, 16}) {
+        QMR_CUDA_CHECK(cudaMemset(dy_own.data(), 0xff, dy_own.size()));
+        QMR_CUDA_CHECK(cudaMemset(dy_shared.data(), 0xff, dy_shared.size()));
+        for (int c = 0; c < 4; ++c) {
+          const std::size_t i = static_cast<std::size_t>(order[c]);
+          qc::gemv_split(own[i], dx.as<const f16>(), dy_own.as<float>() + c * slot, M, nullptr);
+          QMR_CUDA_CHECK(cudaDeviceSynchronize());
+        }
+        for (int c = 0; c < 4; ++c)  // back to back: no synchronization between matrices
+          qc::gemv_split(on_shared[static_cast<std::size_t>(order[c])], dx.as<const f16>(), dy_shared.as<float>() + c * slot, M, nullptr);
+        QMR_CUDA_CHECK(cudaDeviceSynchronize());
+        std::vector<float> a(4 * slot), b(4 * slot);
+        QMR_CUDA_CHECK(cudaMemcpy(a.data(), dy_own.data(), dy_own.size(), cudaMemcpyDeviceToHost));
+        QMR_CUDA_CHECK(cudaMemcpy(b.data(), dy_shared.data(), dy_shared.size(), cudaMemcpyDeviceToHost));
+        for (int c = 0; c < 4; ++c) {
+          const std::int64_t rows = shapes[order[c]].first;
+          const std::size_t n = static_cast<std::size_t>(M * rows), at = static_cast<std::size_t>(c) * slot;
+          int finite = 0;
+          for (std::size_t k = 0; k < n; ++k) finite += std::isfinite(a[at + k]) ? 1 : 0;
+          CHECK(finite == static_cast<int>(n) && std::memcmp(a.data() + at, b.data() + at, n * sizeof(float)) == 0,
+                "call %d ([%lld, %lld], M=%d): over the shared workspace not bit for bit the output over its own (%d of %zu finite)",
+                c, static_cast<long long>(rows), static_cast<long long>(shapes[order[c]].second), M, finite, n);
+        }
+      }
+      const quant::qtensor fits = random_qtensor(spec, 67, 2048, r4);
+      const quant::qtensor larger = random_qtensor(spec, 9000, 2048, r4);  // 8 slices x 16 x 9008 sums: more than the largest above
+      CHECK(!throws([&] { static_cast<void>(qc::upload_split(fits.view(), nullptr, shared)); }),
+            "a used shared workspace refused a matrix that fits");
+      CHECK(throws([&] { static_cast<void>(qc::upload_split(larger.view(), nullptr, shared)); }),
+            "a used shared workspace took a matrix that needs more than it holds");
+      const qc::device_qtensor via_upload = qc::upload(fits.view(), nullptr, qc::upload_layouts{.lanes = false, .split = true, .split_ws = shared});
+      CHECK(via_upload.split.ws == shared, "upload(): upload_layouts::split_ws not used");
+      std::printf("shared split workspace: %lld sums, %lld counters for 3 matrices (their own: %lld bytes, shared: %lld)\n",
+                  static_cast<long long>(shared->sum_count()), static_cast<long long>(shared->counter_count()),
+                  static_cast<long long>(own[0].workspace_bytes() + own[1].workspace_bytes() + own[2].workspace_bytes()),
+                  static_cast<long long>(shared->bytes()));
     }
 
     // Formats without a split layout, bad batches and misaligned activations are errors.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -169,7 +170,8 @@ struct device_qtensor {
   int block_vectors() const { return cuda::block_vectors(spec.bits, groups_per_tile(), !spec.symmetric); }
   // Bytes a GEMV reads from W as stored on disk (unpadded codes, scales and zeros).
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
-  // Bytes of the device copies (padding and repeated scales included; every layout uploaded).
+  // Bytes of the device copies (padding and repeated scales included; every layout uploaded;
+  // not the split layout's workspace, which tensors may share: split.workspace_bytes()).
   std::int64_t device_bytes() const {
     return static_cast<std::int64_t>(blocks.size() + lanes.size()) + (has_split() ? split.device_bytes() : 0);
   }
@@ -298,10 +300,13 @@ struct upload_layouts {
   // The split layout, where the format has one (split_supported; sides up to
   // split_max_dim): gemv() runs the split-K kernel for 1-16 tokens of f16
   // activations where split_takes() says so (M = 1 only without a lane layout).
-  // Its slice sums go through a workspace of the tensor's own: GEMVs over one such
-  // tensor on two streams at once must not overlap (calls on one stream, or in
-  // one graph, are ordered).
+  // Its slice sums go through a workspace: GEMVs that use one workspace on two
+  // streams at once must not overlap (calls on one stream, or in one graph, are
+  // ordered).
   bool split = false;
+  // The workspace of the split layout's slice sums, shared with other tensors (see
+  // split_workspace); null: one of the tensor's own.
+  std::shared_ptr<split_workspace> split_ws = nullptr;
 };
 
 // Copies a host quantized matrix to the device (repacking it, see
@@ -340,7 +345,7 @@ inline device_qtensor upload(const quant::qtensor_view& w, cudaStream_t stream, 
     QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `lp` dies here
   }
   if (layouts.split && split_supported(w.spec) && l.rows <= split_max_dim && l.cols <= split_max_dim)
-    d.split = upload_split(w, stream);
+    d.split = upload_split(w, stream, layouts.split_ws);
   return d;
 }
 // The tiled layout, and the lane layout too when with_lanes (upload_layouts::lanes).

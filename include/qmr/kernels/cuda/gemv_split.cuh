@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -221,26 +222,74 @@ inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, co
 
 }  // namespace detail
 
-// A quantized matrix in the split layout on the device, with the workspace of its
-// slice sums (f32 [slices][16][rows_pad] and a counter per row tile) when it has more
-// than one slice. One GEMV at a time per tensor: calls on one stream are ordered,
-// calls on two streams at once would share the workspace.
+// The slice sums of split GEMVs: f32 [slices][16][rows_pad] (a matrix's slices, 16 token
+// rows, its padded rows) and a u32 counter per row tile, zero between calls (each call's
+// last warps reset theirs). One workspace serves every matrix whose calls are ordered: on
+// one stream, a call's blocks touch it only after PDL's wait for the previous call. Calls
+// that may overlap (two streams) need one each. It grows, until its first GEMV, to the
+// largest matrix uploaded onto it; the first GEMV fixes its buffers (a captured CUDA graph
+// keeps their addresses), after which a matrix that needs more is an error. Not thread-safe.
+//
+// Sharing one (upload_split's `shared`, upload_layouts::split_ws) keeps the workspace memory
+// at the largest matrix's instead of the sum over matrices (an 8192 x 8192 matrix's is 4.2
+// MB), and its lines in L2 between calls instead of written back dirty: on an H100, a graph
+// of 20 8192 x 8192 w4g128s GEMVs sharing one was 1.9% faster at 1 token, 2.6% at 8 and
+// 0.3% at 16 than with one each; bench/results/cuda_gemv_split_red_shared_ws_h100_20261207_s52.md.
+class split_workspace {
+ public:
+  // Makes room for `floats` sums and `tiles` counters, zeroing new counters on `stream`;
+  // `who` names the caller in the error when the buffers are fixed and too small.
+  void reserve(std::int64_t floats, std::int64_t tiles, cudaStream_t stream, const char* who) {
+    if (floats <= sum_count() && tiles <= counter_count()) return;
+    check(!fixed_, std::string(who) + ": the shared split workspace holds " + std::to_string(sum_count()) + " sums and " +
+                       std::to_string(counter_count()) + " counters and a GEMV has used it (a captured graph may hold its addresses); "
+                       "this matrix needs " + std::to_string(floats) + " and " + std::to_string(tiles) +
+                       ": upload every matrix onto it before the first GEMV");
+    if (floats > sum_count()) sums_ = device_buffer(static_cast<std::size_t>(floats) * sizeof(float));
+    if (tiles > counter_count()) {
+      counters_ = device_buffer(static_cast<std::size_t>(tiles) * sizeof(unsigned));
+      QMR_CUDA_CHECK(cudaMemsetAsync(counters_.data(), 0, counters_.size(), stream));
+    }
+  }
+  // Called by each GEMV before its launch: the buffers no longer move.
+  void fix() { fixed_ = true; }
+  float* sums() const { return sums_.as<float>(); }
+  unsigned* counters() const { return counters_.as<unsigned>(); }
+  std::int64_t sum_count() const { return static_cast<std::int64_t>(sums_.size() / sizeof(float)); }
+  std::int64_t counter_count() const { return static_cast<std::int64_t>(counters_.size() / sizeof(unsigned)); }
+  std::int64_t bytes() const { return static_cast<std::int64_t>(sums_.size() + counters_.size()); }
+
+ private:
+  device_buffer sums_;      // f32 [sum_count]
+  device_buffer counters_;  // u32 [counter_count], zero between calls
+  bool fixed_ = false;
+};
+
+// A quantized matrix in the split layout on the device, with the workspace of its slice
+// sums when it has more than one slice (its own, or one shared with other matrices: see
+// split_workspace). One GEMV at a time per workspace: calls on one stream are ordered.
 struct device_split {
   quant::format_spec spec;
   quant::qtensor_layout layout;
   split_layout l;
   device_buffer data;
-  device_buffer work;      // f32 [slices][max_batch][rows_pad], slices > 1 only
-  device_buffer counters;  // u32 [row_tiles], zero between calls
+  std::shared_ptr<split_workspace> ws;  // slices > 1 only
   int sm_count = 0;
   std::int64_t rows() const { return layout.rows; }
   std::int64_t cols() const { return layout.cols; }
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
-  std::int64_t device_bytes() const { return static_cast<std::int64_t>(data.size() + work.size() + counters.size()); }
+  // The weights' device copy (the workspace, perhaps shared, is workspace_bytes()).
+  std::int64_t device_bytes() const { return static_cast<std::int64_t>(data.size()); }
+  std::int64_t workspace_bytes() const { return ws ? ws->bytes() : 0; }
+  // The sums and counters its GEMVs use: slices x 16 x rows_pad and row_tiles.
+  std::int64_t workspace_sums() const { return l.slices > 1 ? static_cast<std::int64_t>(l.slices) * gemv_split_traits::max_batch * l.rows_pad : 0; }
+  std::int64_t workspace_counters() const { return l.slices > 1 ? l.row_tiles : 0; }
 };
 
 // Copies a host quantized matrix to the device in the split layout and waits for the copy.
-inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stream) {
+// With `shared`, its slice sums go to that workspace (grown if needed, unless a GEMV has
+// used it: see split_workspace); else to a workspace of its own.
+inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stream, std::shared_ptr<split_workspace> shared = nullptr) {
   check(split_supported(w.spec), "upload_split: " + w.spec.str() + " has no split layout (2, 3, 4 or 8 bits; groups 16-256 or per-channel)");
   const quant::qtensor_layout ql = quant::qtensor_layout::of(w.spec, w.rows(), w.cols());
   check(ql.code_row_bytes == w.layout.code_row_bytes && ql.n_groups == w.layout.n_groups && ql.zero_row_bytes == w.layout.zero_row_bytes,
@@ -261,16 +310,16 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
   d.data = device_buffer(static_cast<std::size_t>(d.l.bytes));
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), packed.data(), d.data.size(), cudaMemcpyHostToDevice, stream));
   if (d.l.slices > 1) {
-    d.work = device_buffer(static_cast<std::size_t>(d.l.slices) * gemv_split_traits::max_batch * d.l.rows_pad * sizeof(float));
-    d.counters = device_buffer(static_cast<std::size_t>(d.l.row_tiles) * sizeof(unsigned));
-    QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
+    d.ws = shared ? std::move(shared) : std::make_shared<split_workspace>();
+    d.ws->reserve(d.workspace_sums(), d.workspace_counters(), stream, "upload_split");
   }
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));  // `packed` dies here
   return d;
 }
 
-// A device-side copy of an uploaded split-layout matrix with its own workspace
-// (benchmarks rotate through copies, as for gemv.cuh's clone). Asynchronous on `stream`.
+// A device-side copy of an uploaded split-layout matrix that shares its workspace, so its
+// calls must be ordered with the original's (benchmarks rotate through copies on one
+// stream, as for gemv.cuh's clone). Asynchronous on `stream`.
 inline device_split clone(const device_split& w, cudaStream_t stream) {
   device_split d;
   d.spec = w.spec;
@@ -279,11 +328,7 @@ inline device_split clone(const device_split& w, cudaStream_t stream) {
   d.sm_count = w.sm_count;
   d.data = device_buffer(w.data.size());
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
-  if (w.counters.size() > 0) {
-    d.work = device_buffer(w.work.size());
-    d.counters = device_buffer(w.counters.size());
-    QMR_CUDA_CHECK(cudaMemsetAsync(d.counters.data(), 0, d.counters.size(), stream));
-  }
+  d.ws = w.ws;
   return d;
 }
 
@@ -674,14 +719,19 @@ void split_check_call(const device_split& w, const f16* x, const TY* y, int M, c
 // `slice_cols` columns (the workspace is used only with several slices).
 inline split_args split_make_args(const device_split& w, int slice_cols, int slices) {
   const split_layout& l = w.l;
+  check(slices == 1 || (w.ws && static_cast<std::int64_t>(slices) * gemv_split_traits::max_batch * l.rows_pad <= w.ws->sum_count() &&
+                        l.row_tiles <= w.ws->counter_count()),
+        "gemv_split: " + std::to_string(slices) + " slices of a " + std::to_string(l.rows) + " x " + std::to_string(l.cols) +
+            " matrix need more workspace than it has");
+  if (slices > 1) w.ws->fix();
   split_args a{};
   const auto* base = static_cast<const unsigned char*>(w.data.data());
   a.q = reinterpret_cast<const uint4*>(base);
   a.hq = reinterpret_cast<const uint2*>(base + l.hi_offset);
   a.scales = reinterpret_cast<const uint4*>(base + l.scale_offset);
   a.zeros = w.spec.symmetric ? nullptr : reinterpret_cast<const uint4*>(base + l.zero_offset);
-  a.work = slices > 1 ? w.work.as<float>() : nullptr;
-  a.counters = slices > 1 ? w.counters.as<unsigned>() : nullptr;
+  a.work = slices > 1 ? w.ws->sums() : nullptr;
+  a.counters = slices > 1 ? w.ws->counters() : nullptr;
   a.rows = static_cast<int>(l.rows);
   a.rows_pad = static_cast<int>(l.rows_pad);
   a.cols = static_cast<int>(l.cols);
