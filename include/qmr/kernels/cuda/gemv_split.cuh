@@ -232,9 +232,10 @@ inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, co
 //
 // Sharing one (upload_split's `shared`, upload_layouts::split_ws) keeps the workspace memory
 // at the largest matrix's instead of the sum over matrices (an 8192 x 8192 matrix's is 4.2
-// MB), and its lines in L2 between calls instead of written back dirty: on an H100, a graph
-// of 20 8192 x 8192 w4g128s GEMVs sharing one was 1.9% faster at 1 token, 2.6% at 8 and
-// 0.3% at 16 than with one each; bench/results/cuda_gemv_split_red_shared_ws_h100_20261207_s52.md.
+// MB), and its lines in L2 between calls instead of written back dirty: on an H100, 8192 x
+// 8192 w4g128s GEMVs rotating through 1 GB of copies that share one ran 1.9% faster at 1
+// token, 3.0% at 8 and 0.5% at 16 than with one each (`cuda_gemv --split-only`, CUDA graph
+// with PDL); bench/results/cuda_gemv_split_red_shared_ws_h100_20261207_s52.md.
 class split_workspace {
  public:
   // Makes room for `floats` sums and `tiles` counters, zeroing new counters on `stream`;
