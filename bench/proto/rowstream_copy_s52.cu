@@ -266,6 +266,13 @@ int main() {
   run<4, 6, 256>(st, codes, x, sink);
   run<4, 4, 512>(st, codes, x, sink);
   run<1, 3, 1024>(st, codes, x, sink);
+#ifdef QMR_ROWSTREAM_DEEP  // call f: more bytes in flight a block (6-7 stages of 512 columns, 192-224 KB)
+  run<1, 6, 512>(st, codes, x, sink);
+  run<1, 7, 512>(st, codes, x, sink);
+  run<2, 6, 512>(st, codes, x, sink);
+  run<2, 7, 512>(st, codes, x, sink);
+  run<2, 3, 1024>(st, codes, x, sink);
+#endif
   CK(cudaDeviceSynchronize());
   return 0;
 }
