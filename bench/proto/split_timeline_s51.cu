@@ -16,6 +16,10 @@
 // QMR_SPLIT_LATE_TRIGGER (PDL trigger after the loop), QMR_SPLIT_SKEW=Q (wider first slices),
 // QMR_SPLIT_TAIL2 (the 16-token tail's loads in one batch), QMR_SPLIT_F16WS (f16 workspace,
 // timing only). Results: bench/results/cuda_gemv_split_timeline_h100_20261207_s51.md.
+// Stop 52 (bench/proto/split_timeline_s52.patch, on the header before split_workspace) adds
+// QMR_SPLIT_RED (slice sums by L2 reductions) and QMR_SPLIT_SHARED_WS (every matrix on the
+// first one's workspace, set below); since split_workspace landed, HEAD's clones share their
+// workspace anyway. Results: bench/results/cuda_gemv_split_red_shared_ws_h100_20261207_s52.md.
 #include <algorithm>
 #include <cstdio>
 #include <map>
