@@ -228,7 +228,8 @@ inline std::vector<qstd::uint32_t> split_repack(const quant::qtensor_view& w, co
 // one stream, a call's blocks touch it only after PDL's wait for the previous call. Calls
 // that may overlap (two streams) need one each. It grows, until its first GEMV, to the
 // largest matrix uploaded onto it; the first GEMV fixes its buffers (a captured CUDA graph
-// keeps their addresses), after which a matrix that needs more is an error. Not thread-safe.
+// keeps their addresses), after which a matrix that needs more is an error. One device's
+// matrices only (it is allocated on the current device at its first growth); not thread-safe.
 //
 // Sharing one (upload_split's `shared`, upload_layouts::split_ws) keeps the workspace memory
 // at the largest matrix's instead of the sum over matrices (an 8192 x 8192 matrix's is 4.2
