@@ -721,10 +721,9 @@ void split_check_call(const device_split& w, const f16* x, const TY* y, int M, c
 // `slice_cols` columns (the workspace is used only with several slices).
 inline split_args split_make_args(const device_split& w, int slice_cols, int slices) {
   const split_layout& l = w.l;
-  check(slices == 1 || (w.ws && static_cast<std::int64_t>(slices) * gemv_split_traits::max_batch * l.rows_pad <= w.ws->sum_count() &&
-                        l.row_tiles <= w.ws->counter_count()),
-        "gemv_split: " + std::to_string(slices) + " slices of a " + std::to_string(l.rows) + " x " + std::to_string(l.cols) +
-            " matrix need more workspace than it has");
+  // upload_split sized the workspace for l.slices, and it never shrinks.
+  check(slices <= l.slices, "gemv_split: " + std::to_string(slices) + " slices of a " + std::to_string(l.rows) + " x " +
+                                std::to_string(l.cols) + " matrix need more workspace than its " + std::to_string(l.slices) + " slices'");
   if (slices > 1) w.ws->fix();
   split_args a{};
   const auto* base = static_cast<const unsigned char*>(w.data.data());
