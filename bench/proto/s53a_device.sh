@@ -6,7 +6,7 @@ F=/tmp/s53
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"
 gpu_clocks
-for f in w4g128s w4gcs; do
+for f in ${FORMATS:-w4g128s w4gcs}; do
   s=$SECONDS; timeout 200 $F/rowx $f > $OUT/rowx_$f.txt 2>&1; echo "rowx $f rc=$? $((SECONDS-s))s" >> $L
 done
 cat $OUT/gpu.txt $L $OUT/rowx_*.txt
