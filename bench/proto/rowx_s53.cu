@@ -371,6 +371,10 @@ int main(int argc, char** argv) {
   run_variant<rowx_variant<4, 2, 4, 16, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<rowx_variant<4, 2, 8, 8, false, 2>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<rowx_variant<4, 4, 4, 8, false, 2>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<rowx_variant<4, 4, 2, 4, true>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<rowx_variant<4, 4, 2, 8, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<rowx_variant<4, 4, 2, 16, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<rowx_variant<4, 4, 4, 3, true>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
   // Again the split kernel, to bound the drift over the run.
   const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
   std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
