@@ -6,9 +6,10 @@
 // copies slow because x filled half of each stage. Here a block owns TPB row tiles (16 rows
 // each) over all columns, cut into KP column parts, one warp per (tile, part), summed in
 // shared memory at the end: no workspace, no counter, no GPU-scope fence. Shared memory
-// holds only each lane's cp.async ring of weight loads, so the ring can be deep. x comes
-// by coherent 16-byte loads (ld.global.ca: the block's TPB warps of a part read the same
-// lines, so L1 serves all but the first), one load ahead in registers. To make a lane's B
+// holds each lane's cp.async ring of weight loads (and, x-ring, x). x comes one of two ways,
+// both through L1 (the block's TPB warps of a part read the same lines): x-regs, coherent
+// 16-byte loads (ld.global.ca) into registers D loads ahead; x-ring, cp.async.ca into the
+// load's ring slot beside its codes. To make a lane's B
 // fragments contiguous in x, the repack permutes columns: lane t of a load of LC columns
 // holds columns 4 KT t .. 4 KT t + 4 KT - 1 (KT k-steps), so its fragments of one token row
 // are KT / 2 16-byte vectors (the A fragments are permuted to match). Groups must be at
@@ -21,7 +22,10 @@
 // Build (sm_90):
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/rowx_s53.cu -lcublas -o rowx
-// Run: rowx [FORMAT (w4g128s)]
+// Run: rowx [FORMAT (w4g128s)]. Every launch's shared memory is padded so that its one-wave
+// grid cannot pack SMs (see launch). Results (calls a-c on an H100, a and b with earlier
+// variant lists): bench/results/cuda_gemv_rowx_h100_20261207_s53.md. Best 19.9-20.4 us
+// against HEAD's split kernel's 18.8-19.0 in the same runs: not landed.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

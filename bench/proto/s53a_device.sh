@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stop 53, calls a and b: the row-owning GEMV with x read as mma fragments from L2/L1 (bench/proto/rowx_s53.cu) at 16
+# Stop 53, calls a, b and c: the row-owning GEMV with x read as mma fragments from L2/L1 (bench/proto/rowx_s53.cu) at 16
 # tokens, its variants against HEAD's split kernel, cuBLAS f16 and the read ceiling in the same run, for w4g128s
 # and per-channel w4gcs.
 F=/tmp/s53
