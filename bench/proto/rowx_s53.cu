@@ -23,7 +23,7 @@
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/rowx_s53.cu -lcublas -o rowx
 // Run: rowx [FORMAT (w4g128s)]. Every launch's shared memory is padded so that its one-wave
-// grid cannot pack SMs (see launch). Results (calls a-c on an H100, a and b with earlier
+// grid has no spare occupancy (see launch). Results (calls a-c on an H100, a and b with earlier
 // variant lists): bench/results/cuda_gemv_rowx_h100_20261207_s53.md. Best 19.9-20.4 us
 // against HEAD's split kernel's 18.8-19.0 in the same runs: not landed.
 #include <algorithm>
@@ -278,8 +278,8 @@ struct rowx_variant {
   static int smem(const rowx_args& a) { return TPB * KP * (R * slot + a.part_groups * 32) + (KP - 1) * TPB * 32 * NT * 4 * 4; }
   static void launch(const rowx_args& a, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
     const auto kernel = rowx_kernel<Bits, TPB, KP, R, XS, D>;
-    // Shared memory padded so that one wave of the grid spreads evenly: 2 blocks an SM for 256 blocks, 1 for 128
-    // (a third co-resident block, or a second beside 128, packs some SMs and idles others).
+    // Shared memory padded so that an SM holds no more blocks than the grid gives it: 2 for 256 blocks, 1 for 128
+    // (spare occupancy, a third block an SM at 256 or a second at 128, was 1.5-1.8x slower in calls a and b).
     const int blocks = (a.row_tiles + TPB - 1) / TPB;
     const int bytes = std::max(smem(a), blocks > 132 ? 78 * 1024 : 116 * 1024);
     QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
