@@ -86,8 +86,8 @@ std::vector<std::uint32_t> rowx_repack(const qmr::quant::qtensor_view& w, const 
 }
 
 // Block: TPB tiles x KP parts, warp w = (part w / TPB, tile w % TPB). Shared memory: the
-// ring uint4 [warps][R][32], the scale pairs u32 [warps][part_groups][8], the parts' sums
-// f32 [KP - 1][TPB][32][NT * 4].
+// ring uint4 [warps][R][32] (x-ring: [warps][R][1 + NT XV][32], a slot's codes then its x
+// fragments), the scale pairs u32 [warps][part_groups][8], the parts' sums f32 [KP - 1][TPB][32][NT * 4].
 template <int Bits, int TPB, int KP, int R, bool XS, int D = 2>
 __global__ void __launch_bounds__(32 * TPB * KP, 2) rowx_kernel(const rowx_args a, const __half* x, __half* y) {
   constexpr int KT = qc::split_ksteps(Bits), LC = qc::split_load_cols(Bits), XV = KT / 2, W = TPB * KP;
@@ -144,7 +144,12 @@ __global__ void __launch_bounds__(32 * TPB * KP, 2) rowx_kernel(const rowx_args 
     for (int i = 0; i < R - 1; ++i) copy_x(i, i);
     qd::cp_async_commit();
     qd::cp_async_wait<0>();
+  } else {
+    qd::cp_async_wait<R - 2>();  // group 0: the scale pairs (and load 0)
   }
+  // The scale pairs were copied by other lanes than read them: every lane's copies landed first.
+  // (Calls a-c ran without this barrier; their outputs matched HEAD's all the same.)
+  __syncwarp();
   const auto load_x = [&](int L, uint4 (&d)[NT][XV]) {  // x-regs: load L's fragments by coherent loads
 #pragma unroll
     for (int v = 0; v < XV; ++v) {
@@ -279,6 +284,7 @@ struct rowx_variant {
   static void launch(const rowx_args& a, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
     const auto kernel = rowx_kernel<Bits, TPB, KP, R, XS, D>;
     // Shared memory padded so that an SM holds no more blocks than the grid gives it: 2 for 256 blocks, 1 for 128
+    // (an H100 SXM's 132 SMs and 228 KiB an SM: 78 and 116 KiB; other cards need other numbers)
     // (spare occupancy, a third block an SM at 256 or a second at 128, was 1.5-1.8x slower in calls a and b).
     const int blocks = (a.row_tiles + TPB - 1) / TPB;
     const int bytes = std::max(smem(a), blocks > 132 ? 78 * 1024 : 116 * 1024);
