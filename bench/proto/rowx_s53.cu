@@ -53,10 +53,12 @@ struct rowx_args {
   int part_groups;         // staged groups a warp: at most part_loads * LC / group + 2
 };
 
-// The split layout's buffer (split_layout offsets), columns permuted as the header says.
+// The split layout's buffer (split_layout offsets), columns permuted as the header says:
+// split_repack's buffer (its scale pairs are this kernel's), the codes placed again.
 std::vector<std::uint32_t> rowx_repack(const qmr::quant::qtensor_view& w, const qc::split_layout& l) {
   const int bits = w.spec.bits, uc = qc::lanes_unit_cols(bits), kt = qc::split_ksteps(bits), lc = qc::split_load_cols(bits);
-  std::vector<std::uint32_t> out(static_cast<std::size_t>(l.bytes + 3) / 4, 0u);
+  std::vector<std::uint32_t> out = qd::split_repack(w, l);
+  std::fill(out.begin(), out.begin() + l.scale_offset / 4, 0u);  // the codes and (3-bit) their high planes
   std::uint32_t* hi = out.data() + l.hi_offset / 4;
   for (std::int64_t tile = 0; tile < l.row_tiles; ++tile)
     for (std::int64_t ld = 0; ld < l.loads; ++ld)
@@ -70,17 +72,6 @@ std::vector<std::uint32_t> rowx_repack(const qmr::quant::qtensor_view& w, const 
           if (row >= l.rows || col >= l.cols) continue;
           qd::lanes_place(out.data() + v * 4, hi + v * 2, c, qmr::quant::get_code(w.codes + row * w.layout.code_row_bytes, col, bits), bits);
         }
-      }
-  std::uint32_t* sp = out.data() + l.scale_offset / 4;
-  for (std::int64_t tile = 0; tile < l.row_tiles; ++tile)
-    for (std::int64_t gi = 0; gi < l.n_groups; ++gi)
-      for (int g = 0; g < 8; ++g) {
-        std::uint32_t s2 = 0;
-        for (int h = 0; h < 2; ++h) {
-          const std::int64_t row = tile * 16 + g + 8 * h;
-          if (row < l.rows) s2 |= static_cast<std::uint32_t>(w.scales[row * l.n_groups + gi].bits) << (16 * h);
-        }
-        sp[(tile * l.n_groups + gi) * 8 + g] = s2;
       }
   return out;
 }

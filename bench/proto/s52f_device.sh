@@ -1,8 +1,7 @@
 #!/bin/bash
-# (call f: the same binary built with -DQMR_ROWSTREAM_DEEP, which adds 6-7 stages of 512 columns and clusters of 2 with 3 stages of 1024.)
-# Stop 52, call f: the copy floor of a row-streaming GEMV (bench/proto/rowstream_copy_s52.cu, timing only): bulk copies
-# of each block's 4 row tiles and of x's token rows through a ring of stages, x multicast in clusters of 1, 2 and 4,
-# against a plain read of the same bytes, all as graphs of 20 calls with PDL.
+# Stop 52, call f (not yet run): s52e_device.sh's row-streaming copy probe (bench/proto/rowstream_copy_s52.cu, timing
+# only) built with -DQMR_ROWSTREAM_DEEP, which adds deeper rings (6-7 stages of 512 columns, 192-224 KB) and clusters
+# of 2 with 3 stages of 1024 columns; output to rowstream_f.txt.
 source "$(dirname "$0")/device_lib.sh"
 F=/tmp/s52e
 gpu_clocks
