@@ -1,0 +1,272 @@
+// Stop 54's probe for issue 7's 16-token bar (W4 on 8192 x 8192 at least 3x cuBLAS f16 in a CUDA graph with PDL):
+// the split kernel with one block an SM and a deep ring, so that most of a call's weights are copied into shared
+// memory before its griddepcontrol.wait, while the previous call is still in its tail.
+//
+// Why: stop 51's timeline put ~7 us of each 19 us call at the call boundary, where no weights move (the tile tail, the
+// release, the next call's x staging). HEAD (2 blocks an SM, 8 slices of 1024 columns, a ring of 4 loads a warp) has
+// only R - 1 = 3 of a warp's 16 loads (18% of the weights) in flight across the boundary, and deeper rings were
+// slower there (stop 51: the prefetch competes with the resident previous call's tail). Here a block of 16 warps
+// owns a band of 256 rows and one of S = 4 slices of 2048 columns (128 blocks, one an SM, 64 KB of staged x), and each
+// warp's ring holds R loads of its 32 (R = 18: 53% of the weights before the wait). The next call's block can only
+// become resident once this call's block on that SM has left, so its prefetch overlaps the other SMs' tails and the
+// release, not this SM's streaming. Slice sums as HEAD: per row tile (split_finish), or per band (BAND_TAIL: the last
+// of a band's S blocks adds all 16 tiles, so 3 of 4 blocks leave right after their stores and atomic).
+//
+// Timing and correctness of a prototype only (16 tokens, 4-bit symmetric, 8192 x 8192): the output is checked
+// against qmr::cuda::gemv_split's on the same matrix (outputs poisoned first), and every variant is timed as a CUDA
+// graph of 20 calls with PDL through >= 1 GB of copies, beside HEAD's split kernel, cuBLAS f16 and the read ceiling,
+// in the same run.
+// Build (sm_90):
+//   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
+//        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/deep_s54.cu -lcublas -o deep
+// Run: deep [FORMAT (w4g128s)]
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cuda_bench.cuh"
+
+namespace qc = qmr::cuda;
+namespace qd = qmr::cuda::detail;
+namespace gpu = qmr::bench::gpu;
+using qmr::f16;
+
+namespace {
+
+constexpr int calls = 20;           // a graph's calls, as time_graph's back_to_back_calls
+constexpr std::int64_t dim = 8192;  // the bar's shape
+constexpr int W = 16;               // warps a block = row tiles a band (256 rows)
+constexpr int NT = 2;               // 16 tokens: two n8 tiles
+
+// Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
+// the band flag (BAND_TAIL) u32.
+struct deep_smem {
+  int ring = 0, scale = 0, flag = 0, bytes = 0;
+  static constexpr deep_smem of(int r, int slice_cols, int slice_groups) {
+    deep_smem m;
+    m.ring = 16 * qd::split_x_stride(slice_cols) * 2;
+    m.scale = m.ring + W * r * 512;
+    m.flag = m.scale + W * slice_groups * 32;
+    m.bytes = m.flag + 16;
+    return m;
+  }
+};
+
+template <int R, bool BAND_TAIL>
+__global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
+  constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
+  extern __shared__ uint4 deep_smem_raw[];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
+  const int tile = band * W + warp;
+  const bool active = tile < a.rows_pad / 16;
+  const int c0 = slice * a.slice_cols;
+  const int slen = min(a.slice_cols, a.loads * LC - c0);
+  const int n_loads = active ? slen / LC : 0;
+  const int l0 = c0 / LC;
+  const int xstride = qd::split_x_stride(a.slice_cols);
+  const deep_smem sm = deep_smem::of(R, a.slice_cols, a.slice_groups);
+  unsigned char* sb = reinterpret_cast<unsigned char*>(deep_smem_raw);
+  __half* xs = reinterpret_cast<__half*>(sb);  // [TOK][xstride]
+  const unsigned ring_q = qd::split_smem_u32(sb + sm.ring) + static_cast<unsigned>(warp * R * 512 + lane * 16);
+  auto* sp = reinterpret_cast<std::uint32_t*>(sb + sm.scale) + warp * a.slice_groups * 8;
+  auto* flag = reinterpret_cast<unsigned*>(sb + sm.flag);
+
+  const uint4* qp = a.q + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane;
+  const auto issue = [&](int i, int slot) {
+    if (i < n_loads) qd::split_cp_async16(ring_q + 512u * static_cast<unsigned>(slot), qp + static_cast<std::size_t>(i) * 32, 16u);
+    qd::cp_async_commit();
+  };
+  qd::pdl_launch_dependents();
+#pragma unroll
+  for (int i = 0; i < R - 1; ++i) issue(i, i);
+  if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
+  qd::pdl_wait();
+  const int vec_per_row = a.slice_cols / 8;
+  {
+    const int n = warp;  // W = TOK: warp n copies token row n
+    const bool row_in = n < a.m;
+    const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
+    const unsigned dst = qd::split_smem_u32(xs + n * xstride);
+    for (int v = lane; v < vec_per_row; v += 32) {
+      const int col = c0 + 8 * v;
+      const bool in = row_in && col < a.cols;
+      qd::split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
+    }
+  }
+  qd::cp_async_commit();
+  qd::cp_async_wait<0>();
+  __syncthreads();
+  float acc[NT][4], part[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  const unsigned xs_lane = qd::split_xs_lane<NT>(qd::split_smem_u32(xs), xstride, lane);
+  int flush_mask = 0;
+  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
+  const float unscale = static_cast<float>(1 << (Bits - 1));
+  const std::uint32_t hw[2] = {0u, 0u};
+  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
+    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
+    qd::cp_async_wait<R - 1>();
+    std::uint32_t q[4];
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
+                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
+                 : "memory");
+    const int cb = i * LC;
+    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
+                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
+  }
+  qd::cp_async_wait<0>();
+  if constexpr (!BAND_TAIL) {
+    qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
+  } else {
+    // Every warp stores its tile's slice sums; the block's thread 0 counts the block in its band (one acquire-release
+    // atomic after the block barrier, the grid-barrier pattern); the band's last block adds the S slices of each tile.
+    float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
+    if (active) {
+#pragma unroll
+      for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+          __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+    }
+    __syncthreads();
+    if (tid == 0) {
+      unsigned before;
+      asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(before) : "l"(a.counters + band) : "memory");
+      *flag = before == static_cast<unsigned>(a.slices - 1) ? 1u : 0u;
+      if (before == static_cast<unsigned>(a.slices - 1)) a.counters[band] = 0u;
+    }
+    __syncthreads();
+    if (*flag == 0u || !active) return;
+    const std::size_t step = static_cast<std::size_t>(16) * a.rows_pad / 4;
+    const float4* work4 = reinterpret_cast<const float4*>(a.work);
+    const int r_tile = 16 * tile;
+    for (int i = lane; i < 4 * a.m; i += 32) {
+      const int tok = i >> 2, row = r_tile + 4 * (i & 3);
+      const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
+      float4 v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v[k] = k < a.slices ? __ldcg(src + k * step) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        s.x += v[k].x;
+        s.y += v[k].y;
+        s.z += v[k].z;
+        s.w += v[k].w;
+      }
+      f16* out = y + static_cast<std::size_t>(tok) * a.rows + row;
+      const float o[4] = {s.x, s.y, s.z, s.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        if (row + k < a.rows) qd::lanes_store(out + k, o[k] * unscale);
+    }
+  }
+}
+
+template <int R, bool BAND_TAIL>
+struct deep_variant {
+  static std::string name(int slices) {
+    return std::string("deep S") + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail");
+  }
+  static int smem(const qd::split_args& a) { return deep_smem::of(R, a.slice_cols, a.slice_groups).bytes; }
+  static void launch(const qd::split_args& a, int bands, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
+    const auto kernel = deep_kernel<R, BAND_TAIL>;
+    const int bytes = smem(a);
+    QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    qc::launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)), dim3(32 * W),
+                      static_cast<std::size_t>(bytes), stream, a, reinterpret_cast<const __half*>(x), y);
+  }
+};
+
+float max_abs(const std::vector<f16>& v) {
+  float m = 0;
+  for (const f16& h : v) m = std::max(m, std::fabs(qmr::to_float(h)));
+  return m;
+}
+
+}  // namespace
+
+template <class V>
+void run_variant(const std::vector<qc::device_split>& w, int slices, const std::vector<f16>& y_ref, float ref_max, gpu::gemv_operands& io,
+                 cudaStream_t stream, double cublas_us, double split_us) {
+  const int slice_cols = static_cast<int>(dim) / slices;
+  const int bands = static_cast<int>(w[0].l.rows_pad / (16 * W));
+  std::vector<qd::split_args> as;
+  for (const qc::device_split& m : w) {
+    qd::split_args a = qd::split_make_args(m, slice_cols, slices);
+    a.m = 16;
+    as.push_back(a);
+  }
+  const int smem = V::smem(as[0]);
+  if (smem > 227 * 1024) {
+    std::printf("%-36s smem %d B: too large, skipped\n", V::name(slices).c_str(), smem);
+    return;
+  }
+  QMR_CUDA_CHECK(cudaMemsetAsync(io.y.data(), 0xff, 16 * dim * sizeof(f16), stream));
+  V::launch(as[0], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, false);
+  std::vector<f16> y(static_cast<std::size_t>(16 * dim));
+  QMR_CUDA_CHECK(cudaMemcpyAsync(y.data(), io.y.data(), y.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  double worst = 0;
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    const float d = std::fabs(qmr::to_float(y[i]) - qmr::to_float(y_ref[i]));
+    if (!(d <= 4e-3f * ref_max)) ++bad;
+    worst = std::max(worst, std::isfinite(d) ? static_cast<double>(d) : 1e30);
+  }
+  const double s = gpu::time_graph(static_cast<int>(w.size()), 30, calls, stream, [&](int i) {
+    V::launch(as[static_cast<std::size_t>(i)], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, true);
+  });
+  std::printf("%-36s smem %6d B | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
+              V::name(slices).c_str(), smem, worst, static_cast<double>(ref_max), bad, s * 1e6, cublas_us / (s * 1e6), (s * 1e6) / split_us);
+  std::fflush(stdout);
+}
+
+int main(int argc, char** argv) {
+  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
+  cudaStream_t stream = nullptr;
+  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
+  if (spec.bits != 4 || !spec.symmetric) {
+    std::fprintf(stderr, "deep: this probe builds 4-bit symmetric formats only\n");
+    return 2;
+  }
+  gpu::gemv_operands io(16, dim, dim, stream);
+  const std::vector<int> m16{16};
+  gpu::cublas_handle handle(gpu::linked_cublas(), stream);
+  const auto cb = gpu::time_cublas_f16(handle, dim, dim, m16, 30, 1e9, io, stream, calls);
+  const auto sp = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
+  const double cublas_us = cb[0].graph_pdl_seconds * 1e6, split_us = sp[0].graph_pdl_seconds * 1e6;
+  std::printf("%s 8192 x 8192, 16 tokens, graph of %d calls with PDL: cuBLAS f16 %.2f us; split (HEAD) %.2f us (%.2fx); read ceiling %.2f us\n",
+              fmt.c_str(), calls, cublas_us, split_us, cublas_us / split_us, sp[0].read_ceiling_seconds * 1e6);
+  std::fflush(stdout);
+
+  const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
+  std::vector<qc::device_split> w;
+  w.push_back(qc::upload_split(qt.view(), stream));
+  const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
+  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
+  qc::gemv_split(w[0], io.x.as<const f16>(), io.y.as<f16>(), 16, stream, false);
+  std::vector<f16> y_ref(static_cast<std::size_t>(16 * dim));
+  QMR_CUDA_CHECK(cudaMemcpyAsync(y_ref.data(), io.y.data(), y_ref.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
+  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  const float ref_max = max_abs(y_ref);
+
+  run_variant<deep_variant<18, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<18, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<12, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<12, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<4, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
+  std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
+  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
+}
