@@ -37,14 +37,13 @@ namespace {
 
 constexpr int calls = 20;           // a graph's calls, as time_graph's back_to_back_calls
 constexpr std::int64_t dim = 8192;  // the bar's shape
-constexpr int W = 16;               // warps a block = row tiles a band (256 rows)
 constexpr int NT = 2;               // 16 tokens: two n8 tiles
 
 // Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
 // the band flag (BAND_TAIL) u32.
 struct deep_smem {
   int ring = 0, scale = 0, flag = 0, bytes = 0;
-  static constexpr deep_smem of(int r, int slice_cols, int slice_groups) {
+  static constexpr deep_smem of(int W, int r, int slice_cols, int slice_groups) {
     deep_smem m;
     m.ring = 16 * qd::split_x_stride(slice_cols) * 2;
     m.scale = m.ring + W * r * 512;
@@ -54,7 +53,8 @@ struct deep_smem {
   }
 };
 
-template <int R, bool BAND_TAIL>
+// W warps a block = row tiles a band (16 W rows), R loads a warp's ring.
+template <int W, int R, bool BAND_TAIL>
 __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
   constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
   extern __shared__ uint4 deep_smem_raw[];
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a,
   const int n_loads = active ? slen / LC : 0;
   const int l0 = c0 / LC;
   const int xstride = qd::split_x_stride(a.slice_cols);
-  const deep_smem sm = deep_smem::of(R, a.slice_cols, a.slice_groups);
+  const deep_smem sm = deep_smem::of(W, R, a.slice_cols, a.slice_groups);
   unsigned char* sb = reinterpret_cast<unsigned char*>(deep_smem_raw);
   __half* xs = reinterpret_cast<__half*>(sb);  // [TOK][xstride]
   const unsigned ring_q = qd::split_smem_u32(sb + sm.ring) + static_cast<unsigned>(warp * R * 512 + lane * 16);
@@ -85,8 +85,8 @@ __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a,
   if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
   qd::pdl_wait();
   const int vec_per_row = a.slice_cols / 8;
-  {
-    const int n = warp;  // W = TOK: warp n copies token row n
+  if (warp < TOK) {
+    const int n = warp;  // warp n copies token row n
     const bool row_in = n < a.m;
     const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
     const unsigned dst = qd::split_smem_u32(xs + n * xstride);
@@ -170,14 +170,15 @@ __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a,
   }
 }
 
-template <int R, bool BAND_TAIL>
+template <int W_, int R, bool BAND_TAIL>
 struct deep_variant {
+  static constexpr int W = W_;
   static std::string name(int slices) {
-    return std::string("deep S") + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail");
+    return std::string("deep warps") + std::to_string(W) + " S" + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail");
   }
-  static int smem(const qd::split_args& a) { return deep_smem::of(R, a.slice_cols, a.slice_groups).bytes; }
+  static int smem(const qd::split_args& a) { return deep_smem::of(W, R, a.slice_cols, a.slice_groups).bytes; }
   static void launch(const qd::split_args& a, int bands, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
-    const auto kernel = deep_kernel<R, BAND_TAIL>;
+    const auto kernel = deep_kernel<W, R, BAND_TAIL>;
     const int bytes = smem(a);
     QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     qc::launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)), dim3(32 * W),
@@ -197,7 +198,7 @@ template <class V>
 void run_variant(const std::vector<qc::device_split>& w, int slices, const std::vector<f16>& y_ref, float ref_max, gpu::gemv_operands& io,
                  cudaStream_t stream, double cublas_us, double split_us) {
   const int slice_cols = static_cast<int>(dim) / slices;
-  const int bands = static_cast<int>(w[0].l.rows_pad / (16 * W));
+  const int bands = static_cast<int>(w[0].l.rows_pad / (16 * V::W));
   std::vector<qd::split_args> as;
   for (const qc::device_split& m : w) {
     qd::split_args a = qd::split_make_args(m, slice_cols, slices);
@@ -259,12 +260,14 @@ int main(int argc, char** argv) {
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
   const float ref_max = max_abs(y_ref);
 
-  run_variant<deep_variant<18, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<18, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<12, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<12, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<4, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 18, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 18, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 12, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 4, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 11, false>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 11, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 8, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 4, false>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
   const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
   std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
