@@ -53,8 +53,10 @@ struct deep_smem {
   }
 };
 
-// W warps a block = row tiles a band (16 W rows), R loads a warp's ring.
-template <int W, int R, bool BAND_TAIL>
+// W warps a block = row tiles a band (16 W rows), R loads a warp's ring. XL: x staged by coherent 16-byte loads
+// through registers, so that the loop waits only for its own load's cp.async group (else, as HEAD, x is one more
+// cp.async group, and waiting for it waits for every load prefetched before it: up to R - 1 = 17 a warp here).
+template <int W, int R, bool BAND_TAIL, bool XL>
 __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
   constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
   extern __shared__ uint4 deep_smem_raw[];
@@ -80,24 +82,47 @@ __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a,
     qd::cp_async_commit();
   };
   qd::pdl_launch_dependents();
+  if constexpr (XL) {  // the scales as the oldest group: the first load's wait covers them
+    if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
+    qd::cp_async_commit();
+  }
 #pragma unroll
   for (int i = 0; i < R - 1; ++i) issue(i, i);
-  if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
+  if (!XL && active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
   qd::pdl_wait();
   const int vec_per_row = a.slice_cols / 8;
-  if (warp < TOK) {
-    const int n = warp;  // warp n copies token row n
-    const bool row_in = n < a.m;
-    const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
-    const unsigned dst = qd::split_smem_u32(xs + n * xstride);
-    for (int v = lane; v < vec_per_row; v += 32) {
-      const int col = c0 + 8 * v;
-      const bool in = row_in && col < a.cols;
-      qd::split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
+  if constexpr (XL) {
+    // x [TOK][slice_cols] as 16-byte vectors, thread-strided, all of a thread's loads in flight before its stores.
+    constexpr int XPT = (TOK * 2048 / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most (slices of <= 2048 columns)
+    const int n_vec = TOK * vec_per_row;
+    uint4 v[XPT];
+#pragma unroll
+    for (int k = 0; k < XPT; ++k) {
+      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
+      const bool in = e < n_vec && n < a.m && col < a.cols;
+      v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
     }
+#pragma unroll
+    for (int k = 0; k < XPT; ++k) {
+      const int e = tid + k * 32 * W, n = e / vec_per_row, vc = e % vec_per_row;
+      if (e < n_vec) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * vc) = v[k];
+    }
+    qd::cp_async_wait<R - 1>();  // this thread's scale copies (the oldest group); the barrier below shows them to the warp
+  } else {
+    if (warp < TOK) {
+      const int n = warp;  // warp n copies token row n
+      const bool row_in = n < a.m;
+      const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
+      const unsigned dst = qd::split_smem_u32(xs + n * xstride);
+      for (int v = lane; v < vec_per_row; v += 32) {
+        const int col = c0 + 8 * v;
+        const bool in = row_in && col < a.cols;
+        qd::split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
+      }
+    }
+    qd::cp_async_commit();
+    qd::cp_async_wait<0>();
   }
-  qd::cp_async_commit();
-  qd::cp_async_wait<0>();
   __syncthreads();
   float acc[NT][4], part[NT][4];
 #pragma unroll
@@ -170,15 +195,15 @@ __global__ void __launch_bounds__(32 * W, 1) deep_kernel(const qd::split_args a,
   }
 }
 
-template <int W_, int R, bool BAND_TAIL>
+template <int W_, int R, bool BAND_TAIL, bool XL>
 struct deep_variant {
   static constexpr int W = W_;
   static std::string name(int slices) {
-    return std::string("deep warps") + std::to_string(W) + " S" + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail");
+    return std::string("deep warps") + std::to_string(W) + " S" + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail") + (XL ? " x-loads" : " x-cpasync");
   }
   static int smem(const qd::split_args& a) { return deep_smem::of(W, R, a.slice_cols, a.slice_groups).bytes; }
   static void launch(const qd::split_args& a, int bands, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
-    const auto kernel = deep_kernel<W, R, BAND_TAIL>;
+    const auto kernel = deep_kernel<W, R, BAND_TAIL, XL>;
     const int bytes = smem(a);
     QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     qc::launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)), dim3(32 * W),
@@ -260,14 +285,14 @@ int main(int argc, char** argv) {
   QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
   const float ref_max = max_abs(y_ref);
 
-  run_variant<deep_variant<16, 18, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 18, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 12, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<32, 11, false>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<32, 11, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<32, 8, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<32, 4, false>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 18, false, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 18, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 18, true, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 12, true, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 4, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 11, false, false>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 11, false, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<32, 11, true, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
   const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
   std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
