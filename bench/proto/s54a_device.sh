@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stop 54, call a: the deep-ring split kernel (bench/proto/deep_s54.cu: one block an SM, 4 slices of 2048 columns,
+# Stop 54, calls a and b: the deep-ring split kernel (bench/proto/deep_s54.cu: one block an SM, 4 slices of 2048 columns,
 # rings of 4-18 loads a warp, per-tile or per-band slice sums) at 16 tokens, against HEAD's split kernel, cuBLAS f16
 # and the read ceiling in the same run.
 F=/tmp/s54
