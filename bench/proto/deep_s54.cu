@@ -56,7 +56,7 @@ struct deep_smem {
 // W warps a block = row tiles a band (16 W rows), R loads a warp's ring. XL: x staged by coherent 16-byte loads
 // through registers, so that the loop waits only for its own load's cp.async group (else, as HEAD, x is one more
 // cp.async group, and waiting for it waits for every load prefetched before it: up to R - 1 = 17 a warp here).
-template <int W, int R, bool BAND_TAIL, bool XL, int MINB = 1>
+template <int W, int R, bool BAND_TAIL, bool XL, int MINB = 1, int P = R - 1>
 __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
   constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
   extern __shared__ uint4 deep_smem_raw[];
@@ -87,9 +87,11 @@ __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args
     qd::cp_async_commit();
   }
 #pragma unroll
-  for (int i = 0; i < R - 1; ++i) issue(i, i);
+  for (int i = 0; i < P; ++i) issue(i, i);  // P loads before the wait (no kernel writes the weights)
   if (!XL && active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
   qd::pdl_wait();
+#pragma unroll
+  for (int i = P; i < R - 1; ++i) issue(i, i);  // the rest of the ring after it
   const int vec_per_row = a.slice_cols / 8;
   if constexpr (XL) {
     // x [TOK][slice_cols] as 16-byte vectors, thread-strided, all of a thread's loads in flight before its stores.
@@ -195,15 +197,15 @@ __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args
   }
 }
 
-template <int W_, int R, bool BAND_TAIL, bool XL, int MINB = 1>
+template <int W_, int R, bool BAND_TAIL, bool XL, int MINB = 1, int P = R - 1>
 struct deep_variant {
   static constexpr int W = W_;
   static std::string name(int slices) {
-    return std::string("deep warps") + std::to_string(W) + " S" + std::to_string(slices) + " ring" + std::to_string(R) + (BAND_TAIL ? " band-tail" : " tile-tail") + (XL ? " x-loads" : " x-cpasync") + " minb" + std::to_string(MINB);
+    return std::string("deep warps") + std::to_string(W) + " S" + std::to_string(slices) + " ring" + std::to_string(R) + " pre" + std::to_string(P) + (BAND_TAIL ? " band-tail" : " tile-tail") + (XL ? " x-loads" : " x-cpasync") + " minb" + std::to_string(MINB);
   }
   static int smem(const qd::split_args& a) { return deep_smem::of(W, R, a.slice_cols, a.slice_groups).bytes; }
   static void launch(const qd::split_args& a, int bands, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
-    const auto kernel = deep_kernel<W, R, BAND_TAIL, XL, MINB>;
+    const auto kernel = deep_kernel<W, R, BAND_TAIL, XL, MINB, P>;
     const int bytes = smem(a);
     QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     qc::launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)), dim3(32 * W),
@@ -292,10 +294,12 @@ int main(int argc, char** argv) {
   run_variant<deep_variant<16, 5, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 6, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 8, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 6, false, true, 1, 3>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 8, false, true, 1, 3>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<deep_variant<16, 4, false, true, 1, 1>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 4, true, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 4, false, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 4, false, true, 2>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false, false, 2>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<32, 4, false, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
   run_variant<deep_variant<16, 4, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
   const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
