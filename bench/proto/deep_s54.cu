@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda_bench.cuh"
+#include "probe_m16.cuh"
 
 namespace qc = qmr::cuda;
 namespace qd = qmr::cuda::detail;
@@ -37,8 +37,8 @@ using qmr::f16;
 
 namespace {
 
-constexpr int calls = 20;           // a graph's calls, as time_graph's back_to_back_calls
-constexpr std::int64_t dim = 8192;  // the bar's shape
+using probe_m16::calls;
+using probe_m16::dim;
 constexpr int NT = 2;               // 16 tokens: two n8 tiles
 
 // Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
@@ -215,17 +215,11 @@ struct deep_variant {
   }
 };
 
-float max_abs(const std::vector<f16>& v) {
-  float m = 0;
-  for (const f16& h : v) m = std::max(m, std::fabs(qmr::to_float(h)));
-  return m;
-}
-
 }  // namespace
 
 template <class V>
-void run_variant(const std::vector<qc::device_split>& w, int slices, const std::vector<f16>& y_ref, float ref_max, gpu::gemv_operands& io,
-                 cudaStream_t stream, double cublas_us, double split_us) {
+void run_variant(const std::vector<qc::device_split>& w, int slices, const probe_m16::reference& ref, gpu::gemv_operands& io,
+                 cudaStream_t stream, const probe_m16::baselines& base) {
   const int slice_cols = static_cast<int>(dim) / slices;
   const int bands = static_cast<int>(w[0].l.rows_pad / (16 * V::W));
   std::vector<qd::split_args> as;
@@ -239,23 +233,12 @@ void run_variant(const std::vector<qc::device_split>& w, int slices, const std::
     std::printf("%-36s smem %d B: too large, skipped\n", V::name(slices).c_str(), smem);
     return;
   }
-  QMR_CUDA_CHECK(cudaMemsetAsync(io.y.data(), 0xff, 16 * dim * sizeof(f16), stream));
-  V::launch(as[0], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, false);
-  std::vector<f16> y(static_cast<std::size_t>(16 * dim));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(y.data(), io.y.data(), y.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double worst = 0;
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    const float d = std::fabs(qmr::to_float(y[i]) - qmr::to_float(y_ref[i]));
-    if (!(d <= 4e-3f * ref_max)) ++bad;
-    worst = std::max(worst, std::isfinite(d) ? static_cast<double>(d) : 1e30);
-  }
+  const probe_m16::match ok = probe_m16::check_once([&] { V::launch(as[0], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, false); }, ref, io, stream);
   const double s = gpu::time_graph(static_cast<int>(w.size()), 30, calls, stream, [&](int i) {
     V::launch(as[static_cast<std::size_t>(i)], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, true);
   });
   std::printf("%-36s smem %6d B | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
-              V::name(slices).c_str(), smem, worst, static_cast<double>(ref_max), bad, s * 1e6, cublas_us / (s * 1e6), (s * 1e6) / split_us);
+              V::name(slices).c_str(), smem, ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6), (s * 1e6) / base.split_us);
   std::fflush(stdout);
 }
 
@@ -269,43 +252,30 @@ int main(int argc, char** argv) {
     return 2;
   }
   gpu::gemv_operands io(16, dim, dim, stream);
-  const std::vector<int> m16{16};
-  gpu::cublas_handle handle(gpu::linked_cublas(), stream);
-  const auto cb = gpu::time_cublas_f16(handle, dim, dim, m16, 30, 1e9, io, stream, calls);
-  const auto sp = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
-  const double cublas_us = cb[0].graph_pdl_seconds * 1e6, split_us = sp[0].graph_pdl_seconds * 1e6;
-  std::printf("%s 8192 x 8192, 16 tokens, graph of %d calls with PDL: cuBLAS f16 %.2f us; split (HEAD) %.2f us (%.2fx); read ceiling %.2f us\n",
-              fmt.c_str(), calls, cublas_us, split_us, cublas_us / split_us, sp[0].read_ceiling_seconds * 1e6);
-  std::fflush(stdout);
-
+  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
   const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
   std::vector<qc::device_split> w;
   w.push_back(qc::upload_split(qt.view(), stream));
   const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
   for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
-  qc::gemv_split(w[0], io.x.as<const f16>(), io.y.as<f16>(), 16, stream, false);
-  std::vector<f16> y_ref(static_cast<std::size_t>(16 * dim));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(y_ref.data(), io.y.data(), y_ref.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const float ref_max = max_abs(y_ref);
+  const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
 
   // Call a (h100_s54/a_*): rings 4-18 at 16 warps x 4 slices and 11 at 32 warps x 8; ring 4 alone beat HEAD (17.23 us).
   // Call b: around that one.
-  run_variant<deep_variant<16, 4, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 3, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 5, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 6, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 8, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 6, false, true, 1, 3>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 8, false, true, 1, 3>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false, true, 1, 1>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, true, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false, false>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false, true, 2>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<32, 4, false, true>>(w, 8, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<deep_variant<16, 4, false, true>>(w, 4, y_ref, ref_max, io, stream, cublas_us, split_us);
-  const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
-  std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
+  run_variant<deep_variant<16, 4, false, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 3, false, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 5, false, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 6, false, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 8, false, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 6, false, true, 1, 3>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 8, false, true, 1, 3>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 4, false, true, 1, 1>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 4, true, true>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 4, false, false>>(w, 4, ref, io, stream, base);
+  run_variant<deep_variant<16, 4, false, true, 2>>(w, 8, ref, io, stream, base);
+  run_variant<deep_variant<32, 4, false, true>>(w, 8, ref, io, stream, base);
+  run_variant<deep_variant<16, 4, false, true>>(w, 4, ref, io, stream, base);
+  probe_m16::time_split_again(spec, io, stream);
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;
 }

@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "cuda_bench.cuh"
+#include "probe_m16.cuh"
 
 namespace qc = qmr::cuda;
 namespace qd = qmr::cuda::detail;
@@ -41,8 +41,8 @@ using qmr::f16;
 
 namespace {
 
-constexpr int calls = 20;           // a graph's calls, as time_graph's back_to_back_calls
-constexpr std::int64_t dim = 8192;  // the bar's shape
+using probe_m16::calls;
+using probe_m16::dim;
 constexpr int NT = 2;               // 16 tokens: two n8 tiles
 
 struct rowx_args {
@@ -285,17 +285,11 @@ struct rowx_variant {
   }
 };
 
-float max_abs(const std::vector<f16>& v) {
-  float m = 0;
-  for (const f16& h : v) m = std::max(m, std::fabs(qmr::to_float(h)));
-  return m;
-}
-
 }  // namespace
 
 template <class V>
-void run_variant(const qmr::quant::qtensor& qt, int group_shift, const std::vector<f16>& y_ref, float ref_max, gpu::gemv_operands& io,
-                 cudaStream_t stream, double cublas_us, double split_us) {
+void run_variant(const qmr::quant::qtensor& qt, int group_shift, const probe_m16::reference& ref, gpu::gemv_operands& io,
+                 cudaStream_t stream, const probe_m16::baselines& base) {
   std::vector<rowx_matrix> w;
   rowx_matrix m0;
   m0.l = qc::split_layout::of(qt.spec().bits, dim, dim, qt.layout().n_groups, false, 132);
@@ -312,26 +306,15 @@ void run_variant(const qmr::quant::qtensor& qt, int group_shift, const std::vect
     w.push_back(std::move(m));
   }
   // Correctness: poisoned output, one call, against the split kernel's output.
-  QMR_CUDA_CHECK(cudaMemsetAsync(io.y.data(), 0xff, 16 * dim * sizeof(f16), stream));
   const rowx_args a0 = V::args(w[0], group_shift);
-  V::launch(a0, io.x.as<const f16>(), io.y.as<f16>(), stream, false);
-  std::vector<f16> y(static_cast<std::size_t>(16 * dim));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(y.data(), io.y.data(), y.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  double worst = 0;
-  std::size_t bad = 0;
-  for (std::size_t i = 0; i < y.size(); ++i) {
-    const float d = std::fabs(qmr::to_float(y[i]) - qmr::to_float(y_ref[i]));
-    if (!(d <= 4e-3f * ref_max)) ++bad;
-    worst = std::max(worst, std::isfinite(d) ? static_cast<double>(d) : 1e30);
-  }
+  const probe_m16::match ok = probe_m16::check_once([&] { V::launch(a0, io.x.as<const f16>(), io.y.as<f16>(), stream, false); }, ref, io, stream);
   std::vector<rowx_args> as;
   for (const rowx_matrix& m : w) as.push_back(V::args(m, group_shift));
   const double s = gpu::time_graph(copies, 30, calls, stream, [&](int i) {
     V::launch(as[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), stream, true);
   });
   std::printf("%-44s smem %6d B (launched with >= 78/116 KB) | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
-              V::name().c_str(), V::smem(a0), worst, static_cast<double>(ref_max), bad, s * 1e6, cublas_us / (s * 1e6), (s * 1e6) / split_us);
+              V::name().c_str(), V::smem(a0), ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6), (s * 1e6) / base.split_us);
   std::fflush(stdout);
 }
 
@@ -347,38 +330,25 @@ int main(int argc, char** argv) {
   const int group_shift = spec.group == 0 ? 31 : static_cast<int>(std::log2(spec.group));
   gpu::gemv_operands io(16, dim, dim, stream);
   const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
-  const std::vector<int> m16{16};
-
   // Baselines in the same run: cuBLAS f16, HEAD's split kernel (and its read ceiling).
-  gpu::cublas_handle handle(gpu::linked_cublas(), stream);
-  const auto cb = gpu::time_cublas_f16(handle, dim, dim, m16, 30, 1e9, io, stream, calls);
-  const auto sp = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
-  const double cublas_us = cb[0].graph_pdl_seconds * 1e6, split_us = sp[0].graph_pdl_seconds * 1e6;
-  std::printf("%s 8192 x 8192, 16 tokens, graph of %d calls with PDL: cuBLAS f16 %.2f us; split (HEAD) %.2f us (%.2fx); read ceiling %.2f us\n",
-              fmt.c_str(), calls, cublas_us, split_us, cublas_us / split_us, sp[0].read_ceiling_seconds * 1e6);
+  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
   // The reference output: HEAD's split kernel on the same matrix.
-  qc::device_split ds = qc::upload_split(qt.view(), stream);
-  qc::gemv_split(ds, io.x.as<const f16>(), io.y.as<f16>(), 16, stream, false);
-  std::vector<f16> y_ref(static_cast<std::size_t>(16 * dim));
-  QMR_CUDA_CHECK(cudaMemcpyAsync(y_ref.data(), io.y.data(), y_ref.size() * sizeof(f16), cudaMemcpyDeviceToHost, stream));
-  QMR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  const float ref_max = max_abs(y_ref);
+  const probe_m16::reference ref = probe_m16::split_reference(qc::upload_split(qt.view(), stream), io, stream);
 
-  run_variant<rowx_variant<4, 2, 4, 4, true>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 4, 8, false, 2>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 4, 8, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 4, 8, false, 4>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 4, 12, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 4, 16, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 2, 8, 8, false, 2>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 4, 4, 8, false, 2>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 4, 2, 4, true>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 4, 2, 8, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 4, 2, 16, false, 3>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
-  run_variant<rowx_variant<4, 4, 4, 3, true>>(qt, group_shift, y_ref, ref_max, io, stream, cublas_us, split_us);
+  run_variant<rowx_variant<4, 2, 4, 4, true>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 4, 8, false, 2>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 4, 8, false, 3>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 4, 8, false, 4>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 4, 12, false, 3>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 4, 16, false, 3>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 2, 8, 8, false, 2>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 4, 4, 8, false, 2>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 4, 2, 4, true>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 4, 2, 8, false, 3>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 4, 2, 16, false, 3>>(qt, group_shift, ref, io, stream, base);
+  run_variant<rowx_variant<4, 4, 4, 3, true>>(qt, group_shift, ref, io, stream, base);
   // Again the split kernel, to bound the drift over the run.
-  const auto sp2 = gpu::time_split_gemv(spec, dim, dim, m16, 30, 1e9, io, stream, calls);
-  std::printf("split (HEAD) again: %.2f us\n", sp2[0].graph_pdl_seconds * 1e6);
+  probe_m16::time_split_again(spec, io, stream);
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;
 }
