@@ -30,16 +30,9 @@
 
 #include "probe_m16.cuh"
 
-namespace qc = qmr::cuda;
-namespace qd = qmr::cuda::detail;
-namespace gpu = qmr::bench::gpu;
-using qmr::f16;
+using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
 
 namespace {
-
-using probe_m16::calls;
-using probe_m16::dim;
-constexpr int NT = 2;               // 16 tokens: two n8 tiles
 
 // Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
 // the band flag (BAND_TAIL) u32.
@@ -233,13 +226,12 @@ void run_variant(const std::vector<qc::device_split>& w, int slices, const probe
     std::printf("%-36s smem %d B: too large, skipped\n", V::name(slices).c_str(), smem);
     return;
   }
-  const probe_m16::match ok = probe_m16::check_once([&] { V::launch(as[0], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, false); }, ref, io, stream);
-  const double s = gpu::time_graph(static_cast<int>(w.size()), 30, calls, stream, [&](int i) {
-    V::launch(as[static_cast<std::size_t>(i)], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, true);
-  });
-  std::printf("%-36s smem %6d B | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
-              V::name(slices).c_str(), smem, ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6), (s * 1e6) / base.split_us);
-  std::fflush(stdout);
+  char note[32];
+  std::snprintf(note, sizeof note, "smem %6d B", smem);
+  probe_m16::check_and_time(
+      V::name(slices), 36, note,
+      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
+      static_cast<int>(w.size()), ref, io, stream, base);
 }
 
 int main(int argc, char** argv) {

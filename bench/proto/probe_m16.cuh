@@ -11,13 +11,17 @@
 
 #include "cuda_bench.cuh"
 
+// The probes say `using namespace probe_m16;`.
 namespace probe_m16 {
 
+namespace qc = qmr::cuda;
+namespace qd = qmr::cuda::detail;
 namespace gpu = qmr::bench::gpu;
 using qmr::f16;
 
 constexpr int calls = 20;           // a graph's calls, as time_graph's back_to_back_calls
 constexpr std::int64_t dim = 8192;  // the bar's shape
+constexpr int NT = 2;               // 16 tokens: two n8 tiles of the mma
 
 struct baselines {
   double cublas_us = 0, split_us = 0;  // per call, graph of `calls` with PDL
@@ -81,6 +85,19 @@ match check_once(const Launch& launch, const reference& ref, gpu::gemv_operands&
     m.worst = std::max(m.worst, std::isfinite(d) ? static_cast<double>(d) : 1e30);
   }
   return m;
+}
+
+// A variant: checked once (launch(0, false)), then timed as a graph of `calls` calls with PDL (launch(i, true) on
+// copy i of `copies`), printed in one line beside the baselines.
+template <class Launch>
+void check_and_time(const std::string& name, int width, const std::string& smem_note, const Launch& launch, int copies, const reference& ref,
+                    gpu::gemv_operands& io, cudaStream_t stream, const baselines& base) {
+  const match ok = check_once([&] { launch(0, false); }, ref, io, stream);
+  const double s = gpu::time_graph(copies, 30, calls, stream, [&](int i) { launch(i, true); });
+  std::printf("%-*s %s | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
+              width, name.c_str(), smem_note.c_str(), ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6),
+              (s * 1e6) / base.split_us);
+  std::fflush(stdout);
 }
 
 }  // namespace probe_m16

@@ -34,16 +34,9 @@
 
 #include "probe_m16.cuh"
 
-namespace qc = qmr::cuda;
-namespace qd = qmr::cuda::detail;
-namespace gpu = qmr::bench::gpu;
-using qmr::f16;
+using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
 
 namespace {
-
-using probe_m16::calls;
-using probe_m16::dim;
-constexpr int NT = 2;               // 16 tokens: two n8 tiles
 
 struct rowx_args {
   const uint4* q;          // [row_tiles][loads][32]
@@ -305,17 +298,14 @@ void run_variant(const qmr::quant::qtensor& qt, int group_shift, const probe_m16
     QMR_CUDA_CHECK(cudaMemcpyAsync(m.data.data(), w[0].data.data(), w[0].data.size(), cudaMemcpyDeviceToDevice, stream));
     w.push_back(std::move(m));
   }
-  // Correctness: poisoned output, one call, against the split kernel's output.
-  const rowx_args a0 = V::args(w[0], group_shift);
-  const probe_m16::match ok = probe_m16::check_once([&] { V::launch(a0, io.x.as<const f16>(), io.y.as<f16>(), stream, false); }, ref, io, stream);
+  // Correctness (poisoned output, one call, against the split kernel's output), then the graph.
   std::vector<rowx_args> as;
   for (const rowx_matrix& m : w) as.push_back(V::args(m, group_shift));
-  const double s = gpu::time_graph(copies, 30, calls, stream, [&](int i) {
-    V::launch(as[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), stream, true);
-  });
-  std::printf("%-44s smem %6d B (launched with >= 78/116 KB) | max |diff| %.3g (of max |y| %.3g), %zu beyond 4e-3 | graph %.2f us a call | %.2fx cuBLAS | %.3f of split\n",
-              V::name().c_str(), V::smem(a0), ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6), (s * 1e6) / base.split_us);
-  std::fflush(stdout);
+  char note[64];
+  std::snprintf(note, sizeof note, "smem %6d B (launched with >= 78/116 KB)", V::smem(as[0]));
+  probe_m16::check_and_time(
+      V::name(), 44, note, [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
+      copies, ref, io, stream, base);
 }
 
 int main(int argc, char** argv) {
