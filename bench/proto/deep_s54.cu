@@ -20,7 +20,7 @@
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/deep_s54.cu -lcublas -o deep
 // Run: deep [FORMAT (w4g128s)]. Results (calls a and b on an H100): bench/results/cuda_gemv_split_wide_h100_20261207_s54.md.
-// Deep rings lose (the deeper, the slower); ring 4 with 4 slices and x by plain loads beat HEAD by 8.5-9.5%
+// Deep rings lose (the deeper, the slower); ring 4 with 4 slices and x by plain loads beat HEAD by 8-10%
 // (17.12-17.34 us against 18.78-18.95), built for the library as bench/proto/split_wide_s54.patch (not landed).
 #include <algorithm>
 #include <cmath>
