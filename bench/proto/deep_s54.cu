@@ -166,29 +166,7 @@ __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args
     }
     __syncthreads();
     if (*flag == 0u || !active) return;
-    const std::size_t step = static_cast<std::size_t>(16) * a.rows_pad / 4;
-    const float4* work4 = reinterpret_cast<const float4*>(a.work);
-    const int r_tile = 16 * tile;
-    for (int i = lane; i < 4 * a.m; i += 32) {
-      const int tok = i >> 2, row = r_tile + 4 * (i & 3);
-      const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
-      float4 v[8];
-#pragma unroll
-      for (int k = 0; k < 8; ++k) v[k] = k < a.slices ? __ldcg(src + k * step) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        s.x += v[k].x;
-        s.y += v[k].y;
-        s.z += v[k].z;
-        s.w += v[k].w;
-      }
-      f16* out = y + static_cast<std::size_t>(tok) * a.rows + row;
-      const float o[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k)
-        if (row + k < a.rows) qd::lanes_store(out + k, o[k] * unscale);
-    }
+    qd::split_add_tile(a, tile, lane, unscale, y);
   }
 }
 

@@ -525,6 +525,39 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
   }
 }
 
+// Row tile `tile`'s outputs, the sum of its a.slices slices' partial sums in the workspace
+// (in slice order), times `unscale`, stored to y by one warp: float4 runs of 4 rows (rows_pad
+// is whole tiles), 4 a token, each lane's runs with SB slices' loads in flight at once.
+template <class TY>
+QMR_DEVICE __forceinline__ void split_add_tile(const split_args& a, int tile, int lane, float unscale, TY* y) {
+  constexpr int SB = 8;  // workspace loads in flight a lane
+  const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad / 4;  // one slice, in float4
+  const float4* work4 = reinterpret_cast<const float4*>(a.work);
+  const int r_tile = 16 * tile;
+  for (int i = lane; i < 4 * a.m; i += 32) {
+    const int tok = i >> 2, row = r_tile + 4 * (i & 3);
+    const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
+    float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum (in slice order)
+      float4 v[SB];
+#pragma unroll
+      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int k = 0; k < SB; ++k) {
+        s.x += v[k].x;
+        s.y += v[k].y;
+        s.z += v[k].z;
+        s.w += v[k].w;
+      }
+    }
+    TY* out = y + static_cast<std::size_t>(tok) * a.rows + row;
+    const float o[4] = {s.x, s.y, s.z, s.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      if (row + k < a.rows) lanes_store(out + k, o[k] * unscale);
+  }
+}
+
 // The warp's sums to y: stored directly with one slice; otherwise each warp writes its
 // tile's partial sums to the workspace and the last warp of the tile's slices to arrive
 // (a counter per row tile, reset by that warp) adds the slices in slice order and stores
@@ -533,7 +566,6 @@ QMR_DEVICE __forceinline__ void split_load_mma(const qstd::uint32_t (&q)[4], con
 template <int NT, class TY>
 QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&acc)[NT][4], int tile, int g, int t, int lane,
                                              bool active, int slice, float unscale, TY* y) {
-  constexpr int SB = 8;  // workspace loads in flight a lane
   if (!active) return;
   const int row0 = 16 * tile + g;
   const auto each_sum = [&](auto&& f) {
@@ -577,33 +609,7 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   }
   if (__shfl_sync(0xffffffffu, last, 0) == 0u) return;
   __syncwarp();
-  // The tile's outputs as float4 runs of 4 rows (rows_pad is whole tiles): 4 a token, each
-  // lane's runs with SB slices' loads in flight at once.
-  const std::size_t step = static_cast<std::size_t>(gemv_split_traits::max_batch) * a.rows_pad / 4;  // one slice, in float4
-  const float4* work4 = reinterpret_cast<const float4*>(a.work);
-  const int r_tile = 16 * tile;
-  for (int i = lane; i < 4 * a.m; i += 32) {
-    const int tok = i >> 2, row = r_tile + 4 * (i & 3);
-    const float4* src = work4 + (static_cast<std::size_t>(tok) * a.rows_pad + row) / 4;
-    float4 s = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int sl0 = 0; sl0 < a.slices; sl0 += SB) {  // SB loads in flight, then their sum (in slice order)
-      float4 v[SB];
-#pragma unroll
-      for (int k = 0; k < SB; ++k) v[k] = sl0 + k < a.slices ? __ldcg(src + (sl0 + k) * step) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-      for (int k = 0; k < SB; ++k) {
-        s.x += v[k].x;
-        s.y += v[k].y;
-        s.z += v[k].z;
-        s.w += v[k].w;
-      }
-    }
-    TY* out = y + static_cast<std::size_t>(tok) * a.rows + row;
-    const float o[4] = {s.x, s.y, s.z, s.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k)
-      if (row + k < a.rows) lanes_store(out + k, o[k] * unscale);
-  }
+  split_add_tile(a, tile, lane, unscale, y);
   if (lane == 0) a.counters[tile] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
