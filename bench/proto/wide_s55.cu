@@ -1,0 +1,323 @@
+// Stop 55's probe for issue 7's 16-token bar (W4 on 8192 x 8192 at least 3x cuBLAS f16 in a CUDA graph with PDL):
+// how x reaches shared memory in stop 54's "wide" configuration of the split kernel (one block of 16 warps an SM,
+// 4 slices of 2048 columns, a ring of 4 loads a warp; split_wide in gemv_split.cuh), and what its slice sums cost.
+//
+// Why: in the wide configuration every block stages 16 x 2048 f16 of x (64 KB) after griddepcontrol.wait, and no warp
+// starts its loop until all of it has arrived; 128 blocks read 8.4 MB from L2 at once. Stop 54 staged it by plain
+// loads (17.1-17.3 us against HEAD's 18.8-19.0). The modes here (XM):
+//   0  plain 16-byte loads through registers (stop 54's configuration, the baseline);
+//   1  one cp.async.bulk a token row (4 KB) issued by one thread, completing on an mbarrier;
+//   2  as 1 in two column halves on two mbarriers: a warp starts on the first half and waits for the second at its
+//      load 16 of 32;
+//   3  as 1 in thread-block clusters of 2 bands: each block copies half the token rows, multicast to both
+//      (half the L2 reads of x);
+//   4  as 3 in two column halves;
+//   5  timing only (wrong outputs): plain loads of half the token rows (the L2 reads of 3 without clusters).
+// TAIL = false is timing only as well: every warp stores its partial sums to the workspace and leaves (no counter, no
+// adding): what the slice sums' tail costs in this configuration.
+//
+// Build (sm_90):
+//   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
+//        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/wide_s55.cu -lcublas -o wide
+// Run: bash bench/proto/s55a_device.sh (wide [FORMAT (w4g128s)]).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "probe_m16.cuh"
+
+using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
+
+namespace {
+
+constexpr int W = 16;  // warps a block: 16 row tiles, a band of 256 rows
+constexpr int R = 4;   // loads a warp's ring (stop 54: 4 fastest of 3-18)
+
+// Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
+// two mbarriers (u64).
+struct wide_smem {
+  int ring = 0, scale = 0, bars = 0, bytes = 0;
+  static constexpr wide_smem of(int slice_cols, int slice_groups) {
+    wide_smem m;
+    m.ring = 16 * qd::split_x_stride(slice_cols) * 2;
+    m.scale = m.ring + W * R * 512;
+    m.bars = m.scale + W * slice_groups * 32;
+    m.bytes = m.bars + 16;
+    return m;
+  }
+};
+
+__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
+  unsigned ok = 0;
+  while (!ok) {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(ok)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  }
+}
+__device__ __forceinline__ void bulk_g2s(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
+               "r"(bytes), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_g2s_multicast(unsigned dst, const void* src, unsigned bytes, unsigned bar, unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+
+template <int XM, bool TAIL>
+__global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
+  constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
+  constexpr bool bulk = XM >= 1 && XM <= 4, halves = XM == 2 || XM == 4, cluster = XM == 3 || XM == 4;
+  extern __shared__ uint4 wide_smem_raw[];
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
+  const int tile = band * W + warp;
+  const bool active = tile < a.rows_pad / 16;
+  const int c0 = slice * a.slice_cols;
+  const int slen = min(a.slice_cols, a.loads * LC - c0);
+  const int n_loads = active ? slen / LC : 0;
+  const int l0 = c0 / LC;
+  const int xstride = qd::split_x_stride(a.slice_cols);
+  const wide_smem sm = wide_smem::of(a.slice_cols, a.slice_groups);
+  unsigned char* sb = reinterpret_cast<unsigned char*>(wide_smem_raw);
+  __half* xs = reinterpret_cast<__half*>(sb);  // [TOK][xstride]
+  const unsigned ring_q = qd::split_smem_u32(sb + sm.ring) + static_cast<unsigned>(warp * R * 512 + lane * 16);
+  auto* sp = reinterpret_cast<std::uint32_t*>(sb + sm.scale) + warp * a.slice_groups * 8;
+  const unsigned bar0 = qd::split_smem_u32(sb + sm.bars);  // bar0, bar0 + 8: x's halves (bulk modes; bar0 alone unless halves)
+
+  const uint4* qp = a.q + (static_cast<std::size_t>(active ? tile : 0) * a.loads + l0) * 32 + lane;
+  const auto issue = [&](int i, int slot) {
+    if (i < n_loads) qd::split_cp_async16(ring_q + 512u * static_cast<unsigned>(slot), qp + static_cast<std::size_t>(i) * 32, 16u);
+    qd::cp_async_commit();
+  };
+  qd::pdl_launch_dependents();
+  if constexpr (bulk) {
+    if (tid == 0) {
+      mbar_init(bar0, 1);
+      mbar_init(bar0 + 8u, 1);
+      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    // Rows of x past the tokens as zeros (plain stores, shown to the loop by the barrier below).
+    for (int e = tid; e < (TOK - a.m) * (a.slice_cols / 8); e += 32 * W)
+      *reinterpret_cast<uint4*>(xs + (a.m + e / (a.slice_cols / 8)) * xstride + 8 * (e % (a.slice_cols / 8))) = make_uint4(0u, 0u, 0u, 0u);
+    if constexpr (cluster) asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+    else __syncthreads();
+  }
+  // The scales as the oldest cp.async group: the first load's wait covers them.
+  if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);
+  qd::cp_async_commit();
+#pragma unroll
+  for (int i = 0; i < R - 1; ++i) issue(i, i);  // the ring before the wait (no kernel writes the weights)
+  qd::pdl_wait();
+  const int vec_per_row = a.slice_cols / 8;
+  if constexpr (bulk) {
+    if (tid == 0) {
+      // Every block expects all 16 rows' bytes on each barrier; in a cluster, rank r copies the rows n = r (mod 2) to both.
+      const unsigned parts = halves ? 2u : 1u, part_bytes = static_cast<unsigned>(slen) * 2u / parts;
+      const unsigned rank = cluster ? cluster_rank() : 0u, step = cluster ? 2u : 1u;
+      for (unsigned p = 0; p < parts; ++p) {
+        const unsigned bar = bar0 + 8u * p;
+        mbar_expect_tx(bar, static_cast<unsigned>(a.m) * part_bytes);
+        for (unsigned n = rank; n < static_cast<unsigned>(a.m); n += step) {
+          const __half* src = x + static_cast<std::size_t>(n) * a.cols + c0 + p * (part_bytes / 2u);
+          const unsigned dst = qd::split_smem_u32(xs + n * xstride + p * (part_bytes / 2u));
+          if constexpr (cluster) bulk_g2s_multicast(dst, src, part_bytes, bar, static_cast<unsigned short>(3u));
+          else bulk_g2s(dst, src, part_bytes, bar);
+        }
+      }
+    }
+    qd::cp_async_wait<R - 1>();  // this thread's scale copies
+    __syncthreads();
+    mbar_wait(bar0, 0u);
+  } else {
+    // x [TOK][slice_cols] as 16-byte vectors, thread-strided, all of a thread's loads in flight before its stores
+    // (XM 5: rows 0-7 only, timing).
+    constexpr int rows = XM == 5 ? TOK / 2 : TOK;
+    constexpr int XPT = (rows * 2048 / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most (slices of <= 2048 columns)
+    const int n_vec = rows * vec_per_row;
+    uint4 v[XPT];
+#pragma unroll
+    for (int k = 0; k < XPT; ++k) {
+      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
+      const bool in = e < n_vec && n < a.m && col < a.cols;
+      v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
+    }
+#pragma unroll
+    for (int k = 0; k < XPT; ++k) {
+      const int e = tid + k * 32 * W, n = e / vec_per_row, vc = e % vec_per_row;
+      if (e < n_vec) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * vc) = v[k];
+    }
+    qd::cp_async_wait<R - 1>();  // this thread's scale copies (the oldest group); the barrier below shows them to the warp
+    __syncthreads();
+  }
+  if constexpr (cluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");  // x arrived here; the peer may leave
+  float acc[NT][4], part[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  const unsigned xs_lane = qd::split_xs_lane<NT>(qd::split_smem_u32(xs), xstride, lane);
+  int flush_mask = 0;
+  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
+  const float unscale = static_cast<float>(1 << (Bits - 1));
+  const std::uint32_t hw[2] = {0u, 0u};
+  const int half_load = halves ? n_loads / 2 : n_loads;
+  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
+    if constexpr (halves)
+      if (i == half_load) mbar_wait(bar0 + 8u, 0u);
+    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
+    qd::cp_async_wait<R - 1>();
+    std::uint32_t q[4];
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
+                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
+                 : "memory");
+    const int cb = i * LC;
+    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
+                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
+  }
+  if constexpr (halves)
+    if (n_loads == 0) mbar_wait(bar0 + 8u, 0u);  // inactive warps: the barrier's phase completes before the block leaves
+  qd::cp_async_wait<0>();
+  if constexpr (cluster) asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");  // both blocks' x copies are done
+  if constexpr (TAIL) {
+    qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
+  } else {
+    if (!active) return;
+    float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+  }
+}
+
+template <int XM, bool TAIL>
+struct wide_variant {
+  static std::string name() {
+    static const char* const modes[] = {"x loads", "x bulk", "x bulk halves", "x multicast c2", "x multicast c2 halves", "x half rows (timing)"};
+    return std::string("wide S4 ") + modes[XM] + (TAIL ? "" : ", no tail (timing)");
+  }
+  static constexpr bool cluster = XM == 3 || XM == 4;
+  static int smem(const qd::split_args& a) { return wide_smem::of(a.slice_cols, a.slice_groups).bytes; }
+  static void prepare(int bytes) {
+    QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TAIL>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    if (cluster) QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TAIL>, cudaFuncAttributeNonPortableClusterSizeAllowed, 0));
+  }
+  static void launch(const qd::split_args& a, int bands, int bytes, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
+    config.blockDim = dim3(32 * W);
+    config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
+    config.stream = stream;
+    cudaLaunchAttribute attrs[2]{};
+    int n = 0;
+    if (pdl) {
+      attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster) {
+      attrs[n].id = cudaLaunchAttributeClusterDimension;
+      attrs[n].val.clusterDim.x = 2;
+      attrs[n].val.clusterDim.y = 1;
+      attrs[n++].val.clusterDim.z = 1;
+    }
+    config.attrs = n ? attrs : nullptr;
+    config.numAttrs = static_cast<unsigned>(n);
+    QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, wide_kernel<XM, TAIL>, a, reinterpret_cast<const __half*>(x), y));
+  }
+  // Clusters of 2 that can be resident at once (the grid needs bands * slices / 2 for one wave).
+  static int max_clusters(const qd::split_args& a, int bands, int bytes) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
+    config.blockDim = dim3(32 * W);
+    config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 2;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    config.attrs = &attr;
+    config.numAttrs = 1;
+    int clusters = 0;
+    QMR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, wide_kernel<XM, TAIL>, &config));
+    return clusters;
+  }
+};
+
+}  // namespace
+
+template <class V>
+void run_variant(const std::vector<qc::device_split>& w, const probe_m16::reference& ref, gpu::gemv_operands& io, cudaStream_t stream,
+                 const probe_m16::baselines& base) {
+  constexpr int slices = 4;
+  const int slice_cols = static_cast<int>(dim) / slices;
+  const int bands = static_cast<int>(w[0].l.rows_pad / (16 * W));
+  std::vector<qd::split_args> as;
+  for (const qc::device_split& m : w) {
+    qd::split_args a = qd::split_make_args(m, slice_cols, slices);
+    a.m = 16;
+    as.push_back(a);
+  }
+  const int smem = V::smem(as[0]);
+  V::prepare(smem);
+  char note[64];
+  if (V::cluster)
+    std::snprintf(note, sizeof note, "smem %6d B, %d of %d clusters resident", smem, V::max_clusters(as[0], bands, smem), bands * slices / 2);
+  else
+    std::snprintf(note, sizeof note, "smem %6d B", smem);
+  probe_m16::check_and_time(
+      V::name(), 44, note,
+      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, smem, io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
+      static_cast<int>(w.size()), ref, io, stream, base);
+}
+
+int main(int argc, char** argv) {
+  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
+  cudaStream_t stream = nullptr;
+  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
+  if (spec.bits != 4 || !spec.symmetric) {
+    std::fprintf(stderr, "wide: this probe builds 4-bit symmetric formats only\n");
+    return 2;
+  }
+  gpu::gemv_operands io(16, dim, dim, stream);
+  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
+  const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
+  std::vector<qc::device_split> w;
+  w.push_back(qc::upload_split(qt.view(), stream));
+  const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
+  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
+  const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
+
+  run_variant<wide_variant<0, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<1, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<2, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<3, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<4, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<5, true>>(w, ref, io, stream, base);
+  run_variant<wide_variant<0, false>>(w, ref, io, stream, base);
+  run_variant<wide_variant<0, true>>(w, ref, io, stream, base);
+  probe_m16::time_split_again(spec, io, stream);
+  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
+}
