@@ -21,7 +21,7 @@
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/deep_s54.cu -lcublas -o deep
 // Run: deep [FORMAT (w4g128s)]. Results (calls a and b on an H100): bench/results/cuda_gemv_split_wide_h100_20261207_s54.md.
 // Deep rings lose (the deeper, the slower); ring 4 with 4 slices and x by plain loads beat HEAD by 8-10%
-// (17.12-17.34 us against 18.78-18.95), built for the library as bench/proto/split_wide_s54.patch (not landed).
+// (17.12-17.34 us against 18.78-18.95), built for the library as split_wide (landed in stop 55, commit "Land split_wide").
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Stop 54, call c: the split kernel's 16-token configuration "wide" (split_wide in gemv_split.cuh: one block an SM,
-# slices of up to 2048 columns, x staged by plain loads; bench/proto/split_wide_s54.patch applied), in order of need
+# slices of up to 2048 columns, x staged by plain loads; the split_wide patch, landed in stop 55), in order of need
 # within little device time (not run in stop 54: no machine came, then no device time was left):
 # the split GPU test (every format and shape against the float64 reference), `cuda_gemv --split-only` at 16 tokens on
 # issue 7's three large shapes and the three others whose slicing the patch changes for the build before (old) and after (new), the PDL chain test, compute-sanitizer

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stop 54, call d (not run: no device time was left): bench/proto/split_wide_s54.patch's split GPU test (every format
+# Stop 54, call d (not run: no device time was left): the split_wide patch (landed in stop 55)'s split GPU test (every format
 # and shape against the float64 reference, both 16-token configurations), then `cuda_gemv --split-only` on 8192 x 8192
 # w4g128s at 16 tokens with the patch applied. Binaries as call c's (gpu_carry/s54.tgz).
 F=/tmp/s54

@@ -34,6 +34,7 @@ constexpr int batches_n = static_cast<int>(sizeof(batches) / sizeof(batches[0]))
 
 struct stats {
   int runs = 0;
+  int wide = 0, narrow = 0;  // shapes whose 9-16-token calls ran split_wide's configuration, and the layout's
   double worst = 0.0;      // max |err| / tol
   double worst_rms = 0.0;  // max over runs of ||y - ref|| / ||Σ|w·x|||
 };
@@ -76,6 +77,7 @@ void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t
   const quant::qtensor q = random_qtensor(spec, rows, cols, r);
   const quant::qtensor_view w = q.view();
   const qmr::cuda::device_split dw = qmr::cuda::upload_split(w, nullptr);
+  ++(qmr::cuda::detail::split_wide(dw).slices > 0 ? st.wide : st.narrow);
   std::vector<f16> xa(static_cast<std::size_t>(max_m * cols));
   std::vector<float> xf(xa.size());
   for (std::size_t i = 0; i < xa.size(); ++i) {
@@ -117,12 +119,14 @@ int main() {
     qmr::testing::gpu::describe_device();
     qmr::thread_pool pool;
     rng r{20261203};
-    // Rows: one, ragged tiles (67 = 4 tiles + 3), ragged bands (203 rows), many bands (9000).
-    const std::int64_t row_counts[] = {1, 67, 203, 9000};
-    // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), Qwen's 896 and
+    // Rows: one, ragged tiles (67 = 4 tiles + 3), ragged bands (203 rows), many bands (9000),
+    // more bands than a GPU of up to 156 SMs holds in one wave (40000: 157 bands), where the
+    // 9-16-token calls keep the layout's configuration (split_wide does not apply).
+    const std::int64_t row_counts[] = {1, 67, 203, 9000, 40000};
+    // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), two slice quanta, Qwen's 896 and
     // 4864 (several slices at 9000 rows), 7 and 8 slices of one quantum, a long row (many
     // slices of one band).
-    const std::int64_t col_counts[] = {16, 48, 160, 320, 896, 1792, 2048, 4864, 16384};
+    const std::int64_t col_counts[] = {16, 48, 160, 320, 512, 896, 1792, 2048, 4864, 16384};
     const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 64, 128, 256, quant::per_channel})
@@ -135,15 +139,20 @@ int main() {
           for (std::int64_t cols : col_counts) {
             if (group != quant::per_channel && cols % group != 0) continue;
             for (std::int64_t rows : row_counts) {
-              if (rows * cols > 9000 * 896 && rows > 1 && !(rows == 67 && cols == 16384)) continue;  // the float64 reference's time
-              if (quick && !((rows == 67 && cols == 896) || (rows == 203 && cols == 320) || (rows == 67 && cols == 16384))) continue;
+              if (rows == 40000 && cols != 512) continue;  // one shape of many bands (2 slices): the float64 reference's time
+              if (rows * cols > 9000 * 896 && rows > 1 && !(rows == 67 && cols == 16384) && rows != 40000) continue;
+              if (quick && !((rows == 67 && cols == 896) || (rows == 203 && cols == 320) || (rows == 67 && cols == 16384) ||
+                             (rows == 40000 && cols == 512)))
+                continue;
               ++n_shapes;
               check_shape(spec, rows, cols, r, pool, st);
             }
           }
-          std::printf("%-8s %s: %d shapes, %d runs, worst error %.3f of the bound, worst ||err||/||sum|wx||| %.2e\n",
-                      spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.runs, st.worst,
+          std::printf("%-8s %s: %d shapes (%d wide at 9-16 tokens), %d runs, worst error %.3f of the bound, worst ||err||/||sum|wx||| %.2e\n",
+                      spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.wide, st.runs, st.worst,
                       st.worst_rms);
+          CHECK(st.wide > 0 && st.narrow > 0, "%s: the shapes ran only one 16-token configuration (%d wide, %d not)", spec.str().c_str(),
+                st.wide, st.narrow);
         }
 
     // gemv()'s choice: over an upload with lane and/or split copies it must give, bit for

@@ -613,8 +613,10 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   if (lane == 0) a.counters[tile] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
-template <int Bits, int NT, bool Asym, class TY>
-__global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_traits::blocks_per_sm)
+// Wide: the 16-token configuration of split_wide (one block an SM, x staged by plain loads);
+// else the layout's (blocks_per_sm blocks an SM, x by cp.async).
+template <int Bits, int NT, bool Asym, class TY, bool Wide = false>
+__global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
   constexpr int W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
   constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
@@ -654,28 +656,62 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
 
   pdl_launch_dependents();
   // Weights, which no kernel writes: R - 1 loads in flight before the wait for x, and the
-  // tile's scales (and zero factors) of the slice's groups (committed with x's copies below).
+  // tile's scales (and zero factors) of the slice's groups: committed with x's copies below,
+  // or (Wide) as the oldest group, so that the first load's wait covers them.
+  if constexpr (Wide) {
+    if (active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
+    cp_async_commit();
+  }
 #pragma unroll
   for (int i = 0; i < R - 1; ++i) issue(i, i);
-  if (active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
+  if (!Wide && active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
   pdl_wait();
-  // x's slice: warp w copies token row w (NT = 1: rows 0-7 only) by cp.async, zeros past M and past the columns.
   const int vec_per_row = a.slice_cols / 8;  // 16-byte vectors of a staged row
-  for (int n = warp; n < TOK; n += W) {
-    const bool row_in = n < a.m;
-    const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
-    const unsigned dst = split_smem_u32(xs + n * xstride);
-    for (int v = lane; v < vec_per_row; v += 32) {
-      const int col = c0 + 8 * v;
-      const bool in = row_in && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
-      split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
+  if constexpr (Wide) {
+    // x's slice by coherent 16-byte loads through registers (every load of a thread in flight
+    // before its stores), zeros past M and past the columns: apart from the cp.async groups, so
+    // the loop's first wait is for its own load and not for the R - 1 prefetched ones too, as
+    // x's cp.async group would be (they complete in order). On an H100 (8192 x 8192 w4g128s, 16
+    // tokens, graph with PDL, one block an SM with rings of 18) the cp.async staging took 22.66 us
+    // against 21.42; in HEAD's shape (two blocks an SM) plain loads took 18.10 against 18.79-18.95;
+    // bench/results/cuda_gemv_split_wide_h100_20261207_s54.md.
+    constexpr int XV = (TOK * gemv_split_traits::max_slice_cols / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most
+    const int n_vec = TOK * vec_per_row;
+    uint4 v[XV];  // [XV] 16-byte vectors of x, the thread's
+#pragma unroll
+    for (int k = 0; k < XV; ++k) {
+      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
+      const bool in = e < n_vec && n < a.m && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
+      v[k] = in ? ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
     }
-  }
-  cp_async_commit();
-  cp_async_wait<0>();  // x and the scales (and the first loads, issued earlier: groups complete in order)
-  if constexpr (Asym) {
-    __syncwarp();  // the warp's rows have landed for all its lanes
-    split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
+#pragma unroll
+    for (int k = 0; k < XV; ++k) {
+      const int e = tid + k * 32 * W;
+      if (e < n_vec) *reinterpret_cast<uint4*>(xs + (e / vec_per_row) * xstride + 8 * (e % vec_per_row)) = v[k];
+    }
+    cp_async_wait<R - 1>();  // the thread's scale copies (the oldest group); the barriers show them to the warp
+    if constexpr (Asym) {
+      __syncthreads();  // x's rows came from every thread
+      split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
+    }
+  } else {
+    // x's slice: warp w copies token row w (NT = 1: rows 0-7 only) by cp.async, zeros past M and past the columns.
+    for (int n = warp; n < TOK; n += W) {
+      const bool row_in = n < a.m;
+      const __half* src = x + static_cast<std::size_t>(row_in ? n : 0) * a.cols;
+      const unsigned dst = split_smem_u32(xs + n * xstride);
+      for (int v = lane; v < vec_per_row; v += 32) {
+        const int col = c0 + 8 * v;
+        const bool in = row_in && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
+        split_cp_async16(dst + 16u * static_cast<unsigned>(v), in ? src + col : x, in ? 16u : 0u);
+      }
+    }
+    cp_async_commit();
+    cp_async_wait<0>();  // x and the scales (and the first loads, issued earlier: groups complete in order)
+    if constexpr (Asym) {
+      __syncwarp();  // the warp's rows have landed for all its lanes
+      split_sum_x<TOK>(a, xs, xstride, vec_per_row, xsum, warp, W, lane);
+    }
   }
   __syncthreads();  // every row of x (and its Σx) staged
   float acc[NT][4], part[NT][4];
@@ -705,10 +741,12 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, gemv_split_t
   split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
 }
 
-template <int Bits, int NT, bool Asym, class TY>
-void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl) {
-  const int smem = split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym).bytes;
-  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY>;
+// Wide: the kernel of split_wide's configuration, its shared memory raised to `wide_smem`
+// (split_wide's, so that no SM holds a second block).
+template <int Bits, int NT, bool Asym, class TY, bool Wide = false>
+void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl, int wide_smem = 0) {
+  const int smem = std::max(split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym).bytes, Wide ? wide_smem : 0);
+  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY, Wide>;
   if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
                 dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
@@ -749,6 +787,53 @@ inline split_args split_make_args(const device_split& w, int slice_cols, int sli
   a.slices = slices;
   a.slice_groups = split_slice_groups(a.group_shift, slice_cols);
   return a;
+}
+
+// The 9-16-token configuration ("wide"): one block an SM, one wave, slices of up to
+// max_slice_cols columns, as few as fill the GPU (8192 x 8192: 32 bands x 4 slices of 2048
+// columns, 128 blocks, against the layout's 8 slices of 1024 and 256 blocks, two an SM).
+// Measured on an H100 at 16 tokens (graph with PDL): 8192 x 8192 w4g128s 17.1-17.3 us
+// against 18.8-19.0, with half the slice sums and x's staging apart from the cp.async
+// groups (the kernel's Wide); rings of 3-8 loads within 0-4% of 4 (deeper, slower); the
+// same kernel at 62 registers, which by its registers and shared memory left room for a
+// second block an SM (and staged x by cp.async), 1.7x slower;
+// bench/results/cuda_gemv_split_wide_h100_20261207_s54.md. In `cuda_gemv --split-only` at 16
+// tokens (graph) every one of 6 shapes x 5 formats was faster than the layout's configuration,
+// by 0.8-25% (8192 x 8192 w4g128s 18.96 -> 17.36 us);
+// bench/results/cuda_gemv_split_wide_h100_20261207_s55.md. `slices` 0 where it does not
+// apply: a grid over one wave (more bands than SMs, or cols / 2048 slices of too many bands),
+// shared memory over the device's limit, or more slices than the workspace holds. `smem`:
+// the launch's shared memory, over half an SM's. (Queried on each call: three attribute
+// reads, no cache.)
+struct split_wide_config {
+  int slices = 0, slice_cols = 0, smem = 0;
+};
+inline split_wide_config split_wide(const device_split& w) {
+  using T = gemv_split_traits;
+  const split_layout& l = w.l;
+  split_wide_config c;
+  if (w.sm_count < 1 || l.bands < 1 || l.bands > w.sm_count) return c;
+  const std::int64_t quanta = (l.cols_pad + T::slice_quantum - 1) / T::slice_quantum;
+  const std::int64_t fewest = (l.cols_pad + T::max_slice_cols - 1) / T::max_slice_cols;
+  std::int64_t slices = std::max(fewest, std::min<std::int64_t>(w.sm_count / l.bands, quanta));
+  const std::int64_t per = (quanta + slices - 1) / slices;
+  const int slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
+  slices = (l.cols_pad + slice_cols - 1) / slice_cols;
+  if (slices * l.bands > w.sm_count || slices > l.slices) return c;
+  int device = 0, per_sm = 0, per_block = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const int need = split_smem::of(w.spec.bits, 2, slice_cols, split_slice_groups(group_shift_of(w.spec), slice_cols), !w.spec.symmetric).bytes;
+  // Over half an SM's shared memory (less the 1 KB the driver reserves a block), so that the
+  // next call's block of this kernel cannot sit beside this one whatever the register count
+  // (a smaller kernel's block still can).
+  const int smem = std::max(need, per_sm / 2 + 1024);
+  if (smem > per_block) return c;
+  c.slices = static_cast<int>(slices);
+  c.slice_cols = slice_cols;
+  c.smem = smem;
+  return c;
 }
 
 // Runs the batch in chunks of 16 tokens: for each, launch.template operator()<Bits, NT, Asym>(a,
@@ -793,8 +878,17 @@ void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t 
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
   detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
+  const detail::split_wide_config wide = M > 8 ? detail::split_wide(w) : detail::split_wide_config{};
   detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
                            [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
+                             if constexpr (NT == 2) {
+                               if (wide.slices > 0) {
+                                 detail::split_args aw = detail::split_make_args(w, wide.slice_cols, wide.slices);
+                                 aw.m = a.m;
+                                 detail::split_launch<Bits, NT, Asym, TY, true>(aw, xc, yc, l.bands, stream, pdl, wide.smem);
+                                 return;
+                               }
+                             }
                              detail::split_launch<Bits, NT, Asym>(a, xc, yc, l.bands, stream, pdl);
                            });
 }
