@@ -13,8 +13,9 @@
 //      (half the L2 reads of x);
 //   4  as 3 in two column halves;
 //   5  timing only (wrong outputs): plain loads of half the token rows (the L2 reads of 3 without clusters).
-// TAIL = false is timing only as well: every warp stores its partial sums to the workspace and leaves (no counter, no
-// adding): what the slice sums' tail costs in this configuration.
+// The tails (TM): 0 the library's (split_finish: workspace, counter, the last warp of a tile adds its slices); 1 timing
+// only: every warp stores its partial sums to the workspace and leaves (no counter, no adding): what the tail costs;
+// 2 the band's 4 slices as a cluster of 4 blocks along y, the sums added through DSMEM (no workspace, counter or fence).
 //
 // Build (sm_90):
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
@@ -36,15 +37,16 @@ constexpr int W = 16;  // warps a block: 16 row tiles, a band of 256 rows
 constexpr int R = 4;   // loads a warp's ring (stop 54: 4 fastest of 3-18)
 
 // Shared memory, bytes: x f16 [16][slice_cols + 8], the ring uint4 [W][R][32], the scale pairs u32 [W][slice_groups][8],
-// two mbarriers (u64).
+// two mbarriers (u64), the partial sums f32 [W][32 lanes][8] (TM 2).
 struct wide_smem {
-  int ring = 0, scale = 0, bars = 0, bytes = 0;
+  int ring = 0, scale = 0, bars = 0, red = 0, bytes = 0;
   static constexpr wide_smem of(int slice_cols, int slice_groups) {
     wide_smem m;
     m.ring = 16 * qd::split_x_stride(slice_cols) * 2;
     m.scale = m.ring + W * R * 512;
     m.bars = m.scale + W * slice_groups * 32;
-    m.bytes = m.bars + 16;
+    m.red = m.bars + 16;
+    m.bytes = m.red + W * 32 * 8 * 4;
     return m;
   }
 };
@@ -76,16 +78,33 @@ __device__ __forceinline__ void bulk_g2s_multicast(unsigned dst, const void* src
       "l"(src), "r"(bytes), "r"(bar), "h"(mask)
       : "memory");
 }
-__device__ __forceinline__ unsigned cluster_rank() {
+__device__ __forceinline__ unsigned cluster_ctaid_x() {
   unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  asm volatile("mov.u32 %0, %%cluster_ctaid.x;" : "=r"(r));
   return r;
 }
+__device__ __forceinline__ unsigned cluster_ctaid_y() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(r));
+  return r;
+}
+__device__ __forceinline__ void cluster_barrier() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+// Two floats at shared-memory address `addr` of the block of cluster rank `rank`.
+__device__ __forceinline__ float2 ld_dsmem_f2(unsigned addr, unsigned rank) {
+  unsigned remote;
+  float2 v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(remote) : "memory");
+  return v;
+}
 
-template <int XM, bool TAIL>
+template <int XM, int TM>
 __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
   constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
   constexpr bool bulk = XM >= 1 && XM <= 4, halves = XM == 2 || XM == 4, cluster = XM == 3 || XM == 4;
+  constexpr unsigned cx = cluster ? 2u : 1u;  // cluster blocks along the bands (x multicast)
   extern __shared__ uint4 wide_smem_raw[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
@@ -132,14 +151,15 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
     if (tid == 0) {
       // Every block expects all 16 rows' bytes on each barrier; in a cluster, rank r copies the rows n = r (mod 2) to both.
       const unsigned parts = halves ? 2u : 1u, part_bytes = static_cast<unsigned>(slen) * 2u / parts;
-      const unsigned rank = cluster ? cluster_rank() : 0u, step = cluster ? 2u : 1u;
+      const unsigned rank = cluster ? cluster_ctaid_x() : 0u, step = cluster ? 2u : 1u;
+      const unsigned short mask = static_cast<unsigned short>(3u << (2u * (TM == 2 ? cluster_ctaid_y() : 0u)));
       for (unsigned p = 0; p < parts; ++p) {
         const unsigned bar = bar0 + 8u * p;
         mbar_expect_tx(bar, static_cast<unsigned>(a.m) * part_bytes);
         for (unsigned n = rank; n < static_cast<unsigned>(a.m); n += step) {
           const __half* src = x + static_cast<std::size_t>(n) * a.cols + c0 + p * (part_bytes / 2u);
           const unsigned dst = qd::split_smem_u32(xs + n * xstride + p * (part_bytes / 2u));
-          if constexpr (cluster) bulk_g2s_multicast(dst, src, part_bytes, bar, static_cast<unsigned short>(3u));
+          if constexpr (cluster) bulk_g2s_multicast(dst, src, part_bytes, bar, mask);
           else bulk_g2s(dst, src, part_bytes, bar);
         }
       }
@@ -198,9 +218,9 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
     if (n_loads == 0) mbar_wait(bar0 + 8u, 0u);  // inactive warps: the barrier's phase completes before the block leaves
   qd::cp_async_wait<0>();
   if constexpr (cluster) asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");  // both blocks' x copies are done
-  if constexpr (TAIL) {
+  if constexpr (TM == 0) {
     qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
-  } else {
+  } else if constexpr (TM == 1) {
     if (!active) return;
     float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
 #pragma unroll
@@ -208,28 +228,54 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
 #pragma unroll
       for (int k = 0; k < 4; ++k)
         __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+  } else {
+    // The band's 4 slices are the cluster's 4 blocks along y (ranks x + cx y): each block leaves its warps' sums in its
+    // shared memory in mma fragment order, and block y adds the 4 slices of warps y, y + 4, y + 8, y + 12 (a quarter
+    // of the band's tiles) through DSMEM. No workspace, counter or fence.
+    float* red = reinterpret_cast<float*>(sb + sm.red) + (warp * 32 + lane) * 8;  // [W][32][8]: acc[n][k] at 4 n + k
+    *reinterpret_cast<float4*>(red) = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+    *reinterpret_cast<float4*>(red + 4) = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
+    cluster_barrier();
+    const unsigned cy = cluster_ctaid_y(), cxi = cluster ? cluster_ctaid_x() : 0u;
+    const int w = (tid >> 7) * 4 + static_cast<int>(cy);  // the warp (row tile) this thread adds for: 128 threads a tile
+    const int e = (tid & 127) * 2;                          // two consecutive floats of its 256: lane e / 8, 4 n + k = e % 8
+    const unsigned addr = qd::split_smem_u32(sb + sm.red) + static_cast<unsigned>((w * 256 + e) * 4);
+    float2 sum = make_float2(0.0f, 0.0f);
+#pragma unroll
+    for (unsigned j = 0; j < 4; ++j) {
+      const float2 v = ld_dsmem_f2(addr, cxi + cx * j);
+      sum.x += v.x;
+      sum.y += v.y;
+    }
+    const int sl = e >> 3, sj = e & 7, sn = sj >> 2, sk = sj & 3;  // lane, n, k (even)
+    const int row = 16 * (band * W + w) + (sl >> 2) + 8 * (sk >> 1), tok = 8 * sn + 2 * (sl & 3);
+    if (row < a.rows) {
+      if (tok < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, sum.x * unscale);
+      if (tok + 1 < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, sum.y * unscale);
+    }
+    cluster_barrier();  // no block leaves while another reads its sums
   }
 }
 
-template <int XM, bool TAIL>
+template <int XM, int TM>
 struct wide_variant {
   static std::string name() {
     static const char* const modes[] = {"x loads", "x bulk", "x bulk halves", "x multicast c2", "x multicast c2 halves", "x half rows (timing)"};
-    return std::string("wide S4 ") + modes[XM] + (TAIL ? "" : ", no tail (timing)");
+    static const char* const tails[] = {"", ", no tail (timing)", ", cluster-4 DSMEM tail"};
+    return std::string("wide S4 ") + modes[XM] + tails[TM];
   }
-  static constexpr bool cluster = XM == 3 || XM == 4;
+  static constexpr unsigned cx = XM == 3 || XM == 4 ? 2u : 1u, cy = TM == 2 ? 4u : 1u;
+  static constexpr bool cluster = cx * cy > 1;
   static int smem(const qd::split_args& a) { return wide_smem::of(a.slice_cols, a.slice_groups).bytes; }
   static void prepare(int bytes) {
-    QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TAIL>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    if (cluster) QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TAIL>, cudaFuncAttributeNonPortableClusterSizeAllowed, 0));
+    QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TM>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   }
-  static void launch(const qd::split_args& a, int bands, int bytes, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
+  static cudaLaunchConfig_t config_of(const qd::split_args& a, int bands, int bytes, cudaStream_t stream, bool pdl, cudaLaunchAttribute (&attrs)[2]) {
     cudaLaunchConfig_t config{};
     config.gridDim = dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
     config.blockDim = dim3(32 * W);
     config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
     config.stream = stream;
-    cudaLaunchAttribute attrs[2]{};
     int n = 0;
     if (pdl) {
       attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -237,34 +283,41 @@ struct wide_variant {
     }
     if (cluster) {
       attrs[n].id = cudaLaunchAttributeClusterDimension;
-      attrs[n].val.clusterDim.x = 2;
-      attrs[n].val.clusterDim.y = 1;
+      attrs[n].val.clusterDim.x = cx;
+      attrs[n].val.clusterDim.y = cy;
       attrs[n++].val.clusterDim.z = 1;
     }
     config.attrs = n ? attrs : nullptr;
     config.numAttrs = static_cast<unsigned>(n);
-    QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, wide_kernel<XM, TAIL>, a, reinterpret_cast<const __half*>(x), y));
+    return config;
   }
-  // Clusters of 2 that can be resident at once (the grid needs bands * slices / 2 for one wave).
+  static void launch(const qd::split_args& a, int bands, int bytes, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
+    cudaLaunchAttribute attrs[2]{};
+    const cudaLaunchConfig_t config = config_of(a, bands, bytes, stream, pdl, attrs);
+    QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, wide_kernel<XM, TM>, a, reinterpret_cast<const __half*>(x), y));
+  }
+  // Clusters that can be resident at once (the grid needs bands * slices / (cx cy) for one wave).
   static int max_clusters(const qd::split_args& a, int bands, int bytes) {
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
-    config.blockDim = dim3(32 * W);
-    config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = 2;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    config.attrs = &attr;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attrs[2]{};
+    const cudaLaunchConfig_t config = config_of(a, bands, bytes, nullptr, false, attrs);
     int clusters = 0;
-    QMR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, wide_kernel<XM, TAIL>, &config));
+    QMR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, wide_kernel<XM, TM>, &config));
     return clusters;
   }
 };
 
 }  // namespace
+
+template <class V>
+struct kernel_of;
+template <int XM, int TM>
+struct kernel_of<wide_variant<XM, TM>> {
+  static constexpr auto kernel = wide_kernel<XM, TM>;
+};
+template <class V>
+constexpr auto wide_kernel_of() {
+  return kernel_of<V>::kernel;
+}
 
 template <class V>
 void run_variant(const std::vector<qc::device_split>& w, const probe_m16::reference& ref, gpu::gemv_operands& io, cudaStream_t stream,
@@ -278,15 +331,23 @@ void run_variant(const std::vector<qc::device_split>& w, const probe_m16::refere
     a.m = 16;
     as.push_back(a);
   }
-  const int smem = V::smem(as[0]);
+  // Shared memory over half an SM's (as split_wide pads it), so that whatever the registers no SM holds two blocks of
+  // this one-wave grid (call a left the 56-62-register variants unpadded, two an SM, at 27-29 us).
+  int device = 0, per_sm = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  const int smem = std::max(V::smem(as[0]), per_sm / 2 + 1024);
   V::prepare(smem);
-  char note[64];
+  int blocks_per_sm = 0;
+  QMR_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, wide_kernel_of<V>(), 32 * W, static_cast<std::size_t>(smem)));
+  char note[96];
   if (V::cluster)
-    std::snprintf(note, sizeof note, "smem %6d B, %d of %d clusters resident", smem, V::max_clusters(as[0], bands, smem), bands * slices / 2);
+    std::snprintf(note, sizeof note, "smem %6d B, %d a SM, %d of %d clusters resident", smem, blocks_per_sm, V::max_clusters(as[0], bands, smem),
+                  bands * slices / static_cast<int>(V::cx * V::cy));
   else
-    std::snprintf(note, sizeof note, "smem %6d B", smem);
+    std::snprintf(note, sizeof note, "smem %6d B, %d a SM", smem, blocks_per_sm);
   probe_m16::check_and_time(
-      V::name(), 44, note,
+      V::name(), 52, note,
       [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, smem, io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
       static_cast<int>(w.size()), ref, io, stream, base);
 }
@@ -309,14 +370,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
   const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
 
-  run_variant<wide_variant<0, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<1, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<2, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<3, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<4, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<5, true>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, false>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, true>>(w, ref, io, stream, base);
+  // Call a: variants 0-5 with the 56-62-register ones two an SM (unpadded); the tail worth 2.1-2.4 us. Call b: padded.
+  run_variant<wide_variant<0, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<0, 2>>(w, ref, io, stream, base);
+  run_variant<wide_variant<0, 1>>(w, ref, io, stream, base);
+  run_variant<wide_variant<1, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<2, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<3, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<4, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<1, 2>>(w, ref, io, stream, base);
+  run_variant<wide_variant<3, 2>>(w, ref, io, stream, base);
+  run_variant<wide_variant<5, 0>>(w, ref, io, stream, base);
+  run_variant<wide_variant<0, 0>>(w, ref, io, stream, base);
   probe_m16::time_split_again(spec, io, stream);
   QMR_CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;
