@@ -1,5 +1,6 @@
 #!/bin/bash
-# Stop 55, call b: bench/proto/wide_s55.cu with every variant padded to one block an SM, and the cluster-4 DSMEM tail,
+# Stop 55, calls b and c: bench/proto/wide_s55.cu (call b: every variant padded to one block an SM, and the cluster-4 DSMEM tail;
+# call c: that tail with 18- and 20-warp blocks, whose 29 and 26 clusters fit one wave),
 # against HEAD's split kernel (the wide configuration since stop 55), cuBLAS f16 and the read ceiling in the same run.
 F=/tmp/s55
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
