@@ -19,7 +19,10 @@
 // Build (sm_90):
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/pair_s55.cu -lcublas -o pair
-// Run: bash bench/proto/s56a_device.sh (pair [FORMAT (w4g128s)]). Not run in stop 55 (no device time left).
+// Run: bash bench/proto/s56a_device.sh (pair [FORMAT (w4g128s)]). Not run in stop 55 (no device time left). Read the
+// printed clusters resident first: the grid needs 64 clusters of 2 (66 fit on call b's H100); fewer means a second
+// wave. TM 2 is bit-identical to HEAD only where HEAD's wide configuration has 4 slices of 2048 (128+ SMs); TM 0 adds
+// (q0 + q1) + (q2 + q3), within the tolerance.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -225,6 +228,10 @@ struct pair_variant {
 template <class V>
 void run_variant(const std::vector<qc::device_split>& w, const probe_m16::reference& ref, gpu::gemv_operands& io, cudaStream_t stream,
                  const probe_m16::baselines& base) {
+  if (w[0].l.cols_pad != 4 * QCOLS) {  // the grid's 2 blocks a band and the shared memory hold exactly 4 quarters
+    std::printf("%s: %lld padded columns, not %d; skipped\n", V::name().c_str(), static_cast<long long>(w[0].l.cols_pad), 4 * QCOLS);
+    return;
+  }
   const int bands = static_cast<int>((w[0].l.rows_pad / 16 + TILES - 1) / TILES);
   std::vector<qd::split_args> as, afs;
   for (const qc::device_split& m : w) {
