@@ -87,6 +87,33 @@ void check_format(const quant::format_spec& spec, std::int64_t rows, std::int64_
   CHECK(bad == 0, "%s [%lld, %lld]: %d mismatches", name, static_cast<long long>(rows), static_cast<long long>(cols), bad);
 }
 
+// An H100 SXM's shared memory: 228 KB an SM (cudaDevAttrMaxSharedMemoryPerMultiprocessor), 227 KB a block (opt-in).
+constexpr int h100_smem_sm = 233472, h100_smem_block = 232448;
+
+// split_wide_of's configuration of layout l on `sms` SMs of an H100's shared memory: where it applies, one wave (slices x
+// bands blocks at most one an SM), slices of 256-multiples (or the whole row) of at most 2048 columns covering the row,
+// no more slices than the layout's workspace holds, and shared memory that fits a block, holds the kernel's, and is over
+// half an SM's; where it does not, a reason.
+void check_wide(const qc::split_layout& l, const quant::format_spec& spec, int sms, const std::string& what, int& n_wide) {
+  const qd::split_wide_config c = qd::split_wide_of(l, spec, sms, h100_smem_sm, h100_smem_block);
+  const std::int64_t fewest = (l.cols_pad + qc::gemv_split_traits::max_slice_cols - 1) / qc::gemv_split_traits::max_slice_cols;
+  if (c.slices == 0) {
+    CHECK(l.bands > sms || fewest * l.bands > sms || fewest > l.slices, "%s: no wide configuration, though %lld slices of %d bands fit %d SMs",
+          what.c_str(), static_cast<long long>(fewest), l.bands, sms);
+    return;
+  }
+  ++n_wide;
+  CHECK(static_cast<std::int64_t>(c.slices) * l.bands <= sms && c.slices <= l.slices, "%s wide: %d slices x %d bands on %d SMs (workspace %d)",
+        what.c_str(), c.slices, l.bands, sms, l.slices);
+  CHECK((c.slice_cols % 256 == 0 || c.slice_cols == l.cols_pad) && c.slice_cols > 0 && c.slice_cols <= qc::gemv_split_traits::max_slice_cols,
+        "%s wide: slice of %d", what.c_str(), c.slice_cols);
+  CHECK(static_cast<std::int64_t>(c.slices - 1) * c.slice_cols < l.cols_pad && static_cast<std::int64_t>(c.slices) * c.slice_cols >= l.cols_pad,
+        "%s wide: %d slices of %d do not cover %lld columns", what.c_str(), c.slices, c.slice_cols, static_cast<long long>(l.cols_pad));
+  const int need = qd::split_smem::of(spec.bits, 2, c.slice_cols, qc::split_slice_groups(qc::group_shift_of(spec), c.slice_cols), !spec.symmetric).bytes;
+  CHECK(c.smem >= need && c.smem > h100_smem_sm / 2 && c.smem <= h100_smem_block, "%s wide: %d B of shared memory (the kernel's %d)",
+        what.c_str(), c.smem, need);
+}
+
 }  // namespace
 
 int main() {
@@ -115,11 +142,27 @@ int main() {
   const qc::split_layout big = qc::split_layout::of(4, 8192, 8192, 64, false, 132);
   CHECK(big.bands == 32 && big.slices == 8 && big.slice_cols == 1024, "8192 x 8192: %d bands x %d slices of %d", big.bands,
         big.slices, big.slice_cols);
+  // split_wide's 16-token configuration of the same matrices on an H100 SXM (132 SMs, 228 KB of shared memory an SM,
+  // 227 KB a block): 8192 x 8192 one block an SM in 32 bands x 4 slices of 2048; 4096 x 14336 16 bands x 8 slices of
+  // 1792; the output head (594 bands) none.
+  const quant::format_spec w4 = quant::format_spec::quantized(4, 128, true);
+  const qd::split_wide_config wide_big = qd::split_wide_of(big, w4, 132, h100_smem_sm, h100_smem_block);
+  CHECK(wide_big.slices == 4 && wide_big.slice_cols == 2048 && wide_big.smem > h100_smem_sm / 2 && wide_big.smem <= h100_smem_block,
+        "8192 x 8192 wide: %d slices of %d, %d B", wide_big.slices, wide_big.slice_cols, wide_big.smem);
+  const qd::split_wide_config wide_long = qd::split_wide_of(qc::split_layout::of(4, 4096, 14336, 112, false, 132), w4, 132, h100_smem_sm, h100_smem_block);
+  CHECK(wide_long.slices == 8 && wide_long.slice_cols == 1792, "4096 x 14336 wide: %d slices of %d", wide_long.slices, wide_long.slice_cols);
+  CHECK(qd::split_wide_of(qc::split_layout::of(4, 151936, 896, 7, false, 132), w4, 132, h100_smem_sm, h100_smem_block).slices == 0,
+        "151936 x 896: a wide configuration of 594 bands on 132 SMs");
+  // A Jetson Orin's 16 SMs (164 KB an SM, 163 KB a block): 8192 x 8192 has 32 bands, more than SMs: none.
+  CHECK(qd::split_wide_of(qc::split_layout::of(4, 8192, 8192, 64, false, 16), w4, 16, 167936, 166912).slices == 0,
+        "8192 x 8192 on 16 SMs: a wide configuration over one wave");
+  // No shared memory to spare for it (48 KB a block): none.
+  CHECK(qd::split_wide_of(big, w4, 132, h100_smem_sm, 48 * 1024).slices == 0, "8192 x 8192 wide within 48 KB a block");
   const qc::split_layout head = qc::split_layout::of(4, 151936, 896, 7, false, 132);
   CHECK(head.slices == 1 && head.slice_cols == 896, "151936 x 896: %d slices of %d (one expected)", head.slices, head.slice_cols);
   // Every layout of the issue's and Qwen's shapes (and ragged ones) on H100 PCIe (114 SMs) and
   // H100 SXM / H200 (132): slices cover the columns in 256-multiples and a block's shared memory fits sm_90's.
-  int n_layouts = 0;
+  int n_layouts = 0, n_wide = 0;
   for (int sms : {114, 132})
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 128, 256, quant::per_channel})
@@ -143,6 +186,7 @@ int main() {
               const int sg = qc::split_slice_groups(shift, l.slice_cols);
               CHECK(qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes <= 227 * 1024,
                     "%s: %d bytes of shared memory a block", what.c_str(), qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes);
+              check_wide(l, quant::format_spec::quantized(bits, group, !asym), sms, what, n_wide);
             }
   // gemv()'s rule (split_takes): once it takes the split kernel at M tokens it takes it
   // at every larger M up to 16 (more tokens only favour the split kernel in the
@@ -173,6 +217,6 @@ int main() {
             !qc::split_takes(8, 14336, 4096, 4),
         "split_takes takes a shape where the tiled kernel was faster");
   std::printf("split_takes: %d shapes x 4 bit widths checked\n", n_rules / 4);
-  std::printf("%s: %d shapes, %d layouts, %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, failures);
+  std::printf("%s: %d shapes, %d layouts (%d with a wide configuration), %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, n_wide, failures);
   return failures ? 1 : 0;
 }

@@ -803,37 +803,43 @@ inline split_args split_make_args(const device_split& w, int slice_cols, int sli
 // bench/results/cuda_gemv_split_wide_h100_20261207_s55.md. `slices` 0 where it does not
 // apply: a grid over one wave (more bands than SMs, or cols / 2048 slices of too many bands),
 // shared memory over the device's limit, or more slices than the workspace holds. `smem`:
-// the launch's shared memory, over half an SM's. (Queried on each call: three attribute
-// reads, no cache.)
+// the launch's shared memory, over half an SM's. split_wide_of is the rule for a layout `l`
+// of `spec` on a device of `sm_count` SMs with `smem_per_sm` bytes of shared memory an SM
+// and `smem_per_block` a block (opt-in), host-only and pure (tests/cuda/test_gemv_split_layout.cu
+// checks it without a GPU); split_wide applies it to the current device (two attribute
+// reads a call, no cache).
 struct split_wide_config {
   int slices = 0, slice_cols = 0, smem = 0;
 };
-inline split_wide_config split_wide(const device_split& w) {
+inline split_wide_config split_wide_of(const split_layout& l, const quant::format_spec& spec, int sm_count, int smem_per_sm,
+                                       int smem_per_block) {
   using T = gemv_split_traits;
-  const split_layout& l = w.l;
   split_wide_config c;
-  if (w.sm_count < 1 || l.bands < 1 || l.bands > w.sm_count) return c;
+  if (sm_count < 1 || l.bands < 1 || l.bands > sm_count) return c;
   const std::int64_t quanta = (l.cols_pad + T::slice_quantum - 1) / T::slice_quantum;
   const std::int64_t fewest = (l.cols_pad + T::max_slice_cols - 1) / T::max_slice_cols;
-  std::int64_t slices = std::max(fewest, std::min<std::int64_t>(w.sm_count / l.bands, quanta));
+  std::int64_t slices = std::max(fewest, std::min<std::int64_t>(sm_count / l.bands, quanta));
   const std::int64_t per = (quanta + slices - 1) / slices;
   const int slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
   slices = (l.cols_pad + slice_cols - 1) / slice_cols;
-  if (slices * l.bands > w.sm_count || slices > l.slices) return c;
-  int device = 0, per_sm = 0, per_block = 0;
-  QMR_CUDA_CHECK(cudaGetDevice(&device));
-  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
-  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const int need = split_smem::of(w.spec.bits, 2, slice_cols, split_slice_groups(group_shift_of(w.spec), slice_cols), !w.spec.symmetric).bytes;
+  if (slices * l.bands > sm_count || slices > l.slices) return c;
+  const int need = split_smem::of(spec.bits, 2, slice_cols, split_slice_groups(group_shift_of(spec), slice_cols), !spec.symmetric).bytes;
   // Over half an SM's shared memory (less the 1 KB the driver reserves a block), so that the
   // next call's block of this kernel cannot sit beside this one whatever the register count
   // (a smaller kernel's block still can).
-  const int smem = std::max(need, per_sm / 2 + 1024);
-  if (smem > per_block) return c;
+  const int smem = std::max(need, smem_per_sm / 2 + 1024);
+  if (smem > smem_per_block) return c;
   c.slices = static_cast<int>(slices);
   c.slice_cols = slice_cols;
   c.smem = smem;
   return c;
+}
+inline split_wide_config split_wide(const device_split& w) {
+  int device = 0, per_sm = 0, per_block = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return split_wide_of(w.l, w.spec, w.sm_count, per_sm, per_block);
 }
 
 // Runs the batch in chunks of 16 tokens: for each, launch.template operator()<Bits, NT, Asym>(a,
