@@ -91,19 +91,7 @@ __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args
   if constexpr (XL) {
     // x [TOK][slice_cols] as 16-byte vectors, thread-strided, all of a thread's loads in flight before its stores.
     constexpr int XPT = (TOK * 2048 / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most (slices of <= 2048 columns)
-    const int n_vec = TOK * vec_per_row;
-    uint4 v[XPT];
-#pragma unroll
-    for (int k = 0; k < XPT; ++k) {
-      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
-      const bool in = e < n_vec && n < a.m && col < a.cols;
-      v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll
-    for (int k = 0; k < XPT; ++k) {
-      const int e = tid + k * 32 * W, n = e / vec_per_row, vc = e % vec_per_row;
-      if (e < n_vec) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * vc) = v[k];
-    }
+    probe_m16::stage_x_loads<XPT>(a, x, xs, xstride, c0, vec_per_row, 0, TOK, tid, 32 * W);
     qd::cp_async_wait<R - 1>();  // this thread's scale copies (the oldest group); the barrier below shows them to the warp
   } else {
     if (warp < TOK) {
@@ -121,28 +109,10 @@ __global__ void __launch_bounds__(32 * W, MINB) deep_kernel(const qd::split_args
     qd::cp_async_wait<0>();
   }
   __syncthreads();
-  float acc[NT][4], part[NT][4];
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  float acc[NT][4];
   const unsigned xs_lane = qd::split_xs_lane<NT>(qd::split_smem_u32(xs), xstride, lane);
-  int flush_mask = 0;
-  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
-  const std::uint32_t hw[2] = {0u, 0u};
-  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
-    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
-    qd::cp_async_wait<R - 1>();
-    std::uint32_t q[4];
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
-                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
-                 : "memory");
-    const int cb = i * LC;
-    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
-                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
-  }
+  probe_m16::stream_w4<R>(a, n_loads, slen, ring_q, xs_lane, sp, g, t, acc, issue, [](int) {});
   qd::cp_async_wait<0>();
   if constexpr (!BAND_TAIL) {
     qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
@@ -189,8 +159,8 @@ struct deep_variant {
 }  // namespace
 
 template <class V>
-void run_variant(const std::vector<qc::device_split>& w, int slices, const probe_m16::reference& ref, gpu::gemv_operands& io,
-                 cudaStream_t stream, const probe_m16::baselines& base) {
+void run_variant(probe_m16::split_probe& p, int slices, cudaStream_t stream) {
+  const std::vector<qc::device_split>& w = p.w;
   const int slice_cols = static_cast<int>(dim) / slices;
   const int bands = static_cast<int>(w[0].l.rows_pad / (16 * V::W));
   std::vector<qd::split_args> as;
@@ -208,44 +178,26 @@ void run_variant(const std::vector<qc::device_split>& w, int slices, const probe
   std::snprintf(note, sizeof note, "smem %6d B", smem);
   probe_m16::check_and_time(
       V::name(slices), 36, note,
-      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
-      static_cast<int>(w.size()), ref, io, stream, base);
+      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, p.io.x.as<const f16>(), p.io.y.as<f16>(), stream, pdl); },
+      static_cast<int>(w.size()), p.ref, p.io, stream, p.base);
 }
 
 int main(int argc, char** argv) {
-  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
-  cudaStream_t stream = nullptr;
-  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
-  if (spec.bits != 4 || !spec.symmetric) {
-    std::fprintf(stderr, "deep: this probe builds 4-bit symmetric formats only\n");
-    return 2;
-  }
-  gpu::gemv_operands io(16, dim, dim, stream);
-  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
-  const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
-  std::vector<qc::device_split> w;
-  w.push_back(qc::upload_split(qt.view(), stream));
-  const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
-  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
-  const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
-
-  // Call a (h100_s54/a_*): rings 4-18 at 16 warps x 4 slices and 11 at 32 warps x 8; ring 4 alone beat HEAD (17.23 us).
-  // Call b: around that one.
-  run_variant<deep_variant<16, 4, false, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 3, false, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 5, false, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 6, false, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 8, false, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 6, false, true, 1, 3>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 8, false, true, 1, 3>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 4, false, true, 1, 1>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 4, true, true>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 4, false, false>>(w, 4, ref, io, stream, base);
-  run_variant<deep_variant<16, 4, false, true, 2>>(w, 8, ref, io, stream, base);
-  run_variant<deep_variant<32, 4, false, true>>(w, 8, ref, io, stream, base);
-  run_variant<deep_variant<16, 4, false, true>>(w, 4, ref, io, stream, base);
-  probe_m16::time_split_again(spec, io, stream);
-  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
-  return 0;
+  return probe_m16::probe_main(argc, argv, "deep", [](probe_m16::split_probe& p, cudaStream_t stream) {
+    // Call a (h100_s54/a_*): rings 4-18 at 16 warps x 4 slices and 11 at 32 warps x 8; ring 4 alone beat HEAD (17.23 us).
+    // Call b: around that one.
+    run_variant<deep_variant<16, 4, false, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 3, false, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 5, false, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 6, false, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 8, false, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 6, false, true, 1, 3>>(p, 4, stream);
+    run_variant<deep_variant<16, 8, false, true, 1, 3>>(p, 4, stream);
+    run_variant<deep_variant<16, 4, false, true, 1, 1>>(p, 4, stream);
+    run_variant<deep_variant<16, 4, true, true>>(p, 4, stream);
+    run_variant<deep_variant<16, 4, false, false>>(p, 4, stream);
+    run_variant<deep_variant<16, 4, false, true, 2>>(p, 8, stream);
+    run_variant<deep_variant<32, 4, false, true>>(p, 8, stream);
+    run_variant<deep_variant<16, 4, false, true>>(p, 4, stream);
+  });
 }

@@ -30,8 +30,10 @@
 #include <vector>
 
 #include "probe_m16.cuh"
+#include "ptx_sm90.cuh"
 
 using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
+using namespace ptx90;      // clusters, DSMEM
 
 namespace {
 
@@ -55,21 +57,6 @@ struct pair_smem {
   }
 };
 
-__device__ __forceinline__ unsigned cluster_ctaid_y() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_barrier() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ float2 ld_dsmem_f2(unsigned addr, unsigned rank) {
-  unsigned remote;
-  float2 v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
-  asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(remote) : "memory");
-  return v;
-}
 
 // a: the quarters' args (slice_cols 2048, slices 4: scales, loads, x); af: the halves' (slice_cols 4096, slices 2: the
 // workspace and counters of TM 0).
@@ -112,45 +99,15 @@ __global__ void __launch_bounds__(32 * W, 1) pair_kernel(const qd::split_args a,
     static_assert(n_vec % (32 * W) == 0 && per_thread % XR == 0);
     const int b0 = half * BCOLS;
 #pragma unroll
-    for (int r = 0; r < XR; ++r) {
-      uint4 v[per_round];
-#pragma unroll
-      for (int k = 0; k < per_round; ++k) {
-        const int e = tid + (r * per_round + k) * 32 * W, n = e / vec_per_row, col = b0 + 8 * (e % vec_per_row);
-        const bool in = n < a.m && col < a.cols;
-        v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
-      }
-#pragma unroll
-      for (int k = 0; k < per_round; ++k) {
-        const int e = tid + (r * per_round + k) * 32 * W;
-        *reinterpret_cast<uint4*>(xs + (e / vec_per_row) * xstride + 8 * (e % vec_per_row)) = v[k];
-      }
-    }
+    for (int r = 0; r < XR; ++r)  // round r: token rows r 16 / XR onwards
+      probe_m16::stage_x_loads<per_round>(a, x, xs, xstride, b0, vec_per_row, r * (TOK / XR), TOK / XR, tid, 32 * W);
   }
   qd::cp_async_wait<R - 1>();  // this thread's scale copies
   __syncthreads();
-  float acc[NT][4], part[NT][4];
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  float acc[NT][4];
   const unsigned xs_lane = qd::split_xs_lane<NT>(qd::split_smem_u32(xs), xstride, lane) + static_cast<unsigned>(kh * QCOLS * 2);
-  int flush_mask = 0;
-  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
-  const std::uint32_t hw[2] = {0u, 0u};
-  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
-    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
-    qd::cp_async_wait<R - 1>();
-    std::uint32_t q[4];
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
-                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
-                 : "memory");
-    const int cb = i * LC;
-    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
-                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
-  }
+  probe_m16::stream_w4<R>(a, n_loads, slen, ring_q, xs_lane, sp, g, t, acc, issue, [](int) {});
   qd::cp_async_wait<0>();
   // Every warp's sums in shared memory, fragment order: acc[n][k] at 4 n + k of the lane's 8.
   float* red = reinterpret_cast<float*>(sb + sm.red);  // [W][32][8]
@@ -181,12 +138,7 @@ __global__ void __launch_bounds__(32 * W, 1) pair_kernel(const qd::split_args a,
       s.x += v.x;
       s.y += v.y;
     }
-    const int sl = e >> 3, sj = e & 7, sn = sj >> 2, sk = sj & 3;  // lane, n, k (even)
-    const int row = 16 * (band * TILES + ot) + (sl >> 2) + 8 * (sk >> 1), tok = 8 * sn + 2 * (sl & 3);
-    if (row < a.rows) {
-      if (tok < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, s.x * unscale);
-      if (tok + 1 < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, s.y * unscale);
-    }
+    probe_m16::store_fragment_pair(a, y, band * TILES + ot, e, s, unscale);
     cluster_barrier();  // no block leaves while the other reads its sums
   }
 }
@@ -200,34 +152,16 @@ struct pair_variant {
   static constexpr auto kernel = pair_kernel<TM, XR>;
   static cudaLaunchConfig_t config_of(const qd::split_args& a, int bands, int bytes, cudaStream_t stream, bool pdl,
                                       cudaLaunchAttribute (&attrs)[2]) {
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(bands), 2u);
-    config.blockDim = dim3(32 * W);
-    config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
-    config.stream = stream;
-    int n = 0;
-    if (pdl) {
-      attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attrs[n++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (TM == 2) {
-      attrs[n].id = cudaLaunchAttributeClusterDimension;
-      attrs[n].val.clusterDim.x = 1;
-      attrs[n].val.clusterDim.y = 2;
-      attrs[n++].val.clusterDim.z = 1;
-    }
-    config.attrs = n ? attrs : nullptr;
-    config.numAttrs = static_cast<unsigned>(n);
     (void)a;
-    return config;
+    return probe_m16::launch_config(dim3(static_cast<unsigned>(bands), 2u), 32 * W, bytes, stream, pdl, dim3(1u, TM == 2 ? 2u : 1u), attrs);
   }
 };
 
 }  // namespace
 
 template <class V>
-void run_variant(const std::vector<qc::device_split>& w, const probe_m16::reference& ref, gpu::gemv_operands& io, cudaStream_t stream,
-                 const probe_m16::baselines& base) {
+void run_variant(probe_m16::split_probe& p, cudaStream_t stream) {
+  const std::vector<qc::device_split>& w = p.w;
   if (w[0].l.cols_pad != 4 * QCOLS) {  // the grid's 2 blocks a band and the shared memory hold exactly 4 quarters
     std::printf("%s: %lld padded columns, not %d; skipped\n", V::name().c_str(), static_cast<long long>(w[0].l.cols_pad), 4 * QCOLS);
     return;
@@ -265,35 +199,17 @@ void run_variant(const std::vector<qc::device_split>& w, const probe_m16::refere
         cudaLaunchAttribute attrs[2]{};
         const cudaLaunchConfig_t config = V::config_of(as[static_cast<std::size_t>(i)], bands, smem, stream, pdl, attrs);
         QMR_CUDA_CHECK(cudaLaunchKernelEx(&config, V::kernel, as[static_cast<std::size_t>(i)], afs[static_cast<std::size_t>(i)],
-                                          io.x.as<const __half>(), io.y.as<f16>()));
+                                          p.io.x.as<const __half>(), p.io.y.as<f16>()));
       },
-      static_cast<int>(w.size()), ref, io, stream, base);
+      static_cast<int>(w.size()), p.ref, p.io, stream, p.base);
 }
 
 int main(int argc, char** argv) {
-  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
-  cudaStream_t stream = nullptr;
-  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
-  if (spec.bits != 4 || !spec.symmetric) {
-    std::fprintf(stderr, "pair: this probe builds 4-bit symmetric formats only\n");
-    return 2;
-  }
-  gpu::gemv_operands io(16, dim, dim, stream);
-  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
-  const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
-  std::vector<qc::device_split> w;
-  w.push_back(qc::upload_split(qt.view(), stream));
-  const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
-  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
-  const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
-
-  run_variant<pair_variant<2, 2>>(w, ref, io, stream, base);
-  run_variant<pair_variant<2, 1>>(w, ref, io, stream, base);
-  run_variant<pair_variant<0, 2>>(w, ref, io, stream, base);
-  run_variant<pair_variant<0, 1>>(w, ref, io, stream, base);
-  run_variant<pair_variant<2, 2>>(w, ref, io, stream, base);
-  probe_m16::time_split_again(spec, io, stream);
-  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
-  return 0;
+  return probe_m16::probe_main(argc, argv, "pair", [](probe_m16::split_probe& p, cudaStream_t stream) {
+    run_variant<pair_variant<2, 2>>(p, stream);
+    run_variant<pair_variant<2, 1>>(p, stream);
+    run_variant<pair_variant<0, 2>>(p, stream);
+    run_variant<pair_variant<0, 1>>(p, stream);
+    run_variant<pair_variant<2, 2>>(p, stream);
+  });
 }

@@ -1,4 +1,4 @@
-// What the 16-token probes of issue 7's bar share (rowx_s53.cu, deep_s54.cu): on 8192 x 8192 at 16 tokens, the
+// What the 16-token probes of issue 7's bar share (rowx_s53.cu, deep_s54.cu, wide_s55.cu, pair_s55.cu): on 8192 x 8192 at 16 tokens, the
 // baselines timed in the same run (cuBLAS f16, HEAD's split kernel, the read ceiling), HEAD's output as the reference,
 // and the one-call check of a variant against it (outputs poisoned first).
 #pragma once
@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,137 @@ void check_and_time(const std::string& name, int width, const std::string& smem_
               width, name.c_str(), smem_note.c_str(), ok.worst, static_cast<double>(ref.max_abs), ok.bad, s * 1e6, base.cublas_us / (s * 1e6),
               (s * 1e6) / base.split_us);
   std::fflush(stdout);
+}
+
+// fmt as a format where it is 4-bit symmetric, the only kind the probes build; else a message naming the probe `who`.
+inline std::optional<qmr::quant::format_spec> four_bit_symmetric(const std::string& fmt, const char* who) {
+  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
+  if (spec.bits == 4 && spec.symmetric) return spec;
+  std::fprintf(stderr, "%s: this probe builds 4-bit symmetric formats only, not %s\n", who, fmt.c_str());
+  return std::nullopt;
+}
+
+// What every run of a split probe starts from: the operands, the baselines (timed first), the dim x dim matrix in the
+// split layout with clones through >= 1 GB (copy i for call i), and HEAD's output on copy 0.
+struct split_probe {
+  qmr::quant::format_spec spec;
+  gpu::gemv_operands io;
+  baselines base;
+  std::vector<qc::device_split> w;
+  reference ref;
+  split_probe(const std::string& fmt, const qmr::quant::format_spec& s, cudaStream_t stream)
+      : spec(s), io(16, dim, dim, stream), base(time_baselines(fmt, spec, io, stream)) {
+    const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
+    w.push_back(qc::upload_split(qt.view(), stream));
+    const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
+    for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
+    ref = split_reference(w[0], io, stream);
+  }
+};
+
+// Token rows n0 .. n0 + rows - 1 of x, columns c0 .. c0 + 8 vec_per_row - 1, into shared memory xs (row n at
+// xs + n xstride) by coherent 16-byte loads through registers, thread-strided over `threads` threads, each thread's (at
+// most) V loads in flight before its stores; zeros past M and past the columns.
+template <int V>
+__device__ __forceinline__ void stage_x_loads(const qd::split_args& a, const __half* __restrict__ x, __half* xs, int xstride, int c0,
+                                              int vec_per_row, int n0, int rows, int tid, int threads) {
+  const int n_vec = rows * vec_per_row;
+  uint4 v[V];  // [V] 16-byte vectors of x, the thread's
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int e = tid + k * threads, n = n0 + e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
+    const bool in = e < n_vec && n < a.m && col < a.cols;
+    v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
+  }
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int e = tid + k * threads;
+    if (e < n_vec) *reinterpret_cast<uint4*>(xs + (n0 + e / vec_per_row) * xstride + 8 * (e % vec_per_row)) = v[k];
+  }
+}
+
+// The split kernel's loop for one warp over its n_loads loads of 4-bit symmetric codes at 16 tokens: a ring of R slots
+// (ring_q: the lane's address in slot 0, 512 bytes a slot), load i in slot i % R, loads 0 .. R - 2 issued before the
+// call; issue(i, slot) copies load i (an empty group past the last); before(i) runs first in iteration i. The sums
+// into acc, as the library's kernel leaves them.
+template <int R, class Issue, class Before>
+__device__ __forceinline__ void stream_w4(const qd::split_args& a, int n_loads, int slen, unsigned ring_q, unsigned xs_lane,
+                                          const std::uint32_t* sp, int g, int t, float (&acc)[NT][4], const Issue& issue,
+                                          const Before& before) {
+  constexpr int Bits = 4, LC = qc::split_load_cols(Bits);
+  float part[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  int flush_mask = 0;
+  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
+  const std::uint32_t hw[2] = {0u, 0u};
+  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
+    before(i);
+    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
+    qd::cp_async_wait<R - 1>();
+    std::uint32_t q[4];
+    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
+                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
+                 : "memory");
+    const int cb = i * LC;
+    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
+                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
+  }
+}
+
+// Two sums of row tile `tile` to y (16-token output, row-major [token][rows]), times `unscale`: floats e and e + 1 (e
+// even) of the tile's 256 in mma fragment order, lane e / 8 holding acc[n][k] at 4 n + k = e % 8: row
+// 16 tile + g + 8 (k >> 1), tokens 8 n + 2 t and the next (g = lane >> 2, t = lane & 3).
+__device__ __forceinline__ void store_fragment_pair(const qd::split_args& a, f16* y, int tile, int e, float2 sum, float unscale) {
+  const int lane = e >> 3, j = e & 7, n = j >> 2, k = j & 3;
+  const int row = 16 * tile + (lane >> 2) + 8 * (k >> 1), tok = 8 * n + 2 * (lane & 3);
+  if (row >= a.rows) return;
+  if (tok < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, sum.x * unscale);
+  if (tok + 1 < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, sum.y * unscale);
+}
+
+// A launch of grid x block threads with `bytes` of dynamic shared memory on `stream`, with the PDL attribute when `pdl`
+// and clusters of cluster (x, y, 1) blocks unless that is 1 x 1; attrs holds the attributes while the config is used.
+inline cudaLaunchConfig_t launch_config(dim3 grid, int threads, int bytes, cudaStream_t stream, bool pdl, dim3 cluster,
+                                        cudaLaunchAttribute (&attrs)[2]) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(static_cast<unsigned>(threads));
+  config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
+  config.stream = stream;
+  int n = 0;
+  if (pdl) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster.x * cluster.y > 1) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = cluster.x;
+    attrs[n].val.clusterDim.y = cluster.y;
+    attrs[n++].val.clusterDim.z = 1;
+  }
+  config.attrs = n ? attrs : nullptr;
+  config.numAttrs = static_cast<unsigned>(n);
+  return config;
+}
+
+// A probe's main: the format from argv[1] (w4g128s by default; 4-bit symmetric only), a stream, the split_probe,
+// body(probe, stream) (its variants), and HEAD's split kernel timed again at the end.
+template <class Body>
+int probe_main(int argc, char** argv, const char* who, const Body& body) {
+  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
+  const std::optional<qmr::quant::format_spec> spec = four_bit_symmetric(fmt, who);
+  if (!spec) return 2;
+  cudaStream_t stream = nullptr;
+  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  split_probe p(fmt, *spec, stream);
+  body(p, stream);
+  time_split_again(*spec, p.io, stream);
+  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
 }
 
 }  // namespace probe_m16

@@ -24,6 +24,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "ptx_sm90.cuh"
+
 #define CK(x)                                                                                          \
   do {                                                                                                 \
     cudaError_t e_ = (x);                                                                              \
@@ -42,51 +44,10 @@ constexpr std::size_t call_bytes = block_bytes * blocks;         // 33.5 MB a ca
 constexpr int calls = 20;                                        // a graph's calls, each on its own copy (671 MB)
 constexpr int consumer_warps = 8;                                // as many as wait on a stage
 
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ bool mbar_try(unsigned bar, unsigned parity) {
-  unsigned ok;
-  asm volatile(
-      "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-      : "=r"(ok)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return ok != 0;
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-  while (!mbar_try(bar, parity)) {
-  }
-}
-// Arrives on the barrier at the same offset in cluster block `rank` (itself included).
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned bar, unsigned rank) {
-  unsigned remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
-}
-__device__ __forceinline__ void bulk_g2s(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
-               "r"(bytes), "r"(bar)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_g2s_multicast(unsigned dst, const void* src, unsigned bytes, unsigned bar, unsigned short mask) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;" ::"r"(dst),
-      "l"(src), "r"(bytes), "r"(bar), "h"(mask)
-      : "memory");
-}
-__device__ __forceinline__ unsigned cluster_rank() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
+using ptx90::bulk_g2s, ptx90::bulk_g2s_multicast, ptx90::mbar_arrive_cluster, ptx90::mbar_expect_tx, ptx90::mbar_init, ptx90::mbar_try,
+    ptx90::mbar_wait, ptx90::smem_u32;
+__device__ __forceinline__ unsigned cluster_rank() { return ptx90::cluster_ctarank(); }
+__device__ __forceinline__ void cluster_sync() { ptx90::cluster_barrier(); }
 
 // One call: block b streams codes[b * block_bytes ...] and x[m][cols] (f16) chunk by chunk.
 template <int C, int STAGES, int CHUNK>

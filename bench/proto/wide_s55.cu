@@ -28,8 +28,10 @@
 #include <vector>
 
 #include "probe_m16.cuh"
+#include "ptx_sm90.cuh"
 
 using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
+using namespace ptx90;      // mbarriers, bulk copies, clusters, DSMEM
 
 namespace {
 
@@ -51,54 +53,6 @@ struct wide_smem {
   }
 };
 
-__device__ __forceinline__ void mbar_init(unsigned bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(unsigned bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
-  unsigned ok = 0;
-  while (!ok) {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(ok)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  }
-}
-__device__ __forceinline__ void bulk_g2s(unsigned dst, const void* src, unsigned bytes, unsigned bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst), "l"(src),
-               "r"(bytes), "r"(bar)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_g2s_multicast(unsigned dst, const void* src, unsigned bytes, unsigned bar, unsigned short mask) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;" ::"r"(dst),
-      "l"(src), "r"(bytes), "r"(bar), "h"(mask)
-      : "memory");
-}
-__device__ __forceinline__ unsigned cluster_ctaid_x() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctaid.x;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ unsigned cluster_ctaid_y() {
-  unsigned r;
-  asm volatile("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_barrier() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-// Two floats at shared-memory address `addr` of the block of cluster rank `rank`.
-__device__ __forceinline__ float2 ld_dsmem_f2(unsigned addr, unsigned rank) {
-  unsigned remote;
-  float2 v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
-  asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(remote) : "memory");
-  return v;
-}
 
 template <int XM, int TM, int W = 16>
 __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y) {
@@ -172,48 +126,19 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
     // (XM 5: rows 0-7 only, timing).
     constexpr int rows = XM == 5 ? TOK / 2 : TOK;
     constexpr int XPT = (rows * 2048 / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most (slices of <= 2048 columns)
-    const int n_vec = rows * vec_per_row;
-    uint4 v[XPT];
-#pragma unroll
-    for (int k = 0; k < XPT; ++k) {
-      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
-      const bool in = e < n_vec && n < a.m && col < a.cols;
-      v[k] = in ? qd::ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
-    }
-#pragma unroll
-    for (int k = 0; k < XPT; ++k) {
-      const int e = tid + k * 32 * W, n = e / vec_per_row, vc = e % vec_per_row;
-      if (e < n_vec) *reinterpret_cast<uint4*>(xs + n * xstride + 8 * vc) = v[k];
-    }
+    probe_m16::stage_x_loads<XPT>(a, x, xs, xstride, c0, vec_per_row, 0, rows, tid, 32 * W);
     qd::cp_async_wait<R - 1>();  // this thread's scale copies (the oldest group); the barrier below shows them to the warp
     __syncthreads();
   }
   if constexpr (cluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");  // x arrived here; the peer may leave
-  float acc[NT][4], part[NT][4];
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
+  float acc[NT][4];
   const unsigned xs_lane = qd::split_xs_lane<NT>(qd::split_smem_u32(xs), xstride, lane);
-  int flush_mask = 0;
-  const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
-  const std::uint32_t hw[2] = {0u, 0u};
   const int half_load = halves ? n_loads / 2 : n_loads;
-  for (int i = 0, slot = 0; i < n_loads; ++i, slot = slot + 1 == R ? 0 : slot + 1) {
+  probe_m16::stream_w4<R>(a, n_loads, slen, ring_q, xs_lane, sp, g, t, acc, issue, [&](int i) {
     if constexpr (halves)
-      if (i == half_load) mbar_wait(bar0 + 8u, 0u);
-    issue(i + R - 1, slot == 0 ? R - 1 : slot - 1);
-    qd::cp_async_wait<R - 1>();
-    std::uint32_t q[4];
-    asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
-                 : "r"(ring_q + 512u * static_cast<unsigned>(slot))
-                 : "memory");
-    const int cb = i * LC;
-    qd::split_load_mma<Bits, NT, false>(q, hw, cb, slen, flush_in_load, flush_mask, xs_lane + 2u * static_cast<unsigned>(cb), sp, nullptr,
-                                        nullptr, a.group_shift, a.slice_groups, g, t, part, acc);
-  }
+      if (i == half_load) mbar_wait(bar0 + 8u, 0u);  // the second half of x
+  });
   if constexpr (halves)
     if (n_loads == 0) mbar_wait(bar0 + 8u, 0u);  // inactive warps: the barrier's phase completes before the block leaves
   qd::cp_async_wait<0>();
@@ -250,12 +175,7 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
         sum.x += v.x;
         sum.y += v.y;
       }
-      const int sl = e >> 3, sj = e & 7, sn = sj >> 2, sk = sj & 3;  // lane, n, k (even)
-      const int row = 16 * (band * W + w) + (sl >> 2) + 8 * (sk >> 1), tok = 8 * sn + 2 * (sl & 3);
-      if (row < a.rows) {
-        if (tok < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, sum.x * unscale);
-        if (tok + 1 < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, sum.y * unscale);
-      }
+      probe_m16::store_fragment_pair(a, y, band * W + w, e, sum, unscale);
     }
     cluster_barrier();  // no block leaves while another reads its sums
   }
@@ -276,25 +196,7 @@ struct wide_variant {
     QMR_CUDA_CHECK(cudaFuncSetAttribute(wide_kernel<XM, TM, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   }
   static cudaLaunchConfig_t config_of(const qd::split_args& a, int bands, int bytes, cudaStream_t stream, bool pdl, cudaLaunchAttribute (&attrs)[2]) {
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices));
-    config.blockDim = dim3(32 * W);
-    config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
-    config.stream = stream;
-    int n = 0;
-    if (pdl) {
-      attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attrs[n++].val.programmaticStreamSerializationAllowed = 1;
-    }
-    if (cluster) {
-      attrs[n].id = cudaLaunchAttributeClusterDimension;
-      attrs[n].val.clusterDim.x = cx;
-      attrs[n].val.clusterDim.y = cy;
-      attrs[n++].val.clusterDim.z = 1;
-    }
-    config.attrs = n ? attrs : nullptr;
-    config.numAttrs = static_cast<unsigned>(n);
-    return config;
+    return probe_m16::launch_config(dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)), 32 * W, bytes, stream, pdl, dim3(cx, cy), attrs);
   }
   static void launch(const qd::split_args& a, int bands, int bytes, const f16* x, f16* y, cudaStream_t stream, bool pdl) {
     cudaLaunchAttribute attrs[2]{};
@@ -325,8 +227,8 @@ constexpr auto wide_kernel_of() {
 }
 
 template <class V>
-void run_variant(const std::vector<qc::device_split>& w, const probe_m16::reference& ref, gpu::gemv_operands& io, cudaStream_t stream,
-                 const probe_m16::baselines& base) {
+void run_variant(probe_m16::split_probe& p, cudaStream_t stream) {
+  const std::vector<qc::device_split>& w = p.w;
   constexpr int slices = 4;
   const int slice_cols = static_cast<int>(dim) / slices;
   const int bands = static_cast<int>((w[0].l.rows_pad / 16 + V::W - 1) / V::W);
@@ -353,39 +255,21 @@ void run_variant(const std::vector<qc::device_split>& w, const probe_m16::refere
     std::snprintf(note, sizeof note, "smem %6d B, %d a SM", smem, blocks_per_sm);
   probe_m16::check_and_time(
       V::name(), 52, note,
-      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, smem, io.x.as<const f16>(), io.y.as<f16>(), stream, pdl); },
-      static_cast<int>(w.size()), ref, io, stream, base);
+      [&](int i, bool pdl) { V::launch(as[static_cast<std::size_t>(i)], bands, smem, p.io.x.as<const f16>(), p.io.y.as<f16>(), stream, pdl); },
+      static_cast<int>(w.size()), p.ref, p.io, stream, p.base);
 }
 
 int main(int argc, char** argv) {
-  const std::string fmt = argc > 1 ? argv[1] : "w4g128s";
-  cudaStream_t stream = nullptr;
-  QMR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const qmr::quant::format_spec spec = qmr::quant::parse_format(fmt);
-  if (spec.bits != 4 || !spec.symmetric) {
-    std::fprintf(stderr, "wide: this probe builds 4-bit symmetric formats only\n");
-    return 2;
-  }
-  gpu::gemv_operands io(16, dim, dim, stream);
-  const probe_m16::baselines base = probe_m16::time_baselines(fmt, spec, io, stream);
-  const qmr::quant::qtensor qt = gpu::random_qtensor(spec, dim, dim);
-  std::vector<qc::device_split> w;
-  w.push_back(qc::upload_split(qt.view(), stream));
-  const int copies = gpu::copies_for(static_cast<double>(w[0].data.size()), 1e9);
-  for (int i = 1; i < copies; ++i) w.push_back(qc::clone(w[0], stream));
-  const probe_m16::reference ref = probe_m16::split_reference(w[0], io, stream);
-
-  // Call a: variants 0-5 with the 56-62-register ones two an SM (unpadded); the tail worth 2.1-2.4 us. Call b: padded;
-  // bulk copies and multicast slower than plain loads; the cluster-4 tail in two waves (30 of 32 clusters resident).
-  // Call c: 18-warp blocks, 29 bands (116 blocks, 29 clusters of 4): the cluster tail in one wave.
-  run_variant<wide_variant<0, 0>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 0, 18>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 2, 18>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 1, 18>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 2, 20>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 0, 20>>(w, ref, io, stream, base);
-  run_variant<wide_variant<0, 0>>(w, ref, io, stream, base);
-  probe_m16::time_split_again(spec, io, stream);
-  QMR_CUDA_CHECK(cudaStreamDestroy(stream));
-  return 0;
+  return probe_m16::probe_main(argc, argv, "wide", [](probe_m16::split_probe& p, cudaStream_t stream) {
+    // Call a: variants 0-5 with the 56-62-register ones two an SM (unpadded); the tail worth 2.1-2.4 us. Call b: padded;
+    // bulk copies and multicast slower than plain loads; the cluster-4 tail in two waves (30 of 32 clusters resident).
+    // Call c: 18-warp blocks, 29 bands (116 blocks, 29 clusters of 4): the cluster tail in one wave.
+    run_variant<wide_variant<0, 0>>(p, stream);
+    run_variant<wide_variant<0, 0, 18>>(p, stream);
+    run_variant<wide_variant<0, 2, 18>>(p, stream);
+    run_variant<wide_variant<0, 1, 18>>(p, stream);
+    run_variant<wide_variant<0, 2, 20>>(p, stream);
+    run_variant<wide_variant<0, 0, 20>>(p, stream);
+    run_variant<wide_variant<0, 0>>(p, stream);
+  });
 }
