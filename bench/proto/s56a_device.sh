@@ -5,8 +5,7 @@
 #   bench/proto/pair_s55.cu: two column quarters a block, the band's 2 blocks a cluster of 2, slice sums through DSMEM
 #     (no workspace, counter or fence) or the block's quarters added in shared memory then a 2-slice workspace;
 #   bench/proto/wide_s55.cu: the cluster-4 DSMEM tail with 18- and 20-warp blocks (29 and 26 clusters: one wave).
-# Binaries in /tmp/s55 (pair, wide), built on the CPU machine with the nvcc lines in the probes' headers and carried as
-# gpu_carry/s55.tgz (tar czf gpu_carry/s55.tgz -C /tmp s55).
+# Binaries in /tmp/s55 (pair, wide), built on the CPU machine and packed as gpu_carry/s55.tgz by bench/proto/s56_build.sh.
 F=/tmp/s55
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"
