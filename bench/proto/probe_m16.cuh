@@ -127,6 +127,9 @@ struct split_probe {
   }
 };
 
+// The next two mirror gemv_split_kernel's x staging (Wide) and loop for the probes' variants. They stay apart from the
+// library: moving the kernel's own code into such helpers changed the SASS of every split kernel (stop 55, compared by
+// cubin), which no GPU run has measured.
 // Token rows n0 .. n0 + rows - 1 of x, columns c0 .. c0 + 8 vec_per_row - 1, into shared memory xs (row n at
 // xs + n xstride) by coherent 16-byte loads through registers, thread-strided over `threads` threads, each thread's (at
 // most) V loads in flight before its stores; zeros past M and past the columns.

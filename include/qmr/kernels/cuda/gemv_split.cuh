@@ -142,6 +142,24 @@ inline bool split_takes(int bits, std::int64_t rows, std::int64_t cols, int M) {
   return std::min(rows, cols) <= split_thin_rows || M >= 8 || cols >= 2 * rows;
 }
 
+// cols_pad columns cut into about `want` slices, clamped so that none is longer than
+// max_slice_cols or shorter than a quantum, each but the last a whole number of quanta
+// (rounding may leave fewer than `want`): the layout's slicing, and split_wide_of's.
+struct split_slicing {
+  int slices = 1, slice_cols = 0;
+  static split_slicing of(std::int64_t cols_pad, std::int64_t want) {
+    using T = gemv_split_traits;
+    const std::int64_t quanta = (cols_pad + T::slice_quantum - 1) / T::slice_quantum;
+    const std::int64_t fewest = (cols_pad + T::max_slice_cols - 1) / T::max_slice_cols;
+    const std::int64_t slices = std::min(std::max(want, fewest), quanta);
+    const std::int64_t per = (quanta + slices - 1) / slices;  // quanta per slice
+    split_slicing c;
+    c.slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, cols_pad));
+    c.slices = static_cast<int>((cols_pad + c.slice_cols - 1) / c.slice_cols);
+    return c;
+  }
+};
+
 // Sizes and byte offsets of one split-layout buffer, and the slicing of its columns.
 struct split_layout {
   std::int64_t rows = 0, cols = 0, rows_pad = 0, cols_pad = 0, row_tiles = 0, loads = 0, n_groups = 0;
@@ -162,15 +180,11 @@ struct split_layout {
     l.zero_offset = l.scale_offset + l.row_tiles * n_groups * 32;  // u32 [row_tiles][n_groups][8]
     l.bytes = l.zero_offset + (asym ? l.row_tiles * n_groups * 32 : 0);
     l.bands = static_cast<int>((rows + T::band_rows - 1) / T::band_rows);
-    // Slices: enough blocks to fill the GPU once (blocks_per_sm per SM), none longer
-    // than max_slice_cols, none shorter than a quantum.
-    const std::int64_t quanta = (l.cols_pad + T::slice_quantum - 1) / T::slice_quantum;
+    // Slices: enough blocks to fill the GPU once (blocks_per_sm per SM).
     const std::int64_t want = std::max<std::int64_t>(1, (static_cast<std::int64_t>(T::blocks_per_sm) * std::max(sm_count, 1) + l.bands - 1) / l.bands);
-    std::int64_t slices = std::max<std::int64_t>(want, (l.cols_pad + T::max_slice_cols - 1) / T::max_slice_cols);
-    slices = std::min(slices, quanta);
-    const std::int64_t per = (quanta + slices - 1) / slices;  // quanta per slice
-    l.slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
-    l.slices = static_cast<int>((l.cols_pad + l.slice_cols - 1) / l.slice_cols);
+    const split_slicing cut = split_slicing::of(l.cols_pad, want);
+    l.slices = cut.slices;
+    l.slice_cols = cut.slice_cols;
     return l;
   }
 };
@@ -813,23 +827,18 @@ struct split_wide_config {
 };
 inline split_wide_config split_wide_of(const split_layout& l, const quant::format_spec& spec, int sm_count, int smem_per_sm,
                                        int smem_per_block) {
-  using T = gemv_split_traits;
   split_wide_config c;
   if (sm_count < 1 || l.bands < 1 || l.bands > sm_count) return c;
-  const std::int64_t quanta = (l.cols_pad + T::slice_quantum - 1) / T::slice_quantum;
-  const std::int64_t fewest = (l.cols_pad + T::max_slice_cols - 1) / T::max_slice_cols;
-  std::int64_t slices = std::max(fewest, std::min<std::int64_t>(sm_count / l.bands, quanta));
-  const std::int64_t per = (quanta + slices - 1) / slices;
-  const int slice_cols = static_cast<int>(std::min<std::int64_t>(per * T::slice_quantum, l.cols_pad));
-  slices = (l.cols_pad + slice_cols - 1) / slice_cols;
-  if (slices * l.bands > sm_count || slices > l.slices) return c;
+  const split_slicing cut = split_slicing::of(l.cols_pad, sm_count / l.bands);  // one block an SM
+  const int slices = cut.slices, slice_cols = cut.slice_cols;
+  if (static_cast<std::int64_t>(slices) * l.bands > sm_count || slices > l.slices) return c;
   const int need = split_smem::of(spec.bits, 2, slice_cols, split_slice_groups(group_shift_of(spec), slice_cols), !spec.symmetric).bytes;
   // Over half an SM's shared memory (less the 1 KB the driver reserves a block), so that the
   // next call's block of this kernel cannot sit beside this one whatever the register count
   // (a smaller kernel's block still can).
   const int smem = std::max(need, smem_per_sm / 2 + 1024);
   if (smem > smem_per_block) return c;
-  c.slices = static_cast<int>(slices);
+  c.slices = slices;
   c.slice_cols = slice_cols;
   c.smem = smem;
   return c;
@@ -885,11 +894,12 @@ void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t 
   detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
   const detail::split_wide_config wide = M > 8 ? detail::split_wide(w) : detail::split_wide_config{};
+  const detail::split_args wide_args = wide.slices > 0 ? detail::split_make_args(w, wide.slice_cols, wide.slices) : detail::split_args{};
   detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
                            [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
                              if constexpr (NT == 2) {
                                if (wide.slices > 0) {
-                                 detail::split_args aw = detail::split_make_args(w, wide.slice_cols, wide.slices);
+                                 detail::split_args aw = wide_args;  // the chunk's tokens below
                                  aw.m = a.m;
                                  detail::split_launch<Bits, NT, Asym, TY, true>(aw, xc, yc, l.bands, stream, pdl, wide.smem);
                                  return;
