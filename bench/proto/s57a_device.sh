@@ -1,5 +1,5 @@
 #!/bin/bash
-# The next stop's first device call (written in stop 56, which had no device: none was lent), in order of need:
+# Stop 56's device call (run once, call a: bench/results/cuda_gemv_split_pair_h100_20261207_s56.md), in order of need:
 #   1. stop 55's pair probe (bench/proto/pair_s55.cu; read its "clusters resident" first: 64 clusters of 2 must fit);
 #   2. the pair patch's tests (bench/proto/split_pair_s56.patch: the split kernel's 16-token calls in clusters of 1 or
 #      2 blocks holding two slices each, for symmetric codes with 2 or 4 wide slices);
@@ -13,7 +13,8 @@
 #      on Qwen2.5-0.5B's and small square shapes, w4g128s (`cuda_gemv --split`, both tables), to rule.txt;
 #   7. memcheck and racecheck over the full-size pair check alone (QMR_GEMV_TEST_PAIR_ONLY=1: 8192 x 8192 and
 #      6912 x 4096; last, as it may be slow: the call's 600 s limit keeps what came before).
-# Binaries in /tmp/s57, built on the CPU machine and packed as gpu_carry/s57.tgz by bench/proto/s57_build.sh.
+# Binaries in /tmp/s57, built on the CPU machine and packed as gpu_carry/s57.tgz by bench/proto/s57_build.sh at
+# 767627e (removed when split_pair landed; it built the probes, HEAD's cuda_gemv and the patched tests and cuda_gemv).
 F=/tmp/s57
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"

@@ -1,4 +1,4 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Matrices sharing one workspace, called back to back, give bit for bit their outputs over workspaces of their own; a used shared workspace refuses a matrix that needs more. Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16; 9-16 tokens in split_wide's configuration where it applies, and for symmetric codes in split_pair's, clusters of 1 and of 2 blocks), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Matrices sharing one workspace, called back to back, give bit for bit their outputs over workspaces of their own; a used shared workspace refuses a matrix that needs more. split_pair against split_wide bit for bit at 14336 x 4096 and 12288 x 2048 (QMR_GEMV_TEST_PAIR_ONLY=1: that alone; QMR_GEMV_TEST_QUICK=1 skips it). Exits 77 (skip) without a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -35,6 +35,7 @@ constexpr int batches_n = static_cast<int>(sizeof(batches) / sizeof(batches[0]))
 struct stats {
   int runs = 0;
   int wide = 0, narrow = 0;  // shapes whose 9-16-token calls ran split_wide's configuration, and the layout's
+  int pair[3] = {0, 0, 0};   // of the wide ones, those that ran split_pair's, by blocks a cluster (1 or 2)
   double worst = 0.0;      // max |err| / tol
   double worst_rms = 0.0;  // max over runs of ||y - ref|| / ||Σ|w·x|||
 };
@@ -77,7 +78,17 @@ void check_shape(const quant::format_spec& spec, std::int64_t rows, std::int64_t
   const quant::qtensor q = random_qtensor(spec, rows, cols, r);
   const quant::qtensor_view w = q.view();
   const qmr::cuda::device_split dw = qmr::cuda::upload_split(w, nullptr);
-  ++(qmr::cuda::detail::split_wide(dw).slices > 0 ? st.wide : st.narrow);
+  // The configurations upload_split stored (gemv_split's at 9-16 tokens) are the rules' on this device.
+  const qmr::cuda::detail::split_wide_config& wide = dw.wide;
+  const qmr::cuda::detail::split_pair_config& pair = dw.pair;
+  const qmr::cuda::detail::split_wide_config wide_now = qmr::cuda::detail::split_wide(dw);
+  const qmr::cuda::detail::split_pair_config pair_now = qmr::cuda::detail::split_pair(dw, wide_now);
+  CHECK(wide.slices == wide_now.slices && wide.slice_cols == wide_now.slice_cols && wide.smem == wide_now.smem && pair.bands == pair_now.bands &&
+            pair.clusters == pair_now.clusters && pair.smem == pair_now.smem,
+        "split %s [%lld, %lld]: upload_split stored other 9-16-token configurations than split_wide and split_pair give", spec.str().c_str(),
+        static_cast<long long>(rows), static_cast<long long>(cols));
+  ++(wide.slices > 0 ? st.wide : st.narrow);
+  if (pair.bands > 0) ++st.pair[pair.clusters];
   std::vector<f16> xa(static_cast<std::size_t>(max_m * cols));
   std::vector<float> xf(xa.size());
   for (std::size_t i = 0; i < xa.size(); ++i) {
@@ -102,6 +113,92 @@ bool throws(F&& f) {
   return false;
 }
 
+// split_pair's kernel against split_wide's on one uploaded symmetric matrix at 16 tokens, f32 and f16 outputs: the
+// same bits (the same sums added in the same order), mostly finite and nonzero, and gemv_split (which takes the pair
+// configuration at 16 tokens) gives them too.
+template <int Bits>
+void pair_matches_wide(const qmr::cuda::device_split& dw, const qmr::cuda::detail::split_wide_config& wide,
+                       const qmr::cuda::detail::split_pair_config& pair, const qmr::cuda::device_buffer& dx, const std::string& what) {
+  namespace qc = qmr::cuda;
+  namespace qd = qmr::cuda::detail;
+  const std::int64_t rows = dw.rows();
+  qd::split_args a = qd::split_make_args(dw, wide.slice_cols, wide.slices);
+  a.m = 16;
+  const auto* x = dx.as<const __half>();
+  const auto compare = [&]<class TY>(const char* ty) {
+    qc::device_buffer dy(static_cast<std::size_t>(16 * rows) * sizeof(TY));  // [16, rows]
+    const auto run = [&](auto&& launch) {
+      QMR_CUDA_CHECK(cudaMemset(dy.data(), 0xff, dy.size()));  // poison: NaN in both output types
+      launch();
+      QMR_CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<TY> y(static_cast<std::size_t>(16 * rows));
+      QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
+      return y;
+    };
+    TY* y = dy.as<TY>();
+    const std::vector<TY> by_wide = run([&] { qd::split_launch<Bits, 2, false, TY, true>(a, x, y, dw.l.bands, nullptr, false, wide.smem); });
+    const std::vector<TY> by_pair = run([&] { qd::split_launch<Bits, 2, false, TY, true, 2>(a, x, y, pair.bands, nullptr, false, pair.smem); });
+    const std::vector<TY> by_call = run([&] { qc::gemv_split(dw, dx.as<const f16>(), y, 16, nullptr); });
+    int finite = 0;
+    for (const TY& v : by_wide) {
+      const float f = qmr::to_float(v);
+      finite += std::isfinite(f) && std::fabs(f) > 1e-3f ? 1 : 0;
+    }
+    const std::size_t bytes = by_wide.size() * sizeof(TY);
+    CHECK(finite > static_cast<int>(by_wide.size() * 9 / 10), "split_pair %s -> %s: only %d of %zu wide outputs finite and nonzero", what.c_str(), ty,
+          finite, by_wide.size());
+    CHECK(std::memcmp(by_wide.data(), by_pair.data(), bytes) == 0, "split_pair %s -> %s (%d bands, clusters of %d): not split_wide's bits",
+          what.c_str(), ty, pair.bands, pair.clusters);
+    CHECK(std::memcmp(by_pair.data(), by_call.data(), bytes) == 0, "split_pair %s -> %s: gemv_split at 16 tokens is not the pair kernel",
+          what.c_str(), ty);
+    std::printf("split_pair %-9s -> %s: %d bands, clusters of %d, %d B: %s\n", what.c_str(), ty, pair.bands, pair.clusters, pair.smem,
+                std::memcmp(by_wide.data(), by_pair.data(), bytes) == 0 ? "the wide kernel's bits" : "DIFFERS");
+  };
+  compare.template operator()<float>("f32");
+  compare.template operator()<f16>("f16");
+}
+
+// split_pair at the sizes it is for, which main's shape loop does not reach (x in two staging
+// rounds, 16 groups a slice, 96-112 bands on a 132-SM GPU): its outputs are bit for bit
+// split_wide's (the same sums in the same order) on 14336 x 4096 (2 slices of 2048) and
+// 12288 x 2048 (2 of 1024), and, where split_pair_max_clusters allows clusters of 2, on
+// 8192 x 8192 and 6912 x 4096 (4 slices); 16 tokens, f16 and f32 outputs, 2-, 4- and 8-bit codes.
+void check_pair_full_size() {
+  namespace qc = qmr::cuda;
+  namespace qd = qmr::cuda::detail;
+  rng r5{17};
+  int pair_cases = 0, sm_count = 0;
+  for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{14336, 4096}, std::pair<std::int64_t, std::int64_t>{12288, 2048},
+                                   std::pair<std::int64_t, std::int64_t>{8192, 8192}, std::pair<std::int64_t, std::int64_t>{6912, 4096}})
+    for (const quant::format_spec spec : {quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(2, 64, true),
+                                          quant::format_spec::quantized(8, 128, true)}) {
+      const quant::qtensor q = random_qtensor(spec, rows, cols, r5);
+      const qc::device_split dw = qc::upload_split(q.view(), nullptr);
+      sm_count = dw.sm_count;
+      const qd::split_wide_config& wide = dw.wide;
+      const qd::split_pair_config& pair = dw.pair;
+      if (pair.bands == 0) {  // another GPU (not 132 SMs with clusters): nothing to compare
+        std::printf("split_pair %s [%lld, %lld]: no pair configuration here (%d wide slices)\n", spec.str().c_str(),
+                    static_cast<long long>(rows), static_cast<long long>(cols), wide.slices);
+        continue;
+      }
+      std::vector<f16> xh(static_cast<std::size_t>(16 * cols));
+      for (auto& v : xh) v = qmr::to_f16(r5.uniform(-1.0f, 1.0f));
+      qc::device_buffer dx(xh.size() * sizeof(f16));
+      QMR_CUDA_CHECK(cudaMemcpy(dx.data(), xh.data(), dx.size(), cudaMemcpyHostToDevice));
+      const std::string what = spec.str() + " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+      switch (spec.bits) {
+        case 2: pair_matches_wide<2>(dw, wide, pair, dx, what); break;
+        case 4: pair_matches_wide<4>(dw, wide, pair, dx, what); break;
+        case 8: pair_matches_wide<8>(dw, wide, pair, dx, what); break;
+      }
+      ++pair_cases;
+    }
+  // 112-167 SMs (H100, H200) give 14336 x 4096 two wide slices: the pair kernel must have run.
+  CHECK(pair_cases > 0 || sm_count < 112 || sm_count > 167, "split_pair ran no full-size case on %d SMs", sm_count);
+  std::printf("split_pair against split_wide at full size: %d cases\n", pair_cases);
+}
+
 // split_takes names both kernels on the dispatch cases' shapes: the split kernel for long
 // rows at 16 tokens and for a large matrix at 1 token, the tiled one for short rows and
 // for long rows of a small matrix at 3 tokens.
@@ -124,10 +221,18 @@ int main() {
     // 9-16-token calls keep the layout's configuration (split_wide does not apply).
     const std::int64_t row_counts[] = {1, 67, 203, 9000, 40000};
     // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), two slice quanta, Qwen's 896 and
-    // 4864 (several slices at 9000 rows), 7 and 8 slices of one quantum, a long row (many
-    // slices of one band).
-    const std::int64_t col_counts[] = {16, 48, 160, 320, 512, 896, 1792, 2048, 4864, 16384};
+    // 4864 (several slices at 9000 rows), 4 slice quanta (1024: split_pair's clusters of 2 for
+    // every group size), 7 and 8 slices of one quantum, a long row (many slices of one band).
+    const std::int64_t col_counts[] = {16, 48, 160, 320, 512, 896, 1024, 1792, 2048, 4864, 16384};
     const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
+    if (std::getenv("QMR_GEMV_TEST_PAIR_ONLY") != nullptr) {  // split_pair at full size alone (for the sanitizers)
+      check_pair_full_size();
+      if (failures) std::fprintf(stderr, "%d failures\n", failures);
+      return failures ? 1 : 0;
+    }
+    int device = 0, clusters = 0;
+    QMR_CUDA_CHECK(cudaGetDevice(&device));
+    QMR_CUDA_CHECK(cudaDeviceGetAttribute(&clusters, cudaDevAttrClusterLaunch, device));
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 64, 128, 256, quant::per_channel})
         for (bool symmetric : {true, false}) {
@@ -148,12 +253,23 @@ int main() {
               check_shape(spec, rows, cols, r, pool, st);
             }
           }
-          std::printf("%-8s %s: %d shapes (%d wide at 9-16 tokens), %d runs, worst error %.3f of the bound, worst ||err||/||sum|wx||| %.2e\n",
-                      spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.wide, st.runs, st.worst,
-                      st.worst_rms);
+          std::printf("%-8s %s: %d shapes (%d wide at 9-16 tokens, %d + %d of them pairs in clusters of 1 + 2), %d runs, worst error %.3f of "
+                      "the bound, worst ||err||/||sum|wx||| %.2e\n",
+                      spec.str().c_str(), failures == failures_before ? "ok  " : "FAIL", n_shapes, st.wide, st.pair[1], st.pair[2], st.runs,
+                      st.worst, st.worst_rms);
+          // The pair kernel takes symmetric formats' 2-slice wide configurations (and 4-slice ones in clusters of 2 where
+          // split_pair_max_clusters allows and the GPU has clusters); the shapes include both (67 x 512: 2 slices;
+          // 67 x 1024: 4).
+          if (symmetric && !quick)
+            CHECK(st.pair[1] > 0 && (st.pair[2] > 0) == (clusters && qmr::cuda::detail::split_pair_max_clusters >= 2),
+                  "%s: the pair kernel ran %d shapes in clusters of 1 and %d of 2", spec.str().c_str(), st.pair[1], st.pair[2]);
+          if (!symmetric) CHECK(st.pair[1] + st.pair[2] == 0, "%s: the pair kernel took an asymmetric format", spec.str().c_str());
           CHECK(st.wide > 0 && st.narrow > 0, "%s: the shapes ran only one 16-token configuration (%d wide, %d not)", spec.str().c_str(),
                 st.wide, st.narrow);
         }
+
+    // split_pair at the sizes it is for (left to QMR_GEMV_TEST_PAIR_ONLY runs in quick mode).
+    if (!quick) check_pair_full_size();
 
     // gemv()'s choice: over an upload with lane and/or split copies it must give, bit for
     // bit, the output of the kernel the rule names (lanes at M = 1 where present, else

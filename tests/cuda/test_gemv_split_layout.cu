@@ -94,7 +94,26 @@ constexpr int h100_smem_sm = 233472, h100_smem_block = 232448;
 // bands blocks at most one an SM), slices of 256-multiples (or the whole row) of at most 2048 columns covering the row,
 // no more slices than the layout's workspace holds, and shared memory that fits a block, holds the kernel's, and is over
 // half an SM's; where it does not, a reason.
-void check_wide(const qc::split_layout& l, const quant::format_spec& spec, int sms, const std::string& what, int& n_wide) {
+// split_pair_of, for a layout with a wide configuration c: it applies exactly to symmetric codes with 2 or 4 wide
+// slices; then bands of 8 row tiles cover the rows, clusters are half the slices, blocks fit one wave, and its shared
+// memory holds the kernel's (x of two slices and the warps' sums) and is at least the wide kernel's, within a block.
+void check_pair(const qc::split_layout& l, const quant::format_spec& spec, const qd::split_wide_config& c, int sms, const std::string& what,
+                int (&n_pair)[3]) {
+  const qd::split_pair_config p = qd::split_pair_of(l, spec, c, sms, h100_smem_block);
+  const int need = qd::split_smem::of(spec.bits, 2, c.slice_cols, qc::split_slice_groups(qc::group_shift_of(spec), c.slice_cols), false, 2).bytes;
+  const bool takes = spec.symmetric && (c.slices == 2 || c.slices == 4) && c.slices / 2 <= qd::split_pair_max_clusters && need <= h100_smem_block;
+  CHECK((p.bands > 0) == takes, "%s pair: %d bands, expected %s (%d wide slices)", what.c_str(), p.bands, takes ? "some" : "none", c.slices);
+  if (p.bands == 0) return;
+  ++n_pair[p.clusters];
+  CHECK(p.clusters == c.slices / 2 && static_cast<std::int64_t>(p.bands) * 8 * 16 >= l.rows_pad &&
+            static_cast<std::int64_t>(p.bands - 1) * 8 * 16 < l.rows_pad && p.bands * p.clusters <= sms,
+        "%s pair: %d bands of 128 rows in clusters of %d on %d SMs (%lld padded rows)", what.c_str(), p.bands, p.clusters, sms,
+        static_cast<long long>(l.rows_pad));
+  CHECK(p.smem >= need && p.smem >= c.smem && p.smem <= h100_smem_block, "%s pair: %d B of shared memory (the kernel's %d, wide %d)",
+        what.c_str(), p.smem, need, c.smem);
+}
+
+void check_wide(const qc::split_layout& l, const quant::format_spec& spec, int sms, const std::string& what, int& n_wide, int (&n_pair)[3]) {
   const qd::split_wide_config c = qd::split_wide_of(l, spec, sms, h100_smem_sm, h100_smem_block);
   const std::int64_t fewest = (l.cols_pad + qc::gemv_split_traits::max_slice_cols - 1) / qc::gemv_split_traits::max_slice_cols;
   if (c.slices == 0) {
@@ -112,6 +131,7 @@ void check_wide(const qc::split_layout& l, const quant::format_spec& spec, int s
   const int need = qd::split_smem::of(spec.bits, 2, c.slice_cols, qc::split_slice_groups(qc::group_shift_of(spec), c.slice_cols), !spec.symmetric).bytes;
   CHECK(c.smem >= need && c.smem > h100_smem_sm / 2 && c.smem <= h100_smem_block, "%s wide: %d B of shared memory (the kernel's %d)",
         what.c_str(), c.smem, need);
+  check_pair(l, spec, c, sms, what, n_pair);
 }
 
 }  // namespace
@@ -153,6 +173,35 @@ int main() {
   CHECK(wide_long.slices == 8 && wide_long.slice_cols == 1792, "4096 x 14336 wide: %d slices of %d", wide_long.slices, wide_long.slice_cols);
   CHECK(qd::split_wide_of(qc::split_layout::of(4, 151936, 896, 7, false, 132), w4, 132, h100_smem_sm, h100_smem_block).slices == 0,
         "151936 x 896: a wide configuration of 594 bands on 132 SMs");
+  // split_pair's configuration of them: 8192 x 8192 (4 wide slices) in 64 bands of 128 rows, clusters of 2 (128
+  // blocks) if split_pair_max_clusters allows them, else none; 14336 x 4096 (2 wide slices of 2048) in 112 bands,
+  // clusters of 1; 4096 x 14336 (8 slices) and the asymmetric w4g128 none.
+  const qd::split_pair_config pair_big = qd::split_pair_of(big, w4, wide_big, 132, h100_smem_block);
+  if (qd::split_pair_max_clusters >= 2)
+    CHECK(pair_big.bands == 64 && pair_big.clusters == 2 && pair_big.smem > wide_big.smem, "8192 x 8192 pair: %d bands, clusters of %d, %d B",
+          pair_big.bands, pair_big.clusters, pair_big.smem);
+  else
+    CHECK(pair_big.bands == 0, "8192 x 8192: a pair configuration in clusters of %d, over split_pair_max_clusters", pair_big.clusters);
+  const qc::split_layout tall = qc::split_layout::of(4, 14336, 4096, 32, false, 132);
+  const qd::split_wide_config wide_tall = qd::split_wide_of(tall, w4, 132, h100_smem_sm, h100_smem_block);
+  const qd::split_pair_config pair_tall = qd::split_pair_of(tall, w4, wide_tall, 132, h100_smem_block);
+  CHECK(wide_tall.slices == 2 && pair_tall.bands == 112 && pair_tall.clusters == 1, "14336 x 4096 pair: %d wide slices, %d bands, clusters of %d",
+        wide_tall.slices, pair_tall.bands, pair_tall.clusters);
+  CHECK(qd::split_pair_of(qc::split_layout::of(4, 4096, 14336, 112, false, 132), w4, wide_long, 132, h100_smem_block).bands == 0,
+        "4096 x 14336: a pair configuration of 8 slices");
+  const quant::format_spec w4a = quant::format_spec::quantized(4, 128, false);
+  const qc::split_layout big_a = qc::split_layout::of(4, 8192, 8192, 64, true, 132);
+  CHECK(qd::split_pair_of(big_a, w4a, qd::split_wide_of(big_a, w4a, 132, h100_smem_sm, h100_smem_block), 132, h100_smem_block).bands == 0,
+        "8192 x 8192 w4g128 (zero points): a pair configuration");
+  // The GPU test's shapes of both cluster sizes (tests/cuda/test_gemv_split.cu counts on them): 67 x 512 (2 slices of
+  // 256) and 67 x 896 (4 slices of 256, the last 128), one band.
+  for (const auto& [cols, clusters] : {std::pair<std::int64_t, int>{512, 1}, std::pair<std::int64_t, int>{896, 2}}) {
+    const qc::split_layout small = qc::split_layout::of(4, 67, cols, cols / 128, false, 132);
+    const qd::split_pair_config ps = qd::split_pair_of(small, w4, qd::split_wide_of(small, w4, 132, h100_smem_sm, h100_smem_block), 132, h100_smem_block);
+    const bool allowed = clusters <= qd::split_pair_max_clusters;
+    CHECK(ps.bands == (allowed ? 1 : 0) && (!allowed || ps.clusters == clusters), "67 x %lld pair: %d bands, clusters of %d (expected %s)",
+          static_cast<long long>(cols), ps.bands, ps.clusters, allowed ? "1 band" : "none");
+  }
   // A Jetson Orin's 16 SMs (164 KB an SM, 163 KB a block): 8192 x 8192 has 32 bands, more than SMs: none.
   CHECK(qd::split_wide_of(qc::split_layout::of(4, 8192, 8192, 64, false, 16), w4, 16, 167936, 166912).slices == 0,
         "8192 x 8192 on 16 SMs: a wide configuration over one wave");
@@ -162,7 +211,7 @@ int main() {
   CHECK(head.slices == 1 && head.slice_cols == 896, "151936 x 896: %d slices of %d (one expected)", head.slices, head.slice_cols);
   // Every layout of the issue's and Qwen's shapes (and ragged ones) on H100 PCIe (114 SMs) and
   // H100 SXM / H200 (132): slices cover the columns in 256-multiples and a block's shared memory fits sm_90's.
-  int n_layouts = 0, n_wide = 0;
+  int n_layouts = 0, n_wide = 0, n_pair[3] = {0, 0, 0};
   for (int sms : {114, 132})
     for (int bits : {2, 3, 4, 8})
       for (int group : {32, 128, 256, quant::per_channel})
@@ -186,7 +235,7 @@ int main() {
               const int sg = qc::split_slice_groups(shift, l.slice_cols);
               CHECK(qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes <= 227 * 1024,
                     "%s: %d bytes of shared memory a block", what.c_str(), qd::split_smem::of(bits, 2, l.slice_cols, sg, asym).bytes);
-              check_wide(l, quant::format_spec::quantized(bits, group, !asym), sms, what, n_wide);
+              check_wide(l, quant::format_spec::quantized(bits, group, !asym), sms, what, n_wide, n_pair);
             }
   // gemv()'s rule (split_takes): once it takes the split kernel at M tokens it takes it
   // at every larger M up to 16 (more tokens only favour the split kernel in the
@@ -207,7 +256,7 @@ int main() {
       }
   // The H100's choices (graph time with PDL, bench/results/cuda_gemv_split_dispatch_h100_20261206_s42.md).
   CHECK(qc::split_takes(4, 8192, 8192, 2) && qc::split_takes(2, 14336, 4096, 1) && qc::split_takes(3, 8960, 1536, 1) &&
-            qc::split_takes(8, 8192, 8192, 16) && qc::split_takes(4, 896, 4864, 12) && qc::split_takes(3, 896, 4864, 2),
+            qc::split_takes(8, 8192, 8192, 16) && qc::split_takes(4, 896, 4864, 12) && qc::split_takes(4, 896, 4864, 9) && qc::split_takes(3, 896, 4864, 2),
         "split_takes leaves a shape where the split kernel was faster");
   CHECK(qc::split_takes(8, 1536, 8960, 2) && qc::split_takes(8, 8960, 1536, 2) && qc::split_takes(8, 4096, 4096, 8) &&
             qc::split_takes(8, 14336, 4096, 8) && qc::split_takes(8, 4096, 14336, 2),
@@ -217,6 +266,9 @@ int main() {
             !qc::split_takes(8, 14336, 4096, 4),
         "split_takes takes a shape where the tiled kernel was faster");
   std::printf("split_takes: %d shapes x 4 bit widths checked\n", n_rules / 4);
-  std::printf("%s: %d shapes, %d layouts (%d with a wide configuration), %d failures\n", failures ? "FAIL" : "ok", n, n_layouts, n_wide, failures);
+  CHECK(n_pair[1] > 0 && (n_pair[2] > 0) == (qd::split_pair_max_clusters >= 2), "pair configurations: %d in clusters of 1, %d of 2", n_pair[1],
+        n_pair[2]);
+  std::printf("%s: %d shapes, %d layouts (%d with a wide configuration, %d + %d pairs in clusters of 1 + 2), %d failures\n",
+              failures ? "FAIL" : "ok", n, n_layouts, n_wide, n_pair[1], n_pair[2], failures);
   return failures ? 1 : 0;
 }

@@ -129,15 +129,17 @@ inline bool split_supported(const quant::format_spec& spec) {
 //    (4096 x 14336: 8-13% faster at 2-4 tokens), where the tiled kernel under-fills
 //    the GPU; below 8 tokens the tiled kernel wins by 0-5% on 8192 x 8192, 14336 x 4096
 //    and 4096 x 4096;
-//  - smaller matrices (Qwen2.5-0.5B's): rows of split_min_cols or more at 12 tokens
-//    or more (896 x 4864: 9.8 against 11.5 us at M = 12), and from 2 tokens for 3-bit
-//    codes (7-16% faster on 896 x 4864 at 2-8 tokens); the tiled kernel below that
-//    (2048 x 2048 and 4864 x 896 at every M).
+//  - smaller matrices (Qwen2.5-0.5B's): rows of split_min_cols or more from 9 tokens,
+//    where split_wide runs (896 x 4864 w4g128s: 8.2-9.2 against 11.5-11.7 us at M = 9-16,
+//    stop 56, bench/results/cuda_gemv_split_pair_h100_20261207_s56.md; 9.8 against 11.5 at
+//    M = 12 before split_wide), and from 2 tokens for 3-bit codes (7-16% faster on 896 x
+//    4864 at 2-8 tokens); the tiled kernel below that (4864 x 896 at every M; 2048 x 2048
+//    too, though the split kernel was 3-10% faster there at 9-16 tokens in stop 56).
 // Measured on one card: other GPUs (sm_87 Jetson) may draw the line elsewhere.
 inline bool split_takes(int bits, std::int64_t rows, std::int64_t cols, int M) {
   if (M < 1 || M > gemv_split_traits::max_batch) return false;
   const std::int64_t elements = rows * cols;
-  if (elements < split_min_elements) return cols >= split_min_cols && (M >= 12 || (bits == 3 && M >= 2));
+  if (elements < split_min_elements) return cols >= split_min_cols && (M >= 9 || (bits == 3 && M >= 2));
   if (bits < 8) return true;
   return std::min(rows, cols) <= split_thin_rows || M >= 8 || cols >= 2 * rows;
 }
@@ -281,6 +283,16 @@ class split_workspace {
   bool fixed_ = false;
 };
 
+namespace detail {
+// The 9-16-token configurations (split_wide_of and split_pair_of say what they are).
+struct split_wide_config {
+  int slices = 0, slice_cols = 0, smem = 0;
+};
+struct split_pair_config {
+  int bands = 0, clusters = 0, smem = 0;
+};
+}  // namespace detail
+
 // A quantized matrix in the split layout on the device, with the workspace of its slice
 // sums when it has more than one slice (its own, or one shared with other matrices: see
 // split_workspace). One GEMV at a time per workspace: calls on one stream are ordered.
@@ -291,6 +303,11 @@ struct device_split {
   device_buffer data;
   std::shared_ptr<split_workspace> ws;  // slices > 1 only
   int sm_count = 0;
+  // Its 9-16-token configurations on the device it was uploaded to, found once at upload
+  // (device attributes and, for clusters, an occupancy query: not repeated per GEMV, nor run
+  // inside a graph capture).
+  detail::split_wide_config wide;
+  detail::split_pair_config pair;
   std::int64_t rows() const { return layout.rows; }
   std::int64_t cols() const { return layout.cols; }
   std::int64_t weight_bytes() const { return layout.total_bytes(); }
@@ -301,6 +318,13 @@ struct device_split {
   std::int64_t workspace_sums() const { return l.slices > 1 ? static_cast<std::int64_t>(l.slices) * gemv_split_traits::max_batch * l.rows_pad : 0; }
   std::int64_t workspace_counters() const { return l.slices > 1 ? l.row_tiles : 0; }
 };
+
+#ifdef __CUDACC__
+namespace detail {
+inline split_wide_config split_wide(const device_split& w);
+inline split_pair_config split_pair(const device_split& w, const split_wide_config& wide);
+}  // namespace detail
+#endif
 
 // Copies a host quantized matrix to the device in the split layout and waits for the copy.
 // With `shared`, its slice sums go to that workspace (grown if needed, unless a GEMV has
@@ -322,6 +346,10 @@ inline device_split upload_split(const quant::qtensor_view& w, cudaStream_t stre
   d.layout = ql;
   d.sm_count = sm_count;
   d.l = split_layout::of(w.spec.bits, ql.rows, ql.cols, ql.n_groups, !w.spec.symmetric, sm_count);
+#ifdef __CUDACC__
+  d.wide = detail::split_wide(d);
+  d.pair = detail::split_pair(d, d.wide);
+#endif
   const std::vector<qstd::uint32_t> packed = detail::split_repack(w, d.l);
   d.data = device_buffer(static_cast<std::size_t>(d.l.bytes));
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), packed.data(), d.data.size(), cudaMemcpyHostToDevice, stream));
@@ -345,6 +373,8 @@ inline device_split clone(const device_split& w, cudaStream_t stream) {
   d.data = device_buffer(w.data.size());
   QMR_CUDA_CHECK(cudaMemcpyAsync(d.data.data(), w.data.data(), w.data.size(), cudaMemcpyDeviceToDevice, stream));
   d.ws = w.ws;
+  d.wide = w.wide;
+  d.pair = w.pair;
   return d;
 }
 
@@ -386,20 +416,23 @@ QMR_DEVICE __forceinline__ float2 split_half2_float2(qstd::uint32_t v) {
 // Shared memory of a block, byte offsets: x f16 [8 NT][slice_cols + 8] at 0, then the load
 // ring uint4 [warps][ring][32 lanes] (3-bit: then the high planes uint2 [warps][ring][32]),
 // then per warp its tile's scale pairs u32 [warps][slice_groups][8], then (asymmetric) the
-// zero-factor pairs, the same shape, and Σx f32 [8 NT][slice_groups]; `bytes` in all. The
-// launch sizes it and the kernel lays it out so.
+// zero-factor pairs, the same shape, and Σx f32 [8 NT][slice_groups]; with `parts` 2 (the
+// pair kernel: a block holds two slices, x staged for both), x is [8 NT][2 slice_cols + 8]
+// and the warps' sums f32 [warps][32 lanes][8] follow; `bytes` in all. The launch sizes it
+// and the kernel lays it out so.
 QMR_HOST_DEVICE constexpr int split_x_stride(int slice_cols) { return slice_cols + 8; }
 struct split_smem {
-  int ring = 0, ring_hi = 0, scale = 0, zero = 0, xsum = 0, bytes = 0;
-  QMR_HOST_DEVICE static constexpr split_smem of(int bits, int nt, int slice_cols, int slice_groups, bool asym) {
+  int ring = 0, ring_hi = 0, scale = 0, zero = 0, xsum = 0, sums = 0, bytes = 0;
+  QMR_HOST_DEVICE static constexpr split_smem of(int bits, int nt, int slice_cols, int slice_groups, bool asym, int parts = 1) {
     constexpr int W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
     split_smem m;
-    m.ring = 8 * nt * split_x_stride(slice_cols) * 2;
+    m.ring = 8 * nt * split_x_stride(parts * slice_cols) * 2;
     m.ring_hi = m.ring + W * R * 512;
     m.scale = m.ring_hi + (bits == 3 ? W * R * 256 : 0);
     m.zero = m.scale + W * slice_groups * 32;
     m.xsum = m.zero + (asym ? W * slice_groups * 32 : 0);
-    m.bytes = m.xsum + (asym ? 8 * nt * slice_groups * 4 : 0);
+    m.sums = m.xsum + (asym ? 8 * nt * slice_groups * 4 : 0);
+    m.bytes = m.sums + (parts == 2 ? W * 32 * 8 * 4 : 0);
     return m;
   }
 };
@@ -627,26 +660,110 @@ QMR_DEVICE __forceinline__ void split_finish(const split_args& a, const float (&
   if (lane == 0) a.counters[tile] = 0u;  // ready for the next call (ordered after it by the stream)
 }
 
+// Thread-block clusters (sm_90; a grid launched without them is one of 1-block clusters, so
+// these work there too): a barrier over every thread of the cluster that releases each
+// thread's earlier memory operations and acquires the others'; the block's rank along y;
+// two floats at a shared-memory address of the cluster's block of rank `rank`. Before sm_90
+// only 1-block clusters exist: a block barrier, rank 0 and the block's own shared memory.
+QMR_DEVICE __forceinline__ void split_cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+  __syncthreads();
+#endif
+}
+QMR_DEVICE __forceinline__ unsigned split_cluster_rank_y() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctaid.y;" : "=r"(r));
+  return r;
+#else
+  return 0u;
+#endif
+}
+QMR_DEVICE __forceinline__ float2 split_ld_cluster_f2(unsigned addr, unsigned rank) {
+  float2 v;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(addr), "r"(rank));
+  asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(remote) : "memory");
+#else
+  if (rank != 0u) __trap();  // a cluster of 2 in code built for an older GPU (split_pair launches none there): fail, not sum wrong
+  asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(addr) : "memory");
+#endif
+  return v;
+}
+
+// The pair kernel's tail (Parts 2: a block's warps hold two slices of 8 row tiles; a band's
+// a.slices slices are the a.slices / 2 blocks of a cluster along y): every warp puts its
+// sums in shared memory (`sums`, f32 [warps][32 lanes][8], acc[n][k] at 4 n + k of the
+// lane's 8); after a cluster barrier, the cluster's block of rank r adds the row tiles
+// r tiles .. of the band (tiles = 8 / blocks), two floats a thread at a time, over the
+// slices in slice order (block s / 2, part s % 2: the order of split_add_tile), reading its
+// peer's sums through DSMEM, and stores y; a second barrier keeps each block's shared memory
+// until its peer has read it. No workspace, counter or fence.
+template <class TY>
+QMR_DEVICE __forceinline__ void split_pair_finish(const split_args& a, const float (&acc)[2][4], int band, int warp, int lane, int tid,
+                                                  float unscale, float* sums, TY* y) {
+  constexpr int W = gemv_split_traits::block_warps, TPB = W / 2;  // row tiles a block
+  float* mine = sums + (warp * 32 + lane) * 8;
+  *reinterpret_cast<float4*>(mine) = make_float4(acc[0][0], acc[0][1], acc[0][2], acc[0][3]);
+  *reinterpret_cast<float4*>(mine + 4) = make_float4(acc[1][0], acc[1][1], acc[1][2], acc[1][3]);
+  split_cluster_sync();
+  const int blocks = a.slices / 2;  // the cluster's: 1 or 2
+  const unsigned rank = split_cluster_rank_y();
+  const int tiles = TPB / blocks;
+  for (int p = tid; p < tiles * 128; p += 32 * W) {  // float pairs: 128 a tile
+    const int ot = static_cast<int>(rank) * tiles + p / 128, e = 2 * (p % 128);
+    float2 sum = make_float2(0.0f, 0.0f);
+    for (int sl = 0; sl < a.slices; ++sl) {
+      const float2 v = split_ld_cluster_f2(split_smem_u32(sums + (ot + TPB * (sl & 1)) * 256 + e), static_cast<unsigned>(sl >> 1));
+      sum.x += v.x;
+      sum.y += v.y;
+    }
+    // e is lane l's accumulator j = e % 8 (n = j / 4, k = j % 4, even): row 16 tile + l / 4 +
+    // 8 (k / 2), tokens 8 n + 2 (l % 4) and the next.
+    const int l = e >> 3, j = e & 7;
+    const int row = 16 * (band * TPB + ot) + (l >> 2) + 8 * ((j & 3) >> 1), tok = 8 * (j >> 2) + 2 * (l & 3);
+    if (row < a.rows) {
+      if (tok < a.m) lanes_store(y + static_cast<std::size_t>(tok) * a.rows + row, sum.x * unscale);
+      if (tok + 1 < a.m) lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, sum.y * unscale);
+    }
+  }
+  split_cluster_sync();
+}
+
+// x's staging rounds in the pair kernel (16 tokens x 4096 columns: 16 vectors a thread, 8 in
+// registers at once with 2). In stop 55's probe (bench/proto/pair_s55.cu, clusters of 2, H100)
+// one round was 1-2% faster (17.18-17.28 against 17.38-17.65 us); 2 is what the tests and the
+// benchmark of this kernel ran (stop 56). nvcc hoists both rounds' loads anyway (128 registers).
+inline constexpr int split_pair_x_rounds = 2;
+
 // Wide: the 16-token configuration of split_wide (one block an SM, x staged by plain loads);
-// else the layout's (blocks_per_sm blocks an SM, x by cp.async).
-template <int Bits, int NT, bool Asym, class TY, bool Wide = false>
+// else the layout's (blocks_per_sm blocks an SM, x by cp.async). Parts 2 (with Wide, 16
+// tokens, symmetric): split_pair's configuration, two slices a block.
+template <int Bits, int NT, bool Asym, class TY, bool Wide = false, int Parts = 1>
 __global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : gemv_split_traits::blocks_per_sm)
     gemv_split_kernel(const split_args a, const __half* __restrict__ x, TY* __restrict__ y) {
+  static_assert(Parts == 1 || (Parts == 2 && Wide && NT == 2 && !Asym), "gemv_split_kernel: two slices a block only in the wide 16-token symmetric kernel");
   constexpr int W = gemv_split_traits::block_warps, R = gemv_split_traits::ring;
-  constexpr int LC = split_load_cols(Bits), TOK = 8 * NT;
+  constexpr int LC = split_load_cols(Bits), TOK = 8 * NT, TPB = W / Parts;  // TPB: row tiles a block
   extern __shared__ uint4 gemv_split_smem[];
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-  const int band = static_cast<int>(blockIdx.x), slice = static_cast<int>(blockIdx.y);
-  const int tile = band * W + warp;
+  const int band = static_cast<int>(blockIdx.x);
+  const int half = Parts == 1 ? 0 : warp / TPB;  // the warp's slice of the block's two
+  const int slice = Parts == 1 ? static_cast<int>(blockIdx.y) : Parts * static_cast<int>(blockIdx.y) + half;
+  const int tile = Parts == 1 ? band * W + warp : band * TPB + warp % TPB;
   const bool active = tile < a.rows_pad / 16;
   const int c0 = slice * a.slice_cols;                           // the slice's first column (of cols_pad)
   const int slen = min(a.slice_cols, a.loads * LC - c0);          // its columns
-  const int n_loads = active ? slen / LC : 0;
+  const int n_loads = active && (Parts == 1 || slen > 0) ? slen / LC : 0;
   const int l0 = c0 / LC;
+  const int xc0 = Parts == 1 ? c0 : Parts * static_cast<int>(blockIdx.y) * a.slice_cols;  // the block's first staged column
 
   // Shared memory as split_smem lays it out.
-  const int xstride = split_x_stride(a.slice_cols);  // f16 per staged token row
-  const split_smem sm = split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym);
+  const int xstride = split_x_stride(Parts * a.slice_cols);  // f16 per staged token row
+  const split_smem sm = split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym, Parts);
   unsigned char* smem_bytes = reinterpret_cast<unsigned char*>(gemv_split_smem);
   __half* xs = reinterpret_cast<__half*>(smem_bytes);                                                // [TOK][xstride]
   const unsigned ring_q = split_smem_u32(smem_bytes + sm.ring) + static_cast<unsigned>(warp * R * 512 + lane * 16);    // slot s: + 512 s
@@ -680,7 +797,7 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : g
   for (int i = 0; i < R - 1; ++i) issue(i, i);
   if (!Wide && active) split_stage_tile_scales<Asym>(a, tile, c0, sp, zp, lane);
   pdl_wait();
-  const int vec_per_row = a.slice_cols / 8;  // 16-byte vectors of a staged row
+  const int vec_per_row = Parts * a.slice_cols / 8;  // 16-byte vectors of a staged row
   if constexpr (Wide) {
     // x's slice by coherent 16-byte loads through registers (every load of a thread in flight
     // before its stores), zeros past M and past the columns: apart from the cp.async groups, so
@@ -689,19 +806,24 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : g
     // tokens, graph with PDL, one block an SM with rings of 18) the cp.async staging took 22.66 us
     // against 21.42; in HEAD's shape (two blocks an SM) plain loads took 18.10 against 18.79-18.95;
     // bench/results/cuda_gemv_split_wide_h100_20261207_s54.md.
-    constexpr int XV = (TOK * gemv_split_traits::max_slice_cols / 8 + 32 * W - 1) / (32 * W);  // vectors a thread at most
+    // The pair kernel stages its two slices' columns in split_pair_x_rounds rounds (fewer registers).
+    constexpr int XR = Parts == 1 ? 1 : split_pair_x_rounds;
+    constexpr int XV = ((TOK * Parts * gemv_split_traits::max_slice_cols / 8 + 32 * W - 1) / (32 * W) + XR - 1) / XR;  // vectors a thread a round
     const int n_vec = TOK * vec_per_row;
-    uint4 v[XV];  // [XV] 16-byte vectors of x, the thread's
 #pragma unroll
-    for (int k = 0; k < XV; ++k) {
-      const int e = tid + k * 32 * W, n = e / vec_per_row, col = c0 + 8 * (e % vec_per_row);
-      const bool in = e < n_vec && n < a.m && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
-      v[k] = in ? ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
-    }
+    for (int r = 0; r < XR; ++r) {
+      uint4 v[XV];  // [XV] 16-byte vectors of x, the thread's
 #pragma unroll
-    for (int k = 0; k < XV; ++k) {
-      const int e = tid + k * 32 * W;
-      if (e < n_vec) *reinterpret_cast<uint4*>(xs + (e / vec_per_row) * xstride + 8 * (e % vec_per_row)) = v[k];
+      for (int k = 0; k < XV; ++k) {
+        const int e = tid + (r * XV + k) * 32 * W, n = e / vec_per_row, col = xc0 + 8 * (e % vec_per_row);
+        const bool in = e < n_vec && n < a.m && col < a.cols;  // cols % 8 == 0: a vector is all in or all out
+        v[k] = in ? ld_produced(reinterpret_cast<const uint4*>(x + static_cast<std::size_t>(n) * a.cols + col)) : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int k = 0; k < XV; ++k) {
+        const int e = tid + (r * XV + k) * 32 * W;
+        if (e < n_vec) *reinterpret_cast<uint4*>(xs + (e / vec_per_row) * xstride + 8 * (e % vec_per_row)) = v[k];
+      }
     }
     cp_async_wait<R - 1>();  // the thread's scale copies (the oldest group); the barriers show them to the warp
     if constexpr (Asym) {
@@ -733,7 +855,8 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : g
   for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = part[n][i] = 0.0f;
-  const unsigned xs_lane = split_xs_lane<NT>(split_smem_u32(xs), xstride, lane);
+  // The lane's ldmatrix address in its warp's slice of the staged columns.
+  const unsigned xs_lane = split_xs_lane<NT>(split_smem_u32(xs), xstride, lane) + (Parts == 1 ? 0u : static_cast<unsigned>(2 * half * a.slice_cols));
   int flush_mask = 0;
   const unsigned flush_in_load = split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const float unscale = static_cast<float>(1 << (Bits - 1));
@@ -752,18 +875,21 @@ __global__ void __launch_bounds__(gemv_split_traits::block_threads, Wide ? 1 : g
   }
   cp_async_wait<0>();  // no copy outlives the block
 
-  split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
+  if constexpr (Parts == 1) split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
+  else split_pair_finish(a, acc, band, warp, lane, tid, unscale, reinterpret_cast<float*>(smem_bytes + sm.sums), y);
 }
 
 // Wide: the kernel of split_wide's configuration, its shared memory raised to `wide_smem`
-// (split_wide's, so that no SM holds a second block).
-template <int Bits, int NT, bool Asym, class TY, bool Wide = false>
+// (split_wide's, so that no SM holds a second block). Parts 2: split_pair's, a band's
+// a.slices / 2 blocks along y (`bands` of 8 row tiles) one cluster.
+template <int Bits, int NT, bool Asym, class TY, bool Wide = false, int Parts = 1>
 void split_launch(const split_args& a, const __half* x, TY* y, int bands, cudaStream_t stream, bool pdl, int wide_smem = 0) {
-  const int smem = std::max(split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym).bytes, Wide ? wide_smem : 0);
-  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY, Wide>;
+  const int smem = std::max(split_smem::of(Bits, NT, a.slice_cols, a.slice_groups, Asym, Parts).bytes, Wide ? wide_smem : 0);
+  const auto kernel = gemv_split_kernel<Bits, NT, Asym, TY, Wide, Parts>;
   if (smem > 48 * 1024) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  launch_kernel(pdl, kernel, dim3(static_cast<unsigned>(bands), static_cast<unsigned>(a.slices)),
-                dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
+  const unsigned blocks_y = static_cast<unsigned>(a.slices / Parts);
+  launch_kernel_clusters(pdl, dim3(1u, Parts == 1 ? 1u : blocks_y, 1u), kernel, dim3(static_cast<unsigned>(bands), blocks_y),
+                         dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), stream, a, x, y);
 }
 
 // Checks a GEMV call's operands; `who` names the entry point in the errors.
@@ -821,10 +947,7 @@ inline split_args split_make_args(const device_split& w, int slice_cols, int sli
 // of `spec` on a device of `sm_count` SMs with `smem_per_sm` bytes of shared memory an SM
 // and `smem_per_block` a block (opt-in), host-only and pure (tests/cuda/test_gemv_split_layout.cu
 // checks it without a GPU); split_wide applies it to the current device (two attribute
-// reads a call, no cache).
-struct split_wide_config {
-  int slices = 0, slice_cols = 0, smem = 0;
-};
+// reads; upload_split stores its result in the device_split).
 inline split_wide_config split_wide_of(const split_layout& l, const quant::format_spec& spec, int sm_count, int smem_per_sm,
                                        int smem_per_block) {
   split_wide_config c;
@@ -849,6 +972,82 @@ inline split_wide_config split_wide(const device_split& w) {
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   return split_wide_of(w.l, w.spec, w.sm_count, per_sm, per_block);
+}
+
+// The pair configuration (9-16 tokens, symmetric codes): where split_wide has 2 slices (tall
+// matrices: 14336 x 4096 on an H100), a block of 16 warps holds both of a band's slices for 8
+// row tiles (128 rows, x staged for both: 128 KB at 2048 columns) and adds them in shared
+// memory (split_pair_finish): no workspace, counter or fence, the same block count as
+// split_wide's. On an H100 at 16 tokens in a graph with PDL: 14336 x 4096 w4g128s 17.37-17.54
+// -> 16.50-16.51 us, w2g64s -5.8%, w8g128s -3.6%; the shapes it does not take within 0.7%;
+// bench/results/cuda_gemv_split_pair_h100_20261207_s56.md.
+// With 4 slices a band's two blocks would be one thread-block cluster, the sums read through
+// DSMEM: the kernel, launch and occupancy check do that, bit for bit the wide kernel's output
+// on 8192 x 8192 and 6912 x 4096, but it was not faster (8192 x 8192: w4g128s +0.9%, w2g64s
+// +0.7%, w8g128s -1.6%): the wide kernel's 2 us tail is its slowest slices, not the L2 round
+// trips (the pair probe without a tail: 15.4-15.5 us). So split_pair_max_clusters is 1.
+// `bands` 0 where it does not apply: asymmetric codes, no wide configuration or one of other
+// than 2 or (with split_pair_max_clusters 2) 4 slices, more blocks than SMs, or shared memory over
+// `smem_per_block`. `clusters`: blocks a cluster; for 2, split_pair checks that a wave holds
+// `bands` clusters on the current device (cudaOccupancyMaxActiveClusters). upload_split
+// stores split_pair's result.
+inline constexpr int split_pair_max_clusters = 1;
+inline split_pair_config split_pair_of(const split_layout& l, const quant::format_spec& spec, const split_wide_config& wide, int sm_count,
+                                       int smem_per_block) {
+  constexpr int TPB = gemv_split_traits::block_warps / 2;  // row tiles a block
+  split_pair_config c;
+  if (!spec.symmetric || (wide.slices != 2 && wide.slices != 4) || wide.slices / 2 > split_pair_max_clusters) return c;
+  const std::int64_t bands = (l.row_tiles + TPB - 1) / TPB;
+  if (bands * (wide.slices / 2) > sm_count) return c;
+  const int need = split_smem::of(spec.bits, 2, wide.slice_cols, split_slice_groups(group_shift_of(spec), wide.slice_cols), false, 2).bytes;
+  const int smem = std::max(need, wide.smem);  // wide.smem: over half an SM's, as split_wide_of says why
+  if (smem > smem_per_block) return c;
+  c.bands = static_cast<int>(bands);
+  c.clusters = wide.slices / 2;
+  c.smem = smem;
+  return c;
+}
+// Clusters of 2 of the Bits-bit pair kernel with `smem` bytes that the current device holds at once.
+template <int Bits>
+int split_pair_resident(int bands, int smem) {
+  const auto kernel = gemv_split_kernel<Bits, 2, false, f16, true, 2>;
+  // Only ever raised here: a graph captured earlier may hold a launch of this kernel with more.
+  cudaFuncAttributes fa{};
+  QMR_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+  if (fa.maxDynamicSharedSizeBytes < smem) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(bands), 2u);
+  config.blockDim = dim3(gemv_split_traits::block_threads);
+  config.dynamicSmemBytes = static_cast<std::size_t>(smem);
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = 1;
+  cluster.val.clusterDim.y = 2;
+  cluster.val.clusterDim.z = 1;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  int n = 0;
+  QMR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &config));
+  return n;
+}
+inline split_pair_config split_pair(const device_split& w, const split_wide_config& wide) {
+  if (wide.slices == 0) return {};
+  int device = 0, per_block = 0, clusters_ok = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const split_pair_config c = split_pair_of(w.l, w.spec, wide, w.sm_count, per_block);
+  if (c.clusters != 2) return c;
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&clusters_ok, cudaDevAttrClusterLaunch, device));
+  if (clusters_ok == 0) return {};
+  int resident = 0;
+  switch (w.spec.bits) {
+    case 2: resident = split_pair_resident<2>(c.bands, c.smem); break;
+    case 3: resident = split_pair_resident<3>(c.bands, c.smem); break;
+    case 4: resident = split_pair_resident<4>(c.bands, c.smem); break;
+    case 8: resident = split_pair_resident<8>(c.bands, c.smem); break;
+    default: return {};
+  }
+  return resident >= c.bands ? c : split_pair_config{};
 }
 
 // Runs the batch in chunks of 16 tokens: for each, launch.template operator()<Bits, NT, Asym>(a,
@@ -893,14 +1092,21 @@ void gemv_split(const device_split& w, const f16* x, TY* y, int M, cudaStream_t 
   static_assert(qstd::is_same_v<TY, f16> || qstd::is_same_v<TY, float>, "gemv_split: the output is f16 or float");
   detail::split_check_call(w, x, y, M, "gemv_split");
   const split_layout& l = w.l;
-  const detail::split_wide_config wide = M > 8 ? detail::split_wide(w) : detail::split_wide_config{};
+  const detail::split_wide_config wide = M > 8 ? w.wide : detail::split_wide_config{};
   const detail::split_args wide_args = wide.slices > 0 ? detail::split_make_args(w, wide.slice_cols, wide.slices) : detail::split_args{};
+  const detail::split_pair_config& pair = w.pair;
   detail::split_run_chunks(detail::split_make_args(w, l.slice_cols, l.slices), x, y, M, w.spec.bits, "gemv_split",
                            [&]<int Bits, int NT, bool Asym>(const detail::split_args& a, const __half* xc, TY* yc) {
                              if constexpr (NT == 2) {
                                if (wide.slices > 0) {
                                  detail::split_args aw = wide_args;  // the chunk's tokens below
                                  aw.m = a.m;
+                                 if constexpr (!Asym) {
+                                   if (pair.bands > 0) {
+                                     detail::split_launch<Bits, NT, Asym, TY, true, 2>(aw, xc, yc, pair.bands, stream, pdl, pair.smem);
+                                     return;
+                                   }
+                                 }
                                  detail::split_launch<Bits, NT, Asym, TY, true>(aw, xc, yc, l.bands, stream, pdl, wide.smem);
                                  return;
                                }

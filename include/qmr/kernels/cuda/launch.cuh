@@ -55,26 +55,43 @@ QMR_DEVICE __forceinline__ T ld_produced(const T* p) {
 }  // namespace detail
 
 #ifdef __CUDACC__
-// kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when `pdl`
-// (only for kernels that call detail::pdl_wait() before any memory access, and
-// only after a kernel: a copy or an event before it gets no overlap). Checks the launch.
+// kernel<<<grid, block, smem, stream>>>(args...) in thread-block clusters of `cluster`
+// blocks (sm_90; none when it is 1 x 1 x 1), with the PDL attribute when `pdl` (only for
+// kernels that call detail::pdl_wait() before any memory access, and only after a kernel: a
+// copy or an event before it gets no overlap). Checks the launch.
 template <class... Params, class... Args>
-void launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
-                   Args&&... args) {
+void launch_kernel_clusters(bool pdl, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                            cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  config.attrs = pdl ? &attribute : nullptr;
-  config.numAttrs = pdl ? 1 : 0;
+  cudaLaunchAttribute attributes[2]{};
+  unsigned n = 0;
+  if (pdl) {
+    attributes[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  const bool clustered = cluster.x * cluster.y * cluster.z > 1;
+  if (clustered) {
+    attributes[n].id = cudaLaunchAttributeClusterDimension;
+    attributes[n].val.clusterDim.x = cluster.x;
+    attributes[n].val.clusterDim.y = cluster.y;
+    attributes[n++].val.clusterDim.z = cluster.z;
+  }
+  config.attrs = n > 0 ? attributes : nullptr;
+  config.numAttrs = n;
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess)
-    throw error(std::string("kernel launch") + (pdl ? " (PDL)" : "") + ": " + cudaGetErrorName(e) + " (" +
-                cudaGetErrorString(e) + ")");
+    throw error(std::string("kernel launch") + (pdl ? " (PDL)" : "") +
+                (clustered ? " (clusters of " + std::to_string(cluster.x * cluster.y * cluster.z) + ")" : std::string()) + ": " +
+                cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+// The same without clusters.
+template <class... Params, class... Args>
+void launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream, Args&&... args) {
+  launch_kernel_clusters(pdl, dim3(1u, 1u, 1u), kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 #endif  // __CUDACC__
 
