@@ -1,4 +1,4 @@
-// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16; 9-16 tokens in split_wide's configuration where it applies, and for symmetric codes in split_pair's, clusters of 1 and of 2 blocks), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Matrices sharing one workspace, called back to back, give bit for bit their outputs over workspaces of their own; a used shared workspace refuses a matrix that needs more. split_pair against split_wide bit for bit at 14336 x 4096 and 12288 x 2048 (QMR_GEMV_TEST_PAIR_ONLY=1: that alone; QMR_GEMV_TEST_QUICK=1 skips it). Exits 77 (skip) without a GPU.
+// GPU test: the split-K tensor-core GEMV (qmr::cuda::gemv_split) matches a float64 reference on fresh random data for 2/3/4/8-bit formats, symmetric and asymmetric, every group size and per-channel, ragged row counts, columns that are not whole 128-column quanta, shapes with one slice and with many (a few, and one band's 64), M in {1, 3, 8, 9, 16, 21} (two launches past 16; 9-16 tokens in split_wide's configuration where it applies, and for symmetric codes with 2 wide slices in split_pair's), f16 and f32 outputs, with outputs poisoned before each run; twice in a row per case, the second call's output equal to the first's bit for bit (the slice counters must reset; no sum depends on timing). gemv() over an upload with a split copy gives bit for bit the output of the kernel split_takes() names (split, tiled or lanes). Matrices sharing one workspace, called back to back, give bit for bit their outputs over workspaces of their own; a used shared workspace refuses a matrix that needs more. split_pair against split_wide bit for bit at 14336 x 4096 and 12288 x 2048 (QMR_GEMV_TEST_PAIR_ONLY=1: that alone; QMR_GEMV_TEST_QUICK=1 skips it). Exits 77 (skip) without a GPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -172,13 +172,16 @@ void check_pair_full_size() {
                                    std::pair<std::int64_t, std::int64_t>{8192, 8192}, std::pair<std::int64_t, std::int64_t>{6912, 4096}})
     for (const quant::format_spec spec : {quant::format_spec::quantized(4, 128, true), quant::format_spec::quantized(2, 64, true),
                                           quant::format_spec::quantized(8, 128, true)}) {
+      if (cols == 8192 || rows == 6912) {
+        if (qd::split_pair_max_clusters < 2) continue;  // 4 wide slices: the pair kernel only in clusters of 2
+      }
       const quant::qtensor q = random_qtensor(spec, rows, cols, r5);
       const qc::device_split dw = qc::upload_split(q.view(), nullptr);
       sm_count = dw.sm_count;
       const qd::split_wide_config& wide = dw.wide;
       const qd::split_pair_config& pair = dw.pair;
       if (pair.bands == 0) {  // another GPU (not 132 SMs with clusters): nothing to compare
-        std::printf("split_pair %s [%lld, %lld]: no pair configuration here (%d wide slices)\n", spec.str().c_str(),
+        std::printf("split_pair %s [%lld, %lld]: no pair configuration on this GPU (%d wide slices)\n", spec.str().c_str(),
                     static_cast<long long>(rows), static_cast<long long>(cols), wide.slices);
         continue;
       }
@@ -194,8 +197,13 @@ void check_pair_full_size() {
       }
       ++pair_cases;
     }
-  // 112-167 SMs (H100, H200) give 14336 x 4096 two wide slices: the pair kernel must have run.
-  CHECK(pair_cases > 0 || sm_count < 112 || sm_count > 167, "split_pair ran no full-size case on %d SMs", sm_count);
+  // 112-167 SMs with an sm_90 block's shared memory (H100, H200) give 14336 x 4096 two wide slices and room for the
+  // pair kernel's 189-197 KB: it must have run there.
+  int device = 0, per_block = 0;
+  QMR_CUDA_CHECK(cudaGetDevice(&device));
+  QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  CHECK(pair_cases > 0 || sm_count < 112 || sm_count > 167 || per_block < 196864, "split_pair ran no full-size case on %d SMs (%d B a block)",
+        sm_count, per_block);
   std::printf("split_pair against split_wide at full size: %d cases\n", pair_cases);
 }
 
@@ -221,8 +229,9 @@ int main() {
     // 9-16-token calls keep the layout's configuration (split_wide does not apply).
     const std::int64_t row_counts[] = {1, 67, 203, 9000, 40000};
     // Columns: below one 128-column quantum, not whole quanta (48, 160, 320), two slice quanta, Qwen's 896 and
-    // 4864 (several slices at 9000 rows), 4 slice quanta (1024: split_pair's clusters of 2 for
-    // every group size), 7 and 8 slices of one quantum, a long row (many slices of one band).
+    // 4864 (several slices at 9000 rows), 4 slice quanta (1024: 4 wide slices for every group
+    // size, split_pair's clusters of 2 where split_pair_max_clusters allows), 7 and 8 slices of
+    // one quantum, a long row (many slices of one band).
     const std::int64_t col_counts[] = {16, 48, 160, 320, 512, 896, 1024, 1792, 2048, 4864, 16384};
     const bool quick = std::getenv("QMR_GEMV_TEST_QUICK") != nullptr;
     if (std::getenv("QMR_GEMV_TEST_PAIR_ONLY") != nullptr) {  // split_pair at full size alone (for the sanitizers)
@@ -259,7 +268,7 @@ int main() {
                       st.worst, st.worst_rms);
           // The pair kernel takes symmetric formats' 2-slice wide configurations (and 4-slice ones in clusters of 2 where
           // split_pair_max_clusters allows and the GPU has clusters); the shapes include both (67 x 512: 2 slices;
-          // 67 x 1024: 4).
+          // 67 x 896 and 67 x 1024: 4).
           if (symmetric && !quick)
             CHECK(st.pair[1] > 0 && (st.pair[2] > 0) == (clusters && qmr::cuda::detail::split_pair_max_clusters >= 2),
                   "%s: the pair kernel ran %d shapes in clusters of 1 and %d of 2", spec.str().c_str(), st.pair[1], st.pair[2]);
@@ -301,7 +310,7 @@ int main() {
             QMR_CUDA_CHECK(cudaMemcpy(y.data(), dy.data(), dy.size(), cudaMemcpyDeviceToHost));
             return y;
           };
-          for (int M : {1, 3, 12, 16}) {
+          for (int M : {1, 3, 8, 9, 12, 16}) {
             const std::size_t n = static_cast<std::size_t>(M * rows);
             const auto x = dx.as<const f16>();
             const auto y = dy.as<float>();

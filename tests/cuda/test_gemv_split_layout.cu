@@ -94,8 +94,8 @@ constexpr int h100_smem_sm = 233472, h100_smem_block = 232448;
 // bands blocks at most one an SM), slices of 256-multiples (or the whole row) of at most 2048 columns covering the row,
 // no more slices than the layout's workspace holds, and shared memory that fits a block, holds the kernel's, and is over
 // half an SM's; where it does not, a reason.
-// split_pair_of, for a layout with a wide configuration c: it applies exactly to symmetric codes with 2 or 4 wide
-// slices; then bands of 8 row tiles cover the rows, clusters are half the slices, blocks fit one wave, and its shared
+// split_pair_of, for a layout with a wide configuration c: it applies exactly to symmetric codes with 2 wide slices
+// (or 4, where split_pair_max_clusters allows clusters of 2); then bands of 8 row tiles cover the rows, clusters are half the slices, blocks fit one wave, and its shared
 // memory holds the kernel's (x of two slices and the warps' sums) and is at least the wide kernel's, within a block.
 void check_pair(const qc::split_layout& l, const quant::format_spec& spec, const qd::split_wide_config& c, int sms, const std::string& what,
                 int (&n_pair)[3]) {

@@ -100,7 +100,7 @@ static_assert(split_load_cols(2) == 128 && split_load_cols(3) == 128 && split_lo
 // gemv()'s thresholds for the split kernel (see split_takes), from H100 measurements:
 // 2^23 weights (between 2048 x 2048, where the tiled kernel wins at every M, and
 // 1536 x 8960, where the split one wins from 2 tokens), rows of 4096 columns (896 x 4864
-// wins at 12+ tokens, 2048 x 2048 and 4864 x 896 lose at every M), a side of 1536
+// wins at 9+ tokens, 2048 x 2048 and 4864 x 896 lose at every M), a side of 1536
 // (thin matrices).
 inline constexpr std::int64_t split_min_elements = std::int64_t{1} << 23;
 inline constexpr std::int64_t split_min_cols = 4096;
