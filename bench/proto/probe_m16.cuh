@@ -194,29 +194,11 @@ __device__ __forceinline__ void store_fragment_pair(const qd::split_args& a, f16
   if (tok + 1 < a.m) qd::lanes_store(y + static_cast<std::size_t>(tok + 1) * a.rows + row, sum.y * unscale);
 }
 
-// A launch of grid x block threads with `bytes` of dynamic shared memory on `stream`, with the PDL attribute when `pdl`
-// and clusters of cluster (x, y, 1) blocks unless that is 1 x 1; attrs holds the attributes while the config is used.
+// A launch of grid x `threads` threads with `bytes` of dynamic shared memory on `stream` (PDL when `pdl`, clusters of
+// `cluster` blocks unless 1 x 1): the library's launch_config in the probes' argument order.
 inline cudaLaunchConfig_t launch_config(dim3 grid, int threads, int bytes, cudaStream_t stream, bool pdl, dim3 cluster,
                                         cudaLaunchAttribute (&attrs)[2]) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(static_cast<unsigned>(threads));
-  config.dynamicSmemBytes = static_cast<std::size_t>(bytes);
-  config.stream = stream;
-  int n = 0;
-  if (pdl) {
-    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
-  if (cluster.x * cluster.y > 1) {
-    attrs[n].id = cudaLaunchAttributeClusterDimension;
-    attrs[n].val.clusterDim.x = cluster.x;
-    attrs[n].val.clusterDim.y = cluster.y;
-    attrs[n++].val.clusterDim.z = 1;
-  }
-  config.attrs = n ? attrs : nullptr;
-  config.numAttrs = static_cast<unsigned>(n);
-  return config;
+  return qmr::cuda::launch_config(pdl, cluster, grid, dim3(static_cast<unsigned>(threads)), static_cast<std::size_t>(bytes), stream, attrs);
 }
 
 // A probe's main: the format from argv[1] (w4g128s by default; 4-bit symmetric only), a stream, the split_probe,

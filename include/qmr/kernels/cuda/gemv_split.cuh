@@ -1015,17 +1015,9 @@ int split_pair_resident(int bands, int smem) {
   cudaFuncAttributes fa{};
   QMR_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
   if (fa.maxDynamicSharedSizeBytes < smem) QMR_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(bands), 2u);
-  config.blockDim = dim3(gemv_split_traits::block_threads);
-  config.dynamicSmemBytes = static_cast<std::size_t>(smem);
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = 1;
-  cluster.val.clusterDim.y = 2;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  cudaLaunchAttribute attributes[2]{};
+  const cudaLaunchConfig_t config = launch_config(false, dim3(1u, 2u, 1u), dim3(static_cast<unsigned>(bands), 2u),
+                                                  dim3(gemv_split_traits::block_threads), static_cast<std::size_t>(smem), nullptr, attributes);
   int n = 0;
   QMR_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &config));
   return n;

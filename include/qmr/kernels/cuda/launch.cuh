@@ -55,26 +55,23 @@ QMR_DEVICE __forceinline__ T ld_produced(const T* p) {
 }  // namespace detail
 
 #ifdef __CUDACC__
-// kernel<<<grid, block, smem, stream>>>(args...) in thread-block clusters of `cluster`
-// blocks (sm_90; none when it is 1 x 1 x 1), with the PDL attribute when `pdl` (only for
-// kernels that call detail::pdl_wait() before any memory access, and only after a kernel: a
-// copy or an event before it gets no overlap). Checks the launch.
-template <class... Params, class... Args>
-void launch_kernel_clusters(bool pdl, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
-                            cudaStream_t stream, Args&&... args) {
+// The launch of grid x block threads with `smem` bytes of dynamic shared memory on
+// `stream`: with the PDL attribute when `pdl`, in thread-block clusters of `cluster` blocks
+// unless that is 1 x 1 x 1. `attributes` holds the attributes while the config is used (by a
+// launch, or an occupancy query such as cudaOccupancyMaxActiveClusters).
+inline cudaLaunchConfig_t launch_config(bool pdl, dim3 cluster, dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                                        cudaLaunchAttribute (&attributes)[2]) {
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream;
-  cudaLaunchAttribute attributes[2]{};
   unsigned n = 0;
   if (pdl) {
     attributes[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attributes[n++].val.programmaticStreamSerializationAllowed = 1;
   }
-  const bool clustered = cluster.x * cluster.y * cluster.z > 1;
-  if (clustered) {
+  if (cluster.x * cluster.y * cluster.z > 1) {
     attributes[n].id = cudaLaunchAttributeClusterDimension;
     attributes[n].val.clusterDim.x = cluster.x;
     attributes[n].val.clusterDim.y = cluster.y;
@@ -82,6 +79,19 @@ void launch_kernel_clusters(bool pdl, dim3 cluster, void (*kernel)(Params...), d
   }
   config.attrs = n > 0 ? attributes : nullptr;
   config.numAttrs = n;
+  return config;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...) in thread-block clusters of `cluster`
+// blocks (sm_90; none when it is 1 x 1 x 1), with the PDL attribute when `pdl` (only for
+// kernels that call detail::pdl_wait() before any memory access, and only after a kernel: a
+// copy or an event before it gets no overlap). Checks the launch.
+template <class... Params, class... Args>
+void launch_kernel_clusters(bool pdl, dim3 cluster, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                            cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attributes[2]{};
+  const cudaLaunchConfig_t config = launch_config(pdl, cluster, grid, block, smem, stream, attributes);
+  const bool clustered = cluster.x * cluster.y * cluster.z > 1;
   const cudaError_t e = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess)
     throw error(std::string("kernel launch") + (pdl ? " (PDL)" : "") +
