@@ -39,7 +39,7 @@ def analyze(path):
     rel = {j: min(b["waited"] for b in calls[j]) for j in calls}
     end = {j: max(max(b["fins"]) for b in calls[j]) for j in calls}
     print(f"== {path}: {n} calls, {len(calls[0])} blocks a call")
-    print("call | entry min/max | waited max | x staged p50/max | loop end p10/p50/p90/max | end | next release | period")
+    print("call | entry min/max | waited max | x staged p50/max | loop end p10/p50/p90/max | end | next release")
     per_call = []
     for j in range(2, n - 1):
         bs = calls[j]
@@ -54,7 +54,7 @@ def analyze(path):
                              loop90=pct(loops, 0.9), loopmax=max(loops), end=e, next=nr, entrymin=min(entry), entrymax=max(entry),
                              waitmax=max(waited)))
         print(f"{j:4d} | {min(entry):6.2f} {max(entry):6.2f} | {max(waited):5.2f} | {pct(staged, .5):5.2f} {max(staged):5.2f} | "
-              f"{pct(loops, .1):5.2f} {pct(loops, .5):5.2f} {pct(loops, .9):5.2f} {max(loops):5.2f} | {e:5.2f} | {nr:5.2f} | {nr:5.2f}")
+              f"{pct(loops, .1):5.2f} {pct(loops, .5):5.2f} {pct(loops, .9):5.2f} {max(loops):5.2f} | {e:5.2f} | {nr:5.2f}")
     m = {k: st.mean(c[k] for c in per_call) for k in per_call[0]}
     print("mean: entry {entrymin:.2f}..{entrymax:.2f}, waited max {waitmax:.2f}, x staged p50 {staged50:.2f} max {stagedmax:.2f}, "
           "loop end p10 {loop10:.2f} p50 {loop50:.2f} p90 {loop90:.2f} max {loopmax:.2f}, end {end:.2f}, next release {next:.2f}".format(**m))
@@ -81,9 +81,10 @@ def analyze(path):
           f"p90 {pct(alld, .9):.2f}, max {max(alld):.2f}; std between SMs' means {st.pstdev(means.values()):.3f}, "
           f"within an SM across calls {within:.3f}")
     print(f"warps of a block: loop ends spread p50 {pct(warp_spread, .5):.2f} us, p90 {pct(warp_spread, .9):.2f}")
-    print("by GPC (SMs, mean streaming us): " + ", ".join(
-        f"{g}: {len({s for s in dur if any(True for _ in [0])}) if False else sum(1 for s in dur if gpc_of(rows, s) == g)} "
-        f"{st.mean(v):.2f}" for g, v in sorted(by_gpc.items())))
+    sms_of = defaultdict(set)
+    for r in rows:
+        sms_of[r["gpc"]].add(r["smid"])
+    print("by GPC (SMs used, mean streaming us): " + ", ".join(f"{g}: {len(sms_of[g])} {st.mean(v):.2f}" for g, v in sorted(by_gpc.items())))
     print("by slice (x staged / loop end, mean us from release): " + ", ".join(
         f"{s}: {st.mean(start_by_slice[s]):.2f} / {st.mean(v):.2f}" for s, v in sorted(by_slice.items())))
     slow = sorted(means.items(), key=lambda kv: -kv[1])
