@@ -76,7 +76,7 @@ struct tl_smem {
   }
 };
 
-template <int TM, bool TRACE, int D>
+template <int TM, bool TRACE, int D, int PRE, int A>
 __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, const __half* __restrict__ x, f16* __restrict__ y, trace_rec* tr) {
   constexpr int Bits = 4, LC = qc::split_load_cols(Bits), TOK = 16;
   extern __shared__ uint4 tl_smem_raw[];
@@ -110,13 +110,13 @@ __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, c
   if (active) qd::split_stage_tile_scales<false>(a, tile, c0, sp, nullptr, lane);  // the oldest group
   qd::cp_async_commit();
 #pragma unroll
-  for (int i = 0; i < D - 1; ++i) issue(i);  // the burst before the wait (no kernel writes the weights)
+  for (int i = 0; i < PRE; ++i) issue(i);  // before the wait (no kernel writes the weights)
   qd::pdl_wait();
   if constexpr (TRACE)
     if (tid == 0) rec->waited = gtimer();
   constexpr int XPT = (TOK * 2048 / 8 + 32 * W - 1) / (32 * W);  // x vectors a thread at most (slices of <= 2048 columns)
   probe_m16::stage_x_loads<XPT>(a, x, xs, xstride, c0, a.slice_cols / 8, 0, TOK, tid, 32 * W);
-  cp_async_wait_upto<D - 1>(D - 1);  // the thread's scale copies (the oldest group)
+  cp_async_wait_upto<PRE>(PRE);  // the thread's scale copies (the oldest group)
   __syncthreads();
   if constexpr (TRACE)
     if (tid == 0) rec->staged = gtimer();
@@ -130,11 +130,11 @@ __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, c
   int flush_mask = 0;
   const unsigned flush_in_load = qd::split_flush_in_load<Bits>(a.group_shift, flush_mask);
   const std::uint32_t hw[2] = {0u, 0u};
-  int issued = D - 1;  // loads issued (groups after the scales')
+  int issued = PRE;  // loads issued (groups after the scales')
   for (int i = 0; i < n_loads; ++i) {
-    if (issued <= i + R - 1) issue(issued++);  // R - 1 ahead once the burst has drained to it
-    if (D == R || issued - 1 - i == R - 1) qd::cp_async_wait<R - 1>();
-    else cp_async_wait_upto<D - 1>(issued - 1 - i);  // load i has landed
+    while (issued < i + A) issue(issued++);  // A loads in flight with load i (after a burst: once it has drained to A)
+    if (issued - 1 - i == A - 1) qd::cp_async_wait<A - 1>();
+    else cp_async_wait_upto<(PRE > A ? PRE : A) - 1>(issued - 1 - i);  // load i has landed
     std::uint32_t q[4];
     asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(q[0]), "=r"(q[1]), "=r"(q[2]), "=r"(q[3])
@@ -162,13 +162,15 @@ __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, c
     if (lane == 0) rec->fin_end[warp] = gtimer();
 }
 
-template <int TM, bool TRACE, int D>
+// D ring slots; PRE loads a warp copied before the wait; A loads in flight during the loop (the library: 4, 3, 4).
+template <int TM, bool TRACE, int D, int PRE = D - 1, int A = R>
 struct tl_variant {
+  static_assert(PRE < D && A <= D, "tl_variant: the ring holds the loads in flight");
   static std::string name() {
-    return std::string("wide ring ") + std::to_string(D) + (D > R ? " (burst " + std::to_string(D - 1) + ", then 3 ahead)" : "") +
-           (TM == 1 ? ", no tail (timing)" : "") + (TRACE ? ", traced" : "");
+    return std::string("wide ring ") + std::to_string(D) + " (" + std::to_string(PRE) + " before the wait, " + std::to_string(A) +
+           " in flight)" + (TM == 1 ? ", no tail (timing)" : "") + (TRACE ? ", traced" : "");
   }
-  static constexpr auto kernel = tl_kernel<TM, TRACE, D>;
+  static constexpr auto kernel = tl_kernel<TM, TRACE, D, PRE, A>;
 };
 
 // The SM -> GPC map: clusters of `c` blocks with one block an SM (shared memory over half an SM's) are placed within
@@ -204,7 +206,7 @@ std::vector<int> gpc_map(cudaStream_t stream) {
   qc::device_buffer ids(static_cast<std::size_t>(sms) * sizeof(unsigned) * 4);
   for (const int c : {16, 8, 4, 8, 4, 2}) {
     cudaLaunchAttribute attrs[2]{};
-    cudaLaunchConfig_t config = probe_m16::launch_config(dim3(1u), 32, smem, stream, false, dim3(static_cast<unsigned>(c), 1u), attrs);
+    cudaLaunchConfig_t config = probe_m16::launch_config(dim3(static_cast<unsigned>(c)), 32, smem, stream, false, dim3(static_cast<unsigned>(c), 1u), attrs);
     int clusters = 0;
     if (cudaOccupancyMaxActiveClusters(&clusters, gpc_probe_kernel, &config) != cudaSuccess || clusters == 0) {
       static_cast<void>(cudaGetLastError());
@@ -269,9 +271,9 @@ void launch(const setup& s, int copy, trace_rec* tr, const f16* x, f16* y, cudaS
 }
 
 // Checked once, timed as a graph of `calls` calls with PDL (trace slots reused call after call when traced).
-template <int TM, bool TRACE, int D>
+template <int TM, bool TRACE, int D, int PRE = D - 1, int A = R>
 void run_variant(probe_m16::split_probe& p, qc::device_buffer& trace, cudaStream_t stream) {
-  using V = tl_variant<TM, TRACE, D>;
+  using V = tl_variant<TM, TRACE, D, PRE, A>;
   const setup s = prepare<V, D>(p);
   const int blocks = s.bands * 4;
   char note[32];
@@ -286,10 +288,10 @@ void run_variant(probe_m16::split_probe& p, qc::device_buffer& trace, cudaStream
 
 // One graph of `calls` calls (copies 0 .. calls - 1, call j's records at slot j), replayed 5 times, then once more with
 // the records cleared; they go to DIR/NAME.csv, one line a block of a call.
-template <int TM, int D>
+template <int TM, int D, int PRE = D - 1, int A = R>
 void trace_replay(probe_m16::split_probe& p, qc::device_buffer& trace, const std::vector<int>& gpc, const std::string& dir, const char* name,
                   cudaStream_t stream) {
-  using V = tl_variant<TM, true, D>;
+  using V = tl_variant<TM, true, D, PRE, A>;
   const setup s = prepare<V, D>(p);
   const int blocks = s.bands * 4;
   cudaGraph_t g = nullptr;
@@ -348,18 +350,20 @@ int main(int argc, char** argv) {
   return probe_m16::probe_main(argc, argv, "timeline", [&](probe_m16::split_probe& p, cudaStream_t stream) {
     qc::device_buffer trace(static_cast<std::size_t>(calls) * 128 * sizeof(trace_rec));
     const std::vector<int> gpc = gpc_map(stream);
-    // The traces first (the reason for this call), then the timings.
+    // Call b (h100_s57/b): the traces of the wide kernel with its tail, without, and with a 12-load burst; the bursts'
+    // timings. Call c: rings kept deeper during the loop (5 or 7 loads ahead once x is staged, 3 before the wait).
     trace_replay<0, 4>(p, trace, gpc, dir, "wide_tail", stream);
-    trace_replay<1, 4>(p, trace, gpc, dir, "wide_notail", stream);
-    trace_replay<0, 12>(p, trace, gpc, dir, "burst12_tail", stream);
+    trace_replay<0, 6, 3, 6>(p, trace, gpc, dir, "ring6_tail", stream);
+    trace_replay<0, 8, 3, 8>(p, trace, gpc, dir, "ring8_tail", stream);
+    trace_replay<1, 8, 3, 8>(p, trace, gpc, dir, "ring8_notail", stream);
     run_variant<0, false, 4>(p, trace, stream);
-    run_variant<0, true, 4>(p, trace, stream);
+    run_variant<0, false, 6, 3, 6>(p, trace, stream);
+    run_variant<0, false, 8, 3, 8>(p, trace, stream);
+    run_variant<0, false, 12, 3, 12>(p, trace, stream);
     run_variant<1, false, 4>(p, trace, stream);
-    run_variant<1, true, 4>(p, trace, stream);
-    run_variant<0, false, 8>(p, trace, stream);
-    run_variant<0, false, 12>(p, trace, stream);
-    run_variant<0, false, 16>(p, trace, stream);
-    run_variant<1, false, 12>(p, trace, stream);
+    run_variant<1, false, 8, 3, 8>(p, trace, stream);
     run_variant<0, false, 4>(p, trace, stream);
+    run_variant<0, false, 6, 3, 6>(p, trace, stream);
+    run_variant<0, false, 8, 3, 8>(p, trace, stream);
   });
 }
