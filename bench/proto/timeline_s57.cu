@@ -19,7 +19,9 @@
 // Build (sm_90):
 //   nvcc -std=c++20 --expt-relaxed-constexpr -O3 -gencode=arch=compute_90,code=sm_90 -Xptxas -v
 //        -DQMR_HAVE_CUBLAS -I include -I bench bench/proto/timeline_s57.cu -lcublas -o timeline
-// Run: timeline [FORMAT (w4g128s)] [CSV_DIR] (bash bench/proto/s58a_device.sh).
+// Run: timeline [FORMAT (w4g128s)] [CSV_DIR] (bash bench/proto/s58c_device.sh; call b ran s58b with the burst variants).
+// Results: bench/results/cuda_gemv_split_timeline_wide_h100_20261208_s57.md. Since call c the loop tops up its ring with
+// a while over a runtime count; that made every variant 2.5 us a call slower than call b's code (compare within a call).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
