@@ -160,3 +160,22 @@ tl_trace_r4() {
   tar czf $OUT/raw.tgz -C /tmp raw
   tl_summary
 }
+
+# sanitize_pair_only TOOL ...: compute-sanitizer's TOOLs over the split test's full-size pair check alone
+# (QMR_GEMV_TEST_PAIR_ONLY=1), to san.txt.
+sanitize_pair_only() {
+  local tool s
+  for tool in "$@"; do
+    s=$SECONDS; echo "=== $tool pair only" >> $OUT/san.txt
+    QMR_GEMV_TEST_PAIR_ONLY=1 timeout 150 compute-sanitizer --tool $tool $F/test_cuda_gemv_split >> $OUT/san.txt 2>&1
+    echo "san $tool pair-only rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
+  done
+}
+
+# timeline_s57: stop 57's timeline probe ($F/timeline, bench/proto/timeline_s57.cu) on w4g128s, its CSVs to $OUT/tl/
+# and its lines to timeline.txt.
+timeline_s57() {
+  local s=$SECONDS
+  mkdir -p $OUT/tl
+  timeout 300 $F/timeline w4g128s $OUT/tl > $OUT/timeline.txt 2>&1; echo "timeline rc=$? $((SECONDS-s))s" >> $L
+}

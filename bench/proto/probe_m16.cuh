@@ -151,6 +151,24 @@ __device__ __forceinline__ void stage_x_loads(const qd::split_args& a, const __h
   }
 }
 
+// Warp `warp` of a wide block (band `band` of `warps` row tiles, slice `slice`): its row tile and its slice's columns
+// and 4-bit loads, as the split kernel's prologue computes them.
+struct wide_warp {
+  int tile = 0, c0 = 0, slen = 0, n_loads = 0, l0 = 0;
+  bool active = false;
+};
+__device__ __forceinline__ wide_warp wide_warp_of(const qd::split_args& a, int band, int slice, int warps, int warp) {
+  constexpr int LC = qc::split_load_cols(4);
+  wide_warp w;
+  w.tile = band * warps + warp;
+  w.active = w.tile < a.rows_pad / 16;
+  w.c0 = slice * a.slice_cols;
+  w.slen = min(a.slice_cols, a.loads * LC - w.c0);
+  w.n_loads = w.active ? w.slen / LC : 0;
+  w.l0 = w.c0 / LC;
+  return w;
+}
+
 // The split kernel's loop for one warp over its n_loads loads of 4-bit symmetric codes at 16 tokens: a ring of R slots
 // (ring_q: the lane's address in slot 0, 512 bytes a slot), load i in slot i % R, loads 0 .. R - 2 issued before the
 // call; issue(i, slot) copies load i (an empty group past the last); before(i) runs first in iteration i. The sums

@@ -30,11 +30,7 @@ probe wide 1
 probe pair 2
 s=$SECONDS; timeout 120 $F/cuda_gemv_old --split --runs 20 --batches 9,12,16 --bits 4 \
   --shapes 896x896,128x896,4864x896,896x4864,2048x2048,4096x4096 > $OUT/rule.txt 2>&1; echo "rule rc=$? $((SECONDS-s))s" >> $L
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool pair only" >> $OUT/san.txt
-  QMR_GEMV_TEST_PAIR_ONLY=1 timeout 150 compute-sanitizer --tool $tool $F/test_cuda_gemv_split >> $OUT/san.txt 2>&1
-  echo "san $tool pair-only rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-done
+sanitize_pair_only memcheck racecheck
 cat $OUT/gpu.txt $L
 grep -E '^=== |FAIL|ok  |passed|failed|ok: |split_pair|7168' $OUT/tests.txt | head -70
 grep -E 'SUMMARY' $OUT/san.txt

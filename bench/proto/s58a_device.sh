@@ -12,18 +12,13 @@ F=/tmp/s58
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"
 gpu_clocks
-mkdir -p $OUT/tl
-s=$SECONDS; timeout 200 $F/timeline w4g128s $OUT/tl > $OUT/timeline.txt 2>&1; echo "timeline rc=$? $((SECONDS-s))s" >> $L
+timeline_s57
 run_tests test_cuda_gemv_split_layout:30 test_cuda_gemv_split:150
 s=$SECONDS; echo "=== pair only" >> $OUT/tests.txt
 QMR_GEMV_TEST_PAIR_ONLY=1 timeout 90 $F/test_cuda_gemv_split >> $OUT/tests.txt 2>&1; echo "pair-only rc=$? $((SECONDS-s))s" >> $L
 run_tests test_cuda_gemv_pdl:90
 sanitize_quick test_cuda_gemv_split memcheck racecheck
-for tool in memcheck racecheck; do
-  s=$SECONDS; echo "=== $tool pair only" >> $OUT/san.txt
-  QMR_GEMV_TEST_PAIR_ONLY=1 timeout 120 compute-sanitizer --tool $tool $F/test_cuda_gemv_split >> $OUT/san.txt 2>&1
-  echo "san $tool pair-only rc=$? $((SECONDS-s))s $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/san.txt | tail -1)" >> $L
-done
+sanitize_pair_only memcheck racecheck
 cat $OUT/gpu.txt $L
 grep -E '^=== |FAIL|ok  |passed|failed|ok: |split_pair|pair' $OUT/tests.txt | head -70
 grep -E 'SUMMARY' $OUT/san.txt

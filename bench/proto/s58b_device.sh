@@ -5,6 +5,5 @@ F=/tmp/s58
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"
 gpu_clocks
-mkdir -p $OUT/tl
-s=$SECONDS; timeout 300 $F/timeline w4g128s $OUT/tl > $OUT/timeline.txt 2>&1; echo "timeline rc=$? $((SECONDS-s))s" >> $L
+timeline_s57
 cat $OUT/gpu.txt $L $OUT/timeline.txt

@@ -9,8 +9,7 @@ F=/tmp/s58
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 source "$(dirname "$0")/device_lib.sh"
 gpu_clocks
-mkdir -p $OUT/tl
-s=$SECONDS; timeout 300 $F/timeline w4g128s $OUT/tl > $OUT/timeline.txt 2>&1; echo "timeline rc=$? $((SECONDS-s))s" >> $L
+timeline_s57
 for round in 1 2; do for v in old r6 r8; do bench_split $v "round $round" 8192x8192,4096x14336,4096x4096 4,2,8 16; done; done
 cat $OUT/gpu.txt $L $OUT/timeline.txt
 grep -E "^== |^\| (8192 x|4096 x)" $OUT/bench.txt | awk -F'|' '/^==/{print; next} {print $2,$3,$4,"split",$5,"graph",$7,"cublasg",$12}'

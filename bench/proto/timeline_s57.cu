@@ -90,12 +90,9 @@ __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, c
       rec->entry = gtimer();
       rec->smid = sm_id();
     }
-  const int tile = band * W + warp;
-  const bool active = tile < a.rows_pad / 16;
-  const int c0 = slice * a.slice_cols;
-  const int slen = min(a.slice_cols, a.loads * LC - c0);
-  const int n_loads = active ? slen / LC : 0;
-  const int l0 = c0 / LC;
+  const probe_m16::wide_warp ww = probe_m16::wide_warp_of(a, band, slice, W, warp);
+  const int tile = ww.tile, c0 = ww.c0, slen = ww.slen, n_loads = ww.n_loads, l0 = ww.l0;
+  const bool active = ww.active;
   const int xstride = qd::split_x_stride(a.slice_cols);
   const tl_smem sm = tl_smem::of(D, a.slice_cols, a.slice_groups);
   unsigned char* sb = reinterpret_cast<unsigned char*>(tl_smem_raw);
