@@ -169,6 +169,17 @@ __device__ __forceinline__ wide_warp wide_warp_of(const qd::split_args& a, int b
   return w;
 }
 
+// A warp's 16 x 16 partial sums of row tile `tile` to the workspace's slice `slice` (split_finish's layout), and no
+// more: the probes' timing-only tail.
+__device__ __forceinline__ void store_slice_sums(const qd::split_args& a, const float (&acc)[NT][4], int tile, int slice, int g, int t) {
+  float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+}
+
 // The split kernel's loop for one warp over its n_loads loads of 4-bit symmetric codes at 16 tokens: a ring of R slots
 // (ring_q: the lane's address in slot 0, 512 bytes a slot), load i in slot i % R, loads 0 .. R - 2 issued before the
 // call; issue(i, slot) copies load i (an empty group past the last); before(i) runs first in iteration i. The sums

@@ -150,12 +150,7 @@ __global__ void __launch_bounds__(32 * W, 1) tl_kernel(const qd::split_args a, c
   if constexpr (TM == 0) {
     qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
   } else if (active) {
-    float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int k = 0; k < 4; ++k)
-        __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+    probe_m16::store_slice_sums(a, acc, tile, slice, g, t);
   }
   if constexpr (TRACE)
     if (lane == 0) rec->fin_end[warp] = gtimer();
