@@ -147,12 +147,7 @@ __global__ void __launch_bounds__(32 * W, 1) wide_kernel(const qd::split_args a,
     qd::split_finish<NT>(a, acc, tile, g, t, lane, active, slice, unscale, y);
   } else if constexpr (TM == 1) {
     if (!active) return;
-    float* wk = a.work + static_cast<std::size_t>(slice) * 16 * a.rows_pad;
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-#pragma unroll
-      for (int k = 0; k < 4; ++k)
-        __stcg(wk + static_cast<std::size_t>(8 * n + 2 * t + (k & 1)) * a.rows_pad + 16 * tile + g + 8 * (k >> 1), acc[n][k]);
+    probe_m16::store_slice_sums(a, acc, tile, slice, g, t);
   } else {
     // The band's 4 slices are the cluster's 4 blocks along y (ranks x + cx y): each block leaves its warps' sums in its
     // shared memory in mma fragment order, and block y adds the 4 slices of warps y, y + 4, y + 8, y + 12 (a quarter
