@@ -47,6 +47,18 @@ __device__ __forceinline__ void bulk_g2s_multicast(unsigned dst, const void* src
       : "memory");
 }
 
+// The global timer (ns, the same clock on every SM) and the SM a thread runs on: the timeline probe's records.
+__device__ __forceinline__ unsigned long long gtimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ unsigned sm_id() {
+  unsigned s;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+  return s;
+}
+
 // The block's rank in its cluster (x fastest), and its position along x and y.
 __device__ __forceinline__ unsigned cluster_ctarank() {
   unsigned r;

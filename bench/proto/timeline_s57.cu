@@ -25,35 +25,29 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "probe_m16.cuh"
+#include "ptx_sm90.cuh"
 
 using namespace probe_m16;  // qc, qd, gpu, f16, calls, dim, NT
+using ptx90::gtimer;
+using ptx90::sm_id;
 
 namespace {
 
 constexpr int W = 16;  // warps a block (row tiles a band)
 constexpr int R = 4;   // the library's ring: R - 1 loads in flight while streaming
+constexpr int blocks = static_cast<int>(dim / (16 * W)) * 4;  // a call's: 32 bands x 4 slices
 
 // One block of one call: its SM, and the global timer (ns) at each step.
 struct trace_rec {
-  unsigned smid = 0, flags = 0;
+  unsigned smid = 0;
   unsigned long long entry = 0, waited = 0, staged = 0;
   unsigned long long loop_end[W] = {}, fin_end[W] = {};  // per warp
 };
-
-__device__ __forceinline__ unsigned long long gtimer() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-__device__ __forceinline__ unsigned sm_id() {
-  unsigned s;
-  asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
-  return s;
-}
 
 // Waits until at most n cp.async groups of the thread are pending (N >= n: the largest n it is called with).
 template <int N>
@@ -250,6 +244,7 @@ setup prepare(const probe_m16::split_probe& p) {
     s.as.push_back(a);
   }
   s.bands = static_cast<int>((p.w[0].l.rows_pad / 16 + W - 1) / W);
+  if (s.bands * 4 != blocks) throw std::runtime_error("timeline: the trace records hold " + std::to_string(blocks) + " blocks a call");
   int device = 0, per_sm = 0;
   QMR_CUDA_CHECK(cudaGetDevice(&device));
   QMR_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
@@ -269,7 +264,6 @@ template <int TM, bool TRACE, int D, int PRE = D - 1, int A = R>
 void run_variant(probe_m16::split_probe& p, qc::device_buffer& trace, cudaStream_t stream) {
   using V = tl_variant<TM, TRACE, D, PRE, A>;
   const setup s = prepare<V, D>(p);
-  const int blocks = s.bands * 4;
   char note[32];
   std::snprintf(note, sizeof note, "smem %6d B", s.smem);
   probe_m16::check_and_time(
@@ -287,7 +281,6 @@ void trace_replay(probe_m16::split_probe& p, qc::device_buffer& trace, const std
                   cudaStream_t stream) {
   using V = tl_variant<TM, true, D, PRE, A>;
   const setup s = prepare<V, D>(p);
-  const int blocks = s.bands * 4;
   cudaGraph_t g = nullptr;
   QMR_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   for (int j = 0; j < calls; ++j)
@@ -342,7 +335,7 @@ void trace_replay(probe_m16::split_probe& p, qc::device_buffer& trace, const std
 int main(int argc, char** argv) {
   const std::string dir = argc > 2 ? argv[2] : ".";
   return probe_m16::probe_main(argc, argv, "timeline", [&](probe_m16::split_probe& p, cudaStream_t stream) {
-    qc::device_buffer trace(static_cast<std::size_t>(calls) * 128 * sizeof(trace_rec));
+    qc::device_buffer trace(static_cast<std::size_t>(calls) * blocks * sizeof(trace_rec));
     const std::vector<int> gpc = gpc_map(stream);
     // Call b (h100_s57/b): the traces of the wide kernel with its tail, without, and with a 12-load burst; the bursts'
     // timings. Call c: rings kept deeper during the loop (5 or 7 loads ahead once x is staged, 3 before the wait).

@@ -62,7 +62,7 @@ def analyze(path):
 
     # Streaming time of a block: its last warp's loop end minus its x staged; a warp's: its loop end minus x staged.
     dur = defaultdict(list)  # smid -> block durations over calls
-    by_gpc, by_slice, by_band = defaultdict(list), defaultdict(list), defaultdict(list)
+    by_gpc, by_slice = defaultdict(list), defaultdict(list)
     warp_spread = []
     start_by_slice = defaultdict(list)
     for j in range(2, n - 1):
@@ -72,7 +72,6 @@ def analyze(path):
             by_gpc[b["gpc"]].append(d)
             by_slice[b["slice"]].append((max(b["loops"]) - rel[j]) / 1e3)
             start_by_slice[b["slice"]].append((b["staged"] - rel[j]) / 1e3)
-            by_band[b["band"]].append(d)
             warp_spread.append((max(b["loops"]) - min(b["loops"])) / 1e3)
     alld = [d for v in dur.values() for d in v]
     means = {s: st.mean(v) for s, v in dur.items()}
@@ -87,19 +86,10 @@ def analyze(path):
     print("by GPC (SMs used, mean streaming us): " + ", ".join(f"{g}: {len(sms_of[g])} {st.mean(v):.2f}" for g, v in sorted(by_gpc.items())))
     print("by slice (x staged / loop end, mean us from release): " + ", ".join(
         f"{s}: {st.mean(start_by_slice[s]):.2f} / {st.mean(v):.2f}" for s, v in sorted(by_slice.items())))
+    gpc_of = {r["smid"]: r["gpc"] for r in rows}
     slow = sorted(means.items(), key=lambda kv: -kv[1])
-    print("slowest SMs (mean us, gpc): " + ", ".join(f"{s}:{v:.2f}/{gpc_of(rows, s)}" for s, v in slow[:8]))
-    print("fastest SMs: " + ", ".join(f"{s}:{v:.2f}/{gpc_of(rows, s)}" for s, v in slow[-8:]))
-
-
-_gpc_cache = {}
-
-
-def gpc_of(rows, s):
-    key = id(rows)
-    if key not in _gpc_cache:
-        _gpc_cache[key] = {r["smid"]: r["gpc"] for r in rows}
-    return _gpc_cache[key].get(s, -1)
+    print("slowest SMs (mean us, gpc): " + ", ".join(f"{s}:{v:.2f}/{gpc_of[s]}" for s, v in slow[:8]))
+    print("fastest SMs: " + ", ".join(f"{s}:{v:.2f}/{gpc_of[s]}" for s, v in slow[-8:]))
 
 
 if __name__ == "__main__":
